@@ -1,0 +1,407 @@
+//! One fact about a hand-off, and the checks every event passes before it may
+//! reach the log.
+
+use std::{collections::BTreeMap, fmt, time::Duration};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    id::{check_token, Token},
+    time::{Timestamp, MAX_TIMESTAMP, MIN_TIMESTAMP},
+};
+
+/// What happened. Names match the catalog's lower-case spelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventType {
+    Requested,
+    Acknowledged,
+    Started,
+    OnHold,
+    Resumed,
+    Completed,
+    Rejected,
+    Cancelled,
+    Reassigned,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 9] = [
+        EventType::Requested,
+        EventType::Acknowledged,
+        EventType::Started,
+        EventType::OnHold,
+        EventType::Resumed,
+        EventType::Completed,
+        EventType::Rejected,
+        EventType::Cancelled,
+        EventType::Reassigned,
+    ];
+
+    /// The catalog's spelling: `requested`, `on_hold`, ...
+    pub fn name(self) -> &'static str {
+        match self {
+            EventType::Requested => "requested",
+            EventType::Acknowledged => "acknowledged",
+            EventType::Started => "started",
+            EventType::OnHold => "on_hold",
+            EventType::Resumed => "resumed",
+            EventType::Completed => "completed",
+            EventType::Rejected => "rejected",
+            EventType::Cancelled => "cancelled",
+            EventType::Reassigned => "reassigned",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<EventType> {
+        EventType::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// Closes the hand-off: nothing may follow.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            EventType::Completed | EventType::Rejected | EventType::Cancelled
+        )
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How fast the customer needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    Routine,
+    Urgent,
+    Stat,
+}
+
+impl Priority {
+    pub const ALL: [Priority; 3] = [Priority::Routine, Priority::Urgent, Priority::Stat];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Priority::Routine => "routine",
+            Priority::Urgent => "urgent",
+            Priority::Stat => "stat",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Priority> {
+        Priority::ALL.into_iter().find(|p| p.name() == name)
+    }
+}
+
+impl fmt::Display for Priority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One fact about a hand-off, as recorded in the log.
+///
+/// `kind`, `supplier`, `customer` and `priority` are optional on the wire for
+/// every event but REQUESTED; ingest fills them in from the hand-off before the
+/// event is recorded, so every recorded event carries them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub event_id: String,
+    pub handoff_id: Token,
+    pub event_type: EventType,
+    pub occurred_at: Timestamp,
+    pub kind: Option<Token>,
+    pub supplier: Option<Token>,
+    pub customer: Option<Token>,
+    pub priority: Option<Priority>,
+    pub actor: String,
+    pub attributes: BTreeMap<String, String>,
+    /// The hand-off's version after this event; 0 until ingest assigns it.
+    pub version: u64,
+    /// When ingest accepted it; `None` until then.
+    pub recorded_at: Option<Timestamp>,
+}
+
+/// A field that failed validation, and why. `field` uses the protobuf name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct ValidationError {
+    pub field: String,
+    pub reason: String,
+}
+
+impl ValidationError {
+    pub fn new(field: impl Into<String>, reason: impl fmt::Display) -> Self {
+        ValidationError {
+            field: field.into(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// Bounds on what one event may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_attributes: usize,
+    pub max_attribute_key_len: usize,
+    pub max_attribute_value_len: usize,
+    pub max_id_len: usize,
+    /// How far ahead of the receiving clock `occurred_at` may be (clock skew).
+    pub max_future_skew: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_attributes: 32,
+            max_attribute_key_len: 64,
+            max_attribute_value_len: 256,
+            max_id_len: 128,
+            max_future_skew: Duration::from_secs(300),
+        }
+    }
+}
+
+impl Event {
+    /// Checks everything that can be checked without the hand-off's history or
+    /// the catalog. `now` is the receiver's clock, for the future-skew bound.
+    pub fn validate(&self, limits: &Limits, now: Timestamp) -> Result<(), ValidationError> {
+        check_printable_id("event_id", &self.event_id, limits.max_id_len)?;
+        if self.actor.len() > limits.max_id_len {
+            return Err(ValidationError::new(
+                "actor",
+                format!("must be at most {} bytes", limits.max_id_len),
+            ));
+        }
+        if self.actor.chars().any(char::is_control) {
+            return Err(ValidationError::new(
+                "actor",
+                "must not contain control characters",
+            ));
+        }
+        if self.occurred_at < MIN_TIMESTAMP || self.occurred_at > MAX_TIMESTAMP {
+            return Err(ValidationError::new(
+                "occurred_at",
+                "must lie between 1970-01-01 and 9999-12-31",
+            ));
+        }
+        if self.occurred_at > now.plus(limits.max_future_skew) {
+            return Err(ValidationError::new(
+                "occurred_at",
+                format!(
+                    "is {}s in the future; at most {}s of clock skew is accepted",
+                    self.occurred_at.since(now).as_secs(),
+                    limits.max_future_skew.as_secs()
+                ),
+            ));
+        }
+        self.validate_attributes(limits)?;
+        match self.event_type {
+            EventType::Requested => {
+                require(&self.kind, "kind")?;
+                require(&self.supplier, "supplier")?;
+                require(&self.customer, "customer")?;
+                require(&self.priority, "priority")?;
+                if self.supplier == self.customer {
+                    return Err(ValidationError::new(
+                        "customer",
+                        "must differ from supplier: a hand-off is between two departments",
+                    ));
+                }
+            }
+            EventType::Reassigned => {
+                require(&self.supplier, "supplier")?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn validate_attributes(&self, limits: &Limits) -> Result<(), ValidationError> {
+        if self.attributes.len() > limits.max_attributes {
+            return Err(ValidationError::new(
+                "attributes",
+                format!(
+                    "has {} entries; at most {} are accepted",
+                    self.attributes.len(),
+                    limits.max_attributes
+                ),
+            ));
+        }
+        for (key, value) in &self.attributes {
+            if key.len() > limits.max_attribute_key_len {
+                return Err(ValidationError::new(
+                    "attributes",
+                    format!("key is longer than {} bytes", limits.max_attribute_key_len),
+                ));
+            }
+            check_token(key).map_err(|e| {
+                // The key is a token by now only if check_token passed, so
+                // naming it would echo arbitrary client bytes: we don't.
+                ValidationError::new("attributes", format!("a key {e}"))
+            })?;
+            if value.len() > limits.max_attribute_value_len {
+                return Err(ValidationError::new(
+                    format!("attributes[{key}]"),
+                    format!("is longer than {} bytes", limits.max_attribute_value_len),
+                ));
+            }
+            if value.chars().any(char::is_control) {
+                return Err(ValidationError::new(
+                    format!("attributes[{key}]"),
+                    "must not contain control characters",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn require<T>(value: &Option<T>, field: &str) -> Result<(), ValidationError> {
+    match value {
+        Some(_) => Ok(()),
+        None => Err(ValidationError::new(field, "is required on requested")),
+    }
+}
+
+/// An id that travels in NATS headers: printable ASCII, no spaces.
+fn check_printable_id(field: &str, value: &str, max_len: usize) -> Result<(), ValidationError> {
+    if value.is_empty() {
+        return Err(ValidationError::new(field, "is required"));
+    }
+    if value.len() > max_len {
+        return Err(ValidationError::new(
+            field,
+            format!("must be at most {max_len} bytes"),
+        ));
+    }
+    if !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ValidationError::new(
+            field,
+            "may contain only printable ASCII without spaces",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn token(s: &str) -> Token {
+        Token::parse(s).expect("test token")
+    }
+
+    pub(crate) fn requested(handoff: &str, at: i64) -> Event {
+        Event {
+            event_id: format!("{handoff}-req"),
+            handoff_id: token(handoff),
+            event_type: EventType::Requested,
+            occurred_at: Timestamp(at),
+            kind: Some(token("repair")),
+            supplier: Some(token("engineering")),
+            customer: Some(token("ward-5")),
+            priority: Some(Priority::Routine),
+            actor: "desk-1".into(),
+            attributes: BTreeMap::new(),
+            version: 0,
+            recorded_at: None,
+        }
+    }
+
+    pub(crate) fn later(handoff: &str, event_type: EventType, at: i64) -> Event {
+        Event {
+            event_id: format!("{handoff}-{}-{at}", event_type.name()),
+            event_type,
+            kind: None,
+            supplier: None,
+            customer: None,
+            priority: None,
+            ..requested(handoff, at)
+        }
+    }
+
+    const NOW: Timestamp = Timestamp(1_000_000_000_000);
+
+    fn field_of(event: &Event) -> String {
+        event
+            .validate(&Limits::default(), NOW)
+            .expect_err("should be refused")
+            .field
+    }
+
+    #[test]
+    fn a_complete_request_is_valid() {
+        assert_eq!(
+            requested("h1", NOW.0).validate(&Limits::default(), NOW),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let mut e = requested("h1", NOW.0);
+        e.event_id = String::new();
+        assert_eq!(field_of(&e), "event_id");
+
+        let mut e = requested("h1", NOW.0);
+        e.event_id = "has space".into();
+        assert_eq!(field_of(&e), "event_id");
+
+        let mut e = requested("h1", NOW.0);
+        e.kind = None;
+        assert_eq!(field_of(&e), "kind");
+
+        let mut e = requested("h1", NOW.0);
+        e.priority = None;
+        assert_eq!(field_of(&e), "priority");
+
+        let mut e = requested("h1", NOW.0);
+        e.customer = e.supplier.clone();
+        assert_eq!(field_of(&e), "customer");
+
+        let e = requested("h1", NOW.0 + 301_000);
+        assert_eq!(field_of(&e), "occurred_at");
+
+        let e = requested("h1", -1);
+        assert_eq!(field_of(&e), "occurred_at");
+
+        let mut e = requested("h1", NOW.0);
+        for i in 0..33 {
+            e.attributes.insert(format!("k{i}"), "v".into());
+        }
+        assert_eq!(field_of(&e), "attributes");
+
+        let mut e = requested("h1", NOW.0);
+        e.attributes.insert("a.b".into(), "v".into());
+        assert_eq!(field_of(&e), "attributes");
+
+        let mut e = requested("h1", NOW.0);
+        e.attributes.insert("asset".into(), "x".repeat(257));
+        assert_eq!(field_of(&e), "attributes[asset]");
+
+        let mut e = later("h1", EventType::Reassigned, NOW.0);
+        e.supplier = None;
+        assert_eq!(field_of(&e), "supplier");
+    }
+
+    #[test]
+    fn later_events_need_no_routing_fields() {
+        let e = later("h1", EventType::Acknowledged, NOW.0);
+        assert_eq!(e.validate(&Limits::default(), NOW), Ok(()));
+    }
+
+    #[test]
+    fn event_type_names_round_trip() {
+        for t in EventType::ALL {
+            assert_eq!(EventType::from_name(t.name()), Some(t));
+        }
+        for p in Priority::ALL {
+            assert_eq!(Priority::from_name(p.name()), Some(p));
+        }
+    }
+}

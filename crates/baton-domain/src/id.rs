@@ -1,0 +1,110 @@
+//! Identifiers that end up inside NATS subjects.
+//!
+//! A NATS subject token must not contain `.`, `*`, `>` or whitespace; we go
+//! further and allow only `[A-Za-z0-9_-]`, so an id can never widen a
+//! subscription or split a subject, whatever a client sends.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Longest id accepted, in bytes.
+pub const MAX_TOKEN_LEN: usize = 64;
+
+/// Why a string is not a valid token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("must not be empty")]
+    Empty,
+    #[error("must be at most {MAX_TOKEN_LEN} bytes, got {0}")]
+    TooLong(usize),
+    #[error("may contain only letters, digits, '-' and '_', found {0:?}")]
+    BadChar(char),
+}
+
+/// A subject-safe identifier: 1 to 64 of `[A-Za-z0-9_-]`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Token(String);
+
+impl Token {
+    /// Checks `value` and wraps it.
+    pub fn parse(value: &str) -> Result<Self, TokenError> {
+        check_token(value)?;
+        Ok(Token(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Checks that `value` is a subject-safe token without allocating.
+pub fn check_token(value: &str) -> Result<(), TokenError> {
+    if value.is_empty() {
+        return Err(TokenError::Empty);
+    }
+    if value.len() > MAX_TOKEN_LEN {
+        return Err(TokenError::TooLong(value.len()));
+    }
+    match value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+    {
+        Some(bad) => Err(TokenError::BadChar(bad)),
+        None => Ok(()),
+    }
+}
+
+impl TryFrom<String> for Token {
+    type Error = TokenError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        check_token(&value)?;
+        Ok(Token(value))
+    }
+}
+
+impl From<Token> for String {
+    fn from(token: Token) -> String {
+        token.0
+    }
+}
+
+impl fmt::Display for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for Token {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_plain_ids() {
+        for ok in ["engineering", "ward-5", "LAB_1", "a", &"x".repeat(64)] {
+            assert!(Token::parse(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn refuses_subject_injection_and_oddities() {
+        assert_eq!(Token::parse(""), Err(TokenError::Empty));
+        assert_eq!(Token::parse(&"x".repeat(65)), Err(TokenError::TooLong(65)));
+        for (bad, c) in [
+            ("a.b", '.'),
+            ("*", '*'),
+            (">", '>'),
+            ("a b", ' '),
+            ("wärd", 'ä'),
+        ] {
+            assert_eq!(Token::parse(bad), Err(TokenError::BadChar(c)), "{bad}");
+        }
+    }
+}

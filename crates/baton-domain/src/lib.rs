@@ -1,0 +1,33 @@
+//! Baton's domain: what a hand-off is, which lifecycle transitions it may take,
+//! what the hospital promised (the catalog), and how each promise's clock runs.
+//!
+//! Everything here is pure, deterministic Rust. This crate must never do I/O,
+//! read a clock, spawn a task or know about NATS, sled, gRPC or protobuf: time
+//! comes in as a value, so the same events give the same answers live and on
+//! replay, and every rule can be unit- and property-tested in microseconds.
+//!
+//! Layout:
+//! - [`id`]: subject-safe tokens (department, kind, hand-off and policy ids).
+//! - [`time`]: event time as milliseconds since the Unix epoch.
+//! - [`event`]: one fact about a hand-off, and its validation.
+//! - [`lifecycle`]: the hand-off state machine.
+//! - [`catalog`]: departments, kinds and promises, parsed and validated from JSON.
+//! - [`clock`]: a promise's clock over a hand-off's events.
+//! - [`histogram`]: a mergeable duration histogram with a stated error bound.
+//! - [`compliance`]: how one clock counts toward the compliance figures.
+
+pub mod catalog;
+pub mod clock;
+pub mod compliance;
+pub mod event;
+pub mod histogram;
+pub mod id;
+pub mod lifecycle;
+pub mod time;
+
+pub use catalog::{Catalog, CatalogError, Policy};
+pub use clock::{ClockOutcome, SlaState};
+pub use event::{Event, EventType, Priority, ValidationError};
+pub use id::Token;
+pub use lifecycle::{Handoff, HandoffStatus, LifecycleError};
+pub use time::Timestamp;

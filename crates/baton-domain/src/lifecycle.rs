@@ -1,0 +1,455 @@
+//! The hand-off lifecycle: which event may follow which.
+//!
+//! | status \ event | requested | acknowledged | started | on_hold | resumed | completed, rejected, cancelled | reassigned |
+//! |---|---|---|---|---|---|---|---|
+//! | (none)       | REQUESTED | -            | -           | -       | -                 | -         | -         |
+//! | REQUESTED    | -         | ACKNOWLEDGED | IN_PROGRESS | ON_HOLD | -                 | that end  | REQUESTED |
+//! | ACKNOWLEDGED | -         | -            | IN_PROGRESS | ON_HOLD | -                 | that end  | REQUESTED |
+//! | IN_PROGRESS  | -         | -            | -           | ON_HOLD | -                 | that end  | REQUESTED |
+//! | ON_HOLD      | -         | -            | -           | -       | status before hold | that end | -         |
+//! | COMPLETED, REJECTED, CANCELLED | - | - | - | - | - | - | - |
+//!
+//! "-" is refused. A reassigned hand-off goes back to REQUESTED: the new
+//! supplier must acknowledge it. An on-hold hand-off must resume before it is
+//! reassigned, so a hold always ends with the supplier that took it.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    event::{Event, EventType, Priority},
+    id::Token,
+    time::Timestamp,
+};
+
+/// Most events one hand-off may have. Far beyond any real hand-off; it bounds
+/// the work and memory one misbehaving client can cause.
+pub const MAX_EVENTS_PER_HANDOFF: u64 = 1_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum HandoffStatus {
+    Requested,
+    Acknowledged,
+    InProgress,
+    OnHold,
+    Completed,
+    Rejected,
+    Cancelled,
+}
+
+impl HandoffStatus {
+    pub fn is_closed(self) -> bool {
+        matches!(
+            self,
+            HandoffStatus::Completed | HandoffStatus::Rejected | HandoffStatus::Cancelled
+        )
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            HandoffStatus::Requested => "requested",
+            HandoffStatus::Acknowledged => "acknowledged",
+            HandoffStatus::InProgress => "in_progress",
+            HandoffStatus::OnHold => "on_hold",
+            HandoffStatus::Completed => "completed",
+            HandoffStatus::Rejected => "rejected",
+            HandoffStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl fmt::Display for HandoffStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why an event cannot be applied to a hand-off.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LifecycleError {
+    #[error("hand-off {0} does not exist: its first event must be requested")]
+    UnknownHandoff(Token),
+    #[error("hand-off {0} already exists")]
+    AlreadyRequested(Token),
+    #[error("hand-off {handoff} is {status}: no event may follow")]
+    Closed {
+        handoff: Token,
+        status: HandoffStatus,
+    },
+    #[error("hand-off {handoff} is {status}: {event} is not allowed")]
+    NotAllowed {
+        handoff: Token,
+        status: HandoffStatus,
+        event: EventType,
+    },
+    #[error("{field}: does not match the hand-off's {field} {expected}")]
+    Mismatch {
+        field: &'static str,
+        expected: String,
+    },
+    #[error("supplier: the hand-off is already with {0}")]
+    SameSupplier(Token),
+    #[error("hand-off {handoff} has reached {MAX_EVENTS_PER_HANDOFF} events")]
+    TooManyEvents { handoff: Token },
+}
+
+/// What the lifecycle knows of one hand-off: enough to judge the next event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handoff {
+    pub handoff_id: Token,
+    pub kind: Token,
+    /// The current supplier: the last REASSIGNED's, else the request's.
+    pub supplier: Token,
+    pub customer: Token,
+    pub priority: Priority,
+    pub status: HandoffStatus,
+    /// Events so far.
+    pub version: u64,
+    pub requested_at: Timestamp,
+    /// The status to return to on RESUMED.
+    held_from: Option<HandoffStatus>,
+}
+
+impl Handoff {
+    /// Opens a hand-off from its REQUESTED event.
+    pub fn open(event: &Event) -> Result<Handoff, LifecycleError> {
+        if event.event_type != EventType::Requested {
+            return Err(LifecycleError::UnknownHandoff(event.handoff_id.clone()));
+        }
+        let missing = |field: &'static str| LifecycleError::Mismatch {
+            field,
+            expected: "(required on requested)".into(),
+        };
+        Ok(Handoff {
+            handoff_id: event.handoff_id.clone(),
+            kind: event.kind.clone().ok_or_else(|| missing("kind"))?,
+            supplier: event.supplier.clone().ok_or_else(|| missing("supplier"))?,
+            customer: event.customer.clone().ok_or_else(|| missing("customer"))?,
+            priority: event.priority.ok_or_else(|| missing("priority"))?,
+            status: HandoffStatus::Requested,
+            version: 1,
+            requested_at: event.occurred_at,
+            held_from: None,
+        })
+    }
+
+    /// Folds a hand-off's recorded events, oldest first, into its state.
+    pub fn replay<'a>(
+        events: impl IntoIterator<Item = &'a Event>,
+    ) -> Result<Option<Handoff>, LifecycleError> {
+        let mut state: Option<Handoff> = None;
+        for event in events {
+            state = Some(match state {
+                None => Handoff::open(event)?,
+                Some(mut handoff) => {
+                    handoff.apply(event)?;
+                    handoff
+                }
+            });
+        }
+        Ok(state)
+    }
+
+    /// Fills the routing fields a later event may leave out, and refuses
+    /// ones that contradict the hand-off. Call before [`Handoff::apply`].
+    pub fn complete(&self, event: &mut Event) -> Result<(), LifecycleError> {
+        fill_or_match(&mut event.kind, &self.kind, "kind")?;
+        fill_or_match(&mut event.customer, &self.customer, "customer")?;
+        match event.priority {
+            None => event.priority = Some(self.priority),
+            Some(p) if p == self.priority => {}
+            Some(_) => {
+                return Err(LifecycleError::Mismatch {
+                    field: "priority",
+                    expected: self.priority.to_string(),
+                })
+            }
+        }
+        if event.event_type == EventType::Reassigned {
+            if event.supplier.as_ref() == Some(&self.supplier) {
+                return Err(LifecycleError::SameSupplier(self.supplier.clone()));
+            }
+            if event.supplier.as_ref() == Some(&self.customer) {
+                return Err(LifecycleError::Mismatch {
+                    field: "supplier",
+                    expected: "(any department but the customer)".into(),
+                });
+            }
+        } else {
+            fill_or_match(&mut event.supplier, &self.supplier, "supplier")?;
+        }
+        Ok(())
+    }
+
+    /// Applies a later event (not REQUESTED) to the hand-off.
+    pub fn apply(&mut self, event: &Event) -> Result<(), LifecycleError> {
+        self.check(event.event_type)?;
+        if self.version >= MAX_EVENTS_PER_HANDOFF {
+            return Err(LifecycleError::TooManyEvents {
+                handoff: self.handoff_id.clone(),
+            });
+        }
+        self.status = match event.event_type {
+            EventType::Acknowledged => HandoffStatus::Acknowledged,
+            EventType::Started => HandoffStatus::InProgress,
+            EventType::OnHold => {
+                self.held_from = Some(self.status);
+                HandoffStatus::OnHold
+            }
+            EventType::Resumed => self.held_from.take().unwrap_or(HandoffStatus::InProgress),
+            EventType::Completed => HandoffStatus::Completed,
+            EventType::Rejected => HandoffStatus::Rejected,
+            EventType::Cancelled => HandoffStatus::Cancelled,
+            EventType::Reassigned => {
+                if let Some(supplier) = &event.supplier {
+                    self.supplier = supplier.clone();
+                }
+                HandoffStatus::Requested
+            }
+            EventType::Requested => unreachable_requested(),
+        };
+        self.version += 1;
+        Ok(())
+    }
+
+    /// Whether `event_type` may follow now (the table in the module docs).
+    pub fn check(&self, event_type: EventType) -> Result<(), LifecycleError> {
+        use EventType as E;
+        use HandoffStatus as S;
+        if self.status.is_closed() {
+            return Err(LifecycleError::Closed {
+                handoff: self.handoff_id.clone(),
+                status: self.status,
+            });
+        }
+        let allowed = match event_type {
+            E::Requested => return Err(LifecycleError::AlreadyRequested(self.handoff_id.clone())),
+            E::Acknowledged => self.status == S::Requested,
+            E::Started => matches!(self.status, S::Requested | S::Acknowledged),
+            E::OnHold => self.status != S::OnHold,
+            E::Resumed => self.status == S::OnHold,
+            E::Completed | E::Rejected | E::Cancelled => true,
+            E::Reassigned => self.status != S::OnHold,
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(LifecycleError::NotAllowed {
+                handoff: self.handoff_id.clone(),
+                status: self.status,
+                event: event_type,
+            })
+        }
+    }
+}
+
+// `check` refuses REQUESTED on an existing hand-off before `apply` matches on it.
+fn unreachable_requested() -> HandoffStatus {
+    debug_assert!(false, "check() refuses requested on an existing hand-off");
+    HandoffStatus::Requested
+}
+
+fn fill_or_match(
+    field: &mut Option<Token>,
+    expected: &Token,
+    name: &'static str,
+) -> Result<(), LifecycleError> {
+    match field {
+        None => {
+            *field = Some(expected.clone());
+            Ok(())
+        }
+        Some(given) if given == expected => Ok(()),
+        Some(_) => Err(LifecycleError::Mismatch {
+            field: name,
+            expected: expected.to_string(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::tests::{later, requested, token};
+    use proptest::prelude::*;
+
+    fn opened() -> Handoff {
+        Handoff::open(&requested("h1", 0)).expect("open")
+    }
+
+    fn run(types: &[EventType]) -> Result<Handoff, LifecycleError> {
+        let mut handoff = opened();
+        for (i, t) in types.iter().enumerate() {
+            let mut event = later("h1", *t, i as i64 + 1);
+            if *t == EventType::Reassigned {
+                event.supplier = Some(token(&format!("supplier-{i}")));
+            }
+            handoff.complete(&mut event)?;
+            handoff.apply(&event)?;
+        }
+        Ok(handoff)
+    }
+
+    #[test]
+    fn the_usual_path() {
+        use EventType::*;
+        let h = run(&[Acknowledged, Started, OnHold, Resumed, Completed]).expect("path");
+        assert_eq!(h.status, HandoffStatus::Completed);
+        assert_eq!(h.version, 6);
+    }
+
+    #[test]
+    fn resume_returns_to_the_status_before_the_hold() {
+        use EventType::*;
+        assert_eq!(
+            run(&[Acknowledged, OnHold, Resumed]).map(|h| h.status),
+            Ok(HandoffStatus::Acknowledged)
+        );
+        assert_eq!(
+            run(&[OnHold, Resumed]).map(|h| h.status),
+            Ok(HandoffStatus::Requested)
+        );
+    }
+
+    #[test]
+    fn only_requested_opens_a_handoff() {
+        let err = Handoff::open(&later("h9", EventType::Acknowledged, 1));
+        assert_eq!(err, Err(LifecycleError::UnknownHandoff(token("h9"))));
+    }
+
+    #[test]
+    fn nothing_follows_a_closed_handoff() {
+        use EventType::*;
+        for end in [Completed, Rejected, Cancelled] {
+            for next in EventType::ALL {
+                let result = run(&[end, next]);
+                assert!(
+                    matches!(
+                        result,
+                        Err(LifecycleError::Closed { .. } | LifecycleError::Mismatch { .. })
+                    ),
+                    "{end} then {next}: {result:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn refused_transitions() {
+        use EventType::*;
+        assert!(matches!(
+            run(&[Requested]),
+            Err(LifecycleError::AlreadyRequested(_))
+        ));
+        for path in [
+            &[Resumed][..],
+            &[Acknowledged, Acknowledged],
+            &[Started, Acknowledged],
+            &[Started, Started],
+            &[OnHold, OnHold],
+            &[OnHold, Reassigned],
+        ] {
+            assert!(
+                matches!(run(path), Err(LifecycleError::NotAllowed { .. })),
+                "{path:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn reassignment_changes_the_supplier_and_awaits_a_new_acknowledgement() {
+        use EventType::*;
+        let h = run(&[Acknowledged, Reassigned]).expect("reassign");
+        assert_eq!(h.supplier, token("supplier-1"));
+        assert_eq!(h.status, HandoffStatus::Requested);
+        assert!(run(&[Acknowledged, Reassigned, Acknowledged]).is_ok());
+    }
+
+    #[test]
+    fn later_events_are_filled_and_checked_against_the_handoff() {
+        let h = opened();
+        let mut ack = later("h1", EventType::Acknowledged, 5);
+        h.complete(&mut ack).expect("fill");
+        assert_eq!(ack.kind, Some(token("repair")));
+        assert_eq!(ack.supplier, Some(token("engineering")));
+        assert_eq!(ack.priority, Some(Priority::Routine));
+
+        let mut wrong = later("h1", EventType::Acknowledged, 5);
+        wrong.customer = Some(token("ward-9"));
+        assert!(matches!(
+            h.complete(&mut wrong),
+            Err(LifecycleError::Mismatch {
+                field: "customer",
+                ..
+            })
+        ));
+
+        let mut same = later("h1", EventType::Reassigned, 5);
+        same.supplier = Some(token("engineering"));
+        assert_eq!(
+            h.complete(&mut same),
+            Err(LifecycleError::SameSupplier(token("engineering")))
+        );
+    }
+
+    #[test]
+    fn event_count_is_bounded() {
+        let mut h = opened();
+        let mut accepted = 1;
+        for i in 0..2 * MAX_EVENTS_PER_HANDOFF {
+            let t = if i % 2 == 0 {
+                EventType::OnHold
+            } else {
+                EventType::Resumed
+            };
+            match h.apply(&later("h1", t, i as i64)) {
+                Ok(()) => accepted += 1,
+                Err(LifecycleError::TooManyEvents { .. }) => break,
+                Err(other) => panic!("unexpected {other}"),
+            }
+        }
+        assert_eq!(accepted, MAX_EVENTS_PER_HANDOFF);
+    }
+
+    fn any_event_type() -> impl Strategy<Value = EventType> {
+        proptest::sample::select(EventType::ALL.to_vec())
+    }
+
+    proptest! {
+        /// Whatever sequence a client throws at it, an accepted history never
+        /// has an event after a closing one, a RESUMED without a hold, or a
+        /// version that is not its event count.
+        #[test]
+        fn accepted_histories_keep_the_invariants(types in proptest::collection::vec(any_event_type(), 0..40)) {
+            let mut h = opened();
+            let mut accepted = vec![EventType::Requested];
+            for (i, t) in types.iter().enumerate() {
+                let mut e = later("h1", *t, i as i64);
+                if *t == EventType::Reassigned {
+                    e.supplier = Some(token(&format!("s{i}")));
+                }
+                if h.complete(&mut e).is_ok() && h.apply(&e).is_ok() {
+                    accepted.push(*t);
+                }
+            }
+            prop_assert_eq!(h.version as usize, accepted.len());
+            let closed_at = accepted.iter().position(|t| t.is_terminal());
+            if let Some(pos) = closed_at {
+                prop_assert_eq!(pos, accepted.len() - 1);
+                prop_assert!(h.status.is_closed());
+            }
+            let mut held = false;
+            for t in &accepted {
+                match t {
+                    EventType::OnHold => { prop_assert!(!held); held = true; }
+                    EventType::Resumed => { prop_assert!(held); held = false; }
+                    _ => {}
+                }
+            }
+            if !h.status.is_closed() {
+                prop_assert_eq!(held, h.status == HandoffStatus::OnHold);
+            }
+        }
+    }
+}
