@@ -8,8 +8,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let descriptors = protox::compile(["baton/v1/baton.proto"], [&proto_root])?;
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
-    tonic_prost_build::configure()
-        .file_descriptor_set_path(out_dir.join("baton_descriptor.bin"))
-        .compile_fds(descriptors)?;
+    // Server reflection serves this set, so generic clients need no .proto files.
+    std::fs::write(
+        out_dir.join("baton_descriptor.bin"),
+        prost::Message::encode_to_vec(&descriptors),
+    )?;
+    tonic_prost_build::configure().compile_fds(descriptors)?;
     Ok(())
 }

@@ -1,1 +1,64 @@
-//! placeholder
+//! Baton's log of record on NATS JetStream.
+//!
+//! Every accepted hand-off event is one message in the `BATON_HANDOFFS`
+//! stream; every SLA announcement (a breach) is one message in `BATON_SLA`.
+//! This crate knows the subject scheme, the payload encoding and the
+//! JetStream conditions that make appends safe between racing writers:
+//! - [`subject`]: the subject scheme, the one place subjects are spelt.
+//! - [`streams`]: creating and checking the two streams.
+//! - [`events`]: conditional appends and per-hand-off history reads.
+//! - [`signals`]: announcing a breach exactly once, however often it is tried.
+//!
+//! It must never decide what is allowed (that is the domain's lifecycle) and
+//! never hold state of its own: JetStream is the state.
+
+pub mod events;
+pub mod signals;
+pub mod streams;
+pub mod subject;
+
+use std::time::Duration;
+
+pub use events::{Appended, EventLog, RecordedEvent};
+pub use streams::StreamSettings;
+
+/// Why the log could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// NATS or JetStream cannot be reached right now; retrying is safe.
+    #[error("nats unavailable: {0}")]
+    Unavailable(String),
+    /// Another writer appended to the hand-off since it was read.
+    #[error("the hand-off changed since it was read")]
+    Conflict,
+    /// A stored message that is not a Baton event.
+    #[error("message {sequence} on {subject} is not a valid hand-off event: {reason}")]
+    Undecodable {
+        sequence: u64,
+        subject: String,
+        reason: String,
+    },
+    /// The streams exist with a shape Baton did not give them.
+    #[error("stream {stream} is misconfigured: {reason}")]
+    Misconfigured { stream: String, reason: String },
+    #[error("nats error: {0}")]
+    Other(String),
+}
+
+/// Connects to NATS. The connection retries in the background (also the
+/// first time), so a service can start, report NOT_SERVING and recover by
+/// itself when NATS comes up.
+pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, LogError> {
+    async_nats::ConnectOptions::new()
+        .name(name)
+        .retry_on_initial_connect()
+        .connection_timeout(Duration::from_secs(2))
+        .connect(url)
+        .await
+        .map_err(|e| LogError::Unavailable(e.to_string()))
+}
+
+/// Whether the client is connected right now.
+pub fn is_connected(client: &async_nats::Client) -> bool {
+    client.connection_state() == async_nats::connection::State::Connected
+}

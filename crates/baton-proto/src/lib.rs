@@ -13,3 +13,5 @@ pub mod v1 {
 
 /// Encoded `FileDescriptorSet` of `baton.v1`, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("baton_descriptor");
+
+pub mod convert;

@@ -1,1 +1,38 @@
-//! placeholder
+//! Baton's SLA views in sled: a cache of the event log, never a record.
+//!
+//! The projector folds events into these views; the query service reads them.
+//! Everything here can be rebuilt from the `BATON_HANDOFFS` stream, and is
+//! rebuilt whenever it is in doubt: an unreadable store, a store written by
+//! another schema, or views computed under another catalog.
+//!
+//! Layout:
+//! - [`store`]: the sled tree, its key scheme, and atomic batches with
+//!   read-your-writes.
+//! - [`projection`]: folding one event (or one passing deadline) into the
+//!   views, in a batch that also records the stream position.
+//! - [`query`]: reading the views.
+//!
+//! It must never talk to NATS or read the wall clock: the projector passes
+//! events and `now` in.
+
+pub mod projection;
+pub mod query;
+pub mod store;
+
+pub use projection::{Applied, Projection};
+pub use query::{BreachFilter, HandoffFilter, Page};
+pub use store::{BreachRecord, HandoffView, Opened, Views};
+
+/// Why the views could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ViewsError {
+    #[error("sled: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("stored value under {key} is unreadable: {reason}")]
+    Corrupt { key: String, reason: String },
+    #[error("cannot reset the data dir {path}: {source}")]
+    Reset {
+        path: String,
+        source: std::io::Error,
+    },
+}

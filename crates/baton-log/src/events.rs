@@ -1,0 +1,167 @@
+//! Appending hand-off events and reading one hand-off's history.
+//!
+//! An append is conditional: it names the stream sequence of the hand-off's
+//! last event (0 for a new hand-off), checked by JetStream against every
+//! subject of the hand-off (`Nats-Expected-Last-Subject-Sequence` with
+//! `Nats-Expected-Last-Subject-Sequence-Subject`), so two writers racing on
+//! one hand-off can never both win, and the loser learns it. The message id
+//! `<handoff_id>:<event_id>` lets JetStream drop a resend within its
+//! de-duplication window even before that check.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage};
+use baton_domain::{event::Event, Token};
+use bytes::Bytes;
+use prost::Message as _;
+
+use crate::{subject, LogError};
+
+const EXPECTED_SUBJECT_HEADER: &str = "Nats-Expected-Last-Subject-Sequence-Subject";
+
+/// An event as stored, with its place in the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedEvent {
+    pub sequence: u64,
+    pub event: Event,
+}
+
+/// What JetStream said to an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub sequence: u64,
+    /// JetStream had this message id already (a resend within its window).
+    pub duplicate: bool,
+}
+
+/// The `BATON_HANDOFFS` stream.
+#[derive(Debug, Clone)]
+pub struct EventLog {
+    client: async_nats::Client,
+    js: jetstream::Context,
+}
+
+/// Encodes an event as its stream payload.
+pub fn encode(event: &Event) -> Bytes {
+    Bytes::from(baton_proto::convert::event_to_proto(event).encode_to_vec())
+}
+
+/// Decodes a stream payload into an event.
+pub fn decode(sequence: u64, subject: &str, payload: &[u8]) -> Result<Event, LogError> {
+    let undecodable = |reason: String| LogError::Undecodable {
+        sequence,
+        subject: subject.to_owned(),
+        reason,
+    };
+    let wire =
+        baton_proto::v1::HandoffEvent::decode(payload).map_err(|e| undecodable(e.to_string()))?;
+    let event =
+        baton_proto::convert::event_from_proto(wire).map_err(|e| undecodable(e.to_string()))?;
+    if event.kind.is_none()
+        || event.supplier.is_none()
+        || event.customer.is_none()
+        || event.version == 0
+    {
+        return Err(undecodable(
+            "recorded events carry kind, supplier, customer and version".into(),
+        ));
+    }
+    Ok(event)
+}
+
+impl EventLog {
+    /// `timeout` bounds every JetStream request, an append's ack included.
+    pub fn new(client: async_nats::Client, timeout: Duration) -> EventLog {
+        let mut js = jetstream::new(client.clone());
+        js.set_timeout(timeout);
+        EventLog { client, js }
+    }
+
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.js
+    }
+
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    fn ensure_connected(&self) -> Result<(), LogError> {
+        if crate::is_connected(&self.client) {
+            Ok(())
+        } else {
+            Err(LogError::Unavailable("not connected to nats".into()))
+        }
+    }
+
+    /// Appends `event` (with routing fields and version filled in) if the
+    /// hand-off's last event is still at `last_sequence` (0: no event yet).
+    pub async fn append(&self, event: &Event, last_sequence: u64) -> Result<Appended, LogError> {
+        self.ensure_connected()?;
+        let (Some(kind), Some(supplier), Some(customer)) =
+            (&event.kind, &event.supplier, &event.customer)
+        else {
+            return Err(LogError::Other(
+                "append needs an event with its routing fields filled".into(),
+            ));
+        };
+        let subject = subject::event(kind, supplier, customer, &event.handoff_id);
+        let publish = PublishMessage::build()
+            .payload(encode(event))
+            .message_id(format!("{}:{}", event.handoff_id, event.event_id))
+            .expected_last_subject_sequence(last_sequence)
+            .header(
+                EXPECTED_SUBJECT_HEADER,
+                subject::handoff_events(&event.handoff_id).as_str(),
+            );
+        let ack = self
+            .js
+            .send_publish(subject, publish)
+            .await
+            .map_err(publish_error)?
+            .await
+            .map_err(publish_error)?;
+        Ok(Appended {
+            sequence: ack.sequence,
+            duplicate: ack.duplicate,
+        })
+    }
+
+    /// Every event of one hand-off, in stream order; empty if it has none.
+    pub async fn history(&self, handoff_id: &Token) -> Result<Vec<RecordedEvent>, LogError> {
+        self.ensure_connected()?;
+        let stream = self
+            .js
+            .get_stream_no_info(subject::EVENTS_STREAM)
+            .await
+            .map_err(|e| LogError::Unavailable(e.to_string()))?;
+        let filter = subject::handoff_events(handoff_id);
+        let mut events = Vec::new();
+        let mut next = 1;
+        loop {
+            match stream.get_first_raw_message_by_subject(&filter, next).await {
+                Ok(message) => {
+                    let event = decode(message.sequence, &message.subject, &message.payload)?;
+                    next = message.sequence + 1;
+                    events.push(RecordedEvent {
+                        sequence: message.sequence,
+                        event,
+                    });
+                }
+                Err(e) if e.kind() == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {
+                    return Ok(events)
+                }
+                Err(e) => return Err(LogError::Unavailable(e.to_string())),
+            }
+        }
+    }
+}
+
+fn publish_error(e: async_nats::jetstream::context::PublishError) -> LogError {
+    match e.kind() {
+        PublishErrorKind::WrongLastSequence => LogError::Conflict,
+        PublishErrorKind::TimedOut
+        | PublishErrorKind::BrokenPipe
+        | PublishErrorKind::StreamNotFound => LogError::Unavailable(e.to_string()),
+        _ => LogError::Other(e.to_string()),
+    }
+}

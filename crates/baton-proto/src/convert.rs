@@ -1,0 +1,289 @@
+//! Conversions between the `baton.v1` wire types and the domain.
+//!
+//! Decoding names the protobuf field that could not be mapped, so the edge
+//! can answer INVALID_ARGUMENT with that name.
+
+use std::time::Duration;
+
+use baton_domain::{
+    clock::{ClockOutcome, SlaState},
+    event::{Event, EventType, Priority, ValidationError},
+    id::Token,
+    lifecycle::HandoffStatus,
+    time::Timestamp,
+};
+
+use crate::v1;
+
+pub fn timestamp_to_proto(at: Timestamp) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: at.0.div_euclid(1000),
+        nanos: (at.0.rem_euclid(1000) * 1_000_000) as i32,
+    }
+}
+
+/// Whole milliseconds; sub-millisecond precision is dropped.
+pub fn timestamp_from_proto(
+    field: &str,
+    at: &prost_types::Timestamp,
+) -> Result<Timestamp, ValidationError> {
+    if !(0..1_000_000_000).contains(&at.nanos) {
+        return Err(ValidationError::new(field, "nanos must be in 0..1e9"));
+    }
+    at.seconds
+        .checked_mul(1000)
+        .and_then(|ms| ms.checked_add(i64::from(at.nanos / 1_000_000)))
+        .map(Timestamp)
+        .ok_or_else(|| ValidationError::new(field, "is out of range"))
+}
+
+pub fn duration_to_proto(d: Duration) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: d.subsec_nanos() as i32,
+    }
+}
+
+pub fn duration_from_proto(d: &prost_types::Duration) -> Duration {
+    Duration::from_secs(d.seconds.max(0) as u64) + Duration::from_nanos(d.nanos.max(0) as u64)
+}
+
+pub fn event_type_to_proto(t: EventType) -> v1::EventType {
+    match t {
+        EventType::Requested => v1::EventType::Requested,
+        EventType::Acknowledged => v1::EventType::Acknowledged,
+        EventType::Started => v1::EventType::Started,
+        EventType::OnHold => v1::EventType::OnHold,
+        EventType::Resumed => v1::EventType::Resumed,
+        EventType::Completed => v1::EventType::Completed,
+        EventType::Rejected => v1::EventType::Rejected,
+        EventType::Cancelled => v1::EventType::Cancelled,
+        EventType::Reassigned => v1::EventType::Reassigned,
+    }
+}
+
+pub fn event_type_from_proto(value: i32) -> Result<EventType, ValidationError> {
+    match v1::EventType::try_from(value) {
+        Ok(v1::EventType::Requested) => Ok(EventType::Requested),
+        Ok(v1::EventType::Acknowledged) => Ok(EventType::Acknowledged),
+        Ok(v1::EventType::Started) => Ok(EventType::Started),
+        Ok(v1::EventType::OnHold) => Ok(EventType::OnHold),
+        Ok(v1::EventType::Resumed) => Ok(EventType::Resumed),
+        Ok(v1::EventType::Completed) => Ok(EventType::Completed),
+        Ok(v1::EventType::Rejected) => Ok(EventType::Rejected),
+        Ok(v1::EventType::Cancelled) => Ok(EventType::Cancelled),
+        Ok(v1::EventType::Reassigned) => Ok(EventType::Reassigned),
+        Ok(v1::EventType::Unspecified) => Err(ValidationError::new("type", "is required")),
+        Err(_) => Err(ValidationError::new(
+            "type",
+            format!("{value} is not a known EventType"),
+        )),
+    }
+}
+
+pub fn priority_to_proto(p: Priority) -> v1::Priority {
+    match p {
+        Priority::Routine => v1::Priority::Routine,
+        Priority::Urgent => v1::Priority::Urgent,
+        Priority::Stat => v1::Priority::Stat,
+    }
+}
+
+/// `Ok(None)` for PRIORITY_UNSPECIFIED.
+pub fn priority_from_proto(value: i32) -> Result<Option<Priority>, ValidationError> {
+    match v1::Priority::try_from(value) {
+        Ok(v1::Priority::Unspecified) => Ok(None),
+        Ok(v1::Priority::Routine) => Ok(Some(Priority::Routine)),
+        Ok(v1::Priority::Urgent) => Ok(Some(Priority::Urgent)),
+        Ok(v1::Priority::Stat) => Ok(Some(Priority::Stat)),
+        Err(_) => Err(ValidationError::new(
+            "priority",
+            format!("{value} is not a known Priority"),
+        )),
+    }
+}
+
+pub fn status_to_proto(s: HandoffStatus) -> v1::HandoffStatus {
+    match s {
+        HandoffStatus::Requested => v1::HandoffStatus::Requested,
+        HandoffStatus::Acknowledged => v1::HandoffStatus::Acknowledged,
+        HandoffStatus::InProgress => v1::HandoffStatus::InProgress,
+        HandoffStatus::OnHold => v1::HandoffStatus::OnHold,
+        HandoffStatus::Completed => v1::HandoffStatus::Completed,
+        HandoffStatus::Rejected => v1::HandoffStatus::Rejected,
+        HandoffStatus::Cancelled => v1::HandoffStatus::Cancelled,
+    }
+}
+
+/// `Ok(None)` for HANDOFF_STATUS_UNSPECIFIED (no filter).
+pub fn status_from_proto(value: i32) -> Result<Option<HandoffStatus>, ValidationError> {
+    let status = match v1::HandoffStatus::try_from(value) {
+        Ok(v1::HandoffStatus::Unspecified) => return Ok(None),
+        Ok(v1::HandoffStatus::Requested) => HandoffStatus::Requested,
+        Ok(v1::HandoffStatus::Acknowledged) => HandoffStatus::Acknowledged,
+        Ok(v1::HandoffStatus::InProgress) => HandoffStatus::InProgress,
+        Ok(v1::HandoffStatus::OnHold) => HandoffStatus::OnHold,
+        Ok(v1::HandoffStatus::Completed) => HandoffStatus::Completed,
+        Ok(v1::HandoffStatus::Rejected) => HandoffStatus::Rejected,
+        Ok(v1::HandoffStatus::Cancelled) => HandoffStatus::Cancelled,
+        Err(_) => {
+            return Err(ValidationError::new(
+                "status",
+                format!("{value} is not a known HandoffStatus"),
+            ))
+        }
+    };
+    Ok(Some(status))
+}
+
+pub fn sla_state_to_proto(s: SlaState) -> v1::SlaState {
+    match s {
+        SlaState::Pending => v1::SlaState::Pending,
+        SlaState::Running => v1::SlaState::Running,
+        SlaState::Paused => v1::SlaState::Paused,
+        SlaState::Met => v1::SlaState::Met,
+        SlaState::Breached => v1::SlaState::Breached,
+        SlaState::Cancelled => v1::SlaState::Cancelled,
+    }
+}
+
+pub fn clock_to_proto(c: &ClockOutcome) -> v1::SlaStatus {
+    v1::SlaStatus {
+        policy_id: c.policy_id.to_string(),
+        state: sla_state_to_proto(c.state) as i32,
+        deadline: c.deadline.map(timestamp_to_proto),
+        elapsed: Some(duration_to_proto(c.elapsed)),
+        target: Some(duration_to_proto(c.target)),
+        started_at: c.started_at.map(timestamp_to_proto),
+        stopped_at: c.stopped_at.map(timestamp_to_proto),
+    }
+}
+
+/// A required token field.
+pub fn token(field: &str, value: &str) -> Result<Token, ValidationError> {
+    Token::parse(value).map_err(|e| ValidationError::new(field, e))
+}
+
+/// An optional token field: empty means absent.
+pub fn optional_token(field: &str, value: &str) -> Result<Option<Token>, ValidationError> {
+    if value.is_empty() {
+        Ok(None)
+    } else {
+        token(field, value).map(Some)
+    }
+}
+
+/// Maps a wire event to the domain, naming the first field that does not map.
+pub fn event_from_proto(e: v1::HandoffEvent) -> Result<Event, ValidationError> {
+    let handoff_id = token("handoff_id", &e.handoff_id)?;
+    let event_type = event_type_from_proto(e.r#type)?;
+    let occurred_at = match &e.occurred_at {
+        Some(at) => timestamp_from_proto("occurred_at", at)?,
+        None => return Err(ValidationError::new("occurred_at", "is required")),
+    };
+    Ok(Event {
+        event_id: e.event_id,
+        handoff_id,
+        event_type,
+        occurred_at,
+        kind: optional_token("kind", &e.kind)?,
+        supplier: optional_token("supplier", &e.supplier)?,
+        customer: optional_token("customer", &e.customer)?,
+        priority: priority_from_proto(e.priority)?,
+        actor: e.actor,
+        attributes: e.attributes.into_iter().collect(),
+        version: e.version,
+        recorded_at: match &e.recorded_at {
+            Some(at) => Some(timestamp_from_proto("recorded_at", at)?),
+            None => None,
+        },
+    })
+}
+
+pub fn event_to_proto(e: &Event) -> v1::HandoffEvent {
+    v1::HandoffEvent {
+        event_id: e.event_id.clone(),
+        handoff_id: e.handoff_id.to_string(),
+        r#type: event_type_to_proto(e.event_type) as i32,
+        occurred_at: Some(timestamp_to_proto(e.occurred_at)),
+        kind: e.kind.as_ref().map(Token::to_string).unwrap_or_default(),
+        supplier: e
+            .supplier
+            .as_ref()
+            .map(Token::to_string)
+            .unwrap_or_default(),
+        customer: e
+            .customer
+            .as_ref()
+            .map(Token::to_string)
+            .unwrap_or_default(),
+        priority: e.priority.map(priority_to_proto).unwrap_or_default() as i32,
+        actor: e.actor.clone(),
+        attributes: e
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        version: e.version,
+        recorded_at: e.recorded_at.map(timestamp_to_proto),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wire() -> v1::HandoffEvent {
+        v1::HandoffEvent {
+            event_id: "e1".into(),
+            handoff_id: "h1".into(),
+            r#type: v1::EventType::Requested as i32,
+            occurred_at: Some(prost_types::Timestamp {
+                seconds: 1_700_000_000,
+                nanos: 123_456_789,
+            }),
+            kind: "repair".into(),
+            supplier: "engineering".into(),
+            customer: "ward-5".into(),
+            priority: v1::Priority::Stat as i32,
+            actor: "desk".into(),
+            attributes: [("asset".to_string(), "pump-7".to_string())].into(),
+            version: 0,
+            recorded_at: None,
+        }
+    }
+
+    #[test]
+    fn round_trips_at_millisecond_precision() {
+        let event = event_from_proto(wire()).expect("valid");
+        assert_eq!(event.occurred_at, Timestamp(1_700_000_000_123));
+        assert_eq!(event.priority, Some(Priority::Stat));
+        let back = event_to_proto(&event);
+        assert_eq!(back.occurred_at.map(|t| t.nanos), Some(123_000_000));
+        assert_eq!(event_from_proto(back), Ok(event));
+    }
+
+    #[test]
+    fn names_the_field_that_does_not_map() {
+        let field = |f: fn(&mut v1::HandoffEvent)| {
+            let mut e = wire();
+            f(&mut e);
+            event_from_proto(e).expect_err("invalid").field
+        };
+        assert_eq!(field(|e| e.handoff_id = "a.b".into()), "handoff_id");
+        assert_eq!(field(|e| e.r#type = 0), "type");
+        assert_eq!(field(|e| e.r#type = 99), "type");
+        assert_eq!(field(|e| e.occurred_at = None), "occurred_at");
+        assert_eq!(field(|e| e.supplier = "*".into()), "supplier");
+        assert_eq!(field(|e| e.customer = ">".into()), "customer");
+        assert_eq!(field(|e| e.kind = "re pair".into()), "kind");
+        assert_eq!(field(|e| e.priority = 7), "priority");
+        assert_eq!(
+            field(|e| e.occurred_at = Some(prost_types::Timestamp {
+                seconds: i64::MAX,
+                nanos: 0
+            })),
+            "occurred_at"
+        );
+    }
+}

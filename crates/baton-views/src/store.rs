@@ -1,0 +1,342 @@
+//! The sled tree and its key scheme.
+//!
+//! One tree, so that one `apply_batch` covers every change an event causes
+//! and the stream position that says it was applied:
+//!
+//! | key | value |
+//! |---|---|
+//! | `m/schema`, `m/catalog`, `m/position`, `m/stream-time` | store schema, catalog version, last applied stream sequence, latest `recorded_at` applied |
+//! | `h/<handoff>` | [`HandoffView`] |
+//! | `d/<deadline:8 BE><handoff>/<policy>` | empty: a running clock's deadline, ordered by time |
+//! | `b/<policy>/<handoff>` | [`BreachRecord`] |
+//! | `a/<policy>/<hour:8 BE>/<supplier>/<customer>` | [`Tallies`] |
+//! | `x/<policy>/<handoff>` | [`BreachRecord`] waiting to be announced (outbox) |
+//!
+//! Values are postcard-encoded domain types. sled may lose the last batches
+//! on a crash but recovers a consistent prefix of them; since the position
+//! is in the same batch, the projector then simply re-applies from there.
+
+use std::{collections::BTreeMap, path::Path};
+
+use baton_domain::{
+    compliance::{Contribution, Tallies},
+    event::{Event, Priority},
+    lifecycle::Handoff,
+    Timestamp, Token,
+};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::ViewsError;
+
+/// Bumped whenever a stored type or key changes: older stores are rebuilt.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const KEY_SCHEMA: &[u8] = b"m/schema";
+const KEY_CATALOG: &[u8] = b"m/catalog";
+const KEY_POSITION: &[u8] = b"m/position";
+const KEY_STREAM_TIME: &[u8] = b"m/stream-time";
+
+/// Everything the views hold about one hand-off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandoffView {
+    pub handoff: Handoff,
+    /// Every event in stream order.
+    pub events: Vec<Event>,
+    pub last_sequence: u64,
+    /// What each of its clocks counts as in the compliance tallies.
+    pub contributions: Vec<Contribution>,
+    /// Deadline index entries of its running clocks: (policy, deadline).
+    pub deadlines: Vec<(Token, Timestamp)>,
+    /// Policies whose clock is breached (a `b/` record exists).
+    pub breached: Vec<Token>,
+}
+
+/// A broken promise, as listed and announced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreachRecord {
+    pub handoff_id: Token,
+    pub policy_id: Token,
+    pub kind: Token,
+    pub supplier: Token,
+    pub customer: Token,
+    pub priority: Priority,
+    /// When the target ran out; by event time also when it broke.
+    pub deadline: Timestamp,
+    /// When the stop event came; `None` while still waiting for it.
+    pub stopped_at: Option<Timestamp>,
+}
+
+/// How the store was found on open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opened {
+    /// Empty: build from the start of the stream.
+    Empty,
+    /// Views up to this stream sequence; continue after it.
+    Resumed(u64),
+    /// The views were discarded (the reason says why): rebuild from the start.
+    Discarded(String),
+}
+
+/// The views' sled store.
+#[derive(Debug, Clone)]
+pub struct Views {
+    db: sled::Db,
+}
+
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Encoding our own plain data types into a Vec cannot fail.
+    postcard::to_allocvec(value).unwrap_or_default()
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, ViewsError> {
+    postcard::from_bytes(bytes).map_err(|e| ViewsError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason: e.to_string(),
+    })
+}
+
+pub(crate) fn handoff_key(handoff: &Token) -> Vec<u8> {
+    format!("h/{handoff}").into_bytes()
+}
+
+pub(crate) fn breach_key(policy: &Token, handoff: &Token) -> Vec<u8> {
+    format!("b/{policy}/{handoff}").into_bytes()
+}
+
+pub(crate) fn outbox_key(policy: &Token, handoff: &Token) -> Vec<u8> {
+    format!("x/{policy}/{handoff}").into_bytes()
+}
+
+/// Orders signed instants correctly as bytes.
+pub(crate) fn instant_bytes(at: Timestamp) -> [u8; 8] {
+    ((at.0 as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+pub(crate) fn instant_from_bytes(bytes: &[u8]) -> Option<Timestamp> {
+    let raw: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
+    Some(Timestamp((u64::from_be_bytes(raw) ^ (1 << 63)) as i64))
+}
+
+pub(crate) fn deadline_key(at: Timestamp, handoff: &Token, policy: &Token) -> Vec<u8> {
+    let mut key = b"d/".to_vec();
+    key.extend_from_slice(&instant_bytes(at));
+    key.extend_from_slice(format!("{handoff}/{policy}").as_bytes());
+    key
+}
+
+pub(crate) fn tally_prefix(policy: &Token) -> Vec<u8> {
+    format!("a/{policy}/").into_bytes()
+}
+
+pub(crate) fn tally_key(c: &Contribution) -> Vec<u8> {
+    let mut key = tally_prefix(&c.policy_id);
+    key.extend_from_slice(&instant_bytes(c.bucket));
+    key.extend_from_slice(format!("/{}/{}", c.supplier, c.customer).as_bytes());
+    key
+}
+
+impl Views {
+    /// Opens the store in `dir` for views computed under `catalog_version`.
+    ///
+    /// A store that sled cannot open, or that another schema or catalog
+    /// wrote, is discarded: the caller then rebuilds from the stream.
+    pub fn open(dir: &Path, catalog_version: &str) -> Result<(Views, Opened), ViewsError> {
+        let (db, mut opened) = match sled::open(dir) {
+            Ok(db) => (db, None),
+            Err(e) => {
+                tracing::warn!(error = %e, dir = %dir.display(), "views unreadable, discarding them");
+                std::fs::remove_dir_all(dir).map_err(|source| ViewsError::Reset {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+                (
+                    sled::open(dir)?,
+                    Some(format!("the store could not be opened: {e}")),
+                )
+            }
+        };
+        let views = Views { db };
+        if opened.is_none() && !views.db.is_empty() {
+            opened = views.doubt(catalog_version);
+            if opened.is_some() {
+                views.db.clear()?;
+            }
+        }
+        let opened = match (opened, views.position()?) {
+            (Some(reason), _) => Opened::Discarded(reason),
+            (None, 0) => Opened::Empty,
+            (None, position) => Opened::Resumed(position),
+        };
+        views.db.insert(KEY_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
+        views.db.insert(KEY_CATALOG, catalog_version.as_bytes())?;
+        views.db.flush()?;
+        Ok((views, opened))
+    }
+
+    /// Why the stored views cannot be trusted, if they cannot.
+    fn doubt(&self, catalog_version: &str) -> Option<String> {
+        let schema = self.db.get(KEY_SCHEMA).ok().flatten();
+        if schema.as_deref() != Some(&SCHEMA_VERSION.to_be_bytes()[..]) {
+            return Some("the store was written by another version of Baton".into());
+        }
+        let catalog = self.db.get(KEY_CATALOG).ok().flatten();
+        if catalog.as_deref() != Some(catalog_version.as_bytes()) {
+            return Some(format!(
+                "the views were computed under catalog {}, not {catalog_version}",
+                catalog
+                    .map(|c| String::from_utf8_lossy(&c).into_owned())
+                    .unwrap_or_else(|| "(none)".into())
+            ));
+        }
+        if let Err(e) = self.check_integrity() {
+            return Some(format!("the store is damaged: {e}"));
+        }
+        None
+    }
+
+    /// Reads every stored value once: a damaged store is found at start,
+    /// not in the middle of a query.
+    fn check_integrity(&self) -> Result<(), ViewsError> {
+        for entry in self.db.iter() {
+            let (key, value) = entry?;
+            match key.first() {
+                Some(b'h') => {
+                    decode::<HandoffView>(&key, &value)?;
+                }
+                Some(b'b') | Some(b'x') => {
+                    decode::<BreachRecord>(&key, &value)?;
+                }
+                Some(b'a') => {
+                    decode::<Tallies>(&key, &value)?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn tree(&self) -> &sled::Db {
+        &self.db
+    }
+
+    /// Last stream sequence whose event is in the views (0: none).
+    pub fn position(&self) -> Result<u64, ViewsError> {
+        Ok(self
+            .db
+            .get(KEY_POSITION)?
+            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(0))
+    }
+
+    /// Latest `recorded_at` among applied events: how far the log has told
+    /// the views about the world.
+    pub fn stream_time(&self) -> Result<Timestamp, ViewsError> {
+        Ok(self
+            .db
+            .get(KEY_STREAM_TIME)?
+            .and_then(|v| v.as_ref().try_into().ok().map(i64::from_be_bytes))
+            .map(Timestamp)
+            .unwrap_or(Timestamp(i64::MIN)))
+    }
+
+    /// Writes buffered changes to disk.
+    pub fn flush(&self) -> Result<(), ViewsError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Every view entry but the metadata, in key order: two stores with the
+    /// same dump show the same figures.
+    pub fn dump(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ViewsError> {
+        let mut out = Vec::new();
+        for entry in self.db.iter() {
+            let (key, value) = entry?;
+            if !key.starts_with(b"m/") {
+                out.push((key.to_vec(), value.to_vec()));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Pending changes with read-your-writes, applied atomically by [`Batch::commit`].
+#[derive(Debug)]
+pub(crate) struct Batch<'a> {
+    views: &'a Views,
+    changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl<'a> Batch<'a> {
+    pub(crate) fn new(views: &'a Views) -> Batch<'a> {
+        Batch {
+            views,
+            changes: BTreeMap::new(),
+        }
+    }
+
+    pub(crate) fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, ViewsError> {
+        let bytes = match self.changes.get(key) {
+            Some(Some(bytes)) => return decode(key, bytes).map(Some),
+            Some(None) => return Ok(None),
+            None => self.views.db.get(key)?,
+        };
+        bytes.map(|b| decode(key, &b)).transpose()
+    }
+
+    pub(crate) fn put<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
+        self.changes.insert(key, Some(encode(value)));
+    }
+
+    pub(crate) fn put_raw(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.changes.insert(key, Some(value));
+    }
+
+    pub(crate) fn delete(&mut self, key: Vec<u8>) {
+        self.changes.insert(key, None);
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// Keys in `[start, end)`, committed or pending, without pending deletions.
+    pub(crate) fn keys_in(&self, start: &[u8], end: &[u8]) -> Result<Vec<Vec<u8>>, ViewsError> {
+        let mut keys = std::collections::BTreeSet::new();
+        for key in self.views.db.range(start..end).keys() {
+            keys.insert(key?.to_vec());
+        }
+        for (key, value) in self.changes.range(start.to_vec()..end.to_vec()) {
+            if value.is_some() {
+                keys.insert(key.clone());
+            } else {
+                keys.remove(key);
+            }
+        }
+        Ok(keys.into_iter().collect())
+    }
+
+    /// Applies every change, and the new position and stream time if given,
+    /// atomically.
+    pub(crate) fn commit(
+        mut self,
+        position: Option<u64>,
+        stream_time: Timestamp,
+    ) -> Result<(), ViewsError> {
+        if let Some(position) = position {
+            self.put_raw(KEY_POSITION.to_vec(), position.to_be_bytes().to_vec());
+        }
+        self.put_raw(
+            KEY_STREAM_TIME.to_vec(),
+            stream_time.0.to_be_bytes().to_vec(),
+        );
+        let mut batch = sled::Batch::default();
+        for (key, value) in self.changes {
+            match value {
+                Some(value) => batch.insert(key, value),
+                None => batch.remove(key),
+            }
+        }
+        self.views.db.apply_batch(batch)?;
+        Ok(())
+    }
+}
