@@ -62,3 +62,29 @@ pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, LogErr
 pub fn is_connected(client: &async_nats::Client) -> bool {
     client.connection_state() == async_nats::connection::State::Connected
 }
+
+/// Calls `on_change` with the connection state now and whenever it changes,
+/// until `stop` completes. Checks twice a second: health reporting, not a
+/// data path.
+pub async fn watch_connection<F, Fut>(
+    client: async_nats::Client,
+    stop: impl std::future::Future<Output = ()>,
+    mut on_change: F,
+) where
+    F: FnMut(bool) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    tokio::pin!(stop);
+    let mut last = None;
+    loop {
+        let connected = is_connected(&client);
+        if last != Some(connected) {
+            on_change(connected).await;
+            last = Some(connected);
+        }
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+}

@@ -156,6 +156,11 @@ impl<'a> Projection<'a> {
         Ok(Applied::Applied)
     }
 
+    /// Moves the position past a stream message that is not an event.
+    pub fn skip(&mut self, sequence: u64) {
+        self.position = Some(self.position.unwrap_or(0).max(sequence));
+    }
+
     /// Re-evaluates a hand-off's clocks as of `now`.
     fn refresh(&mut self, handoff_id: &Token, now: Timestamp) -> Result<(), ViewsError> {
         if let Some(view) = self.batch.get::<HandoffView>(&handoff_key(handoff_id))? {

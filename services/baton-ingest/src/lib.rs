@@ -1,1 +1,24 @@
-//! placeholder
+//! Baton's ingest service: clinical systems append hand-off events over
+//! gRPC; each is checked against the catalog and the hand-off's lifecycle and
+//! then appended to the `BATON_HANDOFFS` stream. A client hears OK only after
+//! JetStream has stored the event.
+//!
+//! Layout:
+//! - [`config`]: flags and their environment twins.
+//! - [`ingestor`]: the append rules: validation, idempotency, optimistic
+//!   concurrency, with a cache of hand-off state any replica can rebuild.
+//! - [`error`]: the one place errors become gRPC status codes.
+//! - [`grpc`]: the `baton.v1.Ingest` service over the ingestor.
+//! - [`server`]: wiring: NATS, streams, gRPC with health and reflection.
+//!
+//! It must never keep state that the stream does not also hold: its cache is
+//! only a shortcut, checked by JetStream on every append.
+
+pub mod config;
+pub mod error;
+pub mod grpc;
+pub mod ingestor;
+pub mod server;
+
+pub use config::Config;
+pub use server::run;

@@ -1,1 +1,102 @@
-//! placeholder
+//! Baton's projector: consumes the `BATON_HANDOFFS` stream with a durable
+//! consumer, folds every event into the SLA views in sled, notices deadlines
+//! passing with no event (a timer on the ordered deadline index), announces
+//! each breach exactly once on `baton.sla.breached.…`, and serves the
+//! `baton.v1.Query` service.
+//!
+//! Layout:
+//! - [`config`]: flags and their environment twins.
+//! - [`consumer`]: stream → views, position committed with the changes.
+//! - [`timer`]: wakes at the next deadline and settles it.
+//! - [`announcer`]: drains the outbox of breaches onto NATS.
+//! - [`query`]: the `baton.v1.Query` gRPC service.
+//! - [`server`]: wiring and shutdown.
+//!
+//! It must never be the record: the views are a cache of the stream, rebuilt
+//! from it whenever they are missing or in doubt.
+
+pub mod announcer;
+pub mod config;
+pub mod consumer;
+pub mod query;
+pub mod server;
+pub mod timer;
+
+use std::sync::{
+    atomic::{AtomicBool, AtomicU64, Ordering},
+    Arc,
+};
+
+use baton_domain::Catalog;
+use baton_views::{Projection, Views, ViewsError};
+use tokio::sync::Notify;
+
+pub use config::Config;
+pub use server::run;
+
+/// What the projector's tasks share.
+#[derive(Debug)]
+pub struct Shared {
+    pub views: Views,
+    pub catalog: Arc<Catalog>,
+    /// Held by whoever writes the views, so batches never interleave.
+    writer: tokio::sync::Mutex<()>,
+    /// The consumer has applied everything the stream held when it last looked.
+    caught_up: AtomicBool,
+    /// Events applied since start (for logs and tests).
+    applied: AtomicU64,
+    /// The deadline index or the caught-up state changed: the timer looks again.
+    deadlines_changed: Notify,
+    /// New breaches wait in the outbox: the announcer looks again.
+    outbox_ready: Notify,
+}
+
+impl Shared {
+    pub fn new(views: Views, catalog: Arc<Catalog>) -> Shared {
+        Shared {
+            views,
+            catalog,
+            writer: tokio::sync::Mutex::new(()),
+            caught_up: AtomicBool::new(false),
+            applied: AtomicU64::new(0),
+            deadlines_changed: Notify::new(),
+            outbox_ready: Notify::new(),
+        }
+    }
+
+    pub fn is_caught_up(&self) -> bool {
+        self.caught_up.load(Ordering::Acquire)
+    }
+
+    pub fn applied(&self) -> u64 {
+        self.applied.load(Ordering::Relaxed)
+    }
+
+    /// Runs `change` on a projection of the views, off the async threads,
+    /// with the writer lock held, and commits it.
+    async fn write<T: Send + 'static>(
+        self: &Arc<Self>,
+        change: impl FnOnce(&mut Projection<'_>) -> Result<T, ViewsError> + Send + 'static,
+    ) -> Result<T, ViewsError> {
+        let _writer = self.writer.lock().await;
+        let shared = self.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let mut projection = Projection::new(&shared.views, &shared.catalog)?;
+            let value = change(&mut projection)?;
+            let breached = projection.newly_breached();
+            projection.commit()?;
+            Ok::<_, ViewsError>((value, breached))
+        })
+        .await
+        .map_err(|e| ViewsError::Corrupt {
+            key: "(batch)".into(),
+            reason: format!("the writer task failed: {e}"),
+        })?;
+        let (value, breached) = result?;
+        if breached > 0 {
+            self.outbox_ready.notify_one();
+        }
+        self.deadlines_changed.notify_one();
+        Ok(value)
+    }
+}

@@ -1,0 +1,182 @@
+//! What every Baton service process shares: logging set-up, shutdown on
+//! SIGTERM/SIGINT, the HTTP side port (health now, metrics later) and the
+//! wall clock.
+//!
+//! This is the only crate that reads the machine's clock, so the domain never
+//! does. It must never hold business rules.
+
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use axum::{http::StatusCode, routing::get, Router};
+use baton_domain::Timestamp;
+use tokio_util::sync::CancellationToken;
+
+/// The wall clock, as the domain's [`Timestamp`].
+pub fn now() -> Timestamp {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    Timestamp(millis)
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`). With
+/// `BATON_LOG_FORMAT=json`, one JSON object per line.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("BATON_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// A token cancelled on the first SIGTERM or SIGINT. A second signal exits
+/// at once, for an operator who does not want to wait.
+pub fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested, finishing in-flight work (signal again to force)");
+        cancel.cancel();
+        wait_for_signal().await;
+        tracing::warn!("second signal, exiting now");
+        std::process::exit(130);
+    });
+    token
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Whether the service can do its job right now (NATS reachable, views open).
+#[derive(Debug, Clone, Default)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    pub fn set(&self, ready: bool) {
+        self.0.store(ready, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Serves the HTTP side port: `/healthz` (alive) and `/readyz` (ready to
+/// serve), plus any routes the service adds.
+pub async fn serve_http(
+    listener: tokio::net::TcpListener,
+    readiness: Readiness,
+    extra: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = readiness.get();
+                async move {
+                    if ready {
+                        (StatusCode::OK, "ready\n")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+                    }
+                }
+            }),
+        )
+        .merge(extra);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Binds a TCP listener, naming the address in the error.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"))
+    })
+}
+
+/// Why the catalog file could not be used.
+#[derive(Debug)]
+pub struct CatalogLoadError {
+    pub path: std::path::PathBuf,
+    pub reason: String,
+}
+
+impl std::fmt::Display for CatalogLoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.reason)
+    }
+}
+
+impl std::error::Error for CatalogLoadError {}
+
+/// Reads and validates the catalog file.
+pub fn load_catalog(path: &std::path::Path) -> Result<baton_domain::Catalog, CatalogLoadError> {
+    let fail = |reason: String| CatalogLoadError {
+        path: path.to_owned(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read it: {e}")))?;
+    baton_domain::Catalog::from_json(&text).map_err(|e| fail(e.to_string()))
+}
+
+/// Repeats `attempt` with a capped exponential back-off until it succeeds
+/// or `cancel` fires. Returns `None` if cancelled.
+pub async fn retry_until<T, E: std::fmt::Display, F, Fut>(
+    what: &str,
+    cancel: &CancellationToken,
+    mut attempt: F,
+) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut delay = std::time::Duration::from_millis(100);
+    loop {
+        match attempt().await {
+            Ok(value) => return Some(value),
+            Err(e) => tracing::warn!(error = %e, retry_in = ?delay, "{what} failed"),
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return None,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(std::time::Duration::from_secs(5));
+    }
+}

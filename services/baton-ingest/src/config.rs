@@ -1,0 +1,44 @@
+//! Configuration: every setting a flag with an environment-variable twin.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+/// Baton ingest: appends hand-off events to NATS JetStream.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "baton-ingest", version, about, long_about = None)]
+pub struct Config {
+    /// NATS server URL(s), comma-separated.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+
+    /// gRPC listen address for the Ingest service.
+    #[arg(long, env = "BATON_INGEST_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+
+    /// HTTP side port: /healthz and /readyz.
+    #[arg(long, env = "BATON_INGEST_HTTP_LISTEN", default_value = "127.0.0.1:9451")]
+    pub http_listen: SocketAddr,
+
+    /// The catalog of departments, kinds and promises (JSON).
+    #[arg(long, env = "BATON_CATALOG", default_value = "deploy/catalog.json")]
+    pub catalog: PathBuf,
+
+    /// JetStream replicas for the streams, if this service creates them (3 on a cluster).
+    #[arg(long, env = "BATON_STREAM_REPLICAS", default_value_t = 1)]
+    pub stream_replicas: usize,
+
+    /// How long to wait for JetStream to acknowledge an append before answering UNAVAILABLE.
+    #[arg(long, env = "BATON_PUBLISH_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub publish_timeout: Duration,
+
+    /// How far in the future occurred_at may be (clock skew between systems).
+    #[arg(long, env = "BATON_MAX_FUTURE_SKEW", default_value = "5m", value_parser = parse_duration)]
+    pub max_future_skew: Duration,
+
+    /// Hand-offs whose state is kept in memory between appends.
+    #[arg(long, env = "BATON_CACHE_CAPACITY", default_value_t = 100_000)]
+    pub cache_capacity: usize,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    baton_domain::time::parse_duration(s).map_err(|e| e.to_string())
+}

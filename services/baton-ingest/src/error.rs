@@ -1,0 +1,41 @@
+//! Ingest errors, and their one mapping to gRPC status codes.
+
+use baton_domain::{event::ValidationError, lifecycle::LifecycleError};
+use baton_log::LogError;
+use tonic::Status;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// A field is malformed, missing, out of bounds or unknown to the catalog.
+    #[error("{0}")]
+    Invalid(#[from] ValidationError),
+    /// The lifecycle does not allow this event now.
+    #[error("{0}")]
+    Lifecycle(#[from] LifecycleError),
+    #[error("expected_version {expected} does not match the hand-off's version {actual}")]
+    VersionMismatch { expected: u64, actual: u64 },
+    #[error("event_id {event_id} was already used for a different event on this hand-off (version {version})")]
+    EventIdReused { event_id: String, version: u64 },
+    #[error("hand-off {0} is changing too fast to append to; retry")]
+    Contention(String),
+    #[error("{0}")]
+    Log(#[from] LogError),
+}
+
+impl From<IngestError> for Status {
+    fn from(error: IngestError) -> Status {
+        let message = error.to_string();
+        match error {
+            IngestError::Invalid(_) => Status::invalid_argument(message),
+            IngestError::Lifecycle(LifecycleError::Mismatch { .. }) => Status::invalid_argument(message),
+            IngestError::Lifecycle(_) => Status::failed_precondition(message),
+            IngestError::VersionMismatch { .. } | IngestError::Contention(_) => Status::aborted(message),
+            IngestError::EventIdReused { .. } => Status::already_exists(message),
+            IngestError::Log(LogError::Unavailable(_)) => {
+                Status::unavailable(format!("{message}; retrying with the same event_id is safe"))
+            }
+            IngestError::Log(LogError::Conflict) => Status::aborted(message),
+            IngestError::Log(_) => Status::internal(message),
+        }
+    }
+}

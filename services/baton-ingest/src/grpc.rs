@@ -1,0 +1,80 @@
+//! The `baton.v1.Ingest` gRPC service.
+
+use std::sync::Arc;
+
+use baton_proto::{
+    convert::event_from_proto,
+    v1::{self, ingest_server::Ingest},
+};
+use tonic::{Request, Response, Status};
+
+use crate::{error::IngestError, ingestor::Ingestor};
+
+/// Most events one AppendBatch may carry.
+pub const MAX_BATCH: usize = 1_000;
+
+#[derive(Debug, Clone)]
+pub struct IngestService {
+    ingestor: Arc<Ingestor>,
+}
+
+impl IngestService {
+    pub fn new(ingestor: Arc<Ingestor>) -> IngestService {
+        IngestService { ingestor }
+    }
+
+    async fn append_one(&self, request: v1::AppendRequest) -> Result<v1::AppendResponse, Status> {
+        let event = request
+            .event
+            .ok_or_else(|| Status::invalid_argument("event: is required"))?;
+        let event = event_from_proto(event).map_err(IngestError::from)?;
+        let handoff_id = event.handoff_id.clone();
+        let event_type = event.event_type;
+        let accepted = self
+            .ingestor
+            .append(event, request.expected_version, baton_runtime::now())
+            .await
+            .inspect_err(|e| tracing::debug!(handoff = %handoff_id, event = %event_type, error = %e, "append refused"))?;
+        Ok(v1::AppendResponse {
+            version: accepted.version,
+            stream_sequence: accepted.sequence,
+            duplicate: accepted.duplicate,
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl Ingest for IngestService {
+    #[tracing::instrument(skip_all)]
+    async fn append(&self, request: Request<v1::AppendRequest>) -> Result<Response<v1::AppendResponse>, Status> {
+        self.append_one(request.into_inner()).await.map(Response::new)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn append_batch(
+        &self,
+        request: Request<v1::AppendBatchRequest>,
+    ) -> Result<Response<v1::AppendBatchResponse>, Status> {
+        let requests = request.into_inner().requests;
+        if requests.len() > MAX_BATCH {
+            return Err(Status::invalid_argument(format!(
+                "requests: {} events in one batch; at most {MAX_BATCH}",
+                requests.len()
+            )));
+        }
+        let mut results = Vec::with_capacity(requests.len());
+        for request in requests {
+            let outcome = match self.append_one(request).await {
+                Ok(ok) => v1::append_result::Outcome::Ok(ok),
+                Err(status) => v1::append_result::Outcome::Error(v1::AppendError {
+                    code: status.code() as i32,
+                    message: status.message().to_owned(),
+                }),
+            };
+            results.push(v1::AppendResult {
+                outcome: Some(outcome),
+            });
+        }
+        Ok(Response::new(v1::AppendBatchResponse { results }))
+    }
+}

@@ -1,0 +1,255 @@
+//! The append rules.
+//!
+//! For each event: validate it, check it against the catalog, load the
+//! hand-off's state (from the cache, or rebuilt from the stream), answer a
+//! resend from the hand-off's own event ids (idempotent for as long as the
+//! stream keeps the hand-off, not just JetStream's 2-minute window), check
+//! `expected_version`, apply the lifecycle, then append conditionally on the
+//! hand-off's last stream sequence. If another replica appended first,
+//! JetStream refuses, the state is reloaded and the event judged again.
+
+use std::{
+    collections::HashMap,
+    hash::{BuildHasher, RandomState},
+    sync::{Arc, Mutex},
+};
+
+use baton_domain::{
+    event::{Event, Limits, ValidationError},
+    lifecycle::Handoff,
+    Catalog, Timestamp, Token,
+};
+use baton_log::{EventLog, LogError};
+
+use crate::error::IngestError;
+
+/// Attempts to append one event while other writers keep winning.
+const MAX_ATTEMPTS: usize = 8;
+/// Appends to hand-offs in one stripe are serialised within this replica.
+const STRIPES: usize = 1024;
+
+/// What a client hears back for an accepted (or resent) event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accepted {
+    pub version: u64,
+    pub sequence: u64,
+    pub duplicate: bool,
+}
+
+/// An event already in the hand-off, for answering resends.
+#[derive(Debug, Clone)]
+struct Prior {
+    accepted: Accepted,
+    event_type: baton_domain::EventType,
+    occurred_at: Timestamp,
+}
+
+/// A hand-off as this replica last saw it in the stream.
+#[derive(Debug, Clone)]
+struct Known {
+    handoff: Handoff,
+    last_sequence: u64,
+    events: HashMap<String, Prior>,
+}
+
+/// Validates and appends hand-off events.
+#[derive(Debug)]
+pub struct Ingestor {
+    log: EventLog,
+    catalog: Arc<Catalog>,
+    limits: Limits,
+    cache: Mutex<HashMap<Token, Arc<Known>>>,
+    cache_capacity: usize,
+    stripes: Vec<tokio::sync::Mutex<()>>,
+    hasher: RandomState,
+}
+
+impl Ingestor {
+    pub fn new(log: EventLog, catalog: Arc<Catalog>, limits: Limits, cache_capacity: usize) -> Ingestor {
+        Ingestor {
+            log,
+            catalog,
+            limits,
+            cache: Mutex::new(HashMap::new()),
+            cache_capacity: cache_capacity.max(1),
+            stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+            hasher: RandomState::new(),
+        }
+    }
+
+    pub fn log(&self) -> &EventLog {
+        &self.log
+    }
+
+    /// Appends `event` as of `now` (the receiver's clock, for the future bound
+    /// and `recorded_at`).
+    pub async fn append(
+        &self,
+        event: Event,
+        expected_version: Option<u64>,
+        now: Timestamp,
+    ) -> Result<Accepted, IngestError> {
+        event.validate(&self.limits, now)?;
+        self.check_catalog(&event)?;
+        let stripe = self.hasher.hash_one(&event.handoff_id) as usize % STRIPES;
+        let _serialised = self.stripes[stripe].lock().await;
+
+        for _ in 0..MAX_ATTEMPTS {
+            let known = self.known(&event.handoff_id).await?;
+            if let Some(prior) = known.as_ref().and_then(|k| k.events.get(&event.event_id)) {
+                if prior.event_type == event.event_type && prior.occurred_at == event.occurred_at {
+                    return Ok(Accepted {
+                        duplicate: true,
+                        ..prior.accepted
+                    });
+                }
+                return Err(IngestError::EventIdReused {
+                    event_id: event.event_id.clone(),
+                    version: prior.accepted.version,
+                });
+            }
+            let version = known.as_ref().map(|k| k.handoff.version).unwrap_or(0);
+            if let Some(expected) = expected_version {
+                if expected != version {
+                    return Err(IngestError::VersionMismatch {
+                        expected,
+                        actual: version,
+                    });
+                }
+            }
+            let mut record = event.clone();
+            let next = match &known {
+                None => Handoff::open(&record)?,
+                Some(k) => {
+                    let mut handoff = k.handoff.clone();
+                    handoff.complete(&mut record)?;
+                    handoff.apply(&record)?;
+                    handoff
+                }
+            };
+            record.version = next.version;
+            record.recorded_at = Some(now);
+            let last_sequence = known.as_ref().map(|k| k.last_sequence).unwrap_or(0);
+            match self.log.append(&record, last_sequence).await {
+                Ok(appended) if !appended.duplicate => {
+                    let accepted = Accepted {
+                        version: record.version,
+                        sequence: appended.sequence,
+                        duplicate: false,
+                    };
+                    self.remember(known, next, &record, accepted);
+                    return Ok(accepted);
+                }
+                // JetStream had the message id (another replica, moments
+                // ago), or another writer got in first: look again.
+                Ok(_) | Err(LogError::Conflict) => self.forget(&event.handoff_id),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(IngestError::Contention(event.handoff_id.to_string()))
+    }
+
+    fn check_catalog(&self, event: &Event) -> Result<(), ValidationError> {
+        if let Some(kind) = &event.kind {
+            if !self.catalog.has_kind(kind) {
+                return Err(ValidationError::new(
+                    "kind",
+                    format!("{kind} is not a kind in the catalog"),
+                ));
+            }
+        }
+        for (field, department) in [("supplier", &event.supplier), ("customer", &event.customer)] {
+            if let Some(department) = department {
+                if !self.catalog.has_department(department) {
+                    return Err(ValidationError::new(
+                        field,
+                        format!("{department} is not a department in the catalog"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The hand-off's state: cached, or rebuilt from its events in the stream.
+    async fn known(&self, handoff_id: &Token) -> Result<Option<Arc<Known>>, IngestError> {
+        if let Some(known) = self.lock_cache().get(handoff_id) {
+            return Ok(Some(known.clone()));
+        }
+        let history = self.log.history(handoff_id).await?;
+        let Some(last) = history.last() else {
+            return Ok(None);
+        };
+        let last_sequence = last.sequence;
+        let handoff = Handoff::replay(history.iter().map(|r| &r.event))
+            .map_err(|e| LogError::Other(format!("hand-off {handoff_id} in the stream does not replay: {e}")))?;
+        let Some(handoff) = handoff else {
+            return Ok(None);
+        };
+        let events = history
+            .into_iter()
+            .map(|r| {
+                let prior = Prior {
+                    accepted: Accepted {
+                        version: r.event.version,
+                        sequence: r.sequence,
+                        duplicate: true,
+                    },
+                    event_type: r.event.event_type,
+                    occurred_at: r.event.occurred_at,
+                };
+                (r.event.event_id, prior)
+            })
+            .collect();
+        let known = Arc::new(Known {
+            handoff,
+            last_sequence,
+            events,
+        });
+        self.insert(handoff_id.clone(), known.clone());
+        Ok(Some(known))
+    }
+
+    fn remember(&self, before: Option<Arc<Known>>, handoff: Handoff, record: &Event, accepted: Accepted) {
+        let mut events = before.map(|k| k.events.clone()).unwrap_or_default();
+        events.insert(
+            record.event_id.clone(),
+            Prior {
+                accepted: Accepted {
+                    duplicate: true,
+                    ..accepted
+                },
+                event_type: record.event_type,
+                occurred_at: record.occurred_at,
+            },
+        );
+        let known = Known {
+            handoff,
+            last_sequence: accepted.sequence,
+            events,
+        };
+        self.insert(record.handoff_id.clone(), Arc::new(known));
+    }
+
+    fn insert(&self, handoff_id: Token, known: Arc<Known>) {
+        let mut cache = self.lock_cache();
+        if cache.len() >= self.cache_capacity && !cache.contains_key(&handoff_id) {
+            // Evict an arbitrary entry (hash order): any hand-off can be
+            // rebuilt from the stream, so eviction costs time, never truth.
+            if let Some(victim) = cache.keys().next().cloned() {
+                cache.remove(&victim);
+            }
+        }
+        cache.insert(handoff_id, known);
+    }
+
+    fn forget(&self, handoff_id: &Token) {
+        self.lock_cache().remove(handoff_id);
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<Token, Arc<Known>>> {
+        // A panic while holding this lock cannot leave the map half-updated
+        // (every operation is a single insert or remove), so recover it.
+        self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}

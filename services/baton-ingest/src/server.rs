@@ -1,0 +1,127 @@
+//! Wiring: NATS, the streams, and the gRPC server with health and reflection.
+
+use std::{sync::Arc, time::Duration};
+
+use baton_domain::event::Limits;
+use baton_log::{EventLog, LogError, StreamSettings};
+use baton_proto::v1::ingest_server::IngestServer;
+use baton_runtime::{CatalogLoadError, Readiness};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::{config::Config, grpc::IngestService, ingestor::Ingestor};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("catalog {0}")]
+    Catalog(#[from] CatalogLoadError),
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("grpc reflection: {0}")]
+    Reflection(String),
+    #[error("grpc server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("http side port: {0}")]
+    Http(#[from] std::io::Error),
+}
+
+/// Runs the ingest service on the given listeners until `shutdown` fires,
+/// then stops taking requests and finishes the ones in flight.
+pub async fn run(
+    config: Config,
+    grpc_listener: TcpListener,
+    http_listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), StartError> {
+    let catalog = Arc::new(baton_runtime::load_catalog(&config.catalog)?);
+    tracing::info!(catalog = %config.catalog.display(), version = catalog.version(), promises = catalog.promises.len(), "catalog loaded");
+
+    let client = baton_log::connect(&config.nats_url, "baton-ingest").await?;
+    let log = EventLog::new(client.clone(), config.publish_timeout);
+    let limits = Limits {
+        max_future_skew: config.max_future_skew,
+        ..Limits::default()
+    };
+    let ingestor = Arc::new(Ingestor::new(log.clone(), catalog, limits, config.cache_capacity));
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_not_serving::<IngestServer<IngestService>>().await;
+    let readiness = Readiness::default();
+
+    let settings = StreamSettings {
+        replicas: config.stream_replicas,
+        ..StreamSettings::default()
+    };
+    let watch = tokio::spawn(watch_readiness(log.clone(), settings, health, readiness.clone(), shutdown.clone()));
+
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(baton_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| StartError::Reflection(e.to_string()))?;
+
+    let http_shutdown = shutdown.clone();
+    let http = tokio::spawn(baton_runtime::serve_http(
+        http_listener,
+        readiness,
+        axum::Router::new(),
+        async move { http_shutdown.cancelled().await },
+    ));
+
+    tracing::info!(addr = ?grpc_listener.local_addr().ok(), "ingest serving");
+    let grpc_shutdown = shutdown.clone();
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(IngestServer::new(IngestService::new(ingestor)))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), async move {
+            grpc_shutdown.cancelled().await
+        })
+        .await?;
+
+    shutdown.cancel();
+    let _ = watch.await;
+    if let Ok(result) = http.await {
+        result?;
+    }
+    // Appends are acknowledged before we answer, so nothing is buffered;
+    // flushing only delivers anything the client still holds.
+    let _ = tokio::time::timeout(Duration::from_secs(2), client.flush()).await;
+    tracing::info!("ingest stopped");
+    Ok(())
+}
+
+/// Creates the streams once NATS is reachable, then keeps the health status
+/// in line with the NATS connection.
+async fn watch_readiness(
+    log: EventLog,
+    settings: StreamSettings,
+    health: tonic_health::server::HealthReporter,
+    readiness: Readiness,
+    shutdown: CancellationToken,
+) {
+    let ensured = baton_runtime::retry_until("creating the streams", &shutdown, || {
+        baton_log::streams::ensure(log.jetstream(), &settings)
+    })
+    .await;
+    if ensured.is_none() {
+        return;
+    }
+    let client = log.client().clone();
+    baton_log::watch_connection(client, shutdown.cancelled(), |connected| {
+        let health = health.clone();
+        let readiness = readiness.clone();
+        async move {
+            if connected {
+                health.set_serving::<IngestServer<IngestService>>().await;
+                tracing::info!("nats connected, ingest ready");
+            } else {
+                health.set_not_serving::<IngestServer<IngestService>>().await;
+                tracing::warn!("nats disconnected, appends answer UNAVAILABLE");
+            }
+            readiness.set(connected);
+        }
+    })
+    .await;
+}

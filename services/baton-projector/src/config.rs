@@ -1,0 +1,41 @@
+//! Configuration: every setting a flag with an environment-variable twin.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+/// Baton projector: builds the SLA views from the event stream and serves queries.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "baton-projector", version, about, long_about = None)]
+pub struct Config {
+    /// NATS server URL(s), comma-separated.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+
+    /// gRPC listen address for the Query service.
+    #[arg(long, env = "BATON_PROJECTOR_LISTEN", default_value = "127.0.0.1:50052")]
+    pub listen: SocketAddr,
+
+    /// HTTP side port: /healthz and /readyz.
+    #[arg(long, env = "BATON_PROJECTOR_HTTP_LISTEN", default_value = "127.0.0.1:9452")]
+    pub http_listen: SocketAddr,
+
+    /// Where the sled views live. Deleting it is safe: the views are rebuilt from the stream.
+    #[arg(long, env = "BATON_DATA_DIR", default_value = "data/projector")]
+    pub data_dir: PathBuf,
+
+    /// The catalog of departments, kinds and promises (JSON). A different
+    /// catalog than the views were built with rebuilds them.
+    #[arg(long, env = "BATON_CATALOG", default_value = "deploy/catalog.json")]
+    pub catalog: PathBuf,
+
+    /// Name of the durable JetStream consumer.
+    #[arg(long, env = "BATON_CONSUMER", default_value = "baton-projector")]
+    pub consumer: String,
+
+    /// Events fetched and applied in one sled batch.
+    #[arg(long, env = "BATON_BATCH_SIZE", default_value_t = 500)]
+    pub batch_size: usize,
+
+    /// JetStream replicas for the streams, if this service creates them.
+    #[arg(long, env = "BATON_STREAM_REPLICAS", default_value_t = 1)]
+    pub stream_replicas: usize,
+}

@@ -1,0 +1,166 @@
+//! Stream → views.
+//!
+//! The durable consumer is (re)created at every start from the position the
+//! views hold, so the views, not the consumer's ack floor, decide where to
+//! resume: an empty data dir replays the whole stream, and a crash between
+//! the sled commit and the ack re-delivers events the views then skip.
+
+use std::{sync::Arc, time::Duration};
+
+use async_nats::jetstream::{
+    self,
+    consumer::{pull, AckPolicy, DeliverPolicy},
+};
+use baton_log::{subject, LogError, StreamSettings};
+use baton_views::Applied;
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::Shared;
+
+/// Consumes until `shutdown`, restarting from the views' position after
+/// any failure (NATS gone, consumer deleted, ...).
+pub async fn run(
+    shared: Arc<Shared>,
+    js: jetstream::Context,
+    consumer_name: String,
+    batch_size: usize,
+    settings: StreamSettings,
+    shutdown: CancellationToken,
+) {
+    let ensured = baton_runtime::retry_until("creating the streams", &shutdown, || {
+        baton_log::streams::ensure(&js, &settings)
+    })
+    .await;
+    if ensured.is_none() {
+        return;
+    }
+    let mut delay = Duration::from_millis(100);
+    while !shutdown.is_cancelled() {
+        match consume(&shared, &js, &consumer_name, batch_size, &shutdown).await {
+            Ok(()) => return,
+            Err(e) => tracing::warn!(error = %e, retry_in = ?delay, "consumer stopped, restarting from the views' position"),
+        }
+        shared.caught_up.store(false, std::sync::atomic::Ordering::Release);
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ConsumeError {
+    #[error(transparent)]
+    Views(#[from] baton_views::ViewsError),
+    #[error("nats: {0}")]
+    Nats(String),
+}
+
+fn nats(e: impl std::fmt::Display) -> ConsumeError {
+    ConsumeError::Nats(e.to_string())
+}
+
+async fn consume(
+    shared: &Arc<Shared>,
+    js: &jetstream::Context,
+    consumer_name: &str,
+    batch_size: usize,
+    shutdown: &CancellationToken,
+) -> Result<(), ConsumeError> {
+    let position = shared.views.position()?;
+    let stream = js.get_stream(subject::EVENTS_STREAM).await.map_err(nats)?;
+    // Start exactly after what the views hold, whatever the consumer held.
+    match stream.delete_consumer(consumer_name).await {
+        Ok(_) => {}
+        Err(e) if e.to_string().contains("not found") => {}
+        Err(e) => return Err(nats(e)),
+    }
+    let mut consumer: jetstream::consumer::Consumer<pull::Config> = stream
+        .create_consumer(pull::Config {
+            durable_name: Some(consumer_name.to_owned()),
+            description: Some("baton projector: views in sled".into()),
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: position + 1,
+            },
+            ack_policy: AckPolicy::All,
+            filter_subject: subject::ALL_EVENTS.to_owned(),
+            max_ack_pending: 20_000,
+            ..Default::default()
+        })
+        .await
+        .map_err(nats)?;
+    let pending = consumer.info().await.map_err(nats)?.num_pending;
+    tracing::info!(after = position, pending, "consuming the event stream");
+    set_caught_up(shared, pending == 0);
+
+    let mut chunks = consumer
+        .stream()
+        .max_messages_per_batch(batch_size)
+        .heartbeat(Duration::from_secs(5))
+        .messages()
+        .await
+        .map_err(nats)?
+        .ready_chunks(batch_size);
+
+    loop {
+        let chunk = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            chunk = chunks.next() => match chunk {
+                Some(chunk) => chunk,
+                None => return Err(ConsumeError::Nats("the message stream ended".into())),
+            },
+        };
+        let mut messages = Vec::with_capacity(chunk.len());
+        for message in chunk {
+            messages.push(message.map_err(nats)?);
+        }
+        let Some(last) = messages.last() else { continue };
+        let last_pending = last.info().map(|i| i.pending).unwrap_or(0);
+
+        let mut decoded = Vec::with_capacity(messages.len());
+        for message in &messages {
+            let sequence = message.info().map_err(nats)?.stream_sequence;
+            decoded.push((sequence, baton_log::events::decode(sequence, &message.subject, &message.payload)));
+        }
+        let count = decoded.len() as u64;
+        shared
+            .write(move |projection| {
+                for (sequence, event) in decoded {
+                    match event {
+                        Ok(event) => match projection.apply(sequence, event)? {
+                            Applied::Applied | Applied::AlreadyApplied => {}
+                            Applied::Refused(reason) => {
+                                tracing::warn!(sequence, %reason, "event does not fit its hand-off, skipped")
+                            }
+                        },
+                        Err(LogError::Undecodable { reason, subject, .. }) => {
+                            tracing::warn!(sequence, %subject, %reason, "not a baton event, skipped");
+                            projection.skip(sequence);
+                        }
+                        Err(other) => {
+                            tracing::warn!(sequence, error = %other, "unreadable event, skipped");
+                            projection.skip(sequence);
+                        }
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+        shared.applied.fetch_add(count, std::sync::atomic::Ordering::Relaxed);
+        // AckPolicy::All: acknowledging the last acknowledges the chunk.
+        if let Some(last) = messages.last() {
+            last.ack().await.map_err(nats)?;
+        }
+        set_caught_up(shared, last_pending == 0);
+    }
+}
+
+fn set_caught_up(shared: &Shared, caught_up: bool) {
+    let was = shared.caught_up.swap(caught_up, std::sync::atomic::Ordering::AcqRel);
+    if caught_up && !was {
+        tracing::info!("caught up with the stream");
+        shared.deadlines_changed.notify_one();
+    }
+}

@@ -1,0 +1,16 @@
+//! `baton-projector`: see the crate docs of `baton_projector`.
+
+use anyhow::Context;
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = baton_projector::Config::parse();
+    baton_runtime::init_tracing();
+    let grpc = baton_runtime::bind(config.listen).await?;
+    let http = baton_runtime::bind(config.http_listen).await?;
+    let shutdown = baton_runtime::shutdown_on_signals();
+    baton_projector::run(config, grpc, http, shutdown)
+        .await
+        .context("baton-projector failed")
+}

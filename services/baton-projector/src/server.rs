@@ -1,0 +1,151 @@
+//! Wiring: views, NATS, the consumer, timer and announcer tasks, and the
+//! gRPC server with health and reflection.
+
+use std::{sync::Arc, time::Duration};
+
+use baton_log::{LogError, StreamSettings};
+use baton_proto::v1::query_server::QueryServer;
+use baton_runtime::{CatalogLoadError, Readiness};
+use baton_views::{Opened, Views, ViewsError};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::{announcer, config::Config, consumer, query::QueryService, timer, Shared};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("catalog {0}")]
+    Catalog(#[from] CatalogLoadError),
+    #[error("views in {dir}: {source}")]
+    Views { dir: String, source: ViewsError },
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("grpc reflection: {0}")]
+    Reflection(String),
+    #[error("grpc server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("http side port: {0}")]
+    Http(#[from] std::io::Error),
+}
+
+/// Runs the projector until `shutdown` fires, then finishes the batch in
+/// hand, flushes the views and returns.
+pub async fn run(
+    config: Config,
+    grpc_listener: TcpListener,
+    http_listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), StartError> {
+    let catalog = Arc::new(baton_runtime::load_catalog(&config.catalog)?);
+    let views_error = |source| StartError::Views {
+        dir: config.data_dir.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| views_error(ViewsError::Reset {
+        path: config.data_dir.display().to_string(),
+        source: e,
+    }))?;
+    let (views, opened) = {
+        let dir = config.data_dir.clone();
+        let version = catalog.version().to_owned();
+        tokio::task::spawn_blocking(move || Views::open(&dir, &version))
+            .await
+            .map_err(|e| views_error(ViewsError::Corrupt {
+                key: "(open)".into(),
+                reason: e.to_string(),
+            }))?
+            .map_err(views_error)?
+    };
+    match &opened {
+        Opened::Empty => tracing::info!(catalog = catalog.version(), "views empty: building them from the stream"),
+        Opened::Resumed(position) => tracing::info!(catalog = catalog.version(), position, "views resumed"),
+        Opened::Discarded(reason) => {
+            tracing::warn!(%reason, catalog = catalog.version(), "views discarded: rebuilding them from the stream")
+        }
+    }
+
+    let client = baton_log::connect(&config.nats_url, "baton-projector").await?;
+    let mut js = async_nats::jetstream::new(client.clone());
+    js.set_timeout(Duration::from_secs(10));
+    let shared = Arc::new(Shared::new(views, catalog));
+
+    let settings = StreamSettings {
+        replicas: config.stream_replicas,
+        ..StreamSettings::default()
+    };
+    let tasks = vec![
+        tokio::spawn(consumer::run(
+            shared.clone(),
+            js.clone(),
+            config.consumer.clone(),
+            config.batch_size.max(1),
+            settings,
+            shutdown.clone(),
+        )),
+        tokio::spawn(timer::run(shared.clone(), shutdown.clone())),
+        tokio::spawn(announcer::run(shared.clone(), js.clone(), shutdown.clone())),
+    ];
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_not_serving::<QueryServer<QueryService>>().await;
+    let readiness = Readiness::default();
+    let watch = {
+        let (client, health, readiness, shutdown) = (client.clone(), health.clone(), readiness.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            baton_log::watch_connection(client, shutdown.cancelled(), |connected| {
+                let (health, readiness) = (health.clone(), readiness.clone());
+                async move {
+                    if connected {
+                        health.set_serving::<QueryServer<QueryService>>().await;
+                    } else {
+                        health.set_not_serving::<QueryServer<QueryService>>().await;
+                        tracing::warn!("nats disconnected: views are served as of the last event applied");
+                    }
+                    readiness.set(connected);
+                }
+            })
+            .await
+        })
+    };
+
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(baton_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| StartError::Reflection(e.to_string()))?;
+
+    let http_shutdown = shutdown.clone();
+    let http = tokio::spawn(baton_runtime::serve_http(
+        http_listener,
+        readiness,
+        axum::Router::new(),
+        async move { http_shutdown.cancelled().await },
+    ));
+
+    tracing::info!(addr = ?grpc_listener.local_addr().ok(), "projector serving queries");
+    let grpc_shutdown = shutdown.clone();
+    let served = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(QueryServer::new(QueryService::new(shared.clone(), client.clone())))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), async move {
+            grpc_shutdown.cancelled().await
+        })
+        .await;
+
+    shutdown.cancel();
+    for task in tasks {
+        let _ = task.await;
+    }
+    let _ = watch.await;
+    if let Err(e) = shared.views.flush() {
+        tracing::error!(error = %e, "flushing the views failed; they will be rebuilt if damaged");
+    }
+    if let Ok(result) = http.await {
+        result?;
+    }
+    served?;
+    tracing::info!(applied = shared.applied(), "projector stopped");
+    Ok(())
+}
