@@ -1,1 +1,331 @@
-//! placeholder
+//! End-to-end test harness: a real `nats-server`, the real ingest and
+//! projector services on loopback ports, and real gRPC clients.
+//!
+//! The services run in this process (their `run` functions on listeners
+//! bound to port 0), so a test can stop and start them; tests that must kill
+//! a process outright spawn the built binaries instead. Nothing here is
+//! shipped.
+
+use std::{
+    future::Future,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use baton_proto::v1::{self, ingest_client::IngestClient, query_client::QueryClient};
+use baton_testkit::NatsServer;
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+/// How long a test waits for something that should happen in well under a second.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A catalog with short targets, so promises break within a test.
+pub const TEST_CATALOG: &str = r#"{
+  "departments": [
+    {"id": "engineering", "name": "Equipment engineering"},
+    {"id": "lab", "name": "Laboratory"},
+    {"id": "ward-5", "name": "Ward 5"},
+    {"id": "ward-6", "name": "Ward 6"},
+    {"id": "ed", "name": "Emergency department"}
+  ],
+  "kinds": ["repair", "lab"],
+  "promises": [
+    {"id": "repair-response", "kind": "repair", "start": "requested", "stop": ["acknowledged"],
+     "targets": {"routine": "30m", "urgent": "15m", "stat": "2s"}},
+    {"id": "lab-turnaround", "kind": "lab", "start": "requested", "stop": ["completed"],
+     "pause": ["on_hold"], "resume": ["resumed"],
+     "targets": {"routine": "4h", "stat": "1h"}}
+  ]
+}"#;
+
+/// A service running in this process.
+#[derive(Debug)]
+pub struct Running {
+    pub addr: SocketAddr,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    /// Asks the service to stop (as SIGTERM would) and waits until it has.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = tokio::time::timeout(PATIENCE, self.task).await;
+    }
+}
+
+async fn listener() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port")
+}
+
+/// Starts `baton-ingest` in this process.
+pub async fn start_ingest(nats_url: &str, catalog: &Path) -> Running {
+    let grpc = listener().await;
+    let http = listener().await;
+    let addr = grpc.local_addr().expect("bound");
+    let config = baton_ingest::Config {
+        nats_url: nats_url.to_owned(),
+        listen: addr,
+        http_listen: http.local_addr().expect("bound"),
+        catalog: catalog.to_owned(),
+        stream_replicas: 1,
+        publish_timeout: Duration::from_secs(2),
+        max_future_skew: Duration::from_secs(300),
+        cache_capacity: 10_000,
+    };
+    let running = spawn(addr, move |stop| async move {
+        if let Err(e) = baton_ingest::run(config, grpc, http, stop).await {
+            panic!("ingest failed: {e}");
+        }
+    });
+    wait_serving(addr, "baton.v1.Ingest").await;
+    running
+}
+
+/// Starts `baton-projector` in this process.
+pub async fn start_projector(nats_url: &str, catalog: &Path, data_dir: &Path) -> Running {
+    let grpc = listener().await;
+    let http = listener().await;
+    let addr = grpc.local_addr().expect("bound");
+    let config = baton_projector::Config {
+        nats_url: nats_url.to_owned(),
+        listen: addr,
+        http_listen: http.local_addr().expect("bound"),
+        data_dir: data_dir.to_owned(),
+        catalog: catalog.to_owned(),
+        consumer: "baton-projector".into(),
+        batch_size: 500,
+        stream_replicas: 1,
+    };
+    let running = spawn(addr, move |stop| async move {
+        if let Err(e) = baton_projector::run(config, grpc, http, stop).await {
+            panic!("projector failed: {e}");
+        }
+    });
+    wait_serving(addr, "baton.v1.Query").await;
+    running
+}
+
+/// Waits until the service's standard gRPC health check says SERVING, as a
+/// load balancer would before sending it traffic.
+pub async fn wait_serving(addr: SocketAddr, service: &str) {
+    use tonic_health::pb::{
+        health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
+    };
+    let health = HealthClient::new(channel(addr).await);
+    eventually(&format!("{service} serving"), || {
+        let mut health = health.clone();
+        async move {
+            let r = health
+                .check(HealthCheckRequest {
+                    service: service.into(),
+                })
+                .await
+                .ok()?;
+            (r.get_ref().status() == ServingStatus::Serving).then_some(())
+        }
+    })
+    .await
+}
+
+fn spawn<F, Fut>(addr: SocketAddr, body: F) -> Running
+where
+    F: FnOnce(CancellationToken) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(body(stop.clone()));
+    Running { addr, stop, task }
+}
+
+/// NATS, ingest and projector, with a catalog and data dir of their own.
+#[derive(Debug)]
+pub struct Baton {
+    pub nats: NatsServer,
+    pub ingest: Option<Running>,
+    pub projector: Option<Running>,
+    pub dir: tempfile::TempDir,
+}
+
+impl Baton {
+    pub async fn start() -> Baton {
+        Baton::start_with_catalog(TEST_CATALOG).await
+    }
+
+    pub async fn start_with_catalog(catalog: &str) -> Baton {
+        let nats = NatsServer::start();
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("catalog.json"), catalog).expect("write catalog");
+        let mut baton = Baton {
+            nats,
+            ingest: None,
+            projector: None,
+            dir,
+        };
+        baton.ingest = Some(start_ingest(&baton.nats.url(), &baton.catalog_path()).await);
+        baton.projector = Some(baton.spawn_projector().await);
+        baton
+    }
+
+    pub fn catalog_path(&self) -> PathBuf {
+        self.dir.path().join("catalog.json")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("views")
+    }
+
+    pub async fn spawn_projector(&self) -> Running {
+        start_projector(&self.nats.url(), &self.catalog_path(), &self.data_dir()).await
+    }
+
+    pub async fn ingest(&self) -> IngestClient<Channel> {
+        IngestClient::new(channel(self.ingest.as_ref().expect("ingest running").addr).await)
+    }
+
+    pub async fn query(&self) -> QueryClient<Channel> {
+        QueryClient::new(channel(self.projector.as_ref().expect("projector running").addr).await)
+    }
+
+    pub async fn nats_client(&self) -> async_nats::Client {
+        async_nats::connect(self.nats.url())
+            .await
+            .expect("connect to nats")
+    }
+}
+
+/// A gRPC channel (the listener is bound, so this does not race).
+pub async fn channel(addr: SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect to the service")
+}
+
+/// Waits until `check` returns `Some`, trying every 20 ms, failing the test
+/// after [`PATIENCE`]. For conditions the system reaches by itself (the
+/// projector catching up), not for timing.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("gave up waiting for {what} after {PATIENCE:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Milliseconds since the epoch, now.
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub fn timestamp(millis: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: millis.div_euclid(1000),
+        nanos: (millis.rem_euclid(1000) * 1_000_000) as i32,
+    }
+}
+
+/// A REQUESTED event.
+pub fn requested(
+    handoff: &str,
+    kind: &str,
+    supplier: &str,
+    customer: &str,
+    priority: v1::Priority,
+    at: i64,
+) -> v1::HandoffEvent {
+    v1::HandoffEvent {
+        event_id: format!("{handoff}-requested"),
+        handoff_id: handoff.into(),
+        r#type: v1::EventType::Requested as i32,
+        occurred_at: Some(timestamp(at)),
+        kind: kind.into(),
+        supplier: supplier.into(),
+        customer: customer.into(),
+        priority: priority as i32,
+        actor: "test-system".into(),
+        ..Default::default()
+    }
+}
+
+/// A later event, with only what a later event needs.
+pub fn later(handoff: &str, event_type: v1::EventType, at: i64) -> v1::HandoffEvent {
+    v1::HandoffEvent {
+        event_id: format!("{handoff}-{}-{at}", event_type.as_str_name().to_lowercase()),
+        handoff_id: handoff.into(),
+        r#type: event_type as i32,
+        occurred_at: Some(timestamp(at)),
+        actor: "test-system".into(),
+        ..Default::default()
+    }
+}
+
+pub fn append(event: v1::HandoffEvent) -> v1::AppendRequest {
+    v1::AppendRequest {
+        event: Some(event),
+        expected_version: None,
+    }
+}
+
+/// Waits until the projector shows the hand-off at `version`.
+pub async fn projected(
+    query: &mut QueryClient<Channel>,
+    handoff: &str,
+    version: u64,
+) -> v1::Handoff {
+    eventually(
+        &format!("{handoff} at version {version} in the views"),
+        || {
+            let mut query = query.clone();
+            async move {
+                let request = v1::GetHandoffRequest {
+                    handoff_id: handoff.into(),
+                };
+                match query.get_handoff(request).await {
+                    Ok(h) if h.get_ref().version >= version => Some(h.into_inner()),
+                    _ => None,
+                }
+            }
+        },
+    )
+    .await
+}
+
+/// Messages in a stream on subjects matching `filter`.
+pub async fn count_messages(nats: &async_nats::Client, stream: &str, filter: &str) -> u64 {
+    let js = async_nats::jetstream::new(nats.clone());
+    let mut stream = js.get_stream(stream).await.expect("stream");
+    let info = stream.info().await.expect("stream info");
+    if info.state.messages == 0 {
+        return 0;
+    }
+    let consumer: async_nats::jetstream::consumer::Consumer<
+        async_nats::jetstream::consumer::pull::OrderedConfig,
+    > = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
+            filter_subject: filter.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("ordered consumer");
+    let mut consumer = consumer;
+    consumer.info().await.expect("consumer info").num_pending
+}

@@ -15,7 +15,11 @@ pub struct Config {
     pub listen: SocketAddr,
 
     /// HTTP side port: /healthz and /readyz.
-    #[arg(long, env = "BATON_INGEST_HTTP_LISTEN", default_value = "127.0.0.1:9451")]
+    #[arg(
+        long,
+        env = "BATON_INGEST_HTTP_LISTEN",
+        default_value = "127.0.0.1:9451"
+    )]
     pub http_listen: SocketAddr,
 
     /// The catalog of departments, kinds and promises (JSON).

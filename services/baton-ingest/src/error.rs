@@ -27,13 +27,17 @@ impl From<IngestError> for Status {
         let message = error.to_string();
         match error {
             IngestError::Invalid(_) => Status::invalid_argument(message),
-            IngestError::Lifecycle(LifecycleError::Mismatch { .. }) => Status::invalid_argument(message),
-            IngestError::Lifecycle(_) => Status::failed_precondition(message),
-            IngestError::VersionMismatch { .. } | IngestError::Contention(_) => Status::aborted(message),
-            IngestError::EventIdReused { .. } => Status::already_exists(message),
-            IngestError::Log(LogError::Unavailable(_)) => {
-                Status::unavailable(format!("{message}; retrying with the same event_id is safe"))
+            IngestError::Lifecycle(LifecycleError::Mismatch { .. }) => {
+                Status::invalid_argument(message)
             }
+            IngestError::Lifecycle(_) => Status::failed_precondition(message),
+            IngestError::VersionMismatch { .. } | IngestError::Contention(_) => {
+                Status::aborted(message)
+            }
+            IngestError::EventIdReused { .. } => Status::already_exists(message),
+            IngestError::Log(LogError::Unavailable(_)) => Status::unavailable(format!(
+                "{message}; retrying with the same event_id is safe"
+            )),
             IngestError::Log(LogError::Conflict) => Status::aborted(message),
             IngestError::Log(_) => Status::internal(message),
         }

@@ -46,8 +46,13 @@ impl IngestService {
 #[tonic::async_trait]
 impl Ingest for IngestService {
     #[tracing::instrument(skip_all)]
-    async fn append(&self, request: Request<v1::AppendRequest>) -> Result<Response<v1::AppendResponse>, Status> {
-        self.append_one(request.into_inner()).await.map(Response::new)
+    async fn append(
+        &self,
+        request: Request<v1::AppendRequest>,
+    ) -> Result<Response<v1::AppendResponse>, Status> {
+        self.append_one(request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     #[tracing::instrument(skip_all)]

@@ -65,7 +65,12 @@ pub struct Ingestor {
 }
 
 impl Ingestor {
-    pub fn new(log: EventLog, catalog: Arc<Catalog>, limits: Limits, cache_capacity: usize) -> Ingestor {
+    pub fn new(
+        log: EventLog,
+        catalog: Arc<Catalog>,
+        limits: Limits,
+        cache_capacity: usize,
+    ) -> Ingestor {
         Ingestor {
             log,
             catalog,
@@ -181,8 +186,11 @@ impl Ingestor {
             return Ok(None);
         };
         let last_sequence = last.sequence;
-        let handoff = Handoff::replay(history.iter().map(|r| &r.event))
-            .map_err(|e| LogError::Other(format!("hand-off {handoff_id} in the stream does not replay: {e}")))?;
+        let handoff = Handoff::replay(history.iter().map(|r| &r.event)).map_err(|e| {
+            LogError::Other(format!(
+                "hand-off {handoff_id} in the stream does not replay: {e}"
+            ))
+        })?;
         let Some(handoff) = handoff else {
             return Ok(None);
         };
@@ -210,7 +218,13 @@ impl Ingestor {
         Ok(Some(known))
     }
 
-    fn remember(&self, before: Option<Arc<Known>>, handoff: Handoff, record: &Event, accepted: Accepted) {
+    fn remember(
+        &self,
+        before: Option<Arc<Known>>,
+        handoff: Handoff,
+        record: &Event,
+        accepted: Accepted,
+    ) {
         let mut events = before.map(|k| k.events.clone()).unwrap_or_default();
         events.insert(
             record.event_id.clone(),
@@ -250,6 +264,8 @@ impl Ingestor {
     fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<Token, Arc<Known>>> {
         // A panic while holding this lock cannot leave the map half-updated
         // (every operation is a single insert or remove), so recover it.
-        self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

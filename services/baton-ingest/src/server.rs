@@ -43,17 +43,30 @@ pub async fn run(
         max_future_skew: config.max_future_skew,
         ..Limits::default()
     };
-    let ingestor = Arc::new(Ingestor::new(log.clone(), catalog, limits, config.cache_capacity));
+    let ingestor = Arc::new(Ingestor::new(
+        log.clone(),
+        catalog,
+        limits,
+        config.cache_capacity,
+    ));
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_not_serving::<IngestServer<IngestService>>().await;
+    health
+        .set_not_serving::<IngestServer<IngestService>>()
+        .await;
     let readiness = Readiness::default();
 
     let settings = StreamSettings {
         replicas: config.stream_replicas,
         ..StreamSettings::default()
     };
-    let watch = tokio::spawn(watch_readiness(log.clone(), settings, health, readiness.clone(), shutdown.clone()));
+    let watch = tokio::spawn(watch_readiness(
+        log.clone(),
+        settings,
+        health,
+        readiness.clone(),
+        shutdown.clone(),
+    ));
 
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(baton_proto::FILE_DESCRIPTOR_SET)
@@ -117,7 +130,9 @@ async fn watch_readiness(
                 health.set_serving::<IngestServer<IngestService>>().await;
                 tracing::info!("nats connected, ingest ready");
             } else {
-                health.set_not_serving::<IngestServer<IngestService>>().await;
+                health
+                    .set_not_serving::<IngestServer<IngestService>>()
+                    .await;
                 tracing::warn!("nats disconnected, appends answer UNAVAILABLE");
             }
             readiness.set(connected);

@@ -30,13 +30,22 @@ pub async fn run(shared: Arc<Shared>, js: jetstream::Context, shutdown: Cancella
             }
         }
         for (key, record) in pending {
-            let subject = baton_log::subject::breach(&record.policy_id, &record.supplier, &record.customer, &record.handoff_id);
+            let subject = baton_log::subject::breach(
+                &record.policy_id,
+                &record.supplier,
+                &record.customer,
+                &record.handoff_id,
+            );
             let payload = breach_to_proto(&record).encode_to_vec().into();
             match announce_once(&js, subject.clone(), payload).await {
                 Ok(outcome) => {
                     match outcome {
-                        Announced::Now(sequence) => tracing::info!(%subject, sequence, "breach announced"),
-                        Announced::Already => tracing::debug!(%subject, "breach was announced before"),
+                        Announced::Now(sequence) => {
+                            tracing::info!(%subject, sequence, "breach announced")
+                        }
+                        Announced::Already => {
+                            tracing::debug!(%subject, "breach was announced before")
+                        }
                     }
                     let _writer = shared.writer.lock().await;
                     if let Err(e) = shared.views.announced(&key) {

@@ -11,11 +11,19 @@ pub struct Config {
     pub nats_url: String,
 
     /// gRPC listen address for the Query service.
-    #[arg(long, env = "BATON_PROJECTOR_LISTEN", default_value = "127.0.0.1:50052")]
+    #[arg(
+        long,
+        env = "BATON_PROJECTOR_LISTEN",
+        default_value = "127.0.0.1:50052"
+    )]
     pub listen: SocketAddr,
 
     /// HTTP side port: /healthz and /readyz.
-    #[arg(long, env = "BATON_PROJECTOR_HTTP_LISTEN", default_value = "127.0.0.1:9452")]
+    #[arg(
+        long,
+        env = "BATON_PROJECTOR_HTTP_LISTEN",
+        default_value = "127.0.0.1:9452"
+    )]
     pub http_listen: SocketAddr,
 
     /// Where the sled views live. Deleting it is safe: the views are rebuilt from the stream.

@@ -39,9 +39,13 @@ pub async fn run(
     while !shutdown.is_cancelled() {
         match consume(&shared, &js, &consumer_name, batch_size, &shutdown).await {
             Ok(()) => return,
-            Err(e) => tracing::warn!(error = %e, retry_in = ?delay, "consumer stopped, restarting from the views' position"),
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?delay, "consumer stopped, restarting from the views' position")
+            }
         }
-        shared.caught_up.store(false, std::sync::atomic::Ordering::Release);
+        shared
+            .caught_up
+            .store(false, std::sync::atomic::Ordering::Release);
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(delay) => {}
@@ -116,13 +120,18 @@ async fn consume(
         for message in chunk {
             messages.push(message.map_err(nats)?);
         }
-        let Some(last) = messages.last() else { continue };
+        let Some(last) = messages.last() else {
+            continue;
+        };
         let last_pending = last.info().map(|i| i.pending).unwrap_or(0);
 
         let mut decoded = Vec::with_capacity(messages.len());
         for message in &messages {
             let sequence = message.info().map_err(nats)?.stream_sequence;
-            decoded.push((sequence, baton_log::events::decode(sequence, &message.subject, &message.payload)));
+            decoded.push((
+                sequence,
+                baton_log::events::decode(sequence, &message.subject, &message.payload),
+            ));
         }
         let count = decoded.len() as u64;
         shared
@@ -148,7 +157,9 @@ async fn consume(
                 Ok(())
             })
             .await?;
-        shared.applied.fetch_add(count, std::sync::atomic::Ordering::Relaxed);
+        shared
+            .applied
+            .fetch_add(count, std::sync::atomic::Ordering::Relaxed);
         // AckPolicy::All: acknowledging the last acknowledges the chunk.
         if let Some(last) = messages.last() {
             last.ack().await.map_err(nats)?;
@@ -158,7 +169,9 @@ async fn consume(
 }
 
 fn set_caught_up(shared: &Shared, caught_up: bool) {
-    let was = shared.caught_up.swap(caught_up, std::sync::atomic::Ordering::AcqRel);
+    let was = shared
+        .caught_up
+        .swap(caught_up, std::sync::atomic::Ordering::AcqRel);
     if caught_up && !was {
         tracing::info!("caught up with the stream");
         shared.deadlines_changed.notify_one();

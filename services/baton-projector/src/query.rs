@@ -5,12 +5,14 @@ use std::{pin::Pin, sync::Arc};
 use baton_domain::{event::ValidationError, Token};
 use baton_proto::{
     convert::{
-        clock_to_proto, duration_to_proto, event_to_proto, optional_token, priority_to_proto, status_from_proto,
-        status_to_proto, timestamp_from_proto, timestamp_to_proto, token,
+        clock_to_proto, duration_to_proto, event_to_proto, optional_token, priority_to_proto,
+        status_from_proto, status_to_proto, timestamp_from_proto, timestamp_to_proto, token,
     },
     v1::{self, query_server::Query},
 };
-use baton_views::{projection::clocks_of, BreachFilter, BreachRecord, HandoffFilter, HandoffView, ViewsError};
+use baton_views::{
+    projection::clocks_of, BreachFilter, BreachRecord, HandoffFilter, HandoffView, ViewsError,
+};
 use futures::{Stream, StreamExt};
 use prost::Message as _;
 use tonic::{Request, Response, Status};
@@ -27,7 +29,9 @@ pub enum QueryError {
     Invalid(#[from] ValidationError),
     #[error("{0}")]
     NotFound(String),
-    #[error("the views cannot be read ({0}); restart the projector to rebuild them from the stream")]
+    #[error(
+        "the views cannot be read ({0}); restart the projector to rebuild them from the stream"
+    )]
     Views(#[from] ViewsError),
     #[error("nats unavailable: {0}")]
     Unavailable(String),
@@ -112,7 +116,10 @@ type BreachStream = Pin<Box<dyn Stream<Item = Result<v1::Breach, Status>> + Send
 
 #[tonic::async_trait]
 impl Query for QueryService {
-    async fn get_handoff(&self, request: Request<v1::GetHandoffRequest>) -> Result<Response<v1::Handoff>, Status> {
+    async fn get_handoff(
+        &self,
+        request: Request<v1::GetHandoffRequest>,
+    ) -> Result<Response<v1::Handoff>, Status> {
         let id = token("handoff_id", &request.into_inner().handoff_id).map_err(QueryError::from)?;
         let view = self
             .shared
@@ -140,7 +147,11 @@ impl Query for QueryService {
             .list_handoffs(&filter, page_token(&r.page_token), page_size(r.page_size))
             .map_err(QueryError::from)?;
         Ok(Response::new(v1::ListHandoffsResponse {
-            handoffs: page.items.into_iter().map(|v| self.handoff_to_proto(v, false)).collect(),
+            handoffs: page
+                .items
+                .into_iter()
+                .map(|v| self.handoff_to_proto(v, false))
+                .collect(),
             next_page_token: page.next.unwrap_or_default(),
         }))
     }
@@ -174,12 +185,34 @@ impl Query for QueryService {
         let r = request.into_inner();
         let policy = token("policy_id", &r.policy_id).map_err(QueryError::from)?;
         if self.shared.catalog.policy(policy.as_str()).is_none() {
-            return Err(QueryError::NotFound(format!("policy_id: {policy} is not a promise in the catalog")).into());
+            return Err(QueryError::NotFound(format!(
+                "policy_id: {policy} is not a promise in the catalog"
+            ))
+            .into());
         }
-        let supplier = r.supplier.as_deref().map(|s| token("supplier", s)).transpose().map_err(QueryError::from)?;
-        let customer = r.customer.as_deref().map(|c| token("customer", c)).transpose().map_err(QueryError::from)?;
-        let from = r.from.as_ref().map(|t| timestamp_from_proto("from", t)).transpose().map_err(QueryError::from)?;
-        let to = r.to.as_ref().map(|t| timestamp_from_proto("to", t)).transpose().map_err(QueryError::from)?;
+        let supplier = r
+            .supplier
+            .as_deref()
+            .map(|s| token("supplier", s))
+            .transpose()
+            .map_err(QueryError::from)?;
+        let customer = r
+            .customer
+            .as_deref()
+            .map(|c| token("customer", c))
+            .transpose()
+            .map_err(QueryError::from)?;
+        let from = r
+            .from
+            .as_ref()
+            .map(|t| timestamp_from_proto("from", t))
+            .transpose()
+            .map_err(QueryError::from)?;
+        let to =
+            r.to.as_ref()
+                .map(|t| timestamp_from_proto("to", t))
+                .transpose()
+                .map_err(QueryError::from)?;
         let tallies = self
             .shared
             .views
@@ -207,10 +240,15 @@ impl Query for QueryService {
         request: Request<v1::WatchBreachesRequest>,
     ) -> Result<Response<Self::WatchBreachesStream>, Status> {
         let r = request.into_inner();
-        let policy: Option<Token> = optional_token("policy_id", &r.policy_id).map_err(QueryError::from)?;
+        let policy: Option<Token> =
+            optional_token("policy_id", &r.policy_id).map_err(QueryError::from)?;
         let supplier = optional_token("supplier", &r.supplier).map_err(QueryError::from)?;
         let customer = optional_token("customer", &r.customer).map_err(QueryError::from)?;
-        let filter = baton_log::subject::breach_filter(policy.as_ref(), supplier.as_ref(), customer.as_ref());
+        let filter = baton_log::subject::breach_filter(
+            policy.as_ref(),
+            supplier.as_ref(),
+            customer.as_ref(),
+        );
         let subscription = self
             .client
             .subscribe(filter)

@@ -42,24 +42,33 @@ pub async fn run(
         dir: config.data_dir.display().to_string(),
         source,
     };
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| views_error(ViewsError::Reset {
-        path: config.data_dir.display().to_string(),
-        source: e,
-    }))?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        views_error(ViewsError::Reset {
+            path: config.data_dir.display().to_string(),
+            source: e,
+        })
+    })?;
     let (views, opened) = {
         let dir = config.data_dir.clone();
         let version = catalog.version().to_owned();
         tokio::task::spawn_blocking(move || Views::open(&dir, &version))
             .await
-            .map_err(|e| views_error(ViewsError::Corrupt {
-                key: "(open)".into(),
-                reason: e.to_string(),
-            }))?
+            .map_err(|e| {
+                views_error(ViewsError::Corrupt {
+                    key: "(open)".into(),
+                    reason: e.to_string(),
+                })
+            })?
             .map_err(views_error)?
     };
     match &opened {
-        Opened::Empty => tracing::info!(catalog = catalog.version(), "views empty: building them from the stream"),
-        Opened::Resumed(position) => tracing::info!(catalog = catalog.version(), position, "views resumed"),
+        Opened::Empty => tracing::info!(
+            catalog = catalog.version(),
+            "views empty: building them from the stream"
+        ),
+        Opened::Resumed(position) => {
+            tracing::info!(catalog = catalog.version(), position, "views resumed")
+        }
         Opened::Discarded(reason) => {
             tracing::warn!(%reason, catalog = catalog.version(), "views discarded: rebuilding them from the stream")
         }
@@ -91,7 +100,12 @@ pub async fn run(
     health.set_not_serving::<QueryServer<QueryService>>().await;
     let readiness = Readiness::default();
     let watch = {
-        let (client, health, readiness, shutdown) = (client.clone(), health.clone(), readiness.clone(), shutdown.clone());
+        let (client, health, readiness, shutdown) = (
+            client.clone(),
+            health.clone(),
+            readiness.clone(),
+            shutdown.clone(),
+        );
         tokio::spawn(async move {
             baton_log::watch_connection(client, shutdown.cancelled(), |connected| {
                 let (health, readiness) = (health.clone(), readiness.clone());
@@ -100,7 +114,9 @@ pub async fn run(
                         health.set_serving::<QueryServer<QueryService>>().await;
                     } else {
                         health.set_not_serving::<QueryServer<QueryService>>().await;
-                        tracing::warn!("nats disconnected: views are served as of the last event applied");
+                        tracing::warn!(
+                            "nats disconnected: views are served as of the last event applied"
+                        );
                     }
                     readiness.set(connected);
                 }
@@ -128,7 +144,10 @@ pub async fn run(
     let served = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(QueryServer::new(QueryService::new(shared.clone(), client.clone())))
+        .add_service(QueryServer::new(QueryService::new(
+            shared.clone(),
+            client.clone(),
+        )))
         .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), async move {
             grpc_shutdown.cancelled().await
         })

@@ -43,7 +43,10 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
             continue;
         }
         let now = baton_runtime::now();
-        match shared.write(move |projection| projection.advance(now)).await {
+        match shared
+            .write(move |projection| projection.advance(now))
+            .await
+        {
             Ok(settled) => tracing::debug!(settled, "deadlines passed"),
             Err(e) => {
                 tracing::error!(error = %e, "cannot settle passed deadlines");
