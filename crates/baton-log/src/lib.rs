@@ -63,15 +63,15 @@ pub fn is_connected(client: &async_nats::Client) -> bool {
     client.connection_state() == async_nats::connection::State::Connected
 }
 
-/// Calls `on_change` with the connection state now and whenever it changes,
-/// until `stop` completes. Checks twice a second: health reporting, not a
+/// Calls `on_change(connected, first)` with the connection state now and
+/// whenever it changes, until `stop` completes. Checks twice a second: health reporting, not a
 /// data path.
 pub async fn watch_connection<F, Fut>(
     client: async_nats::Client,
     stop: impl std::future::Future<Output = ()>,
     mut on_change: F,
 ) where
-    F: FnMut(bool) -> Fut,
+    F: FnMut(bool, bool) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
     tokio::pin!(stop);
@@ -79,7 +79,7 @@ pub async fn watch_connection<F, Fut>(
     loop {
         let connected = is_connected(&client);
         if last != Some(connected) {
-            on_change(connected).await;
+            on_change(connected, last.is_none()).await;
             last = Some(connected);
         }
         tokio::select! {
