@@ -77,6 +77,9 @@ pub enum Opened {
     Discarded(String),
 }
 
+/// A raw key and value, as stored.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
 /// The views' sled store.
 #[derive(Debug, Clone)]
 pub struct Views {
@@ -247,7 +250,7 @@ impl Views {
 
     /// Every view entry but the metadata, in key order: two stores with the
     /// same dump show the same figures.
-    pub fn dump(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ViewsError> {
+    pub fn dump(&self) -> Result<Vec<Entry>, ViewsError> {
         let mut out = Vec::new();
         for entry in self.db.iter() {
             let (key, value) = entry?;

@@ -68,11 +68,21 @@ pub fn breach_to_proto(record: &BreachRecord) -> v1::Breach {
 pub struct QueryService {
     shared: Arc<Shared>,
     client: async_nats::Client,
+    /// Ends open watch streams, so a graceful shutdown does not wait on them.
+    shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl QueryService {
-    pub fn new(shared: Arc<Shared>, client: async_nats::Client) -> QueryService {
-        QueryService { shared, client }
+    pub fn new(
+        shared: Arc<Shared>,
+        client: async_nats::Client,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> QueryService {
+        QueryService {
+            shared,
+            client,
+            shutdown,
+        }
     }
 
     fn handoff_to_proto(&self, view: HandoffView, with_events: bool) -> v1::Handoff {
@@ -260,7 +270,9 @@ impl Query for QueryService {
             .flush()
             .await
             .map_err(|e| QueryError::Unavailable(e.to_string()))?;
-        let stream = subscription.filter_map(|message| async move {
+        let stream = subscription
+            .take_until(self.shutdown.clone().cancelled_owned())
+            .filter_map(|message| async move {
             match v1::Breach::decode(message.payload) {
                 Ok(breach) => Some(Ok(breach)),
                 Err(e) => {

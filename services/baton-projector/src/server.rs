@@ -148,6 +148,7 @@ pub async fn run(
         .add_service(QueryServer::new(QueryService::new(
             shared.clone(),
             client.clone(),
+            shutdown.clone(),
         )))
         .serve_with_incoming_shutdown(incoming(grpc_listener), async move {
             grpc_shutdown.cancelled().await

@@ -49,12 +49,12 @@ fn ts(millis: i64) -> prost_types::Timestamp {
 /// away, so no clock changes state while the test runs.
 fn script(i: usize, base: i64) -> Vec<v1::HandoffEvent> {
     let id = format!("h{i}");
-    let (kind, supplier) = if i % 3 == 0 {
+    let (kind, supplier) = if i.is_multiple_of(3) {
         ("lab", "lab")
     } else {
         ("repair", "engineering")
     };
-    let customer = if i % 2 == 0 { "ward-5" } else { "ward-6" };
+    let customer = if i.is_multiple_of(2) { "ward-5" } else { "ward-6" };
     let start = base - 4 * 60 * MIN + (i as i64 % 7) * MIN;
     let event = |n: usize, t: EventType, at: i64| v1::HandoffEvent {
         event_id: format!("{id}-{n}"),
@@ -162,7 +162,7 @@ async fn wait_caught_up(port: u16, expected: &[(String, u64)]) {
     }
 }
 
-fn dump(dir: &Path, catalog_version: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+fn dump(dir: &Path, catalog_version: &str) -> Vec<baton_views::store::Entry> {
     let (views, _) = Views::open(dir, catalog_version).expect("open the views");
     views.dump().expect("dump")
 }
