@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Runs every test: unit and property tests of each crate, and the end-to-end
+# tests, which start their own nats-server on free ports with temporary stores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+deploy/install-nats.sh >/dev/null
+cargo test --workspace --all-targets "$@"

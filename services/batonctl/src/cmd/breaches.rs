@@ -1,0 +1,73 @@
+//! `batonctl breaches` and `batonctl watch`
+
+use baton_proto::v1;
+
+use crate::output::{self, Output};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[arg(long)]
+    policy: Option<String>,
+    #[arg(long)]
+    supplier: Option<String>,
+    #[arg(long)]
+    customer: Option<String>,
+    /// Only breaches still waiting for their stop event.
+    #[arg(long)]
+    open: bool,
+    #[arg(long, default_value_t = 100)]
+    limit: u32,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    #[arg(long)]
+    policy: Option<String>,
+    #[arg(long)]
+    supplier: Option<String>,
+    #[arg(long)]
+    customer: Option<String>,
+}
+
+pub async fn run(url: &str, args: Args, out: Output) -> anyhow::Result<()> {
+    let mut client = super::query(url).await?;
+    let r = client
+        .list_breaches(v1::ListBreachesRequest {
+            policy_id: args.policy.unwrap_or_default(),
+            supplier: args.supplier.unwrap_or_default(),
+            customer: args.customer.unwrap_or_default(),
+            open_only: args.open,
+            page_size: args.limit,
+            page_token: String::new(),
+        })
+        .await
+        .map_err(super::status)?
+        .into_inner();
+    for b in &r.breaches {
+        out.print(|| output::breach_line(b), || output::breach_json(b));
+    }
+    if r.breaches.is_empty() && !out.json {
+        println!("no breaches");
+    }
+    Ok(())
+}
+
+pub async fn watch(url: &str, args: WatchArgs, out: Output) -> anyhow::Result<()> {
+    let mut client = super::query(url).await?;
+    let mut stream = client
+        .watch_breaches(v1::WatchBreachesRequest {
+            policy_id: args.policy.unwrap_or_default(),
+            supplier: args.supplier.unwrap_or_default(),
+            customer: args.customer.unwrap_or_default(),
+        })
+        .await
+        .map_err(super::status)?
+        .into_inner();
+    if !out.json {
+        eprintln!("watching for breaches (Ctrl-C to stop)");
+    }
+    while let Some(b) = stream.message().await.map_err(super::status)? {
+        out.print(|| output::breach_line(&b), || output::breach_json(&b));
+    }
+    Ok(())
+}

@@ -1,0 +1,115 @@
+//! Text or JSON output, and the JSON shape of Baton's messages (the proto
+//! field names, enums as their lower-case short names, times in RFC 3339).
+
+use baton_proto::v1;
+use serde_json::{json, Value};
+
+use crate::time;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    pub json: bool,
+}
+
+impl Output {
+    pub fn print(&self, text: impl FnOnce() -> String, value: impl FnOnce() -> Value) {
+        if self.json {
+            println!("{}", value());
+        } else {
+            println!("{}", text());
+        }
+    }
+}
+
+/// `EVENT_TYPE_ON_HOLD` -> `on_hold`.
+pub fn short(name: &str, prefix: &str) -> String {
+    name.strip_prefix(prefix).unwrap_or(name).to_lowercase()
+}
+
+pub fn event_type(t: i32) -> String {
+    v1::EventType::try_from(t).map(|t| short(t.as_str_name(), "EVENT_TYPE_")).unwrap_or_else(|_| t.to_string())
+}
+
+pub fn priority(p: i32) -> String {
+    v1::Priority::try_from(p).map(|p| short(p.as_str_name(), "PRIORITY_")).unwrap_or_else(|_| p.to_string())
+}
+
+pub fn status(s: i32) -> String {
+    v1::HandoffStatus::try_from(s).map(|s| short(s.as_str_name(), "HANDOFF_STATUS_")).unwrap_or_else(|_| s.to_string())
+}
+
+pub fn sla_state(s: i32) -> String {
+    v1::SlaState::try_from(s).map(|s| short(s.as_str_name(), "SLA_STATE_")).unwrap_or_else(|_| s.to_string())
+}
+
+pub fn event_json(e: &v1::HandoffEvent) -> Value {
+    json!({
+        "event_id": e.event_id,
+        "handoff_id": e.handoff_id,
+        "type": event_type(e.r#type),
+        "occurred_at": time::format(&e.occurred_at),
+        "kind": e.kind,
+        "supplier": e.supplier,
+        "customer": e.customer,
+        "priority": priority(e.priority),
+        "actor": e.actor,
+        "attributes": e.attributes,
+        "version": e.version,
+        "recorded_at": time::format(&e.recorded_at),
+    })
+}
+
+pub fn breach_json(b: &v1::Breach) -> Value {
+    json!({
+        "handoff_id": b.handoff_id,
+        "policy_id": b.policy_id,
+        "supplier": b.supplier,
+        "customer": b.customer,
+        "kind": b.kind,
+        "priority": priority(b.priority),
+        "deadline": time::format(&b.deadline),
+        "breached_at": time::format(&b.breached_at),
+        "open": b.open,
+        "stopped_at": time::format(&b.stopped_at),
+    })
+}
+
+pub fn breach_line(b: &v1::Breach) -> String {
+    format!(
+        "BREACH {:<20} {:<12} {} -> {}  hand-off {}  deadline {}{}",
+        b.policy_id,
+        b.kind,
+        b.supplier,
+        b.customer,
+        b.handoff_id,
+        time::format(&b.deadline),
+        if b.open { "  (still open)".to_string() } else { format!("  stopped {}", time::format(&b.stopped_at)) }
+    )
+}
+
+pub fn sla_json(s: &v1::SlaStatus) -> Value {
+    json!({
+        "policy_id": s.policy_id,
+        "state": sla_state(s.state),
+        "deadline": time::format(&s.deadline),
+        "elapsed": time::format_duration(&s.elapsed),
+        "target": time::format_duration(&s.target),
+        "started_at": time::format(&s.started_at),
+        "stopped_at": time::format(&s.stopped_at),
+    })
+}
+
+pub fn handoff_json(h: &v1::Handoff) -> Value {
+    json!({
+        "handoff_id": h.handoff_id,
+        "kind": h.kind,
+        "supplier": h.supplier,
+        "customer": h.customer,
+        "priority": priority(h.priority),
+        "status": status(h.status),
+        "version": h.version,
+        "slas": h.slas.iter().map(sla_json).collect::<Vec<_>>(),
+        "events": h.events.iter().map(event_json).collect::<Vec<_>>(),
+        "catalog_version": h.catalog_version,
+    })
+}

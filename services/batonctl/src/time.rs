@@ -1,0 +1,51 @@
+//! RFC 3339 timestamps and human durations on the command line.
+
+use anyhow::{anyhow, Context};
+
+pub fn now_millis() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// `now`, `now-5m`, or an RFC 3339 timestamp.
+pub fn parse(input: &str) -> anyhow::Result<prost_types::Timestamp> {
+    let millis = if input == "now" {
+        now_millis()
+    } else if let Some(ago) = input.strip_prefix("now-") {
+        let d = baton_domain::time::parse_duration(ago)?;
+        now_millis() - d.as_millis() as i64
+    } else {
+        let t: jiff::Timestamp = input
+            .parse()
+            .with_context(|| format!("{input:?} is not an RFC 3339 timestamp (e.g. 2026-11-23T08:30:00Z), 'now' or 'now-10m'"))?;
+        t.as_millisecond()
+    };
+    Ok(from_millis(millis))
+}
+
+pub fn from_millis(millis: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: millis.div_euclid(1000),
+        nanos: (millis.rem_euclid(1000) * 1_000_000) as i32,
+    }
+}
+
+pub fn format(t: &Option<prost_types::Timestamp>) -> String {
+    match t {
+        Some(t) => jiff::Timestamp::new(t.seconds, t.nanos)
+            .map(|t| t.round(jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_default())
+            .unwrap_or_else(|_| "(invalid)".into()),
+        None => "-".into(),
+    }
+}
+
+pub fn format_duration(d: &Option<prost_types::Duration>) -> String {
+    match d {
+        Some(d) if d.seconds > 0 => baton_domain::time::format_duration(std::time::Duration::from_secs(d.seconds as u64)),
+        Some(d) => format!("{}ms", d.nanos / 1_000_000),
+        None => "-".into(),
+    }
+}
+
+pub fn parse_optional(input: &Option<String>) -> anyhow::Result<Option<prost_types::Timestamp>> {
+    input.as_deref().map(parse).transpose().map_err(|e| anyhow!(e))
+}
