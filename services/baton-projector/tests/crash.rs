@@ -54,7 +54,11 @@ fn script(i: usize, base: i64) -> Vec<v1::HandoffEvent> {
     } else {
         ("repair", "engineering")
     };
-    let customer = if i.is_multiple_of(2) { "ward-5" } else { "ward-6" };
+    let customer = if i.is_multiple_of(2) {
+        "ward-5"
+    } else {
+        "ward-6"
+    };
     let start = base - 4 * 60 * MIN + (i as i64 % 7) * MIN;
     let event = |n: usize, t: EventType, at: i64| v1::HandoffEvent {
         event_id: format!("{id}-{n}"),

@@ -16,15 +16,30 @@ use clap::{Parser, Subcommand};
 #[command(name = "batonctl", version, about, long_about = None, after_help = EXAMPLES)]
 struct Cli {
     /// The ingest service (gRPC).
-    #[arg(long, global = true, env = "BATON_INGEST_URL", default_value = "http://127.0.0.1:50051")]
+    #[arg(
+        long,
+        global = true,
+        env = "BATON_INGEST_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
     ingest_url: String,
 
     /// The projector's query service (gRPC).
-    #[arg(long, global = true, env = "BATON_QUERY_URL", default_value = "http://127.0.0.1:50052")]
+    #[arg(
+        long,
+        global = true,
+        env = "BATON_QUERY_URL",
+        default_value = "http://127.0.0.1:50052"
+    )]
     query_url: String,
 
     /// NATS, for tailing topics.
-    #[arg(long, global = true, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(
+        long,
+        global = true,
+        env = "NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
     nats_url: String,
 
     /// Print JSON (one object per line) instead of text.

@@ -27,19 +27,27 @@ pub fn short(name: &str, prefix: &str) -> String {
 }
 
 pub fn event_type(t: i32) -> String {
-    v1::EventType::try_from(t).map(|t| short(t.as_str_name(), "EVENT_TYPE_")).unwrap_or_else(|_| t.to_string())
+    v1::EventType::try_from(t)
+        .map(|t| short(t.as_str_name(), "EVENT_TYPE_"))
+        .unwrap_or_else(|_| t.to_string())
 }
 
 pub fn priority(p: i32) -> String {
-    v1::Priority::try_from(p).map(|p| short(p.as_str_name(), "PRIORITY_")).unwrap_or_else(|_| p.to_string())
+    v1::Priority::try_from(p)
+        .map(|p| short(p.as_str_name(), "PRIORITY_"))
+        .unwrap_or_else(|_| p.to_string())
 }
 
 pub fn status(s: i32) -> String {
-    v1::HandoffStatus::try_from(s).map(|s| short(s.as_str_name(), "HANDOFF_STATUS_")).unwrap_or_else(|_| s.to_string())
+    v1::HandoffStatus::try_from(s)
+        .map(|s| short(s.as_str_name(), "HANDOFF_STATUS_"))
+        .unwrap_or_else(|_| s.to_string())
 }
 
 pub fn sla_state(s: i32) -> String {
-    v1::SlaState::try_from(s).map(|s| short(s.as_str_name(), "SLA_STATE_")).unwrap_or_else(|_| s.to_string())
+    v1::SlaState::try_from(s)
+        .map(|s| short(s.as_str_name(), "SLA_STATE_"))
+        .unwrap_or_else(|_| s.to_string())
 }
 
 pub fn event_json(e: &v1::HandoffEvent) -> Value {
@@ -83,7 +91,11 @@ pub fn breach_line(b: &v1::Breach) -> String {
         b.customer,
         b.handoff_id,
         time::format(&b.deadline),
-        if b.open { "  (still open)".to_string() } else { format!("  stopped {}", time::format(&b.stopped_at)) }
+        if b.open {
+            "  (still open)".to_string()
+        } else {
+            format!("  stopped {}", time::format(&b.stopped_at))
+        }
     )
 }
 

@@ -32,7 +32,11 @@ pub fn from_millis(millis: i64) -> prost_types::Timestamp {
 pub fn format(t: &Option<prost_types::Timestamp>) -> String {
     match t {
         Some(t) => jiff::Timestamp::new(t.seconds, t.nanos)
-            .map(|t| t.round(jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_default())
+            .map(|t| {
+                t.round(jiff::Unit::Second)
+                    .map(|t| t.to_string())
+                    .unwrap_or_default()
+            })
             .unwrap_or_else(|_| "(invalid)".into()),
         None => "-".into(),
     }
@@ -40,12 +44,18 @@ pub fn format(t: &Option<prost_types::Timestamp>) -> String {
 
 pub fn format_duration(d: &Option<prost_types::Duration>) -> String {
     match d {
-        Some(d) if d.seconds > 0 => baton_domain::time::format_duration(std::time::Duration::from_secs(d.seconds as u64)),
+        Some(d) if d.seconds > 0 => {
+            baton_domain::time::format_duration(std::time::Duration::from_secs(d.seconds as u64))
+        }
         Some(d) => format!("{}ms", d.nanos / 1_000_000),
         None => "-".into(),
     }
 }
 
 pub fn parse_optional(input: &Option<String>) -> anyhow::Result<Option<prost_types::Timestamp>> {
-    input.as_deref().map(parse).transpose().map_err(|e| anyhow!(e))
+    input
+        .as_deref()
+        .map(parse)
+        .transpose()
+        .map_err(|e| anyhow!(e))
 }

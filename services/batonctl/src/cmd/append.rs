@@ -71,15 +71,30 @@ struct JsonEvent {
     expected_version: Option<u64>,
 }
 
-fn enum_value(name: &str, prefix: &str, lookup: impl Fn(&str) -> Option<i32>, what: &str) -> anyhow::Result<i32> {
+fn enum_value(
+    name: &str,
+    prefix: &str,
+    lookup: impl Fn(&str) -> Option<i32>,
+    what: &str,
+) -> anyhow::Result<i32> {
     let full = format!("{prefix}{}", name.to_uppercase());
     lookup(&full).ok_or_else(|| anyhow!("{name:?} is not a {what}"))
 }
 
 fn build(e: JsonEvent) -> anyhow::Result<v1::AppendRequest> {
-    let event_type = enum_value(&e.event_type, "EVENT_TYPE_", |n| v1::EventType::from_str_name(n).map(|t| t as i32), "event type")?;
+    let event_type = enum_value(
+        &e.event_type,
+        "EVENT_TYPE_",
+        |n| v1::EventType::from_str_name(n).map(|t| t as i32),
+        "event type",
+    )?;
     let priority = match &e.priority {
-        Some(p) => enum_value(p, "PRIORITY_", |n| v1::Priority::from_str_name(n).map(|p| p as i32), "priority")?,
+        Some(p) => enum_value(
+            p,
+            "PRIORITY_",
+            |n| v1::Priority::from_str_name(n).map(|p| p as i32),
+            "priority",
+        )?,
         None => 0,
     };
     let occurred_at = time::parse(e.occurred_at.as_deref().unwrap_or("now"))?;
@@ -125,7 +140,11 @@ pub async fn run(url: &str, args: Args, out: Output) -> anyhow::Result<()> {
         attributes: args.attributes.into_iter().collect(),
         expected_version: args.expected_version,
     })?;
-    let r = client.append(request).await.map_err(super::status)?.into_inner();
+    let r = client
+        .append(request)
+        .await
+        .map_err(super::status)?
+        .into_inner();
     out.print(
         || format!("appended: version {} at stream sequence {}{}", r.version, r.stream_sequence, if r.duplicate { " (duplicate: already appended)" } else { "" }),
         || json!({"version": r.version, "stream_sequence": r.stream_sequence, "duplicate": r.duplicate}),
@@ -141,7 +160,9 @@ async fn append_json_lines(
     let reader: Box<dyn BufRead> = if path == "-" {
         Box::new(std::io::stdin().lock())
     } else {
-        Box::new(std::io::BufReader::new(std::fs::File::open(path).with_context(|| format!("cannot open {path}"))?))
+        Box::new(std::io::BufReader::new(
+            std::fs::File::open(path).with_context(|| format!("cannot open {path}"))?,
+        ))
     };
     let mut batch = Vec::new();
     let (mut ok, mut failed) = (0u64, 0u64);
@@ -150,7 +171,8 @@ async fn append_json_lines(
         if line.trim().is_empty() {
             continue;
         }
-        let event: JsonEvent = serde_json::from_str(&line).with_context(|| format!("line {}", n + 1))?;
+        let event: JsonEvent =
+            serde_json::from_str(&line).with_context(|| format!("line {}", n + 1))?;
         batch.push(build(event).with_context(|| format!("line {}", n + 1))?);
         if batch.len() == 500 {
             let (o, f) = send(client, std::mem::take(&mut batch), out).await?;
@@ -175,7 +197,15 @@ async fn send(
     requests: Vec<v1::AppendRequest>,
     out: Output,
 ) -> anyhow::Result<(u64, u64)> {
-    let ids: Vec<String> = requests.iter().map(|r| r.event.as_ref().map(|e| e.event_id.clone()).unwrap_or_default()).collect();
+    let ids: Vec<String> = requests
+        .iter()
+        .map(|r| {
+            r.event
+                .as_ref()
+                .map(|e| e.event_id.clone())
+                .unwrap_or_default()
+        })
+        .collect();
     let results = client
         .append_batch(v1::AppendBatchRequest { requests })
         .await
@@ -189,7 +219,10 @@ async fn send(
             Some(v1::append_result::Outcome::Error(e)) => {
                 failed += 1;
                 let code = tonic::Code::from(e.code);
-                out.print(|| format!("{id}: {code:?}: {}", e.message), || json!({"event_id": id, "code": format!("{code:?}"), "message": e.message}));
+                out.print(
+                    || format!("{id}: {code:?}: {}", e.message),
+                    || json!({"event_id": id, "code": format!("{code:?}"), "message": e.message}),
+                );
             }
             None => failed += 1,
         }

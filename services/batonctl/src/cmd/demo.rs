@@ -76,9 +76,17 @@ pub async fn run(ingest_url: &str, query_url: &str, args: Args) -> anyhow::Resul
         if args.seconds > 0 && started.elapsed() > Duration::from_secs(args.seconds) {
             break;
         }
-        let (kind, supplier) = if rng.below(3) < 2 { ("repair", "engineering") } else { ("lab", "lab") };
+        let (kind, supplier) = if rng.below(3) < 2 {
+            ("repair", "engineering")
+        } else {
+            ("lab", "lab")
+        };
         let customer = CUSTOMERS[rng.below(CUSTOMERS.len() as u64) as usize];
-        let priority = if rng.below(2) == 0 { Priority::Stat } else { Priority::Urgent };
+        let priority = if rng.below(2) == 0 {
+            Priority::Stat
+        } else {
+            Priority::Urgent
+        };
         let handoff = format!("demo-{run_id}-{n}");
         let request = v1::HandoffEvent {
             kind: kind.into(),
@@ -88,8 +96,17 @@ pub async fn run(ingest_url: &str, query_url: &str, args: Args) -> anyhow::Resul
             ..event(&handoff, EventType::Requested)
         };
         let mut client = ingest.clone();
-        match client.append(v1::AppendRequest { event: Some(request), expected_version: None }).await {
-            Ok(_) => println!("requested  {handoff:<18} {kind:<7} {supplier} -> {customer} ({})", output::priority(priority as i32)),
+        match client
+            .append(v1::AppendRequest {
+                event: Some(request),
+                expected_version: None,
+            })
+            .await
+        {
+            Ok(_) => println!(
+                "requested  {handoff:<18} {kind:<7} {supplier} -> {customer} ({})",
+                output::priority(priority as i32)
+            ),
             Err(e) => {
                 eprintln!("append failed: {}", super::status(e));
                 continue;
@@ -97,15 +114,35 @@ pub async fn run(ingest_url: &str, query_url: &str, args: Args) -> anyhow::Resul
         }
         // Most answered in time, some late, some never (those breach).
         let (answer, after) = match rng.below(10) {
-            0..=5 => (if kind == "repair" { EventType::Acknowledged } else { EventType::Completed }, 2 + rng.below(8)),
-            6..=7 => (if kind == "repair" { EventType::Acknowledged } else { EventType::Completed }, 35 + rng.below(15)),
+            0..=5 => (
+                if kind == "repair" {
+                    EventType::Acknowledged
+                } else {
+                    EventType::Completed
+                },
+                2 + rng.below(8),
+            ),
+            6..=7 => (
+                if kind == "repair" {
+                    EventType::Acknowledged
+                } else {
+                    EventType::Completed
+                },
+                35 + rng.below(15),
+            ),
             _ => continue,
         };
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_secs(after)).await;
-            let request = v1::AppendRequest { event: Some(event(&handoff, answer)), expected_version: None };
+            let request = v1::AppendRequest {
+                event: Some(event(&handoff, answer)),
+                expected_version: None,
+            };
             match client.append(request).await {
-                Ok(_) => println!("{:<10} {handoff:<18} after {after}s", output::event_type(answer as i32)),
+                Ok(_) => println!(
+                    "{:<10} {handoff:<18} after {after}s",
+                    output::event_type(answer as i32)
+                ),
                 Err(e) => eprintln!("append failed: {}", super::status(e)),
             }
         });

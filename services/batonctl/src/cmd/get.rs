@@ -32,7 +32,9 @@ pub struct ListArgs {
 pub async fn run(url: &str, args: Args, out: Output) -> anyhow::Result<()> {
     let mut client = super::query(url).await?;
     let h = client
-        .get_handoff(v1::GetHandoffRequest { handoff_id: args.handoff })
+        .get_handoff(v1::GetHandoffRequest {
+            handoff_id: args.handoff,
+        })
         .await
         .map_err(super::status)?
         .into_inner();
@@ -64,7 +66,12 @@ fn text(h: &v1::Handoff) -> String {
     }
     s.push_str("timeline:\n");
     for e in &h.events {
-        s.push_str(&format!("  {}  {:<13} by {}\n", time::format(&e.occurred_at), output::event_type(e.r#type), e.actor));
+        s.push_str(&format!(
+            "  {}  {:<13} by {}\n",
+            time::format(&e.occurred_at),
+            output::event_type(e.r#type),
+            e.actor
+        ));
     }
     s.trim_end().to_owned()
 }
@@ -72,8 +79,10 @@ fn text(h: &v1::Handoff) -> String {
 pub async fn list(url: &str, args: ListArgs, out: Output) -> anyhow::Result<()> {
     let mut client = super::query(url).await?;
     let status = match &args.status {
-        Some(s) => v1::HandoffStatus::from_str_name(&format!("HANDOFF_STATUS_{}", s.to_uppercase()))
-            .ok_or_else(|| anyhow::anyhow!("{s:?} is not a status"))? as i32,
+        Some(s) => {
+            v1::HandoffStatus::from_str_name(&format!("HANDOFF_STATUS_{}", s.to_uppercase()))
+                .ok_or_else(|| anyhow::anyhow!("{s:?} is not a status"))? as i32
+        }
         None => 0,
     };
     let r = client
@@ -90,7 +99,17 @@ pub async fn list(url: &str, args: ListArgs, out: Output) -> anyhow::Result<()> 
         .into_inner();
     for h in &r.handoffs {
         out.print(
-            || format!("{:<24} {:<10} {:<14} -> {:<14} {:<8} {}", h.handoff_id, h.kind, h.supplier, h.customer, output::priority(h.priority), output::status(h.status)),
+            || {
+                format!(
+                    "{:<24} {:<10} {:<14} -> {:<14} {:<8} {}",
+                    h.handoff_id,
+                    h.kind,
+                    h.supplier,
+                    h.customer,
+                    output::priority(h.priority),
+                    output::status(h.status)
+                )
+            },
             || output::handoff_json(h),
         );
     }

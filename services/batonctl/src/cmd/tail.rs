@@ -24,9 +24,13 @@ pub async fn run(nats_url: &str, args: Args) -> anyhow::Result<()> {
     while let Some(message) = subscription.next().await {
         let subject = message.subject.as_str();
         let payload = if subject.starts_with("baton.handoff.") {
-            v1::HandoffEvent::decode(message.payload.clone()).map(|e| output::event_json(&e)).ok()
+            v1::HandoffEvent::decode(message.payload.clone())
+                .map(|e| output::event_json(&e))
+                .ok()
         } else if subject.starts_with("baton.sla.breached.") {
-            v1::Breach::decode(message.payload.clone()).map(|b| output::breach_json(&b)).ok()
+            v1::Breach::decode(message.payload.clone())
+                .map(|b| output::breach_json(&b))
+                .ok()
         } else {
             None
         };
