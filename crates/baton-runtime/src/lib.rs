@@ -1,6 +1,6 @@
 //! What every Baton service process shares: logging set-up, shutdown on
-//! SIGTERM/SIGINT, the HTTP side port (health now, metrics later) and the
-//! wall clock.
+//! SIGTERM/SIGINT, the HTTP side port (health now, metrics later), gRPC
+//! plumbing (reflection, accepted connections) and the wall clock.
 //!
 //! This is the only crate that reads the machine's clock, so the domain never
 //! does. It must never hold business rules.
@@ -178,5 +178,28 @@ where
             _ = tokio::time::sleep(delay) => {}
         }
         delay = (delay * 2).min(std::time::Duration::from_secs(5));
+    }
+}
+
+/// gRPC plumbing both services share.
+pub mod grpc {
+    /// Accepted connections with TCP_NODELAY: without it, Nagle's algorithm
+    /// and delayed ACKs add ~40 ms to a small unary response.
+    pub fn incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
+        tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
+    }
+
+    /// Server reflection for `baton.v1` and the health service, so generic
+    /// clients (grpcurl, any reflection client) need no .proto files.
+    pub fn reflection() -> Result<
+        tonic_reflection::server::v1::ServerReflectionServer<
+            impl tonic_reflection::server::v1::ServerReflection,
+        >,
+        tonic_reflection::server::Error,
+    > {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(baton_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
     }
 }

@@ -67,11 +67,8 @@ pub async fn run(
         shutdown.clone(),
     ));
 
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(baton_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| StartError::Reflection(e.to_string()))?;
+    let reflection =
+        baton_runtime::grpc::reflection().map_err(|e| StartError::Reflection(e.to_string()))?;
 
     let http_shutdown = shutdown.clone();
     let http = tokio::spawn(baton_runtime::serve_http(
@@ -87,7 +84,7 @@ pub async fn run(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(IngestServer::new(IngestService::new(ingestor)))
-        .serve_with_incoming_shutdown(incoming(grpc_listener), async move {
+        .serve_with_incoming_shutdown(baton_runtime::grpc::incoming(grpc_listener), async move {
             grpc_shutdown.cancelled().await
         })
         .await?;
@@ -140,10 +137,4 @@ async fn watch_readiness(
         }
     })
     .await;
-}
-
-/// Accepted connections with TCP_NODELAY: without it, Nagle's algorithm and
-/// delayed ACKs add ~40 ms to a small unary response.
-fn incoming(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
-    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
 }

@@ -126,11 +126,8 @@ pub async fn run(
         })
     };
 
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(baton_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| StartError::Reflection(e.to_string()))?;
+    let reflection =
+        baton_runtime::grpc::reflection().map_err(|e| StartError::Reflection(e.to_string()))?;
 
     let http_shutdown = shutdown.clone();
     let http = tokio::spawn(baton_runtime::serve_http(
@@ -150,7 +147,7 @@ pub async fn run(
             client.clone(),
             shutdown.clone(),
         )))
-        .serve_with_incoming_shutdown(incoming(grpc_listener), async move {
+        .serve_with_incoming_shutdown(baton_runtime::grpc::incoming(grpc_listener), async move {
             grpc_shutdown.cancelled().await
         })
         .await;
@@ -169,10 +166,4 @@ pub async fn run(
     served?;
     tracing::info!(applied = shared.applied(), "projector stopped");
     Ok(())
-}
-
-/// Accepted connections with TCP_NODELAY: without it, Nagle's algorithm and
-/// delayed ACKs add ~40 ms to a small unary response.
-fn incoming(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
-    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
 }
