@@ -473,6 +473,25 @@ mod tests {
         assert!(views.dump().expect("dump").is_empty());
     }
 
+    #[test]
+    fn a_store_in_use_is_refused_not_discarded() {
+        let catalog = catalog();
+        let (dir, views) = open_views(&catalog);
+        let mut p = Projection::new(&views, &catalog).expect("projection");
+        p.apply(1, event("h1", EventType::Requested, 0, 1, "ward-5"))
+            .expect("apply");
+        p.commit().expect("commit");
+        assert!(
+            Views::open(dir.path(), catalog.version()).is_err(),
+            "a second opener must not get in"
+        );
+        assert_eq!(
+            views.position().expect("position"),
+            1,
+            "the store in use is untouched"
+        );
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(32))]
         /// Hand-offs interleaved in any order, in any batch sizes, give the

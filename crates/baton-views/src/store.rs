@@ -146,6 +146,10 @@ impl Views {
     pub fn open(dir: &Path, catalog_version: &str) -> Result<(Views, Opened), ViewsError> {
         let (db, mut opened) = match sled::open(dir) {
             Ok(db) => (db, None),
+            // An I/O error (another process holds the store's lock, no
+            // permission) says nothing about the views: refuse to start
+            // rather than delete a store someone else is using.
+            Err(e @ sled::Error::Io(_)) => return Err(ViewsError::Sled(e)),
             Err(e) => {
                 tracing::warn!(error = %e, dir = %dir.display(), "views unreadable, discarding them");
                 std::fs::remove_dir_all(dir).map_err(|source| ViewsError::Reset {
