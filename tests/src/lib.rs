@@ -29,10 +29,18 @@ pub const TEST_CATALOG: &str = r#"{
     {"id": "lab", "name": "Laboratory"},
     {"id": "ward-5", "name": "Ward 5"},
     {"id": "ward-6", "name": "Ward 6"},
-    {"id": "ed", "name": "Emergency department"}
+    {"id": "ed", "name": "Emergency department"},
+    {"id": "cardiology", "name": "Cardiology"},
+    {"id": "dentistry", "name": "Dentistry"}
   ],
-  "kinds": ["repair", "lab"],
+  "kinds": ["repair", "lab", "consult"],
+  "calendars": [
+    {"id": "weekdays", "time_zone": "UTC",
+     "week": {"mon": ["08:00-17:00"], "tue": ["08:00-17:00"], "wed": ["08:00-17:00"], "thu": ["08:00-17:00"], "fri": ["08:00-17:00"]}}
+  ],
   "promises": [
+    {"id": "consult-routine", "kind": "consult", "start": "requested", "stop": ["started"],
+     "targets": {"routine": "8h"}, "calendar": "weekdays"},
     {"id": "repair-response", "kind": "repair", "start": "requested", "stop": ["acknowledged"],
      "targets": {"routine": "30m", "urgent": "15m", "stat": "2s"}},
     {"id": "lab-turnaround", "kind": "lab", "start": "requested", "stop": ["completed"],

@@ -13,6 +13,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    calendar::{Calendar, Interval, WorkingHours},
     event::{EventType, Priority},
     id::Token,
     lifecycle::Handoff,
@@ -55,6 +56,11 @@ pub struct Policy {
     pub pause: Vec<EventType>,
     pub resume: Vec<EventType>,
     pub targets: BTreeMap<Priority, Duration>,
+    /// The calendar's id; `None` is `always`.
+    pub calendar_id: Option<Token>,
+    /// When the clock runs.
+    #[serde(skip)]
+    pub calendar: Calendar,
 }
 
 impl Policy {
@@ -83,6 +89,8 @@ pub struct Catalog {
     pub departments: Vec<Department>,
     pub kinds: Vec<Token>,
     pub promises: Vec<Policy>,
+    /// Calendar definitions as written (their content is part of the version).
+    pub calendars: Vec<CalendarDefinition>,
     #[serde(skip)]
     department_ids: BTreeSet<Token>,
     #[serde(skip)]
@@ -98,7 +106,25 @@ struct RawCatalog {
     kinds: Vec<String>,
     #[serde(default)]
     promises: Vec<RawPromise>,
+    #[serde(default)]
+    calendars: Vec<CalendarDefinition>,
 }
+
+/// A working-hours calendar as the catalog spells it:
+/// `{"id": "office-hours", "time_zone": "Europe/Amsterdam",
+///   "week": {"mon": ["08:00-17:00"], ...}, "holidays": ["2026-12-25"]}`.
+/// Days not listed have no working hours.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarDefinition {
+    pub id: String,
+    pub time_zone: String,
+    pub week: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub holidays: Vec<String>,
+}
+
+const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -123,6 +149,8 @@ struct RawPromise {
     #[serde(default)]
     resume: Vec<String>,
     targets: BTreeMap<String, String>,
+    #[serde(default)]
+    calendar: Option<String>,
 }
 
 /// Collects the first error with its path, and finds its line in the source.
@@ -167,6 +195,79 @@ impl Checker<'_> {
                 value,
             )
         })
+    }
+
+    fn calendar(
+        &self,
+        i: usize,
+        def: &CalendarDefinition,
+    ) -> Result<(Token, Calendar), CatalogError> {
+        let at = |field: &str| format!("calendars[{i}].{field}");
+        let id = self.token(at("id"), &def.id)?;
+        let time_zone = jiff::tz::TimeZone::get(&def.time_zone).map_err(|_| {
+            self.fail(
+                at("time_zone"),
+                format!(
+                    "{:?} is not a time zone of the IANA database (e.g. \"Europe/Amsterdam\")",
+                    def.time_zone
+                ),
+                &def.time_zone,
+            )
+        })?;
+        let mut week: [Vec<Interval>; 7] = Default::default();
+        for (day, spans) in &def.week {
+            let index = WEEKDAYS.iter().position(|d| d == day).ok_or_else(|| {
+                self.fail(
+                    at("week"),
+                    format!(
+                        "{day:?} is not a day; expected one of {}",
+                        WEEKDAYS.join(", ")
+                    ),
+                    day,
+                )
+            })?;
+            for (j, span) in spans.iter().enumerate() {
+                let path = format!("calendars[{i}].week.{day}[{j}]");
+                let interval = parse_interval(span).ok_or_else(|| {
+                    self.fail(
+                        &path,
+                        format!("{span:?} is not a span of the day like \"08:00-17:00\""),
+                        span,
+                    )
+                })?;
+                week[index].push(interval);
+            }
+            week[index].sort_unstable();
+            if week[index].windows(2).any(|w| w[0].1 > w[1].0) {
+                return Err(self.fail(format!("calendars[{i}].week.{day}"), "spans overlap", day));
+            }
+        }
+        if week.iter().all(Vec::is_empty) {
+            return Err(self.fail(
+                at("week"),
+                "must give working hours on at least one day",
+                &def.id,
+            ));
+        }
+        let mut holidays = BTreeSet::new();
+        for (j, day) in def.holidays.iter().enumerate() {
+            let date: jiff::civil::Date = day.parse().map_err(|_| {
+                self.fail(
+                    format!("calendars[{i}].holidays[{j}]"),
+                    format!("{day:?} is not a date like \"2026-12-25\""),
+                    day,
+                )
+            })?;
+            holidays.insert(date);
+        }
+        Ok((
+            id,
+            Calendar::Working(WorkingHours {
+                time_zone,
+                week,
+                holidays,
+            }),
+        ))
     }
 
     fn events(&self, path: &str, values: &[String]) -> Result<Vec<EventType>, CatalogError> {
@@ -223,6 +324,18 @@ impl Catalog {
                 ));
             }
             kinds.push(kind);
+        }
+
+        let mut calendars: BTreeMap<Token, Calendar> = BTreeMap::new();
+        for (i, def) in raw.calendars.iter().enumerate() {
+            let (id, calendar) = check.calendar(i, def)?;
+            if id.as_str() == "always" || calendars.insert(id, calendar).is_some() {
+                return Err(check.fail(
+                    format_args!("calendars[{i}].id"),
+                    format!("{:?} is taken", def.id),
+                    &def.id,
+                ));
+            }
         }
 
         let mut promises: Vec<Policy> = Vec::new();
@@ -296,6 +409,22 @@ impl Catalog {
                     &p.id,
                 ));
             }
+            let (calendar_id, calendar) = match p.calendar.as_deref() {
+                None | Some("always") => (None, Calendar::Always),
+                Some(name) => {
+                    let id = check.token(at("calendar"), name)?;
+                    let calendar = calendars.get(&id).cloned().ok_or_else(|| {
+                        check.fail(
+                            at("calendar"),
+                            format!(
+                                "{name:?} is not one of the catalog's calendars (or \"always\")"
+                            ),
+                            name,
+                        )
+                    })?;
+                    (Some(id), calendar)
+                }
+            };
             promises.push(Policy {
                 id,
                 kind,
@@ -306,6 +435,8 @@ impl Catalog {
                 pause,
                 resume,
                 targets,
+                calendar_id,
+                calendar,
             });
         }
 
@@ -313,6 +444,7 @@ impl Catalog {
             departments,
             kinds,
             promises,
+            calendars: raw.calendars,
             department_ids,
             version: String::new(),
         };
@@ -361,6 +493,18 @@ impl fmt::Display for Policy {
             .collect();
         write!(f, "{} ({}: {})", self.id, self.kind, targets.join(", "))
     }
+}
+
+/// `"08:00-17:00"` as minutes since midnight; `24:00` may end a span.
+fn parse_interval(span: &str) -> Option<Interval> {
+    let (start, end) = span.split_once('-')?;
+    let minutes = |t: &str| -> Option<u16> {
+        let (h, m) = t.trim().split_once(':')?;
+        let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+        (m < 60 && (h < 24 || (h == 24 && m == 0))).then_some(h * 60 + m)
+    };
+    let (start, end) = (minutes(start)?, minutes(end)?);
+    (start < end).then_some((start, end))
 }
 
 /// FNV-1a, 64 bit: a stable, dependency-free content hash (not for security).
@@ -453,6 +597,66 @@ mod tests {
         );
     }
 
+    const WITH_CALENDAR: &str = r#"{
+  "departments": [{"id": "cardiology", "name": "Cardiology"}, {"id": "dentistry", "name": "Dentistry"}],
+  "kinds": ["consult"],
+  "calendars": [
+    {"id": "office-hours", "time_zone": "Europe/Amsterdam",
+     "week": {"mon": ["08:00-12:00", "13:00-17:00"], "fri": ["08:00-17:00"]},
+     "holidays": ["2026-12-25"]}
+  ],
+  "promises": [
+    {"id": "consult-routine", "kind": "consult", "start": "requested", "stop": ["started"],
+     "targets": {"routine": "8h"}, "calendar": "office-hours"}
+  ]
+}"#;
+
+    #[test]
+    fn promises_run_on_their_calendar() {
+        let catalog = Catalog::from_json(WITH_CALENDAR).expect("valid");
+        let policy = catalog.policy("consult-routine").expect("policy");
+        assert_eq!(
+            policy.calendar_id.as_ref().map(Token::as_str),
+            Some("office-hours")
+        );
+        let Calendar::Working(hours) = &policy.calendar else {
+            panic!("working hours")
+        };
+        assert_eq!(hours.week[0], vec![(480, 720), (780, 1020)]);
+        assert!(hours.week[1].is_empty());
+        let changed =
+            Catalog::from_json(&WITH_CALENDAR.replace("\"13:00-17:00\"", "\"13:00-18:00\""))
+                .expect("valid");
+        assert_ne!(
+            catalog.version(),
+            changed.version(),
+            "calendar content is part of the version"
+        );
+    }
+
+    #[test]
+    fn calendar_mistakes_are_named() {
+        let bad = |from: &str, to: &str| invalid(&WITH_CALENDAR.replace(from, to)).0;
+        assert_eq!(
+            bad("Europe/Amsterdam", "Europe/Amsterdamm"),
+            "calendars[0].time_zone"
+        );
+        assert_eq!(
+            bad("\"08:00-17:00\"]", "\"17:00-08:00\"]"),
+            "calendars[0].week.fri[0]"
+        );
+        assert_eq!(
+            bad("\"13:00-17:00\"", "\"11:00-17:00\""),
+            "calendars[0].week.mon"
+        );
+        assert_eq!(bad("\"mon\"", "\"monday\""), "calendars[0].week");
+        assert_eq!(bad("2026-12-25", "2026-13-25"), "calendars[0].holidays[0]");
+        assert_eq!(
+            bad("\"calendar\": \"office-hours\"", "\"calendar\": \"office\""),
+            "promises[0].calendar"
+        );
+    }
+
     #[test]
     fn syntax_errors_and_unknown_fields_give_a_line() {
         let err =
@@ -461,5 +665,30 @@ mod tests {
         assert!(err.to_string().contains("stpo"), "{err}");
         let err = Catalog::from_json("{\n\"departments\": [,]}").expect_err("syntax");
         assert!(matches!(err, CatalogError::Syntax { line: 2, .. }), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod shipped {
+    use super::*;
+
+    #[test]
+    fn the_shipped_catalogs_are_valid() {
+        for (name, text) in [
+            (
+                "deploy/catalog.json",
+                include_str!("../../../deploy/catalog.json"),
+            ),
+            (
+                "deploy/demo-catalog.json",
+                include_str!("../../../deploy/demo-catalog.json"),
+            ),
+        ] {
+            let catalog = Catalog::from_json(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(catalog.policy("repair-response").is_some(), "{name}");
+            assert!(catalog.policy("lab-turnaround").is_some(), "{name}");
+            let routine = catalog.policy("consult-routine").expect("consult-routine");
+            assert!(matches!(routine.calendar, Calendar::Working(_)), "{name}");
+        }
     }
 }

@@ -15,6 +15,9 @@
 //!   out: a promise broken before the cancellation stays broken.
 //! - A clock whose start event has not happened is PENDING; if the hand-off
 //!   closes first, CANCELLED.
+//! - Time runs only inside the promise's calendar: around the clock for
+//!   `always`, within working hours otherwise; the deadline is the instant
+//!   the target's worth of calendar time has run.
 
 use std::time::Duration;
 
@@ -122,10 +125,13 @@ pub fn evaluate(
     let mut end = End::Open;
     let mut closed_before_start = false;
 
+    let calendar = &policy.calendar;
+    // Working time still left on the clock, from `since`.
+    let remaining = |elapsed_ms: i64| Duration::from_millis((target_ms - elapsed_ms).max(0) as u64);
     let mut run_until = |until: Timestamp, elapsed_ms: &mut i64, since: Timestamp| {
-        let span = until.0.saturating_sub(since.0).max(0);
+        let span = duration_millis(calendar.working_between(since, until));
         if ran_out_at.is_none() && *elapsed_ms + span > target_ms {
-            ran_out_at = Some(Timestamp(since.0 + (target_ms - *elapsed_ms)));
+            ran_out_at = calendar.add_working(since, remaining(*elapsed_ms));
         }
         *elapsed_ms += span;
     };
@@ -185,10 +191,9 @@ pub fn evaluate(
             let mut total_ms = elapsed_ms;
             if let Some(since) = running_since {
                 // The deadline is where the running span reaches the target.
-                outcome.deadline = Some(
-                    ran_out_at.unwrap_or(Timestamp(since.0.saturating_add(target_ms - elapsed_ms))),
-                );
-                total_ms += now.0.saturating_sub(since.0).max(0);
+                outcome.deadline =
+                    ran_out_at.or_else(|| calendar.add_working(since, remaining(elapsed_ms)));
+                total_ms += duration_millis(calendar.working_between(since, now));
             } else {
                 outcome.deadline = ran_out_at;
             }
@@ -349,6 +354,42 @@ mod tests {
             evaluate(policy, Priority::Routine, &closed, Timestamp(0)).map(|c| c.state),
             Some(SlaState::Cancelled)
         );
+    }
+
+    #[test]
+    fn a_working_hours_clock_does_not_run_at_night() {
+        let catalog = Catalog::from_json(
+            r#"{"departments": [{"id": "engineering", "name": "E"}, {"id": "ward-5", "name": "W"}],
+                "kinds": ["repair"],
+                "calendars": [{"id": "days", "time_zone": "UTC", "week": {"mon": ["08:00-17:00"], "tue": ["08:00-17:00"]}}],
+                "promises": [{"id": "work", "kind": "repair", "start": "requested", "stop": ["completed"],
+                              "targets": {"routine": "2h"}, "calendar": "days"}]}"#,
+        )
+        .expect("catalog");
+        let policy = catalog.policy("work").expect("policy");
+        // Monday 1970-01-05 16:00 UTC, requested one hour before closing.
+        let monday_16h = (4 * 24 + 16) * 60 * MIN;
+        let mut events = vec![requested("h1", monday_16h)];
+        events[0].version = 1;
+        let tuesday_8h = (5 * 24 + 8) * 60 * MIN;
+        let overnight =
+            evaluate(policy, Priority::Routine, &events, Timestamp(tuesday_8h)).expect("target");
+        assert_eq!(overnight.state, SlaState::Running);
+        assert_eq!(
+            overnight.elapsed,
+            Duration::from_secs(3600),
+            "the night did not count"
+        );
+        assert_eq!(overnight.deadline, Some(Timestamp(tuesday_8h + 60 * MIN)));
+        let mut done = later("h1", EventType::Completed, tuesday_8h + 90 * MIN);
+        done.version = 2;
+        events.push(done);
+        let late = evaluate(policy, Priority::Routine, &events, Timestamp(0)).expect("target");
+        assert_eq!(
+            (late.state, late.elapsed),
+            (SlaState::Breached, Duration::from_secs(150 * 60))
+        );
+        assert_eq!(late.deadline, Some(Timestamp(tuesday_8h + 60 * MIN)));
     }
 
     #[test]

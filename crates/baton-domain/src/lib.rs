@@ -11,11 +11,13 @@
 //! - [`time`]: event time as milliseconds since the Unix epoch.
 //! - [`event`]: one fact about a hand-off, and its validation.
 //! - [`lifecycle`]: the hand-off state machine.
+//! - [`calendar`]: when clocks run: always, or working hours in a time zone.
 //! - [`catalog`]: departments, kinds and promises, parsed and validated from JSON.
 //! - [`clock`]: a promise's clock over a hand-off's events.
 //! - [`histogram`]: a mergeable duration histogram with a stated error bound.
 //! - [`compliance`]: how one clock counts toward the compliance figures.
 
+pub mod calendar;
 pub mod catalog;
 pub mod clock;
 pub mod compliance;
