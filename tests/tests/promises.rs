@@ -66,3 +66,65 @@ async fn a_routine_consult_runs_on_working_hours_only() {
         .into_inner();
     assert_eq!((compliance.met, compliance.breached), (1, 0));
 }
+
+#[tokio::test]
+async fn escalating_to_stat_retargets_the_running_clock_from_its_start() {
+    let baton = Baton::start().await;
+    let mut ingest = baton.ingest().await;
+    let mut query = baton.query().await;
+    let requested_at = now_millis() - 60_000;
+    ingest
+        .append(append(requested(
+            "pump-9",
+            "repair",
+            "engineering",
+            "ward-6",
+            Priority::Routine,
+            requested_at,
+        )))
+        .await
+        .expect("requested");
+    let routine = projected(&mut query, "pump-9", 1).await;
+    let sla = routine
+        .slas
+        .iter()
+        .find(|s| s.policy_id == "repair-response")
+        .expect("clock");
+    assert_eq!(
+        (sla.state(), sla.target.as_ref().map(|d| d.seconds)),
+        (SlaState::Running, Some(30 * 60))
+    );
+
+    let mut escalate = later("pump-9", EventType::Reprioritized, requested_at + 30_000);
+    escalate.priority = Priority::Stat as i32;
+    ingest
+        .append(append(escalate.clone()))
+        .await
+        .expect("reprioritized");
+    let stat = projected(&mut query, "pump-9", 2).await;
+    assert_eq!(stat.priority(), Priority::Stat);
+    let sla = stat
+        .slas
+        .iter()
+        .find(|s| s.policy_id == "repair-response")
+        .expect("clock");
+    // The STAT target (2 s) counts from the request, so it broke long ago.
+    assert_eq!(sla.target.as_ref().map(|d| d.seconds), Some(2));
+    assert_eq!(sla.state(), SlaState::Breached);
+    assert_eq!(sla.deadline, Some(timestamp(requested_at + 2_000)));
+
+    escalate.event_id = "pump-9-again".into();
+    let status = ingest
+        .append(append(escalate))
+        .await
+        .expect_err("already stat");
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    let mut no_priority = later("pump-9", EventType::Reprioritized, requested_at + 40_000);
+    no_priority.priority = 0;
+    let status = ingest
+        .append(append(no_priority))
+        .await
+        .expect_err("no priority");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(status.message().starts_with("priority"), "{status:?}");
+}

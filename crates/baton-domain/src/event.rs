@@ -23,10 +23,11 @@ pub enum EventType {
     Rejected,
     Cancelled,
     Reassigned,
+    Reprioritized,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 9] = [
+    pub const ALL: [EventType; 10] = [
         EventType::Requested,
         EventType::Acknowledged,
         EventType::Started,
@@ -36,6 +37,7 @@ impl EventType {
         EventType::Rejected,
         EventType::Cancelled,
         EventType::Reassigned,
+        EventType::Reprioritized,
     ];
 
     /// The catalog's spelling: `requested`, `on_hold`, ...
@@ -50,6 +52,7 @@ impl EventType {
             EventType::Rejected => "rejected",
             EventType::Cancelled => "cancelled",
             EventType::Reassigned => "reassigned",
+            EventType::Reprioritized => "reprioritized",
         }
     }
 
@@ -216,6 +219,9 @@ impl Event {
             EventType::Reassigned => {
                 require(&self.supplier, "supplier")?;
             }
+            EventType::Reprioritized => {
+                require(&self.priority, "priority")?;
+            }
             _ => {}
         }
         Ok(())
@@ -264,7 +270,10 @@ impl Event {
 fn require<T>(value: &Option<T>, field: &str) -> Result<(), ValidationError> {
     match value {
         Some(_) => Ok(()),
-        None => Err(ValidationError::new(field, "is required on requested")),
+        None => Err(ValidationError::new(
+            field,
+            "is required on this event type",
+        )),
     }
 }
 

@@ -1,13 +1,13 @@
 //! The hand-off lifecycle: which event may follow which.
 //!
-//! | status \ event | requested | acknowledged | started | on_hold | resumed | completed, rejected, cancelled | reassigned |
-//! |---|---|---|---|---|---|---|---|
-//! | (none)       | REQUESTED | -            | -           | -       | -                 | -         | -         |
-//! | REQUESTED    | -         | ACKNOWLEDGED | IN_PROGRESS | ON_HOLD | -                 | that end  | REQUESTED |
-//! | ACKNOWLEDGED | -         | -            | IN_PROGRESS | ON_HOLD | -                 | that end  | REQUESTED |
-//! | IN_PROGRESS  | -         | -            | -           | ON_HOLD | -                 | that end  | REQUESTED |
-//! | ON_HOLD      | -         | -            | -           | -       | status before hold | that end | -         |
-//! | COMPLETED, REJECTED, CANCELLED | - | - | - | - | - | - | - |
+//! | status \ event | requested | acknowledged | started | on_hold | resumed | completed, rejected, cancelled | reassigned | reprioritized |
+//! |---|---|---|---|---|---|---|---|---|
+//! | (none)       | REQUESTED | -            | -           | -       | -                 | -         | -         | - |
+//! | REQUESTED    | -         | ACKNOWLEDGED | IN_PROGRESS | ON_HOLD | -                 | that end  | REQUESTED | same |
+//! | ACKNOWLEDGED | -         | -            | IN_PROGRESS | ON_HOLD | -                 | that end  | REQUESTED | same |
+//! | IN_PROGRESS  | -         | -            | -           | ON_HOLD | -                 | that end  | REQUESTED | same |
+//! | ON_HOLD      | -         | -            | -           | -       | status before hold | that end | -         | same |
+//! | COMPLETED, REJECTED, CANCELLED | - | - | - | - | - | - | - | - |
 //!
 //! "-" is refused. A reassigned hand-off goes back to REQUESTED: the new
 //! supplier must acknowledge it. An on-hold hand-off must resume before it is
@@ -90,6 +90,8 @@ pub enum LifecycleError {
     },
     #[error("supplier: the hand-off is already with {0}")]
     SameSupplier(Token),
+    #[error("priority: the hand-off is already {0}")]
+    SamePriority(Priority),
     #[error("hand-off {handoff} has reached {MAX_EVENTS_PER_HANDOFF} events")]
     TooManyEvents { handoff: Token },
 }
@@ -156,6 +158,13 @@ impl Handoff {
     pub fn complete(&self, event: &mut Event) -> Result<(), LifecycleError> {
         fill_or_match(&mut event.kind, &self.kind, "kind")?;
         fill_or_match(&mut event.customer, &self.customer, "customer")?;
+        if event.event_type == EventType::Reprioritized {
+            if event.priority == Some(self.priority) {
+                return Err(LifecycleError::SamePriority(self.priority));
+            }
+            fill_or_match(&mut event.supplier, &self.supplier, "supplier")?;
+            return Ok(());
+        }
         match event.priority {
             None => event.priority = Some(self.priority),
             Some(p) if p == self.priority => {}
@@ -207,6 +216,12 @@ impl Handoff {
                 }
                 HandoffStatus::Requested
             }
+            EventType::Reprioritized => {
+                if let Some(priority) = event.priority {
+                    self.priority = priority;
+                }
+                self.status
+            }
             EventType::Requested => unreachable_requested(),
         };
         self.version += 1;
@@ -231,6 +246,7 @@ impl Handoff {
             E::Resumed => self.status == S::OnHold,
             E::Completed | E::Rejected | E::Cancelled => true,
             E::Reassigned => self.status != S::OnHold,
+            E::Reprioritized => true,
         };
         if allowed {
             Ok(())
@@ -391,6 +407,29 @@ mod tests {
             h.complete(&mut same),
             Err(LifecycleError::SameSupplier(token("engineering")))
         );
+    }
+
+    #[test]
+    fn reprioritizing_changes_the_priority_and_nothing_else() {
+        let mut h = opened();
+        let mut up = later("h1", EventType::Reprioritized, 5);
+        up.priority = Some(Priority::Stat);
+        h.complete(&mut up).expect("fill");
+        h.apply(&up).expect("apply");
+        assert_eq!(
+            (h.priority, h.status, h.version),
+            (Priority::Stat, HandoffStatus::Requested, 2)
+        );
+        let mut same = later("h1", EventType::Reprioritized, 6);
+        same.priority = Some(Priority::Stat);
+        assert_eq!(
+            h.complete(&mut same),
+            Err(LifecycleError::SamePriority(Priority::Stat))
+        );
+        // Later events carry the new priority.
+        let mut ack = later("h1", EventType::Acknowledged, 7);
+        h.complete(&mut ack).expect("fill");
+        assert_eq!(ack.priority, Some(Priority::Stat));
     }
 
     #[test]

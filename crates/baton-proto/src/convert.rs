@@ -59,6 +59,7 @@ pub fn event_type_to_proto(t: EventType) -> v1::EventType {
         EventType::Rejected => v1::EventType::Rejected,
         EventType::Cancelled => v1::EventType::Cancelled,
         EventType::Reassigned => v1::EventType::Reassigned,
+        EventType::Reprioritized => v1::EventType::Reprioritized,
     }
 }
 
@@ -73,6 +74,7 @@ pub fn event_type_from_proto(value: i32) -> Result<EventType, ValidationError> {
         Ok(v1::EventType::Rejected) => Ok(EventType::Rejected),
         Ok(v1::EventType::Cancelled) => Ok(EventType::Cancelled),
         Ok(v1::EventType::Reassigned) => Ok(EventType::Reassigned),
+        Ok(v1::EventType::Reprioritized) => Ok(EventType::Reprioritized),
         Ok(v1::EventType::Unspecified) => Err(ValidationError::new("type", "is required")),
         Err(_) => Err(ValidationError::new(
             "type",
