@@ -128,3 +128,92 @@ async fn escalating_to_stat_retargets_the_running_clock_from_its_start() {
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
     assert!(status.message().starts_with("priority"), "{status:?}");
 }
+
+#[tokio::test]
+async fn a_late_event_that_shows_the_promise_was_kept_corrects_the_breach() {
+    use futures::StreamExt;
+    let baton = Baton::start().await;
+    let mut ingest = baton.ingest().await;
+    let mut query = baton.query().await;
+    let nats = baton.nats_client().await;
+    let mut breaches = nats
+        .subscribe("baton.sla.breached.>")
+        .await
+        .expect("subscribe");
+    let mut corrections = nats
+        .subscribe("baton.sla.corrected.>")
+        .await
+        .expect("subscribe");
+
+    let requested_at = now_millis();
+    ingest
+        .append(append(requested(
+            "mri-4",
+            "repair",
+            "engineering",
+            "ward-5",
+            Priority::Stat,
+            requested_at,
+        )))
+        .await
+        .expect("requested");
+    // Nobody tells Baton in time: the 2 s promise is announced broken.
+    let breach = tokio::time::timeout(PATIENCE, breaches.next())
+        .await
+        .expect("breach")
+        .expect("message");
+    assert!(breach.subject.as_str().ends_with(".mri-4"));
+
+    // The repair desk's system catches up: it was acknowledged after 1 s.
+    ingest
+        .append(append(later(
+            "mri-4",
+            EventType::Acknowledged,
+            requested_at + 1_000,
+        )))
+        .await
+        .expect("late acknowledgement");
+    let correction = tokio::time::timeout(PATIENCE, corrections.next())
+        .await
+        .expect("correction")
+        .expect("message");
+    assert_eq!(
+        correction.subject.as_str(),
+        "baton.sla.corrected.repair-response.engineering.ward-5.mri-4"
+    );
+    let payload =
+        <v1::Breach as prost::Message>::decode(correction.payload).expect("breach payload");
+    assert!(payload.corrected);
+    assert_eq!(payload.stopped_at, Some(timestamp(requested_at + 1_000)));
+
+    let handoff = projected(&mut query, "mri-4", 2).await;
+    let sla = handoff
+        .slas
+        .iter()
+        .find(|s| s.policy_id == "repair-response")
+        .expect("clock");
+    assert_eq!(sla.state(), SlaState::Met);
+    let listed = query
+        .list_breaches(v1::ListBreachesRequest::default())
+        .await
+        .expect("list")
+        .into_inner();
+    assert!(listed.breaches.is_empty(), "{listed:?}");
+    let compliance = query
+        .get_compliance(v1::GetComplianceRequest {
+            policy_id: "repair-response".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("compliance")
+        .into_inner();
+    assert_eq!(
+        (compliance.met, compliance.breached),
+        (1, 0),
+        "figures follow the corrected truth"
+    );
+    assert_eq!(
+        count_messages(&nats, "BATON_SLA", "baton.sla.corrected.>").await,
+        1
+    );
+}

@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | `baton.handoff.<kind>.<supplier>.<customer>.<handoff_id>` | `BATON_HANDOFFS` | `baton.v1.HandoffEvent` |
 //! | `baton.sla.breached.<policy>.<supplier>.<customer>.<handoff_id>` | `BATON_SLA` | `baton.v1.Breach` |
+//! | `baton.sla.corrected.<policy>.<supplier>.<customer>.<handoff_id>` | `BATON_SLA` | `baton.v1.Breach` with `corrected` set |
 //!
 //! `<supplier>` is the supplier at the time of the event: a REASSIGNED event
 //! and everything after it are published under the new supplier, so a
@@ -35,6 +36,16 @@ pub fn handoff_events(handoff_id: &Token) -> String {
 
 pub fn breach(policy: &Token, supplier: &Token, customer: &Token, handoff_id: &Token) -> String {
     format!("baton.sla.breached.{policy}.{supplier}.{customer}.{handoff_id}")
+}
+
+/// A correction: the announced breach on this subject's twin was a kept promise.
+pub fn correction(
+    policy: &Token,
+    supplier: &Token,
+    customer: &Token,
+    handoff_id: &Token,
+) -> String {
+    format!("baton.sla.corrected.{policy}.{supplier}.{customer}.{handoff_id}")
 }
 
 /// Breach announcements filtered by any of policy, supplier and customer.

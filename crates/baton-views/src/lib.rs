@@ -21,7 +21,7 @@ pub mod store;
 
 pub use projection::{Applied, Projection};
 pub use query::{BreachFilter, HandoffFilter, Page};
-pub use store::{BreachRecord, HandoffView, Opened, Views};
+pub use store::{BreachRecord, HandoffView, Opened, Signal, Views};
 
 /// Why the views could not be read or written.
 #[derive(Debug, thiserror::Error)]

@@ -31,7 +31,7 @@ use baton_domain::{
 use crate::{
     store::{
         breach_key, deadline_key, handoff_key, instant_bytes, instant_from_bytes, outbox_key,
-        tally_key, Batch, BreachRecord, HandoffView,
+        tally_key, Batch, BreachRecord, HandoffView, Signal,
     },
     Views, ViewsError,
 };
@@ -52,7 +52,7 @@ pub enum Applied {
 pub struct Projection<'a> {
     batch: Batch<'a>,
     catalog: &'a Catalog,
-    newly_breached: usize,
+    newly_signalled: usize,
     stream_time: Timestamp,
     position: Option<u64>,
 }
@@ -75,7 +75,7 @@ impl<'a> Projection<'a> {
         Ok(Projection {
             batch: Batch::new(views),
             catalog,
-            newly_breached: 0,
+            newly_signalled: 0,
             stream_time: views.stream_time()?,
             position: None,
         })
@@ -110,9 +110,9 @@ impl<'a> Projection<'a> {
         Ok(settled)
     }
 
-    /// Breaches recorded in this batch so far (each will be announced).
-    pub fn newly_breached(&self) -> usize {
-        self.newly_breached
+    /// Breaches and corrections queued in this batch so far (each will be announced).
+    pub fn newly_signalled(&self) -> usize {
+        self.newly_signalled
     }
 
     /// Folds one recorded event at stream `sequence` into the views, first
@@ -215,9 +215,11 @@ impl<'a> Projection<'a> {
                 stopped_at: c.stopped_at,
             };
             if !view.breached.contains(&c.policy_id) {
-                self.batch
-                    .put(outbox_key(&c.policy_id, &handoff.handoff_id), &record);
-                self.newly_breached += 1;
+                self.batch.put(
+                    outbox_key(Signal::Breach, &c.policy_id, &handoff.handoff_id),
+                    &record,
+                );
+                self.newly_signalled += 1;
             }
             self.batch
                 .put(breach_key(&c.policy_id, &handoff.handoff_id), &record);
@@ -225,10 +227,24 @@ impl<'a> Projection<'a> {
         }
         for policy in &view.breached {
             if !breached.contains(policy) {
-                // By event time the promise held after all. If it was not
-                // announced yet, it never will be.
-                self.batch.delete(breach_key(policy, &handoff.handoff_id));
-                self.batch.delete(outbox_key(policy, &handoff.handoff_id));
+                // By event time the promise held after all (a late event).
+                // Not announced yet: it never will be. Announced: correct it.
+                let id = &handoff.handoff_id;
+                let pending = outbox_key(Signal::Breach, policy, id);
+                if self.batch.get::<BreachRecord>(&pending)?.is_some() {
+                    self.batch.delete(pending);
+                } else if let Some(mut record) =
+                    self.batch.get::<BreachRecord>(&breach_key(policy, id))?
+                {
+                    record.stopped_at = clocks
+                        .iter()
+                        .find(|c| &c.policy_id == policy)
+                        .and_then(|c| c.stopped_at);
+                    self.batch
+                        .put(outbox_key(Signal::Correction, policy, id), &record);
+                    self.newly_signalled += 1;
+                }
+                self.batch.delete(breach_key(policy, id));
             }
         }
 
@@ -276,7 +292,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::{query::BreachFilter, Opened};
+    use crate::{query::BreachFilter, Opened, Signal};
 
     const MIN: i64 = 60_000;
 
@@ -337,7 +353,7 @@ mod tests {
             event("h2", EventType::Acknowledged, 45 * MIN, 2, "ward-6"),
         )
         .expect("apply");
-        assert_eq!(p.newly_breached(), 1);
+        assert_eq!(p.newly_signalled(), 1);
         p.commit().expect("commit");
 
         assert_eq!(views.position().expect("position"), 4);
@@ -390,7 +406,7 @@ mod tests {
 
         let mut p = Projection::new(&views, &catalog).expect("projection");
         assert_eq!(p.advance(Timestamp(30 * MIN + 1)).expect("advance"), 1);
-        assert_eq!(p.newly_breached(), 1);
+        assert_eq!(p.newly_signalled(), 1);
         p.commit().expect("commit");
         assert_eq!(views.next_deadline().expect("deadline"), None);
         let late = views
@@ -417,7 +433,7 @@ mod tests {
             event("h1", EventType::Acknowledged, 50 * MIN, 2, "ward-5"),
         )
         .expect("apply");
-        assert_eq!(p.newly_breached(), 0);
+        assert_eq!(p.newly_signalled(), 0);
         p.commit().expect("commit");
         assert!(views
             .list_breaches(&open_breaches, None, 10)
@@ -431,6 +447,71 @@ mod tests {
             (done.open, done.breached, done.durations.count()),
             (0, 1, 1)
         );
+    }
+
+    #[test]
+    fn a_late_stop_after_the_announcement_queues_a_correction_once() {
+        let catalog = catalog();
+        let (_dir, views) = open_views(&catalog);
+        let mut p = Projection::new(&views, &catalog).expect("projection");
+        p.apply(1, event("h1", EventType::Requested, 0, 1, "ward-5"))
+            .expect("apply");
+        p.advance(Timestamp(31 * MIN)).expect("advance");
+        p.commit().expect("commit");
+        let outbox = views.outbox(10).expect("outbox");
+        assert_eq!(outbox.len(), 1);
+        let (key, signal, record) = &outbox[0];
+        assert_eq!(*signal, Signal::Breach);
+        assert!(
+            !views.announced(key, *signal, record).expect("announced"),
+            "still breached: no correction"
+        );
+
+        // Recorded at 40 min, but it happened at 10 min: the promise was kept.
+        let mut late = event("h1", EventType::Acknowledged, 10 * MIN, 2, "ward-5");
+        late.recorded_at = Some(Timestamp(40 * MIN));
+        let mut p = Projection::new(&views, &catalog).expect("projection");
+        p.apply(2, late).expect("apply");
+        assert_eq!(p.newly_signalled(), 1);
+        p.commit().expect("commit");
+        let outbox = views.outbox(10).expect("outbox");
+        assert_eq!(outbox.len(), 1);
+        assert_eq!(outbox[0].1, Signal::Correction);
+        assert_eq!(outbox[0].2.stopped_at, Some(Timestamp(10 * MIN)));
+        assert!(views
+            .list_breaches(&BreachFilter::default(), None, 10)
+            .expect("b")
+            .items
+            .is_empty());
+        let c = views
+            .compliance(&t("response"), None, None, None, None)
+            .expect("c");
+        assert_eq!((c.met, c.breached), (1, 0));
+    }
+
+    #[test]
+    fn a_breach_corrected_while_being_announced_still_gets_its_correction() {
+        let catalog = catalog();
+        let (_dir, views) = open_views(&catalog);
+        let mut p = Projection::new(&views, &catalog).expect("projection");
+        p.apply(1, event("h1", EventType::Requested, 0, 1, "ward-5"))
+            .expect("apply");
+        p.advance(Timestamp(31 * MIN)).expect("advance");
+        p.commit().expect("commit");
+        let (key, signal, record) = views.outbox(10).expect("outbox").remove(0);
+        // The announcer is publishing it when the late stop lands: the
+        // projection drops the pending entry, thinking it unannounced...
+        let mut late = event("h1", EventType::Acknowledged, 10 * MIN, 2, "ward-5");
+        late.recorded_at = Some(Timestamp(40 * MIN));
+        let mut p = Projection::new(&views, &catalog).expect("projection");
+        p.apply(2, late).expect("apply");
+        p.commit().expect("commit");
+        assert!(views.outbox(10).expect("outbox").is_empty());
+        // ...and the announcer, finishing, queues the correction itself.
+        assert!(views.announced(&key, signal, &record).expect("announced"));
+        let outbox = views.outbox(10).expect("outbox");
+        assert_eq!(outbox.len(), 1);
+        assert_eq!(outbox[0].1, Signal::Correction);
     }
 
     #[test]

@@ -8,8 +8,8 @@ use baton_domain::{
 
 use crate::{
     store::{
-        decode, handoff_key, instant_bytes, instant_from_bytes, tally_prefix, BreachRecord,
-        HandoffView,
+        breach_key, decode, handoff_key, instant_bytes, instant_from_bytes, outbox_key,
+        tally_prefix, BreachRecord, HandoffView, Signal,
     },
     Views, ViewsError,
 };
@@ -174,19 +174,40 @@ impl Views {
         }
     }
 
-    /// Breaches recorded but not yet announced: (outbox key, record).
-    pub fn outbox(&self, limit: usize) -> Result<Vec<(Vec<u8>, BreachRecord)>, ViewsError> {
+    /// Signals recorded but not yet announced: (outbox key, what, record).
+    pub fn outbox(&self, limit: usize) -> Result<Vec<(Vec<u8>, Signal, BreachRecord)>, ViewsError> {
         let mut out = Vec::new();
         for entry in self.tree().scan_prefix(b"x/").take(limit) {
             let (key, value) = entry?;
-            out.push((key.to_vec(), decode(&key, &value)?));
+            let signal = if key.starts_with(b"x/c/") {
+                Signal::Correction
+            } else {
+                Signal::Breach
+            };
+            out.push((key.to_vec(), signal, decode(&key, &value)?));
         }
         Ok(out)
     }
 
-    /// Marks an outbox entry as announced.
-    pub fn announced(&self, key: &[u8]) -> Result<(), ViewsError> {
+    /// Marks an outbox entry as announced. A breach whose record is gone by
+    /// now (a late event corrected it while it was being published) queues
+    /// its correction; returns whether it did. Call with the writer lock held.
+    pub fn announced(
+        &self,
+        key: &[u8],
+        signal: Signal,
+        record: &BreachRecord,
+    ) -> Result<bool, ViewsError> {
         self.tree().remove(key)?;
-        Ok(())
+        let still_breached = self
+            .tree()
+            .contains_key(breach_key(&record.policy_id, &record.handoff_id))?;
+        if signal == Signal::Breach && !still_breached {
+            let correction = outbox_key(Signal::Correction, &record.policy_id, &record.handoff_id);
+            self.tree()
+                .insert(correction, crate::store::encode(record))?;
+            return Ok(true);
+        }
+        Ok(false)
     }
 }

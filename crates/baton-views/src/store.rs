@@ -10,7 +10,7 @@
 //! | `d/<deadline:8 BE><handoff>/<policy>` | empty: a running clock's deadline, ordered by time |
 //! | `b/<policy>/<handoff>` | [`BreachRecord`] |
 //! | `a/<policy>/<hour:8 BE>/<supplier>/<customer>` | [`Tallies`] |
-//! | `x/<policy>/<handoff>` | [`BreachRecord`] waiting to be announced (outbox) |
+//! | `x/b/<policy>/<handoff>`, `x/c/<policy>/<handoff>` | [`BreachRecord`] of a breach, or of a correction (the promise held after all), waiting to be announced (outbox) |
 //!
 //! Values are postcard-encoded domain types. sled may lose the last batches
 //! on a crash but recovers a consistent prefix of them; since the position
@@ -29,7 +29,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use crate::ViewsError;
 
 /// Bumped whenever a stored type or key changes: older stores are rebuilt.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 const KEY_SCHEMA: &[u8] = b"m/schema";
 const KEY_CATALOG: &[u8] = b"m/catalog";
@@ -106,8 +106,21 @@ pub(crate) fn breach_key(policy: &Token, handoff: &Token) -> Vec<u8> {
     format!("b/{policy}/{handoff}").into_bytes()
 }
 
-pub(crate) fn outbox_key(policy: &Token, handoff: &Token) -> Vec<u8> {
-    format!("x/{policy}/{handoff}").into_bytes()
+/// What an outbox entry announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// A promise broke.
+    Breach,
+    /// A promise announced broken held after all (a late event).
+    Correction,
+}
+
+pub(crate) fn outbox_key(signal: Signal, policy: &Token, handoff: &Token) -> Vec<u8> {
+    let tag = match signal {
+        Signal::Breach => 'b',
+        Signal::Correction => 'c',
+    };
+    format!("x/{tag}/{policy}/{handoff}").into_bytes()
 }
 
 /// Orders signed instants correctly as bytes.

@@ -83,7 +83,7 @@ impl Shared {
         let result = tokio::task::spawn_blocking(move || {
             let mut projection = Projection::new(&shared.views, &shared.catalog)?;
             let value = change(&mut projection)?;
-            let breached = projection.newly_breached();
+            let breached = projection.newly_signalled();
             projection.commit()?;
             Ok::<_, ViewsError>((value, breached))
         })

@@ -61,6 +61,7 @@ pub fn breach_to_proto(record: &BreachRecord) -> v1::Breach {
         priority: priority_to_proto(record.priority) as i32,
         open: record.stopped_at.is_none(),
         stopped_at: record.stopped_at.map(timestamp_to_proto),
+        corrected: false,
     }
 }
 

@@ -79,6 +79,7 @@ pub fn breach_json(b: &v1::Breach) -> Value {
         "breached_at": time::format(&b.breached_at),
         "open": b.open,
         "stopped_at": time::format(&b.stopped_at),
+        "corrected": b.corrected,
     })
 }
 

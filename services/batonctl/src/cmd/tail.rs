@@ -27,7 +27,9 @@ pub async fn run(nats_url: &str, args: Args) -> anyhow::Result<()> {
             v1::HandoffEvent::decode(message.payload.clone())
                 .map(|e| output::event_json(&e))
                 .ok()
-        } else if subject.starts_with("baton.sla.breached.") {
+        } else if subject.starts_with("baton.sla.breached.")
+            || subject.starts_with("baton.sla.corrected.")
+        {
             v1::Breach::decode(message.payload.clone())
                 .map(|b| output::breach_json(&b))
                 .ok()
