@@ -108,6 +108,7 @@ pub async fn start_projector(nats_url: &str, catalog: &Path, data_dir: &Path) ->
         catalog: catalog.to_owned(),
         consumer: "baton-projector".into(),
         batch_size: 500,
+        announce_horizon: Duration::from_secs(3600),
         stream_replicas: 1,
     };
     let running = spawn(addr, move |stop| async move {

@@ -217,3 +217,92 @@ async fn a_late_event_that_shows_the_promise_was_kept_corrects_the_breach() {
         1
     );
 }
+
+#[tokio::test]
+async fn importing_history_fills_the_figures_and_pages_nobody() {
+    use futures::StreamExt;
+    let baton = Baton::start().await;
+    let mut ingest = baton.ingest().await;
+    let mut query = baton.query().await;
+    let nats = baton.nats_client().await;
+    let mut breaches = nats
+        .subscribe("baton.sla.breached.>")
+        .await
+        .expect("subscribe");
+
+    // Last week's repair calls, one never acknowledged: a breach long ago.
+    let week_ago = now_millis() - 7 * 24 * 3_600_000;
+    ingest
+        .append(append(requested(
+            "old-1",
+            "repair",
+            "engineering",
+            "ward-5",
+            Priority::Routine,
+            week_ago,
+        )))
+        .await
+        .expect("backfill");
+    ingest
+        .append(append(requested(
+            "old-2",
+            "repair",
+            "engineering",
+            "ward-5",
+            Priority::Routine,
+            week_ago,
+        )))
+        .await
+        .expect("backfill");
+    ingest
+        .append(append(later(
+            "old-2",
+            EventType::Acknowledged,
+            week_ago + 60_000,
+        )))
+        .await
+        .expect("backfill");
+    projected(&mut query, "old-2", 2).await;
+    let compliance = query
+        .get_compliance(v1::GetComplianceRequest {
+            policy_id: "repair-response".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("compliance")
+        .into_inner();
+    assert_eq!(
+        (compliance.met, compliance.breached),
+        (1, 1),
+        "history is in the figures"
+    );
+    let listed = query
+        .list_breaches(v1::ListBreachesRequest::default())
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(listed.breaches.len(), 1);
+
+    // A live breach after the import: the first (and only) announcement.
+    ingest
+        .append(append(requested(
+            "live-1",
+            "repair",
+            "engineering",
+            "ward-6",
+            Priority::Stat,
+            now_millis(),
+        )))
+        .await
+        .expect("live");
+    let first = tokio::time::timeout(PATIENCE, breaches.next())
+        .await
+        .expect("live breach")
+        .expect("message");
+    assert!(
+        first.subject.as_str().ends_with(".live-1"),
+        "{}",
+        first.subject
+    );
+    assert_eq!(count_messages(&nats, "BATON_SLA", "baton.sla.>").await, 1);
+}

@@ -55,6 +55,7 @@ pub struct Projection<'a> {
     newly_signalled: usize,
     stream_time: Timestamp,
     position: Option<u64>,
+    announce_horizon: Option<std::time::Duration>,
 }
 
 /// Every clock of a hand-off as of `now`, one per covering promise.
@@ -78,7 +79,17 @@ impl<'a> Projection<'a> {
             newly_signalled: 0,
             stream_time: views.stream_time()?,
             position: None,
+            announce_horizon: None,
         })
+    }
+
+    /// Breaches whose deadline is more than `horizon` older than the stream
+    /// time at which they are recorded (history being imported) go into the
+    /// views and figures but are not announced. Without a horizon, every
+    /// breach is announced.
+    pub fn with_announce_horizon(mut self, horizon: Option<std::time::Duration>) -> Self {
+        self.announce_horizon = horizon;
+        self
     }
 
     /// Settles every running clock whose deadline is before `now`, and
@@ -204,7 +215,7 @@ impl<'a> Projection<'a> {
         let mut breached = Vec::new();
         for c in clocks.iter().filter(|c| c.state == SlaState::Breached) {
             let Some(deadline) = c.deadline else { continue };
-            let record = BreachRecord {
+            let mut record = BreachRecord {
                 handoff_id: handoff.handoff_id.clone(),
                 policy_id: c.policy_id.clone(),
                 kind: handoff.kind.clone(),
@@ -213,8 +224,20 @@ impl<'a> Projection<'a> {
                 priority: handoff.priority,
                 deadline,
                 stopped_at: c.stopped_at,
+                announce: true,
             };
-            if !view.breached.contains(&c.policy_id) {
+            let already = view.breached.contains(&c.policy_id);
+            record.announce = if already {
+                let stored = self
+                    .batch
+                    .get::<BreachRecord>(&breach_key(&c.policy_id, &handoff.handoff_id))?;
+                stored.is_none_or(|r| r.announce)
+            } else {
+                let age = now.0.saturating_sub(deadline.0);
+                self.announce_horizon
+                    .is_none_or(|h| age <= baton_domain::time::duration_millis(h))
+            };
+            if !already && record.announce {
                 self.batch.put(
                     outbox_key(Signal::Breach, &c.policy_id, &handoff.handoff_id),
                     &record,
@@ -233,8 +256,10 @@ impl<'a> Projection<'a> {
                 let pending = outbox_key(Signal::Breach, policy, id);
                 if self.batch.get::<BreachRecord>(&pending)?.is_some() {
                     self.batch.delete(pending);
-                } else if let Some(mut record) =
-                    self.batch.get::<BreachRecord>(&breach_key(policy, id))?
+                } else if let Some(mut record) = self
+                    .batch
+                    .get::<BreachRecord>(&breach_key(policy, id))?
+                    .filter(|r| r.announce)
                 {
                     record.stopped_at = clocks
                         .iter()

@@ -64,6 +64,9 @@ pub struct BreachRecord {
     pub deadline: Timestamp,
     /// When the stop event came; `None` while still waiting for it.
     pub stopped_at: Option<Timestamp>,
+    /// Announced on NATS (false for a backfilled breach, older than the
+    /// announce horizon when it was recorded: in the figures, paging nobody).
+    pub announce: bool,
 }
 
 /// How the store was found on open.

@@ -1,6 +1,6 @@
 //! Configuration: every setting a flag with an environment-variable twin.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 /// Baton projector: builds the SLA views from the event stream and serves queries.
 #[derive(Debug, Clone, clap::Parser)]
@@ -43,7 +43,17 @@ pub struct Config {
     #[arg(long, env = "BATON_BATCH_SIZE", default_value_t = 500)]
     pub batch_size: usize,
 
+    /// Breaches whose deadline had passed more than this long before they were
+    /// recorded (history being imported) are kept in the views and figures but
+    /// not announced on NATS, so a backfill pages nobody.
+    #[arg(long, env = "BATON_ANNOUNCE_HORIZON", default_value = "1h", value_parser = parse_duration)]
+    pub announce_horizon: Duration,
+
     /// JetStream replicas for the streams, if this service creates them.
     #[arg(long, env = "BATON_STREAM_REPLICAS", default_value_t = 1)]
     pub stream_replicas: usize,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    baton_domain::time::parse_duration(s).map_err(|e| e.to_string())
 }

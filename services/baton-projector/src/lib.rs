@@ -39,6 +39,8 @@ pub use server::run;
 pub struct Shared {
     pub views: Views,
     pub catalog: Arc<Catalog>,
+    /// Older breaches are recorded but not announced.
+    announce_horizon: std::time::Duration,
     /// Held by whoever writes the views, so batches never interleave.
     writer: tokio::sync::Mutex<()>,
     /// The consumer has applied everything the stream held when it last looked.
@@ -52,10 +54,15 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(views: Views, catalog: Arc<Catalog>) -> Shared {
+    pub fn new(
+        views: Views,
+        catalog: Arc<Catalog>,
+        announce_horizon: std::time::Duration,
+    ) -> Shared {
         Shared {
             views,
             catalog,
+            announce_horizon,
             writer: tokio::sync::Mutex::new(()),
             caught_up: AtomicBool::new(false),
             applied: AtomicU64::new(0),
@@ -81,7 +88,8 @@ impl Shared {
         let _writer = self.writer.lock().await;
         let shared = self.clone();
         let result = tokio::task::spawn_blocking(move || {
-            let mut projection = Projection::new(&shared.views, &shared.catalog)?;
+            let mut projection = Projection::new(&shared.views, &shared.catalog)?
+                .with_announce_horizon(Some(shared.announce_horizon));
             let value = change(&mut projection)?;
             let breached = projection.newly_signalled();
             projection.commit()?;

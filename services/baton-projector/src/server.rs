@@ -76,7 +76,7 @@ pub async fn run(
     let client = baton_log::connect(&config.nats_url, "baton-projector").await?;
     let mut js = async_nats::jetstream::new(client.clone());
     js.set_timeout(Duration::from_secs(10));
-    let shared = Arc::new(Shared::new(views, catalog));
+    let shared = Arc::new(Shared::new(views, catalog, config.announce_horizon));
 
     let settings = StreamSettings {
         replicas: config.stream_replicas,
