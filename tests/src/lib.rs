@@ -318,6 +318,18 @@ pub async fn projected(
     .await
 }
 
+/// A promise's compliance over all time.
+pub async fn compliance(query: &mut QueryClient<Channel>, policy: &str) -> v1::Compliance {
+    query
+        .get_compliance(v1::GetComplianceRequest {
+            policy_id: policy.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("compliance")
+        .into_inner()
+}
+
 /// Messages in a stream on subjects matching `filter`.
 pub async fn count_messages(nats: &async_nats::Client, stream: &str, filter: &str) -> u64 {
     let js = async_nats::jetstream::new(nats.clone());

@@ -84,14 +84,7 @@ async fn an_acknowledged_repair_is_met_and_shows_in_every_view() {
         .into_inner();
     assert!(none.handoffs.is_empty());
 
-    let compliance = query
-        .get_compliance(v1::GetComplianceRequest {
-            policy_id: "repair-response".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("compliance")
-        .into_inner();
+    let compliance = compliance(&mut query, "repair-response").await;
     assert_eq!(
         (
             compliance.total,
@@ -553,14 +546,7 @@ async fn an_unacknowledged_stat_repair_breaches_live_exactly_once() {
         .expect("list")
         .into_inner();
     assert_eq!(listed.breaches.len(), 1);
-    let compliance = query
-        .get_compliance(v1::GetComplianceRequest {
-            policy_id: "repair-response".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("compliance")
-        .into_inner();
+    let compliance = compliance(&mut query, "repair-response").await;
     assert_eq!(
         (compliance.breached, compliance.open, compliance.compliance),
         (1, 0, 0.0)

@@ -56,14 +56,7 @@ async fn a_routine_consult_runs_on_working_hours_only() {
         .expect("consult clock");
     assert_eq!(sla.state(), SlaState::Met);
     assert_eq!(sla.elapsed.as_ref().map(|d| d.seconds), Some(3 * 3600));
-    let compliance = query
-        .get_compliance(v1::GetComplianceRequest {
-            policy_id: "consult-routine".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("compliance")
-        .into_inner();
+    let compliance = compliance(&mut query, "consult-routine").await;
     assert_eq!((compliance.met, compliance.breached), (1, 0));
 }
 
@@ -199,14 +192,7 @@ async fn a_late_event_that_shows_the_promise_was_kept_corrects_the_breach() {
         .expect("list")
         .into_inner();
     assert!(listed.breaches.is_empty(), "{listed:?}");
-    let compliance = query
-        .get_compliance(v1::GetComplianceRequest {
-            policy_id: "repair-response".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("compliance")
-        .into_inner();
+    let compliance = compliance(&mut query, "repair-response").await;
     assert_eq!(
         (compliance.met, compliance.breached),
         (1, 0),
@@ -263,14 +249,7 @@ async fn importing_history_fills_the_figures_and_pages_nobody() {
         .await
         .expect("backfill");
     projected(&mut query, "old-2", 2).await;
-    let compliance = query
-        .get_compliance(v1::GetComplianceRequest {
-            policy_id: "repair-response".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("compliance")
-        .into_inner();
+    let compliance = compliance(&mut query, "repair-response").await;
     assert_eq!(
         (compliance.met, compliance.breached),
         (1, 1),

@@ -203,3 +203,8 @@ pub mod grpc {
             .build_v1()
     }
 }
+
+/// Parses a duration flag the way the catalog spells durations (`45s`, `5m`, `1h`).
+pub fn duration_flag(s: &str) -> Result<std::time::Duration, String> {
+    baton_domain::time::parse_duration(s).map_err(|e| e.to_string())
+}

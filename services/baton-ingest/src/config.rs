@@ -31,18 +31,14 @@ pub struct Config {
     pub stream_replicas: usize,
 
     /// How long to wait for JetStream to acknowledge an append before answering UNAVAILABLE.
-    #[arg(long, env = "BATON_PUBLISH_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, env = "BATON_PUBLISH_TIMEOUT", default_value = "5s", value_parser = baton_runtime::duration_flag)]
     pub publish_timeout: Duration,
 
     /// How far in the future occurred_at may be (clock skew between systems).
-    #[arg(long, env = "BATON_MAX_FUTURE_SKEW", default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, env = "BATON_MAX_FUTURE_SKEW", default_value = "5m", value_parser = baton_runtime::duration_flag)]
     pub max_future_skew: Duration,
 
     /// Hand-offs whose state is kept in memory between appends.
     #[arg(long, env = "BATON_CACHE_CAPACITY", default_value_t = 100_000)]
     pub cache_capacity: usize,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    baton_domain::time::parse_duration(s).map_err(|e| e.to_string())
 }

@@ -46,14 +46,10 @@ pub struct Config {
     /// Breaches whose deadline had passed more than this long before they were
     /// recorded (history being imported) are kept in the views and figures but
     /// not announced on NATS, so a backfill pages nobody.
-    #[arg(long, env = "BATON_ANNOUNCE_HORIZON", default_value = "1h", value_parser = parse_duration)]
+    #[arg(long, env = "BATON_ANNOUNCE_HORIZON", default_value = "1h", value_parser = baton_runtime::duration_flag)]
     pub announce_horizon: Duration,
 
     /// JetStream replicas for the streams, if this service creates them.
     #[arg(long, env = "BATON_STREAM_REPLICAS", default_value_t = 1)]
     pub stream_replicas: usize,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    baton_domain::time::parse_duration(s).map_err(|e| e.to_string())
 }
