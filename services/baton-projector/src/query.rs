@@ -240,6 +240,7 @@ impl Query for QueryService {
             p50: quantile(0.5),
             p90: quantile(0.9),
             p95: quantile(0.95),
+            max: quantile(1.0),
             cancelled: tallies.cancelled,
         }))
     }

@@ -37,7 +37,7 @@ pub async fn run(url: &str, args: Args, out: Output) -> anyhow::Result<()> {
     out.print(
         || {
             format!(
-                "{}: {:.1}% kept ({} met, {} breached, {} open, {} cancelled; {} in all)\n  p50 {}  p90 {}  p95 {}",
+                "{}: {:.1}% kept ({} met, {} breached, {} open, {} cancelled; {} in all)\n  p50 {}  p90 {}  p95 {}  max {}",
                 c.policy_id,
                 c.compliance * 100.0,
                 c.met,
@@ -47,14 +47,15 @@ pub async fn run(url: &str, args: Args, out: Output) -> anyhow::Result<()> {
                 c.total,
                 time::format_duration(&c.p50),
                 time::format_duration(&c.p90),
-                time::format_duration(&c.p95)
+                time::format_duration(&c.p95),
+                time::format_duration(&c.max)
             )
         },
         || {
             json!({
                 "policy_id": c.policy_id, "total": c.total, "met": c.met, "breached": c.breached,
                 "open": c.open, "cancelled": c.cancelled, "compliance": c.compliance,
-                "p50": time::format_duration(&c.p50), "p90": time::format_duration(&c.p90), "p95": time::format_duration(&c.p95),
+                "p50": time::format_duration(&c.p50), "p90": time::format_duration(&c.p90), "p95": time::format_duration(&c.p95), "max": time::format_duration(&c.max),
             })
         },
     );
