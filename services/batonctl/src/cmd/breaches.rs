@@ -4,14 +4,24 @@ use baton_proto::v1;
 
 use crate::output::{self, Output};
 
+/// Which breaches: by promise, supplier and customer (all if not given).
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub struct Filter {
+    /// Promise (policy) id.
     #[arg(long)]
     policy: Option<String>,
+    /// Supplier department id.
     #[arg(long)]
     supplier: Option<String>,
+    /// Customer department id.
     #[arg(long)]
     customer: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    filter: Filter,
     /// Only breaches still waiting for their stop event.
     #[arg(long)]
     open: bool,
@@ -21,21 +31,17 @@ pub struct Args {
 
 #[derive(Debug, clap::Args)]
 pub struct WatchArgs {
-    #[arg(long)]
-    policy: Option<String>,
-    #[arg(long)]
-    supplier: Option<String>,
-    #[arg(long)]
-    customer: Option<String>,
+    #[command(flatten)]
+    filter: Filter,
 }
 
 pub async fn run(url: &str, args: Args, out: Output) -> anyhow::Result<()> {
     let mut client = super::query(url).await?;
     let r = client
         .list_breaches(v1::ListBreachesRequest {
-            policy_id: args.policy.unwrap_or_default(),
-            supplier: args.supplier.unwrap_or_default(),
-            customer: args.customer.unwrap_or_default(),
+            policy_id: args.filter.policy.unwrap_or_default(),
+            supplier: args.filter.supplier.unwrap_or_default(),
+            customer: args.filter.customer.unwrap_or_default(),
             open_only: args.open,
             page_size: args.limit,
             page_token: String::new(),
@@ -56,9 +62,9 @@ pub async fn watch(url: &str, args: WatchArgs, out: Output) -> anyhow::Result<()
     let mut client = super::query(url).await?;
     let mut stream = client
         .watch_breaches(v1::WatchBreachesRequest {
-            policy_id: args.policy.unwrap_or_default(),
-            supplier: args.supplier.unwrap_or_default(),
-            customer: args.customer.unwrap_or_default(),
+            policy_id: args.filter.policy.unwrap_or_default(),
+            supplier: args.filter.supplier.unwrap_or_default(),
+            customer: args.filter.customer.unwrap_or_default(),
         })
         .await
         .map_err(super::status)?
