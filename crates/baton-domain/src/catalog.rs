@@ -55,7 +55,17 @@ pub struct Policy {
     pub stop: Vec<EventType>,
     pub pause: Vec<EventType>,
     pub resume: Vec<EventType>,
+    /// Events that end the current cycle and start a new one (e.g. a consult
+    /// REASSIGNED to another specialist restarts the response clock).
+    pub reset: Vec<EventType>,
+    /// Request attributes a hand-off must carry to be covered (e.g. a test code).
+    pub matches: BTreeMap<String, String>,
     pub targets: BTreeMap<Priority, Duration>,
+    /// Warn when this share of the target has run, in thousandths (800 = 0.8).
+    pub warn_at_permille: Option<u16>,
+    /// Who else hears of a breach (e.g. the duty coordinator): breaches are
+    /// also published on `baton.sla.escalated.<target>...`.
+    pub escalate_to: Option<Token>,
     /// The calendar's id; `None` is `always`.
     pub calendar_id: Option<Token>,
     /// When the clock runs.
@@ -76,6 +86,15 @@ impl Policy {
                 .as_ref()
                 .is_none_or(|c| *c == handoff.customer)
             && self.targets.contains_key(&handoff.priority)
+            && self
+                .matches
+                .iter()
+                .all(|(k, v)| handoff.attributes.get(k) == Some(v))
+    }
+
+    /// The time on the clock at which it warns, for `target`.
+    pub fn warning_after(&self, target: Duration) -> Option<Duration> {
+        self.warn_at_permille.map(|p| target * u32::from(p) / 1000)
     }
 
     pub fn target(&self, priority: Priority) -> Option<Duration> {
@@ -148,7 +167,15 @@ struct RawPromise {
     pause: Vec<String>,
     #[serde(default)]
     resume: Vec<String>,
+    #[serde(default)]
+    reset: Vec<String>,
+    #[serde(default, rename = "match")]
+    matches: BTreeMap<String, String>,
     targets: BTreeMap<String, String>,
+    #[serde(default)]
+    warn_at: Option<f64>,
+    #[serde(default)]
+    escalate_to: Option<String>,
     #[serde(default)]
     calendar: Option<String>,
 }
@@ -389,6 +416,40 @@ impl Catalog {
                     &p.id,
                 ));
             }
+            let reset = check.events(&at("reset"), &p.reset)?;
+            if let Some(bad) = reset
+                .iter()
+                .find(|t| **t == start || stop.contains(t) || t.is_terminal())
+            {
+                return Err(check.fail(
+                    at("reset"),
+                    format!("{bad} cannot reset the clock: it starts, stops or ends it"),
+                    bad.name(),
+                ));
+            }
+            let mut matches = BTreeMap::new();
+            for (key, value) in &p.matches {
+                let key = check.token(format!("promises[{i}].match"), key)?;
+                matches.insert(key.as_str().to_owned(), value.clone());
+            }
+            let warn_at_permille = match p.warn_at {
+                None => None,
+                Some(share) if share > 0.0 && share < 1.0 => {
+                    Some((share * 1000.0).round().clamp(1.0, 999.0) as u16)
+                }
+                Some(share) => {
+                    return Err(check.fail(
+                        at("warn_at"),
+                        format!("{share} is not a share of the target between 0 and 1 (e.g. 0.8)"),
+                        &p.id,
+                    ))
+                }
+            };
+            let escalate_to = p
+                .escalate_to
+                .as_deref()
+                .map(|t| check.token(at("escalate_to"), t))
+                .transpose()?;
             let mut targets = BTreeMap::new();
             for (name, value) in &p.targets {
                 let path = format!("promises[{i}].targets.{name}");
@@ -434,7 +495,11 @@ impl Catalog {
                 stop,
                 pause,
                 resume,
+                reset,
+                matches,
                 targets,
+                warn_at_permille,
+                escalate_to,
                 calendar_id,
                 calendar,
             });
@@ -556,6 +621,48 @@ mod tests {
         assert_eq!(a.version(), b.version());
         let changed = Catalog::from_json(&GOOD.replace("\"30m\"", "\"20m\"")).expect("valid");
         assert_ne!(a.version(), changed.version());
+    }
+
+    #[test]
+    fn reads_resets_matches_warnings_and_escalations() {
+        let rich = GOOD.replace(
+            r#""targets": {"routine": "30m", "urgent": "15m", "stat": "5m"}}"#,
+            r#""targets": {"routine": "30m"}, "reset": ["reassigned"], "match": {"test": "troponin"},
+     "warn_at": 0.75, "escalate_to": "duty-coordinator"}"#,
+        );
+        let catalog = Catalog::from_json(&rich).expect("valid");
+        let policy = catalog.policy("repair-response").expect("policy");
+        assert_eq!(policy.reset, vec![EventType::Reassigned]);
+        assert_eq!(policy.warn_at_permille, Some(750));
+        assert_eq!(
+            policy.warning_after(Duration::from_secs(1200)),
+            Some(Duration::from_secs(900))
+        );
+        assert_eq!(
+            policy.escalate_to.as_ref().map(Token::as_str),
+            Some("duty-coordinator")
+        );
+        assert_eq!(
+            policy.matches.get("test").map(String::as_str),
+            Some("troponin")
+        );
+        let mut request = crate::event::tests::requested("h1", 0);
+        let plain = Handoff::open(&request).expect("open");
+        assert!(!policy.covers(&plain), "no test code, not covered");
+        request.attributes.insert("test".into(), "troponin".into());
+        assert!(policy.covers(&Handoff::open(&request).expect("open")));
+        assert_eq!(
+            invalid(&rich.replace("0.75", "1.5")).0,
+            "promises[0].warn_at"
+        );
+        assert_eq!(
+            invalid(&rich.replace(r#"["reassigned"]"#, r#"["acknowledged"]"#)).0,
+            "promises[0].reset"
+        );
+        assert_eq!(
+            invalid(&rich.replace("duty-coordinator", "duty coordinator")).0,
+            "promises[0].escalate_to"
+        );
     }
 
     fn invalid(source: &str) -> (String, Option<usize>) {

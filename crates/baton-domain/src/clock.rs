@@ -15,6 +15,11 @@
 //!   out: a promise broken before the cancellation stays broken.
 //! - A clock whose start event has not happened is PENDING; if the hand-off
 //!   closes first, CANCELLED.
+//! - A `reset` event ends the current cycle (RESET, or BREACHED if its
+//!   target had already run out) and starts the next at that instant. Each
+//!   cycle belongs to the supplier holding the hand-off when it ended.
+//! - With `warn_at`, the clock warns once more than that share of the target
+//!   has run.
 //! - Time runs only inside the promise's calendar: around the clock for
 //!   `always`, within working hours otherwise; the deadline is the instant
 //!   the target's worth of calendar time has run.
@@ -25,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     catalog::Policy,
-    event::{Event, Priority},
+    event::{Event, EventType, Priority},
     id::Token,
     time::{duration_millis, Timestamp},
 };
@@ -39,6 +44,9 @@ pub enum SlaState {
     Met,
     Breached,
     Cancelled,
+    /// Ended within target by one of the promise's reset events; a new cycle
+    /// took over (e.g. the consult went to another specialist).
+    Reset,
 }
 
 impl SlaState {
@@ -50,22 +58,35 @@ impl SlaState {
             SlaState::Met => "met",
             SlaState::Breached => "breached",
             SlaState::Cancelled => "cancelled",
+            SlaState::Reset => "reset",
         }
     }
 }
 
-/// One promise's clock on one hand-off, as of `now`.
+/// One cycle of a promise's clock on one hand-off, as of `now`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClockOutcome {
     pub policy_id: Token,
+    /// 1 for the first cycle; each reset event starts the next.
+    pub cycle: u32,
+    /// Who owned this cycle: the supplier holding the hand-off when it ended
+    /// (or now, while it runs). `None` only if no event named a supplier.
+    pub supplier: Option<Token>,
     pub state: SlaState,
     pub target: Duration,
     pub started_at: Option<Timestamp>,
-    /// When the clock stopped (stop event) or ended (cancelled, rejected).
+    /// When the clock stopped (stop event) or ended (cancelled, rejected, reset).
     pub stopped_at: Option<Timestamp>,
+    /// The event that ended this cycle.
+    pub ended_by: Option<EventType>,
     /// When the target runs out while the clock runs; for a breached clock,
     /// when it ran out. `None` while pending or paused within target.
     pub deadline: Option<Timestamp>,
+    /// When the clock crosses (or crossed) the promise's warning share of
+    /// the target, as `deadline` is for the target. `None` without `warn_at`.
+    pub warn_at: Option<Timestamp>,
+    /// More than the warning share has run (at the stop, or by now).
+    pub warned: bool,
     /// Time on the clock at `stopped_at`, or at `now` while it runs.
     pub elapsed: Duration,
 }
@@ -83,131 +104,246 @@ impl ClockOutcome {
             _ => None,
         }
     }
+
+    /// Running, not yet warned: when the warning falls due.
+    pub fn running_warning(&self) -> Option<Timestamp> {
+        match self.state {
+            SlaState::Running if !self.warned => self.warn_at,
+            _ => None,
+        }
+    }
+
+    /// Ended by a rejection (a sample or request refused by the supplier).
+    pub fn rejected(&self) -> bool {
+        self.ended_by == Some(EventType::Rejected)
+    }
 }
 
-/// Where the walk over events ended.
+/// How a cycle ended, if it did.
 enum End {
     /// Still running (or paused) at `now`.
     Open,
     Stopped(Timestamp),
-    Cancelled(Timestamp),
+    Closed(Timestamp),
+    Reset(Timestamp),
+}
+
+/// One cycle as the walk over events builds it.
+struct Cycle<'p> {
+    policy: &'p Policy,
+    target_ms: i64,
+    warn_ms: Option<i64>,
+    number: u32,
+    started_at: Timestamp,
+    /// Run time over closed running spans.
+    elapsed_ms: i64,
+    /// Start of the current running span; `None` while paused.
+    running_since: Option<Timestamp>,
+    ran_out_at: Option<Timestamp>,
+    warned_at: Option<Timestamp>,
+}
+
+impl Cycle<'_> {
+    /// Where, after `since` with `spent` already on the clock, `threshold`
+    /// of working time is reached.
+    fn crossing(&self, since: Timestamp, spent: i64, threshold: i64) -> Option<Timestamp> {
+        let left = Duration::from_millis((threshold - spent).max(0) as u64);
+        self.policy.calendar.add_working(since, left)
+    }
+
+    /// Closes the running span at `until`, noting thresholds it crossed.
+    fn pause(&mut self, until: Timestamp) {
+        let Some(since) = self.running_since.take() else {
+            return;
+        };
+        let span = duration_millis(self.policy.calendar.working_between(since, until));
+        if self.ran_out_at.is_none() && self.elapsed_ms + span > self.target_ms {
+            self.ran_out_at = self.crossing(since, self.elapsed_ms, self.target_ms);
+        }
+        if let Some(warn_ms) = self.warn_ms {
+            if self.warned_at.is_none() && self.elapsed_ms + span > warn_ms {
+                self.warned_at = self.crossing(since, self.elapsed_ms, warn_ms);
+            }
+        }
+        self.elapsed_ms += span;
+    }
+
+    fn finish(
+        mut self,
+        end: End,
+        ended_by: Option<EventType>,
+        supplier: Option<Token>,
+        now: Timestamp,
+    ) -> ClockOutcome {
+        let mut outcome = ClockOutcome {
+            policy_id: self.policy.id.clone(),
+            cycle: self.number,
+            supplier,
+            state: SlaState::Running,
+            target: Duration::from_millis(self.target_ms as u64),
+            started_at: Some(self.started_at),
+            stopped_at: None,
+            ended_by,
+            deadline: None,
+            warn_at: None,
+            warned: false,
+            elapsed: Duration::ZERO,
+        };
+        match end {
+            End::Stopped(at) | End::Closed(at) | End::Reset(at) => {
+                self.pause(at);
+                outcome.stopped_at = Some(at);
+                outcome.deadline = self.ran_out_at;
+                outcome.warn_at = self.warned_at;
+                outcome.warned = self.warned_at.is_some();
+                outcome.elapsed = Duration::from_millis(self.elapsed_ms as u64);
+                outcome.state = match (self.ran_out_at, end) {
+                    (Some(_), _) => SlaState::Breached,
+                    (None, End::Stopped(_)) => SlaState::Met,
+                    (None, End::Reset(_)) => SlaState::Reset,
+                    (None, _) => SlaState::Cancelled,
+                };
+            }
+            End::Open => {
+                let mut total_ms = self.elapsed_ms;
+                match self.running_since {
+                    Some(since) => {
+                        outcome.deadline = self
+                            .ran_out_at
+                            .or_else(|| self.crossing(since, self.elapsed_ms, self.target_ms));
+                        outcome.warn_at = self.warned_at.or_else(|| {
+                            self.warn_ms
+                                .and_then(|w| self.crossing(since, self.elapsed_ms, w))
+                        });
+                        total_ms +=
+                            duration_millis(self.policy.calendar.working_between(since, now));
+                    }
+                    None => {
+                        outcome.deadline = self.ran_out_at;
+                        outcome.warn_at = self.warned_at;
+                    }
+                }
+                outcome.warned = self.warn_ms.is_some_and(|w| total_ms > w);
+                outcome.elapsed = Duration::from_millis(total_ms.max(0) as u64);
+                outcome.state = if total_ms > self.target_ms {
+                    SlaState::Breached
+                } else if self.running_since.is_some() {
+                    SlaState::Running
+                } else {
+                    SlaState::Paused
+                };
+            }
+        }
+        outcome
+    }
 }
 
 /// Evaluates `policy`'s clock over a hand-off's recorded events (any order;
 /// ties on `occurred_at` are broken by version) for a hand-off of
-/// `priority`. Returns `None` if the promise has no target for the priority.
+/// `priority`: one outcome per cycle, oldest first. Empty if the promise has
+/// no target for the priority.
 pub fn evaluate(
     policy: &Policy,
     priority: Priority,
     events: &[Event],
     now: Timestamp,
-) -> Option<ClockOutcome> {
-    let target = policy.target(priority)?;
+) -> Vec<ClockOutcome> {
+    let Some(target) = policy.target(priority) else {
+        return Vec::new();
+    };
     let target_ms = duration_millis(target);
+    let warn_ms = policy.warning_after(target).map(duration_millis);
     let mut ordered: Vec<&Event> = events.iter().collect();
     ordered.sort_by_key(|e| (e.occurred_at, e.version));
 
-    let mut outcome = ClockOutcome {
-        policy_id: policy.id.clone(),
-        state: SlaState::Pending,
-        target,
-        started_at: None,
-        stopped_at: None,
-        deadline: None,
-        elapsed: Duration::ZERO,
-    };
-
-    // Run time accumulated over closed running spans, the start of the
-    // current running span (None while paused), and when the target ran out.
-    let mut elapsed_ms: i64 = 0;
-    let mut running_since: Option<Timestamp> = None;
-    let mut ran_out_at: Option<Timestamp> = None;
-    let mut end = End::Open;
-    let mut closed_before_start = false;
-
-    let calendar = &policy.calendar;
-    // Working time still left on the clock, from `since`.
-    let remaining = |elapsed_ms: i64| Duration::from_millis((target_ms - elapsed_ms).max(0) as u64);
-    let mut run_until = |until: Timestamp, elapsed_ms: &mut i64, since: Timestamp| {
-        let span = duration_millis(calendar.working_between(since, until));
-        if ran_out_at.is_none() && *elapsed_ms + span > target_ms {
-            ran_out_at = calendar.add_working(since, remaining(*elapsed_ms));
-        }
-        *elapsed_ms += span;
+    let mut cycles = Vec::new();
+    let mut current: Option<Cycle> = None;
+    let mut supplier: Option<Token> = None;
+    let start_cycle = |number: u32, at: Timestamp| Cycle {
+        policy,
+        target_ms,
+        warn_ms,
+        number,
+        started_at: at,
+        elapsed_ms: 0,
+        running_since: Some(at),
+        ran_out_at: None,
+        warned_at: None,
     };
 
     for event in ordered {
-        if outcome.started_at.is_none() {
-            if event.event_type == policy.start {
-                outcome.started_at = Some(event.occurred_at);
-                running_since = Some(event.occurred_at);
-            } else if event.event_type.is_terminal() {
-                closed_before_start = true;
-                break;
+        let (at, t) = (event.occurred_at, event.event_type);
+        let Some(mut cycle) = current.take() else {
+            supplier = event.supplier.clone().or(supplier);
+            if t == policy.start {
+                current = Some(start_cycle(1, at));
+            } else if t.is_terminal() {
+                // Closed before the clock ever started.
+                return vec![pending(
+                    policy,
+                    target,
+                    supplier,
+                    SlaState::Cancelled,
+                    Some(t),
+                )];
             }
             continue;
-        }
-        let at = event.occurred_at;
-        let t = event.event_type;
+        };
         if policy.stop.contains(&t) || t.is_terminal() {
-            if let Some(since) = running_since.take() {
-                run_until(at, &mut elapsed_ms, since);
-            }
-            end = if policy.stop.contains(&t) {
+            let end = if policy.stop.contains(&t) {
                 End::Stopped(at)
             } else {
-                End::Cancelled(at)
+                End::Closed(at)
             };
-            break;
+            supplier = event.supplier.clone().or(supplier);
+            cycles.push(cycle.finish(end, Some(t), supplier, now));
+            return cycles;
         }
+        if policy.reset.contains(&t) {
+            // The cycle belongs to whoever held the hand-off until now.
+            let number = cycle.number + 1;
+            cycles.push(cycle.finish(End::Reset(at), Some(t), supplier.clone(), now));
+            supplier = event.supplier.clone().or(supplier);
+            current = Some(start_cycle(number, at));
+            continue;
+        }
+        supplier = event.supplier.clone().or(supplier);
         if policy.pause.contains(&t) {
-            if let Some(since) = running_since.take() {
-                run_until(at, &mut elapsed_ms, since);
-            }
-        } else if policy.resume.contains(&t) && running_since.is_none() {
-            running_since = Some(at);
+            cycle.pause(at);
+        } else if policy.resume.contains(&t) && cycle.running_since.is_none() {
+            cycle.running_since = Some(at);
         }
+        current = Some(cycle);
     }
+    match current {
+        Some(cycle) => cycles.push(cycle.finish(End::Open, None, supplier, now)),
+        None => cycles.push(pending(policy, target, supplier, SlaState::Pending, None)),
+    }
+    cycles
+}
 
-    if outcome.started_at.is_none() {
-        if closed_before_start {
-            outcome.state = SlaState::Cancelled;
-        }
-        return Some(outcome);
+/// A clock that never started.
+fn pending(
+    policy: &Policy,
+    target: Duration,
+    supplier: Option<Token>,
+    state: SlaState,
+    ended_by: Option<EventType>,
+) -> ClockOutcome {
+    ClockOutcome {
+        policy_id: policy.id.clone(),
+        cycle: 1,
+        supplier,
+        state,
+        target,
+        started_at: None,
+        stopped_at: None,
+        ended_by,
+        deadline: None,
+        warn_at: None,
+        warned: false,
+        elapsed: Duration::ZERO,
     }
-
-    match end {
-        End::Stopped(at) | End::Cancelled(at) => {
-            outcome.stopped_at = Some(at);
-            outcome.elapsed = Duration::from_millis(elapsed_ms as u64);
-            outcome.deadline = ran_out_at;
-            outcome.state = match (ran_out_at, &end) {
-                (Some(_), _) => SlaState::Breached,
-                (None, End::Stopped(_)) => SlaState::Met,
-                (None, _) => SlaState::Cancelled,
-            };
-        }
-        End::Open => {
-            let mut total_ms = elapsed_ms;
-            if let Some(since) = running_since {
-                // The deadline is where the running span reaches the target.
-                outcome.deadline =
-                    ran_out_at.or_else(|| calendar.add_working(since, remaining(elapsed_ms)));
-                total_ms += duration_millis(calendar.working_between(since, now));
-            } else {
-                outcome.deadline = ran_out_at;
-            }
-            outcome.elapsed = Duration::from_millis(total_ms.max(0) as u64);
-            outcome.state = if total_ms > target_ms {
-                SlaState::Breached
-            } else if running_since.is_some() {
-                SlaState::Running
-            } else {
-                SlaState::Paused
-            };
-        }
-    }
-    Some(outcome)
 }
 
 #[cfg(test)]
@@ -249,10 +385,19 @@ mod tests {
         events
     }
 
+    fn last(mut cycles: Vec<ClockOutcome>) -> ClockOutcome {
+        cycles.pop().expect("a cycle")
+    }
+
     fn clock(policy: &str, steps: &[(EventType, i64)], now: i64) -> ClockOutcome {
         let catalog = catalog();
         let policy = catalog.policy(policy).expect("policy");
-        evaluate(policy, Priority::Routine, &history(steps), Timestamp(now)).expect("target")
+        last(evaluate(
+            policy,
+            Priority::Routine,
+            &history(steps),
+            Timestamp(now),
+        ))
     }
 
     #[test]
@@ -346,13 +491,13 @@ mod tests {
         let policy = catalog.policy("work").expect("policy");
         let open = history(&[(EventType::Acknowledged, MIN)]);
         assert_eq!(
-            evaluate(policy, Priority::Routine, &open, Timestamp(0)).map(|c| c.state),
-            Some(SlaState::Pending)
+            last(evaluate(policy, Priority::Routine, &open, Timestamp(0))).state,
+            SlaState::Pending
         );
         let closed = history(&[(EventType::Cancelled, MIN)]);
         assert_eq!(
-            evaluate(policy, Priority::Routine, &closed, Timestamp(0)).map(|c| c.state),
-            Some(SlaState::Cancelled)
+            last(evaluate(policy, Priority::Routine, &closed, Timestamp(0))).state,
+            SlaState::Cancelled
         );
     }
 
@@ -372,8 +517,12 @@ mod tests {
         let mut events = vec![requested("h1", monday_16h)];
         events[0].version = 1;
         let tuesday_8h = (5 * 24 + 8) * 60 * MIN;
-        let overnight =
-            evaluate(policy, Priority::Routine, &events, Timestamp(tuesday_8h)).expect("target");
+        let overnight = last(evaluate(
+            policy,
+            Priority::Routine,
+            &events,
+            Timestamp(tuesday_8h),
+        ));
         assert_eq!(overnight.state, SlaState::Running);
         assert_eq!(
             overnight.elapsed,
@@ -384,7 +533,7 @@ mod tests {
         let mut done = later("h1", EventType::Completed, tuesday_8h + 90 * MIN);
         done.version = 2;
         events.push(done);
-        let late = evaluate(policy, Priority::Routine, &events, Timestamp(0)).expect("target");
+        let late = last(evaluate(policy, Priority::Routine, &events, Timestamp(0)));
         assert_eq!(
             (late.state, late.elapsed),
             (SlaState::Breached, Duration::from_secs(150 * 60))
@@ -393,12 +542,131 @@ mod tests {
     }
 
     #[test]
+    fn a_reset_starts_a_new_cycle_for_the_new_supplier() {
+        use EventType::*;
+        let catalog = Catalog::from_json(
+            r#"{"departments": [{"id": "engineering", "name": "E"}, {"id": "ward-5", "name": "W"}],
+                "kinds": ["repair"],
+                "promises": [{"id": "response", "kind": "repair", "start": "requested", "stop": ["acknowledged"],
+                              "reset": ["reassigned"], "targets": {"routine": "30m"}}]}"#,
+        )
+        .expect("catalog");
+        let policy = catalog.policy("response").expect("policy");
+        let mut events = history(&[
+            (Reassigned, 40 * MIN),
+            (Reassigned, 50 * MIN),
+            (Acknowledged, 60 * MIN),
+        ]);
+        events[1].supplier = Some(Token::parse("cardiology").expect("token"));
+        events[2].supplier = Some(Token::parse("dentistry").expect("token"));
+        let cycles = evaluate(policy, Priority::Routine, &events, Timestamp(0));
+        let summary: Vec<_> = cycles
+            .iter()
+            .map(|c| {
+                (
+                    c.cycle,
+                    c.supplier.as_ref().map(|s| s.to_string()),
+                    c.state,
+                    c.elapsed.as_secs() / 60,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (1, Some("engineering".into()), SlaState::Breached, 40),
+                (2, Some("cardiology".into()), SlaState::Reset, 10),
+                (3, Some("dentistry".into()), SlaState::Met, 10),
+            ]
+        );
+        assert_eq!(cycles[0].deadline, Some(Timestamp(30 * MIN)));
+        assert_eq!(cycles[1].ended_by, Some(Reassigned));
+        // Without the reset event listed, one clock runs on.
+        let plain = evaluate(
+            catalog_with("\"targets\": {\"routine\": \"30m\"}"),
+            Priority::Routine,
+            &events,
+            Timestamp(0),
+        );
+        assert_eq!(plain.len(), 1);
+        assert_eq!(
+            plain[0].supplier.as_ref().map(|s| s.as_str()),
+            Some("dentistry")
+        );
+    }
+
+    fn catalog_with(extra: &str) -> &'static Policy {
+        let json = format!(
+            r#"{{"departments": [{{"id": "engineering", "name": "E"}}, {{"id": "ward-5", "name": "W"}}],
+                "kinds": ["repair"],
+                "promises": [{{"id": "p", "kind": "repair", "start": "requested", "stop": ["completed"],
+                              "pause": ["on_hold"], "resume": ["resumed"], {extra}}}]}}"#
+        );
+        let catalog = Box::leak(Box::new(Catalog::from_json(&json).expect("catalog")));
+        catalog.policy("p").expect("policy")
+    }
+
+    #[test]
+    fn a_warning_falls_due_at_its_share_of_the_target() {
+        use EventType::*;
+        let policy = catalog_with(r#""targets": {"routine": "100m"}, "warn_at": 0.8"#);
+        let at = |steps: &[(EventType, i64)], now: i64| {
+            last(evaluate(
+                policy,
+                Priority::Routine,
+                &history(steps),
+                Timestamp(now),
+            ))
+        };
+        let early = at(&[], 50 * MIN);
+        assert_eq!(
+            (early.warned, early.running_warning()),
+            (false, Some(Timestamp(80 * MIN)))
+        );
+        let paused = at(&[(OnHold, 10 * MIN), (Resumed, 30 * MIN)], 50 * MIN);
+        assert_eq!(
+            paused.running_warning(),
+            Some(Timestamp(100 * MIN)),
+            "the hold moved it"
+        );
+        let exactly = at(&[], 80 * MIN);
+        assert!(!exactly.warned, "warns once more than the share has run");
+        let warned = at(&[], 80 * MIN + 1);
+        assert_eq!(
+            (warned.warned, warned.running_warning(), warned.state),
+            (true, None, SlaState::Running)
+        );
+        let met_late = at(&[(Completed, 90 * MIN)], 0);
+        assert_eq!(
+            (met_late.state, met_late.warned, met_late.warn_at),
+            (SlaState::Met, true, Some(Timestamp(80 * MIN)))
+        );
+        let met_early = at(&[(Completed, 70 * MIN)], 0);
+        assert_eq!((met_early.warned, met_early.warn_at), (false, None));
+    }
+
+    #[test]
+    fn a_rejection_is_told_apart_from_a_cancellation() {
+        use EventType::*;
+        let rejected = clock("response", &[(Rejected, MIN)], 0);
+        let cancelled = clock("response", &[(Cancelled, MIN)], 0);
+        assert_eq!(
+            (rejected.state, rejected.rejected()),
+            (SlaState::Cancelled, true)
+        );
+        assert_eq!(
+            (cancelled.state, cancelled.rejected()),
+            (SlaState::Cancelled, false)
+        );
+    }
+
+    #[test]
     fn priority_without_a_target_has_no_clock() {
         let catalog = catalog();
         let fix = catalog.policy("fix").expect("policy");
         assert_eq!(
             evaluate(fix, Priority::Stat, &history(&[]), Timestamp(0)),
-            None
+            Vec::new()
         );
     }
 
@@ -484,7 +752,7 @@ mod tests {
             }
             let catalog = catalog();
             let fix = catalog.policy("fix").expect("policy");
-            let c = evaluate(fix, Priority::Routine, &shuffled, Timestamp(0)).expect("target");
+            let c = last(evaluate(fix, Priority::Routine, &shuffled, Timestamp(0)));
             prop_assert_eq!(c.state, expected_state);
             prop_assert_eq!(c.elapsed, Duration::from_secs(expected_elapsed as u64 * 60));
         }

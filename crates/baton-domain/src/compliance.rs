@@ -29,6 +29,8 @@ pub enum Tally {
     /// Stopped late or still running past the deadline.
     Breached,
     Cancelled,
+    /// Ended within target by a reset: the next cycle took over.
+    Reset,
 }
 
 /// One clock's contribution: which bucket, what it counts as, and (for a
@@ -42,10 +44,15 @@ pub struct Contribution {
     pub bucket: Timestamp,
     pub tally: Tally,
     pub duration: Option<Duration>,
+    /// Ended by a rejection (counted as cancelled, and again as rejected).
+    pub rejected: bool,
+    /// Crossed its warning share of the target.
+    pub warned: bool,
 }
 
 impl Contribution {
     /// `None` for a clock that has not started: it is in no window yet.
+    /// The cycle's own supplier counts it; `supplier` is the fallback.
     pub fn of(clock: &ClockOutcome, supplier: &Token, customer: &Token) -> Option<Contribution> {
         let started = clock.started_at?;
         let (tally, duration) = match clock.state {
@@ -55,14 +62,17 @@ impl Contribution {
             SlaState::Breached if clock.is_open() => (Tally::Breached, None),
             SlaState::Breached => (Tally::Breached, Some(clock.elapsed)),
             SlaState::Cancelled => (Tally::Cancelled, None),
+            SlaState::Reset => (Tally::Reset, None),
         };
         Some(Contribution {
             policy_id: clock.policy_id.clone(),
-            supplier: supplier.clone(),
+            supplier: clock.supplier.as_ref().unwrap_or(supplier).clone(),
             customer: customer.clone(),
             bucket: bucket_start(started),
             tally,
             duration,
+            rejected: clock.rejected(),
+            warned: clock.warned,
         })
     }
 }
@@ -78,6 +88,12 @@ pub struct Tallies {
     pub met: u64,
     pub breached: u64,
     pub cancelled: u64,
+    /// Cycles ended within target by a reset (e.g. reassigned).
+    pub reset: u64,
+    /// Of the cancelled, those ended by a rejection: a quality signal.
+    pub rejected: u64,
+    /// Clocks that crossed their warning share (whatever became of them).
+    pub warned: u64,
     /// Durations of the stopped (met or breached) clocks.
     pub durations: Histogram,
 }
@@ -85,6 +101,8 @@ pub struct Tallies {
 impl Tallies {
     pub fn add(&mut self, c: &Contribution) {
         *self.counter(c.tally) += 1;
+        self.rejected += u64::from(c.rejected);
+        self.warned += u64::from(c.warned);
         if let Some(d) = c.duration {
             self.durations.add(d);
         }
@@ -93,6 +111,8 @@ impl Tallies {
     pub fn remove(&mut self, c: &Contribution) {
         let counter = self.counter(c.tally);
         *counter = counter.saturating_sub(1);
+        self.rejected = self.rejected.saturating_sub(u64::from(c.rejected));
+        self.warned = self.warned.saturating_sub(u64::from(c.warned));
         if let Some(d) = c.duration {
             self.durations.remove(d);
         }
@@ -103,11 +123,18 @@ impl Tallies {
         self.met += other.met;
         self.breached += other.breached;
         self.cancelled += other.cancelled;
+        self.reset += other.reset;
+        self.rejected += other.rejected;
+        self.warned += other.warned;
         self.durations.merge(&other.durations);
     }
 
     pub fn is_empty(&self) -> bool {
-        self.open == 0 && self.met == 0 && self.breached == 0 && self.cancelled == 0
+        self.open == 0
+            && self.met == 0
+            && self.breached == 0
+            && self.cancelled == 0
+            && self.reset == 0
     }
 
     /// met + breached + open: every clock that counts.
@@ -131,6 +158,7 @@ impl Tallies {
             Tally::Met => &mut self.met,
             Tally::Breached => &mut self.breached,
             Tally::Cancelled => &mut self.cancelled,
+            Tally::Reset => &mut self.reset,
         }
     }
 }
@@ -146,11 +174,16 @@ mod tests {
     fn clock(state: SlaState, stopped: Option<i64>, elapsed_ms: u64) -> ClockOutcome {
         ClockOutcome {
             policy_id: token("p"),
+            cycle: 1,
+            supplier: None,
             state,
             target: Duration::from_secs(60),
             started_at: Some(Timestamp(3_600_000 * 5 + 42)),
             stopped_at: stopped.map(Timestamp),
+            ended_by: None,
             deadline: None,
+            warn_at: None,
+            warned: false,
             elapsed: Duration::from_millis(elapsed_ms),
         }
     }

@@ -24,10 +24,12 @@ pub enum EventType {
     Cancelled,
     Reassigned,
     Reprioritized,
+    /// The customer's rating of a completed hand-off (once).
+    Rated,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 10] = [
+    pub const ALL: [EventType; 11] = [
         EventType::Requested,
         EventType::Acknowledged,
         EventType::Started,
@@ -38,6 +40,7 @@ impl EventType {
         EventType::Cancelled,
         EventType::Reassigned,
         EventType::Reprioritized,
+        EventType::Rated,
     ];
 
     /// The catalog's spelling: `requested`, `on_hold`, ...
@@ -53,6 +56,7 @@ impl EventType {
             EventType::Cancelled => "cancelled",
             EventType::Reassigned => "reassigned",
             EventType::Reprioritized => "reprioritized",
+            EventType::Rated => "rated",
         }
     }
 
@@ -127,7 +131,21 @@ pub struct Event {
     pub version: u64,
     /// When ingest accepted it; `None` until then.
     pub recorded_at: Option<Timestamp>,
+    /// The customer's rating; only on RATED.
+    pub rating: Option<Rating>,
 }
+
+/// How the customer rated a completed hand-off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rating {
+    /// 1 (poor) to 5 (excellent).
+    pub score: u8,
+    /// A short remark about the service, never about a patient.
+    pub comment: String,
+}
+
+/// Longest rating comment, in bytes.
+pub const MAX_COMMENT_LEN: usize = 280;
 
 /// A field that failed validation, and why. `field` uses the protobuf name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -222,12 +240,25 @@ impl Event {
             EventType::Reprioritized => {
                 require(&self.priority, "priority")?;
             }
+            EventType::Rated => {
+                require(&self.rating, "rating")?;
+            }
             _ => {}
+        }
+        match (&self.rating, self.event_type) {
+            (Some(rating), EventType::Rated) => rating.validate()?,
+            (Some(_), _) => {
+                return Err(ValidationError::new(
+                    "rating",
+                    "is given only on a rated event",
+                ))
+            }
+            (None, _) => {}
         }
         Ok(())
     }
 
-    fn validate_attributes(&self, limits: &Limits) -> Result<(), ValidationError> {
+    pub(crate) fn validate_attributes(&self, limits: &Limits) -> Result<(), ValidationError> {
         if self.attributes.len() > limits.max_attributes {
             return Err(ValidationError::new(
                 "attributes",
@@ -262,6 +293,30 @@ impl Event {
                     "must not contain control characters",
                 ));
             }
+        }
+        Ok(())
+    }
+}
+
+impl Rating {
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if !(1..=5).contains(&self.score) {
+            return Err(ValidationError::new(
+                "rating.score",
+                format!("is {}; a rating is 1 to 5", self.score),
+            ));
+        }
+        if self.comment.len() > MAX_COMMENT_LEN {
+            return Err(ValidationError::new(
+                "rating.comment",
+                format!("must be at most {MAX_COMMENT_LEN} bytes"),
+            ));
+        }
+        if self.comment.chars().any(char::is_control) {
+            return Err(ValidationError::new(
+                "rating.comment",
+                "must not contain control characters",
+            ));
         }
         Ok(())
     }
@@ -319,6 +374,7 @@ pub(crate) mod tests {
             attributes: BTreeMap::new(),
             version: 0,
             recorded_at: None,
+            rating: None,
         }
     }
 
@@ -396,6 +452,30 @@ pub(crate) mod tests {
         let mut e = later("h1", EventType::Reassigned, NOW.0);
         e.supplier = None;
         assert_eq!(field_of(&e), "supplier");
+
+        let e = later("h1", EventType::Rated, NOW.0);
+        assert_eq!(field_of(&e), "rating");
+
+        let mut e = later("h1", EventType::Rated, NOW.0);
+        e.rating = Some(Rating {
+            score: 6,
+            comment: String::new(),
+        });
+        assert_eq!(field_of(&e), "rating.score");
+
+        let mut e = later("h1", EventType::Rated, NOW.0);
+        e.rating = Some(Rating {
+            score: 4,
+            comment: "x".repeat(281),
+        });
+        assert_eq!(field_of(&e), "rating.comment");
+
+        let mut e = later("h1", EventType::Completed, NOW.0);
+        e.rating = Some(Rating {
+            score: 4,
+            comment: String::new(),
+        });
+        assert_eq!(field_of(&e), "rating");
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! - [`calendar`]: when clocks run: always, or working hours in a time zone.
 //! - [`catalog`]: departments, kinds and promises, parsed and validated from JSON.
 //! - [`clock`]: a promise's clock over a hand-off's events.
+//! - [`disruption`]: a supplier's announced inability to serve, and whom it affects.
 //! - [`histogram`]: a mergeable duration histogram with a stated error bound.
 //! - [`compliance`]: how one clock counts toward the compliance figures.
 
@@ -21,6 +22,7 @@ pub mod calendar;
 pub mod catalog;
 pub mod clock;
 pub mod compliance;
+pub mod disruption;
 pub mod event;
 pub mod histogram;
 pub mod id;

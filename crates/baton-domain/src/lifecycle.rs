@@ -9,6 +9,9 @@
 //! | ON_HOLD      | -         | -            | -           | -       | status before hold | that end | -         | same |
 //! | COMPLETED, REJECTED, CANCELLED | - | - | - | - | - | - | - | - |
 //!
+//! RATED is the one event after the end: the customer may rate a COMPLETED
+//! hand-off once; its status stays COMPLETED.
+//!
 //! "-" is refused. A reassigned hand-off goes back to REQUESTED: the new
 //! supplier must acknowledge it. An on-hold hand-off must resume before it is
 //! reassigned, so a hold always ends with the supplier that took it.
@@ -92,6 +95,8 @@ pub enum LifecycleError {
     SameSupplier(Token),
     #[error("priority: the hand-off is already {0}")]
     SamePriority(Priority),
+    #[error("hand-off {0} is already rated: a hand-off is rated once")]
+    AlreadyRated(Token),
     #[error("hand-off {handoff} has reached {MAX_EVENTS_PER_HANDOFF} events")]
     TooManyEvents { handoff: Token },
 }
@@ -109,6 +114,10 @@ pub struct Handoff {
     /// Events so far.
     pub version: u64,
     pub requested_at: Timestamp,
+    /// The request's attributes (e.g. a test code), for promise matching.
+    pub attributes: std::collections::BTreeMap<String, String>,
+    /// The customer's rating, once given.
+    pub rating: Option<u8>,
     /// The status to return to on RESUMED.
     held_from: Option<HandoffStatus>,
 }
@@ -132,6 +141,8 @@ impl Handoff {
             status: HandoffStatus::Requested,
             version: 1,
             requested_at: event.occurred_at,
+            attributes: event.attributes.clone(),
+            rating: None,
             held_from: None,
         })
     }
@@ -222,6 +233,10 @@ impl Handoff {
                 }
                 self.status
             }
+            EventType::Rated => {
+                self.rating = event.rating.as_ref().map(|r| r.score);
+                self.status
+            }
             EventType::Requested => unreachable_requested(),
         };
         self.version += 1;
@@ -232,6 +247,12 @@ impl Handoff {
     pub fn check(&self, event_type: EventType) -> Result<(), LifecycleError> {
         use EventType as E;
         use HandoffStatus as S;
+        if event_type == E::Rated && self.status == S::Completed {
+            return match self.rating {
+                Some(_) => Err(LifecycleError::AlreadyRated(self.handoff_id.clone())),
+                None => Ok(()),
+            };
+        }
         if self.status.is_closed() {
             return Err(LifecycleError::Closed {
                 handoff: self.handoff_id.clone(),
@@ -247,6 +268,7 @@ impl Handoff {
             E::Completed | E::Rejected | E::Cancelled => true,
             E::Reassigned => self.status != S::OnHold,
             E::Reprioritized => true,
+            E::Rated => false,
         };
         if allowed {
             Ok(())
@@ -335,10 +357,13 @@ mod tests {
     }
 
     #[test]
-    fn nothing_follows_a_closed_handoff() {
+    fn nothing_but_a_rating_follows_a_closed_handoff() {
         use EventType::*;
         for end in [Completed, Rejected, Cancelled] {
             for next in EventType::ALL {
+                if (end, next) == (Completed, Rated) {
+                    continue; // a_completed_hand_off_is_rated_once
+                }
                 let result = run(&[end, next]);
                 assert!(
                     matches!(
@@ -433,6 +458,39 @@ mod tests {
     }
 
     #[test]
+    fn a_completed_hand_off_is_rated_once() {
+        use EventType::*;
+        let rated = |score| {
+            let mut e = later("h1", Rated, 10);
+            e.rating = Some(crate::event::Rating {
+                score,
+                comment: "quick".into(),
+            });
+            e
+        };
+        let mut open = run(&[Acknowledged]).expect("valid");
+        assert!(matches!(
+            open.apply(&rated(4)),
+            Err(LifecycleError::NotAllowed { .. })
+        ));
+        let mut rejected = run(&[Rejected]).expect("valid");
+        assert!(matches!(
+            rejected.apply(&rated(4)),
+            Err(LifecycleError::Closed { .. })
+        ));
+        let mut done = run(&[Acknowledged, Completed]).expect("valid");
+        done.apply(&rated(4)).expect("first rating");
+        assert_eq!(
+            (done.rating, done.status),
+            (Some(4), HandoffStatus::Completed)
+        );
+        assert_eq!(
+            done.apply(&rated(5)),
+            Err(LifecycleError::AlreadyRated(token("h1")))
+        );
+    }
+
+    #[test]
     fn event_count_is_bounded() {
         let mut h = opened();
         let mut accepted = 1;
@@ -468,6 +526,9 @@ mod tests {
                 if *t == EventType::Reassigned {
                     e.supplier = Some(token(&format!("s{i}")));
                 }
+                if *t == EventType::Rated {
+                    e.rating = Some(crate::event::Rating { score: 3, comment: String::new() });
+                }
                 if h.complete(&mut e).is_ok() && h.apply(&e).is_ok() {
                     accepted.push(*t);
                 }
@@ -475,9 +536,15 @@ mod tests {
             prop_assert_eq!(h.version as usize, accepted.len());
             let closed_at = accepted.iter().position(|t| t.is_terminal());
             if let Some(pos) = closed_at {
-                prop_assert_eq!(pos, accepted.len() - 1);
+                // Only one rating may follow the end, and only a completion.
+                let after = &accepted[pos + 1..];
+                prop_assert!(after.is_empty() || after == [EventType::Rated]);
+                if !after.is_empty() {
+                    prop_assert_eq!(accepted[pos], EventType::Completed);
+                }
                 prop_assert!(h.status.is_closed());
             }
+            prop_assert!(closed_at.is_some() || !accepted.contains(&EventType::Rated));
             let mut held = false;
             for t in &accepted {
                 match t {
