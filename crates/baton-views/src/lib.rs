@@ -20,8 +20,10 @@ pub mod query;
 pub mod store;
 
 pub use projection::{Applied, Projection};
-pub use query::{BreachFilter, HandoffFilter, Page};
-pub use store::{BreachRecord, HandoffView, Opened, Signal, Views};
+pub use query::{BreachFilter, Bucketing, ComplianceScope, HandoffFilter, MatrixCell, Page};
+pub use store::{
+    BreachRecord, DisruptionView, HandoffView, Opened, PairContribution, PairTallies, Signal, Views,
+};
 
 /// Why the views could not be read or written.
 #[derive(Debug, thiserror::Error)]

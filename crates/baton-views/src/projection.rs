@@ -22,16 +22,18 @@
 
 use baton_domain::{
     clock::{self, ClockOutcome, SlaState},
-    compliance::{Contribution, Tallies},
+    compliance::{bucket_start, Contribution, Tallies},
+    disruption::{Change, Disruption, DisruptionEvent},
     event::Event,
-    lifecycle::Handoff,
+    lifecycle::{Handoff, HandoffStatus},
     Catalog, Timestamp, Token,
 };
 
 use crate::{
     store::{
-        breach_key, deadline_key, handoff_key, instant_bytes, instant_from_bytes, outbox_key,
-        tally_key, Batch, BreachRecord, HandoffView, Signal,
+        breach_key, deadline_key, disruption_key, disruption_prefix, handoff_key, instant_bytes,
+        instant_from_bytes, outbox_key, pair_key, requested_key, tally_key, warning_key, Batch,
+        BreachRecord, DisruptionView, HandoffView, PairContribution, PairTallies, Signal,
     },
     Views, ViewsError,
 };
@@ -58,7 +60,8 @@ pub struct Projection<'a> {
     announce_horizon: Option<std::time::Duration>,
 }
 
-/// Every clock of a hand-off as of `now`, one per covering promise.
+/// Every clock of a hand-off as of `now`: each covering promise's cycles,
+/// in catalog order.
 pub fn clocks_of(
     catalog: &Catalog,
     handoff: &Handoff,
@@ -67,7 +70,7 @@ pub fn clocks_of(
 ) -> Vec<ClockOutcome> {
     catalog
         .policies_for(handoff)
-        .filter_map(|policy| clock::evaluate(policy, handoff.priority, events, now))
+        .flat_map(|policy| clock::evaluate(policy, handoff.priority, events, now))
         .collect()
 }
 
@@ -150,14 +153,24 @@ impl<'a> Projection<'a> {
                 view
             }
             None => match Handoff::open(&event) {
-                Ok(handoff) => HandoffView {
-                    handoff,
-                    events: Vec::new(),
-                    last_sequence: 0,
-                    contributions: Vec::new(),
-                    deadlines: Vec::new(),
-                    breached: Vec::new(),
-                },
+                Ok(handoff) => {
+                    self.batch.put_raw(
+                        requested_key(&handoff.supplier, handoff.requested_at, &handoff.handoff_id),
+                        Vec::new(),
+                    );
+                    HandoffView {
+                        handoff,
+                        events: Vec::new(),
+                        last_sequence: 0,
+                        contributions: Vec::new(),
+                        deadlines: Vec::new(),
+                        warnings: Vec::new(),
+                        breached: Vec::new(),
+                        warned: Vec::new(),
+                        pair: None,
+                        disruptions: Vec::new(),
+                    }
+                }
                 Err(e) => return Ok(Applied::Refused(e.to_string())),
             },
         };
@@ -181,8 +194,9 @@ impl<'a> Projection<'a> {
     }
 
     fn recompute(&mut self, mut view: HandoffView, now: Timestamp) -> Result<(), ViewsError> {
-        let handoff = &view.handoff;
-        let clocks = clocks_of(self.catalog, handoff, &view.events, now);
+        let handoff = view.handoff.clone();
+        let id = &handoff.handoff_id;
+        let clocks = clocks_of(self.catalog, &handoff, &view.events, now);
 
         let contributions: Vec<Contribution> = clocks
             .iter()
@@ -197,87 +211,300 @@ impl<'a> Projection<'a> {
             }
         }
 
+        // The timer's index: running deadlines, and warnings not yet due.
         let deadlines: Vec<(Token, Timestamp)> = clocks
             .iter()
             .filter_map(|c| c.running_deadline().map(|d| (c.policy_id.clone(), d)))
             .collect();
-        for (policy, at) in &view.deadlines {
-            if !deadlines.contains(&(policy.clone(), *at)) {
-                self.batch
-                    .delete(deadline_key(*at, &handoff.handoff_id, policy));
-            }
+        let warnings: Vec<(Token, Timestamp)> = clocks
+            .iter()
+            .filter_map(|c| c.running_warning().map(|w| (c.policy_id.clone(), w)))
+            .collect();
+        for (policy, at) in view.deadlines.iter().filter(|d| !deadlines.contains(d)) {
+            self.batch.delete(deadline_key(*at, id, policy));
+        }
+        for (policy, at) in view.warnings.iter().filter(|w| !warnings.contains(w)) {
+            self.batch.delete(warning_key(*at, id, policy));
         }
         for (policy, at) in &deadlines {
             self.batch
-                .put_raw(deadline_key(*at, &handoff.handoff_id, policy), Vec::new());
+                .put_raw(deadline_key(*at, id, policy), Vec::new());
+        }
+        for (policy, at) in &warnings {
+            self.batch.put_raw(warning_key(*at, id, policy), Vec::new());
         }
 
         let mut breached = Vec::new();
         for c in clocks.iter().filter(|c| c.state == SlaState::Breached) {
             let Some(deadline) = c.deadline else { continue };
-            let mut record = BreachRecord {
-                handoff_id: handoff.handoff_id.clone(),
-                policy_id: c.policy_id.clone(),
-                kind: handoff.kind.clone(),
-                supplier: handoff.supplier.clone(),
-                customer: handoff.customer.clone(),
-                priority: handoff.priority,
-                deadline,
-                stopped_at: c.stopped_at,
-                announce: true,
-            };
-            let already = view.breached.contains(&c.policy_id);
+            let clock_id = (c.policy_id.clone(), c.cycle);
+            let mut record = self.record(&handoff, c, deadline);
+            let already = view.breached.contains(&clock_id);
             record.announce = if already {
-                let stored = self
-                    .batch
-                    .get::<BreachRecord>(&breach_key(&c.policy_id, &handoff.handoff_id))?;
+                let stored =
+                    self.batch
+                        .get::<BreachRecord>(&breach_key(&c.policy_id, id, c.cycle))?;
                 stored.is_none_or(|r| r.announce)
             } else {
-                let age = now.0.saturating_sub(deadline.0);
-                self.announce_horizon
-                    .is_none_or(|h| age <= baton_domain::time::duration_millis(h))
+                self.within_horizon(deadline, now)
             };
             if !already && record.announce {
                 self.batch.put(
-                    outbox_key(Signal::Breach, &c.policy_id, &handoff.handoff_id),
+                    outbox_key(Signal::Breach, &c.policy_id, id, c.cycle),
                     &record,
                 );
                 self.newly_signalled += 1;
             }
             self.batch
-                .put(breach_key(&c.policy_id, &handoff.handoff_id), &record);
-            breached.push(c.policy_id.clone());
+                .put(breach_key(&c.policy_id, id, c.cycle), &record);
+            breached.push(clock_id);
         }
-        for policy in &view.breached {
-            if !breached.contains(policy) {
-                // By event time the promise held after all (a late event).
-                // Not announced yet: it never will be. Announced: correct it.
-                let id = &handoff.handoff_id;
-                let pending = outbox_key(Signal::Breach, policy, id);
-                if self.batch.get::<BreachRecord>(&pending)?.is_some() {
-                    self.batch.delete(pending);
-                } else if let Some(mut record) = self
-                    .batch
-                    .get::<BreachRecord>(&breach_key(policy, id))?
-                    .filter(|r| r.announce)
-                {
-                    record.stopped_at = clocks
-                        .iter()
-                        .find(|c| &c.policy_id == policy)
-                        .and_then(|c| c.stopped_at);
-                    self.batch
-                        .put(outbox_key(Signal::Correction, policy, id), &record);
-                    self.newly_signalled += 1;
-                }
-                self.batch.delete(breach_key(policy, id));
+        for (policy, cycle) in &view.breached {
+            if breached.contains(&(policy.clone(), *cycle)) {
+                continue;
             }
+            // By event time the promise held after all (a late event).
+            // Not announced yet: it never will be. Announced: correct it.
+            let pending = outbox_key(Signal::Breach, policy, id, *cycle);
+            if self.batch.get::<BreachRecord>(&pending)?.is_some() {
+                self.batch.delete(pending);
+            } else if let Some(mut record) = self
+                .batch
+                .get::<BreachRecord>(&breach_key(policy, id, *cycle))?
+                .filter(|r| r.announce)
+            {
+                let now_clock = clocks
+                    .iter()
+                    .find(|c| &c.policy_id == policy && c.cycle == *cycle);
+                record.stopped_at = now_clock.and_then(|c| c.stopped_at);
+                record.elapsed = now_clock.filter(|c| !c.is_open()).map(|c| c.elapsed);
+                self.batch
+                    .put(outbox_key(Signal::Correction, policy, id, *cycle), &record);
+                self.newly_signalled += 1;
+            }
+            self.batch.delete(breach_key(policy, id, *cycle));
+        }
+
+        // Warnings: recorded once per cycle; announced only while the clock
+        // still runs toward its target (a breach says more than a warning).
+        let mut warned = view.warned.clone();
+        for c in clocks.iter().filter(|c| c.warned) {
+            let clock_id = (c.policy_id.clone(), c.cycle);
+            let Some(warn_at) = c.warn_at else { continue };
+            if warned.contains(&clock_id) {
+                continue;
+            }
+            warned.push(clock_id);
+            let live = c.is_open() && c.state != SlaState::Breached;
+            if live && self.within_horizon(warn_at, now) {
+                let deadline = c.deadline.unwrap_or(warn_at);
+                let record = self.record(&handoff, c, deadline);
+                self.batch.put(
+                    outbox_key(Signal::Warning, &c.policy_id, id, c.cycle),
+                    &record,
+                );
+                self.newly_signalled += 1;
+            }
+        }
+
+        let disruptions = self.disruptions_of(&view, &clocks)?;
+        if disruptions != view.disruptions {
+            let supplier = view.first_supplier().clone();
+            for (d, failed) in &view.disruptions {
+                self.adjust_disruption(&supplier, d, *failed, false)?;
+            }
+            for (d, failed) in &disruptions {
+                self.adjust_disruption(&supplier, d, *failed, true)?;
+            }
+        }
+
+        let pair = PairContribution {
+            supplier: handoff.supplier.clone(),
+            customer: handoff.customer.clone(),
+            bucket: bucket_start(handoff.requested_at),
+            rejected: handoff.status == HandoffStatus::Rejected,
+            disrupted: !disruptions.is_empty(),
+            rating: handoff.rating,
+        };
+        if view.pair.as_ref() != Some(&pair) {
+            if let Some(old) = &view.pair {
+                self.adjust_pair(old, false)?;
+            }
+            self.adjust_pair(&pair, true)?;
         }
 
         view.contributions = contributions;
         view.deadlines = deadlines;
+        view.warnings = warnings;
         view.breached = breached;
-        self.batch.put(handoff_key(&view.handoff.handoff_id), &view);
+        view.warned = warned;
+        view.disruptions = disruptions;
+        view.pair = Some(pair);
+        self.batch.put(handoff_key(id), &view);
         Ok(())
+    }
+
+    /// A breach (or warning) record of clock `c`.
+    fn record(&self, handoff: &Handoff, c: &ClockOutcome, deadline: Timestamp) -> BreachRecord {
+        BreachRecord {
+            handoff_id: handoff.handoff_id.clone(),
+            policy_id: c.policy_id.clone(),
+            kind: handoff.kind.clone(),
+            supplier: c
+                .supplier
+                .clone()
+                .unwrap_or_else(|| handoff.supplier.clone()),
+            customer: handoff.customer.clone(),
+            priority: handoff.priority,
+            deadline,
+            stopped_at: c.stopped_at,
+            announce: true,
+            cycle: c.cycle,
+            target: c.target,
+            elapsed: (!c.is_open()).then_some(c.elapsed),
+            warn_at: c.warn_at,
+            escalate_to: self
+                .catalog
+                .policy(c.policy_id.as_str())
+                .and_then(|p| p.escalate_to.clone()),
+        }
+    }
+
+    /// Whether something that fell due at `at` is recent enough, at stream
+    /// time `now`, to announce (history being imported is not).
+    fn within_horizon(&self, at: Timestamp, now: Timestamp) -> bool {
+        let age = now.0.saturating_sub(at.0);
+        self.announce_horizon
+            .is_none_or(|h| age <= baton_domain::time::duration_millis(h))
+    }
+
+    /// The disruptions a hand-off was requested into, each with whether one
+    /// of its promises broke before the disruption was announced.
+    fn disruptions_of(
+        &self,
+        view: &HandoffView,
+        clocks: &[ClockOutcome],
+    ) -> Result<Vec<(Token, bool)>, ViewsError> {
+        let supplier = view.first_supplier();
+        let h = &view.handoff;
+        let prefix = disruption_prefix(supplier);
+        let mut end = prefix.clone();
+        end.push(0xff);
+        let mut flagged = Vec::new();
+        for key in self.batch.keys_in(&prefix, &end)? {
+            let Some(d) = self.batch.get::<DisruptionView>(&key)? else {
+                continue;
+            };
+            let d = d.disruption;
+            if d.covers(supplier, &h.kind, &h.attributes, h.requested_at) {
+                let failed_before = d.announced_at.is_some_and(|announced| {
+                    clocks.iter().any(|c| {
+                        c.state == SlaState::Breached && c.deadline.is_some_and(|at| at < announced)
+                    })
+                });
+                flagged.push((d.disruption_id, failed_before));
+            }
+        }
+        Ok(flagged)
+    }
+
+    fn adjust_disruption(
+        &mut self,
+        supplier: &Token,
+        disruption: &Token,
+        failed_before: bool,
+        add: bool,
+    ) -> Result<(), ViewsError> {
+        let key = disruption_key(supplier, disruption);
+        let Some(mut view) = self.batch.get::<DisruptionView>(&key)? else {
+            return Ok(());
+        };
+        let change = |n: u64, by: bool| match (add, by) {
+            (_, false) => n,
+            (true, true) => n + 1,
+            (false, true) => n.saturating_sub(1),
+        };
+        view.affected = change(view.affected, true);
+        view.failed_before_announcement = change(view.failed_before_announcement, failed_before);
+        self.batch.put(key, &view);
+        Ok(())
+    }
+
+    fn adjust_pair(&mut self, c: &PairContribution, add: bool) -> Result<(), ViewsError> {
+        let key = pair_key(c);
+        let mut tallies: PairTallies = self.batch.get(&key)?.unwrap_or_default();
+        if add {
+            tallies.add(c);
+        } else {
+            tallies.remove(c);
+        }
+        if tallies.handoffs == 0 {
+            self.batch.delete(key);
+        } else {
+            self.batch.put(key, &tallies);
+        }
+        Ok(())
+    }
+
+    /// Folds one recorded disruption event at stream `sequence` into the
+    /// views, and re-flags every hand-off its span now covers or no longer
+    /// covers.
+    pub fn apply_disruption(
+        &mut self,
+        sequence: u64,
+        event: DisruptionEvent,
+    ) -> Result<Applied, ViewsError> {
+        self.position = Some(self.position.unwrap_or(0).max(sequence));
+        if let Some(recorded_at) = event.recorded_at {
+            if recorded_at > self.stream_time {
+                self.advance(recorded_at)?;
+            }
+        }
+        let now = self.stream_time;
+        let key = disruption_key(&event.supplier, &event.disruption_id);
+        let stored: Option<DisruptionView> = self.batch.get(&key)?;
+        if stored.as_ref().is_some_and(|v| sequence <= v.last_sequence) {
+            return Ok(Applied::AlreadyApplied);
+        }
+        let current = stored.as_ref().map(|v| &v.disruption);
+        let updated = match Disruption::apply(current, &event) {
+            Err(e) => return Ok(Applied::Refused(e.to_string())),
+            Ok(Change::Duplicate) => return Ok(Applied::AlreadyApplied),
+            Ok(Change::Applied(d)) => d,
+        };
+        // The span to re-examine: before and after this event.
+        let from = current.map_or(updated.started_at, |c| c.started_at.min(updated.started_at));
+        let to = match (current.map(|c| c.ended_at), updated.ended_at) {
+            (Some(None), _) | (_, None) => None,
+            (Some(Some(a)), Some(b)) => Some(a.max(b)),
+            (None, Some(b)) => Some(b),
+        };
+        let view = DisruptionView {
+            disruption: updated,
+            last_sequence: sequence,
+            affected: stored.as_ref().map_or(0, |v| v.affected),
+            failed_before_announcement: stored.as_ref().map_or(0, |v| v.failed_before_announcement),
+        };
+        self.batch.put(key, &view);
+
+        let prefix = format!("q/{}/", event.supplier).into_bytes();
+        let mut start = prefix.clone();
+        start.extend_from_slice(&instant_bytes(from));
+        let mut end = prefix.clone();
+        match to {
+            Some(to) => end.extend_from_slice(&instant_bytes(to)),
+            None => end.push(0xff),
+        }
+        for key in self.batch.keys_in(&start, &end)? {
+            let handoff = key
+                .get(prefix.len() + 8..)
+                .and_then(|rest| std::str::from_utf8(rest).ok())
+                .and_then(|h| Token::parse(h).ok());
+            if let Some(handoff) = handoff {
+                self.refresh(&handoff, now)?;
+            }
+        }
+        Ok(Applied::Applied)
     }
 
     fn adjust_tally(&mut self, c: &Contribution, add: bool) -> Result<(), ViewsError> {
@@ -349,6 +576,20 @@ mod tests {
             attributes: BTreeMap::new(),
             version,
             recorded_at: Some(Timestamp(at)),
+            rating: None,
+        }
+    }
+
+    fn scope(
+        policy: &str,
+        supplier: Option<&Token>,
+        customer: Option<&Token>,
+    ) -> crate::ComplianceScope {
+        crate::ComplianceScope {
+            policy: Some(t(policy)),
+            supplier: supplier.cloned(),
+            customer: customer.cloned(),
+            ..Default::default()
         }
     }
 
@@ -383,7 +624,7 @@ mod tests {
 
         assert_eq!(views.position().expect("position"), 4);
         let all = views
-            .compliance(&t("response"), None, None, None, None)
+            .compliance(&scope("response", None, None))
             .expect("compliance");
         assert_eq!(
             (all.met, all.breached, all.open, all.compliance()),
@@ -392,7 +633,7 @@ mod tests {
         let p50 = all.durations.quantile(0.5).expect("p50").as_secs_f64();
         assert!((p50 - 600.0).abs() <= 6.0, "{p50}");
         let ward6 = views
-            .compliance(&t("response"), None, Some(&t("ward-6")), None, None)
+            .compliance(&scope("response", None, Some(&t("ward-6"))))
             .expect("compliance");
         assert_eq!((ward6.met, ward6.breached), (0, 1));
 
@@ -424,9 +665,7 @@ mod tests {
         let mut p = Projection::new(&views, &catalog).expect("projection");
         assert_eq!(p.advance(Timestamp(30 * MIN)).expect("advance"), 0);
         p.commit().expect("commit");
-        let open = views
-            .compliance(&t("response"), None, None, None, None)
-            .expect("c");
+        let open = views.compliance(&scope("response", None, None)).expect("c");
         assert_eq!((open.open, open.breached), (1, 0));
 
         let mut p = Projection::new(&views, &catalog).expect("projection");
@@ -434,9 +673,7 @@ mod tests {
         assert_eq!(p.newly_signalled(), 1);
         p.commit().expect("commit");
         assert_eq!(views.next_deadline().expect("deadline"), None);
-        let late = views
-            .compliance(&t("response"), None, None, None, None)
-            .expect("c");
+        let late = views.compliance(&scope("response", None, None)).expect("c");
         assert_eq!((late.open, late.breached), (0, 1));
         let open_breaches = BreachFilter {
             open_only: true,
@@ -465,9 +702,7 @@ mod tests {
             .expect("b")
             .items
             .is_empty());
-        let done = views
-            .compliance(&t("response"), None, None, None, None)
-            .expect("c");
+        let done = views.compliance(&scope("response", None, None)).expect("c");
         assert_eq!(
             (done.open, done.breached, done.durations.count()),
             (0, 1, 1)
@@ -508,9 +743,7 @@ mod tests {
             .expect("b")
             .items
             .is_empty());
-        let c = views
-            .compliance(&t("response"), None, None, None, None)
-            .expect("c");
+        let c = views.compliance(&scope("response", None, None)).expect("c");
         assert_eq!((c.met, c.breached), (1, 0));
     }
 
@@ -595,6 +828,226 @@ mod tests {
             views.position().expect("position"),
             1,
             "the store in use is untouched"
+        );
+    }
+
+    fn rich_catalog() -> Catalog {
+        Catalog::from_json(
+            r#"{"departments": [{"id": "engineering", "name": "E"}, {"id": "cardiology", "name": "C"}, {"id": "ward-5", "name": "W5"}],
+                "kinds": ["repair"],
+                "promises": [{"id": "response", "kind": "repair", "start": "requested", "stop": ["acknowledged"],
+                              "reset": ["reassigned"], "warn_at": 0.5, "escalate_to": "duty-coordinator",
+                              "targets": {"routine": "30m"}}]}"#,
+        )
+        .expect("catalog")
+    }
+
+    fn signals(views: &Views) -> Vec<(Signal, u32)> {
+        views
+            .outbox(100)
+            .expect("outbox")
+            .into_iter()
+            .map(|(_, signal, record)| (signal, record.cycle))
+            .collect()
+    }
+
+    #[test]
+    fn warns_once_then_breaches_and_keeps_every_cycle() {
+        let catalog = rich_catalog();
+        let (_dir, views) = open_views(&catalog);
+        let mut p = Projection::new(&views, &catalog).expect("projection");
+        p.apply(1, event("h1", EventType::Requested, 0, 1, "ward-5"))
+            .expect("apply");
+        assert_eq!(p.advance(Timestamp(15 * MIN + 1)).expect("advance"), 1);
+        p.commit().expect("commit");
+        assert_eq!(signals(&views), vec![(Signal::Warning, 1)]);
+        let mut p = Projection::new(&views, &catalog).expect("projection");
+        p.advance(Timestamp(20 * MIN)).expect("advance");
+        p.advance(Timestamp(31 * MIN)).expect("advance");
+        p.commit().expect("commit");
+        assert_eq!(
+            signals(&views),
+            vec![(Signal::Breach, 1), (Signal::Warning, 1)],
+            "one warning, then the breach"
+        );
+        let breach = &views.outbox(10).expect("outbox")[0].2;
+        assert_eq!(
+            breach.escalate_to.as_ref().map(Token::as_str),
+            Some("duty-coordinator")
+        );
+
+        // Reassigned to cardiology at 40 min, acknowledged at 50: cycle 2 met.
+        let mut p = Projection::new(&views, &catalog).expect("projection");
+        let mut reassigned = event("h1", EventType::Reassigned, 40 * MIN, 2, "ward-5");
+        reassigned.supplier = Some(t("cardiology"));
+        p.apply(2, reassigned).expect("apply");
+        let mut ack = event("h1", EventType::Acknowledged, 50 * MIN, 3, "ward-5");
+        ack.supplier = Some(t("cardiology"));
+        p.apply(3, ack).expect("apply");
+        p.commit().expect("commit");
+        let engineering = views
+            .compliance(&scope("response", Some(&t("engineering")), None))
+            .expect("c");
+        let cardiology = views
+            .compliance(&scope("response", Some(&t("cardiology")), None))
+            .expect("c");
+        assert_eq!(
+            (engineering.breached, engineering.met, engineering.warned),
+            (1, 0, 1)
+        );
+        assert_eq!((cardiology.breached, cardiology.met), (0, 1));
+        let breaches = views
+            .list_breaches(&BreachFilter::default(), None, 10)
+            .expect("b");
+        assert_eq!(breaches.items.len(), 1);
+        assert_eq!(
+            (breaches.items[0].cycle, breaches.items[0].stopped_at),
+            (1, Some(Timestamp(40 * MIN)))
+        );
+        assert_eq!(
+            breaches.items[0].overrun(Timestamp(0)),
+            std::time::Duration::from_secs(10 * 60)
+        );
+    }
+
+    fn disruption(
+        phase: baton_domain::disruption::Phase,
+        at: i64,
+        recorded: i64,
+    ) -> DisruptionEvent {
+        DisruptionEvent {
+            disruption_id: t("lift-2"),
+            phase,
+            supplier: t("engineering"),
+            kind: None,
+            scope: BTreeMap::new(),
+            occurred_at: Timestamp(at),
+            reason: "lift out of order".into(),
+            actor: String::new(),
+            recorded_at: Some(Timestamp(recorded)),
+        }
+    }
+
+    /// (affected, failed before announcement, flagged hand-offs, disrupted in the matrix)
+    fn disruption_figures(views: &Views) -> (u64, u64, Vec<String>, u64) {
+        let d = views.disruptions(None, None).expect("disruptions");
+        let flagged = ["h1", "h2"]
+            .into_iter()
+            .filter(|h| {
+                views
+                    .handoff(&t(h))
+                    .expect("read")
+                    .is_some_and(|v| !v.disruptions.is_empty())
+            })
+            .map(str::to_owned)
+            .collect();
+        let matrix = views.matrix(None, None).expect("matrix");
+        let disrupted = matrix.values().map(|c| c.handoffs.disrupted).sum();
+        (
+            d[0].affected,
+            d[0].failed_before_announcement,
+            flagged,
+            disrupted,
+        )
+    }
+
+    #[test]
+    fn a_disruption_flags_what_was_requested_into_it_whenever_it_arrives() {
+        use baton_domain::disruption::Phase;
+        let catalog = catalog();
+        let mut h1 = event("h1", EventType::Requested, 10 * MIN, 1, "ward-5");
+        h1.recorded_at = Some(Timestamp(10 * MIN));
+        let mut h2 = event("h2", EventType::Requested, 100 * MIN, 1, "ward-5");
+        h2.recorded_at = Some(Timestamp(100 * MIN));
+        // Announced at 60 min, though it started at 0: h1 broke at 40 min.
+        let started = disruption(Phase::Started, 0, 60 * MIN);
+        let ended = disruption(Phase::Ended, 90 * MIN, 110 * MIN);
+
+        let (_dir, views) = open_views(&catalog);
+        let mut p = Projection::new(&views, &catalog).expect("projection");
+        p.apply(1, h1.clone()).expect("apply");
+        assert_eq!(
+            p.apply_disruption(2, started.clone()).expect("apply"),
+            Applied::Applied
+        );
+        p.apply(3, h2.clone()).expect("apply");
+        p.commit().expect("commit");
+        assert_eq!(
+            disruption_figures(&views),
+            (2, 1, vec!["h1".into(), "h2".into()], 2),
+            "open-ended, it covers both"
+        );
+        let mut p = Projection::new(&views, &catalog).expect("projection");
+        p.apply_disruption(4, ended.clone()).expect("apply");
+        assert_eq!(
+            p.apply_disruption(5, ended.clone()).expect("apply"),
+            Applied::AlreadyApplied,
+            "a retried end changes nothing"
+        );
+        p.commit().expect("commit");
+        let live = disruption_figures(&views);
+        assert_eq!(live, (1, 1, vec!["h1".into()], 1));
+        assert!(views
+            .disruptions(None, Some(Timestamp(120 * MIN)))
+            .expect("active")
+            .is_empty());
+
+        // The disruption first, then the hand-offs: the same figures.
+        let (_dir2, replay) = open_views(&catalog);
+        let mut p = Projection::new(&replay, &catalog).expect("projection");
+        let mut early_start = started;
+        early_start.recorded_at = Some(Timestamp(0));
+        p.apply_disruption(1, early_start).expect("apply");
+        p.apply(2, h1).expect("apply");
+        p.apply(3, h2).expect("apply");
+        p.apply_disruption(4, ended).expect("apply");
+        p.commit().expect("commit");
+        let replayed = disruption_figures(&replay);
+        assert_eq!(
+            (replayed.0, replayed.2, replayed.3),
+            (live.0, live.2, live.3)
+        );
+        assert_eq!(
+            replayed.1, 0,
+            "announced in time, it failed nobody unwarned"
+        );
+    }
+
+    #[test]
+    fn ratings_and_rejections_reach_the_pair() {
+        let catalog = catalog();
+        let (_dir, views) = open_views(&catalog);
+        let mut p = Projection::new(&views, &catalog).expect("projection");
+        p.apply(1, event("h1", EventType::Requested, 0, 1, "ward-5"))
+            .expect("apply");
+        p.apply(2, event("h1", EventType::Acknowledged, MIN, 2, "ward-5"))
+            .expect("apply");
+        p.apply(3, event("h1", EventType::Completed, 2 * MIN, 3, "ward-5"))
+            .expect("apply");
+        let mut rated = event("h1", EventType::Rated, 3 * MIN, 4, "ward-5");
+        rated.rating = Some(baton_domain::event::Rating {
+            score: 4,
+            comment: "fast".into(),
+        });
+        p.apply(4, rated).expect("apply");
+        p.apply(5, event("h2", EventType::Requested, 0, 1, "ward-5"))
+            .expect("apply");
+        p.apply(6, event("h2", EventType::Rejected, MIN, 2, "ward-5"))
+            .expect("apply");
+        p.commit().expect("commit");
+        let matrix = views.matrix(None, None).expect("matrix");
+        let cell = &matrix[&("engineering".to_owned(), "ward-5".to_owned())];
+        assert_eq!(
+            (
+                cell.handoffs.handoffs,
+                cell.handoffs.rejected,
+                cell.handoffs.rating()
+            ),
+            (2, 1, Some(4.0))
+        );
+        assert_eq!(
+            (cell.clocks.met, cell.clocks.cancelled, cell.clocks.rejected),
+            (1, 1, 1)
         );
     }
 

@@ -6,13 +6,55 @@ use baton_domain::{
     Timestamp, Token,
 };
 
+use std::collections::BTreeMap;
+
 use crate::{
     store::{
-        breach_key, decode, handoff_key, instant_bytes, instant_from_bytes, outbox_key,
-        tally_prefix, BreachRecord, HandoffView, Signal,
+        breach_key, decode, disruption_prefix, handoff_key, instant_bytes, instant_from_bytes,
+        outbox_key, tally_prefix, BreachRecord, DisruptionView, HandoffView, PairTallies, Signal,
     },
     Views, ViewsError,
 };
+
+/// Which clocks a compliance figure counts: one promise or all, optionally
+/// one supplier and/or customer, clocks started in `[from, to)`.
+#[derive(Debug, Clone, Default)]
+pub struct ComplianceScope {
+    pub policy: Option<Token>,
+    pub supplier: Option<Token>,
+    pub customer: Option<Token>,
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+}
+
+/// How a series is cut into buckets.
+#[derive(Debug, Clone)]
+pub enum Bucketing {
+    Hour,
+    /// Calendar days in this time zone (a hospital's day, not UTC's).
+    Day(jiff::tz::TimeZone),
+}
+
+impl Bucketing {
+    /// The start of the bucket holding the hour starting at `hour`.
+    pub fn start_of(&self, hour: Timestamp) -> Timestamp {
+        match self {
+            Bucketing::Hour => hour,
+            Bucketing::Day(tz) => jiff::Timestamp::from_millisecond(hour.0)
+                .ok()
+                .and_then(|t| t.to_zoned(tz.clone()).start_of_day().ok())
+                .map(|day| Timestamp(day.timestamp().as_millisecond()))
+                .unwrap_or(hour),
+        }
+    }
+}
+
+/// One supplier x customer pair: its clocks (all promises) and its hand-offs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MatrixCell {
+    pub clocks: Tallies,
+    pub handoffs: PairTallies,
+}
 
 /// One page of results and where the next one starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,45 +167,205 @@ impl Views {
         })
     }
 
-    /// Sum of a promise's tallies over clocks that started in `[from, to)`,
-    /// at hour granularity (`from` is rounded down to its hour, `to` up).
-    pub fn compliance(
+    /// Sum of the tallies of clocks that started in `[from, to)`, at hour
+    /// granularity (`from` is rounded down to its hour, `to` up), for one
+    /// promise or (`policy` `None`) all of them.
+    pub fn compliance(&self, scope: &ComplianceScope) -> Result<Tallies, ViewsError> {
+        let mut total = Tallies::default();
+        self.each_tally(scope, |_, _, _, t| total.merge(t))?;
+        Ok(total)
+    }
+
+    /// The same figures split into consecutive buckets of `bucketing`, oldest
+    /// first; empty buckets are left out.
+    pub fn compliance_series(
         &self,
-        policy: &Token,
-        supplier: Option<&Token>,
-        customer: Option<&Token>,
+        scope: &ComplianceScope,
+        bucketing: &Bucketing,
+    ) -> Result<Vec<(Timestamp, Tallies)>, ViewsError> {
+        let mut series: BTreeMap<Timestamp, Tallies> = BTreeMap::new();
+        self.each_tally(scope, |bucket, _, _, t| {
+            series
+                .entry(bucketing.start_of(bucket))
+                .or_default()
+                .merge(t)
+        })?;
+        Ok(series.into_iter().collect())
+    }
+
+    /// Calls `each(hour, supplier, customer, tallies)` for every stored tally
+    /// in scope.
+    fn each_tally(
+        &self,
+        scope: &ComplianceScope,
+        mut each: impl FnMut(Timestamp, &str, &str, &Tallies),
+    ) -> Result<(), ViewsError> {
+        let from = scope.from.map(bucket_start).unwrap_or(Timestamp(i64::MIN));
+        let policies: Vec<Vec<u8>> = match &scope.policy {
+            Some(policy) => vec![tally_prefix(policy)],
+            None => self.tally_prefixes()?,
+        };
+        for prefix in policies {
+            let mut start = prefix.clone();
+            start.extend_from_slice(&instant_bytes(from));
+            for entry in self.tree().range(start..) {
+                let (key, value) = entry?;
+                if !key.starts_with(&prefix) {
+                    break;
+                }
+                let rest = &key[prefix.len()..];
+                let Some(bucket) = instant_from_bytes(rest) else {
+                    continue;
+                };
+                if scope.to.is_some_and(|to| bucket >= to) {
+                    break;
+                }
+                let pair = std::str::from_utf8(rest.get(9..).unwrap_or_default()).unwrap_or("");
+                let (s, c) = pair.split_once('/').unwrap_or((pair, ""));
+                if scope
+                    .supplier
+                    .as_ref()
+                    .is_some_and(|want| want.as_str() != s)
+                    || scope
+                        .customer
+                        .as_ref()
+                        .is_some_and(|want| want.as_str() != c)
+                {
+                    continue;
+                }
+                each(bucket, s, c, &decode(&key, &value)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// `a/<policy>/` of every promise with tallies.
+    fn tally_prefixes(&self) -> Result<Vec<Vec<u8>>, ViewsError> {
+        let mut prefixes = Vec::new();
+        let mut start = b"a/".to_vec();
+        while let Some(entry) = self.tree().range(start.clone()..).next() {
+            let (key, _) = entry?;
+            if !key.starts_with(b"a/") {
+                break;
+            }
+            let Some(slash) = key[2..].iter().position(|b| *b == b'/') else {
+                break;
+            };
+            let prefix = key[..2 + slash + 1].to_vec();
+            // Skip to just past this promise's keys.
+            start = prefix.clone();
+            start.push(0xff);
+            prefixes.push(prefix);
+        }
+        Ok(prefixes)
+    }
+
+    /// The internal-customer matrix: every supplier x customer pair with
+    /// hand-offs requested (or clocks started) in `[from, to)`.
+    pub fn matrix(
+        &self,
         from: Option<Timestamp>,
         to: Option<Timestamp>,
-    ) -> Result<Tallies, ViewsError> {
-        let prefix = tally_prefix(policy);
-        let mut start = prefix.clone();
+    ) -> Result<BTreeMap<(String, String), MatrixCell>, ViewsError> {
+        let mut cells: BTreeMap<(String, String), MatrixCell> = BTreeMap::new();
+        let scope = ComplianceScope {
+            from,
+            to,
+            ..ComplianceScope::default()
+        };
+        self.each_tally(&scope, |_, s, c, t| {
+            cells
+                .entry((s.to_owned(), c.to_owned()))
+                .or_default()
+                .clocks
+                .merge(t)
+        })?;
+        let mut start = b"p/".to_vec();
         start.extend_from_slice(&instant_bytes(
             from.map(bucket_start).unwrap_or(Timestamp(i64::MIN)),
         ));
-        let mut total = Tallies::default();
         for entry in self.tree().range(start..) {
             let (key, value) = entry?;
-            if !key.starts_with(&prefix) {
+            if !key.starts_with(b"p/") {
                 break;
             }
-            let rest = &key[prefix.len()..];
-            let Some(bucket) = instant_from_bytes(rest) else {
+            let Some(bucket) = instant_from_bytes(&key[2..]) else {
                 continue;
             };
             if to.is_some_and(|to| bucket >= to) {
                 break;
             }
-            let pair = String::from_utf8_lossy(rest.get(9..).unwrap_or_default()).into_owned();
-            let mut parts = pair.splitn(2, '/');
-            let (s, c) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-            if supplier.is_some_and(|want| want.as_str() != s)
-                || customer.is_some_and(|want| want.as_str() != c)
-            {
+            let pair = std::str::from_utf8(key.get(11..).unwrap_or_default()).unwrap_or("");
+            let (s, c) = pair.split_once('/').unwrap_or((pair, ""));
+            let tallies: PairTallies = decode(&key, &value)?;
+            cells
+                .entry((s.to_owned(), c.to_owned()))
+                .or_default()
+                .handoffs
+                .merge(&tallies);
+        }
+        Ok(cells)
+    }
+
+    /// Running clocks by time left (earliest deadline first):
+    /// (deadline, policy, hand-off).
+    pub fn open_clocks(
+        &self,
+        filter: &HandoffFilter,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, Token, HandoffView)>, ViewsError> {
+        let mut out = Vec::new();
+        for entry in self.tree().scan_prefix(b"d/") {
+            if out.len() == limit {
+                break;
+            }
+            let (key, _) = entry?;
+            if key.ends_with(b"/w") {
                 continue;
             }
-            total.merge(&decode(&key, &value)?);
+            let Some(deadline) = instant_from_bytes(&key[2..]) else {
+                continue;
+            };
+            let rest = std::str::from_utf8(key.get(10..).unwrap_or_default()).unwrap_or("");
+            let Some((handoff, policy)) = rest.split_once('/') else {
+                continue;
+            };
+            let (Ok(handoff), Ok(policy)) = (Token::parse(handoff), Token::parse(policy)) else {
+                continue;
+            };
+            let Some(view) = self.handoff(&handoff)? else {
+                continue;
+            };
+            let h = &view.handoff;
+            if matches(&filter.supplier, &h.supplier)
+                && matches(&filter.customer, &h.customer)
+                && matches(&filter.kind, &h.kind)
+            {
+                out.push((deadline, policy, view));
+            }
         }
-        Ok(total)
+        Ok(out)
+    }
+
+    /// Disruptions, by supplier then id; `active_at` keeps only those active then.
+    pub fn disruptions(
+        &self,
+        supplier: Option<&Token>,
+        active_at: Option<Timestamp>,
+    ) -> Result<Vec<DisruptionView>, ViewsError> {
+        let prefix = match supplier {
+            Some(s) => disruption_prefix(s),
+            None => b"r/".to_vec(),
+        };
+        let mut out = Vec::new();
+        for entry in self.tree().scan_prefix(&prefix) {
+            let (key, value) = entry?;
+            let view: DisruptionView = decode(&key, &value)?;
+            if active_at.is_none_or(|now| view.disruption.is_active(now)) {
+                out.push(view);
+            }
+        }
+        Ok(out)
     }
 
     /// The earliest running deadline, if any.
@@ -179,11 +381,7 @@ impl Views {
         let mut out = Vec::new();
         for entry in self.tree().scan_prefix(b"x/").take(limit) {
             let (key, value) = entry?;
-            let signal = if key.starts_with(b"x/c/") {
-                Signal::Correction
-            } else {
-                Signal::Breach
-            };
+            let signal = Signal::from_outbox_key(&key);
             out.push((key.to_vec(), signal, decode(&key, &value)?));
         }
         Ok(out)
@@ -199,11 +397,18 @@ impl Views {
         record: &BreachRecord,
     ) -> Result<bool, ViewsError> {
         self.tree().remove(key)?;
-        let still_breached = self
-            .tree()
-            .contains_key(breach_key(&record.policy_id, &record.handoff_id))?;
+        let still_breached = self.tree().contains_key(breach_key(
+            &record.policy_id,
+            &record.handoff_id,
+            record.cycle,
+        ))?;
         if signal == Signal::Breach && !still_breached {
-            let correction = outbox_key(Signal::Correction, &record.policy_id, &record.handoff_id);
+            let correction = outbox_key(
+                Signal::Correction,
+                &record.policy_id,
+                &record.handoff_id,
+                record.cycle,
+            );
             self.tree()
                 .insert(correction, crate::store::encode(record))?;
             return Ok(true);

@@ -7,10 +7,13 @@
 //! |---|---|
 //! | `m/schema`, `m/catalog`, `m/position`, `m/stream-time` | store schema, catalog version, last applied stream sequence, latest `recorded_at` applied |
 //! | `h/<handoff>` | [`HandoffView`] |
-//! | `d/<deadline:8 BE><handoff>/<policy>` | empty: a running clock's deadline, ordered by time |
-//! | `b/<policy>/<handoff>` | [`BreachRecord`] |
-//! | `a/<policy>/<hour:8 BE>/<supplier>/<customer>` | [`Tallies`] |
-//! | `x/b/<policy>/<handoff>`, `x/c/<policy>/<handoff>` | [`BreachRecord`] of a breach, or of a correction (the promise held after all), waiting to be announced (outbox) |
+//! | `d/<instant:8 BE><handoff>/<policy>` | empty: a running clock's deadline, ordered by time; with a `/w` suffix, its warning |
+//! | `b/<policy>/<handoff>/<cycle>` | [`BreachRecord`] |
+//! | `a/<policy>/<hour:8 BE>/<supplier>/<customer>` | [`Tallies`] of the clocks that started in that hour |
+//! | `p/<hour:8 BE>/<supplier>/<customer>` | [`PairTallies`] of the hand-offs requested in that hour |
+//! | `r/<supplier>/<disruption>` | [`DisruptionView`] |
+//! | `q/<supplier>/<requested_at:8 BE><handoff>` | empty: hand-offs by first supplier and request time, to flag disruptions |
+//! | `x/b/...`, `x/c/...`, `x/w/...` + `<policy>/<handoff>/<cycle>` | [`BreachRecord`] of a breach, a correction (the promise held after all) or a warning, waiting to be announced (outbox) |
 //!
 //! Values are postcard-encoded domain types. sled may lose the last batches
 //! on a crash but recovers a consistent prefix of them; since the position
@@ -20,6 +23,7 @@ use std::{collections::BTreeMap, path::Path};
 
 use baton_domain::{
     compliance::{Contribution, Tallies},
+    disruption::Disruption,
     event::{Event, Priority},
     lifecycle::Handoff,
     Timestamp, Token,
@@ -29,7 +33,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use crate::ViewsError;
 
 /// Bumped whenever a stored type or key changes: older stores are rebuilt.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 const KEY_SCHEMA: &[u8] = b"m/schema";
 const KEY_CATALOG: &[u8] = b"m/catalog";
@@ -47,8 +51,97 @@ pub struct HandoffView {
     pub contributions: Vec<Contribution>,
     /// Deadline index entries of its running clocks: (policy, deadline).
     pub deadlines: Vec<(Token, Timestamp)>,
-    /// Policies whose clock is breached (a `b/` record exists).
-    pub breached: Vec<Token>,
+    /// Warning index entries of its running clocks: (policy, warning).
+    pub warnings: Vec<(Token, Timestamp)>,
+    /// Clock cycles that are breached (a `b/` record exists).
+    pub breached: Vec<(Token, u32)>,
+    /// Clock cycles whose warning was recorded (announced at most once).
+    pub warned: Vec<(Token, u32)>,
+    /// What the hand-off counts as in the pair tallies (volume, rating...).
+    pub pair: Option<PairContribution>,
+    /// Disruptions it was requested into, and whether a clock of it broke
+    /// before that disruption was announced.
+    pub disruptions: Vec<(Token, bool)>,
+}
+
+impl HandoffView {
+    /// The supplier it was first requested from (disruptions are by supplier).
+    pub fn first_supplier(&self) -> &Token {
+        self.events
+            .first()
+            .and_then(|e| e.supplier.as_ref())
+            .unwrap_or(&self.handoff.supplier)
+    }
+}
+
+/// One hand-off's share of its pair's figures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairContribution {
+    pub supplier: Token,
+    pub customer: Token,
+    /// Start of the hour it was requested in.
+    pub bucket: Timestamp,
+    pub rejected: bool,
+    pub disrupted: bool,
+    pub rating: Option<u8>,
+}
+
+/// Volume, rejections, disruptions and ratings of a supplier x customer pair.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairTallies {
+    pub handoffs: u64,
+    pub rejected: u64,
+    /// Requested into an active disruption of the supplier.
+    pub disrupted: u64,
+    pub ratings: u64,
+    pub rating_sum: u64,
+}
+
+impl PairTallies {
+    pub fn add(&mut self, c: &PairContribution) {
+        self.handoffs += 1;
+        self.rejected += u64::from(c.rejected);
+        self.disrupted += u64::from(c.disrupted);
+        if let Some(r) = c.rating {
+            self.ratings += 1;
+            self.rating_sum += u64::from(r);
+        }
+    }
+
+    pub fn remove(&mut self, c: &PairContribution) {
+        self.handoffs = self.handoffs.saturating_sub(1);
+        self.rejected = self.rejected.saturating_sub(u64::from(c.rejected));
+        self.disrupted = self.disrupted.saturating_sub(u64::from(c.disrupted));
+        if let Some(r) = c.rating {
+            self.ratings = self.ratings.saturating_sub(1);
+            self.rating_sum = self.rating_sum.saturating_sub(u64::from(r));
+        }
+    }
+
+    pub fn merge(&mut self, other: &PairTallies) {
+        self.handoffs += other.handoffs;
+        self.rejected += other.rejected;
+        self.disrupted += other.disrupted;
+        self.ratings += other.ratings;
+        self.rating_sum += other.rating_sum;
+    }
+
+    /// Mean rating, if any was given.
+    pub fn rating(&self) -> Option<f64> {
+        (self.ratings > 0).then(|| self.rating_sum as f64 / self.ratings as f64)
+    }
+}
+
+/// A disruption and what it did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisruptionView {
+    pub disruption: Disruption,
+    pub last_sequence: u64,
+    /// Hand-offs requested into it.
+    pub affected: u64,
+    /// Of those, hand-offs with a promise that broke before the disruption
+    /// was announced: it was announced too late to warn their customers.
+    pub failed_before_announcement: u64,
 }
 
 /// A broken promise, as listed and announced.
@@ -67,6 +160,26 @@ pub struct BreachRecord {
     /// Announced on NATS (false for a backfilled breach, older than the
     /// announce horizon when it was recorded: in the figures, paging nobody).
     pub announce: bool,
+    /// Which cycle of the promise's clock (1 unless a reset restarted it).
+    pub cycle: u32,
+    pub target: std::time::Duration,
+    /// Time on the clock at the stop event; `None` while still open.
+    pub elapsed: Option<std::time::Duration>,
+    /// When the clock crossed its warning share, if the promise warns.
+    pub warn_at: Option<Timestamp>,
+    /// Also announced to this escalation target.
+    pub escalate_to: Option<Token>,
+}
+
+impl BreachRecord {
+    /// How far past the target: by the clock at the stop, or by `now`
+    /// (wall time since the deadline) while still open.
+    pub fn overrun(&self, now: Timestamp) -> std::time::Duration {
+        match self.elapsed {
+            Some(elapsed) => elapsed.saturating_sub(self.target),
+            None => now.since(self.deadline),
+        }
+    }
 }
 
 /// How the store was found on open.
@@ -105,8 +218,8 @@ pub(crate) fn handoff_key(handoff: &Token) -> Vec<u8> {
     format!("h/{handoff}").into_bytes()
 }
 
-pub(crate) fn breach_key(policy: &Token, handoff: &Token) -> Vec<u8> {
-    format!("b/{policy}/{handoff}").into_bytes()
+pub(crate) fn breach_key(policy: &Token, handoff: &Token, cycle: u32) -> Vec<u8> {
+    format!("b/{policy}/{handoff}/{cycle}").into_bytes()
 }
 
 /// What an outbox entry announces.
@@ -116,14 +229,52 @@ pub enum Signal {
     Breach,
     /// A promise announced broken held after all (a late event).
     Correction,
+    /// A running clock crossed its warning share of the target.
+    Warning,
 }
 
-pub(crate) fn outbox_key(signal: Signal, policy: &Token, handoff: &Token) -> Vec<u8> {
-    let tag = match signal {
-        Signal::Breach => 'b',
-        Signal::Correction => 'c',
-    };
-    format!("x/{tag}/{policy}/{handoff}").into_bytes()
+impl Signal {
+    fn tag(self) -> char {
+        match self {
+            Signal::Breach => 'b',
+            Signal::Correction => 'c',
+            Signal::Warning => 'w',
+        }
+    }
+
+    pub(crate) fn from_outbox_key(key: &[u8]) -> Signal {
+        match key.get(2) {
+            Some(b'c') => Signal::Correction,
+            Some(b'w') => Signal::Warning,
+            _ => Signal::Breach,
+        }
+    }
+}
+
+pub(crate) fn outbox_key(signal: Signal, policy: &Token, handoff: &Token, cycle: u32) -> Vec<u8> {
+    format!("x/{}/{policy}/{handoff}/{cycle}", signal.tag()).into_bytes()
+}
+
+pub(crate) fn pair_key(c: &PairContribution) -> Vec<u8> {
+    let mut key = b"p/".to_vec();
+    key.extend_from_slice(&instant_bytes(c.bucket));
+    key.extend_from_slice(format!("/{}/{}", c.supplier, c.customer).as_bytes());
+    key
+}
+
+pub(crate) fn disruption_prefix(supplier: &Token) -> Vec<u8> {
+    format!("r/{supplier}/").into_bytes()
+}
+
+pub(crate) fn disruption_key(supplier: &Token, disruption: &Token) -> Vec<u8> {
+    format!("r/{supplier}/{disruption}").into_bytes()
+}
+
+pub(crate) fn requested_key(supplier: &Token, at: Timestamp, handoff: &Token) -> Vec<u8> {
+    let mut key = format!("q/{supplier}/").into_bytes();
+    key.extend_from_slice(&instant_bytes(at));
+    key.extend_from_slice(handoff.as_str().as_bytes());
+    key
 }
 
 /// Orders signed instants correctly as bytes.
@@ -140,6 +291,12 @@ pub(crate) fn deadline_key(at: Timestamp, handoff: &Token, policy: &Token) -> Ve
     let mut key = b"d/".to_vec();
     key.extend_from_slice(&instant_bytes(at));
     key.extend_from_slice(format!("{handoff}/{policy}").as_bytes());
+    key
+}
+
+pub(crate) fn warning_key(at: Timestamp, handoff: &Token, policy: &Token) -> Vec<u8> {
+    let mut key = deadline_key(at, handoff, policy);
+    key.extend_from_slice(b"/w");
     key
 }
 
@@ -231,6 +388,12 @@ impl Views {
                 }
                 Some(b'a') => {
                     decode::<Tallies>(&key, &value)?;
+                }
+                Some(b'p') => {
+                    decode::<PairTallies>(&key, &value)?;
+                }
+                Some(b'r') => {
+                    decode::<DisruptionView>(&key, &value)?;
                 }
                 _ => {}
             }
