@@ -139,7 +139,10 @@ struct Cycle<'p> {
     elapsed_ms: i64,
     /// Start of the current running span; `None` while paused.
     running_since: Option<Timestamp>,
+    /// Where the target's worth of working time had run (reached, not
+    /// necessarily passed: the clock breaches only if it runs on after it).
     ran_out_at: Option<Timestamp>,
+    /// Where the warning share's worth had run, likewise.
     warned_at: Option<Timestamp>,
 }
 
@@ -151,17 +154,20 @@ impl Cycle<'_> {
         self.policy.calendar.add_working(since, left)
     }
 
-    /// Closes the running span at `until`, noting thresholds it crossed.
+    /// Closes the running span at `until`, noting thresholds it reached.
+    /// Reached, not only passed: a clock paused exactly on its target and
+    /// resumed later ran out where it paused, as one whose calendar closed
+    /// there does.
     fn pause(&mut self, until: Timestamp) {
         let Some(since) = self.running_since.take() else {
             return;
         };
         let span = duration_millis(self.policy.calendar.working_between(since, until));
-        if self.ran_out_at.is_none() && self.elapsed_ms + span > self.target_ms {
+        if self.ran_out_at.is_none() && self.elapsed_ms + span >= self.target_ms {
             self.ran_out_at = self.crossing(since, self.elapsed_ms, self.target_ms);
         }
         if let Some(warn_ms) = self.warn_ms {
-            if self.warned_at.is_none() && self.elapsed_ms + span > warn_ms {
+            if self.warned_at.is_none() && self.elapsed_ms + span >= warn_ms {
                 self.warned_at = self.crossing(since, self.elapsed_ms, warn_ms);
             }
         }
@@ -192,16 +198,17 @@ impl Cycle<'_> {
         match end {
             End::Stopped(at) | End::Closed(at) | End::Reset(at) => {
                 self.pause(at);
+                let breached = self.elapsed_ms > self.target_ms;
                 outcome.stopped_at = Some(at);
-                outcome.deadline = self.ran_out_at;
-                outcome.warn_at = self.warned_at;
-                outcome.warned = self.warned_at.is_some();
+                outcome.deadline = self.ran_out_at.filter(|_| breached);
+                outcome.warned = self.warn_ms.is_some_and(|w| self.elapsed_ms > w);
+                outcome.warn_at = self.warned_at.filter(|_| outcome.warned);
                 outcome.elapsed = Duration::from_millis(self.elapsed_ms as u64);
-                outcome.state = match (self.ran_out_at, end) {
-                    (Some(_), _) => SlaState::Breached,
-                    (None, End::Stopped(_)) => SlaState::Met,
-                    (None, End::Reset(_)) => SlaState::Reset,
-                    (None, _) => SlaState::Cancelled,
+                outcome.state = match (breached, end) {
+                    (true, _) => SlaState::Breached,
+                    (false, End::Stopped(_)) => SlaState::Met,
+                    (false, End::Reset(_)) => SlaState::Reset,
+                    (false, _) => SlaState::Cancelled,
                 };
             }
             End::Open => {
@@ -219,8 +226,10 @@ impl Cycle<'_> {
                             duration_millis(self.policy.calendar.working_between(since, now));
                     }
                     None => {
-                        outcome.deadline = self.ran_out_at;
-                        outcome.warn_at = self.warned_at;
+                        outcome.deadline = self.ran_out_at.filter(|_| total_ms > self.target_ms);
+                        outcome.warn_at = self
+                            .warned_at
+                            .filter(|_| self.warn_ms.is_some_and(|w| total_ms > w));
                     }
                 }
                 outcome.warned = self.warn_ms.is_some_and(|w| total_ms > w);
@@ -462,6 +471,34 @@ mod tests {
         );
         assert_eq!(done.state, SlaState::Met);
         assert_eq!(done.elapsed, Duration::from_secs(160 * 60));
+    }
+
+    #[test]
+    fn a_clock_paused_exactly_on_target_ran_out_where_it_paused() {
+        use EventType::*;
+        // 4h target; on hold exactly at 4h, resumed an hour later. The
+        // target's worth had run at 4h, as it would for a clock whose
+        // calendar closed at 4h: the deadline is 4h, not the resumption.
+        let hold = [(OnHold, 240 * MIN), (Resumed, 300 * MIN)];
+        let running = clock("fix", &hold, 300 * MIN);
+        assert_eq!(
+            (running.state, running.elapsed, running.deadline),
+            (
+                SlaState::Running,
+                Duration::from_secs(4 * 3600),
+                Some(Timestamp(240 * MIN))
+            )
+        );
+        let late = clock("fix", &[hold[0], hold[1], (Completed, 310 * MIN)], 0);
+        assert_eq!(
+            (late.state, late.deadline),
+            (SlaState::Breached, Some(Timestamp(240 * MIN)))
+        );
+        // Stopped while on hold exactly on target: met, no deadline.
+        let met = clock("fix", &[hold[0], (Completed, 250 * MIN)], 0);
+        assert_eq!((met.state, met.deadline), (SlaState::Met, None));
+        let held = clock("fix", &[hold[0]], 1_000 * MIN);
+        assert_eq!((held.state, held.deadline), (SlaState::Paused, None));
     }
 
     #[test]
