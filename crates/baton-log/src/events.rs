@@ -85,7 +85,7 @@ impl EventLog {
         &self.client
     }
 
-    fn ensure_connected(&self) -> Result<(), LogError> {
+    pub(crate) fn ensure_connected(&self) -> Result<(), LogError> {
         if crate::is_connected(&self.client) {
             Ok(())
         } else {
@@ -128,27 +128,39 @@ impl EventLog {
 
     /// Every event of one hand-off, in stream order; empty if it has none.
     pub async fn history(&self, handoff_id: &Token) -> Result<Vec<RecordedEvent>, LogError> {
+        let messages = self
+            .messages_on(&subject::handoff_events(handoff_id))
+            .await?;
+        messages
+            .into_iter()
+            .map(|(sequence, subject, payload)| {
+                decode(sequence, &subject, &payload).map(|event| RecordedEvent { sequence, event })
+            })
+            .collect()
+    }
+
+    /// Every message of the events stream on `filter`, in stream order:
+    /// (sequence, subject, payload).
+    pub(crate) async fn messages_on(
+        &self,
+        filter: &str,
+    ) -> Result<Vec<(u64, String, Bytes)>, LogError> {
         self.ensure_connected()?;
         let stream = self
             .js
             .get_stream_no_info(subject::EVENTS_STREAM)
             .await
             .map_err(|e| LogError::Unavailable(e.to_string()))?;
-        let filter = subject::handoff_events(handoff_id);
-        let mut events = Vec::new();
+        let mut messages = Vec::new();
         let mut next = 1;
         loop {
-            match stream.get_first_raw_message_by_subject(&filter, next).await {
+            match stream.get_first_raw_message_by_subject(filter, next).await {
                 Ok(message) => {
-                    let event = decode(message.sequence, &message.subject, &message.payload)?;
                     next = message.sequence + 1;
-                    events.push(RecordedEvent {
-                        sequence: message.sequence,
-                        event,
-                    });
+                    messages.push((message.sequence, message.subject.to_string(), message.payload));
                 }
                 Err(e) if e.kind() == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {
-                    return Ok(events)
+                    return Ok(messages)
                 }
                 Err(e) => return Err(LogError::Unavailable(e.to_string())),
             }
@@ -156,7 +168,7 @@ impl EventLog {
     }
 }
 
-fn publish_error(e: async_nats::jetstream::context::PublishError) -> LogError {
+pub(crate) fn publish_error(e: async_nats::jetstream::context::PublishError) -> LogError {
     match e.kind() {
         PublishErrorKind::WrongLastSequence => LogError::Conflict,
         PublishErrorKind::TimedOut

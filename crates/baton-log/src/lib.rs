@@ -7,11 +7,13 @@
 //! - [`subject`]: the subject scheme, the one place subjects are spelt.
 //! - [`streams`]: creating and checking the two streams.
 //! - [`events`]: conditional appends and per-hand-off history reads.
+//! - [`disruptions`]: conditional appends and history reads of disruptions.
 //! - [`signals`]: announcing a breach exactly once, however often it is tried.
 //!
 //! It must never decide what is allowed (that is the domain's lifecycle) and
 //! never hold state of its own: JetStream is the state.
 
+pub mod disruptions;
 pub mod events;
 pub mod signals;
 pub mod streams;

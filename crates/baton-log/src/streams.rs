@@ -25,10 +25,10 @@ impl Default for StreamSettings {
     }
 }
 
-fn config(name: &str, subject: &str, settings: &StreamSettings) -> stream::Config {
+fn config(name: &str, subjects: &[&str], settings: &StreamSettings) -> stream::Config {
     stream::Config {
         name: name.to_owned(),
-        subjects: vec![subject.to_owned()],
+        subjects: subjects.iter().map(|s| (*s).to_owned()).collect(),
         storage: stream::StorageType::File,
         num_replicas: settings.replicas,
         duplicate_window: settings.duplicate_window,
@@ -40,29 +40,35 @@ fn config(name: &str, subject: &str, settings: &StreamSettings) -> stream::Confi
     }
 }
 
-/// Creates `BATON_HANDOFFS` and `BATON_SLA` if missing; refuses to run on
-/// streams whose subjects are not Baton's.
+/// Creates `BATON_HANDOFFS` and `BATON_SLA` if missing, adds subjects a
+/// newer Baton needs to streams an older one created, and refuses to run
+/// on streams with subjects that are not Baton's.
 pub async fn ensure(js: &jetstream::Context, settings: &StreamSettings) -> Result<(), LogError> {
-    for (name, subject) in [
-        (subject::EVENTS_STREAM, subject::ALL_EVENTS),
-        (subject::SLA_STREAM, subject::ALL_SLA),
-    ] {
+    let events: &[&str] = &[subject::ALL_EVENTS, subject::ALL_DISRUPTIONS];
+    let sla: &[&str] = &[subject::ALL_SLA];
+    for (name, subjects) in [(subject::EVENTS_STREAM, events), (subject::SLA_STREAM, sla)] {
+        let wanted = config(name, subjects, settings);
         let mut stream = js
-            .get_or_create_stream(config(name, subject, settings))
+            .get_or_create_stream(wanted.clone())
             .await
             .map_err(|e| LogError::Unavailable(format!("creating stream {name}: {e}")))?;
         let info = stream
             .info()
             .await
             .map_err(|e| LogError::Unavailable(format!("reading stream {name}: {e}")))?;
-        if info.config.subjects != [subject] {
+        let have = &info.config.subjects;
+        if have.iter().any(|s| !subjects.contains(&s.as_str())) {
             return Err(LogError::Misconfigured {
                 stream: name.to_owned(),
-                reason: format!(
-                    "its subjects are {:?}, expected [{subject:?}]",
-                    info.config.subjects
-                ),
+                reason: format!("its subjects are {have:?}, expected {subjects:?}"),
             });
+        }
+        if have.len() != subjects.len() {
+            let mut updated = info.config.clone();
+            updated.subjects = wanted.subjects;
+            js.update_stream(updated)
+                .await
+                .map_err(|e| LogError::Unavailable(format!("updating stream {name}: {e}")))?;
         }
     }
     Ok(())

@@ -5,6 +5,13 @@
 //! | `baton.handoff.<kind>.<supplier>.<customer>.<handoff_id>` | `BATON_HANDOFFS` | `baton.v1.HandoffEvent` |
 //! | `baton.sla.breached.<policy>.<supplier>.<customer>.<handoff_id>` | `BATON_SLA` | `baton.v1.Breach` |
 //! | `baton.sla.corrected.<policy>.<supplier>.<customer>.<handoff_id>` | `BATON_SLA` | `baton.v1.Breach` with `corrected` set |
+//! | `baton.sla.warning.<policy>.<supplier>.<customer>.<handoff_id>` | `BATON_SLA` | `baton.v1.SlaWarning` |
+//! | `baton.sla.escalated.<target>.<policy>.<supplier>.<customer>.<handoff_id>` | `BATON_SLA` | `baton.v1.Breach`, for the promise's escalation target |
+//! | `baton.disruption.<supplier>.<disruption_id>` | `BATON_HANDOFFS` | `baton.v1.DisruptionEvent` |
+//!
+//! In SLA subjects, a clock's second and later cycles (after a reset) carry
+//! the cycle after a colon, `<handoff_id>:<cycle>`: a colon is never part of
+//! a token, so the subject stays unique per clock and one token long.
 //!
 //! `<supplier>` is the supplier at the time of the event: a REASSIGNED event
 //! and everything after it are published under the new supplier, so a
@@ -20,6 +27,13 @@ pub const SLA_STREAM: &str = "BATON_SLA";
 
 /// Every hand-off event.
 pub const ALL_EVENTS: &str = "baton.handoff.>";
+/// Every disruption event.
+pub const ALL_DISRUPTIONS: &str = "baton.disruption.>";
+/// Prefixes that tell the two apart in the events stream.
+pub const HANDOFF_PREFIX: &str = "baton.handoff.";
+pub const DISRUPTION_PREFIX: &str = "baton.disruption.";
+/// Every warning.
+pub const ALL_WARNINGS: &str = "baton.sla.warning.>";
 /// Every SLA signal.
 pub const ALL_SLA: &str = "baton.sla.>";
 /// Every breach announcement.
@@ -34,18 +48,53 @@ pub fn handoff_events(handoff_id: &Token) -> String {
     format!("baton.handoff.*.*.*.{handoff_id}")
 }
 
-pub fn breach(policy: &Token, supplier: &Token, customer: &Token, handoff_id: &Token) -> String {
-    format!("baton.sla.breached.{policy}.{supplier}.{customer}.{handoff_id}")
+pub fn disruption(supplier: &Token, disruption_id: &Token) -> String {
+    format!("baton.disruption.{supplier}.{disruption_id}")
 }
 
-/// A correction: the announced breach on this subject's twin was a kept promise.
-pub fn correction(
-    policy: &Token,
-    supplier: &Token,
-    customer: &Token,
-    handoff_id: &Token,
-) -> String {
-    format!("baton.sla.corrected.{policy}.{supplier}.{customer}.{handoff_id}")
+/// One clock of one hand-off, as the SLA subjects name it: the promise, the
+/// pair and the hand-off, with the cycle if not the first.
+#[derive(Debug, Clone, Copy)]
+pub struct ClockSubject<'a> {
+    pub policy: &'a Token,
+    pub supplier: &'a Token,
+    pub customer: &'a Token,
+    pub handoff_id: &'a Token,
+    pub cycle: u32,
+}
+
+impl ClockSubject<'_> {
+    fn tail(&self) -> String {
+        let ClockSubject {
+            policy,
+            supplier,
+            customer,
+            handoff_id,
+            cycle,
+        } = self;
+        if *cycle <= 1 {
+            format!("{policy}.{supplier}.{customer}.{handoff_id}")
+        } else {
+            format!("{policy}.{supplier}.{customer}.{handoff_id}:{cycle}")
+        }
+    }
+
+    pub fn breach(&self) -> String {
+        format!("baton.sla.breached.{}", self.tail())
+    }
+
+    /// A correction: the announced breach on this subject's twin was a kept promise.
+    pub fn correction(&self) -> String {
+        format!("baton.sla.corrected.{}", self.tail())
+    }
+
+    pub fn warning(&self) -> String {
+        format!("baton.sla.warning.{}", self.tail())
+    }
+
+    pub fn escalation(&self, target: &Token) -> String {
+        format!("baton.sla.escalated.{target}.{}", self.tail())
+    }
 }
 
 /// Breach announcements filtered by any of policy, supplier and customer.
@@ -54,9 +103,27 @@ pub fn breach_filter(
     supplier: Option<&Token>,
     customer: Option<&Token>,
 ) -> String {
+    signal_filter("breached", policy, supplier, customer)
+}
+
+/// Warnings filtered by any of policy, supplier and customer.
+pub fn warning_filter(
+    policy: Option<&Token>,
+    supplier: Option<&Token>,
+    customer: Option<&Token>,
+) -> String {
+    signal_filter("warning", policy, supplier, customer)
+}
+
+fn signal_filter(
+    what: &str,
+    policy: Option<&Token>,
+    supplier: Option<&Token>,
+    customer: Option<&Token>,
+) -> String {
     let part = |t: Option<&Token>| t.map(Token::as_str).unwrap_or("*").to_owned();
     format!(
-        "baton.sla.breached.{}.{}.{}.*",
+        "baton.sla.{what}.{}.{}.{}.*",
         part(policy),
         part(supplier),
         part(customer)
@@ -78,14 +145,30 @@ mod tests {
             "baton.handoff.repair.engineering.ward-5.h1"
         );
         assert_eq!(handoff_events(&t("h1")), "baton.handoff.*.*.*.h1");
+        let (p, s, c, h) = (t("repair-response"), t("engineering"), t("ward-5"), t("h1"));
+        let mut clock = ClockSubject {
+            policy: &p,
+            supplier: &s,
+            customer: &c,
+            handoff_id: &h,
+            cycle: 1,
+        };
         assert_eq!(
-            breach(
-                &t("repair-response"),
-                &t("engineering"),
-                &t("ward-5"),
-                &t("h1")
-            ),
+            clock.breach(),
             "baton.sla.breached.repair-response.engineering.ward-5.h1"
+        );
+        assert_eq!(
+            clock.escalation(&t("duty")),
+            "baton.sla.escalated.duty.repair-response.engineering.ward-5.h1"
+        );
+        clock.cycle = 2;
+        assert_eq!(
+            clock.warning(),
+            "baton.sla.warning.repair-response.engineering.ward-5.h1:2"
+        );
+        assert_eq!(
+            disruption(&t("lab"), &t("analyzer-1")),
+            "baton.disruption.lab.analyzer-1"
         );
         assert_eq!(
             breach_filter(None, Some(&t("lab")), None),

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use baton_domain::{
     clock::{ClockOutcome, SlaState},
-    event::{Event, EventType, Priority, ValidationError},
+    disruption::{DisruptionEvent, Phase},
+    event::{Event, EventType, Priority, Rating, ValidationError},
     id::Token,
     lifecycle::HandoffStatus,
     time::Timestamp,
@@ -60,6 +61,7 @@ pub fn event_type_to_proto(t: EventType) -> v1::EventType {
         EventType::Cancelled => v1::EventType::Cancelled,
         EventType::Reassigned => v1::EventType::Reassigned,
         EventType::Reprioritized => v1::EventType::Reprioritized,
+        EventType::Rated => v1::EventType::Rated,
     }
 }
 
@@ -75,6 +77,7 @@ pub fn event_type_from_proto(value: i32) -> Result<EventType, ValidationError> {
         Ok(v1::EventType::Cancelled) => Ok(EventType::Cancelled),
         Ok(v1::EventType::Reassigned) => Ok(EventType::Reassigned),
         Ok(v1::EventType::Reprioritized) => Ok(EventType::Reprioritized),
+        Ok(v1::EventType::Rated) => Ok(EventType::Rated),
         Ok(v1::EventType::Unspecified) => Err(ValidationError::new("type", "is required")),
         Err(_) => Err(ValidationError::new(
             "type",
@@ -146,6 +149,7 @@ pub fn sla_state_to_proto(s: SlaState) -> v1::SlaState {
         SlaState::Met => v1::SlaState::Met,
         SlaState::Breached => v1::SlaState::Breached,
         SlaState::Cancelled => v1::SlaState::Cancelled,
+        SlaState::Reset => v1::SlaState::Reset,
     }
 }
 
@@ -158,6 +162,14 @@ pub fn clock_to_proto(c: &ClockOutcome) -> v1::SlaStatus {
         target: Some(duration_to_proto(c.target)),
         started_at: c.started_at.map(timestamp_to_proto),
         stopped_at: c.stopped_at.map(timestamp_to_proto),
+        cycle: c.cycle,
+        supplier: c
+            .supplier
+            .as_ref()
+            .map(Token::to_string)
+            .unwrap_or_default(),
+        warn_at: c.warn_at.map(timestamp_to_proto),
+        warned: c.warned,
     }
 }
 
@@ -199,6 +211,10 @@ pub fn event_from_proto(e: v1::HandoffEvent) -> Result<Event, ValidationError> {
             Some(at) => Some(timestamp_from_proto("recorded_at", at)?),
             None => None,
         },
+        rating: e.rating.map(|r| Rating {
+            score: u8::try_from(r.score).unwrap_or(u8::MAX),
+            comment: r.comment,
+        }),
     })
 }
 
@@ -228,6 +244,65 @@ pub fn event_to_proto(e: &Event) -> v1::HandoffEvent {
             .collect(),
         version: e.version,
         recorded_at: e.recorded_at.map(timestamp_to_proto),
+        rating: e.rating.as_ref().map(|r| v1::Rating {
+            score: u32::from(r.score),
+            comment: r.comment.clone(),
+        }),
+    }
+}
+
+/// Maps a wire disruption event to the domain, naming the first bad field.
+pub fn disruption_from_proto(d: v1::DisruptionEvent) -> Result<DisruptionEvent, ValidationError> {
+    let phase = match v1::DisruptionPhase::try_from(d.phase) {
+        Ok(v1::DisruptionPhase::Started) => Phase::Started,
+        Ok(v1::DisruptionPhase::Ended) => Phase::Ended,
+        Ok(v1::DisruptionPhase::Unspecified) => {
+            return Err(ValidationError::new("phase", "is required"))
+        }
+        Err(_) => {
+            return Err(ValidationError::new(
+                "phase",
+                format!("{} is not a known DisruptionPhase", d.phase),
+            ))
+        }
+    };
+    Ok(DisruptionEvent {
+        disruption_id: token("disruption_id", &d.disruption_id)?,
+        phase,
+        supplier: token("supplier", &d.supplier)?,
+        kind: optional_token("kind", &d.kind)?,
+        scope: d.scope.into_iter().collect(),
+        occurred_at: match &d.occurred_at {
+            Some(at) => timestamp_from_proto("occurred_at", at)?,
+            None => return Err(ValidationError::new("occurred_at", "is required")),
+        },
+        reason: d.reason,
+        actor: d.actor,
+        recorded_at: match &d.recorded_at {
+            Some(at) => Some(timestamp_from_proto("recorded_at", at)?),
+            None => None,
+        },
+    })
+}
+
+pub fn disruption_to_proto(d: &DisruptionEvent) -> v1::DisruptionEvent {
+    v1::DisruptionEvent {
+        disruption_id: d.disruption_id.to_string(),
+        phase: match d.phase {
+            Phase::Started => v1::DisruptionPhase::Started,
+            Phase::Ended => v1::DisruptionPhase::Ended,
+        } as i32,
+        supplier: d.supplier.to_string(),
+        kind: d.kind.as_ref().map(Token::to_string).unwrap_or_default(),
+        scope: d
+            .scope
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        occurred_at: Some(timestamp_to_proto(d.occurred_at)),
+        reason: d.reason.clone(),
+        actor: d.actor.clone(),
+        recorded_at: d.recorded_at.map(timestamp_to_proto),
     }
 }
 
@@ -252,6 +327,7 @@ mod tests {
             attributes: [("asset".to_string(), "pump-7".to_string())].into(),
             version: 0,
             recorded_at: None,
+            rating: None,
         }
     }
 

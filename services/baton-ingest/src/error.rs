@@ -1,6 +1,8 @@
 //! Ingest errors, and their one mapping to gRPC status codes.
 
-use baton_domain::{event::ValidationError, lifecycle::LifecycleError};
+use baton_domain::{
+    disruption::DisruptionError, event::ValidationError, lifecycle::LifecycleError,
+};
 use baton_log::LogError;
 use tonic::Status;
 
@@ -18,6 +20,9 @@ pub enum IngestError {
     EventIdReused { event_id: String, version: u64 },
     #[error("hand-off {0} is changing too fast to append to; retry")]
     Contention(String),
+    /// A disruption event that does not fit the disruption's history.
+    #[error("{0}")]
+    Disruption(#[from] DisruptionError),
     #[error("{0}")]
     Log(#[from] LogError),
 }
@@ -35,6 +40,13 @@ impl From<IngestError> for Status {
                 Status::aborted(message)
             }
             IngestError::EventIdReused { .. } => Status::already_exists(message),
+            IngestError::Disruption(
+                DisruptionError::AlreadyStarted(_) | DisruptionError::AlreadyEnded(_),
+            ) => Status::already_exists(message),
+            IngestError::Disruption(DisruptionError::NotStarted(_)) => {
+                Status::failed_precondition(message)
+            }
+            IngestError::Disruption(_) => Status::invalid_argument(message),
             IngestError::Log(LogError::Unavailable(_)) => Status::unavailable(format!(
                 "{message}; retrying with the same event_id is safe"
             )),

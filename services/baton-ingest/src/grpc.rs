@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use baton_proto::{
-    convert::event_from_proto,
+    convert::{disruption_from_proto, event_from_proto},
     v1::{self, ingest_server::Ingest},
 };
 use tonic::{Request, Response, Status};
@@ -81,5 +81,27 @@ impl Ingest for IngestService {
             });
         }
         Ok(Response::new(v1::AppendBatchResponse { results }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn append_disruption(
+        &self,
+        request: Request<v1::AppendDisruptionRequest>,
+    ) -> Result<Response<v1::AppendDisruptionResponse>, Status> {
+        let event = request
+            .into_inner()
+            .disruption
+            .ok_or_else(|| Status::invalid_argument("disruption: is required"))?;
+        let event = disruption_from_proto(event).map_err(IngestError::from)?;
+        let id = event.disruption_id.clone();
+        let accepted = self
+            .ingestor
+            .append_disruption(event, baton_runtime::now())
+            .await
+            .inspect_err(|e| tracing::debug!(disruption = %id, error = %e, "disruption refused"))?;
+        Ok(Response::new(v1::AppendDisruptionResponse {
+            stream_sequence: accepted.sequence,
+            duplicate: accepted.duplicate,
+        }))
     }
 }

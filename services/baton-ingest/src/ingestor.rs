@@ -15,6 +15,7 @@ use std::{
 };
 
 use baton_domain::{
+    disruption::{Change, Disruption, DisruptionEvent},
     event::{Event, Limits, ValidationError},
     lifecycle::Handoff,
     Catalog, Timestamp, Token,
@@ -152,6 +153,73 @@ impl Ingestor {
             }
         }
         Err(IngestError::Contention(event.handoff_id.to_string()))
+    }
+
+    /// Appends a disruption event as of `now`: the disruption's history is
+    /// read from the stream, the event judged against it, and appended on
+    /// condition that nobody appended to the disruption meanwhile.
+    pub async fn append_disruption(
+        &self,
+        event: DisruptionEvent,
+        now: Timestamp,
+    ) -> Result<Accepted, IngestError> {
+        event.validate(&self.limits, now)?;
+        if !self.catalog.has_department(&event.supplier) {
+            return Err(ValidationError::new(
+                "supplier",
+                format!("{} is not a department in the catalog", event.supplier),
+            )
+            .into());
+        }
+        if let Some(kind) = event.kind.as_ref().filter(|k| !self.catalog.has_kind(k)) {
+            return Err(ValidationError::new(
+                "kind",
+                format!("{kind} is not a kind in the catalog"),
+            )
+            .into());
+        }
+        for _ in 0..MAX_ATTEMPTS {
+            let history = self
+                .log
+                .disruption_history(&event.supplier, &event.disruption_id)
+                .await?;
+            let mut current: Option<Disruption> = None;
+            for (_, past) in &history {
+                if let Ok(Change::Applied(d)) = Disruption::apply(current.as_ref(), past) {
+                    current = Some(d);
+                }
+            }
+            let last_sequence = history.last().map(|(seq, _)| *seq).unwrap_or(0);
+            match Disruption::apply(current.as_ref(), &event)? {
+                Change::Duplicate => {
+                    let sequence = history
+                        .iter()
+                        .find(|(_, past)| past.phase == event.phase)
+                        .map(|(seq, _)| *seq)
+                        .unwrap_or(last_sequence);
+                    return Ok(Accepted {
+                        version: history.len() as u64,
+                        sequence,
+                        duplicate: true,
+                    });
+                }
+                Change::Applied(_) => {}
+            }
+            let mut record = event.clone();
+            record.recorded_at = Some(now);
+            match self.log.append_disruption(&record, last_sequence).await {
+                Ok(appended) => {
+                    return Ok(Accepted {
+                        version: history.len() as u64 + 1,
+                        sequence: appended.sequence,
+                        duplicate: appended.duplicate,
+                    })
+                }
+                Err(LogError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(IngestError::Contention(event.disruption_id.to_string()))
     }
 
     fn check_catalog(&self, event: &Event) -> Result<(), ValidationError> {

@@ -1,25 +1,33 @@
-//! The outbox of breaches and corrections, drained onto NATS.
+//! The outbox of breaches, corrections and warnings, drained onto NATS.
 //!
 //! A breach is written to the outbox in the same sled batch that records it;
 //! this task publishes each one with [`baton_log::signals::announce_once`]
 //! and then removes it. A crash between the two publishes it again, which
 //! JetStream refuses as already announced: exactly once, replay or not.
 //! A correction (a late event showed an announced breach was a kept
-//! promise after all) goes the same way on `baton.sla.corrected.…`.
+//! promise after all) goes the same way on `baton.sla.corrected.…`, a
+//! warning on `baton.sla.warning.…`, and a breach of a promise with an
+//! escalation target also on `baton.sla.escalated.<target>.…`.
 
 use std::{sync::Arc, time::Duration};
 
 use async_nats::jetstream;
-use baton_log::signals::{announce_once, Announced};
+use baton_log::{
+    signals::{announce_once, Announced},
+    subject::ClockSubject,
+};
 use prost::Message as _;
 use tokio_util::sync::CancellationToken;
 
 use baton_views::Signal;
 
-use crate::{query::breach_to_proto, Shared};
+use crate::{
+    query::{breach_to_proto, warning_to_proto},
+    Shared,
+};
 
 pub async fn run(shared: Arc<Shared>, js: jetstream::Context, shutdown: CancellationToken) {
-    loop {
+    while !shutdown.is_cancelled() {
         let pending = match shared.views.outbox(256) {
             Ok(pending) => pending,
             Err(e) => {
@@ -33,48 +41,79 @@ pub async fn run(shared: Arc<Shared>, js: jetstream::Context, shutdown: Cancella
                 _ = shared.outbox_ready.notified() => continue,
             }
         }
-        for (key, signal, record) in pending {
-            let subject_of = match signal {
-                Signal::Breach => baton_log::subject::breach,
-                Signal::Correction => baton_log::subject::correction,
+        'entries: for (key, signal, record) in pending {
+            let clock = ClockSubject {
+                policy: &record.policy_id,
+                supplier: &record.supplier,
+                customer: &record.customer,
+                handoff_id: &record.handoff_id,
+                cycle: record.cycle,
             };
-            let subject = subject_of(
-                &record.policy_id,
-                &record.supplier,
-                &record.customer,
-                &record.handoff_id,
-            );
-            let mut message = breach_to_proto(&record);
-            message.corrected = signal == Signal::Correction;
-            let payload = message.encode_to_vec().into();
-            match announce_once(&js, subject.clone(), payload).await {
-                Ok(outcome) => {
-                    match outcome {
-                        Announced::Now(sequence) => {
-                            tracing::info!(%subject, sequence, "announced")
+            let mut announcements: Vec<(String, bytes::Bytes)> = Vec::new();
+            match signal {
+                Signal::Breach | Signal::Correction => {
+                    let mut message = breach_to_proto(&record, baton_runtime::now());
+                    message.corrected = signal == Signal::Correction;
+                    let payload: bytes::Bytes = message.encode_to_vec().into();
+                    if signal == Signal::Breach {
+                        announcements.push((clock.breach(), payload.clone()));
+                        if let Some(target) = &record.escalate_to {
+                            announcements.push((clock.escalation(target), payload));
                         }
-                        Announced::Already => {
-                            tracing::debug!(%subject, "was announced before")
-                        }
-                    }
-                    let _writer = shared.writer.lock().await;
-                    match shared.views.announced(&key, signal, &record) {
-                        Ok(true) => {
-                            tracing::info!(%subject, "corrected while it was announced: correction queued")
-                        }
-                        Ok(false) => {}
-                        Err(e) => tracing::error!(error = %e, "cannot clear the outbox entry"),
+                    } else {
+                        announcements.push((clock.correction(), payload));
                     }
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, %subject, "cannot announce the breach yet, retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    }
-                    break;
+                Signal::Warning => {
+                    let payload = warning_to_proto(&record).encode_to_vec().into();
+                    announcements.push((clock.warning(), payload));
                 }
             }
+            for (subject, payload) in announcements {
+                if !announce(&js, subject, payload, &shutdown).await {
+                    break 'entries;
+                }
+            }
+            {
+                let _writer = shared.writer.lock().await;
+                match shared.views.announced(&key, signal, &record) {
+                    Ok(true) => {
+                        tracing::info!(handoff = %record.handoff_id, "corrected while it was announced: correction queued")
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, handoff = %record.handoff_id, ?signal, "cannot clear the outbox entry")
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Publishes one announcement once; false if NATS could not take it (after
+/// a pause, so the caller retries the outbox from the top).
+async fn announce(
+    js: &jetstream::Context,
+    subject: String,
+    payload: bytes::Bytes,
+    shutdown: &CancellationToken,
+) -> bool {
+    match announce_once(js, subject.clone(), payload).await {
+        Ok(Announced::Now(sequence)) => {
+            tracing::info!(%subject, sequence, "announced");
+            true
+        }
+        Ok(Announced::Already) => {
+            tracing::debug!(%subject, "was announced before");
+            true
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, %subject, "cannot announce yet, retrying");
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            false
         }
     }
 }

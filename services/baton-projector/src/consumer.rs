@@ -89,7 +89,11 @@ async fn consume(
                 start_sequence: position + 1,
             },
             ack_policy: AckPolicy::All,
-            filter_subject: subject::ALL_EVENTS.to_owned(),
+            // Hand-off and disruption events, in one order.
+            filter_subjects: vec![
+                subject::ALL_EVENTS.to_owned(),
+                subject::ALL_DISRUPTIONS.to_owned(),
+            ],
             max_ack_pending: 20_000,
             ..Default::default()
         })
@@ -130,28 +134,24 @@ async fn consume(
             let sequence = message.info().map_err(nats)?.stream_sequence;
             decoded.push((
                 sequence,
-                baton_log::events::decode(sequence, &message.subject, &message.payload),
+                Decoded::of(sequence, &message.subject, &message.payload),
             ));
         }
         let count = decoded.len() as u64;
         shared
             .write(move |projection| {
                 for (sequence, event) in decoded {
-                    match event {
-                        Ok(event) => match projection.apply(sequence, event)? {
-                            Applied::Applied | Applied::AlreadyApplied => {}
-                            Applied::Refused(reason) => {
-                                tracing::warn!(sequence, %reason, "event does not fit its hand-off, skipped")
-                            }
-                        },
-                        Err(LogError::Undecodable { reason, subject, .. }) => {
-                            tracing::warn!(sequence, %subject, %reason, "not a baton event, skipped");
+                    let applied = match event {
+                        Ok(Decoded::Handoff(event)) => projection.apply(sequence, event)?,
+                        Ok(Decoded::Disruption(event)) => projection.apply_disruption(sequence, event)?,
+                        Err(e) => {
+                            tracing::warn!(sequence, error = %e, "not a baton event, skipped");
                             projection.skip(sequence);
+                            continue;
                         }
-                        Err(other) => {
-                            tracing::warn!(sequence, error = %other, "unreadable event, skipped");
-                            projection.skip(sequence);
-                        }
+                    };
+                    if let Applied::Refused(reason) = applied {
+                        tracing::warn!(sequence, %reason, "event does not fit its history, skipped");
                     }
                 }
                 Ok(())
@@ -165,6 +165,22 @@ async fn consume(
             last.ack().await.map_err(nats)?;
         }
         set_caught_up(shared, last_pending == 0);
+    }
+}
+
+/// A message of the events stream, by its subject.
+enum Decoded {
+    Handoff(baton_domain::Event),
+    Disruption(baton_domain::disruption::DisruptionEvent),
+}
+
+impl Decoded {
+    fn of(sequence: u64, subject: &str, payload: &[u8]) -> Result<Decoded, LogError> {
+        if subject.starts_with(subject::DISRUPTION_PREFIX) {
+            baton_log::disruptions::decode(sequence, subject, payload).map(Decoded::Disruption)
+        } else {
+            baton_log::events::decode(sequence, subject, payload).map(Decoded::Handoff)
+        }
     }
 }
 

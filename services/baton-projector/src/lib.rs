@@ -1,5 +1,5 @@
 //! Baton's projector: consumes the `BATON_HANDOFFS` stream with a durable
-//! consumer, folds every event into the SLA views in sled, notices deadlines
+//! consumer, folds every hand-off and disruption event into the SLA views in sled, notices deadlines
 //! passing with no event (a timer on the ordered deadline index), announces
 //! each breach exactly once on `baton.sla.breached.…`, and serves the
 //! `baton.v1.Query` service.
@@ -8,8 +8,9 @@
 //! - [`config`]: flags and their environment twins.
 //! - [`consumer`]: stream → views, position committed with the changes.
 //! - [`timer`]: wakes at the next deadline and settles it.
-//! - [`announcer`]: drains the outbox of breaches onto NATS.
+//! - [`announcer`]: drains the outbox of breaches, corrections and warnings onto NATS.
 //! - [`query`]: the `baton.v1.Query` gRPC service.
+//! - [`present`]: view types as `baton.v1` messages.
 //! - [`server`]: wiring and shutdown.
 //!
 //! It must never be the record: the views are a cache of the stream, rebuilt
@@ -18,6 +19,7 @@
 pub mod announcer;
 pub mod config;
 pub mod consumer;
+pub mod present;
 pub mod query;
 pub mod server;
 pub mod timer;

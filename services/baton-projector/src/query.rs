@@ -2,17 +2,20 @@
 
 use std::{pin::Pin, sync::Arc};
 
-use baton_domain::{event::ValidationError, Token};
+use baton_domain::{event::ValidationError, Timestamp, Token};
 use baton_proto::{
     convert::{
-        clock_to_proto, duration_to_proto, event_to_proto, optional_token, priority_to_proto,
-        status_from_proto, status_to_proto, timestamp_from_proto, timestamp_to_proto, token,
+        clock_to_proto, event_to_proto, optional_token, priority_to_proto, status_from_proto,
+        status_to_proto, timestamp_from_proto, timestamp_to_proto, token,
     },
     v1::{self, query_server::Query},
 };
 use baton_views::{
-    projection::clocks_of, BreachFilter, BreachRecord, HandoffFilter, HandoffView, ViewsError,
+    projection::clocks_of, BreachFilter, Bucketing, ComplianceScope, HandoffFilter, HandoffView,
+    ViewsError,
 };
+
+use crate::present::{cell_to_proto, disruption_to_proto, tallies_to_proto};
 use futures::{Stream, StreamExt};
 use prost::Message as _;
 use tonic::{Request, Response, Status};
@@ -49,21 +52,7 @@ impl From<QueryError> for Status {
     }
 }
 
-pub fn breach_to_proto(record: &BreachRecord) -> v1::Breach {
-    v1::Breach {
-        handoff_id: record.handoff_id.to_string(),
-        policy_id: record.policy_id.to_string(),
-        supplier: record.supplier.to_string(),
-        customer: record.customer.to_string(),
-        deadline: Some(timestamp_to_proto(record.deadline)),
-        breached_at: Some(timestamp_to_proto(record.deadline)),
-        kind: record.kind.to_string(),
-        priority: priority_to_proto(record.priority) as i32,
-        open: record.stopped_at.is_none(),
-        stopped_at: record.stopped_at.map(timestamp_to_proto),
-        corrected: false,
-    }
-}
+pub use crate::present::{breach_to_proto, warning_to_proto};
 
 #[derive(Debug, Clone)]
 pub struct QueryService {
@@ -108,8 +97,68 @@ impl QueryService {
             },
             slas,
             catalog_version: self.shared.catalog.version().to_owned(),
+            rating: h.rating.map(u32::from).unwrap_or(0),
+            disruptions: view
+                .disruptions
+                .iter()
+                .map(|(d, _)| d.to_string())
+                .collect(),
+            requested_at: Some(timestamp_to_proto(h.requested_at)),
         }
     }
+
+    /// Subscribes to `filter` and forwards each payload `decode` accepts,
+    /// until the client goes or the service stops.
+    async fn watch<T: Send + 'static>(
+        &self,
+        filter: String,
+        decode: fn(bytes::Bytes) -> Result<T, prost::DecodeError>,
+    ) -> Result<SignalStream<T>, QueryError> {
+        let subscription = self
+            .client
+            .subscribe(filter)
+            .await
+            .map_err(|e| QueryError::Unavailable(e.to_string()))?;
+        // Make sure the server has the subscription before the client is
+        // told the watch is open, so nothing slips between the two.
+        self.client
+            .flush()
+            .await
+            .map_err(|e| QueryError::Unavailable(e.to_string()))?;
+        let stream = subscription
+            .take_until(self.shutdown.clone().cancelled_owned())
+            .filter_map(move |message| async move {
+                match decode(message.payload) {
+                    Ok(item) => Some(Ok(item)),
+                    Err(e) => {
+                        tracing::warn!(subject = %message.subject, error = %e, "unexpected payload, not forwarded");
+                        None
+                    }
+                }
+            });
+        Ok(Box::pin(stream))
+    }
+}
+
+/// Policy, supplier and customer: the optional filters every signal watch takes.
+type SignalFilters = (Option<Token>, Option<Token>, Option<Token>);
+
+fn signal_filters(r: &v1::WatchBreachesRequest) -> Result<SignalFilters, QueryError> {
+    Ok((
+        optional_token("policy_id", &r.policy_id)?,
+        optional_token("supplier", &r.supplier)?,
+        optional_token("customer", &r.customer)?,
+    ))
+}
+
+fn optional_time(
+    field: &str,
+    at: &Option<prost_types::Timestamp>,
+) -> Result<Option<Timestamp>, QueryError> {
+    Ok(at
+        .as_ref()
+        .map(|t| timestamp_from_proto(field, t))
+        .transpose()?)
 }
 
 fn page_size(requested: u32) -> usize {
@@ -123,7 +172,7 @@ fn page_token(token: &str) -> Option<&str> {
     (!token.is_empty()).then_some(token)
 }
 
-type BreachStream = Pin<Box<dyn Stream<Item = Result<v1::Breach, Status>> + Send>>;
+type SignalStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Query for QueryService {
@@ -184,7 +233,11 @@ impl Query for QueryService {
             .list_breaches(&filter, page_token(&r.page_token), page_size(r.page_size))
             .map_err(QueryError::from)?;
         Ok(Response::new(v1::ListBreachesResponse {
-            breaches: page.items.iter().map(breach_to_proto).collect(),
+            breaches: page
+                .items
+                .iter()
+                .map(|b| breach_to_proto(b, baton_runtime::now()))
+                .collect(),
             next_page_token: page.next.unwrap_or_default(),
         }))
     }
@@ -194,95 +247,178 @@ impl Query for QueryService {
         request: Request<v1::GetComplianceRequest>,
     ) -> Result<Response<v1::Compliance>, Status> {
         let r = request.into_inner();
-        let policy = token("policy_id", &r.policy_id).map_err(QueryError::from)?;
-        if self.shared.catalog.policy(policy.as_str()).is_none() {
+        let policy = optional_token("policy_id", &r.policy_id).map_err(QueryError::from)?;
+        if let Some(policy) = policy
+            .as_ref()
+            .filter(|p| self.shared.catalog.policy(p.as_str()).is_none())
+        {
             return Err(QueryError::NotFound(format!(
                 "policy_id: {policy} is not a promise in the catalog"
             ))
             .into());
         }
-        let supplier = r
-            .supplier
-            .as_deref()
-            .map(|s| token("supplier", s))
-            .transpose()
-            .map_err(QueryError::from)?;
-        let customer = r
-            .customer
-            .as_deref()
-            .map(|c| token("customer", c))
-            .transpose()
-            .map_err(QueryError::from)?;
-        let from = r
-            .from
-            .as_ref()
-            .map(|t| timestamp_from_proto("from", t))
-            .transpose()
-            .map_err(QueryError::from)?;
-        let to =
-            r.to.as_ref()
-                .map(|t| timestamp_from_proto("to", t))
-                .transpose()
-                .map_err(QueryError::from)?;
-        let tallies = self
+        let department = |field: &str, value: &Option<String>| {
+            value.as_deref().map(|v| token(field, v)).transpose()
+        };
+        let scope = ComplianceScope {
+            policy: policy.clone(),
+            supplier: department("supplier", &r.supplier).map_err(QueryError::from)?,
+            customer: department("customer", &r.customer).map_err(QueryError::from)?,
+            from: optional_time("from", &r.from)?,
+            to: optional_time("to", &r.to)?,
+        };
+        let bucketing = match v1::Bucket::try_from(r.bucket) {
+            Ok(v1::Bucket::None) => None,
+            Ok(v1::Bucket::Hour) => Some(Bucketing::Hour),
+            Ok(v1::Bucket::Day) => {
+                let zone = if r.time_zone.is_empty() {
+                    "UTC"
+                } else {
+                    &r.time_zone
+                };
+                let tz = jiff::tz::TimeZone::get(zone).map_err(|_| {
+                    QueryError::Invalid(ValidationError::new(
+                        "time_zone",
+                        format!("{zone:?} is not an IANA time zone"),
+                    ))
+                })?;
+                Some(Bucketing::Day(tz))
+            }
+            Err(_) => {
+                return Err(QueryError::Invalid(ValidationError::new(
+                    "bucket",
+                    format!("{} is not a known Bucket", r.bucket),
+                ))
+                .into())
+            }
+        };
+        let views = &self.shared.views;
+        let tallies = views.compliance(&scope).map_err(QueryError::from)?;
+        let mut figures = tallies_to_proto(policy.as_ref(), &tallies);
+        if let Some(bucketing) = bucketing {
+            figures.buckets = views
+                .compliance_series(&scope, &bucketing)
+                .map_err(QueryError::from)?
+                .into_iter()
+                .map(|(start, t)| v1::Compliance {
+                    bucket_start: Some(timestamp_to_proto(start)),
+                    ..tallies_to_proto(policy.as_ref(), &t)
+                })
+                .collect();
+        }
+        Ok(Response::new(figures))
+    }
+
+    async fn list_open_clocks(
+        &self,
+        request: Request<v1::ListOpenClocksRequest>,
+    ) -> Result<Response<v1::ListOpenClocksResponse>, Status> {
+        let r = request.into_inner();
+        let filter = HandoffFilter {
+            supplier: optional_token("supplier", &r.supplier).map_err(QueryError::from)?,
+            customer: optional_token("customer", &r.customer).map_err(QueryError::from)?,
+            kind: optional_token("kind", &r.kind).map_err(QueryError::from)?,
+            status: None,
+        };
+        let now = baton_runtime::now();
+        let open = self
             .shared
             .views
-            .compliance(&policy, supplier.as_ref(), customer.as_ref(), from, to)
+            .open_clocks(&filter, page_size(r.limit))
             .map_err(QueryError::from)?;
-        let quantile = |q| tallies.durations.quantile(q).map(duration_to_proto);
-        Ok(Response::new(v1::Compliance {
-            policy_id: policy.to_string(),
-            total: tallies.total(),
-            met: tallies.met,
-            breached: tallies.breached,
-            open: tallies.open,
-            compliance: tallies.compliance(),
-            p50: quantile(0.5),
-            p90: quantile(0.9),
-            p95: quantile(0.95),
-            max: quantile(1.0),
-            cancelled: tallies.cancelled,
+        let clocks = open
+            .into_iter()
+            .map(|(deadline, policy, view)| {
+                let h = &view.handoff;
+                let clock = clocks_of(&self.shared.catalog, h, &view.events, now)
+                    .into_iter()
+                    .rfind(|c| c.policy_id == policy);
+                v1::OpenClock {
+                    handoff_id: h.handoff_id.to_string(),
+                    policy_id: policy.to_string(),
+                    supplier: h.supplier.to_string(),
+                    customer: h.customer.to_string(),
+                    kind: h.kind.to_string(),
+                    priority: priority_to_proto(h.priority) as i32,
+                    deadline: Some(timestamp_to_proto(deadline)),
+                    warned: clock.as_ref().is_some_and(|c| c.warned),
+                    cycle: clock.as_ref().map_or(1, |c| c.cycle),
+                    started_at: clock
+                        .as_ref()
+                        .and_then(|c| c.started_at)
+                        .map(timestamp_to_proto),
+                }
+            })
+            .collect();
+        Ok(Response::new(v1::ListOpenClocksResponse { clocks }))
+    }
+
+    async fn get_matrix(
+        &self,
+        request: Request<v1::GetMatrixRequest>,
+    ) -> Result<Response<v1::Matrix>, Status> {
+        let r = request.into_inner();
+        let from = optional_time("from", &r.from)?;
+        let to = optional_time("to", &r.to)?;
+        let matrix = self
+            .shared
+            .views
+            .matrix(from, to)
+            .map_err(QueryError::from)?;
+        Ok(Response::new(v1::Matrix {
+            cells: matrix
+                .iter()
+                .map(|((s, c), cell)| cell_to_proto(s, c, cell))
+                .collect(),
         }))
     }
 
-    type WatchBreachesStream = BreachStream;
+    async fn list_disruptions(
+        &self,
+        request: Request<v1::ListDisruptionsRequest>,
+    ) -> Result<Response<v1::ListDisruptionsResponse>, Status> {
+        let r = request.into_inner();
+        let supplier = optional_token("supplier", &r.supplier).map_err(QueryError::from)?;
+        let now = baton_runtime::now();
+        let views = self
+            .shared
+            .views
+            .disruptions(supplier.as_ref(), r.active_only.then_some(now))
+            .map_err(QueryError::from)?;
+        Ok(Response::new(v1::ListDisruptionsResponse {
+            disruptions: views.iter().map(|d| disruption_to_proto(d, now)).collect(),
+        }))
+    }
+
+    type WatchBreachesStream = SignalStream<v1::Breach>;
 
     async fn watch_breaches(
         &self,
         request: Request<v1::WatchBreachesRequest>,
     ) -> Result<Response<Self::WatchBreachesStream>, Status> {
-        let r = request.into_inner();
-        let policy: Option<Token> =
-            optional_token("policy_id", &r.policy_id).map_err(QueryError::from)?;
-        let supplier = optional_token("supplier", &r.supplier).map_err(QueryError::from)?;
-        let customer = optional_token("customer", &r.customer).map_err(QueryError::from)?;
+        let (policy, supplier, customer) = signal_filters(&request.into_inner())?;
         let filter = baton_log::subject::breach_filter(
             policy.as_ref(),
             supplier.as_ref(),
             customer.as_ref(),
         );
-        let subscription = self
-            .client
-            .subscribe(filter)
-            .await
-            .map_err(|e| QueryError::Unavailable(e.to_string()))?;
-        // Make sure the server has the subscription before the client is
-        // told the watch is open, so no breach slips between the two.
-        self.client
-            .flush()
-            .await
-            .map_err(|e| QueryError::Unavailable(e.to_string()))?;
-        let stream = subscription
-            .take_until(self.shutdown.clone().cancelled_owned())
-            .filter_map(|message| async move {
-            match v1::Breach::decode(message.payload) {
-                Ok(breach) => Some(Ok(breach)),
-                Err(e) => {
-                    tracing::warn!(subject = %message.subject, error = %e, "not a breach payload, not forwarded");
-                    None
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Response::new(self.watch(filter, v1::Breach::decode).await?))
+    }
+
+    type WatchWarningsStream = SignalStream<v1::SlaWarning>;
+
+    async fn watch_warnings(
+        &self,
+        request: Request<v1::WatchBreachesRequest>,
+    ) -> Result<Response<Self::WatchWarningsStream>, Status> {
+        let (policy, supplier, customer) = signal_filters(&request.into_inner())?;
+        let filter = baton_log::subject::warning_filter(
+            policy.as_ref(),
+            supplier.as_ref(),
+            customer.as_ref(),
+        );
+        Ok(Response::new(
+            self.watch(filter, v1::SlaWarning::decode).await?,
+        ))
     }
 }

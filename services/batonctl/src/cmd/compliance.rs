@@ -7,8 +7,8 @@ use crate::{output::Output, time};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Promise (policy) id from the catalog.
-    policy: String,
+    /// Promise (policy) id from the catalog; every promise if left out.
+    policy: Option<String>,
     #[arg(long)]
     supplier: Option<String>,
     #[arg(long)]
@@ -19,45 +19,85 @@ pub struct Args {
     /// Clocks started before.
     #[arg(long)]
     to: Option<String>,
+    /// Also show the figures per hour or per day.
+    #[arg(long, value_parser = ["hour", "day"])]
+    by: Option<String>,
+    /// IANA time zone whose days `--by day` follows.
+    #[arg(long, default_value = "UTC")]
+    time_zone: String,
 }
 
 pub async fn run(url: &str, args: Args, out: Output) -> anyhow::Result<()> {
     let mut client = super::query(url).await?;
+    let bucket = match args.by.as_deref() {
+        Some("hour") => v1::Bucket::Hour,
+        Some("day") => v1::Bucket::Day,
+        _ => v1::Bucket::None,
+    };
     let c = client
         .get_compliance(v1::GetComplianceRequest {
-            policy_id: args.policy,
+            policy_id: args.policy.unwrap_or_default(),
             supplier: args.supplier,
             customer: args.customer,
             from: time::parse_optional(&args.from)?,
             to: time::parse_optional(&args.to)?,
+            bucket: bucket as i32,
+            time_zone: args.time_zone,
         })
         .await
         .map_err(super::status)?
         .into_inner();
+    let name = if c.policy_id.is_empty() {
+        "all promises".to_owned()
+    } else {
+        c.policy_id.clone()
+    };
     out.print(
         || {
-            format!(
-                "{}: {:.1}% kept ({} met, {} breached, {} open, {} cancelled; {} in all)\n  p50 {}  p90 {}  p95 {}  max {}",
-                c.policy_id,
-                c.compliance * 100.0,
-                c.met,
-                c.breached,
-                c.open,
-                c.cancelled,
-                c.total,
-                time::format_duration(&c.p50),
-                time::format_duration(&c.p90),
-                time::format_duration(&c.p95),
-                time::format_duration(&c.max)
-            )
+            let mut text = format!("{name}: {}", line(&c));
+            for b in &c.buckets {
+                text.push_str(&format!(
+                    "\n  {}  {}",
+                    time::format(&b.bucket_start),
+                    line(b)
+                ));
+            }
+            text
         },
         || {
-            json!({
-                "policy_id": c.policy_id, "total": c.total, "met": c.met, "breached": c.breached,
-                "open": c.open, "cancelled": c.cancelled, "compliance": c.compliance,
-                "p50": time::format_duration(&c.p50), "p90": time::format_duration(&c.p90), "p95": time::format_duration(&c.p95), "max": time::format_duration(&c.max),
-            })
+            let mut value = figures(&c);
+            value["buckets"] = c.buckets.iter().map(figures).collect();
+            value
         },
     );
     Ok(())
+}
+
+fn line(c: &v1::Compliance) -> String {
+    format!(
+        "{:.1}% kept ({} met, {} breached, {} open, {} cancelled of which {} rejected, {} reset, {} warned)  p50 {}  p90 {}  p95 {}  max {}",
+        c.compliance * 100.0,
+        c.met,
+        c.breached,
+        c.open,
+        c.cancelled,
+        c.rejected,
+        c.reset,
+        c.warned,
+        time::format_duration(&c.p50),
+        time::format_duration(&c.p90),
+        time::format_duration(&c.p95),
+        time::format_duration(&c.max)
+    )
+}
+
+fn figures(c: &v1::Compliance) -> serde_json::Value {
+    json!({
+        "policy_id": c.policy_id, "bucket_start": c.bucket_start.as_ref().map(|_| time::format(&c.bucket_start)),
+        "total": c.total, "met": c.met, "breached": c.breached, "open": c.open,
+        "cancelled": c.cancelled, "rejected": c.rejected, "reset": c.reset, "warned": c.warned,
+        "compliance": c.compliance,
+        "p50": time::format_duration(&c.p50), "p90": time::format_duration(&c.p90),
+        "p95": time::format_duration(&c.p95), "max": time::format_duration(&c.max),
+    })
 }

@@ -1,0 +1,77 @@
+//! Appending disruption events and reading one disruption's history.
+//!
+//! A disruption's events live on their own subject,
+//! `baton.disruption.<supplier>.<disruption_id>`, in the events stream, so
+//! the projector reads them in one order with the hand-offs they affect.
+//! Appends are conditional on the subject's last sequence, as hand-off
+//! appends are: two writers racing on one disruption cannot both win.
+
+use async_nats::jetstream::message::PublishMessage;
+use baton_domain::{disruption::DisruptionEvent, Token};
+use bytes::Bytes;
+use prost::Message as _;
+
+use crate::{events::publish_error, subject, Appended, EventLog, LogError};
+
+pub fn encode(event: &DisruptionEvent) -> Bytes {
+    Bytes::from(baton_proto::convert::disruption_to_proto(event).encode_to_vec())
+}
+
+pub fn decode(sequence: u64, subject: &str, payload: &[u8]) -> Result<DisruptionEvent, LogError> {
+    let undecodable = |reason: String| LogError::Undecodable {
+        sequence,
+        subject: subject.to_owned(),
+        reason,
+    };
+    let wire = baton_proto::v1::DisruptionEvent::decode(payload)
+        .map_err(|e| undecodable(e.to_string()))?;
+    baton_proto::convert::disruption_from_proto(wire).map_err(|e| undecodable(e.to_string()))
+}
+
+impl EventLog {
+    /// Appends a disruption event if its subject's last message is still at
+    /// `last_sequence` (0: none yet).
+    pub async fn append_disruption(
+        &self,
+        event: &DisruptionEvent,
+        last_sequence: u64,
+    ) -> Result<Appended, LogError> {
+        self.ensure_connected()?;
+        let subject = subject::disruption(&event.supplier, &event.disruption_id);
+        let phase = match event.phase {
+            baton_domain::disruption::Phase::Started => "started",
+            baton_domain::disruption::Phase::Ended => "ended",
+        };
+        let publish = PublishMessage::build()
+            .payload(encode(event))
+            .message_id(format!("{subject}:{phase}"))
+            .expected_last_subject_sequence(last_sequence);
+        let ack = self
+            .jetstream()
+            .send_publish(subject, publish)
+            .await
+            .map_err(publish_error)?
+            .await
+            .map_err(publish_error)?;
+        Ok(Appended {
+            sequence: ack.sequence,
+            duplicate: ack.duplicate,
+        })
+    }
+
+    /// Every event of one disruption, in stream order: (sequence, event).
+    pub async fn disruption_history(
+        &self,
+        supplier: &Token,
+        disruption_id: &Token,
+    ) -> Result<Vec<(u64, DisruptionEvent)>, LogError> {
+        let filter = subject::disruption(supplier, disruption_id);
+        let messages = self.messages_on(&filter).await?;
+        messages
+            .into_iter()
+            .map(|(sequence, subject, payload)| {
+                decode(sequence, &subject, &payload).map(|e| (sequence, e))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,107 @@
+//! The views as the wire shows them: view types to `baton.v1` messages.
+
+use baton_domain::{compliance::Tallies, Timestamp, Token};
+use baton_proto::{
+    convert::{duration_to_proto, priority_to_proto, timestamp_to_proto},
+    v1,
+};
+use baton_views::{BreachRecord, DisruptionView, MatrixCell};
+
+/// A breach as listed and announced; `now` measures an open breach's overrun.
+pub fn breach_to_proto(record: &BreachRecord, now: Timestamp) -> v1::Breach {
+    v1::Breach {
+        handoff_id: record.handoff_id.to_string(),
+        policy_id: record.policy_id.to_string(),
+        supplier: record.supplier.to_string(),
+        customer: record.customer.to_string(),
+        deadline: Some(timestamp_to_proto(record.deadline)),
+        breached_at: Some(timestamp_to_proto(record.deadline)),
+        kind: record.kind.to_string(),
+        priority: priority_to_proto(record.priority) as i32,
+        open: record.stopped_at.is_none(),
+        stopped_at: record.stopped_at.map(timestamp_to_proto),
+        corrected: false,
+        cycle: record.cycle,
+        overrun: Some(duration_to_proto(record.overrun(now))),
+        escalate_to: record
+            .escalate_to
+            .as_ref()
+            .map(Token::to_string)
+            .unwrap_or_default(),
+        target: Some(duration_to_proto(record.target)),
+    }
+}
+
+pub fn warning_to_proto(record: &BreachRecord) -> v1::SlaWarning {
+    v1::SlaWarning {
+        handoff_id: record.handoff_id.to_string(),
+        policy_id: record.policy_id.to_string(),
+        supplier: record.supplier.to_string(),
+        customer: record.customer.to_string(),
+        kind: record.kind.to_string(),
+        priority: priority_to_proto(record.priority) as i32,
+        cycle: record.cycle,
+        warned_at: record.warn_at.map(timestamp_to_proto),
+        deadline: Some(timestamp_to_proto(record.deadline)),
+        target: Some(duration_to_proto(record.target)),
+    }
+}
+
+pub fn tallies_to_proto(policy: Option<&Token>, tallies: &Tallies) -> v1::Compliance {
+    let quantile = |q| tallies.durations.quantile(q).map(duration_to_proto);
+    v1::Compliance {
+        policy_id: policy.map(Token::to_string).unwrap_or_default(),
+        total: tallies.total(),
+        met: tallies.met,
+        breached: tallies.breached,
+        open: tallies.open,
+        compliance: tallies.compliance(),
+        p50: quantile(0.5),
+        p90: quantile(0.9),
+        p95: quantile(0.95),
+        max: quantile(1.0),
+        cancelled: tallies.cancelled,
+        reset: tallies.reset,
+        rejected: tallies.rejected,
+        warned: tallies.warned,
+        bucket_start: None,
+        buckets: Vec::new(),
+    }
+}
+
+pub fn cell_to_proto(supplier: &str, customer: &str, cell: &MatrixCell) -> v1::MatrixCell {
+    v1::MatrixCell {
+        supplier: supplier.to_owned(),
+        customer: customer.to_owned(),
+        handoffs: cell.handoffs.handoffs,
+        met: cell.clocks.met,
+        breached: cell.clocks.breached,
+        open: cell.clocks.open,
+        compliance: cell.clocks.compliance(),
+        rejected: cell.handoffs.rejected,
+        disrupted: cell.handoffs.disrupted,
+        ratings: cell.handoffs.ratings,
+        rating: cell.handoffs.rating().unwrap_or(0.0),
+    }
+}
+
+pub fn disruption_to_proto(view: &DisruptionView, now: Timestamp) -> v1::Disruption {
+    let d = &view.disruption;
+    v1::Disruption {
+        disruption_id: d.disruption_id.to_string(),
+        supplier: d.supplier.to_string(),
+        kind: d.kind.as_ref().map(Token::to_string).unwrap_or_default(),
+        scope: d
+            .scope
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        reason: d.reason.clone(),
+        started_at: Some(timestamp_to_proto(d.started_at)),
+        ended_at: d.ended_at.map(timestamp_to_proto),
+        announced_at: d.announced_at.map(timestamp_to_proto),
+        active: d.is_active(now),
+        affected: view.affected,
+        failed_before_announcement: view.failed_before_announcement,
+    }
+}
