@@ -5,6 +5,10 @@
 //! bound to port 0), so a test can stop and start them; tests that must kill
 //! a process outright spawn the built binaries instead. Nothing here is
 //! shipped.
+//!
+//! [`load`] drives sustained load through faults and audits the stream after.
+
+pub mod load;
 
 use std::{
     future::Future,
@@ -58,6 +62,11 @@ pub struct Running {
 }
 
 impl Running {
+    /// A service whose task the test spawned itself; `stop` ends it.
+    pub fn new(addr: SocketAddr, stop: CancellationToken, task: JoinHandle<()>) -> Running {
+        Running { addr, stop, task }
+    }
+
     /// Asks the service to stop (as SIGTERM would) and waits until it has.
     pub async fn stop(self) {
         self.stop.cancel();
@@ -73,6 +82,12 @@ async fn listener() -> TcpListener {
 
 /// Starts `baton-ingest` in this process.
 pub async fn start_ingest(nats_url: &str, catalog: &Path) -> Running {
+    start_ingest_with(nats_url, catalog, 1).await
+}
+
+/// Starts `baton-ingest` in this process, creating the streams with
+/// `stream_replicas` replicas (3 on a cluster).
+pub async fn start_ingest_with(nats_url: &str, catalog: &Path, stream_replicas: usize) -> Running {
     let grpc = listener().await;
     let http = listener().await;
     let addr = grpc.local_addr().expect("bound");
@@ -81,7 +96,7 @@ pub async fn start_ingest(nats_url: &str, catalog: &Path) -> Running {
         listen: addr,
         http_listen: http.local_addr().expect("bound"),
         catalog: catalog.to_owned(),
-        stream_replicas: 1,
+        stream_replicas,
         publish_timeout: Duration::from_secs(2),
         max_future_skew: Duration::from_secs(300),
         cache_capacity: 10_000,
@@ -97,6 +112,17 @@ pub async fn start_ingest(nats_url: &str, catalog: &Path) -> Running {
 
 /// Starts `baton-projector` in this process.
 pub async fn start_projector(nats_url: &str, catalog: &Path, data_dir: &Path) -> Running {
+    start_projector_with(nats_url, catalog, data_dir, 1).await
+}
+
+/// Starts `baton-projector` in this process, creating the streams (if it
+/// gets there first) with `stream_replicas` replicas.
+pub async fn start_projector_with(
+    nats_url: &str,
+    catalog: &Path,
+    data_dir: &Path,
+    stream_replicas: usize,
+) -> Running {
     let grpc = listener().await;
     let http = listener().await;
     let addr = grpc.local_addr().expect("bound");
@@ -109,7 +135,7 @@ pub async fn start_projector(nats_url: &str, catalog: &Path, data_dir: &Path) ->
         consumer: "baton-projector".into(),
         batch_size: 500,
         announce_horizon: Duration::from_secs(3600),
-        stream_replicas: 1,
+        stream_replicas,
     };
     let running = spawn(addr, move |stop| async move {
         if let Err(e) = baton_projector::run(config, grpc, http, stop).await {

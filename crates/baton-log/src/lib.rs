@@ -47,17 +47,36 @@ pub enum LogError {
     Other(String),
 }
 
-/// Connects to NATS. The connection retries in the background (also the
-/// first time), so a service can start, report NOT_SERVING and recover by
-/// itself when NATS comes up.
-pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, LogError> {
+/// Connects to NATS at `urls`, one URL or several separated by commas (the
+/// servers of a cluster: the client fails over between them). The connection
+/// retries in the background (also the first time), so a service can start,
+/// report NOT_SERVING and recover by itself when NATS comes up.
+pub async fn connect(urls: &str, name: &str) -> Result<async_nats::Client, LogError> {
     async_nats::ConnectOptions::new()
         .name(name)
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(2))
-        .connect(url)
+        .connect(server_addrs(urls)?)
         .await
         .map_err(|e| LogError::Unavailable(e.to_string()))
+}
+
+/// Parses a comma-separated list of NATS URLs. async-nats reads a `&str` as
+/// one URL, so `nats://a:4222,nats://b:4222` must be split here.
+fn server_addrs(urls: &str) -> Result<Vec<async_nats::ServerAddr>, LogError> {
+    let addrs = urls
+        .split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .map(|url| {
+            url.parse::<async_nats::ServerAddr>()
+                .map_err(|e| LogError::Other(format!("nats url {url:?}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if addrs.is_empty() {
+        return Err(LogError::Other(format!("no nats url in {urls:?}")));
+    }
+    Ok(addrs)
 }
 
 /// Whether the client is connected right now.
@@ -88,5 +107,25 @@ pub async fn watch_connection<F, Fut>(
             _ = &mut stop => return,
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_comma_separated_list_names_every_server() {
+        let addrs =
+            server_addrs("nats://127.0.0.1:4222, nats://127.0.0.1:4223,nats://127.0.0.1:4224")
+                .expect("three urls");
+        let ports: Vec<u16> = addrs.iter().map(|a| a.port()).collect();
+        assert_eq!(ports, [4222, 4223, 4224]);
+        assert_eq!(
+            server_addrs("nats://127.0.0.1:4222").map(|a| a.len()).ok(),
+            Some(1)
+        );
+        assert!(server_addrs(" , ").is_err());
+        assert!(server_addrs("nats://127.0.0.1:notaport").is_err());
     }
 }

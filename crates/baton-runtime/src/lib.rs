@@ -181,28 +181,7 @@ where
     }
 }
 
-/// gRPC plumbing both services share.
-pub mod grpc {
-    /// Accepted connections with TCP_NODELAY: without it, Nagle's algorithm
-    /// and delayed ACKs add ~40 ms to a small unary response.
-    pub fn incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
-        tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
-    }
-
-    /// Server reflection for `baton.v1` and the health service, so generic
-    /// clients (grpcurl, any reflection client) need no .proto files.
-    pub fn reflection() -> Result<
-        tonic_reflection::server::v1::ServerReflectionServer<
-            impl tonic_reflection::server::v1::ServerReflection,
-        >,
-        tonic_reflection::server::Error,
-    > {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(baton_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()
-    }
-}
+pub mod grpc;
 
 /// Parses a duration flag the way the catalog spells durations (`45s`, `5m`, `1h`).
 pub fn duration_flag(s: &str) -> Result<std::time::Duration, String> {

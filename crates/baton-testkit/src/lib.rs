@@ -8,6 +8,13 @@
 //! reads the chosen port from the server's own log, so there is no port race
 //! and no sleeping until it is up: `start` returns once the server says it is
 //! ready.
+//!
+//! [`NatsCluster`] does the same for a JetStream cluster of three servers,
+//! any one of which a test can stop and start again.
+
+mod cluster;
+
+pub use cluster::NatsCluster;
 
 use std::{
     io::{BufRead, BufReader},
@@ -83,48 +90,64 @@ impl NatsServer {
     }
 
     fn spawn(&mut self, port: String) {
-        let mut child = Command::new(nats_server_bin())
-            .args(["-a", "127.0.0.1", "-p", &port, "-js", "-sd"])
-            .arg(self.store.path())
-            .args(&self.extra_args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start {}: {e}; install it (see README) or set NATS_SERVER_BIN",
-                    nats_server_bin().display()
-                )
-            });
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut port = None;
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("Listening for client connections on ").nth(1) {
-                    port = rest
-                        .rsplit(':')
-                        .next()
-                        .and_then(|p| p.trim().parse::<u16>().ok());
-                }
-                if line.contains("Server is ready") {
-                    let _ = tx.send(port);
-                }
-                if std::env::var_os("BATON_TEST_NATS_LOG").is_some() {
-                    eprintln!("[nats-server] {line}");
-                }
-            }
-        });
-        match rx.recv_timeout(READY_TIMEOUT) {
-            Ok(Some(port)) => self.port = port,
-            Ok(None) => panic!("nats-server became ready without saying which port it listens on"),
-            Err(_) => {
-                let _ = child.kill();
-                panic!("nats-server did not become ready within {READY_TIMEOUT:?}");
-            }
+        let mut args: Vec<std::ffi::OsString> = ["-a", "127.0.0.1", "-p", &port, "-js", "-sd"]
+            .iter()
+            .map(Into::into)
+            .collect();
+        args.push(self.store.path().into());
+        args.extend(self.extra_args.iter().map(Into::into));
+        let (child, port) = launch(&args, "");
+        match port {
+            Some(port) => self.port = port,
+            None => panic!("nats-server became ready without saying which port it listens on"),
         }
         self.child = Some(child);
+    }
+}
+
+/// Starts `nats-server` with `args` and waits until it says it is ready;
+/// returns it and the client port it reported. `label` prefixes its log
+/// lines (shown with `BATON_TEST_NATS_LOG` set).
+pub(crate) fn launch(args: &[std::ffi::OsString], label: &str) -> (Child, Option<u16>) {
+    let mut child = Command::new(nats_server_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start {}: {e}; install it (see README) or set NATS_SERVER_BIN",
+                nats_server_bin().display()
+            )
+        });
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = mpsc::channel();
+    let label = label.to_owned();
+    std::thread::spawn(move || {
+        let mut port = None;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("Listening for client connections on ").nth(1) {
+                port = rest
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| p.trim().parse::<u16>().ok());
+            }
+            if line.contains("Server is ready") {
+                let _ = tx.send(port);
+            }
+            if std::env::var_os("BATON_TEST_NATS_LOG").is_some() {
+                eprintln!("[nats-server{label}] {line}");
+            }
+        }
+    });
+    match rx.recv_timeout(READY_TIMEOUT) {
+        Ok(port) => (child, port),
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("nats-server did not become ready within {READY_TIMEOUT:?}");
+        }
     }
 }
 

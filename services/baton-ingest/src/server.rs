@@ -81,6 +81,7 @@ pub async fn run(
     tracing::info!(addr = ?grpc_listener.local_addr().ok(), "ingest serving");
     let grpc_shutdown = shutdown.clone();
     tonic::transport::Server::builder()
+        .layer(baton_runtime::grpc::DecodeErrorStatusLayer)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(IngestServer::new(IngestService::new(ingestor)))

@@ -112,6 +112,9 @@ async fn consume(
         .map_err(nats)?
         .ready_chunks(batch_size);
 
+    // Consumer sequence of the last message taken: a new consumer numbers
+    // its deliveries from 1, redeliveries included.
+    let mut delivered = 0;
     loop {
         let chunk = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
@@ -131,7 +134,20 @@ async fn consume(
 
         let mut decoded = Vec::with_capacity(messages.len());
         for message in &messages {
-            let sequence = message.info().map_err(nats)?.stream_sequence;
+            let info = message.info().map_err(nats)?;
+            // A delivery lost on the way (the consumer's leader failed over
+            // in a cluster) leaves a gap in the consumer sequence, and acking
+            // what follows would ack the lost event too (AckPolicy::All), so
+            // the views would never see it. Start again from their position.
+            if info.consumer_sequence != delivered + 1 {
+                return Err(ConsumeError::Nats(format!(
+                    "deliveries {} to {} never arrived",
+                    delivered + 1,
+                    info.consumer_sequence - 1
+                )));
+            }
+            delivered = info.consumer_sequence;
+            let sequence = info.stream_sequence;
             decoded.push((
                 sequence,
                 Decoded::of(sequence, &message.subject, &message.payload),
