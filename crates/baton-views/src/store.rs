@@ -325,23 +325,22 @@ impl Views {
             Err(e @ sled::Error::Io(_)) => return Err(ViewsError::Sled(e)),
             Err(e) => {
                 tracing::warn!(error = %e, dir = %dir.display(), "views unreadable, discarding them");
-                std::fs::remove_dir_all(dir).map_err(|source| ViewsError::Reset {
-                    path: dir.display().to_string(),
-                    source,
-                })?;
                 (
-                    sled::open(dir)?,
+                    Self::wipe(None, dir)?,
                     Some(format!("the store could not be opened: {e}")),
                 )
             }
         };
-        let views = Views { db };
-        if opened.is_none() && !views.db.is_empty() {
-            opened = views.doubt(catalog_version);
+        let mut db = db;
+        if opened.is_none() && !db.is_empty() {
+            opened = Views { db: db.clone() }.doubt(catalog_version);
             if opened.is_some() {
-                views.db.clear()?;
+                // sled may open a damaged file and fail only on reading it,
+                // clearing included: start from an empty directory instead.
+                db = Self::wipe(Some(db), dir)?;
             }
         }
+        let views = Views { db };
         let opened = match (opened, views.position()?) {
             (Some(reason), _) => Opened::Discarded(reason),
             (None, 0) => Opened::Empty,
@@ -353,9 +352,27 @@ impl Views {
         Ok((views, opened))
     }
 
+    /// Closes `db` (if open), deletes the directory and opens it anew, empty.
+    fn wipe(db: Option<sled::Db>, dir: &Path) -> Result<sled::Db, ViewsError> {
+        drop(db);
+        let reset = |source| ViewsError::Reset {
+            path: dir.display().to_string(),
+            source,
+        };
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(reset(e)),
+        }
+        Ok(sled::open(dir)?)
+    }
+
     /// Why the stored views cannot be trusted, if they cannot.
     fn doubt(&self, catalog_version: &str) -> Option<String> {
-        let schema = self.db.get(KEY_SCHEMA).ok().flatten();
+        let schema = match self.db.get(KEY_SCHEMA) {
+            Ok(schema) => schema,
+            Err(e) => return Some(format!("the store is damaged: {e}")),
+        };
         if schema.as_deref() != Some(&SCHEMA_VERSION.to_be_bytes()[..]) {
             return Some("the store was written by another version of Baton".into());
         }

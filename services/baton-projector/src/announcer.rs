@@ -27,6 +27,12 @@ use crate::{
 };
 
 pub async fn run(shared: Arc<Shared>, js: jetstream::Context, shutdown: CancellationToken) {
+    // Not while rebuilding: a breach the rest of the stream corrects would
+    // be announced, then corrected, though the live run never paged for it.
+    tokio::select! {
+        _ = shutdown.cancelled() => return,
+        _ = shared.wait_current() => {}
+    }
     while !shutdown.is_cancelled() {
         let pending = match shared.views.outbox(256) {
             Ok(pending) => pending,

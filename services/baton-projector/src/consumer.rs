@@ -204,6 +204,11 @@ fn set_caught_up(shared: &Shared, caught_up: bool) {
     let was = shared
         .caught_up
         .swap(caught_up, std::sync::atomic::Ordering::AcqRel);
+    if caught_up {
+        shared
+            .current
+            .send_if_modified(|current| !std::mem::replace(current, true));
+    }
     if caught_up && !was {
         tracing::info!("caught up with the stream");
         shared.deadlines_changed.notify_one();

@@ -47,6 +47,9 @@ pub struct Shared {
     writer: tokio::sync::Mutex<()>,
     /// The consumer has applied everything the stream held when it last looked.
     caught_up: AtomicBool,
+    /// The views have caught up with the stream at least once since start:
+    /// until then (a rebuild) they are incomplete, and nobody is served or paged.
+    current: tokio::sync::watch::Sender<bool>,
     /// Events applied since start (for logs and tests).
     applied: AtomicU64,
     /// The deadline index or the caught-up state changed: the timer looks again.
@@ -67,6 +70,7 @@ impl Shared {
             announce_horizon,
             writer: tokio::sync::Mutex::new(()),
             caught_up: AtomicBool::new(false),
+            current: tokio::sync::watch::Sender::new(false),
             applied: AtomicU64::new(0),
             deadlines_changed: Notify::new(),
             outbox_ready: Notify::new(),
@@ -75,6 +79,17 @@ impl Shared {
 
     pub fn is_caught_up(&self) -> bool {
         self.caught_up.load(Ordering::Acquire)
+    }
+
+    /// The views have been complete at least once since start.
+    pub fn is_current(&self) -> bool {
+        *self.current.borrow()
+    }
+
+    /// Waits until the views are current.
+    pub async fn wait_current(&self) {
+        let mut current = self.current.subscribe();
+        let _ = current.wait_for(|c| *c).await;
     }
 
     pub fn applied(&self) -> u64 {

@@ -38,6 +38,8 @@ pub enum QueryError {
     Views(#[from] ViewsError),
     #[error("nats unavailable: {0}")]
     Unavailable(String),
+    #[error("the views are being rebuilt from the stream ({applied} events applied so far): try again shortly")]
+    Rebuilding { applied: u64 },
 }
 
 impl From<QueryError> for Status {
@@ -47,7 +49,9 @@ impl From<QueryError> for Status {
             QueryError::Invalid(_) => Status::invalid_argument(message),
             QueryError::NotFound(_) => Status::not_found(message),
             QueryError::Views(_) => Status::internal(message),
-            QueryError::Unavailable(_) => Status::unavailable(message),
+            QueryError::Unavailable(_) | QueryError::Rebuilding { .. } => {
+                Status::unavailable(message)
+            }
         }
     }
 }
@@ -72,6 +76,17 @@ impl QueryService {
             shared,
             client,
             shutdown,
+        }
+    }
+
+    /// Incomplete views would show wrong figures: refuse until current.
+    fn ensure_current(&self) -> Result<(), QueryError> {
+        if self.shared.is_current() {
+            Ok(())
+        } else {
+            Err(QueryError::Rebuilding {
+                applied: self.shared.applied(),
+            })
         }
     }
 
@@ -180,6 +195,7 @@ impl Query for QueryService {
         &self,
         request: Request<v1::GetHandoffRequest>,
     ) -> Result<Response<v1::Handoff>, Status> {
+        self.ensure_current()?;
         let id = token("handoff_id", &request.into_inner().handoff_id).map_err(QueryError::from)?;
         let view = self
             .shared
@@ -194,6 +210,7 @@ impl Query for QueryService {
         &self,
         request: Request<v1::ListHandoffsRequest>,
     ) -> Result<Response<v1::ListHandoffsResponse>, Status> {
+        self.ensure_current()?;
         let r = request.into_inner();
         let filter = HandoffFilter {
             supplier: optional_token("supplier", &r.supplier).map_err(QueryError::from)?,
@@ -220,6 +237,7 @@ impl Query for QueryService {
         &self,
         request: Request<v1::ListBreachesRequest>,
     ) -> Result<Response<v1::ListBreachesResponse>, Status> {
+        self.ensure_current()?;
         let r = request.into_inner();
         let filter = BreachFilter {
             policy: optional_token("policy_id", &r.policy_id).map_err(QueryError::from)?,
@@ -246,6 +264,7 @@ impl Query for QueryService {
         &self,
         request: Request<v1::GetComplianceRequest>,
     ) -> Result<Response<v1::Compliance>, Status> {
+        self.ensure_current()?;
         let r = request.into_inner();
         let policy = optional_token("policy_id", &r.policy_id).map_err(QueryError::from)?;
         if let Some(policy) = policy
@@ -313,6 +332,7 @@ impl Query for QueryService {
         &self,
         request: Request<v1::ListOpenClocksRequest>,
     ) -> Result<Response<v1::ListOpenClocksResponse>, Status> {
+        self.ensure_current()?;
         let r = request.into_inner();
         let filter = HandoffFilter {
             supplier: optional_token("supplier", &r.supplier).map_err(QueryError::from)?,
@@ -357,6 +377,7 @@ impl Query for QueryService {
         &self,
         request: Request<v1::GetMatrixRequest>,
     ) -> Result<Response<v1::Matrix>, Status> {
+        self.ensure_current()?;
         let r = request.into_inner();
         let from = optional_time("from", &r.from)?;
         let to = optional_time("to", &r.to)?;
@@ -377,6 +398,7 @@ impl Query for QueryService {
         &self,
         request: Request<v1::ListDisruptionsRequest>,
     ) -> Result<Response<v1::ListDisruptionsResponse>, Status> {
+        self.ensure_current()?;
         let r = request.into_inner();
         let supplier = optional_token("supplier", &r.supplier).map_err(QueryError::from)?;
         let now = baton_runtime::now();

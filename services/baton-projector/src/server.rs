@@ -105,11 +105,33 @@ pub async fn run(
             readiness.clone(),
             shutdown.clone(),
         );
+        let shared = shared.clone();
         tokio::spawn(async move {
-            baton_log::watch_connection(client, shutdown.cancelled(), |connected, first| {
-                let (health, readiness) = (health.clone(), readiness.clone());
+            // Serving once the views are current (a rebuild finished)...
+            let current = {
+                let (shared, client, health, readiness) = (
+                    shared.clone(),
+                    client.clone(),
+                    health.clone(),
+                    readiness.clone(),
+                );
                 async move {
-                    if connected {
+                    shared.wait_current().await;
+                    tracing::info!("views current: serving queries");
+                    if baton_log::is_connected(&client) {
+                        health.set_serving::<QueryServer<QueryService>>().await;
+                        readiness.set(true);
+                    }
+                }
+            };
+            let current = tokio::spawn(current);
+            // ...and while connected to NATS.
+            baton_log::watch_connection(client, shutdown.cancelled(), |connected, first| {
+                let (health, readiness, shared) =
+                    (health.clone(), readiness.clone(), shared.clone());
+                async move {
+                    let connected_and_current = connected && shared.is_current();
+                    if connected_and_current {
                         health.set_serving::<QueryServer<QueryService>>().await;
                     } else {
                         health.set_not_serving::<QueryServer<QueryService>>().await;
@@ -119,10 +141,11 @@ pub async fn run(
                             "nats disconnected: views are served as of the last event applied"
                         );
                     }
-                    readiness.set(connected);
+                    readiness.set(connected_and_current);
                 }
             })
-            .await
+            .await;
+            current.abort();
         })
     };
 
