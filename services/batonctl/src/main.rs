@@ -57,7 +57,12 @@ const EXAMPLES: &str = "Examples:
   batonctl get pump-7
   batonctl breaches --open
   batonctl compliance repair-response --supplier engineering
-  batonctl watch
+  batonctl watch --warnings
+  batonctl clocks --supplier lab
+  batonctl matrix --from now-7d
+  batonctl rate pump-7 4 --comment 'quick and clear'
+  batonctl disruption start analyzer-2 --supplier lab --kind lab --reason 'chemistry analyzer down'
+  batonctl compliance --supplier lab --by day --time-zone Europe/Amsterdam
   batonctl tail 'baton.sla.>'";
 
 #[derive(Debug, Subcommand)]
@@ -72,8 +77,18 @@ enum Command {
     Breaches(cmd::breaches::Args),
     /// Show a promise's compliance and percentiles.
     Compliance(cmd::compliance::Args),
-    /// Print breaches as they happen.
+    /// Print breaches (or, with --warnings, warnings) as they happen.
     Watch(cmd::breaches::WatchArgs),
+    /// Running clocks, the one closest to its deadline first.
+    Clocks(cmd::engine::ClocksArgs),
+    /// The internal-customer matrix: suppliers x customers.
+    Matrix(cmd::engine::MatrixArgs),
+    /// Rate a completed hand-off, once (as its customer).
+    Rate(cmd::engine::RateArgs),
+    /// Start or end a service disruption of a supplier.
+    Disruption(cmd::engine::DisruptionArgs),
+    /// List disruptions and what they affected.
+    Disruptions(cmd::engine::DisruptionsArgs),
     /// Print messages on NATS subjects as JSON lines.
     Tail(cmd::tail::Args),
     /// Run a small demo workload: repair and lab requests, some answered in time.
@@ -91,6 +106,11 @@ async fn main() -> anyhow::Result<()> {
         Command::Breaches(args) => cmd::breaches::run(&cli.query_url, args, out).await,
         Command::Compliance(args) => cmd::compliance::run(&cli.query_url, args, out).await,
         Command::Watch(args) => cmd::breaches::watch(&cli.query_url, args, out).await,
+        Command::Clocks(args) => cmd::engine::clocks(&cli.query_url, args, out).await,
+        Command::Matrix(args) => cmd::engine::matrix(&cli.query_url, args, out).await,
+        Command::Rate(args) => cmd::engine::rate(&cli.ingest_url, args, out).await,
+        Command::Disruption(args) => cmd::engine::disruption(&cli.ingest_url, args, out).await,
+        Command::Disruptions(args) => cmd::engine::disruptions(&cli.query_url, args, out).await,
         Command::Tail(args) => cmd::tail::run(&cli.nats_url, args).await,
         Command::Demo(args) => cmd::demo::run(&cli.ingest_url, &cli.query_url, args).await,
     }

@@ -80,18 +80,22 @@ pub fn breach_json(b: &v1::Breach) -> Value {
         "open": b.open,
         "stopped_at": time::format(&b.stopped_at),
         "corrected": b.corrected,
+        "cycle": b.cycle,
+        "overrun": time::format_duration(&b.overrun),
+        "escalate_to": b.escalate_to,
     })
 }
 
 pub fn breach_line(b: &v1::Breach) -> String {
     format!(
-        "BREACH {:<20} {:<12} {} -> {}  hand-off {}  deadline {}{}",
+        "BREACH {:<20} {:<12} {} -> {}  hand-off {}  deadline {}  late by {}{}",
         b.policy_id,
         b.kind,
         b.supplier,
         b.customer,
         b.handoff_id,
         time::format(&b.deadline),
+        time::format_duration(&b.overrun),
         if b.open {
             "  (still open)".to_string()
         } else {
@@ -109,6 +113,10 @@ pub fn sla_json(s: &v1::SlaStatus) -> Value {
         "target": time::format_duration(&s.target),
         "started_at": time::format(&s.started_at),
         "stopped_at": time::format(&s.stopped_at),
+        "cycle": s.cycle,
+        "supplier": s.supplier,
+        "warn_at": time::format(&s.warn_at),
+        "warned": s.warned,
     })
 }
 

@@ -59,3 +59,27 @@ pub fn parse_optional(input: &Option<String>) -> anyhow::Result<Option<prost_typ
         .transpose()
         .map_err(|e| anyhow!(e))
 }
+
+/// A signed span of milliseconds, short: `-3m12s`, `1h05m`, `42s`.
+pub fn format_millis_span(ms: i64) -> String {
+    let sign = if ms < 0 { "-" } else { "" };
+    let s = ms.unsigned_abs() / 1000;
+    let (h, m, s) = (s / 3600, (s % 3600) / 60, s % 60);
+    if h > 0 {
+        format!("{sign}{h}h{m:02}m")
+    } else if m > 0 {
+        format!("{sign}{m}m{s:02}s")
+    } else {
+        format!("{sign}{s}s")
+    }
+}
+
+#[cfg(test)]
+mod span_tests {
+    #[test]
+    fn spans_are_short_and_signed() {
+        assert_eq!(super::format_millis_span(42_000), "42s");
+        assert_eq!(super::format_millis_span(-192_000), "-3m12s");
+        assert_eq!(super::format_millis_span(3_900_000), "1h05m");
+    }
+}

@@ -33,6 +33,9 @@ pub struct Args {
 pub struct WatchArgs {
     #[command(flatten)]
     filter: Filter,
+    /// Watch warnings (a clock past its promise's warn_at share) instead of breaches.
+    #[arg(long)]
+    warnings: bool,
 }
 
 pub async fn run(url: &str, args: Args, out: Output) -> anyhow::Result<()> {
@@ -60,12 +63,45 @@ pub async fn run(url: &str, args: Args, out: Output) -> anyhow::Result<()> {
 
 pub async fn watch(url: &str, args: WatchArgs, out: Output) -> anyhow::Result<()> {
     let mut client = super::query(url).await?;
+    let request = v1::WatchBreachesRequest {
+        policy_id: args.filter.policy.unwrap_or_default(),
+        supplier: args.filter.supplier.unwrap_or_default(),
+        customer: args.filter.customer.unwrap_or_default(),
+    };
+    if args.warnings {
+        let mut stream = client
+            .watch_warnings(request)
+            .await
+            .map_err(super::status)?
+            .into_inner();
+        if !out.json {
+            eprintln!("watching for warnings (Ctrl-C to stop)");
+        }
+        while let Some(w) = stream.message().await.map_err(super::status)? {
+            out.print(
+                || {
+                    format!(
+                        "WARNING {} {} -> {} {}: due {}",
+                        w.policy_id,
+                        w.supplier,
+                        w.customer,
+                        w.handoff_id,
+                        crate::time::format(&w.deadline)
+                    )
+                },
+                || {
+                    serde_json::json!({
+                        "handoff_id": w.handoff_id, "policy_id": w.policy_id, "supplier": w.supplier,
+                        "customer": w.customer, "cycle": w.cycle,
+                        "warned_at": crate::time::format(&w.warned_at), "deadline": crate::time::format(&w.deadline),
+                    })
+                },
+            );
+        }
+        return Ok(());
+    }
     let mut stream = client
-        .watch_breaches(v1::WatchBreachesRequest {
-            policy_id: args.filter.policy.unwrap_or_default(),
-            supplier: args.filter.supplier.unwrap_or_default(),
-            customer: args.filter.customer.unwrap_or_default(),
-        })
+        .watch_breaches(request)
         .await
         .map_err(super::status)?
         .into_inner();

@@ -2,6 +2,7 @@ pub mod append;
 pub mod breaches;
 pub mod compliance;
 pub mod demo;
+pub mod engine;
 pub mod get;
 pub mod tail;
 
