@@ -601,6 +601,17 @@ async fn a_replay_from_empty_reproduces_every_figure_and_a_new_catalog_recalcula
     let replay = start_projector(&baton.nats.url(), &baton.catalog_path(), &empty).await;
     let mut replayed = v1::query_client::QueryClient::new(channel(replay.addr).await);
     assert_eq!(figures(&mut replayed, &ids).await, live);
+    let status = replayed
+        .get_status(v1::GetStatusRequest {})
+        .await
+        .expect("status")
+        .into_inner();
+    assert!(status.current);
+    assert_eq!(status.position, status.stream_last_sequence);
+    assert_eq!(
+        status.applied_since_start, status.position,
+        "rebuilt from the first event"
+    );
     replay.stop().await;
 
     // The hospital tightens repair response to 10 minutes: the same

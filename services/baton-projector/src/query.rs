@@ -412,6 +412,29 @@ impl Query for QueryService {
         }))
     }
 
+    async fn get_status(
+        &self,
+        _request: Request<v1::GetStatusRequest>,
+    ) -> Result<Response<v1::Status>, Status> {
+        let position = self.shared.views.position().map_err(QueryError::from)?;
+        let js = async_nats::jetstream::new(self.client.clone());
+        let stream_last_sequence = match js.get_stream(baton_log::subject::EVENTS_STREAM).await {
+            Ok(mut stream) => stream
+                .info()
+                .await
+                .map(|info| info.state.last_sequence)
+                .unwrap_or(0),
+            Err(_) => 0,
+        };
+        Ok(Response::new(v1::Status {
+            current: self.shared.is_current(),
+            position,
+            stream_last_sequence,
+            catalog_version: self.shared.catalog.version().to_owned(),
+            applied_since_start: self.shared.applied(),
+        }))
+    }
+
     type WatchBreachesStream = SignalStream<v1::Breach>;
 
     async fn watch_breaches(

@@ -89,6 +89,8 @@ enum Command {
     Disruption(cmd::engine::DisruptionArgs),
     /// List disruptions and what they affected.
     Disruptions(cmd::engine::DisruptionsArgs),
+    /// How far the projector's views are; --wait follows a rebuild with a progress bar.
+    Status(cmd::status::Args),
     /// Print messages on NATS subjects as JSON lines.
     Tail(cmd::tail::Args),
     /// Run a small demo workload: repair and lab requests, some answered in time.
@@ -111,6 +113,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Rate(args) => cmd::engine::rate(&cli.ingest_url, args, out).await,
         Command::Disruption(args) => cmd::engine::disruption(&cli.ingest_url, args, out).await,
         Command::Disruptions(args) => cmd::engine::disruptions(&cli.query_url, args, out).await,
+        Command::Status(args) => cmd::status::run(&cli.query_url, args, out).await,
         Command::Tail(args) => cmd::tail::run(&cli.nats_url, args).await,
         Command::Demo(args) => cmd::demo::run(&cli.ingest_url, &cli.query_url, args).await,
     }

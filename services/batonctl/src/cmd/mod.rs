@@ -4,6 +4,7 @@ pub mod compliance;
 pub mod demo;
 pub mod engine;
 pub mod get;
+pub mod status;
 pub mod tail;
 
 use anyhow::Context;
