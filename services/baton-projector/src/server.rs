@@ -163,6 +163,7 @@ pub async fn run(
     tracing::info!(addr = ?grpc_listener.local_addr().ok(), "projector serving queries");
     let grpc_shutdown = shutdown.clone();
     let served = tonic::transport::Server::builder()
+        .layer(baton_runtime::grpc::DecodeErrorStatusLayer)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(QueryServer::new(QueryService::new(
