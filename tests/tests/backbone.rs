@@ -634,3 +634,62 @@ async fn generic_clients_find_health_and_reflection() {
         assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
     }
 }
+
+#[tokio::test]
+async fn a_batch_keeps_each_handoffs_order_and_answers_each_event_in_place() {
+    let baton = Baton::start().await;
+    let mut ingest = baton.ingest().await;
+    let t0 = now_millis() - 60_000;
+    // Interleaved hand-offs: each one's events must land in its own order,
+    // and the answers must line up with the requests.
+    let mut requests = Vec::new();
+    for i in 0..20 {
+        requests.push(append(requested(
+            &format!("b{i}"),
+            "repair",
+            "engineering",
+            "ward-5",
+            v1::Priority::Routine,
+            t0,
+        )));
+    }
+    for i in 0..20 {
+        requests.push(append(later(
+            &format!("b{i}"),
+            v1::EventType::Acknowledged,
+            t0 + 1_000,
+        )));
+    }
+    // Acknowledged twice: refused, in its place.
+    let mut twice = later("b3", v1::EventType::Acknowledged, t0 + 2_000);
+    twice.event_id = "b3-again".into();
+    requests.push(append(twice));
+    for i in 0..20 {
+        requests.push(append(later(
+            &format!("b{i}"),
+            v1::EventType::Completed,
+            t0 + 3_000,
+        )));
+    }
+    let results = ingest
+        .append_batch(v1::AppendBatchRequest { requests })
+        .await
+        .expect("batch")
+        .into_inner()
+        .results;
+    assert_eq!(results.len(), 61);
+    let version = |r: &v1::AppendResult| match &r.outcome {
+        Some(v1::append_result::Outcome::Ok(ok)) => Ok(ok.version),
+        Some(v1::append_result::Outcome::Error(e)) => Err(e.code),
+        None => panic!("no outcome"),
+    };
+    for i in 0..20 {
+        assert_eq!(version(&results[i]), Ok(1), "requested b{i}");
+        assert_eq!(version(&results[20 + i]), Ok(2), "acknowledged b{i}");
+        assert_eq!(version(&results[41 + i]), Ok(3), "completed b{i}");
+    }
+    assert_eq!(
+        version(&results[40]),
+        Err(tonic::Code::FailedPrecondition as i32)
+    );
+}

@@ -6,12 +6,15 @@ use baton_proto::{
     convert::{disruption_from_proto, event_from_proto},
     v1::{self, ingest_server::Ingest},
 };
+use futures::StreamExt;
 use tonic::{Request, Response, Status};
 
 use crate::{error::IngestError, ingestor::Ingestor};
 
 /// Most events one AppendBatch may carry.
 pub const MAX_BATCH: usize = 1_000;
+/// Hand-offs of one AppendBatch appended at once.
+const BATCH_CONCURRENCY: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct IngestService {
@@ -67,18 +70,45 @@ impl Ingest for IngestService {
                 requests.len()
             )));
         }
-        let mut results = Vec::with_capacity(requests.len());
-        for request in requests {
-            let outcome = match self.append_one(request).await {
-                Ok(ok) => v1::append_result::Outcome::Ok(ok),
-                Err(status) => v1::append_result::Outcome::Error(v1::AppendError {
-                    code: status.code() as i32,
-                    message: status.message().to_owned(),
-                }),
-            };
-            results.push(v1::AppendResult {
-                outcome: Some(outcome),
+        // Events of one hand-off are appended in order, each conditional on
+        // the one before; different hand-offs go concurrently, so their
+        // JetStream acks overlap instead of queueing one round trip each.
+        let mut by_handoff: Vec<(String, Vec<(usize, v1::AppendRequest)>)> = Vec::new();
+        let mut group_of: std::collections::HashMap<String, usize> = Default::default();
+        for (index, request) in requests.into_iter().enumerate() {
+            let key = request
+                .event
+                .as_ref()
+                .map(|e| e.handoff_id.clone())
+                .unwrap_or_default();
+            let group = *group_of.entry(key.clone()).or_insert_with(|| {
+                by_handoff.push((key, Vec::new()));
+                by_handoff.len() - 1
             });
+            by_handoff[group].1.push((index, request));
+        }
+        let total: usize = by_handoff.iter().map(|(_, g)| g.len()).sum();
+        let outcomes: Vec<Vec<(usize, v1::append_result::Outcome)>> =
+            futures::stream::iter(by_handoff.into_iter().map(|(_, group)| async move {
+                let mut done = Vec::with_capacity(group.len());
+                for (index, request) in group {
+                    let outcome = match self.append_one(request).await {
+                        Ok(ok) => v1::append_result::Outcome::Ok(ok),
+                        Err(status) => v1::append_result::Outcome::Error(v1::AppendError {
+                            code: status.code() as i32,
+                            message: status.message().to_owned(),
+                        }),
+                    };
+                    done.push((index, outcome));
+                }
+                done
+            }))
+            .buffer_unordered(BATCH_CONCURRENCY)
+            .collect()
+            .await;
+        let mut results = vec![v1::AppendResult { outcome: None }; total];
+        for (index, outcome) in outcomes.into_iter().flatten() {
+            results[index].outcome = Some(outcome);
         }
         Ok(Response::new(v1::AppendBatchResponse { results }))
     }
