@@ -63,6 +63,8 @@ const EXAMPLES: &str = "Examples:
   batonctl rate pump-7 4 --comment 'quick and clear'
   batonctl disruption start analyzer-2 --supplier lab --kind lab --reason 'chemistry analyzer down'
   batonctl compliance --supplier lab --by day --time-zone Europe/Amsterdam
+  batonctl validate-catalog deploy/catalog.json
+  batonctl status --wait
   batonctl tail 'baton.sla.>'";
 
 #[derive(Debug, Subcommand)]
@@ -91,6 +93,8 @@ enum Command {
     Disruptions(cmd::engine::DisruptionsArgs),
     /// How far the projector's views are; --wait follows a rebuild with a progress bar.
     Status(cmd::status::Args),
+    /// Check a catalog file: exits non-zero with the line and field of the first mistake.
+    ValidateCatalog(cmd::catalog::Args),
     /// Print messages on NATS subjects as JSON lines.
     Tail(cmd::tail::Args),
     /// Run a small demo workload: repair and lab requests, some answered in time.
@@ -114,6 +118,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Disruption(args) => cmd::engine::disruption(&cli.ingest_url, args, out).await,
         Command::Disruptions(args) => cmd::engine::disruptions(&cli.query_url, args, out).await,
         Command::Status(args) => cmd::status::run(&cli.query_url, args, out).await,
+        Command::ValidateCatalog(args) => cmd::catalog::validate(args, out),
         Command::Tail(args) => cmd::tail::run(&cli.nats_url, args).await,
         Command::Demo(args) => cmd::demo::run(&cli.ingest_url, &cli.query_url, args).await,
     }

@@ -1,5 +1,6 @@
 pub mod append;
 pub mod breaches;
+pub mod catalog;
 pub mod compliance;
 pub mod demo;
 pub mod engine;
