@@ -136,6 +136,7 @@ pub async fn start_projector_with(
         batch_size: 500,
         announce_horizon: Duration::from_secs(3600),
         stream_replicas,
+        board: Default::default(),
     };
     let running = spawn(addr, move |stop| async move {
         if let Err(e) = baton_projector::run(config, grpc, http, stop).await {
