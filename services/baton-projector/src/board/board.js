@@ -34,6 +34,8 @@
 
   function tick() {
     const now = serverNow();
+    const clock = document.getElementById("clock");
+    if (clock) clock.textContent = fmtTime(now);
     for (const el of document.querySelectorAll(".countdown[data-deadline]")) {
       const left = Number(el.dataset.deadline) - now;
       el.textContent = fmtLeft(left);
@@ -56,10 +58,13 @@
     if (count) count.textContent = String(rows.length);
   }
 
-  // Swaps a section container for the same one fetched again.
+  // Swaps each named section for the same one fetched again.
   const inFlight = {};
-  function refresh(name) {
+  function refresh(...names) {
     if (page !== "board") return;
+    for (const name of names) refreshOne(name);
+  }
+  function refreshOne(name) {
     if (inFlight[name]) { inFlight[name] = "again"; return; }
     inFlight[name] = true;
     fetch("/board/" + name, { cache: "no-store" })
@@ -79,7 +84,7 @@
       .finally(() => {
         const again = inFlight[name] === "again";
         inFlight[name] = false;
-        if (again) refresh(name);
+        if (again) refreshOne(name);
       });
   }
 
@@ -163,33 +168,30 @@
       if (live) live.textContent = "live";
       reloadIfCurrent(d);
       // Catch up with anything between the page's rendering and now.
-      refresh("live");
-      refresh("overview");
+      refresh("live", "warnings", "overview");
     });
     source.addEventListener("breach", (e) => {
       const d = data(e);
       if (about(d)) { location.reload(); return; }
       insertBreach(d);
-      refresh("live");
-      refresh("overview");
+      refresh("live", "warnings", "overview");
     });
     source.addEventListener("correction", (e) => {
       const d = data(e);
       if (about(d)) { location.reload(); return; }
       removeBreach(d);
-      refresh("live");
-      refresh("overview");
+      refresh("live", "warnings", "overview");
     });
     source.addEventListener("warning", (e) => {
       const d = data(e);
       if (about(d)) { location.reload(); return; }
       markWarned(d);
-      refresh("live");
+      refresh("live", "warnings");
     });
     source.addEventListener("disruption", () => refresh("overview"));
     source.addEventListener("changed", (e) => {
       reloadIfCurrent(data(e));
-      refresh("live");
+      refresh("live", "warnings");
     });
     source.onerror = () => {
       body.dataset.live = "off";

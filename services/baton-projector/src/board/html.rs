@@ -59,10 +59,16 @@ pub fn time_left(millis: i64) -> String {
 pub fn duration(d: Duration) -> String {
     let secs = d.as_secs();
     let (days, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
-    if days > 0 {
+    if days > 0 && h == 0 {
+        format!("{days}d")
+    } else if days > 0 {
         format!("{days}d {h}h")
+    } else if h > 0 && m == 0 {
+        format!("{h}h")
     } else if h > 0 {
         format!("{h}h {m:02}m")
+    } else if m > 0 && s == 0 {
+        format!("{m}m")
     } else if m > 0 {
         format!("{m}m {s:02}s")
     } else if secs > 0 || d.is_zero() {
@@ -129,6 +135,14 @@ pub struct Shell<'a> {
 }
 
 impl Shell<'_> {
+    /// The time now in the board's zone, as the header shows it.
+    fn clock(&self) -> String {
+        let tz = jiff::tz::TimeZone::get(self.tz).unwrap_or(jiff::tz::TimeZone::UTC);
+        jiff::Timestamp::from_millisecond(self.now.0)
+            .map(|t| t.to_zoned(tz).strftime("%H:%M:%S").to_string())
+            .unwrap_or_default()
+    }
+
     /// The page around `body`.
     pub fn wrap(&self, body: &str) -> String {
         let mut out = String::with_capacity(body.len() + 1024);
@@ -141,6 +155,7 @@ impl Shell<'_> {
              <script src=\"/static/board.js\" defer></script></head>\n\
              <body data-page=\"{page}\" data-now=\"{now}\" data-current=\"{current}\" data-tz=\"{tz}\" data-subject=\"{subject}\" data-live=\"off\">\n\
              <header><a class=\"home\" href=\"/\">Baton</a> <span class=\"title\">{title}</span>\
+             <span class=\"clock\" id=\"clock\">{clock}</span> \
              <span class=\"live\" id=\"live\" title=\"live updates\">offline</span></header>\n\
              <main>\n",
             title = E(self.title),
@@ -149,6 +164,7 @@ impl Shell<'_> {
             current = self.current,
             tz = E(self.tz),
             subject = E(self.subject.unwrap_or("")),
+            clock = self.clock(),
         );
         out.push_str(body);
         out.push_str("</main>\n</body></html>\n");
@@ -204,6 +220,8 @@ mod tests {
         assert_eq!(duration(Duration::from_secs(845)), "14m 05s");
         assert_eq!(duration(Duration::from_secs(12_000)), "3h 20m");
         assert_eq!(duration(Duration::from_millis(250)), "250ms");
+        assert_eq!(duration(Duration::from_secs(1800)), "30m");
+        assert_eq!(duration(Duration::from_secs(4 * 3600)), "4h");
     }
 
     #[test]

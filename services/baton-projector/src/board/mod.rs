@@ -6,7 +6,7 @@
 //! | path | what |
 //! |---|---|
 //! | `/` | the wall-screen board: open breaches, running clocks by time left, warnings, active disruptions, the supplier x customer matrix |
-//! | `/board/live`, `/board/overview` | the board's sections again, for its script to swap in after an event |
+//! | `/board/live`, `/board/warnings`, `/board/overview` | the board's sections again, for its script to swap in after an event |
 //! | `/pair/<supplier>/<customer>` | a pair's daily compliance and its worst hand-offs |
 //! | `/handoff/<id>` | a hand-off's events, clocks, pauses and breach point on one timeline |
 //! | `/events` | `text/event-stream`: `hello`, `breach`, `correction`, `warning`, `disruption`, `changed` |
@@ -90,6 +90,7 @@ pub fn router(state: BoardState) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/board/live", get(live_sections))
+        .route("/board/warnings", get(warning_sections))
         .route("/board/overview", get(overview_sections))
         .route("/pair/{supplier}/{customer}", get(pair))
         .route("/handoff/{id}", get(handoff))
@@ -196,8 +197,26 @@ impl BoardState {
             .map_err(|e| BoardError::Internal(format!("the page task failed: {e}")))?
     }
 
-    /// Everything on the board, as of `now`.
-    fn board(&self, now: Timestamp) -> Result<pages::Board, BoardError> {
+    /// What the board shows (only `parts` of it), as of `now`.
+    fn board(&self, now: Timestamp, parts: Parts) -> Result<pages::Board, BoardError> {
+        let views = &self.shared.views;
+        let mut board = if parts.clocks {
+            self.board_clocks(now)?
+        } else {
+            pages::Board::default()
+        };
+        if parts.overview {
+            let days = i64::from(self.config.days);
+            let from = Timestamp(now.0.saturating_sub(days * 86_400_000));
+            board.disruptions = views.disruptions(None, Some(now))?;
+            board.matrix = views.matrix(Some(from), None)?;
+            board.matrix_days = self.config.days;
+        }
+        Ok(board)
+    }
+
+    /// Running clocks and open breaches.
+    fn board_clocks(&self, now: Timestamp) -> Result<pages::Board, BoardError> {
         let views = &self.shared.views;
         let open = views.open_clocks(&HandoffFilter::default(), ROWS)?;
         let clocks = pages::clock_rows(&self.shared.catalog, open, now);
@@ -208,16 +227,10 @@ impl BoardState {
         let mut breaches = views.list_breaches(&open_only, None, BREACH_SCAN)?.items;
         pages::order_breaches(&mut breaches);
         breaches.truncate(ROWS);
-        let from = Timestamp(
-            now.0
-                .saturating_sub(i64::from(self.config.days) * 86_400_000),
-        );
         Ok(pages::Board {
             clocks,
             breaches,
-            disruptions: views.disruptions(None, Some(now))?,
-            matrix: views.matrix(Some(from), None)?,
-            matrix_days: self.config.days,
+            ..pages::Board::default()
         })
     }
 }
@@ -227,7 +240,7 @@ async fn index(State(state): State<Arc<BoardState>>) -> Result<Response, BoardEr
     if let Some(notice) = state.rebuilding("duty board", now) {
         return Ok(notice);
     }
-    let board = state.read(move |s| s.board(now)).await?;
+    let board = state.read(move |s| s.board(now, Parts::ALL)).await?;
     let body = pages::board(&board, now, &state.config.time_zone);
     Ok(page(
         StatusCode::OK,
@@ -236,16 +249,44 @@ async fn index(State(state): State<Arc<BoardState>>) -> Result<Response, BoardEr
 }
 
 async fn live_sections(State(state): State<Arc<BoardState>>) -> Result<Response, BoardError> {
-    section(state, pages::live).await
+    section(state, Parts::CLOCKS, pages::live).await
+}
+
+async fn warning_sections(State(state): State<Arc<BoardState>>) -> Result<Response, BoardError> {
+    section(state, Parts::CLOCKS, pages::warnings).await
 }
 
 async fn overview_sections(State(state): State<Arc<BoardState>>) -> Result<Response, BoardError> {
-    section(state, pages::overview).await
+    section(state, Parts::OVERVIEW, pages::overview).await
+}
+
+/// Which parts of the board to read: the matrix is the expensive one, read
+/// only when a breach, correction or disruption may have changed it.
+#[derive(Debug, Clone, Copy)]
+struct Parts {
+    clocks: bool,
+    overview: bool,
+}
+
+impl Parts {
+    const ALL: Parts = Parts {
+        clocks: true,
+        overview: true,
+    };
+    const CLOCKS: Parts = Parts {
+        clocks: true,
+        overview: false,
+    };
+    const OVERVIEW: Parts = Parts {
+        clocks: false,
+        overview: true,
+    };
 }
 
 /// One of the board's sections, bare, for its script to swap in.
 async fn section(
     state: Arc<BoardState>,
+    parts: Parts,
     render: fn(&pages::Board, Timestamp, &TimeZone) -> String,
 ) -> Result<Response, BoardError> {
     let now = baton_runtime::now();
@@ -255,7 +296,7 @@ async fn section(
             html::rebuilding(state.shared.applied()),
         ));
     }
-    let board = state.read(move |s| s.board(now)).await?;
+    let board = state.read(move |s| s.board(now, parts)).await?;
     Ok(page(
         StatusCode::OK,
         render(&board, now, &state.config.time_zone),

@@ -92,15 +92,20 @@ pub struct Board {
     pub matrix_days: u32,
 }
 
-/// The board's body.
+/// The board's body: breaches and running clocks on the left; warnings,
+/// disruptions and the matrix on the right.
 pub fn board(b: &Board, now: Timestamp, tz: &TimeZone) -> String {
     let mut out = String::new();
+    out.push_str("<div class=\"wall\"><div class=\"main-col\">\n");
     out.push_str(&live(b, now, tz));
+    out.push_str("</div><div class=\"side-col\">\n");
+    out.push_str(&warnings(b, now, tz));
     out.push_str(&overview(b, now, tz));
+    out.push_str("</div></div>\n");
     out
 }
 
-/// Breaches, warnings and running clocks: what `/board/live` re-sends.
+/// Breaches and running clocks: what `/board/live` re-sends.
 pub fn live(b: &Board, now: Timestamp, tz: &TimeZone) -> String {
     let mut out = String::new();
     put!(
@@ -109,10 +114,8 @@ pub fn live(b: &Board, now: Timestamp, tz: &TimeZone) -> String {
         now.0
     );
     breaches(&mut out, &b.breaches, now, tz);
-    out.push_str("<div class=\"columns\">\n");
     clocks(&mut out, &b.clocks, now, tz);
-    warnings(&mut out, &b.clocks, now, tz);
-    out.push_str("</div>\n</div>\n");
+    out.push_str("</div>\n");
     out
 }
 
@@ -226,21 +229,24 @@ fn clocks(out: &mut String, rows: &[ClockRow], now: Timestamp, tz: &TimeZone) {
     out.push_str("</tbody></table></section>\n");
 }
 
-fn warnings(out: &mut String, rows: &[ClockRow], now: Timestamp, tz: &TimeZone) {
-    let warned: Vec<&ClockRow> = rows
+/// Running clocks past their warning point: what `/board/warnings` re-sends.
+pub fn warnings(b: &Board, now: Timestamp, tz: &TimeZone) -> String {
+    let mut out = String::new();
+    let warned: Vec<&ClockRow> = b
+        .clocks
         .iter()
         .filter(|r| r.warn_at.is_some_and(|w| w <= now) && r.deadline > now)
         .collect();
     put!(
-        out,
+        &mut out,
         "<section id=\"warnings\"><h2>Warned, not yet breached <span class=\"count\">{}</span></h2><ul class=\"cards\" id=\"warning-rows\">\n",
         warned.len()
     );
     for row in &warned {
-        put!(out, "<li class=\"warned\">");
-        handoff_link(out, row.handoff_id.as_str());
+        out.push_str("<li class=\"warned\">");
+        handoff_link(&mut out, row.handoff_id.as_str());
         put!(
-            out,
+            &mut out,
             " {policy} &middot; {s} &rarr; {c} &middot; due {at}</li>\n",
             policy = E(row.policy.as_str()),
             s = E(row.supplier.as_str()),
@@ -252,6 +258,7 @@ fn warnings(out: &mut String, rows: &[ClockRow], now: Timestamp, tz: &TimeZone) 
         out.push_str("<li class=\"empty\">No warnings.</li>\n");
     }
     out.push_str("</ul></section>\n");
+    out
 }
 
 fn disruptions(out: &mut String, list: &[DisruptionView], now: Timestamp, tz: &TimeZone) {
@@ -323,8 +330,8 @@ fn matrix_cell(out: &mut String, supplier: &str, customer: &str, cell: &MatrixCe
     let rating = cell
         .handoffs
         .rating()
-        .map(|r| format!(" &middot; &#9733;{r:.1}"))
-        .unwrap_or_default();
+        .map(|r| format!("&#9733; {r:.1}"))
+        .unwrap_or_else(|| "no rating".to_owned());
     let linkable = Token::parse(supplier).is_ok() && Token::parse(customer).is_ok();
     put!(out, "<td class=\"{class}\">");
     if linkable {
@@ -332,7 +339,7 @@ fn matrix_cell(out: &mut String, supplier: &str, customer: &str, cell: &MatrixCe
     }
     put!(
         out,
-        "<span class=\"figure\">{figure}</span><span class=\"small\">{n} hand-offs{rating}</span>",
+        "<span class=\"figure\">{figure}</span><span class=\"small\">{n} hand-offs</span><span class=\"small\">{rating}</span>",
         n = cell.handoffs.handoffs,
     );
     if linkable {
@@ -441,9 +448,11 @@ fn trend_chart(out: &mut String, days: &[(Timestamp, Tallies)], tz: &TimeZone) {
     put!(
         out,
         "<svg class=\"trend\" viewBox=\"0 0 {width} {h}\" width=\"{width}\" height=\"{h}\" role=\"img\" aria-label=\"daily compliance\">\
-         <line x1=\"0\" x2=\"{width}\" y1=\"{y95:.1}\" y2=\"{y95:.1}\" class=\"target\"/>",
+         <line x1=\"0\" x2=\"{width}\" y1=\"{y95:.1}\" y2=\"{y95:.1}\" class=\"target\"/>\
+         <text x=\"2\" y=\"{ylabel:.1}\" class=\"axis\">95%</text>",
         h = HEIGHT + 24.0,
         y95 = HEIGHT * 0.05,
+        ylabel = HEIGHT * 0.05 + 12.0,
     );
     for (i, (start, t)) in days.iter().enumerate() {
         let x = i * BAR + 3;
@@ -470,10 +479,17 @@ fn trend_chart(out: &mut String, days: &[(Timestamp, Tallies)], tz: &TimeZone) {
                 br = t.breached,
             );
         }
-        if i % 7 == 0 || i + 1 == days.len() {
+        // Every seventh day, counted back from today, is labelled.
+        if (days.len() - 1 - i).is_multiple_of(7) {
+            // Today's label ends at the right edge, so it is not cut off.
+            let (x, anchor) = if i + 1 == days.len() {
+                (i * BAR + BAR - 2, "end")
+            } else {
+                (x, "start")
+            };
             put!(
                 out,
-                "<text x=\"{x}\" y=\"{y}\" class=\"axis\">{label}</text>",
+                "<text x=\"{x}\" y=\"{y}\" text-anchor=\"{anchor}\" class=\"axis\">{label}</text>",
                 y = HEIGHT + 18.0,
                 label = E(&label),
             );
