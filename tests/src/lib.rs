@@ -6,8 +6,10 @@
 //! a process outright spawn the built binaries instead. Nothing here is
 //! shipped.
 //!
-//! [`load`] drives sustained load through faults and audits the stream after.
+//! [`load`] drives sustained load through faults and audits the stream after;
+//! [`browser`] drives a headless Chromium over WebDriver.
 
+pub mod browser;
 pub mod load;
 
 use std::{
@@ -57,6 +59,8 @@ pub const TEST_CATALOG: &str = r#"{
 #[derive(Debug)]
 pub struct Running {
     pub addr: SocketAddr,
+    /// The HTTP side port (health, and the projector's board), when known.
+    pub http: Option<SocketAddr>,
     stop: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -64,13 +68,19 @@ pub struct Running {
 impl Running {
     /// A service whose task the test spawned itself; `stop` ends it.
     pub fn new(addr: SocketAddr, stop: CancellationToken, task: JoinHandle<()>) -> Running {
-        Running { addr, stop, task }
+        Running {
+            addr,
+            http: None,
+            stop,
+            task,
+        }
     }
 
-    /// Asks the service to stop (as SIGTERM would) and waits until it has.
-    pub async fn stop(self) {
+    /// Asks the service to stop (as SIGTERM would) and waits until it has;
+    /// false if it had not stopped within [`PATIENCE`].
+    pub async fn stop(self) -> bool {
         self.stop.cancel();
-        let _ = tokio::time::timeout(PATIENCE, self.task).await;
+        tokio::time::timeout(PATIENCE, self.task).await.is_ok()
     }
 }
 
@@ -126,6 +136,7 @@ pub async fn start_projector_with(
     let grpc = listener().await;
     let http = listener().await;
     let addr = grpc.local_addr().expect("bound");
+    let http_addr = http.local_addr().expect("bound");
     let config = baton_projector::Config {
         nats_url: nats_url.to_owned(),
         listen: addr,
@@ -136,12 +147,14 @@ pub async fn start_projector_with(
         batch_size: 500,
         announce_horizon: Duration::from_secs(3600),
         stream_replicas,
+        board: Default::default(),
     };
-    let running = spawn(addr, move |stop| async move {
+    let mut running = spawn(addr, move |stop| async move {
         if let Err(e) = baton_projector::run(config, grpc, http, stop).await {
             panic!("projector failed: {e}");
         }
     });
+    running.http = Some(http_addr);
     wait_serving(addr, "baton.v1.Query").await;
     running
 }
@@ -175,7 +188,7 @@ where
 {
     let stop = CancellationToken::new();
     let task = tokio::spawn(body(stop.clone()));
-    Running { addr, stop, task }
+    Running::new(addr, stop, task)
 }
 
 /// NATS, ingest and projector, with a catalog and data dir of their own.
@@ -225,6 +238,12 @@ impl Baton {
 
     pub async fn query(&self) -> QueryClient<Channel> {
         QueryClient::new(channel(self.projector.as_ref().expect("projector running").addr).await)
+    }
+
+    /// `http://<addr>` of the projector's HTTP side port (the board).
+    pub fn board_url(&self) -> String {
+        let projector = self.projector.as_ref().expect("projector running");
+        format!("http://{}", projector.http.expect("projector http address"))
     }
 
     pub async fn nats_client(&self) -> async_nats::Client {

@@ -18,7 +18,7 @@ pub struct Config {
     )]
     pub listen: SocketAddr,
 
-    /// HTTP side port: /healthz and /readyz.
+    /// HTTP side port: /healthz, /readyz and the live board (/).
     #[arg(
         long,
         env = "BATON_PROJECTOR_HTTP_LISTEN",
@@ -52,4 +52,8 @@ pub struct Config {
     /// JetStream replicas for the streams, if this service creates them.
     #[arg(long, env = "BATON_STREAM_REPLICAS", default_value_t = 1)]
     pub stream_replicas: usize,
+
+    /// The live board on the HTTP side port.
+    #[command(flatten)]
+    pub board: crate::board::BoardConfig,
 }

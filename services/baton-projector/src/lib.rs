@@ -11,12 +11,14 @@
 //! - [`announcer`]: drains the outbox of breaches, corrections and warnings onto NATS.
 //! - [`query`]: the `baton.v1.Query` gRPC service.
 //! - [`present`]: view types as `baton.v1` messages.
+//! - [`board`]: the live SLA board (HTML pages and server-sent events) on the HTTP side port.
 //! - [`server`]: wiring and shutdown.
 //!
 //! It must never be the record: the views are a cache of the stream, rebuilt
 //! from it whenever they are missing or in doubt.
 
 pub mod announcer;
+pub mod board;
 pub mod config;
 pub mod consumer;
 pub mod present;
@@ -56,6 +58,8 @@ pub struct Shared {
     deadlines_changed: Notify,
     /// New breaches wait in the outbox: the announcer looks again.
     outbox_ready: Notify,
+    /// Bumped after every committed batch, so the board can refresh.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl Shared {
@@ -74,6 +78,7 @@ impl Shared {
             applied: AtomicU64::new(0),
             deadlines_changed: Notify::new(),
             outbox_ready: Notify::new(),
+            changes: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -90,6 +95,11 @@ impl Shared {
     pub async fn wait_current(&self) {
         let mut current = self.current.subscribe();
         let _ = current.wait_for(|c| *c).await;
+    }
+
+    /// Fires after every committed batch (the value counts them).
+    pub fn subscribe_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     pub fn applied(&self) -> u64 {
@@ -122,6 +132,7 @@ impl Shared {
             self.outbox_ready.notify_one();
         }
         self.deadlines_changed.notify_one();
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
         Ok(value)
     }
 }

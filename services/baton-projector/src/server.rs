@@ -156,7 +156,12 @@ pub async fn run(
     let http = tokio::spawn(baton_runtime::serve_http(
         http_listener,
         readiness,
-        axum::Router::new(),
+        crate::board::router(crate::board::BoardState {
+            shared: shared.clone(),
+            client: client.clone(),
+            shutdown: shutdown.clone(),
+            config: config.board.clone(),
+        }),
         async move { http_shutdown.cancelled().await },
     ));
 

@@ -1,0 +1,223 @@
+//! `/events`: server-sent events for the board.
+//!
+//! Each stream subscribes to `baton.sla.>` and `baton.disruption.>` on NATS
+//! and forwards what it decodes as JSON:
+//!
+//! | event | when | data |
+//! |---|---|---|
+//! | `hello` | the subscriptions are in place | `{"current", "now"}` |
+//! | `breach` | a breach was announced | [`breach_json`] |
+//! | `correction` | an announced breach turned out to be a kept promise | [`breach_json`] |
+//! | `warning` | a clock passed its warning share | [`warning_json`] |
+//! | `disruption` | a disruption started or ended | [`disruption_json`] |
+//! | `changed` | the views committed a batch (at most one per [`CHANGE_COALESCE`](super::CHANGE_COALESCE)) | `{"current"}` |
+//!
+//! A stream ends when the projector shuts down; comments keep idle
+//! connections open through proxies.
+
+use std::{convert::Infallible, sync::Arc, time::Duration};
+
+use axum::{
+    extract::State,
+    response::sse::{Event, KeepAlive, Sse},
+};
+use baton_proto::{
+    convert::{priority_from_proto, timestamp_from_proto},
+    v1,
+};
+use futures::{stream, Stream, StreamExt};
+use prost::Message as _;
+use serde_json::{json, Value};
+
+use super::{BoardError, BoardState, CHANGE_COALESCE};
+
+/// How often an idle stream sends a keep-alive comment.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+pub async fn events(
+    State(state): State<Arc<BoardState>>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, BoardError> {
+    let unavailable = |e: &dyn std::fmt::Display| BoardError::Unavailable(e.to_string());
+    let sla = state
+        .client
+        .subscribe("baton.sla.>")
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let disruptions = state
+        .client
+        .subscribe("baton.disruption.>")
+        .await
+        .map_err(|e| unavailable(&e))?;
+    // The server has both subscriptions before the browser hears `hello`,
+    // so nothing announced after `hello` can slip past.
+    state.client.flush().await.map_err(|e| unavailable(&e))?;
+
+    let hello = {
+        let data = json!({"current": state.shared.is_current(), "now": baton_runtime::now().0});
+        stream::once(async move { event("hello", &data) })
+    };
+    let announced = stream::select(sla, disruptions)
+        .filter_map(|message| async move { decode(&message.subject, &message.payload) });
+    let changes = stream::unfold(
+        (state.shared.subscribe_changes(), state.clone()),
+        |(mut changes, state)| async move {
+            changes.changed().await.ok()?;
+            tokio::time::sleep(CHANGE_COALESCE).await;
+            changes.borrow_and_update();
+            let data = json!({"current": state.shared.is_current()});
+            Some((event("changed", &data), (changes, state)))
+        },
+    );
+    // A rebuild finishing is a change too, even if no batch follows it.
+    let became_current = {
+        let state = state.clone();
+        let was_current = state.shared.is_current();
+        stream::once(async move {
+            state.shared.wait_current().await;
+            (!was_current).then(|| event("changed", &json!({"current": true})))
+        })
+        .filter_map(|e| async move { e })
+    };
+    let stream = hello
+        .chain(stream::select(
+            announced,
+            stream::select(changes, became_current),
+        ))
+        .map(Ok)
+        .take_until(state.shutdown.clone().cancelled_owned());
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive")))
+}
+
+fn event(name: &str, data: &Value) -> Event {
+    Event::default().event(name).data(data.to_string())
+}
+
+/// The board event for a NATS message, if it is one the board shows.
+pub fn decode(subject: &str, payload: &[u8]) -> Option<Event> {
+    let decoded = if subject.starts_with("baton.sla.breached.") {
+        v1::Breach::decode(payload).map(|b| ("breach", breach_json(&b)))
+    } else if subject.starts_with("baton.sla.corrected.") {
+        v1::Breach::decode(payload).map(|b| ("correction", breach_json(&b)))
+    } else if subject.starts_with("baton.sla.warning.") {
+        v1::SlaWarning::decode(payload).map(|w| ("warning", warning_json(&w)))
+    } else if subject.starts_with("baton.disruption.") {
+        v1::DisruptionEvent::decode(payload).map(|d| ("disruption", disruption_json(&d)))
+    } else {
+        // Escalations repeat a breach already forwarded.
+        return None;
+    };
+    match decoded {
+        Ok((name, data)) => Some(event(name, &data)),
+        Err(e) => {
+            tracing::debug!(%subject, error = %e, "board: undecodable announcement skipped");
+            None
+        }
+    }
+}
+
+fn millis(field: &str, at: Option<&prost_types::Timestamp>) -> Option<i64> {
+    at.and_then(|t| timestamp_from_proto(field, t).ok())
+        .map(|t| t.0)
+}
+
+fn priority(value: i32) -> &'static str {
+    match priority_from_proto(value) {
+        Ok(Some(p)) => p.name(),
+        _ => "unspecified",
+    }
+}
+
+fn duration_millis(d: Option<&prost_types::Duration>) -> Option<u128> {
+    d.map(|d| baton_proto::convert::duration_from_proto(d).as_millis())
+}
+
+/// A breach or correction: `key` is `<policy>/<handoff>/<cycle>`, as the
+/// board's rows carry it; instants in epoch milliseconds.
+pub fn breach_json(b: &v1::Breach) -> Value {
+    json!({
+        "key": format!("{}/{}/{}", b.policy_id, b.handoff_id, b.cycle),
+        "handoff_id": b.handoff_id,
+        "policy_id": b.policy_id,
+        "supplier": b.supplier,
+        "customer": b.customer,
+        "kind": b.kind,
+        "priority": priority(b.priority),
+        "cycle": b.cycle,
+        "deadline": millis("deadline", b.deadline.as_ref()),
+        "stopped_at": millis("stopped_at", b.stopped_at.as_ref()),
+        "open": b.open,
+        "corrected": b.corrected,
+        "target_ms": duration_millis(b.target.as_ref()),
+        "escalate_to": b.escalate_to,
+    })
+}
+
+pub fn warning_json(w: &v1::SlaWarning) -> Value {
+    json!({
+        "key": format!("{}/{}/{}", w.policy_id, w.handoff_id, w.cycle),
+        "handoff_id": w.handoff_id,
+        "policy_id": w.policy_id,
+        "supplier": w.supplier,
+        "customer": w.customer,
+        "kind": w.kind,
+        "priority": priority(w.priority),
+        "cycle": w.cycle,
+        "warned_at": millis("warned_at", w.warned_at.as_ref()),
+        "deadline": millis("deadline", w.deadline.as_ref()),
+        "target_ms": duration_millis(w.target.as_ref()),
+    })
+}
+
+pub fn disruption_json(d: &v1::DisruptionEvent) -> Value {
+    let phase = match v1::DisruptionPhase::try_from(d.phase) {
+        Ok(v1::DisruptionPhase::Started) => "started",
+        Ok(v1::DisruptionPhase::Ended) => "ended",
+        _ => "unspecified",
+    };
+    json!({
+        "disruption_id": d.disruption_id,
+        "phase": phase,
+        "supplier": d.supplier,
+        "kind": d.kind,
+        "reason": d.reason,
+        "occurred_at": millis("occurred_at", d.occurred_at.as_ref()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_breach_becomes_json_with_the_rows_key() {
+        let b = v1::Breach {
+            handoff_id: "r-1".into(),
+            policy_id: "repair-response".into(),
+            supplier: "engineering".into(),
+            customer: "ward-5".into(),
+            kind: "repair".into(),
+            priority: v1::Priority::Stat as i32,
+            cycle: 1,
+            deadline: Some(prost_types::Timestamp {
+                seconds: 10,
+                nanos: 5_000_000,
+            }),
+            open: true,
+            ..Default::default()
+        };
+        let j = breach_json(&b);
+        assert_eq!(j["key"], "repair-response/r-1/1");
+        assert_eq!(j["priority"], "stat");
+        assert_eq!(j["deadline"], 10_005);
+        assert_eq!(j["stopped_at"], Value::Null);
+    }
+
+    #[test]
+    fn only_board_subjects_become_events() {
+        let payload = v1::Breach::default().encode_to_vec();
+        assert!(decode("baton.sla.breached.p.s.c.h", &payload).is_some());
+        assert!(decode("baton.sla.corrected.p.s.c.h", &payload).is_some());
+        assert!(decode("baton.sla.escalated.duty.p.s.c.h", &payload).is_none());
+        assert!(decode("baton.sla.breached.p.s.c.h", b"\xff\xff\xff").is_none());
+    }
+}

@@ -1,0 +1,753 @@
+//! The board's pages as HTML, from data already read from the views.
+//!
+//! Pure functions of their inputs (and `now`), so they are tested without a
+//! server. Each live section is a `<section id=…>` the board's script can
+//! replace with the same section fetched again.
+
+use std::{collections::BTreeMap, fmt::Write as _, time::Duration};
+
+use baton_domain::{
+    compliance::Tallies, event::Priority, lifecycle::HandoffStatus, Catalog, ClockOutcome, Event,
+    SlaState, Timestamp, Token,
+};
+use baton_views::{projection::clocks_of, BreachRecord, DisruptionView, HandoffView, MatrixCell};
+use jiff::tz::TimeZone;
+
+use super::html::{
+    compliance_class, day, duration, handoff_link, instant, percent, put, time_left, E,
+};
+
+/// One running clock on the board.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClockRow {
+    pub deadline: Timestamp,
+    pub warn_at: Option<Timestamp>,
+    pub policy: Token,
+    pub cycle: u32,
+    pub handoff_id: Token,
+    pub kind: Token,
+    pub supplier: Token,
+    pub customer: Token,
+    pub priority: Priority,
+    pub status: HandoffStatus,
+    pub target: Duration,
+}
+
+/// The running clocks of `open` (deadline, promise, hand-off) as board rows,
+/// least time left first.
+pub fn clock_rows(
+    catalog: &Catalog,
+    open: Vec<(Timestamp, Token, HandoffView)>,
+    now: Timestamp,
+) -> Vec<ClockRow> {
+    let mut rows: Vec<ClockRow> = open
+        .into_iter()
+        .map(|(deadline, policy, view)| {
+            let h = &view.handoff;
+            let clock = clocks_of(catalog, h, &view.events, now)
+                .into_iter()
+                .find(|c| c.policy_id == policy && c.running_deadline() == Some(deadline));
+            ClockRow {
+                deadline,
+                warn_at: clock.as_ref().and_then(|c| c.warn_at),
+                cycle: clock.as_ref().map_or(1, |c| c.cycle),
+                target: clock.as_ref().map_or(Duration::ZERO, |c| c.target),
+                policy,
+                handoff_id: h.handoff_id.clone(),
+                kind: h.kind.clone(),
+                supplier: h.supplier.clone(),
+                customer: h.customer.clone(),
+                priority: h.priority,
+                status: h.status,
+            }
+        })
+        .collect();
+    order_by_time_left(&mut rows);
+    rows
+}
+
+/// Least time left first; ties by hand-off, so the order is stable.
+pub fn order_by_time_left(rows: &mut [ClockRow]) {
+    rows.sort_by(|a, b| {
+        (a.deadline, &a.handoff_id, &a.policy).cmp(&(b.deadline, &b.handoff_id, &b.policy))
+    });
+}
+
+/// Open breaches, the most recent first (new ones arrive at the top).
+pub fn order_breaches(breaches: &mut [BreachRecord]) {
+    breaches.sort_by(|a, b| {
+        (b.deadline, &b.handoff_id, &b.policy_id).cmp(&(a.deadline, &a.handoff_id, &a.policy_id))
+    });
+}
+
+/// Everything on the wall-screen board.
+#[derive(Debug, Clone, Default)]
+pub struct Board {
+    pub clocks: Vec<ClockRow>,
+    /// Open breaches, newest first.
+    pub breaches: Vec<BreachRecord>,
+    pub disruptions: Vec<DisruptionView>,
+    pub matrix: BTreeMap<(String, String), MatrixCell>,
+    /// The matrix covers clocks started in the last this many days.
+    pub matrix_days: u32,
+}
+
+/// The board's body: breaches and running clocks on the left; warnings,
+/// disruptions and the matrix on the right.
+pub fn board(b: &Board, now: Timestamp, tz: &TimeZone) -> String {
+    let mut out = String::new();
+    out.push_str("<div class=\"wall\"><div class=\"main-col\">\n");
+    out.push_str(&live(b, now, tz));
+    out.push_str("</div><div class=\"side-col\">\n");
+    out.push_str(&warnings(b, now, tz));
+    out.push_str(&overview(b, now, tz));
+    out.push_str("</div></div>\n");
+    out
+}
+
+/// Breaches and running clocks: what `/board/live` re-sends.
+pub fn live(b: &Board, now: Timestamp, tz: &TimeZone) -> String {
+    let mut out = String::new();
+    put!(
+        &mut out,
+        "<div id=\"live-sections\" data-now=\"{}\">\n",
+        now.0
+    );
+    breaches(&mut out, &b.breaches, now, tz);
+    clocks(&mut out, &b.clocks, now, tz);
+    out.push_str("</div>\n");
+    out
+}
+
+/// Disruptions and the matrix: what `/board/overview` re-sends.
+pub fn overview(b: &Board, now: Timestamp, tz: &TimeZone) -> String {
+    let mut out = String::new();
+    out.push_str("<div id=\"overview-sections\">\n");
+    disruptions(&mut out, &b.disruptions, now, tz);
+    matrix(&mut out, &b.matrix, b.matrix_days);
+    out.push_str("</div>\n");
+    out
+}
+
+fn breach_key(r: &BreachRecord) -> String {
+    format!("{}/{}/{}", r.policy_id, r.handoff_id, r.cycle)
+}
+
+fn breaches(out: &mut String, breaches: &[BreachRecord], now: Timestamp, tz: &TimeZone) {
+    put!(
+        out,
+        "<section id=\"breaches\"><h2>Breached, still waiting <span class=\"count\">{}</span></h2>\n\
+         <table class=\"rows\"><thead><tr><th>over by</th><th>hand-off</th><th>promise</th>\
+         <th>supplier &rarr; customer</th><th>priority</th><th>target ran out</th></tr></thead>\
+         <tbody id=\"breach-rows\">\n",
+        breaches.len()
+    );
+    for r in breaches {
+        put!(
+            out,
+            "<tr class=\"breached\" data-key=\"{key}\"><td class=\"big\"><span class=\"since\" data-since=\"{since}\">+{over}</span></td><td>",
+            key = E(&breach_key(r)),
+            since = r.deadline.0,
+            over = time_left(now.0.saturating_sub(r.deadline.0)),
+        );
+        handoff_link(out, r.handoff_id.as_str());
+        put!(
+            out,
+            "</td><td>{policy}{cycle}</td><td>{s} &rarr; {c}</td><td class=\"prio-{p}\">{p}</td><td>{at}{esc}</td></tr>\n",
+            policy = E(r.policy_id.as_str()),
+            cycle = cycle_suffix(r.cycle),
+            s = E(r.supplier.as_str()),
+            c = E(r.customer.as_str()),
+            p = r.priority.name(),
+            at = instant(r.deadline, now, tz),
+            esc = r
+                .escalate_to
+                .as_ref()
+                .map(|t| format!(" <span class=\"tag\">escalated to {}</span>", E(t.as_str())))
+                .unwrap_or_default(),
+        );
+    }
+    if breaches.is_empty() {
+        out.push_str("<tr class=\"empty\"><td colspan=\"6\">No open breaches.</td></tr>\n");
+    }
+    out.push_str("</tbody></table></section>\n");
+}
+
+fn cycle_suffix(cycle: u32) -> String {
+    if cycle > 1 {
+        format!(" <span class=\"tag\">cycle {cycle}</span>")
+    } else {
+        String::new()
+    }
+}
+
+fn clocks(out: &mut String, rows: &[ClockRow], now: Timestamp, tz: &TimeZone) {
+    put!(
+        out,
+        "<section id=\"clocks\"><h2>Running clocks, least time left first <span class=\"count\">{}</span></h2>\n\
+         <table class=\"rows\"><thead><tr><th>time left</th><th>hand-off</th><th>promise</th>\
+         <th>supplier &rarr; customer</th><th>priority</th><th>deadline</th></tr></thead><tbody id=\"clock-rows\">\n",
+        rows.len()
+    );
+    for row in rows {
+        let class = if row.deadline <= now {
+            "overdue"
+        } else if row.warn_at.is_some_and(|w| w <= now) {
+            "warned"
+        } else {
+            "running"
+        };
+        put!(
+            out,
+            "<tr class=\"{class}\" data-clock=\"{p}/{h}\"><td class=\"big\"><span class=\"countdown\" data-deadline=\"{d}\"{warn}>{left}</span></td><td>",
+            p = E(row.policy.as_str()),
+            h = E(row.handoff_id.as_str()),
+            d = row.deadline.0,
+            warn = row
+                .warn_at
+                .map(|w| format!(" data-warn=\"{}\"", w.0))
+                .unwrap_or_default(),
+            left = time_left(row.deadline.0.saturating_sub(now.0)),
+        );
+        handoff_link(out, row.handoff_id.as_str());
+        put!(
+            out,
+            "</td><td>{policy}{cycle} <span class=\"dim\">of {target}</span></td><td>{s} &rarr; {c}</td>\
+             <td class=\"prio-{p}\">{p}</td><td>{at}</td></tr>\n",
+            policy = E(row.policy.as_str()),
+            cycle = cycle_suffix(row.cycle),
+            target = duration(row.target),
+            s = E(row.supplier.as_str()),
+            c = E(row.customer.as_str()),
+            p = row.priority.name(),
+            at = instant(row.deadline, now, tz),
+        );
+    }
+    if rows.is_empty() {
+        out.push_str("<tr class=\"empty\"><td colspan=\"6\">No clock is running.</td></tr>\n");
+    }
+    out.push_str("</tbody></table></section>\n");
+}
+
+/// Running clocks past their warning point: what `/board/warnings` re-sends.
+pub fn warnings(b: &Board, now: Timestamp, tz: &TimeZone) -> String {
+    let mut out = String::new();
+    let warned: Vec<&ClockRow> = b
+        .clocks
+        .iter()
+        .filter(|r| r.warn_at.is_some_and(|w| w <= now) && r.deadline > now)
+        .collect();
+    put!(
+        &mut out,
+        "<section id=\"warnings\"><h2>Warned, not yet breached <span class=\"count\">{}</span></h2><ul class=\"cards\" id=\"warning-rows\">\n",
+        warned.len()
+    );
+    for row in &warned {
+        out.push_str("<li class=\"warned\">");
+        handoff_link(&mut out, row.handoff_id.as_str());
+        put!(
+            &mut out,
+            " {policy} &middot; {s} &rarr; {c} &middot; due {at}</li>\n",
+            policy = E(row.policy.as_str()),
+            s = E(row.supplier.as_str()),
+            c = E(row.customer.as_str()),
+            at = instant(row.deadline, now, tz),
+        );
+    }
+    if warned.is_empty() {
+        out.push_str("<li class=\"empty\">No warnings.</li>\n");
+    }
+    out.push_str("</ul></section>\n");
+    out
+}
+
+fn disruptions(out: &mut String, list: &[DisruptionView], now: Timestamp, tz: &TimeZone) {
+    put!(
+        out,
+        "<section id=\"disruptions\"><h2>Active disruptions <span class=\"count\">{}</span></h2><ul class=\"cards\">\n",
+        list.len()
+    );
+    for view in list {
+        let d = &view.disruption;
+        put!(
+            out,
+            "<li class=\"disruption\"><strong>{s}</strong>{kind}: {reason} <span class=\"dim\">since {since}, {n} hand-off(s) affected</span></li>\n",
+            s = E(d.supplier.as_str()),
+            kind = d
+                .kind
+                .as_ref()
+                .map(|k| format!(" ({})", E(k.as_str())))
+                .unwrap_or_default(),
+            reason = E(&d.reason),
+            since = instant(d.started_at, now, tz),
+            n = view.affected,
+        );
+    }
+    if list.is_empty() {
+        out.push_str("<li class=\"empty\">None.</li>\n");
+    }
+    out.push_str("</ul></section>\n");
+}
+
+fn matrix(out: &mut String, cells: &BTreeMap<(String, String), MatrixCell>, days: u32) {
+    let suppliers: Vec<&str> = dedup(cells.keys().map(|(s, _)| s.as_str()));
+    let customers: Vec<&str> = dedup(cells.keys().map(|(_, c)| c.as_str()));
+    put!(
+        out,
+        "<section id=\"matrix\"><h2>Internal customers, last {days} days</h2>\n"
+    );
+    if cells.is_empty() {
+        out.push_str("<p class=\"empty\">No hand-offs yet.</p></section>\n");
+        return;
+    }
+    out.push_str("<table class=\"matrix\"><thead><tr><th>supplier \\ customer</th>");
+    for c in &customers {
+        put!(out, "<th>{}</th>", E(c));
+    }
+    out.push_str("</tr></thead><tbody>\n");
+    for s in &suppliers {
+        put!(out, "<tr><th>{}</th>", E(s));
+        for c in &customers {
+            match cells.get(&((*s).to_owned(), (*c).to_owned())) {
+                Some(cell) => matrix_cell(out, s, c, cell),
+                None => out.push_str("<td class=\"c-empty\"></td>"),
+            }
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</tbody></table></section>\n");
+}
+
+fn matrix_cell(out: &mut String, supplier: &str, customer: &str, cell: &MatrixCell) {
+    let decided = cell.clocks.met + cell.clocks.breached;
+    let share = cell.clocks.compliance();
+    let class = compliance_class(share, decided);
+    let figure = if decided == 0 {
+        "&ndash;".to_owned()
+    } else {
+        percent(share)
+    };
+    let rating = cell
+        .handoffs
+        .rating()
+        .map(|r| format!("&#9733; {r:.1}"))
+        .unwrap_or_else(|| "no rating".to_owned());
+    let linkable = Token::parse(supplier).is_ok() && Token::parse(customer).is_ok();
+    put!(out, "<td class=\"{class}\">");
+    if linkable {
+        put!(out, "<a href=\"/pair/{}/{}\">", E(supplier), E(customer));
+    }
+    put!(
+        out,
+        "<span class=\"figure\">{figure}</span><span class=\"small\">{n} hand-offs</span><span class=\"small\">{rating}</span>",
+        n = cell.handoffs.handoffs,
+    );
+    if linkable {
+        out.push_str("</a>");
+    }
+    out.push_str("</td>");
+}
+
+fn dedup<'a>(items: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut v: Vec<&str> = items.collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// One supplier x customer pair over recent days.
+#[derive(Debug, Clone)]
+pub struct Pair {
+    pub supplier: Token,
+    pub customer: Token,
+    /// Start of each day shown, oldest first, with that day's clocks.
+    pub days: Vec<(Timestamp, Tallies)>,
+    /// Their breaches, largest overrun first.
+    pub worst: Vec<BreachRecord>,
+    pub cell: MatrixCell,
+}
+
+/// The pair page's body.
+pub fn pair(p: &Pair, now: Timestamp, tz: &TimeZone) -> String {
+    let mut out = String::new();
+    let mut total = Tallies::default();
+    for (_, t) in &p.days {
+        total.merge(t);
+    }
+    let decided = total.met + total.breached;
+    put!(
+        &mut out,
+        "<section><h1>{s} &rarr; {c}</h1><p class=\"summary\">\
+         <span class=\"figure {class}\">{share}</span> of {decided} decided promise(s) kept over {n} days; \
+         {open} running; {h} hand-offs{rating}.</p>\n",
+        s = E(p.supplier.as_str()),
+        c = E(p.customer.as_str()),
+        class = compliance_class(total.compliance(), decided),
+        share = if decided == 0 {
+            "&ndash;".to_owned()
+        } else {
+            percent(total.compliance())
+        },
+        n = p.days.len(),
+        open = total.open,
+        h = p.cell.handoffs.handoffs,
+        rating = p
+            .cell
+            .handoffs
+            .rating()
+            .map(|r| format!(", mean rating {r:.1} of 5"))
+            .unwrap_or_default(),
+    );
+    trend_chart(&mut out, &p.days, tz);
+    out.push_str("</section>\n");
+
+    put!(
+        &mut out,
+        "<section><h2>Worst hand-offs</h2><table class=\"rows\"><thead><tr><th>over by</th><th>hand-off</th>\
+         <th>promise</th><th>priority</th><th>target</th><th>target ran out</th><th>stopped</th></tr></thead><tbody>\n"
+    );
+    for r in &p.worst {
+        put!(
+            &mut out,
+            "<tr class=\"{class}\"><td class=\"big\">+{over}</td><td>",
+            class = if r.stopped_at.is_none() {
+                "breached"
+            } else {
+                "closed"
+            },
+            over = duration(r.overrun(now)),
+        );
+        handoff_link(&mut out, r.handoff_id.as_str());
+        put!(
+            &mut out,
+            "</td><td>{policy}{cycle}</td><td class=\"prio-{p}\">{p}</td><td>{target}</td><td>{at}</td><td>{stopped}</td></tr>\n",
+            policy = E(r.policy_id.as_str()),
+            cycle = cycle_suffix(r.cycle),
+            p = r.priority.name(),
+            target = duration(r.target),
+            at = instant(r.deadline, now, tz),
+            stopped = r
+                .stopped_at
+                .map(|t| instant(t, now, tz))
+                .unwrap_or_else(|| "still waiting".to_owned()),
+        );
+    }
+    if p.worst.is_empty() {
+        out.push_str("<tr class=\"empty\"><td colspan=\"7\">No breaches.</td></tr>\n");
+    }
+    out.push_str("</tbody></table></section>\n");
+    out
+}
+
+/// Daily compliance as an inline SVG bar chart, with the figures in a
+/// table too (for screen readers and for copying).
+fn trend_chart(out: &mut String, days: &[(Timestamp, Tallies)], tz: &TimeZone) {
+    const BAR: usize = 28;
+    const HEIGHT: f64 = 200.0;
+    let width = days.len().max(1) * BAR;
+    put!(
+        out,
+        "<svg class=\"trend\" viewBox=\"0 0 {width} {h}\" width=\"{width}\" height=\"{h}\" role=\"img\" aria-label=\"daily compliance\">\
+         <line x1=\"0\" x2=\"{width}\" y1=\"{y95:.1}\" y2=\"{y95:.1}\" class=\"target\"/>\
+         <text x=\"2\" y=\"{ylabel:.1}\" class=\"axis\">95%</text>",
+        h = HEIGHT + 24.0,
+        y95 = HEIGHT * 0.05,
+        ylabel = HEIGHT * 0.05 + 12.0,
+    );
+    for (i, (start, t)) in days.iter().enumerate() {
+        let x = i * BAR + 3;
+        let decided = t.met + t.breached;
+        let label = day(*start, tz);
+        if decided == 0 {
+            put!(
+                out,
+                "<rect x=\"{x}\" y=\"{y}\" width=\"{w}\" height=\"2\" class=\"c-none\"><title>{label}: nothing decided</title></rect>",
+                y = HEIGHT - 2.0,
+                w = BAR - 6,
+            );
+        } else {
+            let share = t.compliance();
+            let h = (share * HEIGHT).max(2.0);
+            put!(
+                out,
+                "<rect x=\"{x}\" y=\"{y:.1}\" width=\"{w}\" height=\"{h:.1}\" class=\"{class}\"><title>{label}: {pct} ({met} met, {br} breached)</title></rect>",
+                y = HEIGHT - h,
+                w = BAR - 6,
+                class = compliance_class(share, decided),
+                pct = percent(share),
+                met = t.met,
+                br = t.breached,
+            );
+        }
+        // Every seventh day, counted back from today, is labelled.
+        if (days.len() - 1 - i).is_multiple_of(7) {
+            // Today's label ends at the right edge, so it is not cut off.
+            let (x, anchor) = if i + 1 == days.len() {
+                (i * BAR + BAR - 2, "end")
+            } else {
+                (x, "start")
+            };
+            put!(
+                out,
+                "<text x=\"{x}\" y=\"{y}\" text-anchor=\"{anchor}\" class=\"axis\">{label}</text>",
+                y = HEIGHT + 18.0,
+                label = E(&label),
+            );
+        }
+    }
+    out.push_str("</svg>\n<details><summary>figures by day</summary><table class=\"rows\"><thead><tr><th>day</th><th>kept</th><th>met</th><th>breached</th><th>running</th></tr></thead><tbody>\n");
+    for (start, t) in days.iter().rev() {
+        if t.is_empty() {
+            continue;
+        }
+        put!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            day(*start, tz),
+            percent(t.compliance()),
+            t.met,
+            t.breached,
+            t.open
+        );
+    }
+    out.push_str("</tbody></table></details>\n");
+}
+
+/// The hand-off page's body: header, clocks, and one timeline of events and
+/// clock points.
+pub fn handoff(
+    view: &HandoffView,
+    clocks: &[ClockOutcome],
+    catalog: &Catalog,
+    now: Timestamp,
+    tz: &TimeZone,
+) -> String {
+    let h = &view.handoff;
+    let mut out = String::new();
+    put!(
+        &mut out,
+        "<section><h1>Hand-off {id}</h1><p class=\"summary\">{kind}: {s} &rarr; {c}, \
+         <span class=\"prio-{p}\">{p}</span>, <strong>{status}</strong>, requested {at}{rating}{disr}</p></section>\n",
+        id = E(h.handoff_id.as_str()),
+        kind = E(h.kind.as_str()),
+        s = E(h.supplier.as_str()),
+        c = E(h.customer.as_str()),
+        p = h.priority.name(),
+        status = h.status.name(),
+        at = instant(h.requested_at, now, tz),
+        rating = h
+            .rating
+            .map(|r| format!(", rated {r} of 5"))
+            .unwrap_or_default(),
+        disr = if view.disruptions.is_empty() {
+            String::new()
+        } else {
+            let ids: Vec<String> = view
+                .disruptions
+                .iter()
+                .map(|(d, _)| E(d.as_str()).to_string())
+                .collect();
+            format!(", requested during disruption {}", ids.join(", "))
+        },
+    );
+
+    out.push_str(
+        "<section><h2>Promises</h2><table class=\"rows\"><thead><tr><th>promise</th><th>state</th>\
+         <th>supplier</th><th>elapsed / target</th><th>started</th><th>warn at</th><th>deadline</th><th>ended</th></tr></thead><tbody>\n",
+    );
+    for c in clocks {
+        let share = if c.target.is_zero() {
+            0.0
+        } else {
+            c.elapsed.as_secs_f64() / c.target.as_secs_f64()
+        };
+        let class = state_class(c, now);
+        put!(
+            &mut out,
+            "<tr class=\"{class}\"><td>{policy}{cycle}</td><td class=\"state\">{state}</td><td>{s}</td>\
+             <td>{el} / {target}<div class=\"bar\"><div style=\"width:{w:.0}%\"></div></div></td>\
+             <td>{start}</td><td>{warn}</td><td>{deadline}</td><td>{ended}</td></tr>\n",
+            policy = E(c.policy_id.as_str()),
+            cycle = cycle_suffix(c.cycle),
+            state = c.state.name(),
+            s = c
+                .supplier
+                .as_ref()
+                .map(|s| E(s.as_str()).to_string())
+                .unwrap_or_default(),
+            el = duration(c.elapsed),
+            target = duration(c.target),
+            w = (share * 100.0).clamp(0.0, 100.0),
+            start = opt_instant(c.started_at, now, tz),
+            warn = opt_instant(c.warn_at, now, tz),
+            deadline = opt_instant(c.deadline, now, tz),
+            ended = match (c.stopped_at, c.ended_by) {
+                (Some(at), Some(by)) => format!("{} by {}", instant(at, now, tz), by.name()),
+                (Some(at), None) => instant(at, now, tz),
+                _ => "&ndash;".to_owned(),
+            },
+        );
+    }
+    if clocks.is_empty() {
+        out.push_str(
+            "<tr class=\"empty\"><td colspan=\"8\">No promise covers this hand-off.</td></tr>\n",
+        );
+    }
+    out.push_str("</tbody></table></section>\n");
+
+    out.push_str("<section><h2>Timeline</h2><ol class=\"timeline\">\n");
+    for (at, class, text) in timeline(view, clocks, catalog, now) {
+        put!(
+            &mut out,
+            "<li class=\"{class}\"><time>{}</time> {text}</li>\n",
+            instant(at, now, tz)
+        );
+    }
+    out.push_str("</ol></section>\n");
+    out
+}
+
+fn opt_instant(at: Option<Timestamp>, now: Timestamp, tz: &TimeZone) -> String {
+    at.map(|t| instant(t, now, tz))
+        .unwrap_or_else(|| "&ndash;".to_owned())
+}
+
+fn state_class(c: &ClockOutcome, now: Timestamp) -> &'static str {
+    match c.state {
+        SlaState::Breached => "breached",
+        SlaState::Running | SlaState::Paused if c.warned || c.warn_at.is_some_and(|w| w <= now) => {
+            "warned"
+        }
+        SlaState::Running | SlaState::Paused => "running",
+        SlaState::Met => "met",
+        _ => "closed",
+    }
+}
+
+/// Every event and clock point in time order: (when, CSS class, HTML text).
+fn timeline(
+    view: &HandoffView,
+    clocks: &[ClockOutcome],
+    catalog: &Catalog,
+    now: Timestamp,
+) -> Vec<(Timestamp, &'static str, String)> {
+    let mut items: Vec<(Timestamp, u8, &'static str, String)> = Vec::new();
+    for e in &view.events {
+        items.push((e.occurred_at, 0, "event", event_text(e)));
+    }
+    for c in clocks {
+        let name = format!(
+            "{}{}",
+            E(c.policy_id.as_str()),
+            if c.cycle > 1 {
+                format!(" (cycle {})", c.cycle)
+            } else {
+                String::new()
+            }
+        );
+        let Some(started) = c.started_at else {
+            continue;
+        };
+        items.push((
+            started,
+            1,
+            "clock",
+            format!(
+                "clock <strong>{name}</strong> started, target {}",
+                duration(c.target)
+            ),
+        ));
+        let end = c.stopped_at.unwrap_or(now);
+        if let Some(policy) = catalog.policy(c.policy_id.as_str()) {
+            for e in &view.events {
+                if e.occurred_at < started || e.occurred_at > end {
+                    continue;
+                }
+                if policy.pause.contains(&e.event_type) {
+                    items.push((e.occurred_at, 2, "pause", format!("clock {name} paused")));
+                } else if policy.resume.contains(&e.event_type) {
+                    items.push((e.occurred_at, 2, "clock", format!("clock {name} resumed")));
+                }
+            }
+        }
+        if let Some(warn) = c.warn_at.filter(|w| *w <= end) {
+            items.push((
+                warn,
+                3,
+                "warned",
+                format!("clock {name} passed its warning point"),
+            ));
+        }
+        match (c.state, c.deadline) {
+            (SlaState::Breached, Some(deadline)) => items.push((
+                deadline,
+                4,
+                "breached",
+                format!(
+                    "<strong>breach</strong>: clock {name} ran out of its {} target",
+                    duration(c.target)
+                ),
+            )),
+            (SlaState::Running, Some(deadline)) => items.push((
+                deadline,
+                4,
+                "future",
+                format!("clock {name} runs out (if nothing happens)"),
+            )),
+            _ => {}
+        }
+        if let Some(stopped) = c.stopped_at {
+            items.push((
+                stopped,
+                5,
+                "clock",
+                format!(
+                    "clock {name} ended <strong>{}</strong> after {}",
+                    c.state.name(),
+                    duration(c.elapsed)
+                ),
+            ));
+        }
+    }
+    items.sort_by_key(|(at, order, _, _)| (*at, *order));
+    items
+        .into_iter()
+        .map(|(at, _, class, text)| (at, class, text))
+        .collect()
+}
+
+fn event_text(e: &Event) -> String {
+    let mut text = format!("<strong>{}</strong>", e.event_type.name());
+    if let Some(s) = &e.supplier {
+        let _ = write!(text, " supplier {}", E(s.as_str()));
+    }
+    if let Some(p) = e.priority {
+        let _ = write!(text, " priority {}", p.name());
+    }
+    if !e.actor.is_empty() {
+        let _ = write!(text, " <span class=\"dim\">by {}</span>", E(&e.actor));
+    }
+    for (k, v) in &e.attributes {
+        let _ = write!(text, " <span class=\"tag\">{}={}</span>", E(k), E(v));
+    }
+    if let Some(r) = &e.rating {
+        let _ = write!(text, " rated {} of 5", r.score);
+        if !r.comment.is_empty() {
+            let _ = write!(text, ": &ldquo;{}&rdquo;", E(&r.comment));
+        }
+    }
+    if let Some(rec) = e.recorded_at {
+        let late = rec.0.saturating_sub(e.occurred_at.0);
+        if late > 60_000 {
+            let _ = write!(
+                text,
+                " <span class=\"dim\">(entered {} later)</span>",
+                duration(Duration::from_millis(late.unsigned_abs()))
+            );
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests;
