@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: unit and property tests of each crate, and the end-to-end
-# tests, which start their own nats-server on free ports with temporary stores.
+# tests, which start their own nats-server on free ports with temporary stores
+# (and the board's browser test its own headless Chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 deploy/install-nats.sh >/dev/null
+deploy/install-chromium.sh >/dev/null
 cargo test --workspace --all-targets "$@"
