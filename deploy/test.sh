@@ -5,3 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 deploy/install-nats.sh >/dev/null
 cargo test --workspace --all-targets "$@"
+# The alert rules, where promtool is installed (Debian: apt-get install prometheus).
+if command -v promtool >/dev/null; then
+  promtool check rules deploy/prometheus/alerts.yml
+  (cd deploy/prometheus && promtool test rules alerts_test.yml)
+fi

@@ -57,6 +57,8 @@ pub const TEST_CATALOG: &str = r#"{
 #[derive(Debug)]
 pub struct Running {
     pub addr: SocketAddr,
+    /// The HTTP side port (/healthz, /readyz, /metrics), when the harness started it.
+    pub http: Option<SocketAddr>,
     stop: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -64,7 +66,12 @@ pub struct Running {
 impl Running {
     /// A service whose task the test spawned itself; `stop` ends it.
     pub fn new(addr: SocketAddr, stop: CancellationToken, task: JoinHandle<()>) -> Running {
-        Running { addr, stop, task }
+        Running {
+            addr,
+            http: None,
+            stop,
+            task,
+        }
     }
 
     /// Asks the service to stop (as SIGTERM would) and waits until it has.
@@ -101,11 +108,13 @@ pub async fn start_ingest_with(nats_url: &str, catalog: &Path, stream_replicas: 
         max_future_skew: Duration::from_secs(300),
         cache_capacity: 10_000,
     };
-    let running = spawn(addr, move |stop| async move {
+    let http_addr = config.http_listen;
+    let mut running = spawn(addr, move |stop| async move {
         if let Err(e) = baton_ingest::run(config, grpc, http, stop).await {
             panic!("ingest failed: {e}");
         }
     });
+    running.http = Some(http_addr);
     wait_serving(addr, "baton.v1.Ingest").await;
     running
 }
@@ -137,11 +146,13 @@ pub async fn start_projector_with(
         announce_horizon: Duration::from_secs(3600),
         stream_replicas,
     };
-    let running = spawn(addr, move |stop| async move {
+    let http_addr = config.http_listen;
+    let mut running = spawn(addr, move |stop| async move {
         if let Err(e) = baton_projector::run(config, grpc, http, stop).await {
             panic!("projector failed: {e}");
         }
     });
+    running.http = Some(http_addr);
     wait_serving(addr, "baton.v1.Query").await;
     running
 }
@@ -175,7 +186,7 @@ where
 {
     let stop = CancellationToken::new();
     let task = tokio::spawn(body(stop.clone()));
-    Running { addr, stop, task }
+    Running::new(addr, stop, task)
 }
 
 /// NATS, ingest and projector, with a catalog and data dir of their own.

@@ -10,6 +10,7 @@
 //! - [`timer`]: wakes at the next deadline and settles it.
 //! - [`announcer`]: drains the outbox of breaches, corrections and warnings onto NATS.
 //! - [`query`]: the `baton.v1.Query` gRPC service.
+//! - [`metrics`]: Prometheus metrics on the HTTP side port.
 //! - [`present`]: view types as `baton.v1` messages.
 //! - [`server`]: wiring and shutdown.
 //!
@@ -19,6 +20,7 @@
 pub mod announcer;
 pub mod config;
 pub mod consumer;
+pub mod metrics;
 pub mod present;
 pub mod query;
 pub mod server;
@@ -56,6 +58,8 @@ pub struct Shared {
     deadlines_changed: Notify,
     /// New breaches wait in the outbox: the announcer looks again.
     outbox_ready: Notify,
+    /// What `/metrics` serves.
+    pub metrics: metrics::Metrics,
 }
 
 impl Shared {
@@ -74,6 +78,7 @@ impl Shared {
             applied: AtomicU64::new(0),
             deadlines_changed: Notify::new(),
             outbox_ready: Notify::new(),
+            metrics: metrics::Metrics::new(),
         }
     }
 

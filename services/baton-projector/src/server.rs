@@ -156,7 +156,7 @@ pub async fn run(
     let http = tokio::spawn(baton_runtime::serve_http(
         http_listener,
         readiness,
-        axum::Router::new(),
+        crate::metrics::router(shared.clone(), js.clone(), client.clone()),
         async move { http_shutdown.cancelled().await },
     ));
 
