@@ -7,6 +7,7 @@
 
 mod cmd;
 mod output;
+mod sim;
 mod time;
 
 use clap::{Parser, Subcommand};
@@ -78,6 +79,8 @@ enum Command {
     Tail(cmd::tail::Args),
     /// Run a small demo workload: repair and lab requests, some answered in time.
     Demo(cmd::demo::Args),
+    /// Play a generated hospital day from the catalog, compressed by --speed.
+    Simulate(cmd::simulate::Args),
 }
 
 #[tokio::main]
@@ -93,5 +96,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Watch(args) => cmd::breaches::watch(&cli.query_url, args, out).await,
         Command::Tail(args) => cmd::tail::run(&cli.nats_url, args).await,
         Command::Demo(args) => cmd::demo::run(&cli.ingest_url, &cli.query_url, args).await,
+        Command::Simulate(args) => cmd::simulate::run(&cli.ingest_url, &cli.query_url, args).await,
     }
 }
