@@ -6,6 +6,8 @@
 //! flags and JSON to the gRPC API and back.
 
 mod cmd;
+mod eventlog;
+mod mapping;
 mod output;
 mod sim;
 mod time;
@@ -81,6 +83,15 @@ enum Command {
     Demo(cmd::demo::Args),
     /// Play a generated hospital day from the catalog, compressed by --speed.
     Simulate(cmd::simulate::Args),
+    /// Backfill an event log (XES or CSV) as hand-offs, by a mapping file.
+    Import(cmd::import::Args),
+    /// Check a catalog file; exits non-zero with the line and field of the first error.
+    ValidateCatalog {
+        /// The catalog (JSON).
+        file: std::path::PathBuf,
+    },
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions { shell: clap_complete::Shell },
 }
 
 #[tokio::main]
@@ -97,5 +108,31 @@ async fn main() -> anyhow::Result<()> {
         Command::Tail(args) => cmd::tail::run(&cli.nats_url, args).await,
         Command::Demo(args) => cmd::demo::run(&cli.ingest_url, &cli.query_url, args).await,
         Command::Simulate(args) => cmd::simulate::run(&cli.ingest_url, &cli.query_url, args).await,
+        Command::Import(args) => cmd::import::run(&cli.ingest_url, args).await,
+        Command::ValidateCatalog { file } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let catalog = baton_domain::Catalog::from_json(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            println!(
+                "{}: valid, {} departments, {} kinds, {} promises, version {}",
+                file.display(),
+                catalog.departments.len(),
+                catalog.kinds.len(),
+                catalog.promises.len(),
+                catalog.version()
+            );
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "batonctl", &mut script);
+            use std::io::Write;
+            match std::io::stdout().write_all(&script) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(()),
+            }
+        }
     }
 }

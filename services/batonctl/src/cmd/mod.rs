@@ -3,6 +3,7 @@ pub mod breaches;
 pub mod compliance;
 pub mod demo;
 pub mod get;
+pub mod import;
 pub mod simulate;
 pub mod tail;
 
