@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Starts the whole system on a demo workload: nats-server with JetStream,
 # baton-ingest and baton-projector on the demo catalog (targets of seconds),
-# and `batonctl demo`, which requests repairs and lab tests and prints each
-# breach the moment it is announced. Ctrl-C stops everything.
+# and `batonctl simulate`, which plays a generated hospital day (every kind
+# of work in the catalog, a day/night curve, holds, reassignments, a
+# disruption, ratings) 288 times faster and prints each breach the moment
+# it is announced. Ctrl-C stops everything.
 #
 #   DEMO_SECONDS=90 deploy/demo.sh   # stop by itself after 90 s
 set -euo pipefail
@@ -45,10 +47,15 @@ wait_port 50052
 
 cat >&2 <<MSG
 Baton is running: ingest on 127.0.0.1:50051, queries on 127.0.0.1:50052, NATS on $NATS_URL.
-Logs are in $work/. In another terminal try:
+The live board: http://127.0.0.1:9452/   Logs are in $work/. In another terminal try:
   target/debug/batonctl breaches --open
   target/debug/batonctl compliance repair-response
+  target/debug/batonctl matrix
+  target/debug/batonctl watch --warnings
   target/debug/batonctl tail 'baton.>'
+  curl -s 127.0.0.1:9452/metrics      # Prometheus metrics (ingest: 9451)
 Demo catalog targets: repair response 20 s (stat) / 30 s (urgent); some requests are never answered and breach.
+A simulated day plays in 5 minutes (SIM_SPEED=288); the first breaches show within a minute.
 MSG
-target/debug/batonctl demo --seconds "${DEMO_SECONDS:-0}" --every 2
+target/debug/batonctl simulate --catalog deploy/demo-catalog.json \
+  --duration "${DEMO_SECONDS:-0}" --speed "${SIM_SPEED:-288}" --per-day "${SIM_PER_DAY:-3000}" --seed "${SIM_SEED:-7}"

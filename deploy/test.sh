@@ -7,3 +7,8 @@ cd "$(dirname "$0")/.."
 deploy/install-nats.sh >/dev/null
 deploy/install-chromium.sh >/dev/null
 cargo test --workspace --all-targets "$@"
+# The alert rules, where promtool is installed (Debian: apt-get install prometheus).
+if command -v promtool >/dev/null; then
+  promtool check rules deploy/prometheus/alerts.yml
+  (cd deploy/prometheus && promtool test rules alerts_test.yml)
+fi

@@ -59,7 +59,7 @@ pub const TEST_CATALOG: &str = r#"{
 #[derive(Debug)]
 pub struct Running {
     pub addr: SocketAddr,
-    /// The HTTP side port (health, and the projector's board), when known.
+    /// The HTTP side port (health, /metrics, and the projector's board), when known.
     pub http: Option<SocketAddr>,
     stop: CancellationToken,
     task: JoinHandle<()>,
@@ -111,11 +111,13 @@ pub async fn start_ingest_with(nats_url: &str, catalog: &Path, stream_replicas: 
         max_future_skew: Duration::from_secs(300),
         cache_capacity: 10_000,
     };
-    let running = spawn(addr, move |stop| async move {
+    let http_addr = config.http_listen;
+    let mut running = spawn(addr, move |stop| async move {
         if let Err(e) = baton_ingest::run(config, grpc, http, stop).await {
             panic!("ingest failed: {e}");
         }
     });
+    running.http = Some(http_addr);
     wait_serving(addr, "baton.v1.Ingest").await;
     running
 }
@@ -136,7 +138,6 @@ pub async fn start_projector_with(
     let grpc = listener().await;
     let http = listener().await;
     let addr = grpc.local_addr().expect("bound");
-    let http_addr = http.local_addr().expect("bound");
     let config = baton_projector::Config {
         nats_url: nats_url.to_owned(),
         listen: addr,
@@ -149,6 +150,7 @@ pub async fn start_projector_with(
         stream_replicas,
         board: Default::default(),
     };
+    let http_addr = config.http_listen;
     let mut running = spawn(addr, move |stop| async move {
         if let Err(e) = baton_projector::run(config, grpc, http, stop).await {
             panic!("projector failed: {e}");

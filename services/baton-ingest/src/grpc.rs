@@ -9,7 +9,7 @@ use baton_proto::{
 use futures::StreamExt;
 use tonic::{Request, Response, Status};
 
-use crate::{error::IngestError, ingestor::Ingestor};
+use crate::{error::IngestError, ingestor::Ingestor, metrics::Metrics};
 
 /// Most events one AppendBatch may carry.
 pub const MAX_BATCH: usize = 1_000;
@@ -19,14 +19,36 @@ const BATCH_CONCURRENCY: usize = 64;
 #[derive(Debug, Clone)]
 pub struct IngestService {
     ingestor: Arc<Ingestor>,
+    metrics: Arc<Metrics>,
 }
 
 impl IngestService {
     pub fn new(ingestor: Arc<Ingestor>) -> IngestService {
-        IngestService { ingestor }
+        IngestService {
+            ingestor,
+            metrics: Arc::default(),
+        }
+    }
+
+    /// Counts appends in `metrics` (served on `/metrics`).
+    pub fn with_metrics(self, metrics: Arc<Metrics>) -> IngestService {
+        IngestService { metrics, ..self }
     }
 
     async fn append_one(&self, request: v1::AppendRequest) -> Result<v1::AppendResponse, Status> {
+        let started = std::time::Instant::now();
+        let event_type = request.event.as_ref().map(|e| e.r#type);
+        let answer = self.append_checked(request).await;
+        let took = started.elapsed();
+        self.metrics
+            .appended(event_type, &answer, |ok| ok.duplicate, took);
+        answer
+    }
+
+    async fn append_checked(
+        &self,
+        request: v1::AppendRequest,
+    ) -> Result<v1::AppendResponse, Status> {
         let event = request
             .event
             .ok_or_else(|| Status::invalid_argument("event: is required"))?;
@@ -118,6 +140,17 @@ impl Ingest for IngestService {
         &self,
         request: Request<v1::AppendDisruptionRequest>,
     ) -> Result<Response<v1::AppendDisruptionResponse>, Status> {
+        let answer = self.append_disruption_checked(request).await;
+        self.metrics.disruption(&answer, |ok| ok.duplicate);
+        answer.map(Response::new)
+    }
+}
+
+impl IngestService {
+    async fn append_disruption_checked(
+        &self,
+        request: Request<v1::AppendDisruptionRequest>,
+    ) -> Result<v1::AppendDisruptionResponse, Status> {
         let event = request
             .into_inner()
             .disruption
@@ -129,9 +162,9 @@ impl Ingest for IngestService {
             .append_disruption(event, baton_runtime::now())
             .await
             .inspect_err(|e| tracing::debug!(disruption = %id, error = %e, "disruption refused"))?;
-        Ok(Response::new(v1::AppendDisruptionResponse {
+        Ok(v1::AppendDisruptionResponse {
             stream_sequence: accepted.sequence,
             duplicate: accepted.duplicate,
-        }))
+        })
     }
 }

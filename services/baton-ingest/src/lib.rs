@@ -9,6 +9,7 @@
 //!   concurrency, with a cache of hand-off state any replica can rebuild.
 //! - [`error`]: the one place errors become gRPC status codes.
 //! - [`grpc`]: the `baton.v1.Ingest` service over the ingestor.
+//! - [`metrics`]: Prometheus metrics on the HTTP side port.
 //! - [`server`]: wiring: NATS, streams, gRPC with health and reflection.
 //!
 //! It must never keep state that the stream does not also hold: its cache is
@@ -18,6 +19,7 @@ pub mod config;
 pub mod error;
 pub mod grpc;
 pub mod ingestor;
+pub mod metrics;
 pub mod server;
 
 pub use config::Config;

@@ -70,11 +70,12 @@ pub async fn run(
     let reflection =
         baton_runtime::grpc::reflection().map_err(|e| StartError::Reflection(e.to_string()))?;
 
+    let metrics = Arc::new(crate::metrics::Metrics::new());
     let http_shutdown = shutdown.clone();
     let http = tokio::spawn(baton_runtime::serve_http(
         http_listener,
         readiness,
-        axum::Router::new(),
+        crate::metrics::router(metrics.clone(), client.clone()),
         async move { http_shutdown.cancelled().await },
     ));
 
@@ -84,7 +85,9 @@ pub async fn run(
         .layer(baton_runtime::grpc::DecodeErrorStatusLayer)
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(IngestServer::new(IngestService::new(ingestor)))
+        .add_service(IngestServer::new(
+            IngestService::new(ingestor).with_metrics(metrics),
+        ))
         .serve_with_incoming_shutdown(baton_runtime::grpc::incoming(grpc_listener), async move {
             grpc_shutdown.cancelled().await
         })

@@ -55,29 +55,37 @@ pub async fn run(shared: Arc<Shared>, js: jetstream::Context, shutdown: Cancella
                 handoff_id: &record.handoff_id,
                 cycle: record.cycle,
             };
-            let mut announcements: Vec<(String, bytes::Bytes)> = Vec::new();
+            let mut announcements: Vec<(&'static str, String, bytes::Bytes)> = Vec::new();
+            let label = crate::metrics::Metrics::signal_label(signal);
             match signal {
                 Signal::Breach | Signal::Correction => {
                     let mut message = breach_to_proto(&record, baton_runtime::now());
                     message.corrected = signal == Signal::Correction;
                     let payload: bytes::Bytes = message.encode_to_vec().into();
                     if signal == Signal::Breach {
-                        announcements.push((clock.breach(), payload.clone()));
+                        announcements.push((label, clock.breach(), payload.clone()));
                         if let Some(target) = &record.escalate_to {
-                            announcements.push((clock.escalation(target), payload));
+                            announcements.push(("escalation", clock.escalation(target), payload));
                         }
                     } else {
-                        announcements.push((clock.correction(), payload));
+                        announcements.push((label, clock.correction(), payload));
                     }
                 }
                 Signal::Warning => {
                     let payload = warning_to_proto(&record).encode_to_vec().into();
-                    announcements.push((clock.warning(), payload));
+                    announcements.push((label, clock.warning(), payload));
                 }
             }
-            for (subject, payload) in announcements {
-                if !announce(&js, subject, payload, &shutdown).await {
-                    break 'entries;
+            for (label, subject, payload) in announcements {
+                match announce(&js, subject, payload, &shutdown).await {
+                    None => break 'entries,
+                    Some(true) => shared.metrics.announced(
+                        label,
+                        record.policy_id.as_str(),
+                        record.supplier.as_str(),
+                        record.customer.as_str(),
+                    ),
+                    Some(false) => {}
                 }
             }
             {
@@ -96,22 +104,23 @@ pub async fn run(shared: Arc<Shared>, js: jetstream::Context, shutdown: Cancella
     }
 }
 
-/// Publishes one announcement once; false if NATS could not take it (after
+/// Publishes one announcement once: `Some(true)` if published now,
+/// `Some(false)` if it was before, `None` if NATS could not take it (after
 /// a pause, so the caller retries the outbox from the top).
 async fn announce(
     js: &jetstream::Context,
     subject: String,
     payload: bytes::Bytes,
     shutdown: &CancellationToken,
-) -> bool {
+) -> Option<bool> {
     match announce_once(js, subject.clone(), payload).await {
         Ok(Announced::Now(sequence)) => {
             tracing::info!(%subject, sequence, "announced");
-            true
+            Some(true)
         }
         Ok(Announced::Already) => {
             tracing::debug!(%subject, "was announced before");
-            true
+            Some(false)
         }
         Err(e) => {
             tracing::warn!(error = %e, %subject, "cannot announce yet, retrying");
@@ -119,7 +128,7 @@ async fn announce(
                 _ = shutdown.cancelled() => {}
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
-            false
+            None
         }
     }
 }

@@ -10,6 +10,7 @@
 //! - [`timer`]: wakes at the next deadline and settles it.
 //! - [`announcer`]: drains the outbox of breaches, corrections and warnings onto NATS.
 //! - [`query`]: the `baton.v1.Query` gRPC service.
+//! - [`metrics`]: Prometheus metrics on the HTTP side port.
 //! - [`present`]: view types as `baton.v1` messages.
 //! - [`board`]: the live SLA board (HTML pages and server-sent events) on the HTTP side port.
 //! - [`server`]: wiring and shutdown.
@@ -21,6 +22,7 @@ pub mod announcer;
 pub mod board;
 pub mod config;
 pub mod consumer;
+pub mod metrics;
 pub mod present;
 pub mod query;
 pub mod server;
@@ -60,6 +62,8 @@ pub struct Shared {
     outbox_ready: Notify,
     /// Bumped after every committed batch, so the board can refresh.
     changes: tokio::sync::watch::Sender<u64>,
+    /// What `/metrics` serves.
+    pub metrics: metrics::Metrics,
 }
 
 impl Shared {
@@ -79,6 +83,7 @@ impl Shared {
             deadlines_changed: Notify::new(),
             outbox_ready: Notify::new(),
             changes: tokio::sync::watch::Sender::new(0),
+            metrics: metrics::Metrics::new(),
         }
     }
 

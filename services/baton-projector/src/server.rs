@@ -161,7 +161,12 @@ pub async fn run(
             client: client.clone(),
             shutdown: shutdown.clone(),
             config: config.board.clone(),
-        }),
+        })
+        .merge(crate::metrics::router(
+            shared.clone(),
+            js.clone(),
+            client.clone(),
+        )),
         async move { http_shutdown.cancelled().await },
     ));
 

@@ -6,7 +6,10 @@
 //! flags and JSON to the gRPC API and back.
 
 mod cmd;
+mod eventlog;
+mod mapping;
 mod output;
+mod sim;
 mod time;
 
 use clap::{Parser, Subcommand};
@@ -99,6 +102,12 @@ enum Command {
     Tail(cmd::tail::Args),
     /// Run a small demo workload: repair and lab requests, some answered in time.
     Demo(cmd::demo::Args),
+    /// Play a generated hospital day from the catalog, compressed by --speed.
+    Simulate(cmd::simulate::Args),
+    /// Backfill an event log (XES or CSV) as hand-offs, by a mapping file.
+    Import(cmd::import::Args),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions { shell: clap_complete::Shell },
 }
 
 #[tokio::main]
@@ -121,5 +130,17 @@ async fn main() -> anyhow::Result<()> {
         Command::ValidateCatalog(args) => cmd::catalog::validate(args, out),
         Command::Tail(args) => cmd::tail::run(&cli.nats_url, args).await,
         Command::Demo(args) => cmd::demo::run(&cli.ingest_url, &cli.query_url, args).await,
+        Command::Simulate(args) => cmd::simulate::run(&cli.ingest_url, &cli.query_url, args).await,
+        Command::Import(args) => cmd::import::run(&cli.ingest_url, args).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "batonctl", &mut script);
+            use std::io::Write;
+            match std::io::stdout().write_all(&script) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(()),
+            }
+        }
     }
 }

@@ -5,6 +5,8 @@ pub mod compliance;
 pub mod demo;
 pub mod engine;
 pub mod get;
+pub mod import;
+pub mod simulate;
 pub mod status;
 pub mod tail;
 

@@ -1,0 +1,193 @@
+//! Prometheus metrics of the ingest service, served on the HTTP side port
+//! at `/metrics` (OpenMetrics text, encoded by `prometheus-client`).
+//!
+//! - `baton_ingest_events_total{type, result}`: appends answered, by event
+//!   type and outcome (`ok`, `duplicate`, `invalid`, `refused`, `conflict`,
+//!   `id_reused`, `unavailable`, `exhausted`, `error`).
+//! - `baton_ingest_disruptions_total{result}`: disruption appends, the same outcomes.
+//! - `baton_ingest_append_duration_seconds`: time to answer one append.
+//! - `baton_nats_connected`: 1 while the NATS connection is up.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{http::header, routing::get, Router};
+use baton_proto::v1;
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{exponential_buckets, Histogram},
+    },
+    registry::Registry,
+};
+use tonic::{Code, Status};
+
+/// The content type of the OpenMetrics text exposition.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabels {
+    r#type: String,
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+/// The ingest service's metrics and the registry that encodes them.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    events: Family<EventLabels, Counter>,
+    disruptions: Family<ResultLabels, Counter>,
+    append_duration: Histogram,
+    nats_connected: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("baton");
+        let events = Family::<EventLabels, Counter>::default();
+        let disruptions = Family::<ResultLabels, Counter>::default();
+        // 0.25 ms to about 4 s.
+        let append_duration = Histogram::new(exponential_buckets(0.000_25, 2.0, 15));
+        let nats_connected = Gauge::default();
+        registry.register(
+            "ingest_events",
+            "Hand-off event appends answered, by event type and result",
+            events.clone(),
+        );
+        registry.register(
+            "ingest_disruptions",
+            "Disruption event appends answered, by result",
+            disruptions.clone(),
+        );
+        registry.register(
+            "ingest_append_duration_seconds",
+            "Time to answer one append (validation, history reads, JetStream acknowledgement)",
+            append_duration.clone(),
+        );
+        registry.register(
+            "nats_connected",
+            "1 while the service is connected to NATS, else 0",
+            nats_connected.clone(),
+        );
+        Metrics {
+            registry,
+            events,
+            disruptions,
+            append_duration,
+            nats_connected,
+        }
+    }
+
+    /// Counts one answered hand-off event append.
+    pub fn appended<T>(
+        &self,
+        event_type: Option<i32>,
+        answer: &Result<T, Status>,
+        duplicate: impl FnOnce(&T) -> bool,
+        took: Duration,
+    ) {
+        let r#type = event_type
+            .and_then(|t| v1::EventType::try_from(t).ok())
+            .map(type_label)
+            .unwrap_or_else(|| "unknown".to_owned());
+        let result = result_label(answer, duplicate);
+        self.events
+            .get_or_create(&EventLabels { r#type, result })
+            .inc();
+        self.append_duration.observe(took.as_secs_f64());
+    }
+
+    /// Counts one answered disruption append.
+    pub fn disruption<T>(&self, answer: &Result<T, Status>, duplicate: impl FnOnce(&T) -> bool) {
+        let result = result_label(answer, duplicate);
+        self.disruptions
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
+    /// The exposition, with the connection state as of now.
+    pub fn render(&self, nats_connected: bool) -> String {
+        self.nats_connected.set(i64::from(nats_connected));
+        let mut text = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
+            tracing::error!(error = %e, "cannot encode the metrics");
+        }
+        text
+    }
+}
+
+/// `EVENT_TYPE_ON_HOLD` → `on_hold`.
+fn type_label(t: v1::EventType) -> String {
+    let name = t.as_str_name();
+    name.strip_prefix("EVENT_TYPE_")
+        .unwrap_or(name)
+        .to_ascii_lowercase()
+}
+
+fn result_label<T>(answer: &Result<T, Status>, duplicate: impl FnOnce(&T) -> bool) -> &'static str {
+    match answer {
+        Ok(ok) if duplicate(ok) => "duplicate",
+        Ok(_) => "ok",
+        Err(status) => match status.code() {
+            Code::InvalidArgument => "invalid",
+            Code::FailedPrecondition => "refused",
+            Code::Aborted => "conflict",
+            Code::AlreadyExists => "id_reused",
+            Code::Unavailable => "unavailable",
+            Code::ResourceExhausted => "exhausted",
+            _ => "error",
+        },
+    }
+}
+
+/// `GET /metrics` for the HTTP side port.
+pub fn router(metrics: Arc<Metrics>, client: async_nats::Client) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let body = metrics.render(baton_log::is_connected(&client));
+            async move { ([(header::CONTENT_TYPE, CONTENT_TYPE)], body) }
+        }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appends_are_counted_by_type_and_result() {
+        let metrics = Metrics::new();
+        let requested = Some(v1::EventType::Requested as i32);
+        let took = Duration::from_millis(2);
+        metrics.appended(requested, &Ok::<bool, Status>(false), |d| *d, took);
+        metrics.appended(requested, &Ok::<bool, Status>(true), |d| *d, took);
+        metrics.appended(
+            Some(v1::EventType::OnHold as i32),
+            &Err::<bool, _>(Status::failed_precondition("no")),
+            |d| *d,
+            took,
+        );
+        let text = metrics.render(true);
+        assert!(text.contains(r#"baton_ingest_events_total{type="requested",result="ok"} 1"#));
+        assert!(
+            text.contains(r#"baton_ingest_events_total{type="requested",result="duplicate"} 1"#)
+        );
+        assert!(text.contains(r#"baton_ingest_events_total{type="on_hold",result="refused"} 1"#));
+        assert!(text.contains("baton_ingest_append_duration_seconds_count 3"));
+        assert!(text.contains("baton_nats_connected 1"));
+    }
+}

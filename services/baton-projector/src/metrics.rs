@@ -1,0 +1,380 @@
+//! Prometheus metrics of the projector, served on the HTTP side port at
+//! `/metrics` (OpenMetrics text, encoded by `prometheus-client`).
+//!
+//! Counted as they happen:
+//! - `baton_sla_announced_total{signal, policy, supplier, customer}`: what
+//!   the announcer published for the first time (`breach`, `escalation`,
+//!   `correction`, `warning`); a re-publish JetStream refused is not counted.
+//!
+//! Read from the views and the stream at each scrape:
+//! - `baton_projector_events_applied_total`: stream events applied since start.
+//! - `baton_projector_stream_last_sequence`, `baton_projector_views_position`,
+//!   `baton_projector_consumer_lag` (the first minus the second): how far the
+//!   views are behind the log. The stream's last sequence is asked of
+//!   JetStream at each scrape; if NATS does not answer, the last known one stays.
+//! - `baton_projector_views_current`: 1 once the views have caught up with the
+//!   stream since start (until then the projector serves and pages nobody).
+//! - `baton_projector_open_clocks`: running clocks, all promises.
+//! - `baton_sla_clocks{policy, state}`: all-time clock tallies per promise
+//!   (`open`, `met`, `breached`, `cancelled`, `warned`, `rejected`).
+//! - `baton_sla_compliance_ratio{policy}`: met / (met + breached), 1 when none is decided.
+//! - `baton_sla_duration_quantile_seconds{policy, quantile}`: p50/p90/p95 of stopped clocks.
+//! - `baton_pair_clocks{supplier, customer, state}`: the same tallies per
+//!   supplier-customer pair, all promises together.
+//! - `baton_nats_connected`: 1 while connected to NATS.
+
+use std::{
+    collections::BTreeMap,
+    sync::{atomic::AtomicU64, Arc},
+    time::Duration,
+};
+
+use axum::{http::header, routing::get, Router};
+use baton_domain::compliance::Tallies;
+use baton_views::{ComplianceScope, Signal};
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
+
+use crate::Shared;
+
+/// The content type of the OpenMetrics text exposition.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// How long a scrape waits for JetStream's stream info.
+const STREAM_INFO_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AnnouncedLabels {
+    signal: &'static str,
+    policy: String,
+    supplier: String,
+    customer: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PolicyState {
+    policy: String,
+    state: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PolicyLabel {
+    policy: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PolicyQuantile {
+    policy: String,
+    quantile: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PairState {
+    supplier: String,
+    customer: String,
+    state: &'static str,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// The projector's metrics and the registry that encodes them.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    announced: Family<AnnouncedLabels, Counter>,
+    applied: Counter,
+    stream_last_sequence: Gauge,
+    views_position: Gauge,
+    consumer_lag: Gauge,
+    views_current: Gauge,
+    open_clocks: Gauge,
+    clocks: Family<PolicyState, Gauge>,
+    compliance: Family<PolicyLabel, FloatGauge>,
+    quantiles: Family<PolicyQuantile, FloatGauge>,
+    pair_clocks: Family<PairState, Gauge>,
+    nats_connected: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("baton");
+        let metrics = Metrics {
+            announced: Family::default(),
+            applied: Counter::default(),
+            stream_last_sequence: Gauge::default(),
+            views_position: Gauge::default(),
+            consumer_lag: Gauge::default(),
+            views_current: Gauge::default(),
+            open_clocks: Gauge::default(),
+            clocks: Family::default(),
+            compliance: Family::default(),
+            quantiles: Family::default(),
+            pair_clocks: Family::default(),
+            nats_connected: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "sla_announced",
+            "Breaches, escalations, corrections and warnings published on NATS, by promise and pair",
+            metrics.announced.clone(),
+        );
+        registry.register(
+            "projector_events_applied",
+            "Stream events applied to the views since start",
+            metrics.applied.clone(),
+        );
+        registry.register(
+            "projector_stream_last_sequence",
+            "Last sequence of the BATON_HANDOFFS stream (as of the last answer from JetStream)",
+            metrics.stream_last_sequence.clone(),
+        );
+        registry.register(
+            "projector_views_position",
+            "Last stream sequence the views hold",
+            metrics.views_position.clone(),
+        );
+        registry.register(
+            "projector_consumer_lag",
+            "Stream events not yet in the views (stream last sequence - views position)",
+            metrics.consumer_lag.clone(),
+        );
+        registry.register(
+            "projector_views_current",
+            "1 once the views have caught up with the stream since start, else 0 (rebuilding)",
+            metrics.views_current.clone(),
+        );
+        registry.register(
+            "projector_open_clocks",
+            "Running promise clocks, all promises",
+            metrics.open_clocks.clone(),
+        );
+        registry.register(
+            "sla_clocks",
+            "All-time promise clocks by state (open, met, breached, cancelled, warned, rejected)",
+            metrics.clocks.clone(),
+        );
+        registry.register(
+            "sla_compliance_ratio",
+            "Share of decided clocks that met the promise, all time (1 when none is decided)",
+            metrics.compliance.clone(),
+        );
+        registry.register(
+            "sla_duration_quantile_seconds",
+            "Quantiles of stopped clocks' durations, all time, within 1%",
+            metrics.quantiles.clone(),
+        );
+        registry.register(
+            "pair_clocks",
+            "All-time promise clocks by supplier-customer pair and state, all promises",
+            metrics.pair_clocks.clone(),
+        );
+        registry.register(
+            "nats_connected",
+            "1 while the service is connected to NATS, else 0",
+            metrics.nats_connected.clone(),
+        );
+        Metrics {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// The announcer published `signal` for the first time (`escalation`
+    /// for the copy on the escalation subject).
+    pub fn announced(&self, signal: &'static str, policy: &str, supplier: &str, customer: &str) {
+        self.announced
+            .get_or_create(&AnnouncedLabels {
+                signal,
+                policy: policy.to_owned(),
+                supplier: supplier.to_owned(),
+                customer: customer.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The announcer's label for a signal.
+    pub fn signal_label(signal: Signal) -> &'static str {
+        match signal {
+            Signal::Breach => "breach",
+            Signal::Correction => "correction",
+            Signal::Warning => "warning",
+        }
+    }
+
+    fn set_tallies(&self, policy: &str, t: &Tallies) {
+        for (state, value) in states(t) {
+            self.clocks
+                .get_or_create(&PolicyState {
+                    policy: policy.to_owned(),
+                    state,
+                })
+                .set(value as i64);
+        }
+        self.compliance
+            .get_or_create(&PolicyLabel {
+                policy: policy.to_owned(),
+            })
+            .set(t.compliance());
+        for (quantile, q) in [("0.5", 0.5), ("0.9", 0.9), ("0.95", 0.95)] {
+            if let Some(d) = t.durations.quantile(q) {
+                self.quantiles
+                    .get_or_create(&PolicyQuantile {
+                        policy: policy.to_owned(),
+                        quantile,
+                    })
+                    .set(d.as_secs_f64());
+            }
+        }
+    }
+
+    fn encode(&self) -> String {
+        let mut text = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
+            tracing::error!(error = %e, "cannot encode the metrics");
+        }
+        text
+    }
+}
+
+fn states(t: &Tallies) -> [(&'static str, u64); 6] {
+    [
+        ("open", t.open),
+        ("met", t.met),
+        ("breached", t.breached),
+        ("cancelled", t.cancelled),
+        ("warned", t.warned),
+        ("rejected", t.rejected),
+    ]
+}
+
+/// What one scrape reads from the views.
+struct Snapshot {
+    position: u64,
+    per_policy: Vec<(String, Tallies)>,
+    pairs: BTreeMap<(String, String), Tallies>,
+}
+
+fn snapshot(shared: &Shared) -> Result<Snapshot, baton_views::ViewsError> {
+    let position = shared.views.position()?;
+    let mut per_policy = Vec::with_capacity(shared.catalog.promises.len());
+    for promise in &shared.catalog.promises {
+        let scope = ComplianceScope {
+            policy: Some(promise.id.clone()),
+            ..ComplianceScope::default()
+        };
+        per_policy.push((
+            promise.id.as_str().to_owned(),
+            shared.views.compliance(&scope)?,
+        ));
+    }
+    let pairs = shared
+        .views
+        .matrix(None, None)?
+        .into_iter()
+        .map(|(pair, cell)| (pair, cell.clocks))
+        .collect();
+    Ok(Snapshot {
+        position,
+        per_policy,
+        pairs,
+    })
+}
+
+/// Brings every scrape-time figure up to date and encodes the exposition.
+pub async fn render(
+    shared: Arc<Shared>,
+    js: async_nats::jetstream::Context,
+    client: async_nats::Client,
+) -> String {
+    let metrics = &shared.metrics;
+    let connected = baton_log::is_connected(&client);
+    metrics.nats_connected.set(i64::from(connected));
+    metrics.views_current.set(i64::from(shared.is_current()));
+    let applied = shared.applied();
+    metrics
+        .applied
+        .inc_by(applied.saturating_sub(metrics.applied.get()));
+
+    if connected {
+        let info = tokio::time::timeout(STREAM_INFO_TIMEOUT, async {
+            let mut stream = js
+                .get_stream(baton_log::subject::EVENTS_STREAM)
+                .await
+                .map_err(|e| e.to_string())?;
+            stream
+                .info()
+                .await
+                .map(|i| i.state.last_sequence)
+                .map_err(|e| e.to_string())
+        })
+        .await;
+        match info {
+            Ok(Ok(last)) => {
+                metrics.stream_last_sequence.set(last as i64);
+            }
+            Ok(Err(e)) => tracing::debug!(error = %e, "no stream info for the metrics"),
+            Err(_) => tracing::debug!("stream info for the metrics timed out"),
+        }
+    }
+
+    let reader = shared.clone();
+    match tokio::task::spawn_blocking(move || snapshot(&reader)).await {
+        Ok(Ok(snapshot)) => {
+            metrics.views_position.set(snapshot.position as i64);
+            let mut open = 0;
+            for (policy, tallies) in &snapshot.per_policy {
+                metrics.set_tallies(policy, tallies);
+                open += tallies.open;
+            }
+            metrics.open_clocks.set(open as i64);
+            for ((supplier, customer), tallies) in &snapshot.pairs {
+                for (state, value) in states(tallies) {
+                    metrics
+                        .pair_clocks
+                        .get_or_create(&PairState {
+                            supplier: supplier.clone(),
+                            customer: customer.clone(),
+                            state,
+                        })
+                        .set(value as i64);
+                }
+            }
+        }
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot read the views for the metrics"),
+        Err(e) => tracing::warn!(error = %e, "the metrics reader failed"),
+    }
+    let lag = metrics
+        .stream_last_sequence
+        .get()
+        .saturating_sub(metrics.views_position.get())
+        .max(0);
+    metrics.consumer_lag.set(lag);
+    metrics.encode()
+}
+
+/// `GET /metrics` for the HTTP side port.
+pub fn router(
+    shared: Arc<Shared>,
+    js: async_nats::jetstream::Context,
+    client: async_nats::Client,
+) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let (shared, js, client) = (shared.clone(), js.clone(), client.clone());
+            async move {
+                let body = render(shared, js, client).await;
+                ([(header::CONTENT_TYPE, CONTENT_TYPE)], body)
+            }
+        }),
+    )
+}
