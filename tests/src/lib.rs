@@ -100,6 +100,9 @@ pub async fn start_ingest_with(nats_url: &str, catalog: &Path, stream_replicas: 
         publish_timeout: Duration::from_secs(2),
         max_future_skew: Duration::from_secs(300),
         cache_capacity: 10_000,
+        max_in_flight: baton_ingest::grpc::DEFAULT_MAX_IN_FLIGHT,
+        tls: Default::default(),
+        nats: Default::default(),
     };
     let running = spawn(addr, move |stop| async move {
         if let Err(e) = baton_ingest::run(config, grpc, http, stop).await {
@@ -136,6 +139,8 @@ pub async fn start_projector_with(
         batch_size: 500,
         announce_horizon: Duration::from_secs(3600),
         stream_replicas,
+        tls: Default::default(),
+        nats: Default::default(),
     };
     let running = spawn(addr, move |stop| async move {
         if let Err(e) = baton_projector::run(config, grpc, http, stop).await {

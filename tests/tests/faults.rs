@@ -189,6 +189,8 @@ async fn start_or_refuse(baton: &Baton) -> Met {
         batch_size: 500,
         announce_horizon: std::time::Duration::from_secs(3600),
         stream_replicas: 1,
+        tls: Default::default(),
+        nats: Default::default(),
     };
     let stop = tokio_util::sync::CancellationToken::new();
     let mut task = tokio::spawn(baton_projector::run(config, grpc, http, stop.clone()));

@@ -52,4 +52,12 @@ pub struct Config {
     /// JetStream replicas for the streams, if this service creates them.
     #[arg(long, env = "BATON_STREAM_REPLICAS", default_value_t = 1)]
     pub stream_replicas: usize,
+
+    /// gRPC TLS and caller authentication (off by default: dev mode).
+    #[command(flatten)]
+    pub tls: baton_runtime::security::TlsArgs,
+
+    /// NATS user and TLS.
+    #[command(flatten)]
+    pub nats: baton_log::NatsSecurity,
 }
