@@ -7,8 +7,10 @@
 //! shipped.
 //!
 //! [`load`] drives sustained load through faults and audits the stream after.
+//! [`secure`] runs the services with TLS and caller authentication.
 
 pub mod load;
+pub mod secure;
 
 use std::{
     future::Future,
