@@ -7,10 +7,12 @@
 //! shipped.
 //!
 //! [`load`] drives sustained load through faults and audits the stream after;
-//! [`browser`] drives a headless Chromium over WebDriver.
+//! [`browser`] drives a headless Chromium over WebDriver; [`secure`] runs the
+//! services with TLS and caller authentication.
 
 pub mod browser;
 pub mod load;
+pub mod secure;
 
 use std::{
     future::Future,
@@ -110,6 +112,9 @@ pub async fn start_ingest_with(nats_url: &str, catalog: &Path, stream_replicas: 
         publish_timeout: Duration::from_secs(2),
         max_future_skew: Duration::from_secs(300),
         cache_capacity: 10_000,
+        max_in_flight: baton_ingest::grpc::DEFAULT_MAX_IN_FLIGHT,
+        tls: Default::default(),
+        nats: Default::default(),
     };
     let http_addr = config.http_listen;
     let mut running = spawn(addr, move |stop| async move {
@@ -149,6 +154,8 @@ pub async fn start_projector_with(
         announce_horizon: Duration::from_secs(3600),
         stream_replicas,
         board: Default::default(),
+        tls: Default::default(),
+        nats: Default::default(),
     };
     let http_addr = config.http_listen;
     let mut running = spawn(addr, move |stop| async move {

@@ -219,14 +219,16 @@ async fn racing_replicas_never_both_win() {
     )))
     .await
     .expect("requested");
-    let mut hold = later("both", EventType::OnHold, t1 + 1);
-    hold.event_id = "both-hold".into();
-    let mut start = later("both", EventType::Started, t1 + 1);
-    start.event_id = "both-start".into();
-    let (ra, rb) = tokio::join!(a.append(append(start)), b.append(append(hold)));
+    // Two events the lifecycle accepts in either order.
+    let mut escalate = later("both", EventType::Reprioritized, t1 + 1);
+    escalate.event_id = "both-escalate".into();
+    escalate.priority = Priority::Stat as i32;
+    let mut acknowledge = later("both", EventType::Acknowledged, t1 + 1);
+    acknowledge.event_id = "both-acknowledge".into();
+    let (ra, rb) = tokio::join!(a.append(append(acknowledge)), b.append(append(escalate)));
     let mut versions = vec![
-        ra.expect("start").into_inner().version,
-        rb.expect("hold").into_inner().version,
+        ra.expect("acknowledged").into_inner().version,
+        rb.expect("reprioritized").into_inner().version,
     ];
     versions.sort();
     assert_eq!(versions, [2, 3]);

@@ -190,6 +190,8 @@ async fn start_or_refuse(baton: &Baton) -> Met {
         announce_horizon: std::time::Duration::from_secs(3600),
         stream_replicas: 1,
         board: Default::default(),
+        tls: Default::default(),
+        nats: Default::default(),
     };
     let stop = tokio_util::sync::CancellationToken::new();
     let mut task = tokio::spawn(baton_projector::run(config, grpc, http, stop.clone()));

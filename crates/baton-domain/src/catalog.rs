@@ -110,6 +110,10 @@ pub struct Catalog {
     pub promises: Vec<Policy>,
     /// Calendar definitions as written (their content is part of the version).
     pub calendars: Vec<CalendarDefinition>,
+    /// The attribute keys events and disruption scopes may carry, when the
+    /// catalog lists them (`"attributes": ["asset", "test"]`); `None`: any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<BTreeSet<String>>,
     #[serde(skip)]
     department_ids: BTreeSet<Token>,
     #[serde(skip)]
@@ -127,6 +131,9 @@ struct RawCatalog {
     promises: Vec<RawPromise>,
     #[serde(default)]
     calendars: Vec<CalendarDefinition>,
+    /// The attribute keys events may carry; absent: any key.
+    #[serde(default)]
+    attributes: Option<Vec<String>>,
 }
 
 /// A working-hours calendar as the catalog spells it:
@@ -505,11 +512,38 @@ impl Catalog {
             });
         }
 
+        let attributes = match &raw.attributes {
+            None => None,
+            Some(keys) => {
+                let mut set = BTreeSet::new();
+                for (i, key) in keys.iter().enumerate() {
+                    let token = check.token(format_args!("attributes[{i}]"), key)?;
+                    if !set.insert(token.to_string()) {
+                        return Err(check.fail(
+                            format_args!("attributes[{i}]"),
+                            format!("{key:?} is listed twice"),
+                            key,
+                        ));
+                    }
+                }
+                for (i, policy) in promises.iter().enumerate() {
+                    if let Some(key) = policy.matches.keys().find(|k| !set.contains(*k)) {
+                        return Err(check.fail(
+                            format_args!("promises[{i}].match"),
+                            format!("{key:?} is not one of the catalog's attributes"),
+                            key,
+                        ));
+                    }
+                }
+                Some(set)
+            }
+        };
         let mut catalog = Catalog {
             departments,
             kinds,
             promises,
             calendars: raw.calendars,
+            attributes,
             department_ids,
             version: String::new(),
         };
@@ -772,6 +806,46 @@ mod tests {
         assert!(err.to_string().contains("stpo"), "{err}");
         let err = Catalog::from_json("{\n\"departments\": [,]}").expect_err("syntax");
         assert!(matches!(err, CatalogError::Syntax { line: 2, .. }), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod attribute_list {
+    use super::*;
+
+    const BASE: &str = r#"{"departments": [{"id": "lab", "name": "Lab"}, {"id": "ward-5", "name": "Ward 5"}],
+      "kinds": ["lab"], ATTRS
+      "promises": [{"id": "troponin", "kind": "lab", "start": "requested", "stop": ["completed"],
+                    "match": {"test": "troponin"}, "targets": {"stat": "1h"}}]}"#;
+
+    fn with(attrs: &str) -> Result<Catalog, CatalogError> {
+        Catalog::from_json(&BASE.replace("ATTRS", attrs))
+    }
+
+    #[test]
+    fn the_list_is_optional_and_does_not_change_old_versions() {
+        let without = with("").expect("valid");
+        assert_eq!(without.attributes, None);
+        let listed = with(r#""attributes": ["test", "asset"],"#).expect("valid");
+        assert_eq!(
+            listed.attributes,
+            Some(["asset".to_owned(), "test".to_owned()].into())
+        );
+        assert_ne!(without.version(), listed.version());
+        // A catalog without the list keeps the version it had before lists existed.
+        assert!(!serde_json::to_string(&without)
+            .expect("json")
+            .contains("attributes"));
+    }
+
+    #[test]
+    fn a_bad_list_is_refused() {
+        let err = with(r#""attributes": ["asset", "asset"],"#).expect_err("twice");
+        assert!(err.to_string().contains("attributes[1]"), "{err}");
+        let err = with(r#""attributes": ["a b"],"#).expect_err("not a token");
+        assert!(err.to_string().contains("attributes[0]"), "{err}");
+        let err = with(r#""attributes": ["asset"],"#).expect_err("match key not listed");
+        assert!(err.to_string().contains("promises[0].match"), "{err}");
     }
 }
 

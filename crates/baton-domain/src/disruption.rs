@@ -43,6 +43,9 @@ pub struct DisruptionEvent {
     pub actor: String,
     /// When ingest accepted it; `None` until then.
     pub recorded_at: Option<Timestamp>,
+    /// Audit: the authenticated caller that sent it, set by ingest (empty
+    /// without authentication). Ignored on input.
+    pub sent_by: String,
 }
 
 /// A disruption as its events so far describe it.
@@ -132,6 +135,7 @@ impl DisruptionEvent {
             version: 0,
             recorded_at: None,
             rating: None,
+            sent_by: String::new(),
         };
         as_event
             .validate_attributes(limits)
@@ -231,6 +235,7 @@ mod tests {
             reason: "chemistry analyzer down".into(),
             actor: "lab-desk".into(),
             recorded_at: Some(Timestamp(at + 5)),
+            sent_by: String::new(),
         }
     }
 

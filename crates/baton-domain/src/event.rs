@@ -133,6 +133,9 @@ pub struct Event {
     pub recorded_at: Option<Timestamp>,
     /// The customer's rating; only on RATED.
     pub rating: Option<Rating>,
+    /// Audit: the authenticated caller that sent the event, set by ingest
+    /// (empty when ingest runs without authentication). Ignored on input.
+    pub sent_by: String,
 }
 
 /// How the customer rated a completed hand-off.
@@ -375,6 +378,7 @@ pub(crate) mod tests {
             version: 0,
             recorded_at: None,
             rating: None,
+            sent_by: String::new(),
         }
     }
 

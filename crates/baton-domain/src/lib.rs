@@ -17,7 +17,10 @@
 //! - [`disruption`]: a supplier's announced inability to serve, and whom it affects.
 //! - [`histogram`]: a mergeable duration histogram with a stated error bound.
 //! - [`compliance`]: how one clock counts toward the compliance figures.
+//! - [`access`]: the caller registry and who may append what.
+//! - [`privacy`]: screening text and attributes for patient data.
 
+pub mod access;
 pub mod calendar;
 pub mod catalog;
 pub mod clock;
@@ -27,6 +30,7 @@ pub mod event;
 pub mod histogram;
 pub mod id;
 pub mod lifecycle;
+pub mod privacy;
 pub mod time;
 
 pub use catalog::{Catalog, CatalogError, Policy};

@@ -321,6 +321,7 @@ fn history(start_minute: i64, steps: &[Step]) -> Vec<Event> {
         version: 1,
         recorded_at: None,
         rating: None,
+        sent_by: String::new(),
     };
     let mut events = vec![base.clone()];
     let mut holder = "s0".to_string();

@@ -9,10 +9,12 @@
 //! - [`events`]: conditional appends and per-hand-off history reads.
 //! - [`disruptions`]: conditional appends and history reads of disruptions.
 //! - [`signals`]: announcing a breach exactly once, however often it is tried.
+//! - [`deadletter`]: parking messages on our subjects that are not Baton events.
 //!
 //! It must never decide what is allowed (that is the domain's lifecycle) and
 //! never hold state of its own: JetStream is the state.
 
+pub mod deadletter;
 pub mod disruptions;
 pub mod events;
 pub mod signals;
@@ -52,7 +54,66 @@ pub enum LogError {
 /// retries in the background (also the first time), so a service can start,
 /// report NOT_SERVING and recover by itself when NATS comes up.
 pub async fn connect(urls: &str, name: &str) -> Result<async_nats::Client, LogError> {
-    async_nats::ConnectOptions::new()
+    connect_secured(urls, name, &NatsSecurity::default()).await
+}
+
+/// How a service proves itself to NATS and checks NATS in turn: a user and
+/// password (the server's `authorization { users = [...] }`, each user with
+/// its subject permissions, see `deploy/nats/auth.conf`) and TLS (a CA to
+/// trust, and a client certificate when the server verifies clients).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct NatsSecurity {
+    /// NATS user name (with --nats-password); see deploy/nats/auth.conf.
+    #[arg(long, env = "NATS_USER", requires = "nats_password")]
+    pub nats_user: Option<String>,
+
+    /// NATS password for --nats-user.
+    #[arg(
+        long,
+        env = "NATS_PASSWORD",
+        requires = "nats_user",
+        hide_env_values = true
+    )]
+    pub nats_password: Option<String>,
+
+    /// CA certificate (PEM) to verify the NATS server with; connects with TLS only.
+    #[arg(long, env = "NATS_CA")]
+    pub nats_ca: Option<std::path::PathBuf>,
+
+    /// Client certificate (PEM) for NATS servers that verify clients (with --nats-key).
+    #[arg(long, env = "NATS_CERT", requires = "nats_key")]
+    pub nats_cert: Option<std::path::PathBuf>,
+
+    /// Private key (PEM) of --nats-cert.
+    #[arg(long, env = "NATS_KEY", requires = "nats_cert")]
+    pub nats_key: Option<std::path::PathBuf>,
+}
+
+impl NatsSecurity {
+    fn apply(&self, mut options: async_nats::ConnectOptions) -> async_nats::ConnectOptions {
+        if let (Some(user), Some(password)) = (&self.nats_user, &self.nats_password) {
+            options = options.user_and_password(user.clone(), password.clone());
+        }
+        if let Some(ca) = &self.nats_ca {
+            options = options.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        if let (Some(cert), Some(key)) = (&self.nats_cert, &self.nats_key) {
+            options = options
+                .add_client_certificate(cert.clone(), key.clone())
+                .require_tls(true);
+        }
+        options
+    }
+}
+
+/// [`connect`], with a user and TLS as `security` says.
+pub async fn connect_secured(
+    urls: &str,
+    name: &str,
+    security: &NatsSecurity,
+) -> Result<async_nats::Client, LogError> {
+    security
+        .apply(async_nats::ConnectOptions::new())
         .name(name)
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(2))

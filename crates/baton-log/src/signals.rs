@@ -26,7 +26,18 @@ pub async fn announce_once(
     subject: String,
     payload: Bytes,
 ) -> Result<Announced, LogError> {
+    announce_once_with(js, subject, payload, async_nats::HeaderMap::new()).await
+}
+
+/// [`announce_once`] with headers.
+pub async fn announce_once_with(
+    js: &jetstream::Context,
+    subject: String,
+    payload: Bytes,
+    headers: async_nats::HeaderMap,
+) -> Result<Announced, LogError> {
     let publish = PublishMessage::build()
+        .headers(headers)
         .payload(payload)
         .message_id(subject.clone())
         .expected_last_subject_sequence(0);

@@ -40,13 +40,18 @@ fn config(name: &str, subjects: &[&str], settings: &StreamSettings) -> stream::C
     }
 }
 
-/// Creates `BATON_HANDOFFS` and `BATON_SLA` if missing, adds subjects a
+/// Creates `BATON_HANDOFFS`, `BATON_SLA` and `BATON_DEADLETTER` if missing, adds subjects a
 /// newer Baton needs to streams an older one created, and refuses to run
 /// on streams with subjects that are not Baton's.
 pub async fn ensure(js: &jetstream::Context, settings: &StreamSettings) -> Result<(), LogError> {
     let events: &[&str] = &[subject::ALL_EVENTS, subject::ALL_DISRUPTIONS];
     let sla: &[&str] = &[subject::ALL_SLA];
-    for (name, subjects) in [(subject::EVENTS_STREAM, events), (subject::SLA_STREAM, sla)] {
+    let deadletter: &[&str] = &[subject::ALL_DEADLETTER];
+    for (name, subjects) in [
+        (subject::EVENTS_STREAM, events),
+        (subject::SLA_STREAM, sla),
+        (subject::DEADLETTER_STREAM, deadletter),
+    ] {
         let wanted = config(name, subjects, settings);
         let mut stream = js
             .get_or_create_stream(wanted.clone())

@@ -8,6 +8,7 @@
 //! | `baton.sla.warning.<policy>.<supplier>.<customer>.<handoff_id>` | `BATON_SLA` | `baton.v1.SlaWarning` |
 //! | `baton.sla.escalated.<target>.<policy>.<supplier>.<customer>.<handoff_id>` | `BATON_SLA` | `baton.v1.Breach`, for the promise's escalation target |
 //! | `baton.disruption.<supplier>.<disruption_id>` | `BATON_HANDOFFS` | `baton.v1.DisruptionEvent` |
+//! | `baton.deadletter.<stream sequence>` | `BATON_DEADLETTER` | the bytes of a message on the events subjects that is not a Baton event, headers `Baton-Deadletter-Reason`, `Baton-Original-Subject`, `Baton-Original-Sequence` |
 //!
 //! In SLA subjects, a clock's second and later cycles (after a reset) carry
 //! the cycle after a colon, `<handoff_id>:<cycle>`: a colon is never part of
@@ -24,6 +25,10 @@ use baton_domain::Token;
 
 pub const EVENTS_STREAM: &str = "BATON_HANDOFFS";
 pub const SLA_STREAM: &str = "BATON_SLA";
+/// Messages on Baton's subjects that are not Baton events, parked.
+pub const DEADLETTER_STREAM: &str = "BATON_DEADLETTER";
+/// Every parked message.
+pub const ALL_DEADLETTER: &str = "baton.deadletter.>";
 
 /// Every hand-off event.
 pub const ALL_EVENTS: &str = "baton.handoff.>";
@@ -46,6 +51,11 @@ pub fn event(kind: &Token, supplier: &Token, customer: &Token, handoff_id: &Toke
 /// Matches every event of one hand-off, whatever its supplier over time.
 pub fn handoff_events(handoff_id: &Token) -> String {
     format!("baton.handoff.*.*.*.{handoff_id}")
+}
+
+/// Where the message at `sequence` of the events stream is parked.
+pub fn deadletter(sequence: u64) -> String {
+    format!("baton.deadletter.{sequence}")
 }
 
 pub fn disruption(supplier: &Token, disruption_id: &Token) -> String {

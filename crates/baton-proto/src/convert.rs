@@ -215,6 +215,7 @@ pub fn event_from_proto(e: v1::HandoffEvent) -> Result<Event, ValidationError> {
             score: u8::try_from(r.score).unwrap_or(u8::MAX),
             comment: r.comment,
         }),
+        sent_by: e.sent_by,
     })
 }
 
@@ -248,6 +249,7 @@ pub fn event_to_proto(e: &Event) -> v1::HandoffEvent {
             score: u32::from(r.score),
             comment: r.comment.clone(),
         }),
+        sent_by: e.sent_by.clone(),
     }
 }
 
@@ -282,6 +284,7 @@ pub fn disruption_from_proto(d: v1::DisruptionEvent) -> Result<DisruptionEvent, 
             Some(at) => Some(timestamp_from_proto("recorded_at", at)?),
             None => None,
         },
+        sent_by: d.sent_by,
     })
 }
 
@@ -303,6 +306,7 @@ pub fn disruption_to_proto(d: &DisruptionEvent) -> v1::DisruptionEvent {
         reason: d.reason.clone(),
         actor: d.actor.clone(),
         recorded_at: d.recorded_at.map(timestamp_to_proto),
+        sent_by: d.sent_by.clone(),
     }
 }
 
@@ -328,6 +332,7 @@ mod tests {
             version: 0,
             recorded_at: None,
             rating: None,
+            sent_by: String::new(),
         }
     }
 

@@ -182,6 +182,7 @@ where
 }
 
 pub mod grpc;
+pub mod security;
 
 /// Parses a duration flag the way the catalog spells durations (`45s`, `5m`, `1h`).
 pub fn duration_flag(s: &str) -> Result<std::time::Duration, String> {

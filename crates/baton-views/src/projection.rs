@@ -577,6 +577,7 @@ mod tests {
             version,
             recorded_at: Some(Timestamp(at)),
             rating: None,
+            sent_by: String::new(),
         }
     }
 
@@ -925,6 +926,7 @@ mod tests {
             reason: "lift out of order".into(),
             actor: String::new(),
             recorded_at: Some(Timestamp(recorded)),
+            sent_by: String::new(),
         }
     }
 

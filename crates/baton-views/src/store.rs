@@ -33,7 +33,8 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use crate::ViewsError;
 
 /// Bumped whenever a stored type or key changes: older stores are rebuilt.
-pub const SCHEMA_VERSION: u32 = 3;
+// 4: events carry `sent_by` (audit).
+pub const SCHEMA_VERSION: u32 = 4;
 
 const KEY_SCHEMA: &[u8] = b"m/schema";
 const KEY_CATALOG: &[u8] = b"m/catalog";

@@ -41,4 +41,17 @@ pub struct Config {
     /// Hand-offs whose state is kept in memory between appends.
     #[arg(long, env = "BATON_CACHE_CAPACITY", default_value_t = 100_000)]
     pub cache_capacity: usize,
+
+    /// Requests handled at once (an AppendBatch counts as one); a burst
+    /// beyond is answered RESOURCE_EXHAUSTED instead of queueing without bound.
+    #[arg(long, env = "BATON_MAX_IN_FLIGHT", default_value_t = crate::grpc::DEFAULT_MAX_IN_FLIGHT)]
+    pub max_in_flight: usize,
+
+    /// gRPC TLS and caller authentication (off by default: dev mode).
+    #[command(flatten)]
+    pub tls: baton_runtime::security::TlsArgs,
+
+    /// NATS user and TLS.
+    #[command(flatten)]
+    pub nats: baton_log::NatsSecurity,
 }

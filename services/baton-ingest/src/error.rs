@@ -1,7 +1,7 @@
 //! Ingest errors, and their one mapping to gRPC status codes.
 
 use baton_domain::{
-    disruption::DisruptionError, event::ValidationError, lifecycle::LifecycleError,
+    access::Denied, disruption::DisruptionError, event::ValidationError, lifecycle::LifecycleError,
 };
 use baton_log::LogError;
 use tonic::Status;
@@ -25,6 +25,12 @@ pub enum IngestError {
     Disruption(#[from] DisruptionError),
     #[error("{0}")]
     Log(#[from] LogError),
+    /// The authenticated caller may not append this event.
+    #[error("{0}")]
+    Denied(#[from] Denied),
+    /// Too many appends in flight: shed, the client retries later.
+    #[error("ingest is at capacity ({0} requests in flight); retry with backoff")]
+    AtCapacity(usize),
 }
 
 impl From<IngestError> for Status {
@@ -52,6 +58,8 @@ impl From<IngestError> for Status {
             )),
             IngestError::Log(LogError::Conflict) => Status::aborted(message),
             IngestError::Log(_) => Status::internal(message),
+            IngestError::Denied(_) => Status::permission_denied(message),
+            IngestError::AtCapacity(_) => Status::resource_exhausted(message),
         }
     }
 }

@@ -2,11 +2,13 @@
 
 use std::sync::Arc;
 
+use baton_domain::access::Caller;
 use baton_proto::{
     convert::{disruption_from_proto, event_from_proto},
     v1::{self, ingest_server::Ingest},
 };
 use futures::StreamExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Request, Response, Status};
 
 use crate::{error::IngestError, ingestor::Ingestor, metrics::Metrics};
@@ -16,17 +18,33 @@ pub const MAX_BATCH: usize = 1_000;
 /// Hand-offs of one AppendBatch appended at once.
 const BATCH_CONCURRENCY: usize = 64;
 
+/// Requests (an Append, a whole AppendBatch, an AppendDisruption) handled at
+/// once by default; more are shed with RESOURCE_EXHAUSTED.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
+
 #[derive(Debug, Clone)]
 pub struct IngestService {
     ingestor: Arc<Ingestor>,
     metrics: Arc<Metrics>,
+    in_flight: Arc<Semaphore>,
+    max_in_flight: usize,
 }
 
 impl IngestService {
     pub fn new(ingestor: Arc<Ingestor>) -> IngestService {
+        IngestService::with_max_in_flight(ingestor, DEFAULT_MAX_IN_FLIGHT)
+    }
+
+    /// At most `max_in_flight` requests are handled at once: a burst beyond
+    /// that is answered RESOURCE_EXHAUSTED at once, instead of queueing
+    /// (and holding memory) without bound.
+    pub fn with_max_in_flight(ingestor: Arc<Ingestor>, max_in_flight: usize) -> IngestService {
+        let max_in_flight = max_in_flight.max(1);
         IngestService {
             ingestor,
             metrics: Arc::default(),
+            in_flight: Arc::new(Semaphore::new(max_in_flight)),
+            max_in_flight,
         }
     }
 
@@ -35,10 +53,21 @@ impl IngestService {
         IngestService { metrics, ..self }
     }
 
-    async fn append_one(&self, request: v1::AppendRequest) -> Result<v1::AppendResponse, Status> {
+    fn admit(&self) -> Result<OwnedSemaphorePermit, Status> {
+        self.in_flight.clone().try_acquire_owned().map_err(|_| {
+            tracing::debug!(max_in_flight = self.max_in_flight, "request shed");
+            IngestError::AtCapacity(self.max_in_flight).into()
+        })
+    }
+
+    async fn append_one(
+        &self,
+        request: v1::AppendRequest,
+        caller: Option<&Caller>,
+    ) -> Result<v1::AppendResponse, Status> {
         let started = std::time::Instant::now();
         let event_type = request.event.as_ref().map(|e| e.r#type);
-        let answer = self.append_checked(request).await;
+        let answer = self.append_checked(request, caller).await;
         let took = started.elapsed();
         self.metrics
             .appended(event_type, &answer, |ok| ok.duplicate, took);
@@ -48,6 +77,7 @@ impl IngestService {
     async fn append_checked(
         &self,
         request: v1::AppendRequest,
+        caller: Option<&Caller>,
     ) -> Result<v1::AppendResponse, Status> {
         let event = request
             .event
@@ -57,11 +87,33 @@ impl IngestService {
         let event_type = event.event_type;
         let accepted = self
             .ingestor
-            .append(event, request.expected_version, baton_runtime::now())
+            .append_as(event, request.expected_version, baton_runtime::now(), caller)
             .await
             .inspect_err(|e| tracing::debug!(handoff = %handoff_id, event = %event_type, error = %e, "append refused"))?;
         Ok(v1::AppendResponse {
             version: accepted.version,
+            stream_sequence: accepted.sequence,
+            duplicate: accepted.duplicate,
+        })
+    }
+
+    async fn append_disruption_checked(
+        &self,
+        request: Request<v1::AppendDisruptionRequest>,
+    ) -> Result<v1::AppendDisruptionResponse, Status> {
+        let caller = baton_runtime::security::caller(&request).cloned();
+        let event = request
+            .into_inner()
+            .disruption
+            .ok_or_else(|| Status::invalid_argument("disruption: is required"))?;
+        let event = disruption_from_proto(event).map_err(IngestError::from)?;
+        let id = event.disruption_id.clone();
+        let accepted = self
+            .ingestor
+            .append_disruption_as(event, baton_runtime::now(), caller.as_ref())
+            .await
+            .inspect_err(|e| tracing::debug!(disruption = %id, error = %e, "disruption refused"))?;
+        Ok(v1::AppendDisruptionResponse {
             stream_sequence: accepted.sequence,
             duplicate: accepted.duplicate,
         })
@@ -75,7 +127,22 @@ impl Ingest for IngestService {
         &self,
         request: Request<v1::AppendRequest>,
     ) -> Result<Response<v1::AppendResponse>, Status> {
-        self.append_one(request.into_inner())
+        let _permit = match self.admit() {
+            Ok(permit) => permit,
+            Err(shed) => {
+                let event_type = request.get_ref().event.as_ref().map(|e| e.r#type);
+                let answer: Result<v1::AppendResponse, Status> = Err(shed);
+                self.metrics.appended(
+                    event_type,
+                    &answer,
+                    |ok| ok.duplicate,
+                    std::time::Duration::ZERO,
+                );
+                return answer.map(Response::new);
+            }
+        };
+        let caller = baton_runtime::security::caller(&request).cloned();
+        self.append_one(request.into_inner(), caller.as_ref())
             .await
             .map(Response::new)
     }
@@ -85,6 +152,8 @@ impl Ingest for IngestService {
         &self,
         request: Request<v1::AppendBatchRequest>,
     ) -> Result<Response<v1::AppendBatchResponse>, Status> {
+        let _permit = self.admit()?;
+        let caller = baton_runtime::security::caller(&request).cloned();
         let requests = request.into_inner().requests;
         if requests.len() > MAX_BATCH {
             return Err(Status::invalid_argument(format!(
@@ -95,7 +164,7 @@ impl Ingest for IngestService {
         // Events of one hand-off are appended in order, each conditional on
         // the one before; different hand-offs go concurrently, so their
         // JetStream acks overlap instead of queueing one round trip each.
-        let mut by_handoff: Vec<(String, Vec<(usize, v1::AppendRequest)>)> = Vec::new();
+        let mut by_handoff: Vec<Vec<(usize, v1::AppendRequest)>> = Vec::new();
         let mut group_of: std::collections::HashMap<String, usize> = Default::default();
         for (index, request) in requests.into_iter().enumerate() {
             let key = request
@@ -103,18 +172,19 @@ impl Ingest for IngestService {
                 .as_ref()
                 .map(|e| e.handoff_id.clone())
                 .unwrap_or_default();
-            let group = *group_of.entry(key.clone()).or_insert_with(|| {
-                by_handoff.push((key, Vec::new()));
+            let group = *group_of.entry(key).or_insert_with(|| {
+                by_handoff.push(Vec::new());
                 by_handoff.len() - 1
             });
-            by_handoff[group].1.push((index, request));
+            by_handoff[group].push((index, request));
         }
-        let total: usize = by_handoff.iter().map(|(_, g)| g.len()).sum();
+        let total: usize = by_handoff.iter().map(Vec::len).sum();
+        let caller = caller.as_ref();
         let outcomes: Vec<Vec<(usize, v1::append_result::Outcome)>> =
-            futures::stream::iter(by_handoff.into_iter().map(|(_, group)| async move {
+            futures::stream::iter(by_handoff.into_iter().map(|group| async move {
                 let mut done = Vec::with_capacity(group.len());
                 for (index, request) in group {
-                    let outcome = match self.append_one(request).await {
+                    let outcome = match self.append_one(request, caller).await {
                         Ok(ok) => v1::append_result::Outcome::Ok(ok),
                         Err(status) => v1::append_result::Outcome::Error(v1::AppendError {
                             code: status.code() as i32,
@@ -140,31 +210,11 @@ impl Ingest for IngestService {
         &self,
         request: Request<v1::AppendDisruptionRequest>,
     ) -> Result<Response<v1::AppendDisruptionResponse>, Status> {
-        let answer = self.append_disruption_checked(request).await;
+        let answer = match self.admit() {
+            Ok(_permit) => self.append_disruption_checked(request).await,
+            Err(shed) => Err(shed),
+        };
         self.metrics.disruption(&answer, |ok| ok.duplicate);
         answer.map(Response::new)
-    }
-}
-
-impl IngestService {
-    async fn append_disruption_checked(
-        &self,
-        request: Request<v1::AppendDisruptionRequest>,
-    ) -> Result<v1::AppendDisruptionResponse, Status> {
-        let event = request
-            .into_inner()
-            .disruption
-            .ok_or_else(|| Status::invalid_argument("disruption: is required"))?;
-        let event = disruption_from_proto(event).map_err(IngestError::from)?;
-        let id = event.disruption_id.clone();
-        let accepted = self
-            .ingestor
-            .append_disruption(event, baton_runtime::now())
-            .await
-            .inspect_err(|e| tracing::debug!(disruption = %id, error = %e, "disruption refused"))?;
-        Ok(v1::AppendDisruptionResponse {
-            stream_sequence: accepted.sequence,
-            duplicate: accepted.duplicate,
-        })
     }
 }

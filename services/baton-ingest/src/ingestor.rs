@@ -15,6 +15,7 @@ use std::{
 };
 
 use baton_domain::{
+    access::Caller,
     disruption::{Change, Disruption, DisruptionEvent},
     event::{Event, Limits, ValidationError},
     lifecycle::Handoff,
@@ -95,13 +96,39 @@ impl Ingestor {
         expected_version: Option<u64>,
         now: Timestamp,
     ) -> Result<Accepted, IngestError> {
+        self.append_as(event, expected_version, now, None).await
+    }
+
+    /// [`Ingestor::append`] for an authenticated `caller` (`None`: ingest
+    /// runs without authentication): the caller must speak for the side of
+    /// the hand-off the event belongs to, and is recorded in `sent_by`.
+    pub async fn append_as(
+        &self,
+        mut event: Event,
+        expected_version: Option<u64>,
+        now: Timestamp,
+        caller: Option<&Caller>,
+    ) -> Result<Accepted, IngestError> {
+        event.sent_by = caller.map(|c| c.id.clone()).unwrap_or_default();
         event.validate(&self.limits, now)?;
         self.check_catalog(&event)?;
+        self.check_privacy(&event)?;
         let stripe = self.hasher.hash_one(&event.handoff_id) as usize % STRIPES;
         let _serialised = self.stripes[stripe].lock().await;
 
         for _ in 0..MAX_ATTEMPTS {
             let known = self.known(&event.handoff_id).await?;
+            if let Some(caller) = caller {
+                // Judged against the hand-off as it stands (its current
+                // supplier), or the request's own parties for a new one.
+                let parties = match &known {
+                    Some(k) => Some((&k.handoff.supplier, &k.handoff.customer)),
+                    None => event.supplier.as_ref().zip(event.customer.as_ref()),
+                };
+                if let Some((supplier, customer)) = parties {
+                    caller.may_append(event.event_type, supplier, customer)?;
+                }
+            }
             if let Some(prior) = known.as_ref().and_then(|k| k.events.get(&event.event_id)) {
                 if prior.event_type == event.event_type && prior.occurred_at == event.occurred_at {
                     return Ok(Accepted {
@@ -163,7 +190,28 @@ impl Ingestor {
         event: DisruptionEvent,
         now: Timestamp,
     ) -> Result<Accepted, IngestError> {
+        self.append_disruption_as(event, now, None).await
+    }
+
+    /// [`Ingestor::append_disruption`] for an authenticated `caller`, who
+    /// must speak for the disrupted supplier.
+    pub async fn append_disruption_as(
+        &self,
+        mut event: DisruptionEvent,
+        now: Timestamp,
+        caller: Option<&Caller>,
+    ) -> Result<Accepted, IngestError> {
+        event.sent_by = caller.map(|c| c.id.clone()).unwrap_or_default();
         event.validate(&self.limits, now)?;
+        if let Some(caller) = caller {
+            caller.may_disrupt(&event.supplier)?;
+        }
+        baton_domain::privacy::check_attributes(
+            "scope",
+            &event.scope,
+            self.catalog.attributes.as_ref(),
+        )?;
+        baton_domain::privacy::check_text("reason", &event.reason)?;
         if !self.catalog.has_department(&event.supplier) {
             return Err(ValidationError::new(
                 "supplier",
@@ -220,6 +268,20 @@ impl Ingestor {
             }
         }
         Err(IngestError::Contention(event.disruption_id.to_string()))
+    }
+
+    /// No patient data: attribute keys from the catalog's list (if it has
+    /// one), no identifier-like values, no names in the rating comment.
+    fn check_privacy(&self, event: &Event) -> Result<(), ValidationError> {
+        baton_domain::privacy::check_attributes(
+            "attributes",
+            &event.attributes,
+            self.catalog.attributes.as_ref(),
+        )?;
+        if let Some(rating) = &event.rating {
+            baton_domain::privacy::check_text("rating.comment", &rating.comment)?;
+        }
+        Ok(())
     }
 
     fn check_catalog(&self, event: &Event) -> Result<(), ValidationError> {

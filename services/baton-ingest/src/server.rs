@@ -21,6 +21,8 @@ pub enum StartError {
     Reflection(String),
     #[error("grpc server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Security(#[from] baton_runtime::security::SecurityError),
     #[error("http side port: {0}")]
     Http(#[from] std::io::Error),
 }
@@ -36,7 +38,13 @@ pub async fn run(
     let catalog = Arc::new(baton_runtime::load_catalog(&config.catalog)?);
     tracing::info!(catalog = %config.catalog.display(), version = catalog.version(), promises = catalog.promises.len(), "catalog loaded");
 
-    let client = baton_log::connect(&config.nats_url, "baton-ingest").await?;
+    let tls = config.tls.server_tls()?;
+    let registry = config.tls.registry(|d| catalog.has_department(d))?;
+    if tls.is_none() {
+        tracing::warn!("gRPC is plaintext and callers anonymous (dev mode): production sets --tls-cert, --tls-key, --client-ca and --callers");
+    }
+
+    let client = baton_log::connect_secured(&config.nats_url, "baton-ingest", &config.nats).await?;
     let log = EventLog::new(client.clone(), config.publish_timeout);
     let limits = Limits {
         max_future_skew: config.max_future_skew,
@@ -81,12 +89,19 @@ pub async fn run(
 
     tracing::info!(addr = ?grpc_listener.local_addr().ok(), "ingest serving");
     let grpc_shutdown = shutdown.clone();
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    let service =
+        IngestService::with_max_in_flight(ingestor, config.max_in_flight).with_metrics(metrics);
+    builder
         .layer(baton_runtime::grpc::DecodeErrorStatusLayer)
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(IngestServer::new(
-            IngestService::new(ingestor).with_metrics(metrics),
+        .add_service(IngestServer::with_interceptor(
+            service,
+            baton_runtime::security::interceptor(registry),
         ))
         .serve_with_incoming_shutdown(baton_runtime::grpc::incoming(grpc_listener), async move {
             grpc_shutdown.cancelled().await

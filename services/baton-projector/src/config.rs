@@ -56,4 +56,12 @@ pub struct Config {
     /// The live board on the HTTP side port.
     #[command(flatten)]
     pub board: crate::board::BoardConfig,
+
+    /// gRPC TLS and caller authentication (off by default: dev mode).
+    #[command(flatten)]
+    pub tls: baton_runtime::security::TlsArgs,
+
+    /// NATS user and TLS.
+    #[command(flatten)]
+    pub nats: baton_log::NatsSecurity,
 }

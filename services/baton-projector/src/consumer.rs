@@ -148,10 +148,11 @@ async fn consume(
             }
             delivered = info.consumer_sequence;
             let sequence = info.stream_sequence;
-            decoded.push((
-                sequence,
-                Decoded::of(sequence, &message.subject, &message.payload),
-            ));
+            let event = Decoded::of(sequence, &message.subject, &message.payload);
+            if let Err(e) = &event {
+                park(shared, js, sequence, message, e).await?;
+            }
+            decoded.push((sequence, event));
         }
         let count = decoded.len() as u64;
         shared
@@ -182,6 +183,35 @@ async fn consume(
         }
         set_caught_up(shared, last_pending == 0);
     }
+}
+
+/// Parks a message that is not a Baton event on the dead-letter stream,
+/// before it is acknowledged, so it is out of the way but never out of sight.
+async fn park(
+    shared: &Shared,
+    js: &jetstream::Context,
+    sequence: u64,
+    message: &jetstream::Message,
+    error: &LogError,
+) -> Result<(), ConsumeError> {
+    let reason = error.to_string();
+    let parked = baton_log::deadletter::park(
+        js,
+        sequence,
+        &message.subject,
+        message.payload.clone(),
+        &reason,
+    )
+    .await
+    .map_err(nats)?;
+    if parked {
+        let count = shared
+            .dead_lettered
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        tracing::warn!(sequence, subject = %message.subject, %reason, dead_lettered = count, "not a baton event: parked on baton.deadletter.{sequence}");
+    }
+    Ok(())
 }
 
 /// A message of the events stream, by its subject.

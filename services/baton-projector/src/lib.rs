@@ -56,6 +56,8 @@ pub struct Shared {
     current: tokio::sync::watch::Sender<bool>,
     /// Events applied since start (for logs and tests).
     applied: AtomicU64,
+    /// Messages parked on the dead-letter stream since start.
+    dead_lettered: AtomicU64,
     /// The deadline index or the caught-up state changed: the timer looks again.
     deadlines_changed: Notify,
     /// New breaches wait in the outbox: the announcer looks again.
@@ -80,6 +82,7 @@ impl Shared {
             caught_up: AtomicBool::new(false),
             current: tokio::sync::watch::Sender::new(false),
             applied: AtomicU64::new(0),
+            dead_lettered: AtomicU64::new(0),
             deadlines_changed: Notify::new(),
             outbox_ready: Notify::new(),
             changes: tokio::sync::watch::Sender::new(0),
@@ -109,6 +112,12 @@ impl Shared {
 
     pub fn applied(&self) -> u64 {
         self.applied.load(Ordering::Relaxed)
+    }
+
+    /// Messages on the events subjects that were not Baton events, parked
+    /// on `baton.deadletter.<sequence>` since start (for logs and metrics).
+    pub fn dead_lettered(&self) -> u64 {
+        self.dead_lettered.load(Ordering::Relaxed)
     }
 
     /// Runs `change` on a projection of the views, off the async threads,

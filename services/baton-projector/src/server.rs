@@ -24,6 +24,8 @@ pub enum StartError {
     Reflection(String),
     #[error("grpc server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Security(#[from] baton_runtime::security::SecurityError),
     #[error("http side port: {0}")]
     Http(#[from] std::io::Error),
 }
@@ -73,7 +75,11 @@ pub async fn run(
         }
     }
 
-    let client = baton_log::connect(&config.nats_url, "baton-projector").await?;
+    // Any registered caller may query (operators too); appending is ingest's.
+    let tls = config.tls.server_tls()?;
+    let registry = config.tls.registry(|d| catalog.has_department(d))?;
+    let client =
+        baton_log::connect_secured(&config.nats_url, "baton-projector", &config.nats).await?;
     let mut js = async_nats::jetstream::new(client.clone());
     js.set_timeout(Duration::from_secs(10));
     let shared = Arc::new(Shared::new(views, catalog, config.announce_horizon));
@@ -172,15 +178,18 @@ pub async fn run(
 
     tracing::info!(addr = ?grpc_listener.local_addr().ok(), "projector serving queries");
     let grpc_shutdown = shutdown.clone();
-    let served = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    let served = builder
         .layer(baton_runtime::grpc::DecodeErrorStatusLayer)
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(QueryServer::new(QueryService::new(
-            shared.clone(),
-            client.clone(),
-            shutdown.clone(),
-        )))
+        .add_service(QueryServer::with_interceptor(
+            QueryService::new(shared.clone(), client.clone(), shutdown.clone()),
+            baton_runtime::security::interceptor(registry),
+        ))
         .serve_with_incoming_shutdown(baton_runtime::grpc::incoming(grpc_listener), async move {
             grpc_shutdown.cancelled().await
         })
@@ -198,6 +207,10 @@ pub async fn run(
         result?;
     }
     served?;
-    tracing::info!(applied = shared.applied(), "projector stopped");
+    tracing::info!(
+        applied = shared.applied(),
+        dead_lettered = shared.dead_lettered(),
+        "projector stopped"
+    );
     Ok(())
 }

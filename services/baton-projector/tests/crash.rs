@@ -200,6 +200,9 @@ async fn views_after_repeated_sigkill_equal_a_clean_rebuild() {
         publish_timeout: Duration::from_secs(5),
         max_future_skew: Duration::from_secs(300),
         cache_capacity: 100_000,
+        max_in_flight: baton_ingest::grpc::DEFAULT_MAX_IN_FLIGHT,
+        tls: Default::default(),
+        nats: Default::default(),
     };
     let ingest_task = tokio::spawn(baton_ingest::run(config, grpc, http, stop.clone()));
 

@@ -49,6 +49,29 @@ struct Cli {
     #[arg(long, global = true)]
     json: bool,
 
+    /// CA certificate (PEM) that signed the services' certificates: talk to
+    /// them over TLS (give https:// URLs).
+    #[arg(long, global = true, env = "BATON_TLS_CA")]
+    tls_ca: Option<std::path::PathBuf>,
+
+    /// This caller's client certificate (PEM), for services that require one.
+    #[arg(
+        long,
+        global = true,
+        env = "BATON_TLS_CLIENT_CERT",
+        requires_all = ["tls_client_key", "tls_ca"]
+    )]
+    tls_client_cert: Option<std::path::PathBuf>,
+
+    /// Private key (PEM) of --tls-client-cert.
+    #[arg(
+        long,
+        global = true,
+        env = "BATON_TLS_CLIENT_KEY",
+        requires = "tls_client_cert"
+    )]
+    tls_client_key: Option<std::path::PathBuf>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -113,6 +136,14 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(ca) = &cli.tls_ca {
+        cmd::use_tls(
+            ca,
+            cli.tls_client_cert
+                .as_deref()
+                .zip(cli.tls_client_key.as_deref()),
+        )?;
+    }
     let out = output::Output { json: cli.json };
     match cli.command {
         Command::Append(args) => cmd::append::run(&cli.ingest_url, args, out).await,

@@ -99,7 +99,7 @@ pub async fn disruption(url: &str, args: DisruptionArgs, out: Output) -> anyhow:
                 occurred_at: Some(time::parse(&args.at)?),
                 reason: args.reason,
                 actor: args.actor,
-                recorded_at: None,
+                ..Default::default()
             }),
         })
         .await

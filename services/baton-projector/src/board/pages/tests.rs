@@ -49,6 +49,7 @@ fn requested(handoff: &str, kind: &str, supplier: &str, priority: Priority, at: 
         version: 1,
         recorded_at: Some(Timestamp(at)),
         rating: None,
+        sent_by: String::new(),
     }
 }
 
@@ -67,6 +68,7 @@ fn later(handoff: &str, event_type: EventType, at: i64, version: u64) -> Event {
         version,
         recorded_at: Some(Timestamp(at)),
         rating: None,
+        sent_by: String::new(),
     }
 }
 

@@ -1,0 +1,431 @@
+//! Who may append what: the caller registry and the authorization rules.
+//!
+//! A caller is a clinical system or an operator, known by the identity its
+//! client certificate presents (a DNS subject alternative name or the
+//! subject's common name). The registry (`deploy/callers.json`) gives each a
+//! role and the departments it speaks for:
+//!
+//! ```json
+//! {"callers": [
+//!   {"id": "ward-5-system", "role": "department", "departments": ["ward-5"]},
+//!   {"id": "lab-system", "role": "department", "departments": ["lab"]},
+//!   {"id": "duty-desk", "role": "operator"}
+//! ]}
+//! ```
+//!
+//! A `department` caller speaks for its departments on either side of a
+//! hand-off: as the customer it may request, cancel, rate and reprioritize;
+//! as the (current) supplier it may acknowledge, start, hold, resume,
+//! complete, reject, reassign and reprioritize, and open and close
+//! disruptions of that supplier. An `operator` may only read. An `importer`
+//! may append anything (loading history); give it to no live system.
+//!
+//! Pure: the rules are decided from values, never from I/O.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+
+use crate::{event::EventType, id::Token};
+
+/// What a caller is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// A department's system: appends on behalf of its departments.
+    Department,
+    /// Reads; never appends.
+    Operator,
+    /// Appends for every department (history imports).
+    Importer,
+}
+
+/// An authenticated caller, as the registry describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The certificate identity, recorded on every event it sends.
+    pub id: String,
+    pub role: Role,
+    pub departments: BTreeSet<Token>,
+}
+
+/// Which side of a hand-off an event speaks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Customer,
+    Supplier,
+    Either,
+}
+
+/// The side of the hand-off that may send `event_type`.
+pub fn side_of(event_type: EventType) -> Side {
+    match event_type {
+        EventType::Requested | EventType::Cancelled | EventType::Rated => Side::Customer,
+        EventType::Acknowledged
+        | EventType::Started
+        | EventType::OnHold
+        | EventType::Resumed
+        | EventType::Completed
+        | EventType::Rejected
+        | EventType::Reassigned => Side::Supplier,
+        EventType::Reprioritized => Side::Either,
+    }
+}
+
+/// Why a caller may not do what it asked. The message names the caller and
+/// the department, never anything the event carried besides.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    #[error("caller {caller} is read-only and may not append")]
+    ReadOnly { caller: String },
+    #[error(
+        "caller {caller} may not append {event} as {side} {department}: it speaks for {speaks_for}"
+    )]
+    NotItsDepartment {
+        caller: String,
+        event: EventType,
+        side: &'static str,
+        department: Token,
+        speaks_for: String,
+    },
+    #[error("caller {caller} is not in the caller registry")]
+    Unregistered { caller: String },
+}
+
+impl Caller {
+    fn speaks_for(&self, department: &Token) -> bool {
+        self.role == Role::Importer
+            || (self.role == Role::Department && self.departments.contains(department))
+    }
+
+    fn departments_text(&self) -> String {
+        if self.departments.is_empty() {
+            return "no department".into();
+        }
+        self.departments
+            .iter()
+            .map(Token::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// May this caller append `event_type` to a hand-off whose supplier
+    /// (before this event) and customer are the given ones? For REQUESTED
+    /// they are the event's own.
+    pub fn may_append(
+        &self,
+        event_type: EventType,
+        supplier: &Token,
+        customer: &Token,
+    ) -> Result<(), Denied> {
+        if self.role == Role::Operator {
+            return Err(Denied::ReadOnly {
+                caller: self.id.clone(),
+            });
+        }
+        let allowed = match side_of(event_type) {
+            Side::Customer => self.speaks_for(customer),
+            Side::Supplier => self.speaks_for(supplier),
+            Side::Either => self.speaks_for(customer) || self.speaks_for(supplier),
+        };
+        if allowed {
+            return Ok(());
+        }
+        let (side, department) = match side_of(event_type) {
+            Side::Customer | Side::Either => ("customer", customer),
+            Side::Supplier => ("supplier", supplier),
+        };
+        Err(Denied::NotItsDepartment {
+            caller: self.id.clone(),
+            event: event_type,
+            side,
+            department: department.clone(),
+            speaks_for: self.departments_text(),
+        })
+    }
+
+    /// May this caller open or close a disruption of `supplier`?
+    pub fn may_disrupt(&self, supplier: &Token) -> Result<(), Denied> {
+        if self.role == Role::Operator {
+            return Err(Denied::ReadOnly {
+                caller: self.id.clone(),
+            });
+        }
+        if self.speaks_for(supplier) {
+            return Ok(());
+        }
+        Err(Denied::NotItsDepartment {
+            caller: self.id.clone(),
+            event: EventType::Started,
+            side: "disrupted supplier",
+            department: supplier.clone(),
+            speaks_for: self.departments_text(),
+        })
+    }
+}
+
+/// Why a registry file is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    #[error("line {line}: {message}")]
+    Syntax { line: usize, message: String },
+    #[error("callers[{index}]: {reason}")]
+    Invalid { index: usize, reason: String },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegistry {
+    callers: Vec<RawCaller>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCaller {
+    id: String,
+    role: Role,
+    #[serde(default)]
+    departments: Vec<String>,
+}
+
+/// Every known caller, by certificate identity.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Registry {
+    callers: BTreeMap<String, Caller>,
+}
+
+impl Registry {
+    /// Parses a registry. `is_department` says which department ids exist
+    /// (the catalog's), so a misspelt department is an error at start, not a
+    /// caller that can never append.
+    pub fn from_json(
+        source: &str,
+        is_department: impl Fn(&Token) -> bool,
+    ) -> Result<Registry, RegistryError> {
+        let raw: RawRegistry = serde_json::from_str(source).map_err(|e| RegistryError::Syntax {
+            line: e.line(),
+            message: e.to_string(),
+        })?;
+        let mut callers = BTreeMap::new();
+        for (index, c) in raw.callers.into_iter().enumerate() {
+            let invalid = |reason: String| RegistryError::Invalid { index, reason };
+            if c.id.is_empty() || c.id.len() > 253 || !c.id.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(invalid(
+                    "id must be 1 to 253 printable ASCII characters".into(),
+                ));
+            }
+            let mut departments = BTreeSet::new();
+            for d in &c.departments {
+                let token = Token::parse(d).map_err(|e| invalid(format!("department {e}")))?;
+                if !is_department(&token) {
+                    return Err(invalid(format!("{d:?} is not a department in the catalog")));
+                }
+                departments.insert(token);
+            }
+            match c.role {
+                Role::Department if departments.is_empty() => {
+                    return Err(invalid("a department caller needs departments".into()))
+                }
+                Role::Operator | Role::Importer if !departments.is_empty() => {
+                    return Err(invalid("only a department caller lists departments".into()))
+                }
+                _ => {}
+            }
+            let caller = Caller {
+                id: c.id.clone(),
+                role: c.role,
+                departments,
+            };
+            if callers.insert(c.id.clone(), caller).is_some() {
+                return Err(invalid(format!("{:?} is listed twice", c.id)));
+            }
+        }
+        Ok(Registry { callers })
+    }
+
+    /// The caller any of `identities` names (a certificate's SAN DNS names,
+    /// then its CN), or why none does.
+    pub fn identify<'a>(
+        &self,
+        identities: impl IntoIterator<Item = &'a str>,
+    ) -> Result<&Caller, Denied> {
+        let mut first = None;
+        for identity in identities {
+            if let Some(caller) = self.callers.get(identity) {
+                return Ok(caller);
+            }
+            first.get_or_insert_with(|| identity.to_owned());
+        }
+        Err(Denied::Unregistered {
+            caller: first.unwrap_or_else(|| "(no identity in the certificate)".into()),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.callers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.callers.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Token {
+        Token::parse(s).expect("token")
+    }
+
+    const REGISTRY: &str = r#"{"callers": [
+        {"id": "ward-5-system", "role": "department", "departments": ["ward-5"]},
+        {"id": "lab-system", "role": "department", "departments": ["lab"]},
+        {"id": "engineering-desk", "role": "department", "departments": ["engineering", "ward-6"]},
+        {"id": "duty-desk", "role": "operator"},
+        {"id": "history-import", "role": "importer"}
+    ]}"#;
+
+    fn registry() -> Registry {
+        let departments = ["ward-5", "ward-6", "lab", "engineering"];
+        Registry::from_json(REGISTRY, |d| departments.contains(&d.as_str())).expect("valid")
+    }
+
+    fn caller(id: &str) -> Caller {
+        registry().identify([id]).expect("registered").clone()
+    }
+
+    #[test]
+    fn a_ward_requests_cancels_and_rates_only_as_itself() {
+        let ward = caller("ward-5-system");
+        for t_ in [EventType::Requested, EventType::Cancelled, EventType::Rated] {
+            assert_eq!(ward.may_append(t_, &t("lab"), &t("ward-5")), Ok(()));
+            let denied = ward
+                .may_append(t_, &t("lab"), &t("ward-6"))
+                .expect_err("not its ward");
+            assert!(
+                denied.to_string().contains("as customer ward-6"),
+                "{denied}"
+            );
+        }
+        // The ward cannot do the lab's part of its own hand-off.
+        for t_ in [
+            EventType::Acknowledged,
+            EventType::Started,
+            EventType::OnHold,
+            EventType::Resumed,
+            EventType::Completed,
+            EventType::Rejected,
+            EventType::Reassigned,
+        ] {
+            assert!(
+                ward.may_append(t_, &t("lab"), &t("ward-5")).is_err(),
+                "{t_}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_lab_works_only_on_hand_offs_it_supplies() {
+        let lab = caller("lab-system");
+        for t_ in [
+            EventType::Acknowledged,
+            EventType::Started,
+            EventType::Completed,
+            EventType::Rejected,
+            EventType::Reassigned,
+        ] {
+            assert_eq!(lab.may_append(t_, &t("lab"), &t("ward-5")), Ok(()));
+            assert!(lab.may_append(t_, &t("engineering"), &t("ward-5")).is_err());
+        }
+        assert!(lab
+            .may_append(EventType::Requested, &t("lab"), &t("ward-5"))
+            .is_err());
+        assert_eq!(lab.may_disrupt(&t("lab")), Ok(()));
+        assert!(lab.may_disrupt(&t("engineering")).is_err());
+    }
+
+    #[test]
+    fn either_side_may_reprioritize() {
+        let ward = caller("ward-5-system");
+        let lab = caller("lab-system");
+        let eng = caller("engineering-desk");
+        assert_eq!(
+            ward.may_append(EventType::Reprioritized, &t("lab"), &t("ward-5")),
+            Ok(())
+        );
+        assert_eq!(
+            lab.may_append(EventType::Reprioritized, &t("lab"), &t("ward-5")),
+            Ok(())
+        );
+        assert!(eng
+            .may_append(EventType::Reprioritized, &t("lab"), &t("ward-5"))
+            .is_err());
+    }
+
+    #[test]
+    fn operators_only_read_and_importers_append_anything() {
+        let operator = caller("duty-desk");
+        let importer = caller("history-import");
+        for t_ in EventType::ALL {
+            assert!(matches!(
+                operator.may_append(t_, &t("lab"), &t("ward-5")),
+                Err(Denied::ReadOnly { .. })
+            ));
+            assert_eq!(importer.may_append(t_, &t("lab"), &t("ward-5")), Ok(()));
+        }
+        assert!(operator.may_disrupt(&t("lab")).is_err());
+    }
+
+    #[test]
+    fn identify_tries_every_identity_and_names_the_first() {
+        let registry = registry();
+        assert_eq!(
+            registry
+                .identify(["unknown.example", "lab-system"])
+                .map(|c| c.id.as_str()),
+            Ok("lab-system")
+        );
+        assert_eq!(
+            registry.identify(["stranger"]),
+            Err(Denied::Unregistered {
+                caller: "stranger".into()
+            })
+        );
+        assert!(registry.identify([]).is_err());
+    }
+
+    #[test]
+    fn a_bad_registry_is_refused_with_its_place() {
+        let any = |_: &Token| true;
+        let none = |_: &Token| false;
+        let err = |json: &str, known: &dyn Fn(&Token) -> bool| {
+            Registry::from_json(json, known)
+                .expect_err("refused")
+                .to_string()
+        };
+        assert!(err(r#"{"callers": [{"id": "a", "role": "god"}]}"#, &any).contains("line"));
+        assert!(err(
+            r#"{"callers": [{"id": "a", "role": "department", "departments": ["x"]}]}"#,
+            &none
+        )
+        .contains("callers[0]: \"x\" is not a department"));
+        assert!(
+            err(r#"{"callers": [{"id": "a", "role": "department"}]}"#, &any)
+                .contains("needs departments")
+        );
+        assert!(err(
+            r#"{"callers": [{"id": "a", "role": "operator"}, {"id": "a", "role": "operator"}]}"#,
+            &any
+        )
+        .contains("callers[1]"));
+        assert!(
+            err(r#"{"callers": [{"id": "a b", "role": "operator"}]}"#, &any).contains("printable")
+        );
+        assert!(err(
+            r#"{"callers": [{"id": "a", "role": "operator", "departmnts": []}]}"#,
+            &any
+        )
+        .contains("line"));
+    }
+}

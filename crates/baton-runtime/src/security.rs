@@ -1,0 +1,225 @@
+//! gRPC over TLS, and who the caller is.
+//!
+//! With `--tls-cert`/`--tls-key` a service speaks gRPC over TLS (rustls,
+//! ring). With `--client-ca` and `--callers` as well, every request to the
+//! Baton services must come with a client certificate signed by that CA
+//! whose identity (a DNS subject alternative name, else the subject's common
+//! name) is in the caller registry: none -> UNAUTHENTICATED, an identity the
+//! registry does not know -> PERMISSION_DENIED. The caller is put in the
+//! request's extensions for the service to authorize each append
+//! ([`baton_domain::access`]). The health and reflection services stay open,
+//! for load balancers.
+//!
+//! Without these flags (the README's dev mode) gRPC is plaintext and every
+//! caller anonymous.
+
+use std::{path::PathBuf, sync::Arc};
+
+use baton_domain::access::{Caller, Registry, RegistryError};
+use tonic::{
+    transport::{Certificate, Identity, ServerTlsConfig},
+    Request, Status,
+};
+
+/// TLS and caller authentication for a gRPC service.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TlsArgs {
+    /// Server certificate chain (PEM): serve gRPC over TLS. Without it, plaintext (dev only).
+    #[arg(long, env = "BATON_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, env = "BATON_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// CA certificate (PEM) that signs callers' client certificates: every
+    /// call must present one (mutual TLS). Needs --tls-cert and --callers.
+    #[arg(long, env = "BATON_CLIENT_CA", requires_all = ["tls_cert", "callers"])]
+    pub client_ca: Option<PathBuf>,
+
+    /// Caller registry (JSON): certificate identity -> role and departments.
+    /// See deploy/callers.json. Needs --client-ca.
+    #[arg(long, env = "BATON_CALLERS", requires = "client_ca")]
+    pub callers: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecurityError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("caller registry {path}: {source}")]
+    Registry {
+        path: PathBuf,
+        source: RegistryError,
+    },
+}
+
+fn read(path: &PathBuf) -> Result<Vec<u8>, SecurityError> {
+    std::fs::read(path).map_err(|source| SecurityError::Read {
+        path: path.clone(),
+        source,
+    })
+}
+
+impl TlsArgs {
+    /// The server's TLS configuration, if TLS is on. With a client CA,
+    /// client certificates are checked against it when presented, and
+    /// optional at the handshake so that a caller without one hears
+    /// UNAUTHENTICATED rather than a broken connection.
+    pub fn server_tls(&self) -> Result<Option<ServerTlsConfig>, SecurityError> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return Ok(None);
+        };
+        let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
+        if let Some(ca) = &self.client_ca {
+            tls = tls
+                .client_ca_root(Certificate::from_pem(read(ca)?))
+                .client_auth_optional(true);
+        }
+        Ok(Some(tls))
+    }
+
+    /// The caller registry, if authentication is on. `is_department` is the
+    /// catalog's department check.
+    pub fn registry(
+        &self,
+        is_department: impl Fn(&baton_domain::Token) -> bool,
+    ) -> Result<Option<Arc<Registry>>, SecurityError> {
+        let Some(path) = &self.callers else {
+            return Ok(None);
+        };
+        let text = String::from_utf8_lossy(&read(path)?).into_owned();
+        let registry = Registry::from_json(&text, is_department).map_err(|source| {
+            SecurityError::Registry {
+                path: path.clone(),
+                source,
+            }
+        })?;
+        tracing::info!(path = %path.display(), callers = registry.len(), "caller registry loaded, client certificates required");
+        Ok(Some(Arc::new(registry)))
+    }
+}
+
+/// The identities a DER certificate presents: its DNS subject alternative
+/// names, then its subject's common name. Empty if it does not parse.
+pub fn certificate_identities(der: &[u8]) -> Vec<String> {
+    let der = rustls_pki_types::CertificateDer::from(der);
+    let Ok(cert) = webpki::EndEntityCert::try_from(&der) else {
+        return Vec::new();
+    };
+    let mut identities: Vec<String> = cert.valid_dns_names().map(str::to_owned).collect();
+    identities.extend(common_names(cert.subject()));
+    identities
+}
+
+/// The common names in the content of a DER `Name` (an RDNSequence).
+fn common_names(mut rdns: &[u8]) -> Vec<String> {
+    const CN: &[u8] = &[0x55, 0x04, 0x03];
+    let mut names = Vec::new();
+    while let Some((0x31, set, rest)) = der_next(rdns) {
+        rdns = rest;
+        let mut attributes = set;
+        while let Some((0x30, attribute, rest)) = der_next(attributes) {
+            attributes = rest;
+            if let Some((0x06, oid, value)) = der_next(attribute) {
+                if oid == CN {
+                    if let Some((_, text, _)) = der_next(value) {
+                        if let Ok(text) = std::str::from_utf8(text) {
+                            names.push(text.to_owned());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    names
+}
+
+/// One DER element at the start of `input`: (tag, content, rest).
+fn der_next(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, input) = input.split_first()?;
+    let (&first, mut input) = input.split_first()?;
+    let len = if first < 0x80 {
+        usize::from(first)
+    } else {
+        let octets = usize::from(first & 0x7f);
+        if octets == 0 || octets > 4 || input.len() < octets {
+            return None;
+        }
+        let (bytes, rest) = input.split_at(octets);
+        input = rest;
+        bytes
+            .iter()
+            .fold(0usize, |len, b| (len << 8) | usize::from(*b))
+    };
+    if input.len() < len {
+        return None;
+    }
+    let (content, rest) = input.split_at(len);
+    Some((tag, content, rest))
+}
+
+/// The caller of a request, as [`authenticate`] found it; `None` when
+/// authentication is off.
+pub fn caller<T>(request: &Request<T>) -> Option<&Caller> {
+    request.extensions().get::<Caller>()
+}
+
+/// Finds the caller of a request by its client certificate: the
+/// interceptor of every Baton service when authentication is on.
+pub fn authenticate(registry: &Registry, mut request: Request<()>) -> Result<Request<()>, Status> {
+    let certs = request.peer_certs();
+    let Some(leaf) = certs.as_ref().and_then(|c| c.first()) else {
+        return Err(Status::unauthenticated(
+            "a client certificate signed by the callers' CA is required",
+        ));
+    };
+    let identities = certificate_identities(leaf.as_ref());
+    let caller = registry
+        .identify(identities.iter().map(String::as_str))
+        .map_err(|denied| Status::permission_denied(denied.to_string()))?
+        .clone();
+    request.extensions_mut().insert(caller);
+    Ok(request)
+}
+
+/// An interceptor for [`authenticate`], or one that lets every request
+/// through when `registry` is `None`.
+pub fn interceptor(
+    registry: Option<Arc<Registry>>,
+) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
+    move |request| match &registry {
+        Some(registry) => authenticate(registry, request),
+        None => Ok(request),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_common_names_from_a_der_name() {
+        // SET { SEQ { OID 2.5.4.3, UTF8String "lab-system" } }, SET { SEQ { OID 2.5.4.10, "Baton" } }
+        let mut name = vec![
+            0x31, 0x13, 0x30, 0x11, 0x06, 0x03, 0x55, 0x04, 0x03, 0x0c, 0x0a,
+        ];
+        name.extend_from_slice(b"lab-system");
+        name.extend_from_slice(&[
+            0x31, 0x0e, 0x30, 0x0c, 0x06, 0x03, 0x55, 0x04, 0x0a, 0x0c, 0x05,
+        ]);
+        name.extend_from_slice(b"Baton");
+        assert_eq!(common_names(&name), vec!["lab-system".to_owned()]);
+    }
+
+    #[test]
+    fn garbage_is_no_identity() {
+        assert!(certificate_identities(b"not a certificate").is_empty());
+        assert!(common_names(&[0x31, 0x80, 0x00]).is_empty());
+        assert!(common_names(&[0x31, 0x05, 0x30]).is_empty());
+        assert!(der_next(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]).is_none());
+    }
+}

@@ -1,0 +1,99 @@
+//! A burst far beyond what ingest handles at once: the excess is shed with
+//! RESOURCE_EXHAUSTED at once (nothing queues without bound), every event
+//! that was acknowledged is in the stream, none that was shed is, and a
+//! client retrying the shed ones gets them all in.
+
+use std::collections::BTreeSet;
+
+use baton_e2e::{
+    append, count_messages, now_millis, requested, secure::start_ingest_configured, wait_serving,
+};
+use baton_proto::v1::{ingest_client::IngestClient, Priority};
+use baton_testkit::NatsServer;
+use tonic::Code;
+
+const LIMIT: usize = 4;
+const BURST: usize = 400;
+const CONNECTIONS: usize = 8;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_is_shed_with_resource_exhausted_and_nothing_acknowledged_is_lost() {
+    let nats = NatsServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let catalog = dir.path().join("catalog.json");
+    std::fs::write(&catalog, baton_e2e::TEST_CATALOG).expect("catalog");
+    let ingest = start_ingest_configured(&nats.url(), &catalog, |c| c.max_in_flight = LIMIT).await;
+    wait_serving(ingest.addr, "baton.v1.Ingest").await;
+    let mut clients = Vec::new();
+    for _ in 0..CONNECTIONS {
+        clients.push(IngestClient::new(baton_e2e::channel(ingest.addr).await));
+    }
+    let t0 = now_millis() - 60_000;
+    let request = |n: usize| {
+        append(requested(
+            &format!("burst-{n}"),
+            "repair",
+            "engineering",
+            "ward-5",
+            Priority::Routine,
+            t0,
+        ))
+    };
+
+    // Everything at once.
+    let mut tasks = Vec::new();
+    for n in 0..BURST {
+        let mut client = clients[n % CONNECTIONS].clone();
+        let request = request(n);
+        tasks.push(tokio::spawn(async move {
+            (n, client.append(request).await.map(|r| r.into_inner()))
+        }));
+    }
+    let mut acknowledged = BTreeSet::new();
+    let mut shed = BTreeSet::new();
+    for task in tasks {
+        let (n, result) = task.await.expect("task");
+        match result {
+            Ok(_) => {
+                acknowledged.insert(n);
+            }
+            Err(status) if status.code() == Code::ResourceExhausted => {
+                assert!(status.message().contains("retry"), "{status:?}");
+                shed.insert(n);
+            }
+            Err(status) => panic!("{n}: unexpected {status:?}"),
+        }
+    }
+    assert!(
+        !shed.is_empty(),
+        "a burst {BURST} wide at a limit of {LIMIT} shed nothing"
+    );
+    assert!(!acknowledged.is_empty());
+
+    // Acknowledged: in the stream, each once. Shed: not.
+    let client = async_nats::connect(nats.url()).await.expect("nats");
+    assert_eq!(
+        count_messages(&client, "BATON_HANDOFFS", "baton.handoff.>").await,
+        acknowledged.len() as u64
+    );
+    for n in shed.iter().take(5) {
+        let filter = format!("baton.handoff.*.*.*.burst-{n}");
+        assert_eq!(count_messages(&client, "BATON_HANDOFFS", &filter).await, 0);
+    }
+
+    // The client retries what was shed, one at a time: all land.
+    let mut client_0 = clients[0].clone();
+    for n in &shed {
+        client_0.append(request(*n)).await.expect("a retry lands");
+    }
+    assert_eq!(
+        count_messages(&client, "BATON_HANDOFFS", "baton.handoff.>").await,
+        BURST as u64
+    );
+    println!(
+        "burst of {BURST} at a limit of {LIMIT}: {} acknowledged, {} shed with RESOURCE_EXHAUSTED, all {BURST} in after retries, 0 lost, 0 duplicated",
+        acknowledged.len(),
+        shed.len()
+    );
+    ingest.stop().await;
+}
