@@ -43,6 +43,17 @@ pub async fn bench_stream(
     Ok(())
 }
 
+/// What a raw publish carries besides the payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Headers {
+    None,
+    /// A message id, for JetStream's de-duplication.
+    Id,
+    /// A message id and ingest's condition: the expected last sequence of
+    /// the hand-off's subjects, named by a wildcard subject.
+    Conditional,
+}
+
 /// (1) Publishes `n` copies of `payload` on distinct subjects under
 /// `prefix`, at most `window` acks outstanding; events/s.
 pub async fn raw_publish(
@@ -51,7 +62,7 @@ pub async fn raw_publish(
     payload: Bytes,
     n: usize,
     window: usize,
-    with_ids: bool,
+    headers: Headers,
 ) -> anyhow::Result<f64> {
     let stream_name = format!("BENCH_{}", prefix.replace('.', "_").to_uppercase());
     bench_stream(js, &stream_name, &format!("{prefix}.>")).await?;
@@ -59,8 +70,14 @@ pub async fn raw_publish(
     let started = Instant::now();
     for i in 0..n {
         let mut message = PublishMessage::build().payload(payload.clone());
-        if with_ids {
+        if headers != Headers::None {
             message = message.message_id(format!("h{i}:e0"));
+        }
+        if headers == Headers::Conditional {
+            message = message.expected_last_subject_sequence(0).header(
+                EXPECTED_SUBJECT_HEADER,
+                format!("{prefix}.*.*.*.h{i}").as_str(),
+            );
         }
         let ack = js
             .send_publish(format!("{prefix}.lab.lab.ed.h{i}"), message)
@@ -77,6 +94,34 @@ pub async fn raw_publish(
         ack.context("publish ack")?;
     }
     Ok(rate(n, started.elapsed()))
+}
+
+const EXPECTED_SUBJECT_HEADER: &str = "Nats-Expected-Last-Subject-Sequence-Subject";
+
+/// (1) What ingest asks JetStream before appending to a hand-off it has not
+/// cached (a new one, each REQUESTED): the first message on the hand-off's
+/// wildcard subject, `lookups` times with `window` in flight, for ids that
+/// do not exist, on the stream `prefix` (filled by [`raw_publish`]). Lookups/s.
+pub async fn raw_history_lookups(
+    js: &jetstream::Context,
+    prefix: &str,
+    lookups: usize,
+    window: usize,
+) -> anyhow::Result<f64> {
+    let stream_name = format!("BENCH_{}", prefix.replace('.', "_").to_uppercase());
+    let stream = js.get_stream_no_info(&stream_name).await?;
+    let started = Instant::now();
+    let mut in_flight = FuturesUnordered::new();
+    for i in 0..lookups {
+        let stream = stream.clone();
+        let filter = format!("{prefix}.*.*.*.new{i}");
+        in_flight.push(async move { stream.get_first_raw_message_by_subject(filter, 1).await });
+        while in_flight.len() >= window {
+            in_flight.next().await;
+        }
+    }
+    while in_flight.next().await.is_some() {}
+    Ok(rate(lookups, started.elapsed()))
 }
 
 /// (1) sled alone: the keys and value sizes the projector writes per event
@@ -217,12 +262,14 @@ fn tokio_stream_incoming(
 
 /// (1c) A pull consumer over the whole events stream that fetches in
 /// batches of `batch` and acks the last of each (AckPolicy::All), doing no
-/// work: events/s until it has seen `expected` messages.
+/// work: events/s until it has seen `expected` messages. `filters` are the
+/// consumer's filter subjects (none: the whole stream).
 pub async fn raw_consume(
     js: &jetstream::Context,
     stream_name: &str,
     expected: u64,
     batch: usize,
+    filters: &[&str],
 ) -> anyhow::Result<f64> {
     let stream = js.get_stream(stream_name).await?;
     let name = "bench-raw-consumer";
@@ -233,6 +280,7 @@ pub async fn raw_consume(
             deliver_policy: DeliverPolicy::All,
             ack_policy: AckPolicy::All,
             max_ack_pending: 20_000,
+            filter_subjects: filters.iter().map(|f| (*f).to_owned()).collect(),
             ..Default::default()
         })
         .await?;
