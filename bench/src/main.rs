@@ -1,0 +1,807 @@
+//! Baton's benchmark: one command that starts its own `nats-server` (file
+//! storage, free port, temporary store) and the services in this process,
+//! and measures, in the same run on the same machine, what JetStream, tonic
+//! and sled do bare (the limits) and what Baton does on top of them, so the
+//! figures that matter are ratios, which drift far less than absolute
+//! times on a shared machine. It prints one table and writes it as JSON.
+//!
+//! It is a measuring tool, not a test: it asserts nothing about speed, and
+//! it must never be part of a shipped service or talk to anything but the
+//! servers it started itself.
+
+mod limits;
+mod load;
+mod scale;
+mod services;
+mod stats;
+mod traffic;
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use baton_testkit::NatsServer;
+use clap::Parser;
+use prost::Message as _;
+use tokio_util::sync::CancellationToken;
+
+use crate::stats::{rate, Machine, Report};
+
+/// Baton benchmark: throughput and latency as ratios to bare JetStream, tonic and sled.
+#[derive(Debug, Clone, Parser, serde::Serialize)]
+#[command(name = "baton-bench", version, about, long_about = None)]
+struct Args {
+    #[command(subcommand)]
+    #[serde(skip)]
+    command: Option<Command>,
+
+    /// Events appended end to end through gRPC (unary at --clients in flight;
+    /// also the size of the bare-tonic and batch runs and of the sled run).
+    #[arg(long, env = "BATON_BENCH_EVENTS", default_value_t = 20_000)]
+    events: usize,
+
+    /// Messages published in each raw JetStream run.
+    #[arg(long, env = "BATON_BENCH_RAW_EVENTS", default_value_t = 100_000)]
+    raw_events: usize,
+
+    /// Concurrent gRPC clients (requests in flight).
+    #[arg(long, env = "BATON_BENCH_CLIENTS", default_value_t = 64)]
+    clients: usize,
+
+    /// HTTP/2 connections the clients share.
+    #[arg(long, env = "BATON_BENCH_CONNECTIONS", default_value_t = 4)]
+    connections: usize,
+
+    /// Most JetStream publish acks outstanding at once in the raw runs.
+    #[arg(long, env = "BATON_BENCH_WINDOW", default_value_t = 256)]
+    window: usize,
+
+    /// Whole hand-offs per AppendBatch request.
+    #[arg(long, env = "BATON_BENCH_BATCH_HANDOFFS", default_value_t = 25)]
+    batch_handoffs: usize,
+
+    /// Clocks set to run out during the breach-delay runs.
+    #[arg(long, env = "BATON_BENCH_BREACH_CLOCKS", default_value_t = 1_000)]
+    breach_clocks: usize,
+
+    /// Milliseconds from publishing the breach clocks to the first deadline.
+    #[arg(long, env = "BATON_BENCH_BREACH_LEAD_MS", default_value_t = 3_000)]
+    breach_lead_ms: u64,
+
+    /// Milliseconds over which the breach clocks' deadlines are spread.
+    #[arg(long, env = "BATON_BENCH_BREACH_SPREAD_MS", default_value_t = 5_000)]
+    breach_spread_ms: u64,
+
+    /// Milliseconds between query pairs while ingesting.
+    #[arg(long, env = "BATON_BENCH_QUERY_INTERVAL_MS", default_value_t = 20)]
+    query_interval_ms: u64,
+
+    /// View sizes (hand-offs with open clocks) for the scale section, comma-separated.
+    #[arg(
+        long,
+        env = "BATON_BENCH_SCALE",
+        value_delimiter = ',',
+        default_value = "10000,100000"
+    )]
+    scale: Vec<usize>,
+
+    /// Leave out the scale section.
+    #[arg(long, env = "BATON_BENCH_SKIP_SCALE")]
+    skip_scale: bool,
+
+    /// Leave out the runs against a nats-server with `sync_interval: always`.
+    #[arg(long, env = "BATON_BENCH_SKIP_SYNC_ALWAYS")]
+    skip_sync_always: bool,
+
+    /// The catalog the services run on.
+    #[arg(long, env = "BATON_CATALOG", default_value = "deploy/catalog.json")]
+    catalog: PathBuf,
+
+    /// Where to write the report as JSON.
+    #[arg(long, env = "BATON_BENCH_JSON", default_value = "bench-result.json")]
+    json: PathBuf,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+enum Command {
+    /// Internal: run the projector in this process (the scale section's child).
+    #[command(hide = true)]
+    ChildProjector(baton_projector::Config),
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match args.command.clone() {
+        Some(Command::ChildProjector(config)) => runtime.block_on(child_projector(config)),
+        None => runtime.block_on(bench(args)),
+    }
+}
+
+async fn child_projector(config: baton_projector::Config) -> anyhow::Result<()> {
+    let grpc = tokio::net::TcpListener::bind(config.listen).await?;
+    let http = tokio::net::TcpListener::bind(config.http_listen).await?;
+    baton_projector::run(config, grpc, http, CancellationToken::new()).await?;
+    Ok(())
+}
+
+fn catalog_path(given: &Path) -> anyhow::Result<PathBuf> {
+    if given.exists() {
+        return Ok(given.to_owned());
+    }
+    // Run from elsewhere than the repository root: the shipped catalog.
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(given);
+    if shipped.exists() {
+        return Ok(shipped);
+    }
+    anyhow::bail!("catalog {} not found", given.display())
+}
+
+fn nats_version() -> String {
+    std::process::Command::new(baton_testkit::nats_server_bin())
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// A realistic recorded event's payload: what one stream message carries.
+fn realistic_payload() -> bytes::Bytes {
+    let mut rng = traffic::Rng::new(1);
+    // A lab request (the commonest kind), with its test attribute.
+    loop {
+        let (_, e) = traffic::recorded_request(
+            &mut rng,
+            "bench-0000042",
+            traffic::now_millis(),
+            traffic::now_millis(),
+        );
+        if e.kind == "lab" {
+            return bytes::Bytes::from(e.encode_to_vec());
+        }
+    }
+}
+
+async fn channels(
+    addr: std::net::SocketAddr,
+    n: usize,
+) -> anyhow::Result<Vec<tonic::transport::Channel>> {
+    let mut out = Vec::new();
+    for _ in 0..n.max(1) {
+        out.push(services::channel(addr).await?);
+    }
+    Ok(out)
+}
+
+async fn bench(args: Args) -> anyhow::Result<()> {
+    let catalog = catalog_path(&args.catalog)?;
+    let mut report = Report {
+        machine: Machine::here(nats_version()),
+        settings: serde_json::to_value(&args)?,
+        rows: Vec::new(),
+    };
+    let run_started = Instant::now();
+    let payload = realistic_payload();
+    eprintln!(
+        "baton-bench: payload {} bytes, catalog {}",
+        payload.len(),
+        catalog.display()
+    );
+    report.add(
+        "",
+        "event payload",
+        payload.len() as f64,
+        "bytes",
+        "a recorded lab REQUESTED, protobuf",
+    );
+
+    // ---- (1), (1b), (2)..(5) on a nats-server with default syncing ----
+    let nats = NatsServer::start();
+    let figures = main_server(&args, &mut report, &nats, &catalog, payload.clone(), "").await?;
+    drop(nats);
+
+    // ---- the same limits and ingest with sync_interval: always ----
+    if !args.skip_sync_always {
+        let dir = tempfile::tempdir()?;
+        let conf = dir.path().join("sync-always.conf");
+        std::fs::write(&conf, "jetstream {\n  sync_interval: always\n}\n")?;
+        let conf = conf.display().to_string();
+        let nats = NatsServer::start_with(&["-c", &conf]);
+        let always = sync_always(&args, &mut report, &nats, &catalog, payload).await?;
+        drop(nats);
+        report.ratio(
+            "1s",
+            "raw publish with ids, sync always / default",
+            always.raw_ids,
+            figures.raw_ids,
+            "cost of an fsync per write",
+        );
+        report.ratio(
+            "2s",
+            "end-to-end unary, sync always / default",
+            always.e2e,
+            figures.e2e,
+            "",
+        );
+    }
+
+    // ---- (6) scale ----
+    if !args.skip_scale {
+        scale::run(
+            &mut report,
+            &catalog,
+            &args.scale,
+            args.breach_clocks,
+            Duration::from_millis(args.breach_lead_ms),
+            Duration::from_millis(args.breach_spread_ms),
+            args.window,
+        )
+        .await?;
+    }
+
+    report.add(
+        "",
+        "whole run",
+        run_started.elapsed().as_secs_f64(),
+        "s",
+        "",
+    );
+    println!("{}", report.table());
+    std::fs::write(&args.json, serde_json::to_string_pretty(&report)?)
+        .with_context(|| format!("writing {}", args.json.display()))?;
+    eprintln!("baton-bench: wrote {}", args.json.display());
+    Ok(())
+}
+
+/// Figures later sections compare with.
+#[derive(Debug, Default)]
+struct Figures {
+    raw_ids: f64,
+    e2e: f64,
+}
+
+async fn main_server(
+    args: &Args,
+    report: &mut Report,
+    nats: &NatsServer,
+    catalog: &Path,
+    payload: bytes::Bytes,
+    _tag: &str,
+) -> anyhow::Result<Figures> {
+    let client = async_nats::connect(nats.url()).await?;
+    let js = async_nats::jetstream::new(client.clone());
+
+    // (1) raw JetStream publish.
+    let raw = limits::raw_publish(
+        &js,
+        "bench.raw",
+        payload.clone(),
+        args.raw_events,
+        args.window,
+        limits::Headers::None,
+    )
+    .await?;
+    report.add(
+        "1",
+        "raw JetStream publish, no ids",
+        raw,
+        "msg/s",
+        &format!("{} acks in flight, file storage", args.window),
+    );
+    let raw_ids = limits::raw_publish(
+        &js,
+        "bench.rawid",
+        payload.clone(),
+        args.raw_events,
+        args.window,
+        limits::Headers::Id,
+    )
+    .await?;
+    report.add(
+        "1",
+        "raw JetStream publish, with message ids",
+        raw_ids,
+        "msg/s",
+        "the limit for batch ingest",
+    );
+    let conditional = limits::raw_publish(
+        &js,
+        "bench.rawc",
+        payload.clone(),
+        args.raw_events,
+        args.window,
+        limits::Headers::Conditional,
+    )
+    .await?;
+    report.add(
+        "1",
+        "raw JetStream publish, ids + ingest's wildcard-subject condition",
+        conditional,
+        "msg/s",
+        "Nats-Expected-Last-Subject-Sequence(-Subject), one subject per hand-off",
+    );
+    let lookups =
+        limits::raw_history_lookups(&js, "bench.rawc", args.raw_events / 10, args.clients).await?;
+    report.add(
+        "1",
+        "raw JetStream history lookup of a new hand-off",
+        lookups,
+        "lookups/s",
+        "direct get, first message on <prefix>.*.*.*.<id>, as ingest does per REQUESTED",
+    );
+
+    // (1) raw sled.
+    let sled_dir = tempfile::tempdir()?;
+    let (n, bytes) = (args.events, payload.len());
+    let path = sled_dir.path().join("raw");
+    let sled_rate =
+        tokio::task::spawn_blocking(move || limits::raw_sled(&path, n, 500, bytes)).await??;
+    report.add(
+        "1",
+        "raw sled apply",
+        sled_rate,
+        "events/s",
+        "the projector's keys and value sizes, 500 events a batch",
+    );
+    drop(sled_dir);
+
+    // (1b) a bare tonic handler that only publishes.
+    let stop = CancellationToken::new();
+    let (bare_addr, bare_task) = limits::serve_bare(js.clone(), stop.clone()).await?;
+    let bare_channels = channels(bare_addr, args.connections).await?;
+    let bare = load::unary(
+        &bare_channels,
+        load::workload("bare", args.events, 11),
+        args.clients,
+        None,
+    )
+    .await?;
+    stop.cancel();
+    let _ = bare_task.await;
+    report.add(
+        "1b",
+        "bare tonic publish handler, unary",
+        bare.rate(),
+        "req/s",
+        &format!("{} in flight", args.clients),
+    );
+    report.add(
+        "1b",
+        "bare tonic handler p50",
+        bare.latency.quantile_ms(0.5),
+        "ms",
+        "",
+    );
+    report.add(
+        "1b",
+        "bare tonic handler p99",
+        bare.latency.quantile_ms(0.99),
+        "ms",
+        "",
+    );
+
+    // (2) end to end, with (4) queries alongside.
+    let dir = tempfile::tempdir()?;
+    let ingest = services::start_ingest(&nats.url(), catalog).await?;
+    let projector = services::start_projector(
+        &nats.url(),
+        catalog,
+        &dir.path().join("views"),
+        "baton-projector",
+    )
+    .await?;
+    let ingest_channels = channels(ingest.addr, args.connections).await?;
+    let stop_queries = CancellationToken::new();
+    let queries = tokio::spawn(load::queries(
+        services::channel(projector.addr).await?,
+        Duration::from_millis(args.query_interval_ms),
+        usize::MAX,
+        stop_queries.clone(),
+    ));
+    let started = Instant::now();
+    let e2e = load::unary(
+        &ingest_channels,
+        load::workload("uni", args.events, 12),
+        args.clients,
+        None,
+    )
+    .await?;
+    services::wait_acked(&js, "baton-projector", e2e.last_sequence).await?;
+    let e2e_elapsed = started.elapsed();
+    stop_queries.cancel();
+    let q = queries.await?;
+    let e2e_rate = rate(e2e.events, e2e_elapsed);
+    report.add(
+        "2",
+        "unary Append, acknowledged by ingest",
+        e2e.rate(),
+        "events/s",
+        &format!("{} clients", args.clients),
+    );
+    report.add(
+        "2",
+        "unary Append, until the projector applied the last",
+        e2e_rate,
+        "events/s",
+        "",
+    );
+    report.add(
+        "2",
+        "unary Append p50",
+        e2e.latency.quantile_ms(0.5),
+        "ms",
+        "",
+    );
+    report.add(
+        "2",
+        "unary Append p99",
+        e2e.latency.quantile_ms(0.99),
+        "ms",
+        "",
+    );
+    report.add(
+        "2",
+        "unary Append p99.9",
+        e2e.latency.quantile_ms(0.999),
+        "ms",
+        "",
+    );
+    if e2e.errors > 0 {
+        report.add(
+            "2",
+            "unary Append errors",
+            e2e.errors as f64,
+            "",
+            e2e.first_error.as_deref().unwrap_or(""),
+        );
+    }
+    report.ratio(
+        "2",
+        "unary Append / bare tonic handler (1b)",
+        e2e.rate(),
+        bare.rate(),
+        "target >= 80%",
+    );
+    report.ratio(
+        "2",
+        "end to end / raw publish with ids (1)",
+        e2e_rate,
+        raw_ids,
+        "",
+    );
+    report.add(
+        "4",
+        "GetCompliance (month) while ingesting p50",
+        q.compliance.quantile_ms(0.5),
+        "ms",
+        &format!("{} calls", q.compliance.len()),
+    );
+    report.add(
+        "4",
+        "GetCompliance (month) while ingesting p99",
+        q.compliance.quantile_ms(0.99),
+        "ms",
+        "",
+    );
+    report.add(
+        "4",
+        "ListBreaches while ingesting p50",
+        q.breaches.quantile_ms(0.5),
+        "ms",
+        "first page of 100",
+    );
+    report.add(
+        "4",
+        "ListBreaches while ingesting p99",
+        q.breaches.quantile_ms(0.99),
+        "ms",
+        "",
+    );
+
+    // (2) paced: at half the bare handler's rate (the target's load), and
+    // at half of what ingest itself sustained (a load it can carry).
+    for (what, seed, offered) in [
+        ("half of (1b)", 13, bare.rate() / 2.0),
+        ("half of ingest's own rate", 16, e2e.rate() / 2.0),
+    ] {
+        let paced = load::unary(
+            &ingest_channels,
+            load::workload(&format!("half{seed}"), args.events / 2, seed),
+            args.clients / 2,
+            Some(offered),
+        )
+        .await?;
+        report.add(
+            "2",
+            &format!("unary Append paced at {what}"),
+            paced.rate(),
+            "events/s",
+            &format!("offered {offered:.0}/s, {} clients", args.clients / 2),
+        );
+        report.add(
+            "2",
+            &format!("unary Append at {what} p50"),
+            paced.latency.quantile_ms(0.5),
+            "ms",
+            "from the scheduled send",
+        );
+        report.add(
+            "2",
+            &format!("unary Append at {what} p99"),
+            paced.latency.quantile_ms(0.99),
+            "ms",
+            "target < 10 ms at half of (1b)",
+        );
+        if paced.errors > 0 {
+            report.add(
+                "2",
+                "paced Append errors",
+                paced.errors as f64,
+                "",
+                paced.first_error.as_deref().unwrap_or(""),
+            );
+        }
+    }
+
+    // (2) batches.
+    let started = Instant::now();
+    let batch = load::batches(
+        &ingest_channels,
+        load::workload("bat", args.events, 14),
+        args.clients,
+        args.batch_handoffs,
+    )
+    .await?;
+    services::wait_acked(&js, "baton-projector", batch.last_sequence).await?;
+    let batch_e2e = rate(batch.events, started.elapsed());
+    report.add(
+        "2",
+        "AppendBatch, acknowledged by ingest",
+        batch.rate(),
+        "events/s",
+        &format!("{} hand-offs a batch", args.batch_handoffs),
+    );
+    report.add(
+        "2",
+        "AppendBatch, until the projector applied the last",
+        batch_e2e,
+        "events/s",
+        "",
+    );
+    report.add(
+        "2",
+        "AppendBatch p99 per batch",
+        batch.latency.quantile_ms(0.99),
+        "ms",
+        "",
+    );
+    if batch.errors > 0 {
+        report.add(
+            "2",
+            "AppendBatch errors",
+            batch.errors as f64,
+            "",
+            batch.first_error.as_deref().unwrap_or(""),
+        );
+    }
+    report.ratio(
+        "2",
+        "AppendBatch / raw publish with ids (1)",
+        batch.rate(),
+        raw_ids,
+        "target >= 50%",
+    );
+
+    // (5) breach detection delay on the live projector.
+    if args.breach_clocks > 0 {
+        let (delays, missing) = load::breach_delay(
+            &client,
+            &js,
+            "main",
+            args.breach_clocks,
+            Duration::from_millis(args.breach_lead_ms),
+            Duration::from_millis(args.breach_spread_ms),
+        )
+        .await?;
+        report.add(
+            "5",
+            "breach delay p50",
+            delays.quantile_ms(0.5),
+            "ms",
+            &format!("deadline to a NATS subscriber, {} clocks", delays.len()),
+        );
+        report.add(
+            "5",
+            "breach delay p99",
+            delays.quantile_ms(0.99),
+            "ms",
+            "target < 1 s",
+        );
+        if missing > 0 {
+            report.add("5", "breaches never seen", missing as f64, "breaches", "");
+        }
+    }
+
+    // (1c) and (3): the raw consumer, then a rebuild, over the same stream.
+    ingest.stop().await?;
+    projector.stop().await?;
+    let events = services::last_sequence(&js, baton_log::subject::EVENTS_STREAM).await?;
+    let consume =
+        limits::raw_consume(&js, baton_log::subject::EVENTS_STREAM, events, 500, &[]).await?;
+    report.add(
+        "1c",
+        "raw pull consumer, fetch 500 + ack",
+        consume,
+        "events/s",
+        &format!("{events} events"),
+    );
+    // The projector's consumer names both of the stream's subjects as filters.
+    let filters = [
+        baton_log::subject::ALL_EVENTS,
+        baton_log::subject::ALL_DISRUPTIONS,
+    ];
+    // It is slow: the first 10,000 events of the stream give its rate.
+    let filtered = limits::raw_consume(
+        &js,
+        baton_log::subject::EVENTS_STREAM,
+        events.min(10_000),
+        500,
+        &filters,
+    )
+    .await?;
+    report.add(
+        "1c",
+        "raw pull consumer with the projector's two filter subjects",
+        filtered,
+        "events/s",
+        "same stream, same batches; its first 10,000 events",
+    );
+    let rebuild_dir = tempfile::tempdir()?;
+    let started = Instant::now();
+    let rebuilt = services::start_projector(
+        &nats.url(),
+        catalog,
+        &rebuild_dir.path().join("views"),
+        "bench-rebuild",
+    )
+    .await?;
+    let rebuild = rate(events as usize, started.elapsed());
+    rebuilt.stop().await?;
+    report.add(
+        "3",
+        "rebuild from an empty data dir",
+        rebuild,
+        "events/s",
+        "start to serving",
+    );
+    report.ratio(
+        "3",
+        "rebuild / raw consumer (1c)",
+        rebuild,
+        consume,
+        "target >= 50%",
+    );
+    report.ratio(
+        "3",
+        "rebuild / raw consumer with the projector's filters",
+        rebuild,
+        filtered,
+        "",
+    );
+    report.ratio(
+        "1",
+        "raw sled / raw publish with ids",
+        sled_rate,
+        raw_ids,
+        "which limit binds",
+    );
+
+    Ok(Figures {
+        raw_ids,
+        e2e: e2e_rate,
+    })
+}
+
+async fn sync_always(
+    args: &Args,
+    report: &mut Report,
+    nats: &NatsServer,
+    catalog: &Path,
+    payload: bytes::Bytes,
+) -> anyhow::Result<Figures> {
+    let client = async_nats::connect(nats.url()).await?;
+    let js = async_nats::jetstream::new(client.clone());
+    let raw = limits::raw_publish(
+        &js,
+        "bench.raw",
+        payload.clone(),
+        args.raw_events / 4,
+        args.window,
+        limits::Headers::None,
+    )
+    .await?;
+    report.add(
+        "1s",
+        "sync always: raw publish, no ids",
+        raw,
+        "msg/s",
+        "nats-server jetstream { sync_interval: always }",
+    );
+    let raw_ids = limits::raw_publish(
+        &js,
+        "bench.rawid",
+        payload,
+        args.raw_events / 4,
+        args.window,
+        limits::Headers::Id,
+    )
+    .await?;
+    report.add(
+        "1s",
+        "sync always: raw publish, with ids",
+        raw_ids,
+        "msg/s",
+        "",
+    );
+
+    let dir = tempfile::tempdir()?;
+    let ingest = services::start_ingest(&nats.url(), catalog).await?;
+    let projector = services::start_projector(
+        &nats.url(),
+        catalog,
+        &dir.path().join("views"),
+        "baton-projector",
+    )
+    .await?;
+    let ingest_channels = channels(ingest.addr, args.connections).await?;
+    let started = Instant::now();
+    let e2e = load::unary(
+        &ingest_channels,
+        load::workload("syn", args.events / 2, 15),
+        args.clients,
+        None,
+    )
+    .await?;
+    services::wait_acked(&js, "baton-projector", e2e.last_sequence).await?;
+    let e2e_rate = rate(e2e.events, started.elapsed());
+    report.add(
+        "2s",
+        "sync always: unary Append, until applied",
+        e2e_rate,
+        "events/s",
+        &format!("{} clients", args.clients),
+    );
+    report.add(
+        "2s",
+        "sync always: unary Append p50",
+        e2e.latency.quantile_ms(0.5),
+        "ms",
+        "",
+    );
+    report.add(
+        "2s",
+        "sync always: unary Append p99",
+        e2e.latency.quantile_ms(0.99),
+        "ms",
+        "",
+    );
+    if e2e.errors > 0 {
+        report.add(
+            "2s",
+            "sync always: errors",
+            e2e.errors as f64,
+            "",
+            e2e.first_error.as_deref().unwrap_or(""),
+        );
+    }
+    ingest.stop().await?;
+    projector.stop().await?;
+    Ok(Figures {
+        raw_ids,
+        e2e: e2e_rate,
+    })
+}

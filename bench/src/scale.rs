@@ -1,0 +1,308 @@
+//! Scale: a projector in a child process (so its memory is its own) over
+//! views holding many hand-offs with open clocks: RSS per open clock, sled
+//! bytes per event, apply rate, query latency and breach delay as the views grow.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use baton_proto::v1::{self, query_client::QueryClient, Priority};
+use baton_testkit::{free_port, NatsServer};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    load,
+    services::{self, channel, wait_acked},
+    stats::{rate, Report},
+    traffic::{self, now_millis, Rng},
+};
+
+/// The projector as a child process, killed when dropped.
+#[derive(Debug)]
+pub struct ChildProjector {
+    child: Child,
+    pub addr: std::net::SocketAddr,
+}
+
+impl ChildProjector {
+    pub fn spawn(
+        nats_url: &str,
+        catalog: &Path,
+        data_dir: &Path,
+        consumer: &str,
+    ) -> anyhow::Result<ChildProjector> {
+        let port = free_port();
+        let http = free_port();
+        let exe = std::env::current_exe().context("the bench's own executable")?;
+        let child = Command::new(exe)
+            .arg("child-projector")
+            .arg("--nats-url")
+            .arg(nats_url)
+            .arg("--catalog")
+            .arg(catalog)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--consumer")
+            .arg(consumer)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--http-listen")
+            .arg(format!("127.0.0.1:{http}"))
+            .stdin(Stdio::null())
+            .spawn()
+            .context("starting the child projector")?;
+        Ok(ChildProjector {
+            child,
+            addr: ([127, 0, 0, 1], port).into(),
+        })
+    }
+
+    /// Resident memory in bytes (VmRSS).
+    pub fn rss(&self) -> anyhow::Result<u64> {
+        rss_of(&format!("/proc/{}/status", self.child.id()))
+    }
+}
+
+impl Drop for ChildProjector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn rss_of(status: &str) -> anyhow::Result<u64> {
+    let text = std::fs::read_to_string(status).with_context(|| format!("reading {status}"))?;
+    let kb = text
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<u64>().ok())
+        .with_context(|| format!("no VmRSS in {status}"))?;
+    Ok(kb * 1024)
+}
+
+/// Bytes the files under `dir` occupy on disk.
+pub fn disk_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let mut stack: Vec<PathBuf> = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else {
+                total += meta.blocks() * 512;
+            }
+        }
+    }
+    total
+}
+
+/// Grows the views to each size in `sizes` (hand-offs, each one REQUESTED
+/// event, clocks open and due well after the run) and measures at each.
+pub async fn run(
+    report: &mut Report,
+    catalog: &Path,
+    sizes: &[usize],
+    breach_clocks: usize,
+    breach_lead: Duration,
+    breach_spread: Duration,
+    window: usize,
+) -> anyhow::Result<()> {
+    let nats = NatsServer::start();
+    let client = async_nats::connect(nats.url()).await?;
+    let js = async_nats::jetstream::new(client.clone());
+    baton_log::streams::ensure(&js, &baton_log::StreamSettings::default()).await?;
+    let dir = tempfile::tempdir()?;
+    let data_dir = dir.path().join("views");
+    let projector = ChildProjector::spawn(&nats.url(), catalog, &data_dir, "baton-projector")?;
+    services::wait_serving(projector.addr, "baton.v1.Query").await?;
+    let mut query = QueryClient::new(channel(projector.addr).await?);
+    let baseline = projector.rss()?;
+    report.add(
+        "6",
+        "projector RSS, empty views",
+        baseline as f64 / 1_048_576.0,
+        "MiB",
+        "child process, VmRSS",
+    );
+
+    let mut rng = Rng::new(6);
+    let mut have = 0usize;
+    let mut last_seq = 0;
+    for &size in sizes {
+        if size <= have {
+            continue;
+        }
+        let label = format!("{size} hand-offs");
+        let now = now_millis();
+        let events = (have..size).map(|i| {
+            let (subject, mut e) = traffic::recorded_request(
+                &mut rng,
+                &format!("scale-{i:08}"),
+                now - 60_000 + (i % 60_000) as i64,
+                now,
+            );
+            // Routine and urgent targets are 30 min or more: no clock runs
+            // out while the bench runs.
+            if e.priority == Priority::Stat as i32 {
+                e.priority = Priority::Urgent as i32;
+            }
+            (subject, e)
+        });
+        let started = Instant::now();
+        last_seq = last_seq.max(load::publish_recorded(&js, events, window).await?);
+        let published = started.elapsed();
+        wait_acked(&js, "baton-projector", last_seq).await?;
+        let applied = started.elapsed();
+        let added = size - have;
+        have = size;
+        report.add(
+            "6",
+            &format!("publish {label} straight to JetStream"),
+            rate(added, published),
+            "events/s",
+            "",
+        );
+        report.add(
+            "6",
+            &format!("projector apply rate, growing to {label}"),
+            rate(added, applied),
+            "events/s",
+            "publish and apply overlap; bounded by the projector",
+        );
+
+        let open = compliance_open(&mut query).await?;
+        let rss = projector.rss()?;
+        report.add(
+            "6",
+            &format!("open clocks at {label}"),
+            open as f64,
+            "clocks",
+            "GetCompliance.open over all promises",
+        );
+        report.add(
+            "6",
+            &format!("projector RSS at {label}"),
+            rss as f64 / 1_048_576.0,
+            "MiB",
+            "",
+        );
+        report.add(
+            "6",
+            &format!("projector memory per open clock at {label}"),
+            rss.saturating_sub(baseline) as f64 / open.max(1) as f64,
+            "bytes",
+            "target < 1 KiB; (RSS - empty RSS) / open clocks",
+        );
+        // sled writes its log every 500 ms: let it settle before measuring the disk.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let disk = disk_bytes(&data_dir);
+        report.add(
+            "6",
+            &format!("sled disk at {label}"),
+            disk as f64 / 1_048_576.0,
+            "MiB",
+            "du of the data dir",
+        );
+        report.add(
+            "6",
+            &format!("sled disk per event at {label}"),
+            disk as f64 / last_seq.max(1) as f64,
+            "bytes",
+            "",
+        );
+
+        let latency = load::queries(
+            channel(projector.addr).await?,
+            Duration::ZERO,
+            200,
+            CancellationToken::new(),
+        )
+        .await;
+        report.add(
+            "6",
+            &format!("GetCompliance (month) p50 at {label}"),
+            latency.compliance.quantile_ms(0.5),
+            "ms",
+            "idle projector, 200 calls",
+        );
+        report.add(
+            "6",
+            &format!("GetCompliance (month) p99 at {label}"),
+            latency.compliance.quantile_ms(0.99),
+            "ms",
+            "target < 5 ms at 10^6",
+        );
+        report.add(
+            "6",
+            &format!("ListBreaches p50 at {label}"),
+            latency.breaches.quantile_ms(0.5),
+            "ms",
+            "first page of 100",
+        );
+        report.add(
+            "6",
+            &format!("ListBreaches p99 at {label}"),
+            latency.breaches.quantile_ms(0.99),
+            "ms",
+            "",
+        );
+
+        if breach_clocks > 0 {
+            let (delays, missing) = load::breach_delay(
+                &client,
+                &js,
+                &format!("s{size}"),
+                breach_clocks,
+                breach_lead,
+                breach_spread,
+            )
+            .await?;
+            report.add(
+                "5/6",
+                &format!("breach delay p50 with {label} open"),
+                delays.quantile_ms(0.5),
+                "ms",
+                &format!("{} breaches", delays.len()),
+            );
+            report.add(
+                "5/6",
+                &format!("breach delay p99 with {label} open"),
+                delays.quantile_ms(0.99),
+                "ms",
+                "target < 1 s at 10^5 clocks",
+            );
+            if missing > 0 {
+                report.add(
+                    "5/6",
+                    &format!("breaches never seen with {label} open"),
+                    missing as f64,
+                    "breaches",
+                    "",
+                );
+            }
+            last_seq = services::last_sequence(&js, baton_log::subject::EVENTS_STREAM).await?;
+        }
+    }
+    drop(projector);
+    drop(nats);
+    Ok(())
+}
+
+async fn compliance_open(
+    query: &mut QueryClient<tonic::transport::Channel>,
+) -> anyhow::Result<u64> {
+    let c = query
+        .get_compliance(v1::GetComplianceRequest::default())
+        .await
+        .context("GetCompliance")?;
+    Ok(c.get_ref().open)
+}

@@ -1,0 +1,194 @@
+//! Samples, percentiles and the report (a table on stdout, the same rows as JSON).
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Latency samples in microseconds.
+#[derive(Debug, Default, Clone)]
+pub struct Samples(Vec<u64>);
+
+impl Samples {
+    pub fn with_capacity(n: usize) -> Samples {
+        Samples(Vec::with_capacity(n))
+    }
+
+    pub fn push(&mut self, d: Duration) {
+        self.0.push(d.as_micros().min(u64::MAX as u128) as u64);
+    }
+
+    pub fn push_micros(&mut self, micros: u64) {
+        self.0.push(micros);
+    }
+
+    pub fn extend(&mut self, other: Samples) {
+        self.0.extend(other.0);
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The `q`-quantile (0..=1) in milliseconds, nearest rank; 0 when empty.
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        if self.0.is_empty() {
+            return 0.0;
+        }
+        let mut sorted = self.0.clone();
+        sorted.sort_unstable();
+        let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+        sorted[rank - 1] as f64 / 1000.0
+    }
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// Section number of the issue: "1", "1b", "2", ...
+    pub section: String,
+    pub name: String,
+    pub value: f64,
+    pub unit: String,
+    /// What the figure is compared with, or what bounds it.
+    pub note: String,
+}
+
+/// Everything one run measured.
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub machine: Machine,
+    pub settings: serde_json::Value,
+    pub rows: Vec<Row>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Machine {
+    pub cpus: usize,
+    pub cpu_model: String,
+    pub nats_server: String,
+    pub kernel: String,
+}
+
+impl Machine {
+    pub fn here(nats_server: String) -> Machine {
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0);
+        let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split(':').nth(1))
+                    .map(|m| m.trim().to_owned())
+            })
+            .unwrap_or_default();
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default();
+        Machine {
+            cpus,
+            cpu_model,
+            nats_server,
+            kernel,
+        }
+    }
+}
+
+impl Report {
+    pub fn add(&mut self, section: &str, name: &str, value: f64, unit: &str, note: &str) {
+        let row = Row {
+            section: section.into(),
+            name: name.into(),
+            value,
+            unit: unit.into(),
+            note: note.into(),
+        };
+        eprintln!(
+            "  [{}] {}: {} {}",
+            row.section,
+            row.name,
+            format_value(row.value),
+            row.unit
+        );
+        self.rows.push(row);
+    }
+
+    /// Adds `a / b` as a percentage, if both were measured.
+    pub fn ratio(&mut self, section: &str, name: &str, a: f64, b: f64, note: &str) {
+        if b > 0.0 {
+            self.add(section, name, 100.0 * a / b, "%", note);
+        }
+    }
+
+    /// The rows as a Markdown table.
+    pub fn table(&self) -> String {
+        let mut out =
+            String::from("| # | figure | value | unit | note |\n|---|---|---:|---|---|\n");
+        for r in &self.rows {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} |\n",
+                r.section,
+                r.name,
+                format_value(r.value),
+                r.unit,
+                r.note
+            ));
+        }
+        out
+    }
+}
+
+fn format_value(v: f64) -> String {
+    if v.abs() >= 1000.0 {
+        let whole = v.round() as i64;
+        let digits = whole.abs().to_string();
+        let mut grouped = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                grouped.push(',');
+            }
+            grouped.push(c);
+        }
+        if whole < 0 {
+            format!("-{grouped}")
+        } else {
+            grouped
+        }
+    } else if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// Events (or requests) per second.
+pub fn rate(n: usize, elapsed: Duration) -> f64 {
+    n as f64 / elapsed.as_secs_f64().max(1e-9)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_quantiles() {
+        let mut s = Samples::default();
+        for v in 1..=100 {
+            s.push_micros(v * 1000);
+        }
+        assert_eq!(s.quantile_ms(0.5), 50.0);
+        assert_eq!(s.quantile_ms(0.99), 99.0);
+        assert_eq!(s.quantile_ms(1.0), 100.0);
+        assert_eq!(Samples::default().quantile_ms(0.5), 0.0);
+    }
+
+    #[test]
+    fn values_are_grouped_and_rounded() {
+        assert_eq!(format_value(123456.7), "123,457");
+        assert_eq!(format_value(12.345), "12.3");
+        assert_eq!(format_value(1.234), "1.23");
+    }
+}
