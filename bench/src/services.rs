@@ -90,6 +90,7 @@ pub fn projector_config(
         catalog: catalog.to_owned(),
         consumer: consumer.to_owned(),
         batch_size: 500,
+        views_cache_mb: 64,
         announce_horizon: Duration::from_secs(3600),
         stream_replicas: 1,
         board: Default::default(),

@@ -151,6 +151,7 @@ pub async fn start_projector_with(
         catalog: catalog.to_owned(),
         consumer: "baton-projector".into(),
         batch_size: 500,
+        views_cache_mb: 64,
         announce_horizon: Duration::from_secs(3600),
         stream_replicas,
         board: Default::default(),

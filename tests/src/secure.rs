@@ -262,6 +262,7 @@ pub async fn start_projector_configured(
         catalog: catalog.to_owned(),
         consumer: "baton-projector".into(),
         batch_size: 500,
+        views_cache_mb: 64,
         announce_horizon: Duration::from_secs(3600),
         stream_replicas: 1,
         board: Default::default(),

@@ -187,6 +187,7 @@ async fn start_or_refuse(baton: &Baton) -> Met {
         catalog: baton.catalog_path(),
         consumer: "baton-projector".into(),
         batch_size: 500,
+        views_cache_mb: 64,
         announce_horizon: std::time::Duration::from_secs(3600),
         stream_replicas: 1,
         board: Default::default(),

@@ -116,8 +116,19 @@ impl Ingestor {
         let stripe = self.hasher.hash_one(&event.handoff_id) as usize % STRIPES;
         let _serialised = self.stripes[stripe].lock().await;
 
-        for _ in 0..MAX_ATTEMPTS {
-            let known = self.known(&event.handoff_id).await?;
+        for attempt in 0..MAX_ATTEMPTS {
+            // A REQUESTED for a hand-off this replica has not seen is almost
+            // always a new hand-off: append it on condition that the
+            // hand-off has no event yet, and read its history only if
+            // JetStream says it has (a resend, or a second REQUESTED).
+            let optimistic = attempt == 0
+                && event.event_type == baton_domain::EventType::Requested
+                && expected_version.is_none_or(|v| v == 0);
+            let known = if optimistic {
+                self.cached(&event.handoff_id)
+            } else {
+                self.known(&event.handoff_id).await?
+            };
             if let Some(caller) = caller {
                 // Judged against the hand-off as it stands (its current
                 // supplier), or the request's own parties for a new one.
@@ -307,6 +318,10 @@ impl Ingestor {
     }
 
     /// The hand-off's state: cached, or rebuilt from its events in the stream.
+    fn cached(&self, handoff_id: &Token) -> Option<Arc<Known>> {
+        self.lock_cache().get(handoff_id).cloned()
+    }
+
     async fn known(&self, handoff_id: &Token) -> Result<Option<Arc<Known>>, IngestError> {
         if let Some(known) = self.lock_cache().get(handoff_id) {
             return Ok(Some(known.clone()));

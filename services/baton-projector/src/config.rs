@@ -43,6 +43,11 @@ pub struct Config {
     #[arg(long, env = "BATON_BATCH_SIZE", default_value_t = 500)]
     pub batch_size: usize,
 
+    /// sled's page cache for the views, in MiB (sled's own default, 1 GiB,
+    /// would be most of the projector's memory).
+    #[arg(long, env = "BATON_VIEWS_CACHE_MB", default_value_t = 64)]
+    pub views_cache_mb: u64,
+
     /// Breaches whose deadline had passed more than this long before they were
     /// recorded (history being imported) are kept in the views and figures but
     /// not announced on NATS, so a backfill pages nobody.

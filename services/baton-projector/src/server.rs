@@ -52,7 +52,8 @@ pub async fn run(
     let (views, opened) = {
         let dir = config.data_dir.clone();
         let version = catalog.version().to_owned();
-        tokio::task::spawn_blocking(move || Views::open(&dir, &version))
+        let cache_bytes = config.views_cache_mb.saturating_mul(1024 * 1024);
+        tokio::task::spawn_blocking(move || Views::open_with_cache(&dir, &version, cache_bytes))
             .await
             .map_err(|e| {
                 views_error(ViewsError::Corrupt {
