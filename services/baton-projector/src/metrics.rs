@@ -8,6 +8,7 @@
 //!
 //! Read from the views and the stream at each scrape:
 //! - `baton_projector_events_applied_total`: stream events applied since start.
+//! - `baton_projector_dead_lettered_total`: garbage parked on the dead-letter subject.
 //! - `baton_projector_stream_last_sequence`, `baton_projector_views_position`,
 //!   `baton_projector_consumer_lag` (the first minus the second): how far the
 //!   views are behind the log. The stream's last sequence is asked of
@@ -86,6 +87,7 @@ pub struct Metrics {
     registry: Registry,
     announced: Family<AnnouncedLabels, Counter>,
     applied: Counter,
+    dead_lettered: Counter,
     stream_last_sequence: Gauge,
     views_position: Gauge,
     consumer_lag: Gauge,
@@ -110,6 +112,7 @@ impl Metrics {
         let metrics = Metrics {
             announced: Family::default(),
             applied: Counter::default(),
+            dead_lettered: Counter::default(),
             stream_last_sequence: Gauge::default(),
             views_position: Gauge::default(),
             consumer_lag: Gauge::default(),
@@ -131,6 +134,11 @@ impl Metrics {
             "projector_events_applied",
             "Stream events applied to the views since start",
             metrics.applied.clone(),
+        );
+        registry.register(
+            "projector_dead_lettered",
+            "Messages on Baton's event subjects that are not Baton events, parked on baton.deadletter.*",
+            metrics.dead_lettered.clone(),
         );
         registry.register(
             "projector_stream_last_sequence",
@@ -299,6 +307,10 @@ pub async fn render(
     let connected = baton_log::is_connected(&client);
     metrics.nats_connected.set(i64::from(connected));
     metrics.views_current.set(i64::from(shared.is_current()));
+    let parked = shared.dead_lettered();
+    metrics
+        .dead_lettered
+        .inc_by(parked.saturating_sub(metrics.dead_lettered.get()));
     let applied = shared.applied();
     metrics
         .applied
