@@ -1,9 +1,12 @@
-//! `batonctl`: Baton from the command line. Append events, read hand-offs,
-//! breaches and compliance, watch breaches live, tail the NATS topics, and
-//! run a small demo workload.
+//! `batonctl`: Baton from the command line. Append and import events, read
+//! hand-offs, breaches, compliance and the matrix, watch breaches and
+//! warnings live, open and close disruptions, rate hand-offs, follow a
+//! rebuild, tail the NATS topics, validate a catalog, and play a simulated
+//! hospital day.
 //!
-//! A thin client: every rule lives in the services; this only converts
-//! flags and JSON to the gRPC API and back.
+//! A thin client: it must never hold a rule of its own. Every rule lives in
+//! the services; this only converts flags, files and JSON to the gRPC API
+//! and back.
 
 mod cmd;
 mod eventlog;
