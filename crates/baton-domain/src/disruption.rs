@@ -93,18 +93,7 @@ impl DisruptionEvent {
                 "is in the future beyond the accepted clock skew",
             ));
         }
-        if self.reason.len() > MAX_REASON_LEN {
-            return Err(ValidationError::new(
-                "reason",
-                format!("must be at most {MAX_REASON_LEN} bytes"),
-            ));
-        }
-        if self.reason.chars().any(char::is_control) {
-            return Err(ValidationError::new(
-                "reason",
-                "must not contain control characters",
-            ));
-        }
+        crate::event::check_free_text("reason", &self.reason, MAX_REASON_LEN)?;
         if self.phase == Phase::Started && self.reason.trim().is_empty() {
             return Err(ValidationError::new(
                 "reason",

@@ -309,20 +309,29 @@ impl Rating {
                 format!("is {}; a rating is 1 to 5", self.score),
             ));
         }
-        if self.comment.len() > MAX_COMMENT_LEN {
-            return Err(ValidationError::new(
-                "rating.comment",
-                format!("must be at most {MAX_COMMENT_LEN} bytes"),
-            ));
-        }
-        if self.comment.chars().any(char::is_control) {
-            return Err(ValidationError::new(
-                "rating.comment",
-                "must not contain control characters",
-            ));
-        }
-        Ok(())
+        check_free_text("rating.comment", &self.comment, MAX_COMMENT_LEN)
     }
+}
+
+/// A short free text (a comment, a reason): bounded, one line of printable text.
+pub(crate) fn check_free_text(
+    field: &str,
+    value: &str,
+    max_len: usize,
+) -> Result<(), ValidationError> {
+    if value.len() > max_len {
+        return Err(ValidationError::new(
+            field,
+            format!("must be at most {max_len} bytes"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ValidationError::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
 }
 
 fn require<T>(value: &Option<T>, field: &str) -> Result<(), ValidationError> {

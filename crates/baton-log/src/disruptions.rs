@@ -18,14 +18,12 @@ pub fn encode(event: &DisruptionEvent) -> Bytes {
 }
 
 pub fn decode(sequence: u64, subject: &str, payload: &[u8]) -> Result<DisruptionEvent, LogError> {
-    let undecodable = |reason: String| LogError::Undecodable {
+    crate::events::decode_as(
         sequence,
-        subject: subject.to_owned(),
-        reason,
-    };
-    let wire = baton_proto::v1::DisruptionEvent::decode(payload)
-        .map_err(|e| undecodable(e.to_string()))?;
-    baton_proto::convert::disruption_from_proto(wire).map_err(|e| undecodable(e.to_string()))
+        subject,
+        payload,
+        baton_proto::convert::disruption_from_proto,
+    )
 }
 
 impl EventLog {

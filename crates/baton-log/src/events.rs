@@ -46,17 +46,36 @@ pub fn encode(event: &Event) -> Bytes {
     Bytes::from(baton_proto::convert::event_to_proto(event).encode_to_vec())
 }
 
-/// Decodes a stream payload into an event.
-pub fn decode(sequence: u64, subject: &str, payload: &[u8]) -> Result<Event, LogError> {
+/// Decodes a stream message's payload as wire type `W` and converts it to
+/// the domain, or says which message could not be.
+pub(crate) fn decode_as<W: prost::Message + Default, T>(
+    sequence: u64,
+    subject: &str,
+    payload: &[u8],
+    convert: impl FnOnce(W) -> Result<T, baton_domain::ValidationError>,
+) -> Result<T, LogError> {
     let undecodable = |reason: String| LogError::Undecodable {
         sequence,
         subject: subject.to_owned(),
         reason,
     };
-    let wire =
-        baton_proto::v1::HandoffEvent::decode(payload).map_err(|e| undecodable(e.to_string()))?;
-    let event =
-        baton_proto::convert::event_from_proto(wire).map_err(|e| undecodable(e.to_string()))?;
+    let wire = W::decode(payload).map_err(|e| undecodable(e.to_string()))?;
+    convert(wire).map_err(|e| undecodable(e.to_string()))
+}
+
+/// Decodes a stream payload into an event.
+pub fn decode(sequence: u64, subject: &str, payload: &[u8]) -> Result<Event, LogError> {
+    let event = decode_as(
+        sequence,
+        subject,
+        payload,
+        baton_proto::convert::event_from_proto,
+    )?;
+    let undecodable = |reason: String| LogError::Undecodable {
+        sequence,
+        subject: subject.to_owned(),
+        reason,
+    };
     if event.kind.is_none()
         || event.supplier.is_none()
         || event.customer.is_none()
