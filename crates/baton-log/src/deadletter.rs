@@ -23,10 +23,12 @@ pub const SUBJECT_HEADER: &str = "Baton-Original-Subject";
 /// Header: its sequence in the events stream.
 pub const SEQUENCE_HEADER: &str = "Baton-Original-Sequence";
 
-/// Parks the message at `sequence` of the events stream. `Ok(true)` if it
-/// was parked now, `Ok(false)` if it had been before.
+/// Parks the message at `sequence` of `stream` (the events stream or a
+/// partition of it). `Ok(true)` if it was parked now, `Ok(false)` if it had
+/// been before.
 pub async fn park(
     js: &jetstream::Context,
+    stream: &str,
     sequence: u64,
     original_subject: &str,
     payload: Bytes,
@@ -36,7 +38,8 @@ pub async fn park(
     headers.insert(REASON_HEADER, header_safe(reason).as_str());
     headers.insert(SUBJECT_HEADER, header_safe(original_subject).as_str());
     headers.insert(SEQUENCE_HEADER, sequence.to_string().as_str());
-    let announced = announce_once_with(js, subject::deadletter(sequence), payload, headers).await?;
+    let announced =
+        announce_once_with(js, subject::deadletter(stream, sequence), payload, headers).await?;
     Ok(matches!(announced, Announced::Now(_)))
 }
 

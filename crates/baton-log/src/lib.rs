@@ -10,6 +10,7 @@
 //! - [`disruptions`]: conditional appends and history reads of disruptions.
 //! - [`signals`]: announcing a breach exactly once, however often it is tried.
 //! - [`deadletter`]: parking messages on our subjects that are not Baton events.
+//! - [`partitions`]: the stream split by hand-off for projectors sharing the work.
 //!
 //! It must never decide what is allowed (that is the domain's lifecycle) and
 //! never hold state of its own: JetStream is the state.
@@ -17,6 +18,7 @@
 pub mod deadletter;
 pub mod disruptions;
 pub mod events;
+pub mod partitions;
 pub mod signals;
 pub mod streams;
 pub mod subject;
@@ -24,6 +26,7 @@ pub mod subject;
 use std::time::Duration;
 
 pub use events::{Appended, EventLog, RecordedEvent};
+pub use partitions::Partition;
 pub use streams::StreamSettings;
 
 /// Why the log could not do what was asked.

@@ -8,7 +8,8 @@
 //! | `baton.sla.warning.<policy>.<supplier>.<customer>.<handoff_id>` | `BATON_SLA` | `baton.v1.SlaWarning` |
 //! | `baton.sla.escalated.<target>.<policy>.<supplier>.<customer>.<handoff_id>` | `BATON_SLA` | `baton.v1.Breach`, for the promise's escalation target |
 //! | `baton.disruption.<supplier>.<disruption_id>` | `BATON_HANDOFFS` | `baton.v1.DisruptionEvent` |
-//! | `baton.deadletter.<stream sequence>` | `BATON_DEADLETTER` | the bytes of a message on the events subjects that is not a Baton event, headers `Baton-Deadletter-Reason`, `Baton-Original-Subject`, `Baton-Original-Sequence` |
+//! | `baton.deadletter.<stream sequence>` | `BATON_DEADLETTER` | the bytes of a message on the events subjects that is not a Baton event, headers `Baton-Deadletter-Reason`, `Baton-Original-Subject`, `Baton-Original-Sequence` (found in a partition stream: `baton.deadletter.<stream>.<sequence>`) |
+//! | `baton.part.<partition>.<kind>.<supplier>.<customer>.<handoff_id>` | `BATON_PARTITIONED_<n>`, `BATON_PARTITION_<n>_<p>` | `baton.v1.HandoffEvent`, copied by JetStream from `BATON_HANDOFFS` (see [`crate::partitions`]) |
 //!
 //! In SLA subjects, a clock's second and later cycles (after a reset) carry
 //! the cycle after a colon, `<handoff_id>:<cycle>`: a colon is never part of
@@ -53,9 +54,14 @@ pub fn handoff_events(handoff_id: &Token) -> String {
     format!("baton.handoff.*.*.*.{handoff_id}")
 }
 
-/// Where the message at `sequence` of the events stream is parked.
-pub fn deadletter(sequence: u64) -> String {
-    format!("baton.deadletter.{sequence}")
+/// Where the message at `sequence` of the events stream is parked; one of
+/// a partition stream (see [`crate::partitions`]) goes under its stream's name.
+pub fn deadletter(stream: &str, sequence: u64) -> String {
+    if stream == EVENTS_STREAM {
+        format!("baton.deadletter.{sequence}")
+    } else {
+        format!("baton.deadletter.{stream}.{sequence}")
+    }
 }
 
 pub fn disruption(supplier: &Token, disruption_id: &Token) -> String {
