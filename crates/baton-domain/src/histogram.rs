@@ -77,6 +77,32 @@ impl Histogram {
         }
     }
 
+    /// Samples of exactly zero.
+    pub fn zeros(&self) -> u64 {
+        self.zeros
+    }
+
+    /// Non-empty buckets `(index, samples)`, by ascending index.
+    pub fn buckets(&self) -> &[(u16, u64)] {
+        &self.buckets
+    }
+
+    /// The histogram with these zeros and bucket counts (in any order,
+    /// repeats added up, empty buckets left out): the inverse of
+    /// [`Histogram::zeros`] and [`Histogram::buckets`].
+    pub fn from_buckets(zeros: u64, buckets: impl IntoIterator<Item = (u16, u64)>) -> Histogram {
+        let mut histogram = Histogram {
+            zeros,
+            buckets: Vec::new(),
+        };
+        let mut parts = Histogram::default();
+        for (bucket, n) in buckets.into_iter().filter(|(_, n)| *n > 0) {
+            parts.buckets = vec![(bucket, n)];
+            histogram.merge(&parts);
+        }
+        histogram
+    }
+
     pub fn merge(&mut self, other: &Histogram) {
         self.zeros += other.zeros;
         for (bucket, n) in &other.buckets {
@@ -149,6 +175,19 @@ mod tests {
             for s in &b { merged.remove(Duration::from_millis(*s)); }
             prop_assert_eq!(merged, ha);
         }
+    }
+
+    #[test]
+    fn a_histogram_is_rebuilt_from_its_buckets() {
+        let mut h = Histogram::default();
+        for ms in [0, 0, 1, 40, 41, 900, 86_400_000] {
+            h.add(Duration::from_millis(ms));
+        }
+        let rebuilt = Histogram::from_buckets(h.zeros(), h.buckets().iter().rev().copied());
+        assert_eq!(rebuilt, h);
+        assert_eq!(rebuilt.count(), 7);
+        let split = Histogram::from_buckets(0, [(3, 1), (3, 2), (9, 0)]);
+        assert_eq!(split.buckets(), &[(3, 3)]);
     }
 
     #[test]
