@@ -39,6 +39,22 @@ pub struct Config {
     #[arg(long, env = "BATON_CONSUMER", default_value = "baton-projector")]
     pub consumer: String,
 
+    /// Projectors sharing the work: each holds the hand-offs of one
+    /// partition (a hash of the hand-off id, computed by JetStream) and
+    /// every disruption. 1: this projector holds everything.
+    #[arg(long, env = "BATON_PARTITIONS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=baton_log::partitions::MAX_PARTITIONS as i64))]
+    pub partitions: u32,
+
+    /// This projector's partition, 0 to --partitions minus 1.
+    #[arg(long, env = "BATON_PARTITION", default_value_t = 0)]
+    pub partition: u32,
+
+    /// gRPC URLs of every partition's projector (this one included),
+    /// comma-separated: queries are then answered across all of them,
+    /// figures merged, by whichever is asked. Empty: this projector's views only.
+    #[arg(long, env = "BATON_QUERY_PARTITIONS", value_delimiter = ',', num_args = 0..)]
+    pub query_partitions: Vec<String>,
+
     /// Events fetched and applied in one sled batch.
     #[arg(long, env = "BATON_BATCH_SIZE", default_value_t = 500)]
     pub batch_size: usize,

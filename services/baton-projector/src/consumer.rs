@@ -1,5 +1,9 @@
 //! Stream → views.
 //!
+//! The stream is `BATON_HANDOFFS`, or a partition of it when projectors
+//! share the work (see `baton_log::partitions`): the same events, each
+//! hand-off's in the same order, numbered by their own stream.
+//!
 //! The durable consumer is (re)created at every start from the position the
 //! views hold, so the views, not the consumer's ack floor, decide where to
 //! resume: an empty data dir replays the whole stream, and a crash between
@@ -29,7 +33,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let ensured = baton_runtime::retry_until("creating the streams", &shutdown, || {
-        baton_log::streams::ensure(&js, &settings)
+        baton_log::partitions::ensure(&js, shared.partition, &settings)
     })
     .await;
     if ensured.is_none() {
@@ -74,7 +78,8 @@ async fn consume(
     shutdown: &CancellationToken,
 ) -> Result<(), ConsumeError> {
     let position = shared.views.position()?;
-    let stream = js.get_stream(subject::EVENTS_STREAM).await.map_err(nats)?;
+    let stream_name = shared.partition.stream();
+    let stream = js.get_stream(&stream_name).await.map_err(nats)?;
     // Start exactly after what the views hold, whatever the consumer held.
     match stream.delete_consumer(consumer_name).await {
         Ok(_) => {}
@@ -99,7 +104,7 @@ async fn consume(
         .await
         .map_err(nats)?;
     let pending = consumer.info().await.map_err(nats)?.num_pending;
-    tracing::info!(after = position, pending, "consuming the event stream");
+    tracing::info!(stream = %stream_name, partition = %shared.partition, after = position, pending, "consuming the event stream");
     set_caught_up(shared, pending == 0);
 
     let mut chunks = consumer
@@ -149,7 +154,7 @@ async fn consume(
             let sequence = info.stream_sequence;
             let event = Decoded::of(sequence, &message.subject, &message.payload);
             if let Err(e) = &event {
-                park(shared, js, sequence, message, e).await?;
+                park(shared, js, &stream_name, sequence, message, e).await?;
             }
             decoded.push((sequence, event));
         }
@@ -189,6 +194,7 @@ async fn consume(
 async fn park(
     shared: &Shared,
     js: &jetstream::Context,
+    stream: &str,
     sequence: u64,
     message: &jetstream::Message,
     error: &LogError,
@@ -196,6 +202,7 @@ async fn park(
     let reason = error.to_string();
     let parked = baton_log::deadletter::park(
         js,
+        stream,
         sequence,
         &message.subject,
         message.payload.clone(),
@@ -208,7 +215,7 @@ async fn park(
             .dead_lettered
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             + 1;
-        tracing::warn!(sequence, subject = %message.subject, %reason, dead_lettered = count, "not a baton event: parked on baton.deadletter.{sequence}");
+        tracing::warn!(sequence, subject = %message.subject, %reason, dead_lettered = count, parked_on = %subject::deadletter(stream, sequence), "not a baton event: parked");
     }
     Ok(())
 }

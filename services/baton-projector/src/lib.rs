@@ -1,5 +1,5 @@
-//! Baton's projector: consumes the `BATON_HANDOFFS` stream with a durable
-//! consumer, folds every hand-off and disruption event into the SLA views in sled, notices deadlines
+//! Baton's projector: consumes the `BATON_HANDOFFS` stream (or, one of
+//! several sharing the work, its partition of it) with a durable consumer, folds every hand-off and disruption event into the SLA views in sled, notices deadlines
 //! passing with no event (a timer on the ordered deadline index), announces
 //! each breach exactly once on `baton.sla.breached.…`, and serves the
 //! `baton.v1.Query` service.
@@ -9,7 +9,9 @@
 //! - [`consumer`]: stream → views, position committed with the changes.
 //! - [`timer`]: wakes at the next deadline and settles it.
 //! - [`announcer`]: drains the outbox of breaches, corrections and warnings onto NATS.
-//! - [`query`]: the `baton.v1.Query` gRPC service.
+//! - [`query`]: the `baton.v1.Query` gRPC service over these views.
+//! - [`fanout`]: the same questions asked of every partition's projector, answers merged.
+//! - [`route`]: which of the two answers a query.
 //! - [`metrics`]: Prometheus metrics on the HTTP side port.
 //! - [`present`]: view types as `baton.v1` messages.
 //! - [`board`]: the live SLA board (HTML pages and server-sent events) on the HTTP side port.
@@ -22,9 +24,11 @@ pub mod announcer;
 pub mod board;
 pub mod config;
 pub mod consumer;
+pub mod fanout;
 pub mod metrics;
 pub mod present;
 pub mod query;
+pub mod route;
 pub mod server;
 pub mod timer;
 
@@ -45,6 +49,8 @@ pub use server::run;
 pub struct Shared {
     pub views: Views,
     pub catalog: Arc<Catalog>,
+    /// The share of the hand-offs these views hold (the whole stream unless partitioned).
+    pub partition: baton_log::Partition,
     /// Older breaches are recorded but not announced.
     announce_horizon: std::time::Duration,
     /// Held by whoever writes the views, so batches never interleave.
@@ -73,10 +79,12 @@ impl Shared {
         views: Views,
         catalog: Arc<Catalog>,
         announce_horizon: std::time::Duration,
+        partition: baton_log::Partition,
     ) -> Shared {
         Shared {
             views,
             catalog,
+            partition,
             announce_horizon,
             writer: tokio::sync::Mutex::new(()),
             caught_up: AtomicBool::new(false),

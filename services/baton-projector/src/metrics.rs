@@ -319,7 +319,7 @@ pub async fn render(
     if connected {
         let info = tokio::time::timeout(STREAM_INFO_TIMEOUT, async {
             let mut stream = js
-                .get_stream(baton_log::subject::EVENTS_STREAM)
+                .get_stream(shared.partition.stream())
                 .await
                 .map_err(|e| e.to_string())?;
             stream

@@ -1,6 +1,6 @@
 //! The views as the wire shows them: view types to `baton.v1` messages.
 
-use baton_domain::{compliance::Tallies, Timestamp, Token};
+use baton_domain::{compliance::Tallies, histogram::Histogram, Timestamp, Token};
 use baton_proto::{
     convert::{duration_to_proto, priority_to_proto, timestamp_to_proto},
     v1,
@@ -66,7 +66,59 @@ pub fn tallies_to_proto(policy: Option<&Token>, tallies: &Tallies) -> v1::Compli
         warned: tallies.warned,
         bucket_start: None,
         buckets: Vec::new(),
+        durations: Some(v1::DurationHistogram {
+            zeros: tallies.durations.zeros(),
+            bucket: tallies
+                .durations
+                .buckets()
+                .iter()
+                .map(|(b, _)| u32::from(*b))
+                .collect(),
+            count: tallies
+                .durations
+                .buckets()
+                .iter()
+                .map(|(_, n)| *n)
+                .collect(),
+        }),
     }
+}
+
+/// The tallies behind figures another projector sent (the inverse of
+/// [`tallies_to_proto`]), or what is wrong with them.
+pub fn tallies_from_proto(figures: &v1::Compliance) -> Result<Tallies, String> {
+    let durations = match &figures.durations {
+        None if figures.met + figures.breached > 0 => {
+            return Err("figures without their durations".into())
+        }
+        None => Histogram::default(),
+        Some(h) if h.bucket.len() != h.count.len() => {
+            return Err(format!(
+                "{} duration buckets but {} counts",
+                h.bucket.len(),
+                h.count.len()
+            ))
+        }
+        Some(h) => {
+            let mut buckets = Vec::with_capacity(h.bucket.len());
+            for (bucket, count) in h.bucket.iter().zip(&h.count) {
+                let bucket = u16::try_from(*bucket)
+                    .map_err(|_| format!("duration bucket {bucket} is out of range"))?;
+                buckets.push((bucket, *count));
+            }
+            Histogram::from_buckets(h.zeros, buckets)
+        }
+    };
+    Ok(Tallies {
+        open: figures.open,
+        met: figures.met,
+        breached: figures.breached,
+        cancelled: figures.cancelled,
+        reset: figures.reset,
+        rejected: figures.rejected,
+        warned: figures.warned,
+        durations,
+    })
 }
 
 pub fn cell_to_proto(supplier: &str, customer: &str, cell: &MatrixCell) -> v1::MatrixCell {
@@ -82,6 +134,7 @@ pub fn cell_to_proto(supplier: &str, customer: &str, cell: &MatrixCell) -> v1::M
         disrupted: cell.handoffs.disrupted,
         ratings: cell.handoffs.ratings,
         rating: cell.handoffs.rating().unwrap_or(0.0),
+        rating_sum: cell.handoffs.rating_sum,
     }
 }
 

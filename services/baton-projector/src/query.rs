@@ -176,7 +176,8 @@ fn optional_time(
         .transpose()?)
 }
 
-fn page_size(requested: u32) -> usize {
+/// Items a page holds for a requested `page_size` (0: the default).
+pub(crate) fn page_size(requested: u32) -> usize {
     match requested {
         0 => DEFAULT_PAGE as usize,
         n => n.min(MAX_PAGE) as usize,
@@ -418,7 +419,7 @@ impl Query for QueryService {
     ) -> Result<Response<v1::Status>, Status> {
         let position = self.shared.views.position().map_err(QueryError::from)?;
         let js = async_nats::jetstream::new(self.client.clone());
-        let stream_last_sequence = match js.get_stream(baton_log::subject::EVENTS_STREAM).await {
+        let stream_last_sequence = match js.get_stream(self.shared.partition.stream()).await {
             Ok(mut stream) => stream
                 .info()
                 .await

@@ -10,7 +10,9 @@ use baton_views::{Opened, Views, ViewsError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::{announcer, config::Config, consumer, query::QueryService, timer, Shared};
+use crate::{
+    announcer, config::Config, consumer, query::QueryService, route::QueryRouter, timer, Shared,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -28,6 +30,10 @@ pub enum StartError {
     Security(#[from] baton_runtime::security::SecurityError),
     #[error("http side port: {0}")]
     Http(#[from] std::io::Error),
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Fanout(#[from] crate::fanout::FanoutError),
 }
 
 /// Runs the projector until `shutdown` fires, then finishes the batch in
@@ -38,6 +44,20 @@ pub async fn run(
     http_listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), StartError> {
+    let partition = baton_log::Partition::new(config.partitions, config.partition)
+        .map_err(|e| StartError::Config(format!("--partition: {e}")))?;
+    let fanout = if config.query_partitions.is_empty() {
+        None
+    } else if config.tls.tls_cert.is_some() {
+        return Err(StartError::Config(
+            "--query-partitions asks the partitions over plain gRPC; it cannot be combined with --tls-cert yet".into(),
+        ));
+    } else {
+        Some(crate::fanout::Fanout::new(
+            &config.query_partitions,
+            Duration::from_secs(10),
+        )?)
+    };
     let catalog = Arc::new(baton_runtime::load_catalog(&config.catalog)?);
     let views_error = |source| StartError::Views {
         dir: config.data_dir.display().to_string(),
@@ -83,7 +103,12 @@ pub async fn run(
         baton_log::connect_secured(&config.nats_url, "baton-projector", &config.nats).await?;
     let mut js = async_nats::jetstream::new(client.clone());
     js.set_timeout(Duration::from_secs(10));
-    let shared = Arc::new(Shared::new(views, catalog, config.announce_horizon));
+    let shared = Arc::new(Shared::new(
+        views,
+        catalog,
+        config.announce_horizon,
+        partition,
+    ));
 
     let settings = StreamSettings {
         replicas: config.stream_replicas,
@@ -103,7 +128,7 @@ pub async fn run(
     ];
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_not_serving::<QueryServer<QueryService>>().await;
+    health.set_not_serving::<QueryServer<QueryRouter>>().await;
     let readiness = Readiness::default();
     let watch = {
         let (client, health, readiness, shutdown) = (
@@ -126,7 +151,7 @@ pub async fn run(
                     shared.wait_current().await;
                     tracing::info!("views current: serving queries");
                     if baton_log::is_connected(&client) {
-                        health.set_serving::<QueryServer<QueryService>>().await;
+                        health.set_serving::<QueryServer<QueryRouter>>().await;
                         readiness.set(true);
                     }
                 }
@@ -139,9 +164,9 @@ pub async fn run(
                 async move {
                     let connected_and_current = connected && shared.is_current();
                     if connected_and_current {
-                        health.set_serving::<QueryServer<QueryService>>().await;
+                        health.set_serving::<QueryServer<QueryRouter>>().await;
                     } else {
-                        health.set_not_serving::<QueryServer<QueryService>>().await;
+                        health.set_not_serving::<QueryServer<QueryRouter>>().await;
                     }
                     if !connected && !first {
                         tracing::warn!(
@@ -188,7 +213,10 @@ pub async fn run(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(QueryServer::with_interceptor(
-            QueryService::new(shared.clone(), client.clone(), shutdown.clone()),
+            QueryRouter::new(
+                QueryService::new(shared.clone(), client.clone(), shutdown.clone()),
+                fanout,
+            ),
             baton_runtime::security::interceptor(registry),
         ))
         .serve_with_incoming_shutdown(baton_runtime::grpc::incoming(grpc_listener), async move {
