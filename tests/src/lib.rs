@@ -86,12 +86,6 @@ impl Running {
     }
 }
 
-async fn listener() -> TcpListener {
-    TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a loopback port")
-}
-
 /// Starts `baton-ingest` in this process.
 pub async fn start_ingest(nats_url: &str, catalog: &Path) -> Running {
     start_ingest_with(nats_url, catalog, 1).await
@@ -140,7 +134,51 @@ pub async fn start_projector_with(
     data_dir: &Path,
     stream_replicas: usize,
 ) -> Running {
-    let grpc = listener().await;
+    let setup = ProjectorSetup {
+        stream_replicas,
+        ..ProjectorSetup::default()
+    };
+    start_projector_setup(nats_url, catalog, data_dir, &setup, listener().await).await
+}
+
+/// What a test projector runs with beyond the defaults.
+#[derive(Debug, Clone)]
+pub struct ProjectorSetup {
+    pub stream_replicas: usize,
+    /// `--partitions` and `--partition`.
+    pub partitions: u32,
+    pub partition: u32,
+    /// `--query-partitions`.
+    pub query_partitions: Vec<String>,
+}
+
+impl Default for ProjectorSetup {
+    fn default() -> Self {
+        ProjectorSetup {
+            stream_replicas: 1,
+            partitions: 1,
+            partition: 0,
+            query_partitions: Vec::new(),
+        }
+    }
+}
+
+/// A loopback port to serve on, bound now (so its URL can be handed out
+/// before the service starts).
+pub async fn listener() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port")
+}
+
+/// Starts `baton-projector` in this process as `setup` says, serving gRPC on `grpc`.
+pub async fn start_projector_setup(
+    nats_url: &str,
+    catalog: &Path,
+    data_dir: &Path,
+    setup: &ProjectorSetup,
+    grpc: TcpListener,
+) -> Running {
     let http = listener().await;
     let addr = grpc.local_addr().expect("bound");
     let config = baton_projector::Config {
@@ -151,9 +189,12 @@ pub async fn start_projector_with(
         catalog: catalog.to_owned(),
         consumer: "baton-projector".into(),
         batch_size: 500,
+        partitions: setup.partitions,
+        partition: setup.partition,
+        query_partitions: setup.query_partitions.clone(),
         views_cache_mb: 64,
         announce_horizon: Duration::from_secs(3600),
-        stream_replicas,
+        stream_replicas: setup.stream_replicas,
         board: Default::default(),
         tls: Default::default(),
         nats: Default::default(),
