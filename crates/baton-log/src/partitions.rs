@@ -159,6 +159,39 @@ pub async fn ensure(
     Ok(())
 }
 
+/// How far JetStream's copying into `partition`'s stream is behind
+/// `BATON_HANDOFFS`: `Some(0)` when everything recorded has been copied,
+/// `None` while a source has not reported yet (just created). Always
+/// `Some(0)` for the whole stream. A projector that caught up with its
+/// partition stream has the whole of its share only when this is `Some(0)`:
+/// right after the partition streams are created they fill for a while.
+pub async fn sourcing_lag(
+    js: &jetstream::Context,
+    partition: Partition,
+) -> Result<Option<u64>, LogError> {
+    if partition.is_whole() {
+        return Ok(Some(0));
+    }
+    let mut lag = 0;
+    for name in [partition.tagged_stream(), partition.stream()] {
+        let mut stream = js
+            .get_stream(&name)
+            .await
+            .map_err(|e| LogError::Unavailable(format!("stream {name}: {e}")))?;
+        let info = stream
+            .info()
+            .await
+            .map_err(|e| LogError::Unavailable(format!("stream {name}: {e}")))?;
+        for source in &info.sources {
+            if source.active.is_none() {
+                return Ok(None);
+            }
+            lag += source.lag;
+        }
+    }
+    Ok(Some(lag))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -105,7 +105,10 @@ async fn consume(
         .map_err(nats)?;
     let pending = consumer.info().await.map_err(nats)?.num_pending;
     tracing::info!(stream = %stream_name, partition = %shared.partition, after = position, pending, "consuming the event stream");
-    set_caught_up(shared, pending == 0);
+    set_caught_up(shared, pending == 0 && fully_sourced(shared, js).await?);
+    // A partition stream still being filled by JetStream: look again until
+    // it is complete, even if no further message arrives.
+    let mut sourcing = tokio::time::interval(Duration::from_millis(500));
 
     let mut chunks = consumer
         .stream()
@@ -122,6 +125,11 @@ async fn consume(
     loop {
         let chunk = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
+            _ = sourcing.tick(), if !shared.is_current() && !shared.partition.is_whole() => {
+                let pending = consumer.info().await.map_err(nats)?.num_pending;
+                set_caught_up(shared, pending == 0 && fully_sourced(shared, js).await?);
+                continue;
+            }
             chunk = chunks.next() => match chunk {
                 Some(chunk) => chunk,
                 None => return Err(ConsumeError::Nats("the message stream ended".into())),
@@ -185,8 +193,23 @@ async fn consume(
         if let Some(last) = messages.last() {
             last.ack().await.map_err(nats)?;
         }
-        set_caught_up(shared, last_pending == 0);
+        let caught_up =
+            last_pending == 0 && (shared.is_current() || fully_sourced(shared, js).await?);
+        set_caught_up(shared, caught_up);
     }
+}
+
+/// Whether JetStream has copied everything recorded into this projector's
+/// stream (always, for the whole stream). Until then the views are not
+/// complete, however far the consumer has got.
+async fn fully_sourced(shared: &Shared, js: &jetstream::Context) -> Result<bool, ConsumeError> {
+    let lag = baton_log::partitions::sourcing_lag(js, shared.partition)
+        .await
+        .map_err(nats)?;
+    if lag != Some(0) {
+        tracing::debug!(?lag, "partition stream still being filled by JetStream");
+    }
+    Ok(lag == Some(0))
 }
 
 /// Parks a message that is not a Baton event on the dead-letter stream,
