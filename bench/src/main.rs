@@ -91,6 +91,18 @@ struct Args {
     #[arg(long, env = "BATON_BENCH_SKIP_SCALE")]
     skip_scale: bool,
 
+    /// Partition counts for the scale-out section (7): the stream the
+    /// rebuild read is split into this many partitions and as many
+    /// projectors rebuild it together; empty: no scale-out section.
+    #[arg(
+        long,
+        env = "BATON_BENCH_SCALE_OUT",
+        value_delimiter = ',',
+        num_args = 0..,
+        default_value = "2"
+    )]
+    scale_out: Vec<u32>,
+
     /// Leave out the runs against a nats-server with `sync_interval: always`.
     #[arg(long, env = "BATON_BENCH_SKIP_SYNC_ALWAYS")]
     skip_sync_always: bool,
@@ -700,10 +712,103 @@ async fn main_server(
         "which limit binds",
     );
 
+    // ---- (7) scale-out: the same stream, split among projectors ----
+    for &partitions in args.scale_out.iter().filter(|n| **n > 1) {
+        let (sourced, together) = scale_out(&js, &nats.url(), catalog, events, partitions).await?;
+        report.add(
+            "7",
+            &format!("JetStream splitting the stream into {partitions} partitions"),
+            sourced,
+            "events/s",
+            "sourcing with a partition() transform, before the projectors start",
+        );
+        report.add(
+            "7",
+            &format!("{partitions} projectors rebuilding their partitions together"),
+            together,
+            "events/s",
+            "start to all serving, same machine",
+        );
+        report.ratio(
+            "7",
+            &format!("{partitions} projectors / one projector's rebuild (3)"),
+            together,
+            rebuild,
+            "> 100%: adding instances raises throughput",
+        );
+    }
+
     Ok(Figures {
         raw_ids,
         e2e: e2e_rate,
     })
+}
+
+/// Splits the events stream into `partitions` (waiting until JetStream has
+/// copied all of it) and rebuilds every partition's views at once with one
+/// projector each; returns (splitting rate, combined rebuild rate).
+async fn scale_out(
+    js: &async_nats::jetstream::Context,
+    nats_url: &str,
+    catalog: &Path,
+    events: u64,
+    partitions: u32,
+) -> anyhow::Result<(f64, f64)> {
+    let started = Instant::now();
+    let mut streams = Vec::new();
+    for index in 0..partitions {
+        let partition = baton_log::Partition::new(partitions, index).map_err(anyhow::Error::msg)?;
+        baton_log::partitions::ensure(js, partition, &baton_log::StreamSettings::default()).await?;
+        streams.push(partition);
+    }
+    // Every partition gets its hand-off events and every disruption.
+    let disruptions = services::count_subject(
+        js,
+        baton_log::subject::EVENTS_STREAM,
+        baton_log::subject::ALL_DISRUPTIONS,
+    )
+    .await?;
+    let expected = events + disruptions * u64::from(partitions - 1);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let mut copied = 0;
+        for partition in &streams {
+            copied += services::last_sequence(js, &partition.stream()).await?;
+        }
+        let complete = copied >= expected;
+        if complete {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "partitions hold {copied} of {expected} events after 10 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let sourced = rate(events as usize, started.elapsed());
+
+    let dirs = tempfile::tempdir()?;
+    let started = Instant::now();
+    let starts = streams.iter().map(|partition| {
+        let dir = dirs.path().join(format!("views-{}", partition.index));
+        async move {
+            services::start_partition_projector(
+                nats_url,
+                catalog,
+                &dir,
+                "bench-scale-out",
+                partition.count,
+                partition.index,
+            )
+            .await
+        }
+    });
+    let running = futures::future::try_join_all(starts).await?;
+    let together = rate(events as usize, started.elapsed());
+    for projector in running {
+        projector.stop().await?;
+    }
+    Ok((sourced, together))
 }
 
 async fn sync_always(

@@ -90,6 +90,9 @@ pub fn projector_config(
         catalog: catalog.to_owned(),
         consumer: consumer.to_owned(),
         batch_size: 500,
+        partitions: 1,
+        partition: 0,
+        query_partitions: Vec::new(),
         views_cache_mb: 64,
         announce_horizon: Duration::from_secs(3600),
         stream_replicas: 1,
@@ -107,17 +110,34 @@ pub async fn start_projector(
     data_dir: &Path,
     consumer: &str,
 ) -> anyhow::Result<Running> {
+    start_partition_projector(nats_url, catalog, data_dir, consumer, 1, 0).await
+}
+
+/// Starts projector `partition` of `partitions` in this process; returns
+/// once it serves queries (its share of the views is complete).
+pub async fn start_partition_projector(
+    nats_url: &str,
+    catalog: &Path,
+    data_dir: &Path,
+    consumer: &str,
+    partitions: u32,
+    partition: u32,
+) -> anyhow::Result<Running> {
     let grpc = listener().await?;
     let http = listener().await?;
     let addr = grpc.local_addr()?;
-    let config = projector_config(
-        nats_url,
-        catalog,
-        data_dir,
-        consumer,
-        addr,
-        http.local_addr()?,
-    );
+    let config = baton_projector::Config {
+        partitions,
+        partition,
+        ..projector_config(
+            nats_url,
+            catalog,
+            data_dir,
+            consumer,
+            addr,
+            http.local_addr()?,
+        )
+    };
     let running = spawn(addr, move |stop| async move {
         baton_projector::run(config, grpc, http, stop)
             .await
@@ -190,4 +210,20 @@ pub async fn wait_acked(js: &jetstream::Context, name: &str, last: u64) -> anyho
 pub async fn last_sequence(js: &jetstream::Context, stream: &str) -> anyhow::Result<u64> {
     let mut stream = js.get_stream(stream).await?;
     Ok(stream.info().await?.state.last_sequence)
+}
+
+/// Messages of `stream` on subjects matching `filter`.
+pub async fn count_subject(
+    js: &jetstream::Context,
+    stream: &str,
+    filter: &str,
+) -> anyhow::Result<u64> {
+    let stream = js.get_stream(stream).await?;
+    let mut consumer = stream
+        .create_consumer(jetstream::consumer::pull::OrderedConfig {
+            filter_subject: filter.into(),
+            ..Default::default()
+        })
+        .await?;
+    Ok(consumer.info().await?.num_pending)
 }
