@@ -399,6 +399,37 @@ async fn main_server(
     // (2) end to end, with (4) queries alongside.
     let dir = tempfile::tempdir()?;
     let ingest = services::start_ingest(&nats.url(), catalog).await?;
+    let ingest_channels = channels(ingest.addr, args.connections).await?;
+    // Ingest alone first, as (1b) ran: no projector and no queries sharing
+    // the machine's cores, so the ratio shows ingest's own cost.
+    let solo = load::unary(
+        &ingest_channels,
+        load::workload("solo", args.events, 10),
+        args.clients,
+        None,
+    )
+    .await?;
+    report.add(
+        "2",
+        "unary Append, ingest alone (no projector running)",
+        solo.rate(),
+        "events/s",
+        &format!("{} clients", args.clients),
+    );
+    report.add(
+        "2",
+        "unary Append, ingest alone p99",
+        solo.latency.quantile_ms(0.99),
+        "ms",
+        "",
+    );
+    report.ratio(
+        "2",
+        "unary Append alone / bare tonic handler (1b)",
+        solo.rate(),
+        bare.rate(),
+        "ingest's own share of the gap",
+    );
     let projector = services::start_projector(
         &nats.url(),
         catalog,
@@ -406,7 +437,6 @@ async fn main_server(
         "baton-projector",
     )
     .await?;
-    let ingest_channels = channels(ingest.addr, args.connections).await?;
     let stop_queries = CancellationToken::new();
     let queries = tokio::spawn(load::queries(
         services::channel(projector.addr).await?,
