@@ -458,6 +458,23 @@ async fn partitioned_projectors_answer_as_one() {
         expected.open_clocks.len()
     );
 
+    // A partition's board says it shows one share only; the whole one does not.
+    let board = |addr| async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("board");
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: baton\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("request");
+        let mut page = Vec::new();
+        stream.read_to_end(&mut page).await.expect("page");
+        String::from_utf8_lossy(&page).into_owned()
+    };
+    let page = board(partitions[1].http.expect("side port")).await;
+    assert!(page.contains("partition 1 of 3 only"), "{page}");
+    let page = board(whole.http.expect("side port")).await;
+    assert!(page.contains("<header>") && !page.contains("of 3 only"));
+
     for p in partitions {
         assert!(p.stop().await);
     }

@@ -132,6 +132,9 @@ pub struct Shell<'a> {
     pub tz: &'a str,
     /// The hand-off a page is about, for the script to follow its events.
     pub subject: Option<&'a str>,
+    /// A partitioned projector's share (`(partition, partitions)`): the
+    /// board then shows only that share, and says so on every page.
+    pub partition: Option<(u32, u32)>,
 }
 
 impl Shell<'_> {
@@ -156,7 +159,7 @@ impl Shell<'_> {
              <body data-page=\"{page}\" data-now=\"{now}\" data-current=\"{current}\" data-tz=\"{tz}\" data-subject=\"{subject}\" data-live=\"off\">\n\
              <header><a class=\"home\" href=\"/\">Baton</a> <span class=\"title\">{title}</span>\
              <span class=\"clock\" id=\"clock\">{clock}</span> \
-             <span class=\"live\" id=\"live\" title=\"live updates\">offline</span></header>\n\
+             {partition}<span class=\"live\" id=\"live\" title=\"live updates\">offline</span></header>\n\
              <main>\n",
             title = E(self.title),
             page = E(self.page),
@@ -165,6 +168,12 @@ impl Shell<'_> {
             tz = E(self.tz),
             subject = E(self.subject.unwrap_or("")),
             clock = self.clock(),
+            partition = self
+                .partition
+                .map(|(p, n)| format!(
+                    "<span class=\"partition\" title=\"this board shows one partition of the hand-offs\">partition {p} of {n} only</span> "
+                ))
+                .unwrap_or_default(),
         );
         out.push_str(body);
         out.push_str("</main>\n</body></html>\n");

@@ -137,6 +137,7 @@ impl IntoResponse for BoardError {
             page: "error",
             tz: "UTC",
             subject: None,
+            partition: None,
         };
         page(status, shell.wrap(&body))
     }
@@ -173,6 +174,8 @@ impl BoardState {
             page,
             tz: self.config.time_zone.iana_name().unwrap_or("UTC"),
             subject: None,
+            partition: (!self.shared.partition.is_whole())
+                .then_some((self.shared.partition.index, self.shared.partition.count)),
         }
     }
 
