@@ -11,10 +11,12 @@
 //! - [`projection`]: folding one event (or one passing deadline) into the
 //!   views, in a batch that also records the stream position.
 //! - [`query`]: reading the views.
+//! - `cache`: decoded values of one batch, encoded once at its commit.
 //!
 //! It must never talk to NATS or read the wall clock: the projector passes
 //! events and `now` in.
 
+mod cache;
 pub mod projection;
 pub mod query;
 pub mod store;

@@ -30,10 +30,11 @@ use baton_domain::{
 };
 
 use crate::{
+    cache::Cache,
     store::{
-        breach_key, deadline_key, disruption_key, disruption_prefix, handoff_key, instant_bytes,
-        instant_from_bytes, outbox_key, pair_key, requested_key, tally_key, warning_key, Batch,
-        BreachRecord, DisruptionView, HandoffView, PairContribution, PairTallies, Signal,
+        breach_key, deadline_key, disruption_key, handoff_key, instant_bytes, instant_from_bytes,
+        outbox_key, pair_key, requested_key, tally_key, warning_key, Batch, BreachRecord,
+        DisruptionView, HandoffView, PairContribution, PairTallies, Signal,
     },
     Views, ViewsError,
 };
@@ -53,6 +54,8 @@ pub enum Applied {
 #[derive(Debug)]
 pub struct Projection<'a> {
     batch: Batch<'a>,
+    /// Decoded values of this batch, encoded into it at commit.
+    cache: Cache,
     catalog: &'a Catalog,
     newly_signalled: usize,
     stream_time: Timestamp,
@@ -78,6 +81,7 @@ impl<'a> Projection<'a> {
     pub fn new(views: &'a Views, catalog: &'a Catalog) -> Result<Projection<'a>, ViewsError> {
         Ok(Projection {
             batch: Batch::new(views),
+            cache: Cache::default(),
             catalog,
             newly_signalled: 0,
             stream_time: views.stream_time()?,
@@ -99,6 +103,10 @@ impl<'a> Projection<'a> {
     /// moves stream time on to `now` (never back).
     pub fn advance(&mut self, now: Timestamp) -> Result<usize, ViewsError> {
         let mut settled = 0;
+        if self.cache.nothing_due(&self.batch, now)? {
+            self.stream_time = self.stream_time.max(now);
+            return Ok(settled);
+        }
         let start = b"d/".to_vec();
         let mut end = b"d/".to_vec();
         end.extend_from_slice(&instant_bytes(now));
@@ -110,9 +118,8 @@ impl<'a> Projection<'a> {
             match handoff {
                 Some(handoff)
                     if self
-                        .batch
-                        .get::<HandoffView>(&handoff_key(&handoff))?
-                        .is_some() =>
+                        .cache
+                        .has_handoff(&self.batch, &handoff_key(&handoff))? =>
                 {
                     self.refresh(&handoff, now)?;
                 }
@@ -120,6 +127,7 @@ impl<'a> Projection<'a> {
                 _ => self.batch.delete(key),
             }
         }
+        self.cache.forget_due();
         self.stream_time = self.stream_time.max(now);
         Ok(settled)
     }
@@ -140,16 +148,22 @@ impl<'a> Projection<'a> {
         }
         let now = self.stream_time;
         let key = handoff_key(&event.handoff_id);
-        let stored: Option<HandoffView> = self.batch.get(&key)?;
+        let stored = self.cache.take_handoff(&self.batch, &key)?;
         let mut view = match stored {
-            Some(view) if sequence <= view.last_sequence => return Ok(Applied::AlreadyApplied),
-            Some(mut view) => {
-                if let Err(e) = view.handoff.apply(&event) {
+            Some((view, dirty)) if sequence <= view.last_sequence => {
+                self.cache.restore_handoff(key, view, dirty);
+                return Ok(Applied::AlreadyApplied);
+            }
+            Some((mut view, dirty)) => {
+                let mut handoff = view.handoff.clone();
+                if let Err(e) = handoff.apply(&event) {
+                    self.cache.restore_handoff(key, view, dirty);
                     return Ok(Applied::Refused(e.to_string()));
                 }
                 if let Some(supplier) = &event.supplier {
-                    view.handoff.supplier = supplier.clone();
+                    handoff.supplier = supplier.clone();
                 }
+                view.handoff = handoff;
                 view
             }
             None => match Handoff::open(&event) {
@@ -187,7 +201,10 @@ impl<'a> Projection<'a> {
 
     /// Re-evaluates a hand-off's clocks as of `now`.
     fn refresh(&mut self, handoff_id: &Token, now: Timestamp) -> Result<(), ViewsError> {
-        if let Some(view) = self.batch.get::<HandoffView>(&handoff_key(handoff_id))? {
+        if let Some((view, _)) = self
+            .cache
+            .take_handoff(&self.batch, &handoff_key(handoff_id))?
+        {
             self.recompute(view, now)?;
         }
         Ok(())
@@ -226,12 +243,15 @@ impl<'a> Projection<'a> {
         for (policy, at) in view.warnings.iter().filter(|w| !warnings.contains(w)) {
             self.batch.delete(warning_key(*at, id, policy));
         }
-        for (policy, at) in &deadlines {
+        // Entries the view already lists are stored already.
+        for (policy, at) in deadlines.iter().filter(|d| !view.deadlines.contains(d)) {
             self.batch
                 .put_raw(deadline_key(*at, id, policy), Vec::new());
+            self.cache.deadline_added(*at);
         }
-        for (policy, at) in &warnings {
+        for (policy, at) in warnings.iter().filter(|w| !view.warnings.contains(w)) {
             self.batch.put_raw(warning_key(*at, id, policy), Vec::new());
+            self.cache.deadline_added(*at);
         }
 
         let mut breached = Vec::new();
@@ -340,7 +360,7 @@ impl<'a> Projection<'a> {
         view.warned = warned;
         view.disruptions = disruptions;
         view.pair = Some(pair);
-        self.batch.put(handoff_key(id), &view);
+        self.cache.put_handoff(handoff_key(id), view);
         Ok(())
     }
 
@@ -381,18 +401,15 @@ impl<'a> Projection<'a> {
     /// The disruptions a hand-off was requested into, each with whether one
     /// of its promises broke before the disruption was announced.
     fn disruptions_of(
-        &self,
+        &mut self,
         view: &HandoffView,
         clocks: &[ClockOutcome],
     ) -> Result<Vec<(Token, bool)>, ViewsError> {
         let supplier = view.first_supplier();
         let h = &view.handoff;
-        let prefix = disruption_prefix(supplier);
-        let mut end = prefix.clone();
-        end.push(0xff);
         let mut flagged = Vec::new();
-        for key in self.batch.keys_in(&prefix, &end)? {
-            let Some(d) = self.batch.get::<DisruptionView>(&key)? else {
+        for key in self.cache.disruption_keys(&self.batch, supplier)? {
+            let Some(d) = self.batch.get::<DisruptionView>(key)? else {
                 continue;
             };
             let d = d.disruption;
@@ -431,17 +448,15 @@ impl<'a> Projection<'a> {
     }
 
     fn adjust_pair(&mut self, c: &PairContribution, add: bool) -> Result<(), ViewsError> {
-        let key = pair_key(c);
-        let mut tallies: PairTallies = self.batch.get(&key)?.unwrap_or_default();
+        let tallies = self.cache.pair_mut(&self.batch, pair_key(c))?;
         if add {
             tallies.add(c);
         } else {
             tallies.remove(c);
         }
         if tallies.handoffs == 0 {
-            self.batch.delete(key);
-        } else {
-            self.batch.put(key, &tallies);
+            // As if deleted: deleted at commit, and read back empty.
+            *tallies = PairTallies::default();
         }
         Ok(())
     }
@@ -486,6 +501,7 @@ impl<'a> Projection<'a> {
             failed_before_announcement: stored.as_ref().map_or(0, |v| v.failed_before_announcement),
         };
         self.batch.put(key, &view);
+        self.cache.forget_disruptions();
 
         let prefix = format!("q/{}/", event.supplier).into_bytes();
         let mut start = prefix.clone();
@@ -508,24 +524,23 @@ impl<'a> Projection<'a> {
     }
 
     fn adjust_tally(&mut self, c: &Contribution, add: bool) -> Result<(), ViewsError> {
-        let key = tally_key(c);
-        let mut tallies: Tallies = self.batch.get(&key)?.unwrap_or_default();
+        let tallies = self.cache.tally_mut(&self.batch, tally_key(c))?;
         if add {
             tallies.add(c);
         } else {
             tallies.remove(c);
         }
         if tallies.is_empty() {
-            self.batch.delete(key);
-        } else {
-            self.batch.put(key, &tallies);
+            // As if deleted: deleted at commit, and read back empty.
+            *tallies = Tallies::default();
         }
         Ok(())
     }
 
     /// Commits every change atomically, with the stream position of the
     /// last applied event and the stream time.
-    pub fn commit(self) -> Result<(), ViewsError> {
+    pub fn commit(mut self) -> Result<(), ViewsError> {
+        self.cache.write(&mut self.batch);
         if self.batch.is_empty() && self.position.is_none() {
             return Ok(());
         }
@@ -909,6 +924,87 @@ mod tests {
             breaches.items[0].overrun(Timestamp(0)),
             std::time::Duration::from_secs(10 * 60)
         );
+    }
+
+    /// One batch that touches the same hand-offs, tallies, pair tallies and
+    /// deadline entries again and again (with a replayed and a refused
+    /// event between) stores the very bytes that one batch per event does:
+    /// what the batch keeps decoded is written back whole, once.
+    #[test]
+    fn one_batch_stores_what_one_batch_per_event_stores() {
+        let catalog = rich_catalog();
+        let follow = |handoff: &str, event_type: EventType, at: i64, version: u64| {
+            let mut e = event(handoff, event_type, at, version, "ward-5");
+            (e.kind, e.supplier, e.customer, e.priority) = (None, None, None, None);
+            e
+        };
+        let mut reassigned = follow("h1", EventType::Reassigned, 5 * MIN, 2);
+        reassigned.supplier = Some(t("cardiology"));
+        let mut back = follow("h1", EventType::Reassigned, 6 * MIN, 3);
+        back.supplier = Some(t("engineering"));
+        let mut rated = follow("h1", EventType::Rated, 46 * MIN, 6);
+        rated.rating = Some(baton_domain::event::Rating {
+            score: 2,
+            comment: "late".into(),
+        });
+        let steps: Vec<(u64, Event)> = vec![
+            (1, event("h1", EventType::Requested, 0, 1, "ward-5")),
+            (2, event("h2", EventType::Requested, MIN, 1, "ward-6")),
+            (3, reassigned),
+            (4, back),
+            (5, event("h3", EventType::Requested, 30 * MIN, 1, "ward-5")),
+            // Passes h2's warning (16 min) first.
+            (6, follow("h2", EventType::Acknowledged, 20 * MIN, 2)),
+            // Passes h1's warning and deadline (21, 36 min).
+            (7, follow("h1", EventType::Acknowledged, 40 * MIN, 4)),
+            (7, follow("h1", EventType::Acknowledged, 40 * MIN, 4)),
+            // Acknowledged twice: refused, and h2's changes must survive it.
+            (9, follow("h2", EventType::Acknowledged, 41 * MIN, 3)),
+            (10, follow("h1", EventType::Completed, 45 * MIN, 5)),
+            // Passes h3's warning (45 min).
+            (11, rated),
+        ];
+        let run = |per_event: bool| {
+            let (dir, views) = open_views(&catalog);
+            let mut outcomes = Vec::new();
+            let mut p = Projection::new(&views, &catalog).expect("projection");
+            for (sequence, e) in steps.clone() {
+                outcomes.push(p.apply(sequence, e).expect("apply"));
+                if per_event {
+                    p.commit().expect("commit");
+                    p = Projection::new(&views, &catalog).expect("projection");
+                }
+            }
+            // Passes h3's deadline (60 min).
+            assert_eq!(p.advance(Timestamp(70 * MIN)).expect("advance"), 1);
+            p.commit().expect("commit");
+            (outcomes, views.dump().expect("dump"), signals(&views), dir)
+        };
+        let (outcomes, dump, signalled, _dir) = run(true);
+        assert_eq!(outcomes[7], Applied::AlreadyApplied);
+        assert!(
+            matches!(outcomes[8], Applied::Refused(_)),
+            "{:?}",
+            outcomes[8]
+        );
+        assert_eq!(
+            signalled,
+            vec![
+                (Signal::Breach, 3),
+                (Signal::Breach, 1),
+                (Signal::Warning, 3),
+                (Signal::Warning, 1),
+                (Signal::Warning, 1)
+            ],
+            "h1's third cycle and h3 broke; h1, h2 and h3 warned"
+        );
+        let (batched_outcomes, batched_dump, batched_signalled, _dir2) = run(false);
+        assert_eq!(batched_outcomes, outcomes);
+        assert_eq!(batched_signalled, signalled);
+        assert_eq!(batched_dump.len(), dump.len());
+        for (one, each) in batched_dump.iter().zip(&dump) {
+            assert_eq!(one, each, "under {}", String::from_utf8_lossy(&each.0));
+        }
     }
 
     fn disruption(

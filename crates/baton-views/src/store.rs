@@ -542,6 +542,32 @@ impl<'a> Batch<'a> {
         Ok(keys.into_iter().collect())
     }
 
+    /// The first key in `[start, end)`, committed or pending, without
+    /// pending deletions.
+    pub(crate) fn first_key_in(
+        &self,
+        start: &[u8],
+        end: &[u8],
+    ) -> Result<Option<Vec<u8>>, ViewsError> {
+        let pending = self
+            .changes
+            .range(start.to_vec()..end.to_vec())
+            .find(|(_, value)| value.is_some())
+            .map(|(key, _)| key.clone());
+        let mut stored = None;
+        for key in self.views.db.range(start..end).keys() {
+            let key = key?;
+            if !matches!(self.changes.get(key.as_ref()), Some(None)) {
+                stored = Some(key.to_vec());
+                break;
+            }
+        }
+        Ok(match (pending, stored) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
+    }
+
     /// Applies every change, and the new position and stream time if given,
     /// atomically.
     pub(crate) fn commit(

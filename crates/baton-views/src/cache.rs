@@ -1,0 +1,229 @@
+//! Decoded values a [`Projection`](crate::Projection) has read or changed in
+//! its batch, written back once at commit.
+//!
+//! Folding an event used to decode its hand-off's whole view, and every
+//! tally it counts in, and encode them all again, for every event; with
+//! several events of a hand-off in one batch that was most of a rebuild's
+//! time. Here each value is decoded at most once per batch, changed in
+//! place, and encoded once into the batch when it commits. The bytes stored
+//! are those the last per-event write would have stored: an empty tally is
+//! deleted, as before, and reads afterwards see an empty one.
+//!
+//! It also remembers, per batch, which disruptions each supplier has and a
+//! lower bound on the earliest deadline index entry, so that neither is
+//! scanned for on every event. It must never hold anything across batches:
+//! it is dropped with its projection, so the views on disk stay the only
+//! truth.
+
+use std::collections::HashMap;
+
+use baton_domain::{compliance::Tallies, Timestamp, Token};
+
+use crate::{
+    store::{disruption_prefix, instant_from_bytes, Batch, HandoffView, PairTallies},
+    ViewsError,
+};
+
+/// A decoded value and whether it changed since it was read.
+#[derive(Debug)]
+struct Slot<T> {
+    value: T,
+    dirty: bool,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Cache {
+    /// By `h/` key; `None`: no such hand-off (yet).
+    handoffs: HashMap<Vec<u8>, Slot<Option<HandoffView>>>,
+    /// By `a/` key; empty when absent.
+    tallies: HashMap<Vec<u8>, Slot<Tallies>>,
+    /// By `p/` key; empty when absent.
+    pairs: HashMap<Vec<u8>, Slot<PairTallies>>,
+    /// `r/` keys of each supplier's disruptions.
+    disruptions: HashMap<Token, Vec<Vec<u8>>>,
+    /// No deadline index entry is earlier than this: `None` while unknown,
+    /// `Some(None)` when the index is empty.
+    due_floor: Option<Option<Timestamp>>,
+}
+
+impl Cache {
+    fn load_handoff(&mut self, batch: &Batch<'_>, key: &[u8]) -> Result<(), ViewsError> {
+        if !self.handoffs.contains_key(key) {
+            let value = batch.get::<HandoffView>(key)?;
+            self.handoffs.insert(
+                key.to_vec(),
+                Slot {
+                    value,
+                    dirty: false,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether the hand-off under `key` exists.
+    pub(crate) fn has_handoff(
+        &mut self,
+        batch: &Batch<'_>,
+        key: &[u8],
+    ) -> Result<bool, ViewsError> {
+        self.load_handoff(batch, key)?;
+        Ok(self.handoffs.get(key).is_some_and(|s| s.value.is_some()))
+    }
+
+    /// Takes the hand-off's view out for changing, with whether it had
+    /// changed already; give it back with [`Cache::put_handoff`] or
+    /// [`Cache::restore_handoff`].
+    pub(crate) fn take_handoff(
+        &mut self,
+        batch: &Batch<'_>,
+        key: &[u8],
+    ) -> Result<Option<(HandoffView, bool)>, ViewsError> {
+        self.load_handoff(batch, key)?;
+        Ok(self
+            .handoffs
+            .get_mut(key)
+            .and_then(|slot| slot.value.take().map(|view| (view, slot.dirty))))
+    }
+
+    /// Gives back a view taken but left as it was.
+    pub(crate) fn restore_handoff(&mut self, key: Vec<u8>, view: HandoffView, dirty: bool) {
+        self.handoffs.insert(
+            key,
+            Slot {
+                value: Some(view),
+                dirty,
+            },
+        );
+    }
+
+    /// Stores a changed view (written at commit).
+    pub(crate) fn put_handoff(&mut self, key: Vec<u8>, view: HandoffView) {
+        self.restore_handoff(key, view, true);
+    }
+
+    /// The tallies under `key` (empty if none), for changing.
+    pub(crate) fn tally_mut(
+        &mut self,
+        batch: &Batch<'_>,
+        key: Vec<u8>,
+    ) -> Result<&mut Tallies, ViewsError> {
+        let slot = match self.tallies.entry(key) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let value = batch.get::<Tallies>(e.key())?.unwrap_or_default();
+                e.insert(Slot {
+                    value,
+                    dirty: false,
+                })
+            }
+        };
+        slot.dirty = true;
+        Ok(&mut slot.value)
+    }
+
+    /// The pair tallies under `key` (empty if none), for changing.
+    pub(crate) fn pair_mut(
+        &mut self,
+        batch: &Batch<'_>,
+        key: Vec<u8>,
+    ) -> Result<&mut PairTallies, ViewsError> {
+        let slot = match self.pairs.entry(key) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let value = batch.get::<PairTallies>(e.key())?.unwrap_or_default();
+                e.insert(Slot {
+                    value,
+                    dirty: false,
+                })
+            }
+        };
+        slot.dirty = true;
+        Ok(&mut slot.value)
+    }
+
+    /// Keys of the supplier's disruptions, committed or pending.
+    pub(crate) fn disruption_keys(
+        &mut self,
+        batch: &Batch<'_>,
+        supplier: &Token,
+    ) -> Result<&[Vec<u8>], ViewsError> {
+        if !self.disruptions.contains_key(supplier) {
+            let prefix = disruption_prefix(supplier);
+            let mut end = prefix.clone();
+            end.push(0xff);
+            let keys = batch.keys_in(&prefix, &end)?;
+            self.disruptions.insert(supplier.clone(), keys);
+        }
+        Ok(self
+            .disruptions
+            .get(supplier)
+            .map(Vec::as_slice)
+            .unwrap_or_default())
+    }
+
+    /// A disruption was stored: its supplier's keys may have changed.
+    pub(crate) fn forget_disruptions(&mut self) {
+        self.disruptions.clear();
+    }
+
+    /// Whether no deadline index entry is due before `now` (so a scan of
+    /// the index up to `now` would find nothing). Errs on the side of
+    /// "maybe": then the caller scans.
+    pub(crate) fn nothing_due(
+        &mut self,
+        batch: &Batch<'_>,
+        now: Timestamp,
+    ) -> Result<bool, ViewsError> {
+        let floor = match self.due_floor {
+            Some(floor) => floor,
+            None => {
+                let first = batch.first_key_in(b"d/", b"d0")?;
+                // An entry whose instant cannot be read: always scan.
+                let floor = first.map(|key| {
+                    key.get(2..)
+                        .and_then(instant_from_bytes)
+                        .unwrap_or(Timestamp(i64::MIN))
+                });
+                self.due_floor = Some(floor);
+                floor
+            }
+        };
+        Ok(floor.is_none_or(|floor| floor >= now))
+    }
+
+    /// A deadline index entry at `at` was stored.
+    pub(crate) fn deadline_added(&mut self, at: Timestamp) {
+        if let Some(floor) = &mut self.due_floor {
+            *floor = Some(floor.map_or(at, |f| f.min(at)));
+        }
+    }
+
+    /// Entries were settled: find the earliest anew when next asked.
+    pub(crate) fn forget_due(&mut self) {
+        self.due_floor = None;
+    }
+
+    /// Writes every changed value into the batch.
+    pub(crate) fn write(self, batch: &mut Batch<'_>) {
+        for (key, slot) in self.handoffs {
+            if let (true, Some(view)) = (slot.dirty, slot.value) {
+                batch.put(key, &view);
+            }
+        }
+        for (key, slot) in self.tallies.into_iter().filter(|(_, s)| s.dirty) {
+            if slot.value.is_empty() {
+                batch.delete(key);
+            } else {
+                batch.put(key, &slot.value);
+            }
+        }
+        for (key, slot) in self.pairs.into_iter().filter(|(_, s)| s.dirty) {
+            if slot.value.handoffs == 0 {
+                batch.delete(key);
+            } else {
+                batch.put(key, &slot.value);
+            }
+        }
+    }
+}
