@@ -152,26 +152,32 @@ pub async fn wait_serving(addr: SocketAddr, service: &str) -> anyhow::Result<()>
     use tonic_health::pb::{
         health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
     };
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if let Ok(channel) = try_channel(addr).await {
-            let mut health = HealthClient::new(channel);
-            let serving = health
-                .check(HealthCheckRequest {
-                    service: service.into(),
-                })
-                .await
-                .map(|r| r.get_ref().status() == ServingStatus::Serving)
-                .unwrap_or(false);
-            if serving {
-                return Ok(());
+    // One channel and the health Watch stream: no polling while a rebuild
+    // is being timed (a new channel every few ms took CPU from it).
+    let waiting = async {
+        loop {
+            let Ok(channel) = try_channel(addr).await else {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            };
+            let request = HealthCheckRequest {
+                service: service.into(),
+            };
+            let Ok(statuses) = HealthClient::new(channel).watch(request).await else {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            };
+            let mut statuses = statuses.into_inner();
+            while let Ok(Some(status)) = statuses.message().await {
+                if status.status() == ServingStatus::Serving {
+                    return;
+                }
             }
         }
-        if tokio::time::Instant::now() > deadline {
-            bail!("{service} at {addr} not serving after {PATIENCE:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    };
+    tokio::time::timeout(PATIENCE, waiting)
+        .await
+        .map_err(|_| anyhow::anyhow!("{service} at {addr} not serving after {PATIENCE:?}"))
 }
 
 async fn try_channel(addr: SocketAddr) -> anyhow::Result<Channel> {
