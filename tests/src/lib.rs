@@ -426,6 +426,18 @@ pub async fn compliance(query: &mut QueryClient<Channel>, policy: &str) -> v1::C
         .into_inner()
 }
 
+/// A NATS client given every server of a cluster (`urls` comma-separated,
+/// as `--nats-url` takes them), failing over between them.
+pub async fn connect_cluster(urls: &str) -> async_nats::Client {
+    let servers = urls
+        .split(',')
+        .map(|u| u.parse().expect("a NATS URL"))
+        .collect::<Vec<async_nats::ServerAddr>>();
+    async_nats::connect(servers)
+        .await
+        .expect("connect to the cluster")
+}
+
 /// Messages in a stream on subjects matching `filter`.
 pub async fn count_messages(nats: &async_nats::Client, stream: &str, filter: &str) -> u64 {
     let js = async_nats::jetstream::new(nats.clone());

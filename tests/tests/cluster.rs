@@ -32,13 +32,7 @@ async fn one_node_down_loses_nothing_and_appends_go_on() {
     let ingest = start_ingest_with(&urls, &catalog, 3).await;
     let projector = start_projector_with(&urls, &catalog, &dir.path().join("views"), 3).await;
 
-    let nats = async_nats::connect(
-        urls.split(',')
-            .map(|u| u.parse().expect("url"))
-            .collect::<Vec<async_nats::ServerAddr>>(),
-    )
-    .await
-    .expect("connect to the cluster");
+    let nats = connect_cluster(&urls).await;
     let js = async_nats::jetstream::new(nats.clone());
     let info = stream_info(&js).await.expect("the events stream");
     assert_eq!(info.config.num_replicas, 3, "the stream is replicated");

@@ -430,13 +430,7 @@ async fn partitioned_projectors_answer_as_one() {
     );
 
     // Four projectors saw each live breach; it was announced once.
-    let nats = async_nats::connect(
-        urls.split(',')
-            .map(|u| u.parse().expect("url"))
-            .collect::<Vec<async_nats::ServerAddr>>(),
-    )
-    .await
-    .expect("connect to the cluster");
+    let nats = connect_cluster(&urls).await;
     let live_breaches = "baton.sla.breached.repair-response.engineering.ed.*";
     let stream = baton_log::subject::SLA_STREAM;
     eventually("the live breaches to be announced", || {
