@@ -416,6 +416,7 @@ async fn main_server(
         "events/s",
         &format!("{} clients", args.clients),
     );
+    report_errors(report, "unary Append alone errors", &solo);
     report.add(
         "2",
         "unary Append, ingest alone p99",
@@ -428,6 +429,28 @@ async fn main_server(
         "unary Append alone / bare tonic handler (1b)",
         solo.rate(),
         bare.rate(),
+        "ingest's own share of the gap",
+    );
+    let solo_batch = load::batches(
+        &ingest_channels,
+        load::workload("solob", args.events, 9),
+        args.clients,
+        args.batch_handoffs,
+    )
+    .await?;
+    report.add(
+        "2",
+        "AppendBatch, ingest alone (no projector running)",
+        solo_batch.rate(),
+        "events/s",
+        &format!("{} hand-offs a batch", args.batch_handoffs),
+    );
+    report_errors(report, "AppendBatch alone errors", &solo_batch);
+    report.ratio(
+        "2",
+        "AppendBatch alone / raw publish with ids (1)",
+        solo_batch.rate(),
+        raw_ids,
         "ingest's own share of the gap",
     );
     let projector = services::start_projector(
@@ -492,15 +515,7 @@ async fn main_server(
         "ms",
         "",
     );
-    if e2e.errors > 0 {
-        report.add(
-            "2",
-            "unary Append errors",
-            e2e.errors as f64,
-            "",
-            e2e.first_error.as_deref().unwrap_or(""),
-        );
-    }
+    report_errors(report, "unary Append errors", &e2e);
     report.ratio(
         "2",
         "unary Append / bare tonic handler (1b)",
@@ -578,15 +593,7 @@ async fn main_server(
             "ms",
             "target < 10 ms at half of (1b)",
         );
-        if paced.errors > 0 {
-            report.add(
-                "2",
-                "paced Append errors",
-                paced.errors as f64,
-                "",
-                paced.first_error.as_deref().unwrap_or(""),
-            );
-        }
+        report_errors(report, "paced Append errors", &paced);
     }
 
     // (2) batches.
@@ -621,15 +628,7 @@ async fn main_server(
         "ms",
         "",
     );
-    if batch.errors > 0 {
-        report.add(
-            "2",
-            "AppendBatch errors",
-            batch.errors as f64,
-            "",
-            batch.first_error.as_deref().unwrap_or(""),
-        );
-    }
+    report_errors(report, "AppendBatch errors", &batch);
     report.ratio(
         "2",
         "AppendBatch / raw publish with ids (1)",
@@ -839,6 +838,20 @@ async fn scale_out(
         projector.stop().await?;
     }
     Ok((sourced, together))
+}
+
+/// A row for the appends a run saw refused, if any (a run with errors is
+/// not a measurement of the happy path).
+fn report_errors(report: &mut Report, name: &str, outcome: &load::Outcome) {
+    if outcome.errors > 0 {
+        report.add(
+            "2",
+            name,
+            outcome.errors as f64,
+            "",
+            outcome.first_error.as_deref().unwrap_or(""),
+        );
+    }
 }
 
 async fn sync_always(
