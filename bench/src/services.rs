@@ -93,6 +93,7 @@ pub fn projector_config(
         partitions: 1,
         partition: 0,
         query_partitions: Vec::new(),
+        query_tls: Default::default(),
         views_cache_mb: 64,
         announce_horizon: Duration::from_secs(3600),
         stream_replicas: 1,

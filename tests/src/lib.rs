@@ -192,6 +192,7 @@ pub async fn start_projector_setup(
         partitions: setup.partitions,
         partition: setup.partition,
         query_partitions: setup.query_partitions.clone(),
+        query_tls: Default::default(),
         views_cache_mb: 64,
         announce_horizon: Duration::from_secs(3600),
         stream_replicas: setup.stream_replicas,

@@ -251,7 +251,18 @@ pub async fn start_projector_configured(
     data_dir: &Path,
     tweak: impl FnOnce(&mut baton_projector::Config),
 ) -> Running {
-    let grpc = listener().await;
+    start_projector_configured_on(listener().await, nats_url, catalog, data_dir, tweak).await
+}
+
+/// [`start_projector_configured`] serving gRPC on `grpc`, bound beforehand
+/// (so its URL can be handed to other projectors first).
+pub async fn start_projector_configured_on(
+    grpc: TcpListener,
+    nats_url: &str,
+    catalog: &Path,
+    data_dir: &Path,
+    tweak: impl FnOnce(&mut baton_projector::Config),
+) -> Running {
     let http = listener().await;
     let addr = grpc.local_addr().expect("bound");
     let mut config = baton_projector::Config {
@@ -265,6 +276,7 @@ pub async fn start_projector_configured(
         partitions: 1,
         partition: 0,
         query_partitions: Vec::new(),
+        query_tls: Default::default(),
         views_cache_mb: 64,
         announce_horizon: Duration::from_secs(3600),
         stream_replicas: 1,

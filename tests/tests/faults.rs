@@ -190,6 +190,7 @@ async fn start_or_refuse(baton: &Baton) -> Met {
         partitions: 1,
         partition: 0,
         query_partitions: Vec::new(),
+        query_tls: Default::default(),
         views_cache_mb: 64,
         announce_horizon: std::time::Duration::from_secs(3600),
         stream_replicas: 1,

@@ -475,3 +475,115 @@ async fn partitioned_projectors_answer_as_one() {
     assert!(whole.stop().await);
     assert!(ingest.stop().await);
 }
+
+/// The same across partitions that require mutual TLS and registered
+/// callers: the asked projector authenticates its caller, then asks the
+/// partitions as itself, with its own client certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_answer_across_over_mutual_tls() {
+    use baton_e2e::secure::{start_projector_configured_on, Pki};
+
+    const HANDOFFS: usize = 40;
+    let nats = baton_testkit::NatsServer::start();
+    let pki = Pki::new();
+    let fanout_identity = pki.client("ca", "baton-fanout", true);
+    let operator = pki.client("ca", "duty-desk", true);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let catalog = dir.path().join("catalog.json");
+    std::fs::write(&catalog, TEST_CATALOG).expect("catalog");
+    let callers = dir.path().join("callers.json");
+    std::fs::write(
+        &callers,
+        r#"{"callers": [
+          {"id": "duty-desk", "role": "operator"},
+          {"id": "baton-fanout", "role": "operator"}
+        ]}"#,
+    )
+    .expect("callers");
+    let ingest = start_ingest(&nats.url(), &catalog).await;
+
+    let listeners = [listener().await, listener().await];
+    let urls: Vec<String> = listeners
+        .iter()
+        .map(|l| format!("https://{}", l.local_addr().expect("bound")))
+        .collect();
+    let mut partitions = Vec::new();
+    for (index, grpc) in listeners.into_iter().enumerate() {
+        let (tls, urls) = (pki.server_args(&callers), urls.clone());
+        let query_tls = baton_projector::fanout::FanoutTlsArgs {
+            query_partitions_ca: Some(pki.path("ca.crt")),
+            query_partitions_cert: Some(pki.path(&format!("{fanout_identity}.crt"))),
+            query_partitions_key: Some(pki.path(&format!("{fanout_identity}.key"))),
+        };
+        let data = dir.path().join(format!("views-{index}"));
+        let running = start_projector_configured_on(grpc, &nats.url(), &catalog, &data, |c| {
+            c.tls = tls;
+            c.partitions = 2;
+            c.partition = index as u32;
+            c.query_partitions = urls;
+            c.query_tls = query_tls;
+        })
+        .await;
+        pki.wait_serving(running.addr, "baton.v1.Query").await;
+        partitions.push(running);
+    }
+
+    let mut ingest_client = v1::ingest_client::IngestClient::new(channel(ingest.addr).await);
+    let at = now_millis();
+    for i in 0..HANDOFFS {
+        let id = format!("tls-{i}");
+        let event = requested(
+            &id,
+            "repair",
+            "engineering",
+            "ward-5",
+            Priority::Routine,
+            at,
+        );
+        ingest_client.append(append(event)).await.expect("append");
+    }
+
+    let front = pki
+        .channel(partitions[1].addr, Some(&operator))
+        .await
+        .expect("operator channel");
+    let figures = eventually("every partition's hand-offs counted", || {
+        let mut query = QueryClient::new(front.clone());
+        async move {
+            let figures = query
+                .get_compliance(v1::GetComplianceRequest {
+                    policy_id: "repair-response".into(),
+                    ..Default::default()
+                })
+                .await
+                .ok()?
+                .into_inner();
+            (figures.total == HANDOFFS as u64).then_some(figures)
+        }
+    })
+    .await;
+    assert_eq!(figures.open, HANDOFFS as u64);
+    let mut query = QueryClient::new(front.clone());
+    assert_eq!(all_ids(&mut query, 7, false).await.len(), HANDOFFS);
+    // Each partition alone holds a share, not all.
+    let mut own = QueryClient::new(front);
+    let share = all_ids(&mut own, 1000, true).await.len();
+    assert!(share > 0 && share < HANDOFFS, "{share} of {HANDOFFS}");
+
+    // Without a client certificate the asked projector refuses the caller
+    // itself, before any partition is asked.
+    let anonymous = pki
+        .channel(partitions[0].addr, None)
+        .await
+        .expect("anonymous channel");
+    let refused = QueryClient::new(anonymous)
+        .get_compliance(v1::GetComplianceRequest::default())
+        .await
+        .expect_err("no certificate");
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+
+    for p in partitions {
+        assert!(p.stop().await);
+    }
+    assert!(ingest.stop().await);
+}

@@ -55,6 +55,10 @@ pub struct Config {
     #[arg(long, env = "BATON_QUERY_PARTITIONS", value_delimiter = ',', num_args = 0..)]
     pub query_partitions: Vec<String>,
 
+    /// TLS towards the partitions' projectors.
+    #[command(flatten)]
+    pub query_tls: crate::fanout::FanoutTlsArgs,
+
     /// Events fetched and applied in one sled batch.
     #[arg(long, env = "BATON_BATCH_SIZE", default_value_t = 500)]
     pub batch_size: usize,

@@ -18,14 +18,14 @@
 //! This module must never answer from local views itself, nor guess an
 //! answer for a partition that is down.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use baton_proto::v1::{self, query_client::QueryClient};
 use baton_views::{MatrixCell, PairTallies};
 use futures::future::join_all;
 use tonic::{
     metadata::MetadataValue,
-    transport::{Channel, Endpoint},
+    transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
     Code, Request, Status,
 };
 
@@ -44,11 +44,63 @@ pub fn is_partition_scoped<T>(request: &Request<T>) -> bool {
         .is_some_and(|v| v == SCOPE_PARTITION)
 }
 
+/// How this projector reaches the other partitions' projectors over TLS.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct FanoutTlsArgs {
+    /// CA certificate (PEM) the partitions' server certificates are checked
+    /// against: with it, partitions are asked over TLS (https:// URLs).
+    #[arg(long, env = "BATON_QUERY_PARTITIONS_CA")]
+    pub query_partitions_ca: Option<PathBuf>,
+
+    /// Client certificate (PEM) this projector presents to the partitions
+    /// (mutual TLS): register its identity in their --callers as an operator.
+    #[arg(
+        long,
+        env = "BATON_QUERY_PARTITIONS_CERT",
+        requires_all = ["query_partitions_key", "query_partitions_ca"]
+    )]
+    pub query_partitions_cert: Option<PathBuf>,
+
+    /// Private key (PEM) of --query-partitions-cert.
+    #[arg(
+        long,
+        env = "BATON_QUERY_PARTITIONS_KEY",
+        requires = "query_partitions_cert"
+    )]
+    pub query_partitions_key: Option<PathBuf>,
+}
+
+impl FanoutTlsArgs {
+    /// The client TLS configuration, if TLS is asked for.
+    fn client_tls(&self) -> Result<Option<ClientTlsConfig>, FanoutError> {
+        let Some(ca) = &self.query_partitions_ca else {
+            return Ok(None);
+        };
+        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca)?));
+        if let (Some(cert), Some(key)) = (&self.query_partitions_cert, &self.query_partitions_key) {
+            tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+        }
+        Ok(Some(tls))
+    }
+}
+
+fn read(path: &PathBuf) -> Result<Vec<u8>, FanoutError> {
+    std::fs::read(path).map_err(|source| FanoutError::Read {
+        path: path.clone(),
+        source,
+    })
+}
+
 /// Why the fan-out could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum FanoutError {
     #[error("--query-partitions: {url:?} is not a gRPC URL: {reason}")]
     BadUrl { url: String, reason: String },
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// The projectors of every partition, asked together.
@@ -58,17 +110,27 @@ pub struct Fanout {
 }
 
 impl Fanout {
-    /// Clients for `urls` (connected on first use, reconnecting as needed).
-    pub fn new(urls: &[String], timeout: Duration) -> Result<Fanout, FanoutError> {
+    /// Clients for `urls` (connected on first use, reconnecting as needed),
+    /// over TLS if `tls` says so.
+    pub fn new(
+        urls: &[String],
+        timeout: Duration,
+        tls: &FanoutTlsArgs,
+    ) -> Result<Fanout, FanoutError> {
+        let tls = tls.client_tls()?;
         let mut partitions = Vec::with_capacity(urls.len());
         for url in urls {
-            let endpoint = Endpoint::from_shared(url.clone())
-                .map_err(|e| FanoutError::BadUrl {
-                    url: url.clone(),
-                    reason: e.to_string(),
-                })?
+            let bad = |e: tonic::transport::Error| FanoutError::BadUrl {
+                url: url.clone(),
+                reason: e.to_string(),
+            };
+            let mut endpoint = Endpoint::from_shared(url.clone())
+                .map_err(bad)?
                 .connect_timeout(timeout)
                 .timeout(timeout);
+            if let Some(tls) = &tls {
+                endpoint = endpoint.tls_config(tls.clone()).map_err(bad)?;
+            }
             partitions.push((url.clone(), QueryClient::new(endpoint.connect_lazy())));
         }
         Ok(Fanout { partitions })

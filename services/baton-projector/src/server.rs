@@ -48,14 +48,17 @@ pub async fn run(
         .map_err(|e| StartError::Config(format!("--partition: {e}")))?;
     let fanout = if config.query_partitions.is_empty() {
         None
-    } else if config.tls.tls_cert.is_some() {
+    } else if config.tls.tls_cert.is_some() && config.query_tls.query_partitions_ca.is_none() {
+        // Partitions configured alike serve TLS too: plain gRPC would fail
+        // at every query, so say so at start.
         return Err(StartError::Config(
-            "--query-partitions asks the partitions over plain gRPC; it cannot be combined with --tls-cert yet".into(),
+            "--query-partitions with --tls-cert: give --query-partitions-ca (and --query-partitions-cert/--query-partitions-key when the partitions require client certificates)".into(),
         ));
     } else {
         Some(crate::fanout::Fanout::new(
             &config.query_partitions,
             Duration::from_secs(10),
+            &config.query_tls,
         )?)
     };
     let catalog = Arc::new(baton_runtime::load_catalog(&config.catalog)?);
