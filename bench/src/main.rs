@@ -29,6 +29,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::stats::{rate, Machine, Report};
 
+/// The same allocator as the service binaries (the services run in this process).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Baton benchmark: throughput and latency as ratios to bare JetStream, tonic and sled.
 #[derive(Debug, Clone, Parser, serde::Serialize)]
 #[command(name = "baton-bench", version, about, long_about = None)]

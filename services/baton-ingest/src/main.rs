@@ -3,6 +3,11 @@
 use anyhow::Context;
 use clap::Parser;
 
+/// mimalloc: the services allocate per request and per event, and glibc
+/// malloc was ~15% of the projector's profile.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = baton_ingest::Config::parse();
