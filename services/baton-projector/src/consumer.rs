@@ -126,8 +126,11 @@ async fn consume(
         let chunk = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             _ = sourcing.tick(), if !shared.is_current() && !shared.partition.is_whole() => {
-                let pending = consumer.info().await.map_err(nats)?.num_pending;
-                set_caught_up(shared, pending == 0 && fully_sourced(shared, js).await?);
+                // Nothing undelivered, and nothing delivered but not yet
+                // applied (a chunk in hand is acknowledged once applied).
+                let info = consumer.info().await.map_err(nats)?;
+                let drained = info.num_pending == 0 && info.num_ack_pending == 0;
+                set_caught_up(shared, drained && fully_sourced(shared, js).await?);
                 continue;
             }
             chunk = chunks.next() => match chunk {

@@ -263,16 +263,13 @@ impl Fanout {
             .into_iter()
             .flat_map(|r| r.clocks)
             .collect();
-        // One projector lists them by deadline, then hand-off, then promise.
-        clocks.sort_by(|a, b| {
-            let key = |c: &v1::OpenClock| {
-                (
-                    c.deadline.map(|d| (d.seconds, d.nanos)),
-                    c.handoff_id.clone(),
-                    c.policy_id.clone(),
-                )
-            };
-            key(a).cmp(&key(b))
+        // One projector lists them in its index's key order: deadline, then
+        // `<handoff>/<policy>` as bytes.
+        clocks.sort_by_cached_key(|c| {
+            (
+                c.deadline.map(|d| (d.seconds, d.nanos)),
+                format!("{}/{}", c.handoff_id, c.policy_id),
+            )
         });
         clocks.truncate(limit);
         Ok(v1::ListOpenClocksResponse { clocks })
