@@ -125,6 +125,22 @@ pub async fn connect_secured(
         .map_err(|e| LogError::Unavailable(e.to_string()))
 }
 
+/// Connects once, as a command-line tool does: fails (naming why) if no
+/// server of `urls` answers within 2 s, instead of retrying in the background.
+pub async fn connect_once(
+    urls: &str,
+    name: &str,
+    security: &NatsSecurity,
+) -> Result<async_nats::Client, LogError> {
+    security
+        .apply(async_nats::ConnectOptions::new())
+        .name(name)
+        .connection_timeout(Duration::from_secs(2))
+        .connect(server_addrs(urls)?)
+        .await
+        .map_err(|e| LogError::Unavailable(e.to_string()))
+}
+
 /// Parses a comma-separated list of NATS URLs. async-nats reads a `&str` as
 /// one URL, so `nats://a:4222,nats://b:4222` must be split here.
 fn server_addrs(urls: &str) -> Result<Vec<async_nats::ServerAddr>, LogError> {

@@ -13,10 +13,14 @@ pub struct Args {
     /// Subject filter, e.g. 'baton.handoff.repair.>' or 'baton.sla.>'.
     #[arg(default_value = "baton.>")]
     subject: String,
+
+    /// NATS user and TLS (as the services take them; see deploy/nats/auth.conf).
+    #[command(flatten)]
+    nats: baton_log::NatsSecurity,
 }
 
 pub async fn run(nats_url: &str, args: Args) -> anyhow::Result<()> {
-    let client = async_nats::connect(nats_url)
+    let client = baton_log::connect_once(nats_url, "batonctl-tail", &args.nats)
         .await
         .with_context(|| format!("cannot reach nats at {nats_url}"))?;
     let mut subscription = client.subscribe(args.subject.clone()).await?;
