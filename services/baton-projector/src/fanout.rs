@@ -319,6 +319,7 @@ impl Fanout {
             .ask_all(&request, |mut c, r| async move { c.get_status(r).await })
             .await?;
         let mut versions: Vec<String> = answers.iter().map(|s| s.catalog_version.clone()).collect();
+        versions.sort();
         versions.dedup();
         Ok(v1::Status {
             current: answers.iter().all(|s| s.current),
