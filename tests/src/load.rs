@@ -344,14 +344,22 @@ pub async fn read_stream(nats: &async_nats::Client) -> Vec<Stored> {
     if state.messages == 0 {
         return out;
     }
-    let consumer = stream
-        .create_consumer(OrderedConfig {
-            filter_subject: baton_log::subject::ALL_EVENTS.into(),
-            ..Default::default()
-        })
-        .await
-        .expect("ordered consumer");
-    let mut messages = consumer.messages().await.expect("messages");
+    // Right after a fault the cluster may still be electing the stream's
+    // leader and time API requests out: ask again, as any client would.
+    let mut messages = eventually("an ordered consumer on the events stream", || {
+        let stream = stream.clone();
+        async move {
+            let consumer = stream
+                .create_consumer(OrderedConfig {
+                    filter_subject: baton_log::subject::ALL_EVENTS.into(),
+                    ..Default::default()
+                })
+                .await
+                .ok()?;
+            consumer.messages().await.ok()
+        }
+    })
+    .await;
     while (out.len() as u64) < state.messages {
         let message = tokio::time::timeout(Duration::from_secs(10), messages.next())
             .await
