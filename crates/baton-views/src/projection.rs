@@ -246,11 +246,11 @@ impl<'a> Projection<'a> {
         // Entries the view already lists are stored already.
         for (policy, at) in deadlines.iter().filter(|d| !view.deadlines.contains(d)) {
             self.batch
-                .put_raw(deadline_key(*at, id, policy), Vec::new());
+                .put_new(deadline_key(*at, id, policy), Vec::new());
             self.cache.deadline_added(*at);
         }
         for (policy, at) in warnings.iter().filter(|w| !view.warnings.contains(w)) {
-            self.batch.put_raw(warning_key(*at, id, policy), Vec::new());
+            self.batch.put_new(warning_key(*at, id, policy), Vec::new());
             self.cache.deadline_added(*at);
         }
 

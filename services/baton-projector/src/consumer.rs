@@ -138,10 +138,13 @@ async fn consume(
                 None => return Err(ConsumeError::Nats("the message stream ended".into())),
             },
         };
-        let mut messages = Vec::with_capacity(chunk.len());
+        let mut messages = Vec::with_capacity(batch_size);
         for message in chunk {
             messages.push(message.map_err(nats)?);
         }
+        // Catching up, take a whole batch: a hand-off's events then mostly
+        // meet in one commit, and sled writes its view and index once.
+        fill_batch(&mut messages, &mut chunks, batch_size).await?;
         let Some(last) = messages.last() else {
             continue;
         };
@@ -201,6 +204,43 @@ async fn consume(
         set_caught_up(shared, caught_up);
     }
 }
+
+/// While the last message says more are pending, adds what arrives within
+/// a moment until `messages` holds `batch_size`.
+async fn fill_batch<S>(
+    messages: &mut Vec<jetstream::Message>,
+    chunks: &mut S,
+    batch_size: usize,
+) -> Result<(), ConsumeError>
+where
+    S: futures::Stream<
+            Item = Vec<
+                Result<jetstream::Message, async_nats::jetstream::consumer::pull::MessagesError>,
+            >,
+        > + Unpin,
+{
+    while messages.len() < batch_size {
+        let pending = messages
+            .last()
+            .and_then(|m| m.info().ok())
+            .map_or(0, |i| i.pending);
+        if pending == 0 {
+            break;
+        }
+        match tokio::time::timeout(FILL_WAIT, chunks.next()).await {
+            Ok(Some(chunk)) => {
+                for message in chunk {
+                    messages.push(message.map_err(nats)?);
+                }
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    Ok(())
+}
+
+/// Longest wait for more of a batch while catching up.
+const FILL_WAIT: Duration = Duration::from_millis(20);
 
 /// Whether JetStream has copied everything recorded into this projector's
 /// stream (always, for the whole stream). Until then the views are not
