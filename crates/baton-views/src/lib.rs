@@ -24,7 +24,8 @@ pub mod store;
 pub use projection::{Applied, Projection};
 pub use query::{BreachFilter, Bucketing, ComplianceScope, HandoffFilter, MatrixCell, Page};
 pub use store::{
-    BreachRecord, DisruptionView, HandoffView, Opened, PairContribution, PairTallies, Signal, Views,
+    BreachRecord, DisruptionView, HandoffView, Opened, PairContribution, PairTallies, Sealed,
+    Signal, Views,
 };
 
 /// Why the views could not be read or written.

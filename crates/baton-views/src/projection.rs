@@ -34,7 +34,7 @@ use crate::{
     store::{
         breach_key, deadline_key, disruption_key, handoff_key, instant_bytes, instant_from_bytes,
         outbox_key, pair_key, requested_key, tally_key, warning_key, Batch, BreachRecord,
-        DisruptionView, HandoffView, PairContribution, PairTallies, Signal,
+        DisruptionView, HandoffView, PairContribution, PairTallies, Sealed, Signal,
     },
     Views, ViewsError,
 };
@@ -79,12 +79,13 @@ pub fn clocks_of(
 
 impl<'a> Projection<'a> {
     pub fn new(views: &'a Views, catalog: &'a Catalog) -> Result<Projection<'a>, ViewsError> {
+        let batch = Batch::new(views);
         Ok(Projection {
-            batch: Batch::new(views),
+            stream_time: batch.stream_time()?,
+            batch,
             cache: Cache::default(),
             catalog,
             newly_signalled: 0,
-            stream_time: views.stream_time()?,
             position: None,
             announce_horizon: None,
         })
@@ -539,12 +540,24 @@ impl<'a> Projection<'a> {
 
     /// Commits every change atomically, with the stream position of the
     /// last applied event and the stream time.
-    pub fn commit(mut self) -> Result<(), ViewsError> {
+    pub fn commit(self) -> Result<(), ViewsError> {
+        let views = self.batch.views();
+        if let Some(sealed) = self.seal() {
+            views.stage(&sealed)?;
+            views.land(sealed)?;
+        }
+        Ok(())
+    }
+
+    /// Every change, with the stream position of the last applied event and
+    /// the stream time, ready to be applied atomically (see [`Sealed`]);
+    /// `None` if there is nothing to apply.
+    pub fn seal(mut self) -> Option<Sealed> {
         self.cache.write(&mut self.batch);
         if self.batch.is_empty() && self.position.is_none() {
-            return Ok(());
+            return None;
         }
-        self.batch.commit(self.position, self.stream_time)
+        Some(self.batch.seal(self.position, self.stream_time))
     }
 }
 
@@ -964,23 +977,48 @@ mod tests {
             // Passes h3's warning (45 min).
             (11, rated),
         ];
-        let run = |per_event: bool| {
+        #[derive(Clone, Copy, PartialEq)]
+        enum Mode {
+            OneBatch,
+            PerEvent,
+            /// Per event, each batch computed while the one before it is
+            /// still staged, not yet applied (as the projector pipelines).
+            Pipelined,
+        }
+        let run = |mode: Mode| {
             let (dir, views) = open_views(&catalog);
             let mut outcomes = Vec::new();
+            let mut landing: Option<Sealed> = None;
             let mut p = Projection::new(&views, &catalog).expect("projection");
             for (sequence, e) in steps.clone() {
                 outcomes.push(p.apply(sequence, e).expect("apply"));
-                if per_event {
-                    p.commit().expect("commit");
-                    p = Projection::new(&views, &catalog).expect("projection");
+                match mode {
+                    Mode::OneBatch => continue,
+                    Mode::PerEvent => p.commit().expect("commit"),
+                    Mode::Pipelined => {
+                        let sealed = p.seal().expect("changes");
+                        if let Some(before) = landing.take() {
+                            views.land(before).expect("land");
+                        }
+                        views.stage(&sealed).expect("stage");
+                        landing = Some(sealed);
+                    }
                 }
+                p = Projection::new(&views, &catalog).expect("projection");
             }
             // Passes h3's deadline (60 min).
             assert_eq!(p.advance(Timestamp(70 * MIN)).expect("advance"), 1);
-            p.commit().expect("commit");
+            if let Some(before) = landing.take() {
+                let sealed = p.seal().expect("changes");
+                views.land(before).expect("land");
+                views.stage(&sealed).expect("stage");
+                views.land(sealed).expect("land");
+            } else {
+                p.commit().expect("commit");
+            }
             (outcomes, views.dump().expect("dump"), signals(&views), dir)
         };
-        let (outcomes, dump, signalled, _dir) = run(true);
+        let (outcomes, dump, signalled, _dir) = run(Mode::PerEvent);
         assert_eq!(outcomes[7], Applied::AlreadyApplied);
         assert!(
             matches!(outcomes[8], Applied::Refused(_)),
@@ -998,7 +1036,14 @@ mod tests {
             ],
             "h1's third cycle and h3 broke; h1, h2 and h3 warned"
         );
-        let (batched_outcomes, batched_dump, batched_signalled, _dir2) = run(false);
+        let (piped_outcomes, piped_dump, piped_signalled, _dir3) = run(Mode::Pipelined);
+        assert_eq!(piped_outcomes, outcomes);
+        assert_eq!(piped_signalled, signalled);
+        assert!(
+            piped_dump == dump,
+            "pipelined batches store what sequential ones do"
+        );
+        let (batched_outcomes, batched_dump, batched_signalled, _dir2) = run(Mode::OneBatch);
         assert_eq!(batched_outcomes, outcomes);
         assert_eq!(batched_signalled, signalled);
         assert_eq!(batched_dump.len(), dump.len());

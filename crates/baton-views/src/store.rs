@@ -19,7 +19,7 @@
 //! on a crash but recovers a consistent prefix of them; since the position
 //! is in the same batch, the projector then simply re-applies from there.
 
-use std::{collections::BTreeMap, path::Path};
+use std::{collections::BTreeMap, path::Path, sync::Arc};
 
 use baton_domain::{
     compliance::{Contribution, Tallies},
@@ -204,11 +204,62 @@ pub type Entry = (Vec<u8>, Vec<u8>);
 #[derive(Debug, Clone)]
 pub struct Views {
     db: sled::Db,
+    staging: Arc<Staging>,
+}
+
+/// Changes, in key order: a value to store, or `None` to delete.
+type Changes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// A batch handed to sled but maybe not applied yet, which the next batch
+/// reads through (see [`Sealed`]).
+#[derive(Debug)]
+struct Staged {
+    id: u64,
+    changes: Changes,
+}
+
+#[derive(Debug, Default)]
+struct Staging {
+    current: std::sync::Mutex<Option<Arc<Staged>>>,
+    next_id: std::sync::atomic::AtomicU64,
+    /// The last staged batch sled failed to apply: batches read through it
+    /// must not be applied either.
+    failed: std::sync::Mutex<Option<u64>>,
+}
+
+/// A batch's changes, complete and ready for sled, that can be applied on
+/// another thread while the next batch is being computed: stage it with
+/// [`Views::stage`] (after the batch before it has landed), then
+/// [`Views::land`] it. Until it lands, new batches read it as if applied.
+#[derive(Debug)]
+pub struct Sealed {
+    staged: Arc<Staged>,
+    /// The staged batch this one read through, if any.
+    base: Option<u64>,
+}
+
+impl Sealed {
+    /// Changes it carries (metadata included).
+    pub fn len(&self) -> usize {
+        self.staged.changes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.staged.changes.is_empty()
+    }
 }
 
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     // Encoding our own plain data types into a Vec cannot fail.
     postcard::to_allocvec(value).unwrap_or_default()
+}
+
+/// Locks `mutex`, whose holders never leave it half-updated (each sets one
+/// field), so a panic elsewhere does not poison it for good.
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, ViewsError> {
@@ -354,14 +405,14 @@ impl Views {
         };
         let mut db = db;
         if opened.is_none() && !db.is_empty() {
-            opened = Views { db: db.clone() }.doubt(catalog_version);
+            opened = Views::over(db.clone()).doubt(catalog_version);
             if opened.is_some() {
                 // sled may open a damaged file and fail only on reading it,
                 // clearing included: start from an empty directory instead.
                 db = Self::wipe(Some(db), dir, cache_bytes)?;
             }
         }
-        let views = Views { db };
+        let views = Views::over(db);
         let opened = match (opened, views.position()?) {
             (Some(reason), _) => Opened::Discarded(reason),
             (None, 0) => Opened::Empty,
@@ -371,6 +422,53 @@ impl Views {
         views.db.insert(KEY_CATALOG, catalog_version.as_bytes())?;
         views.db.flush()?;
         Ok((views, opened))
+    }
+
+    fn over(db: sled::Db) -> Views {
+        Views {
+            db,
+            staging: Arc::default(),
+        }
+    }
+
+    fn staged(&self) -> Option<Arc<Staged>> {
+        lock(&self.staging.current).clone()
+    }
+
+    /// Makes `sealed` the batch every new one reads through. Call once the
+    /// batch staged before it has landed (or failed to).
+    pub fn stage(&self, sealed: &Sealed) -> Result<(), ViewsError> {
+        if sealed.base.is_some() && sealed.base == *lock(&self.staging.failed) {
+            return Err(ViewsError::Corrupt {
+                key: "(batch)".into(),
+                reason: "computed over a batch that failed to apply".into(),
+            });
+        }
+        *lock(&self.staging.current) = Some(sealed.staged.clone());
+        Ok(())
+    }
+
+    /// Applies a staged batch atomically; blocking (sled writes).
+    pub fn land(&self, sealed: Sealed) -> Result<(), ViewsError> {
+        let mut batch = sled::Batch::default();
+        for (key, value) in &sealed.staged.changes {
+            match value {
+                Some(value) => batch.insert(key.as_slice(), value.as_slice()),
+                None => batch.remove(key.as_slice()),
+            }
+        }
+        let applied = self.db.apply_batch(batch);
+        if applied.is_err() {
+            *lock(&self.staging.failed) = Some(sealed.staged.id);
+        }
+        let mut current = lock(&self.staging.current);
+        if current
+            .as_ref()
+            .is_some_and(|c| Arc::ptr_eq(c, &sealed.staged))
+        {
+            *current = None;
+        }
+        Ok(applied?)
     }
 
     /// Closes `db` (if open), deletes the directory and opens it anew, empty.
@@ -490,7 +588,9 @@ impl Views {
 #[derive(Debug)]
 pub(crate) struct Batch<'a> {
     views: &'a Views,
-    changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// The batch being applied meanwhile, read as if it had been.
+    staged: Option<Arc<Staged>>,
+    changes: Changes,
     /// Keys known to be absent from the tree (added by [`Batch::put_new`]
     /// while no change was pending for them): deleting one again needs no
     /// write at all. A clock that starts and stops within one batch, as
@@ -502,18 +602,41 @@ impl<'a> Batch<'a> {
     pub(crate) fn new(views: &'a Views) -> Batch<'a> {
         Batch {
             views,
+            staged: views.staged(),
             changes: BTreeMap::new(),
             fresh: Default::default(),
         }
     }
 
+    pub(crate) fn views(&self) -> &'a Views {
+        self.views
+    }
+
+    /// What is stored under `key` as this batch reads it: its own changes,
+    /// then the staged batch's, then the tree.
+    fn lookup(&self, key: &[u8]) -> Option<Option<&Vec<u8>>> {
+        self.changes.get(key).map(Option::as_ref).or_else(|| {
+            self.staged
+                .as_ref()
+                .and_then(|s| s.changes.get(key).map(Option::as_ref))
+        })
+    }
+
     pub(crate) fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, ViewsError> {
-        let bytes = match self.changes.get(key) {
+        let bytes = match self.lookup(key) {
             Some(Some(bytes)) => return decode(key, bytes).map(Some),
             Some(None) => return Ok(None),
             None => self.views.db.get(key)?,
         };
         bytes.map(|b| decode(key, &b)).transpose()
+    }
+
+    /// The raw value under `key`, as [`Batch::get`] reads it.
+    pub(crate) fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ViewsError> {
+        Ok(match self.lookup(key) {
+            Some(value) => value.cloned(),
+            None => self.views.db.get(key)?.map(|v| v.to_vec()),
+        })
     }
 
     pub(crate) fn put<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
@@ -553,7 +676,12 @@ impl<'a> Batch<'a> {
         for key in self.views.db.range(start..end).keys() {
             keys.insert(key?.to_vec());
         }
-        for (key, value) in self.changes.range(start.to_vec()..end.to_vec()) {
+        let range = start.to_vec()..end.to_vec();
+        let staged = self
+            .staged
+            .iter()
+            .flat_map(|s| s.changes.range(range.clone()));
+        for (key, value) in staged.chain(self.changes.range(range.clone())) {
             if value.is_some() {
                 keys.insert(key.clone());
             } else {
@@ -570,15 +698,25 @@ impl<'a> Batch<'a> {
         start: &[u8],
         end: &[u8],
     ) -> Result<Option<Vec<u8>>, ViewsError> {
-        let pending = self
-            .changes
-            .range(start.to_vec()..end.to_vec())
-            .find(|(_, value)| value.is_some())
-            .map(|(key, _)| key.clone());
+        let range = start.to_vec()..end.to_vec();
+        let present = |key: &[u8]| !matches!(self.lookup(key), Some(None));
+        // The first key added by this batch or the staged one that is still
+        // there, and the first stored key not deleted by either.
+        let own = self.changes.range(range.clone());
+        let staged = self
+            .staged
+            .iter()
+            .flat_map(|s| s.changes.range(range.clone()));
+        let pending = own
+            .chain(staged)
+            .filter(|(key, value)| value.is_some() && present(key))
+            .map(|(key, _)| key)
+            .min()
+            .cloned();
         let mut stored = None;
         for key in self.views.db.range(start..end).keys() {
             let key = key?;
-            if !matches!(self.changes.get(key.as_ref()), Some(None)) {
+            if present(&key) {
                 stored = Some(key.to_vec());
                 break;
             }
@@ -589,13 +727,9 @@ impl<'a> Batch<'a> {
         })
     }
 
-    /// Applies every change, and the new position and stream time if given,
-    /// atomically.
-    pub(crate) fn commit(
-        mut self,
-        position: Option<u64>,
-        stream_time: Timestamp,
-    ) -> Result<(), ViewsError> {
+    /// Every change, with the new position (if given) and stream time, as
+    /// one batch for [`Views::stage`] and [`Views::land`].
+    pub(crate) fn seal(mut self, position: Option<u64>, stream_time: Timestamp) -> Sealed {
         if let Some(position) = position {
             self.put_raw(KEY_POSITION.to_vec(), position.to_be_bytes().to_vec());
         }
@@ -603,15 +737,26 @@ impl<'a> Batch<'a> {
             KEY_STREAM_TIME.to_vec(),
             stream_time.0.to_be_bytes().to_vec(),
         );
-        let mut batch = sled::Batch::default();
-        for (key, value) in self.changes {
-            match value {
-                Some(value) => batch.insert(key, value),
-                None => batch.remove(key),
-            }
+        Sealed {
+            staged: Arc::new(Staged {
+                id: self
+                    .views
+                    .staging
+                    .next_id
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                changes: self.changes,
+            }),
+            base: self.staged.map(|s| s.id),
         }
-        self.views.db.apply_batch(batch)?;
-        Ok(())
+    }
+
+    /// The stream time as this batch reads it.
+    pub(crate) fn stream_time(&self) -> Result<Timestamp, ViewsError> {
+        Ok(self
+            .get_raw(KEY_STREAM_TIME)?
+            .and_then(|v| v.as_slice().try_into().ok().map(i64::from_be_bytes))
+            .map(Timestamp)
+            .unwrap_or(Timestamp(i64::MIN)))
     }
 }
 
@@ -621,6 +766,13 @@ mod tests {
 
     fn stored(views: &Views, key: &[u8]) -> bool {
         views.db.get(key).expect("read").is_some()
+    }
+
+    fn commit(batch: Batch<'_>, position: u64) {
+        let views = batch.views();
+        let sealed = batch.seal(Some(position), Timestamp(position as i64));
+        views.stage(&sealed).expect("stage");
+        views.land(sealed).expect("land");
     }
 
     #[test]
@@ -636,7 +788,7 @@ mod tests {
         let mut batch = Batch::new(&views);
         batch.put_new(kept.clone(), Vec::new());
         batch.put_new(readded.clone(), Vec::new());
-        batch.commit(Some(1), Timestamp(0)).expect("commit");
+        commit(batch, 1);
         assert!(stored(&views, &kept) && stored(&views, &readded));
 
         let mut batch = Batch::new(&views);
@@ -656,9 +808,70 @@ mod tests {
             !batch.changes.contains_key(&passing),
             "an entry that came and went within the batch is no write at all"
         );
-        batch.commit(Some(2), Timestamp(0)).expect("commit");
+        commit(batch, 2);
         assert!(stored(&views, &kept));
         assert!(!stored(&views, &passing));
         assert!(!stored(&views, &readded));
+    }
+
+    #[test]
+    fn a_batch_reads_through_the_one_still_being_applied() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (views, _) = Views::open(dir.path(), "v1").expect("open");
+        let mut first = Batch::new(&views);
+        first.put_raw(b"d/1-kept".to_vec(), vec![1]);
+        first.put_raw(b"d/2-gone".to_vec(), vec![2]);
+        commit(first, 1);
+
+        // Staged, not landed: the tree does not have it yet.
+        let mut second = Batch::new(&views);
+        second.delete(b"d/2-gone".to_vec());
+        second.put_raw(b"d/0-new".to_vec(), vec![3]);
+        let second = second.seal(Some(2), Timestamp(2));
+        views.stage(&second).expect("stage");
+        assert!(!stored(&views, b"d/0-new") && stored(&views, b"d/2-gone"));
+
+        let mut third = Batch::new(&views);
+        assert_eq!(third.get_raw(b"d/0-new").expect("read"), Some(vec![3]));
+        assert_eq!(third.get_raw(b"d/2-gone").expect("read"), None);
+        assert_eq!(third.stream_time().expect("read"), Timestamp(2));
+        assert_eq!(
+            third.keys_in(b"d/", b"d0").expect("keys"),
+            vec![b"d/0-new".to_vec(), b"d/1-kept".to_vec()]
+        );
+        third.delete(b"d/0-new".to_vec());
+        assert_eq!(
+            third.first_key_in(b"d/", b"d0").expect("first"),
+            Some(b"d/1-kept".to_vec())
+        );
+        let third = third.seal(Some(3), Timestamp(3));
+
+        views.land(second).expect("land");
+        views.stage(&third).expect("stage");
+        views.land(third).expect("land");
+        assert!(stored(&views, b"d/1-kept"));
+        assert!(!stored(&views, b"d/0-new") && !stored(&views, b"d/2-gone"));
+        assert_eq!(views.position().expect("position"), 3);
+        assert!(views.staged().is_none(), "nothing staged once all landed");
+    }
+
+    #[test]
+    fn a_batch_read_through_one_that_failed_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (views, _) = Views::open(dir.path(), "v1").expect("open");
+        let mut first = Batch::new(&views);
+        first.put_raw(b"d/1".to_vec(), vec![1]);
+        let first = first.seal(Some(1), Timestamp(1));
+        views.stage(&first).expect("stage");
+        let second = Batch::new(&views).seal(Some(2), Timestamp(2));
+        // As Views::land records a failed apply.
+        *lock(&views.staging.failed) = Some(first.staged.id);
+        *lock(&views.staging.current) = None;
+        assert!(views.stage(&second).is_err());
+        // A batch begun afterwards reads the tree alone and may land.
+        let third = Batch::new(&views).seal(Some(1), Timestamp(1));
+        views.stage(&third).expect("stage");
+        views.land(third).expect("land");
+        assert_eq!(views.position().expect("position"), 1);
     }
 }

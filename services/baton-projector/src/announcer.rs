@@ -89,7 +89,7 @@ pub async fn run(shared: Arc<Shared>, js: jetstream::Context, shutdown: Cancella
                 }
             }
             {
-                let _writer = shared.writer.lock().await;
+                let _exclusive = shared.exclusive().await;
                 match shared.views.announced(&key, signal, &record) {
                     Ok(true) => {
                         tracing::info!(handoff = %record.handoff_id, "corrected while it was announced: correction queued")

@@ -122,9 +122,29 @@ async fn consume(
     // Consumer sequence of the last message taken: a new consumer numbers
     // its deliveries from 1, redeliveries included.
     let mut delivered = 0;
+    // The batch sled is applying while the next one is received and
+    // computed; its events are acknowledged once it has landed.
+    let mut landing: Option<InFlight> = None;
     loop {
         let chunk = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
+            _ = shutdown.cancelled() => {
+                if let Some(batch) = landing.take() {
+                    batch.landed(shared, js).await?;
+                }
+                return Ok(());
+            }
+            // Nothing more arrived meanwhile: finish the batch in flight.
+            result = async {
+                match landing.as_mut() {
+                    Some(batch) => (&mut batch.task).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if let Some(batch) = landing.take() {
+                    batch.acknowledge(result, shared, js).await?;
+                }
+                continue;
+            }
             _ = sourcing.tick(), if !shared.is_current() && !shared.partition.is_whole() => {
                 // Nothing undelivered, and nothing delivered but not yet
                 // applied (a chunk in hand is acknowledged once applied).
@@ -173,8 +193,8 @@ async fn consume(
             decoded.push((sequence, event));
         }
         let count = decoded.len() as u64;
-        shared
-            .write(move |projection| {
+        let task = shared
+            .project(move |projection| {
                 for (sequence, event) in decoded {
                     let applied = match event {
                         Ok(Decoded::Handoff(event)) => projection.apply(sequence, event)?,
@@ -192,16 +212,59 @@ async fn consume(
                 Ok(())
             })
             .await?;
+        // The batch before was in the tree before this one was staged.
+        if let Some(batch) = landing.take() {
+            batch.landed(shared, js).await?;
+        }
+        let Some(last) = messages.pop() else {
+            continue;
+        };
+        landing = Some(InFlight {
+            task,
+            last,
+            last_pending,
+            count,
+        });
+    }
+}
+
+/// A batch of the stream being applied to sled.
+struct InFlight {
+    task: crate::Landing<()>,
+    /// Its last message: acknowledging it acknowledges the batch (AckPolicy::All).
+    last: jetstream::Message,
+    /// Messages the stream held beyond it when it was delivered.
+    last_pending: u64,
+    count: u64,
+}
+
+impl InFlight {
+    /// Waits until the batch is in the views, then acknowledges it.
+    async fn landed(
+        mut self,
+        shared: &Shared,
+        js: &jetstream::Context,
+    ) -> Result<(), ConsumeError> {
+        let result = (&mut self.task).await;
+        self.acknowledge(result, shared, js).await
+    }
+
+    /// Acknowledges the batch if it landed (`result`: its task's).
+    async fn acknowledge(
+        self,
+        result: Result<Result<(), baton_views::ViewsError>, tokio::task::JoinError>,
+        shared: &Shared,
+        js: &jetstream::Context,
+    ) -> Result<(), ConsumeError> {
+        result.map_err(crate::task_failed)??;
         shared
             .applied
-            .fetch_add(count, std::sync::atomic::Ordering::Relaxed);
-        // AckPolicy::All: acknowledging the last acknowledges the chunk.
-        if let Some(last) = messages.last() {
-            last.ack().await.map_err(nats)?;
-        }
+            .fetch_add(self.count, std::sync::atomic::Ordering::Relaxed);
+        self.last.ack().await.map_err(nats)?;
         let caught_up =
-            last_pending == 0 && (shared.is_current() || fully_sourced(shared, js).await?);
+            self.last_pending == 0 && (shared.is_current() || fully_sourced(shared, js).await?);
         set_caught_up(shared, caught_up);
+        Ok(())
     }
 }
 

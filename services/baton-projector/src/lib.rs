@@ -42,6 +42,22 @@ use baton_views::{Projection, Views, ViewsError};
 use tokio::sync::Notify;
 
 pub use config::Config;
+
+/// A batch being applied to sled; yields what its change returned.
+type Landing<T> = tokio::task::JoinHandle<Result<T, ViewsError>>;
+
+/// See [`Shared::exclusive`].
+struct Exclusive<'a> {
+    _writer: tokio::sync::MutexGuard<'a, ()>,
+    _landed: tokio::sync::MutexGuard<'a, ()>,
+}
+
+fn task_failed(e: tokio::task::JoinError) -> ViewsError {
+    ViewsError::Corrupt {
+        key: "(batch)".into(),
+        reason: format!("the writer task failed: {e}"),
+    }
+}
 pub use server::run;
 
 /// What the projector's tasks share.
@@ -53,8 +69,10 @@ pub struct Shared {
     pub partition: baton_log::Partition,
     /// Older breaches are recorded but not announced.
     announce_horizon: std::time::Duration,
-    /// Held by whoever writes the views, so batches never interleave.
+    /// Held by whoever computes a batch of the views, so batches never interleave.
     writer: tokio::sync::Mutex<()>,
+    /// Held while a batch is being applied to sled.
+    landing: Arc<tokio::sync::Mutex<()>>,
     /// The consumer has applied everything the stream held when it last looked.
     caught_up: AtomicBool,
     /// The views have caught up with the stream at least once since start:
@@ -87,6 +105,7 @@ impl Shared {
             partition,
             announce_horizon,
             writer: tokio::sync::Mutex::new(()),
+            landing: Arc::default(),
             caught_up: AtomicBool::new(false),
             current: tokio::sync::watch::Sender::new(false),
             applied: AtomicU64::new(0),
@@ -134,27 +153,58 @@ impl Shared {
         self: &Arc<Self>,
         change: impl FnOnce(&mut Projection<'_>) -> Result<T, ViewsError> + Send + 'static,
     ) -> Result<T, ViewsError> {
+        self.project(change).await?.await.map_err(task_failed)?
+    }
+
+    /// Runs `change` on a projection of the views, off the async threads,
+    /// with the writer lock held, and starts applying it to sled. Returns
+    /// once the batch is staged: the next one can be computed (reading this
+    /// one as if applied) while sled writes this one. Await the returned
+    /// task for it to be in the views; only then may its events be acked.
+    async fn project<T: Send + 'static>(
+        self: &Arc<Self>,
+        change: impl FnOnce(&mut Projection<'_>) -> Result<T, ViewsError> + Send + 'static,
+    ) -> Result<Landing<T>, ViewsError> {
         let _writer = self.writer.lock().await;
         let shared = self.clone();
-        let result = tokio::task::spawn_blocking(move || {
+        let (value, breached, sealed) = tokio::task::spawn_blocking(move || {
             let mut projection = Projection::new(&shared.views, &shared.catalog)?
                 .with_announce_horizon(Some(shared.announce_horizon));
             let value = change(&mut projection)?;
             let breached = projection.newly_signalled();
-            projection.commit()?;
-            Ok::<_, ViewsError>((value, breached))
+            Ok::<_, ViewsError>((value, breached, projection.seal()))
         })
         .await
-        .map_err(|e| ViewsError::Corrupt {
-            key: "(batch)".into(),
-            reason: format!("the writer task failed: {e}"),
-        })?;
-        let (value, breached) = result?;
-        if breached > 0 {
-            self.outbox_ready.notify_one();
+        .map_err(task_failed)??;
+        // Staged only once the batch before it is in the tree: at most one
+        // batch is ever read through.
+        let landing = self.landing.clone().lock_owned().await;
+        if let Some(sealed) = &sealed {
+            self.views.stage(sealed)?;
         }
-        self.deadlines_changed.notify_one();
-        self.changes.send_modify(|n| *n = n.wrapping_add(1));
-        Ok(value)
+        let shared = self.clone();
+        Ok(tokio::task::spawn_blocking(move || {
+            let _landing = landing;
+            if let Some(sealed) = sealed {
+                shared.views.land(sealed)?;
+            }
+            if breached > 0 {
+                shared.outbox_ready.notify_one();
+            }
+            shared.deadlines_changed.notify_one();
+            shared.changes.send_modify(|n| *n = n.wrapping_add(1));
+            Ok(value)
+        }))
+    }
+
+    /// Waits until no batch is being computed or applied, and keeps it so
+    /// while the guard lives: for writes beside the projection's.
+    async fn exclusive(&self) -> Exclusive<'_> {
+        let writer = self.writer.lock().await;
+        let landed = self.landing.lock().await;
+        Exclusive {
+            _writer: writer,
+            _landed: landed,
+        }
     }
 }
