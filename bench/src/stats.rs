@@ -169,6 +169,19 @@ pub fn rate(n: usize, elapsed: Duration) -> f64 {
     n as f64 / elapsed.as_secs_f64().max(1e-9)
 }
 
+/// The median of `runs` (sorted in place), and the runs as the report lists
+/// them ("3: 18099, 19242, 24615").
+pub fn median(runs: &mut [f64]) -> (f64, String) {
+    runs.sort_by(f64::total_cmp);
+    let listed = runs
+        .iter()
+        .map(|r| format!("{r:.0}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let middle = runs.get(runs.len() / 2).copied().unwrap_or(0.0);
+    (middle, format!("{}: {listed}", runs.len()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,5 +203,12 @@ mod tests {
         assert_eq!(format_value(123456.7), "123,457");
         assert_eq!(format_value(12.345), "12.3");
         assert_eq!(format_value(1.234), "1.23");
+    }
+
+    #[test]
+    fn the_median_is_the_middle_run() {
+        let mut runs = [30.0, 10.0, 20.0];
+        assert_eq!(median(&mut runs), (20.0, "3: 10, 20, 30".to_owned()));
+        assert_eq!(median(&mut []).0, 0.0);
     }
 }
