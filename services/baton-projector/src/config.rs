@@ -59,8 +59,9 @@ pub struct Config {
     #[command(flatten)]
     pub query_tls: crate::fanout::FanoutTlsArgs,
 
-    /// Events fetched and applied in one sled batch.
-    #[arg(long, env = "BATON_BATCH_SIZE", default_value_t = 500)]
+    /// Most events fetched and applied in one sled batch (while catching
+    /// up, batches fill to it; live, a batch is what has arrived).
+    #[arg(long, env = "BATON_BATCH_SIZE", default_value_t = 1000)]
     pub batch_size: usize,
 
     /// sled's page cache for the views, in MiB (sled's own default, 1 GiB,
