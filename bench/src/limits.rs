@@ -50,12 +50,18 @@ pub enum Headers {
     /// A message id, for JetStream's de-duplication.
     Id,
     /// A message id and ingest's condition: the expected last sequence of
-    /// the hand-off's subjects, named by a wildcard subject.
+    /// the hand-off's subjects, `<prefix>.<id>.>`, on Baton's subjects
+    /// `<prefix>.<id>.<kind>.<supplier>.<customer>`.
     Conditional,
+    /// As [`Headers::Conditional`] on the subject scheme Baton had before,
+    /// the id last (`<prefix>.<kind>.<supplier>.<customer>.<id>`, condition
+    /// on `<prefix>.*.*.*.<id>`): what that scheme cost.
+    IdLast,
 }
 
 /// (1) Publishes `n` copies of `payload` on distinct subjects under
-/// `prefix`, at most `window` acks outstanding; events/s.
+/// `prefix`, one hand-off each, along the traffic's routes in turn (as
+/// ingest's subjects are), at most `window` acks outstanding; events/s.
 pub async fn raw_publish(
     js: &jetstream::Context,
     prefix: &str,
@@ -66,23 +72,34 @@ pub async fn raw_publish(
 ) -> anyhow::Result<f64> {
     let stream_name = format!("BENCH_{}", prefix.replace('.', "_").to_uppercase());
     bench_stream(js, &stream_name, &format!("{prefix}.>")).await?;
+    let routes = crate::traffic::routes();
     let mut in_flight = FuturesUnordered::new();
     let started = Instant::now();
     for i in 0..n {
+        let [kind, supplier, customer] = routes[i % routes.len()];
         let mut message = PublishMessage::build().payload(payload.clone());
         if headers != Headers::None {
             message = message.message_id(format!("h{i}:e0"));
         }
-        if headers == Headers::Conditional {
-            message = message.expected_last_subject_sequence(0).header(
-                EXPECTED_SUBJECT_HEADER,
-                format!("{prefix}.*.*.*.h{i}").as_str(),
-            );
+        let (subject, condition) = match headers {
+            Headers::Conditional => (
+                format!("{prefix}.h{i}.{kind}.{supplier}.{customer}"),
+                Some(format!("{prefix}.h{i}.>")),
+            ),
+            Headers::IdLast => (
+                format!("{prefix}.{kind}.{supplier}.{customer}.h{i}"),
+                Some(format!("{prefix}.*.*.*.h{i}")),
+            ),
+            Headers::None | Headers::Id => {
+                (format!("{prefix}.h{i}.{kind}.{supplier}.{customer}"), None)
+            }
+        };
+        if let Some(condition) = condition {
+            message = message
+                .expected_last_subject_sequence(0)
+                .header(EXPECTED_SUBJECT_HEADER, condition.as_str());
         }
-        let ack = js
-            .send_publish(format!("{prefix}.lab.lab.ed.h{i}"), message)
-            .await
-            .context("publish")?;
+        let ack = js.send_publish(subject, message).await.context("publish")?;
         in_flight.push(std::future::IntoFuture::into_future(ack));
         while in_flight.len() >= window {
             if let Some(ack) = in_flight.next().await {
@@ -100,7 +117,7 @@ const EXPECTED_SUBJECT_HEADER: &str = "Nats-Expected-Last-Subject-Sequence-Subje
 
 /// (1) What ingest asks JetStream before appending to a hand-off it has not
 /// cached (a new one, each REQUESTED): the first message on the hand-off's
-/// wildcard subject, `lookups` times with `window` in flight, for ids that
+/// subjects, `<prefix>.<id>.>`, `lookups` times with `window` in flight, for ids that
 /// do not exist, on the stream `prefix` (filled by [`raw_publish`]). Lookups/s.
 pub async fn raw_history_lookups(
     js: &jetstream::Context,
@@ -114,7 +131,7 @@ pub async fn raw_history_lookups(
     let mut in_flight = FuturesUnordered::new();
     for i in 0..lookups {
         let stream = stream.clone();
-        let filter = format!("{prefix}.*.*.*.new{i}");
+        let filter = format!("{prefix}.new{i}.>");
         in_flight.push(async move { stream.get_first_raw_message_by_subject(filter, 1).await });
         while in_flight.len() >= window {
             in_flight.next().await;

@@ -333,7 +333,7 @@ pub async fn breach_delay(
             recorded_at: Some(timestamp(now)),
             ..Default::default()
         };
-        (format!("baton.handoff.repair.engineering.icu.{id}"), event)
+        (format!("baton.handoff.{id}.repair.engineering.icu"), event)
     });
     publish_recorded(js, events, 256).await?;
     if now_millis() > first {

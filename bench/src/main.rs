@@ -339,10 +339,26 @@ async fn main_server(
     .await?;
     report.add(
         "1",
-        "raw JetStream publish, ids + ingest's wildcard-subject condition",
+        "raw JetStream publish, ids + ingest's condition on the hand-off's subjects",
         conditional,
         "msg/s",
-        "Nats-Expected-Last-Subject-Sequence(-Subject), one subject per hand-off",
+        "Nats-Expected-Last-Subject-Sequence(-Subject) on <prefix>.<id>.>, the traffic's routes",
+    );
+    let id_last = limits::raw_publish(
+        &js,
+        "bench.rawl",
+        payload.clone(),
+        args.raw_events,
+        args.window,
+        limits::Headers::IdLast,
+    )
+    .await?;
+    report.add(
+        "1",
+        "raw JetStream publish, ids + the condition with the id last (Baton's old subjects)",
+        id_last,
+        "msg/s",
+        "<prefix>.<kind>.<supplier>.<customer>.<id>, condition on <prefix>.*.*.*.<id>",
     );
     let lookups =
         limits::raw_history_lookups(&js, "bench.rawc", args.raw_events / 10, args.clients).await?;
@@ -351,7 +367,7 @@ async fn main_server(
         "raw JetStream history lookup of a new hand-off",
         lookups,
         "lookups/s",
-        "direct get, first message on <prefix>.*.*.*.<id>, as ingest does per REQUESTED",
+        "direct get, first message on <prefix>.<id>.>, as ingest does for an uncached hand-off",
     );
 
     // (1) raw sled.

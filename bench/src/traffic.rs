@@ -122,6 +122,20 @@ const FLOWS: &[Flow] = &[
     },
 ];
 
+/// Every (kind, supplier, customer) the traffic routes hand-offs along:
+/// the subject prefixes a stream of it holds.
+pub fn routes() -> Vec<[&'static str; 3]> {
+    let mut routes = Vec::new();
+    for flow in FLOWS {
+        for supplier in flow.suppliers {
+            for customer in flow.customers {
+                routes.push([flow.kind, *supplier, *customer]);
+            }
+        }
+    }
+    routes
+}
+
 const LAB_TESTS: &[&str] = &["troponin", "cbc", "crp", "lactate", "electrolytes"];
 
 /// Milliseconds since the epoch, now.
@@ -223,7 +237,7 @@ pub fn recorded_request(
     e.recorded_at = Some(timestamp(recorded_at));
     let subject = format!(
         "baton.handoff.{}.{}.{}.{}",
-        e.kind, e.supplier, e.customer, e.handoff_id
+        e.handoff_id, e.kind, e.supplier, e.customer
     );
     (subject, e)
 }

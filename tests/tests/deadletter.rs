@@ -83,10 +83,10 @@ async fn garbage_is_parked_counted_once_and_the_projector_keeps_going() {
     .encode_to_vec();
     let garbage = [
         (
-            "baton.handoff.repair.engineering.ward-5.junk-1",
+            "baton.handoff.junk-1.repair.engineering.ward-5",
             not_protobuf.clone(),
         ),
-        ("baton.handoff.lab.lab.ward-6.forged-1", unrecorded.clone()),
+        ("baton.handoff.forged-1.lab.lab.ward-6", unrecorded.clone()),
         ("baton.disruption.lab.junk-2", not_protobuf.clone()),
     ];
     let mut sequences = Vec::new();

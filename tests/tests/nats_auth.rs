@@ -142,7 +142,7 @@ async fn each_nats_user_can_do_its_job_and_nothing_else() {
         .expect("a message");
     assert_eq!(
         seen.subject.as_str(),
-        "baton.handoff.repair.engineering.ward-5.nats-1"
+        "baton.handoff.nats-1.repair.engineering.ward-5"
     );
     tokio::time::timeout(Duration::from_secs(20), breaches.next())
         .await
@@ -156,7 +156,7 @@ async fn each_nats_user_can_do_its_job_and_nothing_else() {
 
     // The subscriber may not publish an event, nor a breach, nor talk to JetStream.
     for subject in [
-        "baton.handoff.repair.engineering.ward-5.forged",
+        "baton.handoff.forged.repair.engineering.ward-5",
         "baton.sla.breached.repair-response.engineering.ward-5.forged",
         "$JS.API.STREAM.DELETE.BATON_HANDOFFS",
     ] {
@@ -185,7 +185,7 @@ async fn each_nats_user_can_do_its_job_and_nothing_else() {
     }
     // The projector's user may not append events.
     let (as_projector, mut projector_errors) = connect_as(&nats.url(), "projector").await;
-    let subject = "baton.handoff.repair.engineering.ward-5.forged";
+    let subject = "baton.handoff.forged.repair.engineering.ward-5";
     as_projector
         .publish(subject, "forged".into())
         .await

@@ -228,7 +228,7 @@ impl Filter {
                     token("target", &self.target)?
                 )
             }
-            Topic::Events => format!("baton.handoff.*.{s}.{c}.*"),
+            Topic::Events => format!("baton.handoff.*.*.{s}.{c}"),
             Topic::Disruptions => format!("baton.disruption.{s}.*"),
         })
     }

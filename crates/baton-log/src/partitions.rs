@@ -3,9 +3,9 @@
 //! JetStream does the splitting; Baton adds nothing of its own:
 //! - `BATON_PARTITIONED_<n>` sources `BATON_HANDOFFS`'s hand-off events
 //!   through a subject transform that puts a partition number in front,
-//!   `baton.handoff.<kind>.<s>.<c>.<id>` →
-//!   `baton.part.<p>.<kind>.<s>.<c>.<id>` with
-//!   `p = {{partition(n,4)}}`, a hash of the hand-off id (token 4), so every
+//!   `baton.handoff.<id>.<kind>.<s>.<c>` →
+//!   `baton.part.<p>.<id>.<kind>.<s>.<c>` with
+//!   `p = {{partition(n,1)}}`, a hash of the hand-off id (token 1), so every
 //!   event of a hand-off lands in one partition, in stream order.
 //! - `BATON_PARTITION_<n>_<p>` sources partition `p` of it, plus every
 //!   disruption from `BATON_HANDOFFS` (a disruption concerns hand-offs of
@@ -74,7 +74,7 @@ impl Partition {
     /// The transform's destination for `count` partitions.
     fn transform_destination(&self) -> String {
         format!(
-            "baton.part.{{{{partition({},4)}}}}.{{{{wildcard(1)}}}}.{{{{wildcard(2)}}}}.{{{{wildcard(3)}}}}.{{{{wildcard(4)}}}}",
+            "baton.part.{{{{partition({},1)}}}}.{{{{wildcard(1)}}}}.{{{{wildcard(2)}}}}.{{{{wildcard(3)}}}}.{{{{wildcard(4)}}}}",
             self.count
         )
     }
@@ -212,7 +212,7 @@ mod tests {
         assert_eq!(p.tagged_filter(), "baton.part.1.>");
         assert_eq!(
             p.transform_destination(),
-            "baton.part.{{partition(3,4)}}.{{wildcard(1)}}.{{wildcard(2)}}.{{wildcard(3)}}.{{wildcard(4)}}"
+            "baton.part.{{partition(3,1)}}.{{wildcard(1)}}.{{wildcard(2)}}.{{wildcard(3)}}.{{wildcard(4)}}"
         );
     }
 }

@@ -52,7 +52,12 @@ pub async fn ensure(js: &jetstream::Context, settings: &StreamSettings) -> Resul
         (subject::SLA_STREAM, sla),
         (subject::DEADLETTER_STREAM, deadletter),
     ] {
-        let wanted = config(name, subjects, settings);
+        let mut wanted = config(name, subjects, settings);
+        if name == subject::EVENTS_STREAM {
+            wanted
+                .metadata
+                .insert(subject::SCHEME_KEY.to_owned(), subject::SCHEME.to_owned());
+        }
         let mut stream = js
             .get_or_create_stream(wanted.clone())
             .await
@@ -60,7 +65,11 @@ pub async fn ensure(js: &jetstream::Context, settings: &StreamSettings) -> Resul
         let info = stream
             .info()
             .await
+            .cloned()
             .map_err(|e| LogError::Unavailable(format!("reading stream {name}: {e}")))?;
+        if name == subject::EVENTS_STREAM {
+            check_scheme(js, &stream, &info).await?;
+        }
         let have = &info.config.subjects;
         if have.iter().any(|s| !subjects.contains(&s.as_str())) {
             return Err(LogError::Misconfigured {
@@ -76,5 +85,57 @@ pub async fn ensure(js: &jetstream::Context, settings: &StreamSettings) -> Resul
                 .map_err(|e| LogError::Unavailable(format!("updating stream {name}: {e}")))?;
         }
     }
+    Ok(())
+}
+
+/// Refuses an events stream written under another subject scheme, whose
+/// hand-offs this Baton would not find by their ids; marks an older
+/// stream that holds no hand-off event yet as written under this one.
+async fn check_scheme(
+    js: &jetstream::Context,
+    stream: &stream::Stream,
+    info: &stream::Info,
+) -> Result<(), LogError> {
+    let name = subject::EVENTS_STREAM;
+    match info.config.metadata.get(subject::SCHEME_KEY) {
+        Some(scheme) if scheme == subject::SCHEME => return Ok(()),
+        Some(scheme) => {
+            return Err(LogError::Misconfigured {
+                stream: name.to_owned(),
+                reason: format!(
+                    "it was written under subject scheme {scheme}; this Baton reads scheme {}",
+                    subject::SCHEME
+                ),
+            })
+        }
+        None => {}
+    }
+    let holds_handoffs = match stream
+        .get_first_raw_message_by_subject(subject::ALL_EVENTS, 1)
+        .await
+    {
+        Ok(_) => true,
+        Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => false,
+        Err(e) => return Err(LogError::Unavailable(format!("reading stream {name}: {e}"))),
+    };
+    if holds_handoffs {
+        return Err(LogError::Misconfigured {
+            stream: name.to_owned(),
+            reason: format!(
+                "it holds hand-off events under subject scheme 1 \
+                 (baton.handoff.<kind>.<supplier>.<customer>.<handoff_id>), and this Baton \
+                 finds a hand-off's history under scheme {} (baton.handoff.<handoff_id>.>): \
+                 replay its events through ingest into a new stream",
+                subject::SCHEME
+            ),
+        });
+    }
+    let mut marked = info.config.clone();
+    marked
+        .metadata
+        .insert(subject::SCHEME_KEY.to_owned(), subject::SCHEME.to_owned());
+    js.update_stream(marked)
+        .await
+        .map_err(|e| LogError::Unavailable(format!("updating stream {name}: {e}")))?;
     Ok(())
 }

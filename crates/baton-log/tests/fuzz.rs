@@ -112,7 +112,7 @@ fn arbitrary_bytes_never_panic_the_decoders() {
     runner(4096)
         .run(&proptest::collection::vec(any::<u8>(), 0..512), |bytes| {
             executed.fetch_add(1, Ordering::Relaxed);
-            take_payload("baton.handoff.repair.engineering.ward-5.h1", &bytes);
+            take_payload("baton.handoff.h1.repair.engineering.ward-5", &bytes);
             Ok(())
         })
         .expect("no input breaks the decoders");
@@ -189,7 +189,7 @@ fn mutated_corpus_payloads_never_panic_the_decoders() {
         .run(&strategy, |(seed, other, mutations)| {
             executed.fetch_add(1, Ordering::Relaxed);
             let bytes = mutate(seeds[seed].clone(), &seeds[other], &mutations);
-            take_payload("baton.handoff.lab.lab.ward-5.h1", &bytes);
+            take_payload("baton.handoff.h1.lab.lab.ward-5", &bytes);
             take_payload("baton.disruption.lab.d1", &bytes);
             Ok(())
         })
@@ -210,7 +210,7 @@ fn every_corpus_seed_decodes_as_documented() {
         let path = entry.expect("entry").path();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         let bytes = std::fs::read(&path).expect("seed");
-        let decoded = baton_log::events::decode(1, "baton.handoff.x.y.z.h", &bytes);
+        let decoded = baton_log::events::decode(1, "baton.handoff.h.x.y.z", &bytes);
         assert_eq!(
             decoded.is_ok(),
             name.starts_with("recorded-"),

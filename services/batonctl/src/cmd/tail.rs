@@ -10,7 +10,7 @@ use crate::output;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Subject filter, e.g. 'baton.handoff.repair.>' or 'baton.sla.>'.
+    /// Subject filter, e.g. 'baton.handoff.*.repair.>' or 'baton.sla.>'.
     #[arg(default_value = "baton.>")]
     subject: String,
 
