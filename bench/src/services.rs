@@ -89,7 +89,7 @@ pub fn projector_config(
         data_dir: data_dir.to_owned(),
         catalog: catalog.to_owned(),
         consumer: consumer.to_owned(),
-        batch_size: 1000,
+        batch_size: baton_projector::config::DEFAULT_BATCH_SIZE,
         partitions: 1,
         partition: 0,
         query_partitions: Vec::new(),

@@ -98,7 +98,9 @@ async fn consume(
             // events (streams::ensure refuses any other subject), and
             // nats-server 2.12 delivers a multi-subject filtered consumer
             // some 200 times slower than an unfiltered one (baton-bench).
-            max_ack_pending: 20_000,
+            // Room for the batch being received, the one being computed
+            // and the one sled is applying, and one more.
+            max_ack_pending: (4 * batch_size).max(20_000) as i64,
             ..Default::default()
         })
         .await
