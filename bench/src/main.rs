@@ -11,6 +11,7 @@
 
 mod limits;
 mod load;
+mod projection;
 mod scale;
 mod services;
 mod stats;
@@ -764,6 +765,67 @@ async fn main_server(
         rebuild,
         filtered,
         "",
+    );
+
+    // (3) the same events without NATS: what bounds the rebuild.
+    let stored = projection::fetch_all(&js, baton_log::subject::EVENTS_STREAM, events).await?;
+    let catalog_json = std::fs::read_to_string(catalog)
+        .with_context(|| format!("reading {}", catalog.display()))?;
+    let parsed = std::sync::Arc::new(baton_domain::Catalog::from_json(&catalog_json)?);
+    let stored = std::sync::Arc::new(stored);
+    let mut timings = Vec::new();
+    for _ in 0..args.rebuild_runs.max(1) {
+        let (stored, parsed) = (stored.clone(), parsed.clone());
+        let dir = tempfile::tempdir()?;
+        timings.push(
+            tokio::task::spawn_blocking(move || {
+                projection::project(
+                    &stored,
+                    &parsed,
+                    &dir.path().join("views"),
+                    baton_projector::config::DEFAULT_BATCH_SIZE,
+                )
+            })
+            .await??,
+        );
+    }
+    let rates = |of: fn(&projection::Timing) -> f64| timings.iter().map(of).collect::<Vec<_>>();
+    let mut sequential = rates(projection::Timing::sequential_rate);
+    let mut computing = rates(|t| rate(t.events, t.compute));
+    let mut applying = rates(|t| rate(t.events, t.apply));
+    let (sequential, runs) = crate::stats::median(&mut sequential);
+    let (computing, _) = crate::stats::median(&mut computing);
+    let (applying, _) = crate::stats::median(&mut applying);
+    report.add(
+        "3",
+        "projection alone, from memory: compute, then sled apply",
+        sequential,
+        "events/s",
+        &format!(
+            "the rebuild's events, {} a batch, no NATS; median of {runs}",
+            baton_projector::config::DEFAULT_BATCH_SIZE
+        ),
+    );
+    report.add(
+        "3",
+        "projection alone: decode, fold and seal",
+        computing,
+        "events/s",
+        "the projector's computing thread",
+    );
+    report.add(
+        "3",
+        "projection alone: sled applying the sealed batches",
+        applying,
+        "events/s",
+        "the projector's landing thread",
+    );
+    report.ratio(
+        "3",
+        "rebuild / projection alone, the slower of its two threads",
+        rebuild,
+        computing.min(applying),
+        "how near the pipeline comes to its own bound",
     );
     report.ratio(
         "1",
