@@ -15,12 +15,14 @@
 //! it is dropped with its projection, so the views on disk stay the only
 //! truth.
 
-use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
+use foldhash::HashMap;
 
 use baton_domain::{compliance::Tallies, Timestamp, Token};
 
 use crate::{
-    store::{disruption_prefix, instant_from_bytes, Batch, HandoffView, PairTallies},
+    store::{disruption_prefix, handoff_key, instant_from_bytes, Batch, HandoffView, PairTallies},
     ViewsError,
 };
 
@@ -33,8 +35,8 @@ struct Slot<T> {
 
 #[derive(Debug, Default)]
 pub(crate) struct Cache {
-    /// By `h/` key; `None`: no such hand-off (yet).
-    handoffs: HashMap<Vec<u8>, Slot<Option<HandoffView>>>,
+    /// By hand-off id; `None`: no such hand-off (yet).
+    handoffs: HashMap<Token, Slot<Option<HandoffView>>>,
     /// By `a/` key; empty when absent.
     tallies: HashMap<Vec<u8>, Slot<Tallies>>,
     /// By `p/` key; empty when absent.
@@ -47,11 +49,17 @@ pub(crate) struct Cache {
 }
 
 impl Cache {
-    fn load_handoff(&mut self, batch: &Batch<'_>, key: &[u8]) -> Result<(), ViewsError> {
-        if !self.handoffs.contains_key(key) {
-            let value = batch.get::<HandoffView>(key)?;
+    fn load_handoff(&mut self, batch: &Batch<'_>, id: &Token) -> Result<(), ViewsError> {
+        if !self.handoffs.contains_key(id) {
+            // A hand-off the views cannot hold (most of a rebuild's: new
+            // ones) is not looked for in sled at all.
+            let value = if batch.views().may_hold_handoff(id) {
+                batch.get::<HandoffView>(&handoff_key(id))?
+            } else {
+                None
+            };
             self.handoffs.insert(
-                key.to_vec(),
+                id.clone(),
                 Slot {
                     value,
                     dirty: false,
@@ -61,14 +69,14 @@ impl Cache {
         Ok(())
     }
 
-    /// Whether the hand-off under `key` exists.
+    /// Whether the hand-off exists.
     pub(crate) fn has_handoff(
         &mut self,
         batch: &Batch<'_>,
-        key: &[u8],
+        id: &Token,
     ) -> Result<bool, ViewsError> {
-        self.load_handoff(batch, key)?;
-        Ok(self.handoffs.get(key).is_some_and(|s| s.value.is_some()))
+        self.load_handoff(batch, id)?;
+        Ok(self.handoffs.get(id).is_some_and(|s| s.value.is_some()))
     }
 
     /// Takes the hand-off's view out for changing, with whether it had
@@ -77,29 +85,38 @@ impl Cache {
     pub(crate) fn take_handoff(
         &mut self,
         batch: &Batch<'_>,
-        key: &[u8],
+        id: &Token,
     ) -> Result<Option<(HandoffView, bool)>, ViewsError> {
-        self.load_handoff(batch, key)?;
+        self.load_handoff(batch, id)?;
         Ok(self
             .handoffs
-            .get_mut(key)
+            .get_mut(id)
             .and_then(|slot| slot.value.take().map(|view| (view, slot.dirty))))
     }
 
     /// Gives back a view taken but left as it was.
-    pub(crate) fn restore_handoff(&mut self, key: Vec<u8>, view: HandoffView, dirty: bool) {
-        self.handoffs.insert(
-            key,
-            Slot {
-                value: Some(view),
-                dirty,
-            },
-        );
+    pub(crate) fn restore_handoff(&mut self, view: HandoffView, dirty: bool) {
+        let id = &view.handoff.handoff_id;
+        match self.handoffs.get_mut(id) {
+            Some(slot) => {
+                slot.value = Some(view);
+                slot.dirty = dirty;
+            }
+            None => {
+                self.handoffs.insert(
+                    id.clone(),
+                    Slot {
+                        value: Some(view),
+                        dirty,
+                    },
+                );
+            }
+        }
     }
 
     /// Stores a changed view (written at commit).
-    pub(crate) fn put_handoff(&mut self, key: Vec<u8>, view: HandoffView) {
-        self.restore_handoff(key, view, true);
+    pub(crate) fn put_handoff(&mut self, view: HandoffView) {
+        self.restore_handoff(view, true);
     }
 
     /// The tallies under `key` (empty if none), for changing.
@@ -109,8 +126,8 @@ impl Cache {
         key: Vec<u8>,
     ) -> Result<&mut Tallies, ViewsError> {
         let slot = match self.tallies.entry(key) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
                 let value = batch.get::<Tallies>(e.key())?.unwrap_or_default();
                 e.insert(Slot {
                     value,
@@ -129,8 +146,8 @@ impl Cache {
         key: Vec<u8>,
     ) -> Result<&mut PairTallies, ViewsError> {
         let slot = match self.pairs.entry(key) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
                 let value = batch.get::<PairTallies>(e.key())?.unwrap_or_default();
                 e.insert(Slot {
                     value,
@@ -206,9 +223,9 @@ impl Cache {
 
     /// Writes every changed value into the batch.
     pub(crate) fn write(self, batch: &mut Batch<'_>) {
-        for (key, slot) in self.handoffs {
+        for (id, slot) in self.handoffs {
             if let (true, Some(view)) = (slot.dirty, slot.value) {
-                batch.put(key, &view);
+                batch.put(handoff_key(&id), &view);
             }
         }
         for (key, slot) in self.tallies.into_iter().filter(|(_, s)| s.dirty) {

@@ -17,6 +17,7 @@
 //! events and `now` in.
 
 mod cache;
+mod known;
 pub mod projection;
 pub mod query;
 pub mod store;

@@ -32,9 +32,9 @@ use baton_domain::{
 use crate::{
     cache::Cache,
     store::{
-        breach_key, deadline_key, disruption_key, handoff_key, instant_bytes, instant_from_bytes,
-        outbox_key, pair_key, requested_key, tally_key, warning_key, Batch, BreachRecord,
-        DisruptionView, HandoffView, PairContribution, PairTallies, Sealed, Signal,
+        breach_key, deadline_key, disruption_key, instant_bytes, instant_from_bytes, outbox_key,
+        pair_key, requested_key, tally_key, warning_key, Batch, BreachRecord, DisruptionView,
+        HandoffView, PairContribution, PairTallies, Sealed, Signal,
     },
     Views, ViewsError,
 };
@@ -117,11 +117,7 @@ impl<'a> Projection<'a> {
                 .and_then(|_| String::from_utf8(key[10..].to_vec()).ok())
                 .and_then(|rest| rest.split('/').next().and_then(|h| Token::parse(h).ok()));
             match handoff {
-                Some(handoff)
-                    if self
-                        .cache
-                        .has_handoff(&self.batch, &handoff_key(&handoff))? =>
-                {
+                Some(handoff) if self.cache.has_handoff(&self.batch, &handoff)? => {
                     self.refresh(&handoff, now)?;
                 }
                 // An index entry without its hand-off cannot be settled: drop it.
@@ -148,17 +144,16 @@ impl<'a> Projection<'a> {
             }
         }
         let now = self.stream_time;
-        let key = handoff_key(&event.handoff_id);
-        let stored = self.cache.take_handoff(&self.batch, &key)?;
+        let stored = self.cache.take_handoff(&self.batch, &event.handoff_id)?;
         let mut view = match stored {
             Some((view, dirty)) if sequence <= view.last_sequence => {
-                self.cache.restore_handoff(key, view, dirty);
+                self.cache.restore_handoff(view, dirty);
                 return Ok(Applied::AlreadyApplied);
             }
             Some((mut view, dirty)) => {
                 let mut handoff = view.handoff.clone();
                 if let Err(e) = handoff.apply(&event) {
-                    self.cache.restore_handoff(key, view, dirty);
+                    self.cache.restore_handoff(view, dirty);
                     return Ok(Applied::Refused(e.to_string()));
                 }
                 if let Some(supplier) = &event.supplier {
@@ -169,6 +164,7 @@ impl<'a> Projection<'a> {
             }
             None => match Handoff::open(&event) {
                 Ok(handoff) => {
+                    self.batch.views().note_handoff(&handoff.handoff_id);
                     self.batch.put_raw(
                         requested_key(&handoff.supplier, handoff.requested_at, &handoff.handoff_id),
                         Vec::new(),
@@ -202,10 +198,7 @@ impl<'a> Projection<'a> {
 
     /// Re-evaluates a hand-off's clocks as of `now`.
     fn refresh(&mut self, handoff_id: &Token, now: Timestamp) -> Result<(), ViewsError> {
-        if let Some((view, _)) = self
-            .cache
-            .take_handoff(&self.batch, &handoff_key(handoff_id))?
-        {
+        if let Some((view, _)) = self.cache.take_handoff(&self.batch, handoff_id)? {
             self.recompute(view, now)?;
         }
         Ok(())
@@ -361,7 +354,7 @@ impl<'a> Projection<'a> {
         view.warned = warned;
         view.disruptions = disruptions;
         view.pair = Some(pair);
-        self.cache.put_handoff(handoff_key(id), view);
+        self.cache.put_handoff(view);
         Ok(())
     }
 
@@ -839,6 +832,40 @@ mod tests {
         assert!(matches!(opened, Opened::Discarded(_)), "{opened:?}");
         assert_eq!(views.position().expect("position"), 0);
         assert!(views.dump().expect("dump").is_empty());
+    }
+
+    #[test]
+    fn a_resumed_store_finds_the_hand_offs_it_holds() {
+        // New hand-offs are not looked for in sled: the store must still
+        // know, after a restart, every hand-off it holds.
+        let catalog = catalog();
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let (views, _) = Views::open(dir.path(), catalog.version()).expect("open");
+            let mut p = Projection::new(&views, &catalog).expect("projection");
+            for (n, h) in ["h1", "h2", "h3"].into_iter().enumerate() {
+                p.apply(n as u64 + 1, event(h, EventType::Requested, 0, 1, "ward-5"))
+                    .expect("apply");
+            }
+            p.commit().expect("commit");
+            views.flush().expect("flush");
+        }
+        let (views, opened) = Views::open(dir.path(), catalog.version()).expect("reopen");
+        assert_eq!(opened, Opened::Resumed(3));
+        let mut p = Projection::new(&views, &catalog).expect("projection");
+        let ack = p
+            .apply(4, event("h2", EventType::Acknowledged, MIN, 2, "ward-5"))
+            .expect("apply");
+        assert_eq!(ack, Applied::Applied);
+        // A second REQUESTED of a stored hand-off is refused, not a new view.
+        let again = p
+            .apply(5, event("h3", EventType::Requested, MIN, 1, "ward-5"))
+            .expect("apply");
+        assert!(matches!(again, Applied::Refused(_)), "{again:?}");
+        p.commit().expect("commit");
+        let h2 = views.handoff(&t("h2")).expect("read").expect("h2");
+        assert_eq!(h2.handoff.status, HandoffStatus::Acknowledged);
+        assert_eq!(h2.events.len(), 2);
     }
 
     #[test]
