@@ -23,7 +23,7 @@ use baton_domain::{
 };
 use baton_log::{EventLog, LogError};
 
-use crate::error::IngestError;
+use crate::{error::IngestError, recent::Recent};
 
 /// Attempts to append one event while other writers keep winning.
 const MAX_ATTEMPTS: usize = 8;
@@ -60,8 +60,7 @@ pub struct Ingestor {
     log: EventLog,
     catalog: Arc<Catalog>,
     limits: Limits,
-    cache: Mutex<HashMap<Token, Arc<Known>>>,
-    cache_capacity: usize,
+    cache: Mutex<Recent<Token, Arc<Known>>>,
     stripes: Vec<tokio::sync::Mutex<()>>,
     hasher: RandomState,
 }
@@ -77,8 +76,7 @@ impl Ingestor {
             log,
             catalog,
             limits,
-            cache: Mutex::new(HashMap::new()),
-            cache_capacity: cache_capacity.max(1),
+            cache: Mutex::new(Recent::new(cache_capacity)),
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             hasher: RandomState::new(),
         }
@@ -323,8 +321,8 @@ impl Ingestor {
     }
 
     async fn known(&self, handoff_id: &Token) -> Result<Option<Arc<Known>>, IngestError> {
-        if let Some(known) = self.lock_cache().get(handoff_id) {
-            return Ok(Some(known.clone()));
+        if let Some(known) = self.cached(handoff_id) {
+            return Ok(Some(known));
         }
         let history = self.log.history(handoff_id).await?;
         let Some(last) = history.last() else {
@@ -391,22 +389,16 @@ impl Ingestor {
     }
 
     fn insert(&self, handoff_id: Token, known: Arc<Known>) {
-        let mut cache = self.lock_cache();
-        if cache.len() >= self.cache_capacity && !cache.contains_key(&handoff_id) {
-            // Evict an arbitrary entry (hash order): any hand-off can be
-            // rebuilt from the stream, so eviction costs time, never truth.
-            if let Some(victim) = cache.keys().next().cloned() {
-                cache.remove(&victim);
-            }
-        }
-        cache.insert(handoff_id, known);
+        // Any hand-off dropped from the cache can be rebuilt from the
+        // stream, so eviction costs time, never truth.
+        self.lock_cache().insert(handoff_id, known);
     }
 
     fn forget(&self, handoff_id: &Token) {
         self.lock_cache().remove(handoff_id);
     }
 
-    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<Token, Arc<Known>>> {
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, Recent<Token, Arc<Known>>> {
         // A panic while holding this lock cannot leave the map half-updated
         // (every operation is a single insert or remove), so recover it.
         self.cache

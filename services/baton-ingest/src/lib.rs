@@ -7,6 +7,7 @@
 //! - [`config`]: flags and their environment twins.
 //! - [`ingestor`]: the append rules: validation, idempotency, optimistic
 //!   concurrency, with a cache of hand-off state any replica can rebuild.
+//! - `recent`: that cache, bounded, keeping the hand-offs in use.
 //! - [`error`]: the one place errors become gRPC status codes.
 //! - [`grpc`]: the `baton.v1.Ingest` service over the ingestor.
 //! - [`metrics`]: Prometheus metrics on the HTTP side port.
@@ -20,6 +21,7 @@ pub mod error;
 pub mod grpc;
 pub mod ingestor;
 pub mod metrics;
+mod recent;
 pub mod server;
 
 pub use config::Config;
