@@ -90,6 +90,7 @@ pub fn projector_config(
         catalog: catalog.to_owned(),
         consumer: consumer.to_owned(),
         batch_size: baton_projector::config::DEFAULT_BATCH_SIZE,
+        linger_ms: baton_projector::config::DEFAULT_LINGER_MS,
         partitions: 1,
         partition: 0,
         query_partitions: Vec::new(),

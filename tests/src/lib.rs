@@ -189,6 +189,7 @@ pub async fn start_projector_setup(
         catalog: catalog.to_owned(),
         consumer: "baton-projector".into(),
         batch_size: 500,
+        linger_ms: baton_projector::config::DEFAULT_LINGER_MS,
         partitions: setup.partitions,
         partition: setup.partition,
         query_partitions: setup.query_partitions.clone(),

@@ -273,6 +273,7 @@ pub async fn start_projector_configured_on(
         catalog: catalog.to_owned(),
         consumer: "baton-projector".into(),
         batch_size: 500,
+        linger_ms: baton_projector::config::DEFAULT_LINGER_MS,
         partitions: 1,
         partition: 0,
         query_partitions: Vec::new(),

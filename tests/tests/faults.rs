@@ -187,6 +187,7 @@ async fn start_or_refuse(baton: &Baton) -> Met {
         catalog: baton.catalog_path(),
         consumer: "baton-projector".into(),
         batch_size: 500,
+        linger_ms: baton_projector::config::DEFAULT_LINGER_MS,
         partitions: 1,
         partition: 0,
         query_partitions: Vec::new(),

@@ -22,13 +22,22 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Shared;
 
+/// How the stream is cut into batches.
+#[derive(Debug, Clone, Copy)]
+pub struct Batching {
+    /// Most events a batch.
+    pub size: usize,
+    /// Live, how long a batch waits for more events (see `Config::linger_ms`).
+    pub linger: Duration,
+}
+
 /// Consumes until `shutdown`, restarting from the views' position after
 /// any failure (NATS gone, consumer deleted, ...).
 pub async fn run(
     shared: Arc<Shared>,
     js: jetstream::Context,
     consumer_name: String,
-    batch_size: usize,
+    batching: Batching,
     settings: StreamSettings,
     shutdown: CancellationToken,
 ) {
@@ -41,7 +50,7 @@ pub async fn run(
     }
     let mut delay = Duration::from_millis(100);
     while !shutdown.is_cancelled() {
-        match consume(&shared, &js, &consumer_name, batch_size, &shutdown).await {
+        match consume(&shared, &js, &consumer_name, batching, &shutdown).await {
             Ok(()) => return,
             Err(e) => {
                 tracing::warn!(error = %e, retry_in = ?delay, "consumer stopped, restarting from the views' position")
@@ -74,9 +83,10 @@ async fn consume(
     shared: &Arc<Shared>,
     js: &jetstream::Context,
     consumer_name: &str,
-    batch_size: usize,
+    batching: Batching,
     shutdown: &CancellationToken,
 ) -> Result<(), ConsumeError> {
+    let batch_size = batching.size;
     let position = shared.views.position()?;
     let stream_name = shared.partition.stream();
     let stream = js.get_stream(&stream_name).await.map_err(nats)?;
@@ -160,13 +170,19 @@ async fn consume(
                 None => return Err(ConsumeError::Nats("the message stream ended".into())),
             },
         };
+        // Events are in hand that the views do not show yet: no deadline
+        // is settled until they are staged (see `InFlight::acknowledge`).
+        shared
+            .caught_up
+            .store(false, std::sync::atomic::Ordering::Release);
         let mut messages = Vec::with_capacity(batch_size);
         for message in chunk {
             messages.push(message.map_err(nats)?);
         }
         // Catching up, take a whole batch: a hand-off's events then mostly
         // meet in one commit, and sled writes its view and index once.
-        fill_batch(&mut messages, &mut chunks, batch_size).await?;
+        // Live, wait a moment for more: one commit for several events.
+        fill_batch(&mut messages, &mut chunks, batching).await?;
         let Some(last) = messages.last() else {
             continue;
         };
@@ -270,12 +286,13 @@ impl InFlight {
     }
 }
 
-/// While the last message says more are pending, adds what arrives within
-/// a moment until `messages` holds `batch_size`.
+/// Adds what arrives to `messages` until it holds a whole batch: while the
+/// last message says more are pending, waiting up to [`FILL_WAIT`] for each
+/// chunk; otherwise until the batch's linger has passed.
 async fn fill_batch<S>(
     messages: &mut Vec<jetstream::Message>,
     chunks: &mut S,
-    batch_size: usize,
+    batching: Batching,
 ) -> Result<(), ConsumeError>
 where
     S: futures::Stream<
@@ -284,15 +301,21 @@ where
             >,
         > + Unpin,
 {
-    while messages.len() < batch_size {
+    let lingered = tokio::time::Instant::now() + batching.linger;
+    while messages.len() < batching.size {
         let pending = messages
             .last()
             .and_then(|m| m.info().ok())
             .map_or(0, |i| i.pending);
-        if pending == 0 {
+        let wait = if pending > 0 {
+            FILL_WAIT
+        } else {
+            lingered.saturating_duration_since(tokio::time::Instant::now())
+        };
+        if wait.is_zero() {
             break;
         }
-        match tokio::time::timeout(FILL_WAIT, chunks.next()).await {
+        match tokio::time::timeout(wait, chunks.next()).await {
             Ok(Some(chunk)) => {
                 for message in chunk {
                     messages.push(message.map_err(nats)?);

@@ -122,7 +122,10 @@ pub async fn run(
             shared.clone(),
             js.clone(),
             config.consumer.clone(),
-            config.batch_size.max(1),
+            consumer::Batching {
+                size: config.batch_size.max(1),
+                linger: std::time::Duration::from_millis(config.linger_ms),
+            },
             settings,
             shutdown.clone(),
         )),
