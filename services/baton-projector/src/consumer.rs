@@ -15,21 +15,15 @@ use async_nats::jetstream::{
     self,
     consumer::{pull, AckPolicy, DeliverPolicy},
 };
-use baton_log::{subject, LogError, StreamSettings};
+use baton_log::StreamSettings;
 use baton_views::Applied;
-use futures::StreamExt;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::Shared;
-
-/// How the stream is cut into batches.
-#[derive(Debug, Clone, Copy)]
-pub struct Batching {
-    /// Most events a batch.
-    pub size: usize,
-    /// Live, how long a batch waits for more events (see `Config::linger_ms`).
-    pub linger: Duration,
-}
+use crate::{
+    receiver::{self, Batching, Decoded, Received},
+    Shared,
+};
 
 /// Consumes until `shutdown`, restarting from the views' position after
 /// any failure (NATS gone, consumer deleted, ...).
@@ -68,14 +62,14 @@ pub async fn run(
 }
 
 #[derive(Debug, thiserror::Error)]
-enum ConsumeError {
+pub(crate) enum ConsumeError {
     #[error(transparent)]
     Views(#[from] baton_views::ViewsError),
     #[error("nats: {0}")]
     Nats(String),
 }
 
-fn nats(e: impl std::fmt::Display) -> ConsumeError {
+pub(crate) fn nats(e: impl std::fmt::Display) -> ConsumeError {
     ConsumeError::Nats(e.to_string())
 }
 
@@ -108,9 +102,10 @@ async fn consume(
             // events (streams::ensure refuses any other subject), and
             // nats-server 2.12 delivers a multi-subject filtered consumer
             // some 200 times slower than an unfiltered one (baton-bench).
-            // Room for the batch being received, the one being computed
-            // and the one sled is applying, and one more.
-            max_ack_pending: (4 * batch_size).max(20_000) as i64,
+            // Room for the batch being received, the one waiting for the
+            // projection, the one being computed, the one sled is
+            // applying, and one more.
+            max_ack_pending: (6 * batch_size).max(20_000) as i64,
             ..Default::default()
         })
         .await
@@ -122,23 +117,30 @@ async fn consume(
     // it is complete, even if no further message arrives.
     let mut sourcing = tokio::time::interval(Duration::from_millis(500));
 
-    let mut chunks = consumer
+    let messages = consumer
         .stream()
         .max_messages_per_batch(batch_size)
         .heartbeat(Duration::from_secs(5))
         .messages()
         .await
-        .map_err(nats)?
-        .ready_chunks(batch_size);
+        .map_err(nats)?;
+    // Received and decoded on a task of their own while the batch before is
+    // computed and the one before that applied (see `receiver`).
+    let (batches_tx, mut batches) = mpsc::channel(1);
+    let _receiver = AbortOnDrop(tokio::spawn(receiver::run(
+        shared.clone(),
+        js.clone(),
+        stream_name.clone(),
+        messages,
+        batching,
+        batches_tx,
+    )));
 
-    // Consumer sequence of the last message taken: a new consumer numbers
-    // its deliveries from 1, redeliveries included.
-    let mut delivered = 0;
     // The batch sled is applying while the next one is received and
     // computed; its events are acknowledged once it has landed.
     let mut landing: Option<InFlight> = None;
     loop {
-        let chunk = tokio::select! {
+        let received = tokio::select! {
             _ = shutdown.cancelled() => {
                 if let Some(batch) = landing.take() {
                     batch.landed(shared, js).await?;
@@ -159,57 +161,22 @@ async fn consume(
             }
             _ = sourcing.tick(), if !shared.is_current() && !shared.partition.is_whole() => {
                 // Nothing undelivered, and nothing delivered but not yet
-                // applied (a chunk in hand is acknowledged once applied).
+                // applied (a batch in hand is acknowledged once applied).
                 let info = consumer.info().await.map_err(nats)?;
                 let drained = info.num_pending == 0 && info.num_ack_pending == 0;
                 set_caught_up(shared, drained && fully_sourced(shared, js).await?);
                 continue;
             }
-            chunk = chunks.next() => match chunk {
-                Some(chunk) => chunk,
-                None => return Err(ConsumeError::Nats("the message stream ended".into())),
+            received = batches.recv() => match received {
+                Some(received) => received?,
+                None => return Err(ConsumeError::Nats("the receiver stopped".into())),
             },
         };
-        // Events are in hand that the views do not show yet: no deadline
-        // is settled until they are staged (see `InFlight::acknowledge`).
-        shared
-            .caught_up
-            .store(false, std::sync::atomic::Ordering::Release);
-        let mut messages = Vec::with_capacity(batch_size);
-        for message in chunk {
-            messages.push(message.map_err(nats)?);
-        }
-        // Catching up, take a whole batch: a hand-off's events then mostly
-        // meet in one commit, and sled writes its view and index once.
-        // Live, wait a moment for more: one commit for several events.
-        fill_batch(&mut messages, &mut chunks, batching).await?;
-        let Some(last) = messages.last() else {
-            continue;
-        };
-        let last_pending = last.info().map(|i| i.pending).unwrap_or(0);
-
-        let mut decoded = Vec::with_capacity(messages.len());
-        for message in &messages {
-            let info = message.info().map_err(nats)?;
-            // A delivery lost on the way (the consumer's leader failed over
-            // in a cluster) leaves a gap in the consumer sequence, and acking
-            // what follows would ack the lost event too (AckPolicy::All), so
-            // the views would never see it. Start again from their position.
-            if info.consumer_sequence != delivered + 1 {
-                return Err(ConsumeError::Nats(format!(
-                    "deliveries {} to {} never arrived",
-                    delivered + 1,
-                    info.consumer_sequence - 1
-                )));
-            }
-            delivered = info.consumer_sequence;
-            let sequence = info.stream_sequence;
-            let event = Decoded::of(sequence, &message.subject, &message.payload);
-            if let Err(e) = &event {
-                park(shared, js, &stream_name, sequence, message, e).await?;
-            }
-            decoded.push((sequence, event));
-        }
+        let Received {
+            decoded,
+            last,
+            last_pending,
+        } = received;
         let count = decoded.len() as u64;
         let task = shared
             .project(move |projection| {
@@ -229,20 +196,31 @@ async fn consume(
                 }
                 Ok(())
             })
-            .await?;
+            .await;
+        // Staged (or failed): later writes read it as applied.
+        shared
+            .unstaged
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        let task = task?;
         // The batch before was in the tree before this one was staged.
         if let Some(batch) = landing.take() {
             batch.landed(shared, js).await?;
         }
-        let Some(last) = messages.pop() else {
-            continue;
-        };
         landing = Some(InFlight {
             task,
             last,
             last_pending,
             count,
         });
+    }
+}
+
+/// Aborts the task when dropped: the receiver ends with its consumer.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -286,50 +264,6 @@ impl InFlight {
     }
 }
 
-/// Adds what arrives to `messages` until it holds a whole batch: while the
-/// last message says more are pending, waiting up to [`FILL_WAIT`] for each
-/// chunk; otherwise until the batch's linger has passed.
-async fn fill_batch<S>(
-    messages: &mut Vec<jetstream::Message>,
-    chunks: &mut S,
-    batching: Batching,
-) -> Result<(), ConsumeError>
-where
-    S: futures::Stream<
-            Item = Vec<
-                Result<jetstream::Message, async_nats::jetstream::consumer::pull::MessagesError>,
-            >,
-        > + Unpin,
-{
-    let lingered = tokio::time::Instant::now() + batching.linger;
-    while messages.len() < batching.size {
-        let pending = messages
-            .last()
-            .and_then(|m| m.info().ok())
-            .map_or(0, |i| i.pending);
-        let wait = if pending > 0 {
-            FILL_WAIT
-        } else {
-            lingered.saturating_duration_since(tokio::time::Instant::now())
-        };
-        if wait.is_zero() {
-            break;
-        }
-        match tokio::time::timeout(wait, chunks.next()).await {
-            Ok(Some(chunk)) => {
-                for message in chunk {
-                    messages.push(message.map_err(nats)?);
-                }
-            }
-            Ok(None) | Err(_) => break,
-        }
-    }
-    Ok(())
-}
-
-/// Longest wait for more of a batch while catching up.
-const FILL_WAIT: Duration = Duration::from_millis(20);
-
 /// Whether JetStream has copied everything recorded into this projector's
 /// stream (always, for the whole stream). Until then the views are not
 /// complete, however far the consumer has got.
@@ -343,54 +277,10 @@ async fn fully_sourced(shared: &Shared, js: &jetstream::Context) -> Result<bool,
     Ok(lag == Some(0))
 }
 
-/// Parks a message that is not a Baton event on the dead-letter stream,
-/// before it is acknowledged, so it is out of the way but never out of sight.
-async fn park(
-    shared: &Shared,
-    js: &jetstream::Context,
-    stream: &str,
-    sequence: u64,
-    message: &jetstream::Message,
-    error: &LogError,
-) -> Result<(), ConsumeError> {
-    let reason = error.to_string();
-    let parked = baton_log::deadletter::park(
-        js,
-        stream,
-        sequence,
-        &message.subject,
-        message.payload.clone(),
-        &reason,
-    )
-    .await
-    .map_err(nats)?;
-    if parked {
-        let count = shared
-            .dead_lettered
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            + 1;
-        tracing::warn!(sequence, subject = %message.subject, %reason, dead_lettered = count, parked_on = %subject::deadletter(stream, sequence), "not a baton event: parked");
-    }
-    Ok(())
-}
-
-/// A message of the events stream, by its subject.
-enum Decoded {
-    Handoff(baton_domain::Event),
-    Disruption(baton_domain::disruption::DisruptionEvent),
-}
-
-impl Decoded {
-    fn of(sequence: u64, subject: &str, payload: &[u8]) -> Result<Decoded, LogError> {
-        if subject.starts_with(subject::DISRUPTION_PREFIX) {
-            baton_log::disruptions::decode(sequence, subject, payload).map(Decoded::Disruption)
-        } else {
-            baton_log::events::decode(sequence, subject, payload).map(Decoded::Handoff)
-        }
-    }
-}
-
+/// Records whether the views have caught up with the stream; never while
+/// a received batch waits to be staged.
 fn set_caught_up(shared: &Shared, caught_up: bool) {
+    let caught_up = caught_up && shared.unstaged.load(std::sync::atomic::Ordering::Acquire) == 0;
     let was = shared
         .caught_up
         .swap(caught_up, std::sync::atomic::Ordering::AcqRel);

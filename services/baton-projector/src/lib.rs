@@ -7,6 +7,7 @@
 //! Layout:
 //! - [`config`]: flags and their environment twins.
 //! - [`consumer`]: stream → views, position committed with the changes.
+//! - [`receiver`]: stream → decoded batches, on a task of its own.
 //! - [`timer`]: wakes at the next deadline and settles it.
 //! - [`announcer`]: drains the outbox of breaches, corrections and warnings onto NATS.
 //! - [`query`]: the `baton.v1.Query` gRPC service over these views.
@@ -28,6 +29,7 @@ pub mod fanout;
 pub mod metrics;
 pub mod present;
 pub mod query;
+pub mod receiver;
 pub mod route;
 pub mod server;
 pub mod timer;
@@ -75,6 +77,8 @@ pub struct Shared {
     landing: Arc<tokio::sync::Mutex<()>>,
     /// The consumer has applied everything the stream held when it last looked.
     caught_up: AtomicBool,
+    /// Batches received but not yet staged: the stream is not caught up with.
+    unstaged: AtomicU64,
     /// The views have caught up with the stream at least once since start:
     /// until then (a rebuild) they are incomplete, and nobody is served or paged.
     current: tokio::sync::watch::Sender<bool>,
@@ -107,6 +111,7 @@ impl Shared {
             writer: tokio::sync::Mutex::new(()),
             landing: Arc::default(),
             caught_up: AtomicBool::new(false),
+            unstaged: AtomicU64::new(0),
             current: tokio::sync::watch::Sender::new(false),
             applied: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),

@@ -122,7 +122,7 @@ pub async fn run(
             shared.clone(),
             js.clone(),
             config.consumer.clone(),
-            consumer::Batching {
+            crate::receiver::Batching {
                 size: config.batch_size.max(1),
                 linger: std::time::Duration::from_millis(config.linger_ms),
             },

@@ -1,0 +1,227 @@
+//! Stream → decoded batches, on a task of its own.
+//!
+//! The consumer used to receive a batch, decode it, hand it to the
+//! projection and wait for that before asking NATS for more: every batch
+//! the pull requests stopped while the views were being computed, and the
+//! machine sat partly idle in a rebuild. Here a task keeps receiving (and
+//! so keeps the pull requests flowing), cuts the messages into batches,
+//! checks that no delivery went missing, decodes them and parks what is not
+//! a Baton event, while the batch before is computed and the one before
+//! that is applied by sled. A bounded channel of one batch holds it back
+//! when the projection is slower.
+//!
+//! It must never acknowledge anything: only a batch in the views is
+//! acknowledged, by the consumer.
+
+use std::{
+    sync::{atomic::Ordering, Arc},
+    time::Duration,
+};
+
+use async_nats::jetstream::{self, consumer::pull::MessagesError};
+use baton_log::{subject, LogError};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+
+use crate::{consumer::ConsumeError, Shared};
+
+/// How the stream is cut into batches.
+#[derive(Debug, Clone, Copy)]
+pub struct Batching {
+    /// Most events a batch.
+    pub size: usize,
+    /// Live, how long a batch waits for more events (see `Config::linger_ms`).
+    pub linger: Duration,
+}
+
+/// Longest wait for more of a batch while catching up.
+const FILL_WAIT: Duration = Duration::from_millis(20);
+
+/// A batch of the stream, received and decoded, not yet in the views.
+pub(crate) struct Received {
+    /// Each message's stream sequence and event (or why it is none).
+    pub decoded: Vec<(u64, Result<Decoded, LogError>)>,
+    /// Its last message: acknowledging it acknowledges the batch (AckPolicy::All).
+    pub last: jetstream::Message,
+    /// Messages the stream held beyond it when it was delivered.
+    pub last_pending: u64,
+}
+
+/// A message of the events stream, by its subject.
+pub(crate) enum Decoded {
+    Handoff(baton_domain::Event),
+    Disruption(baton_domain::disruption::DisruptionEvent),
+}
+
+impl Decoded {
+    fn of(sequence: u64, subject: &str, payload: &[u8]) -> Result<Decoded, LogError> {
+        if subject.starts_with(subject::DISRUPTION_PREFIX) {
+            baton_log::disruptions::decode(sequence, subject, payload).map(Decoded::Disruption)
+        } else {
+            baton_log::events::decode(sequence, subject, payload).map(Decoded::Handoff)
+        }
+    }
+}
+
+type Chunks = futures::stream::ReadyChunks<jetstream::consumer::pull::Stream>;
+
+/// Receives batches from `messages` into `batches` until the stream ends,
+/// a delivery goes missing or the consumer drops the channel. Each batch
+/// taken counts in `Shared::unstaged` until the consumer has staged it.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    js: jetstream::Context,
+    stream_name: String,
+    messages: jetstream::consumer::pull::Stream,
+    batching: Batching,
+    batches: mpsc::Sender<Result<Received, ConsumeError>>,
+) {
+    let mut chunks = messages.ready_chunks(batching.size);
+    // Consumer sequence of the last message taken: a new consumer numbers
+    // its deliveries from 1, redeliveries included.
+    let mut delivered = 0;
+    loop {
+        let received = match chunks.next().await {
+            Some(chunk) => {
+                // Events are in hand that the views do not show yet: no
+                // deadline is settled until they are staged.
+                shared.unstaged.fetch_add(1, Ordering::AcqRel);
+                shared.caught_up.store(false, Ordering::Release);
+                let batch = receive(
+                    &shared,
+                    &js,
+                    &stream_name,
+                    chunk,
+                    &mut chunks,
+                    batching,
+                    &mut delivered,
+                )
+                .await;
+                if !matches!(batch, Ok(Some(_))) {
+                    shared.unstaged.fetch_sub(1, Ordering::AcqRel);
+                }
+                match batch {
+                    Ok(Some(batch)) => Ok(batch),
+                    Ok(None) => continue,
+                    Err(e) => Err(e),
+                }
+            }
+            None => Err(ConsumeError::Nats("the message stream ended".into())),
+        };
+        let failed = received.is_err();
+        if batches.send(received).await.is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// The batch that starts with `chunk`: filled, checked and decoded.
+async fn receive(
+    shared: &Shared,
+    js: &jetstream::Context,
+    stream_name: &str,
+    chunk: Vec<Result<jetstream::Message, MessagesError>>,
+    chunks: &mut Chunks,
+    batching: Batching,
+    delivered: &mut u64,
+) -> Result<Option<Received>, ConsumeError> {
+    let mut messages = Vec::with_capacity(batching.size);
+    for message in chunk {
+        messages.push(message.map_err(crate::consumer::nats)?);
+    }
+    // Catching up, take a whole batch: a hand-off's events then mostly meet
+    // in one commit, and sled writes its view and index once. Live, wait a
+    // moment for more: one commit for several events.
+    fill(&mut messages, chunks, batching).await?;
+    let mut decoded = Vec::with_capacity(messages.len());
+    let mut last_pending = 0;
+    for message in &messages {
+        let info = message.info().map_err(crate::consumer::nats)?;
+        // A delivery lost on the way (the consumer's leader failed over in
+        // a cluster) leaves a gap in the consumer sequence, and acking what
+        // follows would ack the lost event too (AckPolicy::All), so the
+        // views would never see it. Start again from their position.
+        if info.consumer_sequence != *delivered + 1 {
+            return Err(ConsumeError::Nats(format!(
+                "deliveries {} to {} never arrived",
+                *delivered + 1,
+                info.consumer_sequence - 1
+            )));
+        }
+        *delivered = info.consumer_sequence;
+        last_pending = info.pending;
+        let sequence = info.stream_sequence;
+        let event = Decoded::of(sequence, &message.subject, &message.payload);
+        if let Err(e) = &event {
+            park(shared, js, stream_name, sequence, message, e).await?;
+        }
+        decoded.push((sequence, event));
+    }
+    Ok(messages.pop().map(|last| Received {
+        decoded,
+        last,
+        last_pending,
+    }))
+}
+
+/// Adds what arrives to `messages` until it holds a whole batch: while the
+/// last message says more are pending, waiting up to [`FILL_WAIT`] for each
+/// chunk; otherwise until the batch's linger has passed.
+async fn fill(
+    messages: &mut Vec<jetstream::Message>,
+    chunks: &mut Chunks,
+    batching: Batching,
+) -> Result<(), ConsumeError> {
+    let lingered = tokio::time::Instant::now() + batching.linger;
+    while messages.len() < batching.size {
+        let pending = messages
+            .last()
+            .and_then(|m| m.info().ok())
+            .map_or(0, |i| i.pending);
+        let wait = if pending > 0 {
+            FILL_WAIT
+        } else {
+            lingered.saturating_duration_since(tokio::time::Instant::now())
+        };
+        if wait.is_zero() {
+            break;
+        }
+        match tokio::time::timeout(wait, chunks.next()).await {
+            Ok(Some(chunk)) => {
+                for message in chunk {
+                    messages.push(message.map_err(crate::consumer::nats)?);
+                }
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    Ok(())
+}
+
+/// Parks a message that is not a Baton event on the dead-letter stream,
+/// before it is acknowledged, so it is out of the way but never out of sight.
+async fn park(
+    shared: &Shared,
+    js: &jetstream::Context,
+    stream: &str,
+    sequence: u64,
+    message: &jetstream::Message,
+    error: &LogError,
+) -> Result<(), ConsumeError> {
+    let reason = error.to_string();
+    let parked = baton_log::deadletter::park(
+        js,
+        stream,
+        sequence,
+        &message.subject,
+        message.payload.clone(),
+        &reason,
+    )
+    .await
+    .map_err(crate::consumer::nats)?;
+    if parked {
+        let count = shared.dead_lettered.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::warn!(sequence, subject = %message.subject, %reason, dead_lettered = count, parked_on = %subject::deadletter(stream, sequence), "not a baton event: parked");
+    }
+    Ok(())
+}
