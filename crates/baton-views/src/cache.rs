@@ -51,13 +51,7 @@ pub(crate) struct Cache {
 impl Cache {
     fn load_handoff(&mut self, batch: &Batch<'_>, id: &Token) -> Result<(), ViewsError> {
         if !self.handoffs.contains_key(id) {
-            // A hand-off the views cannot hold (most of a rebuild's: new
-            // ones) is not looked for in sled at all.
-            let value = if batch.views().may_hold_handoff(id) {
-                batch.get::<HandoffView>(&handoff_key(id))?
-            } else {
-                None
-            };
+            let value = batch.get::<HandoffView>(&handoff_key(id))?;
             self.handoffs.insert(
                 id.clone(),
                 Slot {

@@ -17,7 +17,6 @@
 //! events and `now` in.
 
 mod cache;
-mod known;
 pub mod projection;
 pub mod query;
 pub mod store;

@@ -30,7 +30,7 @@ use baton_domain::{
 };
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-use crate::{known::KnownHandoffs, ViewsError};
+use crate::ViewsError;
 
 /// sled's page cache unless told otherwise: 64 MiB.
 pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
@@ -205,8 +205,6 @@ pub type Entry = (Vec<u8>, Vec<u8>);
 pub struct Views {
     db: sled::Db,
     staging: Arc<Staging>,
-    /// Which hand-offs it may hold (see [`KnownHandoffs`]).
-    known: Arc<KnownHandoffs>,
 }
 
 /// Changes, in key order: a value to store, or `None` to delete.
@@ -451,14 +449,7 @@ impl Views {
                 db = Self::wipe(Some(db), dir, cache_bytes)?;
             }
         }
-        let mut views = Views::over(db);
-        let ids = views.db.scan_prefix(HANDOFF_PREFIX).keys().map(|key| {
-            key.map(|key| {
-                let len = key.len() - HANDOFF_PREFIX.len();
-                key.subslice(HANDOFF_PREFIX.len(), len)
-            })
-        });
-        views.known = Arc::new(KnownHandoffs::of(ids)?);
+        let views = Views::over(db);
         let opened = match (opened, views.position()?) {
             (Some(reason), _) => Opened::Discarded(reason),
             (None, 0) => Opened::Empty,
@@ -470,23 +461,11 @@ impl Views {
         Ok((views, opened))
     }
 
-    /// `db` as views; [`Views::open`] fills in which hand-offs it holds.
     fn over(db: sled::Db) -> Views {
         Views {
             db,
             staging: Arc::default(),
-            known: Arc::default(),
         }
-    }
-
-    /// False only if these views certainly hold no view of hand-off `id`.
-    pub(crate) fn may_hold_handoff(&self, id: &Token) -> bool {
-        self.known.may_hold(id)
-    }
-
-    /// A view of hand-off `id` is about to be stored.
-    pub(crate) fn note_handoff(&self, id: &Token) {
-        self.known.note(id);
     }
 
     fn staged(&self) -> Option<Arc<Staged>> {
