@@ -49,6 +49,10 @@ pub fn check_token(value: &str) -> Result<(), TokenError> {
     if value.len() > MAX_TOKEN_LEN {
         return Err(TokenError::TooLong(value.len()));
     }
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+    if value.bytes().all(allowed) {
+        return Ok(());
+    }
     match value
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))

@@ -204,9 +204,9 @@ impl<'a> Projection<'a> {
     }
 
     fn recompute(&mut self, mut view: HandoffView, now: Timestamp) -> Result<(), ViewsError> {
-        let handoff = view.handoff.clone();
+        let handoff = &view.handoff;
         let id = &handoff.handoff_id;
-        let clocks = clocks_of(self.catalog, &handoff, &view.events, now);
+        let clocks = clocks_of(self.catalog, handoff, &view.events, now);
 
         let contributions: Vec<Contribution> = clocks
             .iter()
@@ -251,7 +251,7 @@ impl<'a> Projection<'a> {
         for c in clocks.iter().filter(|c| c.state == SlaState::Breached) {
             let Some(deadline) = c.deadline else { continue };
             let clock_id = (c.policy_id.clone(), c.cycle);
-            let mut record = self.record(&handoff, c, deadline);
+            let mut record = self.record(handoff, c, deadline);
             let already = view.breached.contains(&clock_id);
             record.announce = if already {
                 let stored =
@@ -311,7 +311,7 @@ impl<'a> Projection<'a> {
             let live = c.is_open() && c.state != SlaState::Breached;
             if live && self.within_horizon(warn_at, now) {
                 let deadline = c.deadline.unwrap_or(warn_at);
-                let record = self.record(&handoff, c, deadline);
+                let record = self.record(handoff, c, deadline);
                 self.batch.put(
                     outbox_key(Signal::Warning, &c.policy_id, id, c.cycle),
                     &record,
