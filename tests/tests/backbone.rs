@@ -480,6 +480,34 @@ async fn ingest_answers_unavailable_without_nats_and_a_retry_loses_nothing() {
         count_messages(&nats, "BATON_HANDOFFS", "baton.handoff.>").await,
         2
     );
+
+    // The projector's timer works again too: a clock started after the
+    // outage breaches live (a consumer restart must leave no batch counted
+    // as waiting to be applied, or no deadline would ever be settled).
+    let mut breaches = nats
+        .subscribe("baton.sla.breached.>")
+        .await
+        .expect("subscribe");
+    let requested_at = now_millis();
+    ingest
+        .append(append(requested(
+            "vent-9",
+            "repair",
+            "engineering",
+            "ed",
+            Priority::Stat,
+            requested_at,
+        )))
+        .await
+        .expect("requested");
+    let message = tokio::time::timeout(PATIENCE, breaches.next())
+        .await
+        .expect("a breach after the outage")
+        .expect("message");
+    assert_eq!(
+        message.subject.as_str(),
+        "baton.sla.breached.repair-response.engineering.ed.vent-9"
+    );
     let _ = baton.ingest.take();
 }
 

@@ -113,10 +113,6 @@ async fn consume(
     let pending = consumer.info().await.map_err(nats)?.num_pending;
     tracing::info!(stream = %stream_name, partition = %shared.partition, after = position, pending, "consuming the event stream");
     set_caught_up(shared, pending == 0 && fully_sourced(shared, js).await?);
-    // A partition stream still being filled by JetStream: look again until
-    // it is complete, even if no further message arrives.
-    let mut sourcing = tokio::time::interval(Duration::from_millis(500));
-
     let messages = consumer
         .stream()
         .max_messages_per_batch(batch_size)
@@ -126,16 +122,41 @@ async fn consume(
         .map_err(nats)?;
     // Received and decoded on a task of their own while the batch before is
     // computed and the one before that applied (see `receiver`).
-    let (batches_tx, mut batches) = mpsc::channel(1);
-    let _receiver = AbortOnDrop(tokio::spawn(receiver::run(
+    let (batches_tx, batches) = mpsc::channel(1);
+    // Batches a stopped receiver held, or left in its channel, were never
+    // staged and never will be: count afresh.
+    shared
+        .unstaged
+        .store(0, std::sync::atomic::Ordering::Release);
+    let receiver = AbortOnDrop(Some(tokio::spawn(receiver::run(
         shared.clone(),
         js.clone(),
         stream_name.clone(),
         messages,
         batching,
         batches_tx,
-    )));
+    ))));
 
+    let applied = apply_batches(shared, js, &mut consumer, batches, shutdown).await;
+    // The receiver holds the views (and so sled's lock on its directory):
+    // gone before this returns, so a restart or a stopped projector's
+    // caller finds them free.
+    receiver.stop().await;
+    applied
+}
+
+/// Applies the received batches until `shutdown`, acknowledging each once
+/// it has landed.
+async fn apply_batches(
+    shared: &Arc<Shared>,
+    js: &jetstream::Context,
+    consumer: &mut jetstream::consumer::Consumer<pull::Config>,
+    mut batches: mpsc::Receiver<Result<Received, ConsumeError>>,
+    shutdown: &CancellationToken,
+) -> Result<(), ConsumeError> {
+    // A partition stream still being filled by JetStream: look again until
+    // it is complete, even if no further message arrives.
+    let mut sourcing = tokio::time::interval(Duration::from_millis(500));
     // The batch sled is applying while the next one is received and
     // computed; its events are acknowledged once it has landed.
     let mut landing: Option<InFlight> = None;
@@ -215,12 +236,24 @@ async fn consume(
     }
 }
 
-/// Aborts the task when dropped: the receiver ends with its consumer.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// The receiver's task, aborted when dropped: it ends with its consumer.
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl AbortOnDrop {
+    /// Aborts the task and waits until it is gone.
+    async fn stop(mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
-        self.0.abort();
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
     }
 }
 
