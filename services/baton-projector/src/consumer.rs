@@ -310,10 +310,7 @@ async fn fully_sourced(shared: &Shared, js: &jetstream::Context) -> Result<bool,
     Ok(lag == Some(0))
 }
 
-/// Records whether the views have caught up with the stream; never while
-/// a received batch waits to be staged.
 fn set_caught_up(shared: &Shared, caught_up: bool) {
-    let caught_up = caught_up && shared.unstaged.load(std::sync::atomic::Ordering::Acquire) == 0;
     let was = shared
         .caught_up
         .swap(caught_up, std::sync::atomic::Ordering::AcqRel);

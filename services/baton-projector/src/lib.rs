@@ -122,8 +122,11 @@ impl Shared {
         }
     }
 
+    /// The consumer has applied everything the stream held when it last
+    /// looked, and no batch it has received waits to be staged: only then
+    /// are passed deadlines settled.
     pub fn is_caught_up(&self) -> bool {
-        self.caught_up.load(Ordering::Acquire)
+        self.caught_up.load(Ordering::Acquire) && self.unstaged.load(Ordering::Acquire) == 0
     }
 
     /// The views have been complete at least once since start.

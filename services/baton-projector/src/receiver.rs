@@ -86,7 +86,6 @@ pub(crate) async fn run(
                 // Events are in hand that the views do not show yet: no
                 // deadline is settled until they are staged.
                 shared.unstaged.fetch_add(1, Ordering::AcqRel);
-                shared.caught_up.store(false, Ordering::Release);
                 let batch = receive(
                     &shared,
                     &js,
