@@ -125,9 +125,7 @@ async fn consume(
     let (batches_tx, batches) = mpsc::channel(1);
     // Batches a stopped receiver held, or left in its channel, were never
     // staged and never will be: count afresh.
-    shared
-        .unstaged
-        .store(0, std::sync::atomic::Ordering::Release);
+    shared.forget_unstaged();
     let receiver = AbortOnDrop(Some(tokio::spawn(receiver::run(
         shared.clone(),
         js.clone(),
@@ -219,9 +217,7 @@ async fn apply_batches(
             })
             .await;
         // Staged (or failed): later writes read it as applied.
-        shared
-            .unstaged
-            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        shared.batch_staged();
         let task = task?;
         // The batch before was in the tree before this one was staged.
         if let Some(batch) = landing.take() {

@@ -129,6 +129,31 @@ impl Shared {
         self.caught_up.load(Ordering::Acquire) && self.unstaged.load(Ordering::Acquire) == 0
     }
 
+    /// A batch has been received that the views do not show yet: no
+    /// deadline is settled until it is staged (see [`Shared::batch_staged`]).
+    fn batch_received(&self) {
+        self.unstaged.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A received batch has been staged, or will never be. When none is
+    /// left waiting the timer looks again: it may have slept while one was,
+    /// and the caught-up flag, already set, will not wake it.
+    fn batch_staged(&self) {
+        let before = self
+            .unstaged
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        if before == Ok(1) {
+            self.deadlines_changed.notify_one();
+        }
+    }
+
+    /// No received batch waits any more (its receiver is gone): count afresh.
+    fn forget_unstaged(&self) {
+        if self.unstaged.swap(0, Ordering::AcqRel) > 0 {
+            self.deadlines_changed.notify_one();
+        }
+    }
+
     /// The views have been complete at least once since start.
     pub fn is_current(&self) -> bool {
         *self.current.borrow()
@@ -214,5 +239,70 @@ impl Shared {
             _writer: writer,
             _landed: landed,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use baton_domain::Catalog;
+    use baton_views::Views;
+    use futures::FutureExt;
+
+    use super::Shared;
+
+    fn shared(dir: &std::path::Path) -> Shared {
+        let catalog = Catalog::from_json(
+            r#"{"departments": [{"id": "engineering", "name": "E"}], "kinds": ["repair"],
+                "promises": []}"#,
+        )
+        .expect("catalog");
+        let (views, _) = Views::open(dir, catalog.version()).expect("open views");
+        Shared::new(
+            views,
+            Arc::new(catalog),
+            std::time::Duration::from_secs(3600),
+            baton_log::Partition::WHOLE,
+        )
+    }
+
+    #[test]
+    fn the_timer_is_woken_when_the_last_received_batch_is_staged() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let shared = shared(dir.path());
+        shared.caught_up.store(true, super::Ordering::Release);
+        shared.batch_received();
+        shared.batch_received();
+        assert!(!shared.is_caught_up(), "two batches wait to be staged");
+
+        shared.batch_staged();
+        assert!(!shared.is_caught_up());
+        assert!(
+            shared.deadlines_changed.notified().now_or_never().is_none(),
+            "one batch still waits: nothing for the timer yet"
+        );
+
+        shared.batch_staged();
+        assert!(shared.is_caught_up());
+        assert!(
+            shared.deadlines_changed.notified().now_or_never().is_some(),
+            "the timer must look again once nothing waits"
+        );
+    }
+
+    #[test]
+    fn forgotten_batches_wake_the_timer_and_the_count_never_goes_below_zero() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let shared = shared(dir.path());
+        shared.caught_up.store(true, super::Ordering::Release);
+        shared.batch_received();
+        shared.forget_unstaged();
+        assert!(shared.is_caught_up());
+        assert!(shared.deadlines_changed.notified().now_or_never().is_some());
+
+        // A batch staged after its receiver was forgotten: no wrap-around.
+        shared.batch_staged();
+        assert!(shared.is_caught_up());
     }
 }

@@ -85,7 +85,7 @@ pub(crate) async fn run(
             Some(chunk) => {
                 // Events are in hand that the views do not show yet: no
                 // deadline is settled until they are staged.
-                shared.unstaged.fetch_add(1, Ordering::AcqRel);
+                shared.batch_received();
                 let batch = receive(
                     &shared,
                     &js,
@@ -97,7 +97,7 @@ pub(crate) async fn run(
                 )
                 .await;
                 if !matches!(batch, Ok(Some(_))) {
-                    shared.unstaged.fetch_sub(1, Ordering::AcqRel);
+                    shared.batch_staged();
                 }
                 match batch {
                     Ok(Some(batch)) => Ok(batch),
