@@ -32,7 +32,7 @@ use crate::stats::{rate, Machine, Report};
 
 /// The same allocator as the service binaries (the services run in this process).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: baton_alloc::Allocator = baton_alloc::Allocator;
 
 /// Baton benchmark: throughput and latency as ratios to bare JetStream, tonic and sled.
 #[derive(Debug, Clone, Parser, serde::Serialize)]
@@ -133,6 +133,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    baton_alloc::keep_freed_memory();
     let args = Args::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
