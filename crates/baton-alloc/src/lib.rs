@@ -1,14 +1,17 @@
 //! The allocator Baton's binaries run on: mimalloc, told to keep the memory
-//! it frees rather than hand it back to the kernel after a second.
+//! it frees for ten seconds rather than one before handing it back to the
+//! kernel.
 //!
 //! The projector frees most of a batch's memory (decoded events, the views
 //! it folded, sled's copied tree nodes) as the next batch allocates as much
 //! again. With mimalloc's default purge delay the freed pages went back to
 //! the kernel and were faulted in again, 2 MiB transparent huge pages zeroed
 //! each time: 15% of a 500,000-event projection's samples were the kernel
-//! clearing pages, and with purging off a rebuild of the same stream used
-//! 10% less CPU and ran 6-12% faster (README, Performance). Resident memory
-//! then stays at its high-water mark instead of shrinking after a burst.
+//! clearing pages. Kept for ten seconds, memory freed by one batch is there
+//! for the next: the page faults of that projection fell from 7,174 to 655,
+//! and a rebuild by the projector binary used 3-13% less CPU (README,
+//! Performance). A process idle for ten seconds still gives memory back;
+//! never purging at all (-1) was no faster and left more resident.
 //!
 //! An operator's `MIMALLOC_PURGE_DELAY` always wins. This crate holds the
 //! workspace's only unsafe code, one call into mimalloc's option API, and
@@ -25,24 +28,30 @@ const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// mimalloc's environment variable for the same option.
 pub const PURGE_DELAY_ENV: &str = "MIMALLOC_PURGE_DELAY";
 
-/// What [`keep_freed_memory`] left in force.
+/// Milliseconds freed memory is kept before it goes back to the kernel:
+/// many of the projector's batches long, and short enough that an idle
+/// process shrinks. mimalloc's own default is 1,000.
+pub const KEEP_FREED_MS: i64 = 10_000;
+
+/// What [`keep_freed_memory`] left in force, in milliseconds (-1: never).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PurgeDelay {
-    /// Freed memory is never returned to the kernel (Baton's choice).
-    Never,
-    /// The operator set `MIMALLOC_PURGE_DELAY`: this many milliseconds (-1: never).
+    /// Baton's [`KEEP_FREED_MS`].
+    Baton(i64),
+    /// What the operator set in `MIMALLOC_PURGE_DELAY`.
     FromEnvironment(i64),
 }
 
-/// Stops mimalloc returning freed memory to the kernel, unless the operator
-/// chose otherwise through `MIMALLOC_PURGE_DELAY`. Call it first thing in
-/// `main`; memory freed before it follows mimalloc's default.
+/// Has mimalloc keep freed memory for [`KEEP_FREED_MS`] before returning
+/// it to the kernel, unless the operator chose otherwise through
+/// `MIMALLOC_PURGE_DELAY`. Call it first thing in `main`.
 pub fn keep_freed_memory() -> PurgeDelay {
     if std::env::var_os(PURGE_DELAY_ENV).is_some() {
         return PurgeDelay::FromEnvironment(purge_delay());
     }
-    set_purge_delay(-1);
-    PurgeDelay::Never
+    // Fits a c_long on every target (at least 32 bits).
+    set_purge_delay(KEEP_FREED_MS as c_long);
+    PurgeDelay::Baton(purge_delay())
 }
 
 /// The purge delay in force, in milliseconds (-1: never).
@@ -86,8 +95,8 @@ mod tests {
                 assert_eq!(purge_delay(), ms);
             }
             None => {
-                assert_eq!(applied, PurgeDelay::Never);
-                assert_eq!(purge_delay(), -1);
+                assert_eq!(applied, PurgeDelay::Baton(KEEP_FREED_MS));
+                assert_eq!(purge_delay(), KEEP_FREED_MS);
             }
         }
     }
