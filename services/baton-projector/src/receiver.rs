@@ -67,7 +67,7 @@ type Chunks = futures::stream::ReadyChunks<jetstream::consumer::pull::Stream>;
 
 /// Receives batches from `messages` into `batches` until the stream ends,
 /// a delivery goes missing or the consumer drops the channel. Each batch
-/// taken counts in `Shared::unstaged` until the consumer has staged it.
+/// taken is counted (`Shared::batch_received`) until the consumer has staged it.
 pub(crate) async fn run(
     shared: Arc<Shared>,
     js: jetstream::Context,
