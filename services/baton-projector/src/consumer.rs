@@ -18,7 +18,7 @@ use async_nats::jetstream::{
 use baton_log::StreamSettings;
 use baton_views::Applied;
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
 
 use crate::{
     receiver::{self, Batching, Decoded, Received},
@@ -126,20 +126,21 @@ async fn consume(
     // Batches a stopped receiver held, or left in its channel, were never
     // staged and never will be: count afresh.
     shared.forget_unstaged();
-    let receiver = AbortOnDrop(Some(tokio::spawn(receiver::run(
+    let receiver = AbortOnDropHandle::new(tokio::spawn(receiver::run(
         shared.clone(),
         js.clone(),
         stream_name.clone(),
         messages,
         batching,
         batches_tx,
-    ))));
+    )));
 
     let applied = apply_batches(shared, js, &mut consumer, batches, shutdown).await;
     // The receiver holds the views (and so sled's lock on its directory):
     // gone before this returns, so a restart or a stopped projector's
-    // caller finds them free.
-    receiver.stop().await;
+    // caller finds them free. (Dropped on an early return, it is aborted.)
+    receiver.abort();
+    let _ = receiver.await;
     applied
 }
 
@@ -229,27 +230,6 @@ async fn apply_batches(
             last_pending,
             count,
         });
-    }
-}
-
-/// The receiver's task, aborted when dropped: it ends with its consumer.
-struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
-
-impl AbortOnDrop {
-    /// Aborts the task and waits until it is gone.
-    async fn stop(mut self) {
-        if let Some(task) = self.0.take() {
-            task.abort();
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        if let Some(task) = &self.0 {
-            task.abort();
-        }
     }
 }
 
