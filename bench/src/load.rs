@@ -222,6 +222,15 @@ pub struct QueryLatency {
     pub errors: usize,
 }
 
+impl QueryLatency {
+    /// Adds another run's calls to these.
+    pub fn merge(&mut self, other: QueryLatency) {
+        self.compliance.extend(other.compliance);
+        self.breaches.extend(other.breaches);
+        self.errors += other.errors;
+    }
+}
+
 /// GetCompliance over the last month and the first page of ListBreaches,
 /// alternately, one pair every `interval` until `stop` (or `limit` pairs).
 pub async fn queries(
