@@ -11,6 +11,7 @@
 
 mod limits;
 mod load;
+mod pairs;
 mod projection;
 mod scale;
 mod services;
@@ -28,7 +29,10 @@ use clap::Parser;
 use prost::Message as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::stats::{rate, Machine, Report};
+use crate::{
+    pairs::Pair,
+    stats::{rate, Machine, Report},
+};
 
 /// The same allocator as the service binaries (the services run in this process).
 #[global_allocator]
@@ -536,7 +540,7 @@ async fn main_server(
     }
     stop.cancel();
     let _ = bare_task.await;
-    let (unary_ratios, median) = Pair::median(&mut unary_pairs);
+    let (unary_ratios, median) = Pair::median(&mut unary_pairs).context("no unary pairs ran")?;
     let Pair {
         limit: bare_paired,
         ours: e2e,
@@ -704,7 +708,7 @@ async fn main_server(
             until_applied,
         });
     }
-    let (batch_ratios, median) = Pair::median(&mut batch_pairs);
+    let (batch_ratios, median) = Pair::median(&mut batch_pairs).context("no batch pairs ran")?;
     let Pair {
         limit: raw_ids_paired,
         ours: batch,
@@ -1134,35 +1138,4 @@ async fn sync_always(
         raw_ids,
         e2e: e2e_rate,
     })
-}
-
-/// A limit's rate and Baton's run measured right after it.
-struct Pair {
-    limit: f64,
-    ours: load::Outcome,
-    /// Baton's events/s until the projector applied the last.
-    until_applied: f64,
-}
-
-impl Pair {
-    fn ratio(&self) -> f64 {
-        if self.limit > 0.0 {
-            self.ours.rate() / self.limit
-        } else {
-            0.0
-        }
-    }
-
-    /// The pair with the median ratio (the upper one of an even count),
-    /// and every pair's ratio in percent, in the order they ran.
-    fn median(pairs: &mut Vec<Pair>) -> (String, Pair) {
-        let ratios = pairs
-            .iter()
-            .map(|p| format!("{:.1}", 100.0 * p.ratio()))
-            .collect::<Vec<_>>()
-            .join(", ");
-        pairs.sort_by(|a, b| a.ratio().total_cmp(&b.ratio()));
-        let middle = pairs.len() / 2;
-        (ratios, pairs.swap_remove(middle))
-    }
 }
