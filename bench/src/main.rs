@@ -532,6 +532,9 @@ async fn main_server(
         let until_applied = rate(e2e.events, started.elapsed());
         stop_queries.cancel();
         q.merge(queries.await?);
+        // Every pair's errors, not only the reported one's.
+        report_errors(report, "bare tonic handler errors", &bare_now);
+        report_errors(report, &format!("unary Append errors, pair {round}"), &e2e);
         unary_pairs.push(Pair {
             limit: bare_now.rate(),
             ours: e2e,
@@ -581,7 +584,6 @@ async fn main_server(
         "ms",
         "",
     );
-    report_errors(report, "unary Append errors", &e2e);
     report.add(
         "1b",
         "bare tonic handler, run just before the median pair's end-to-end run",
@@ -702,6 +704,7 @@ async fn main_server(
         .await?;
         services::wait_acked(&js, "baton-projector", batch.last_sequence).await?;
         let until_applied = rate(batch.events, started.elapsed());
+        report_errors(report, &format!("AppendBatch errors, pair {round}"), &batch);
         batch_pairs.push(Pair {
             limit: raw_now,
             ours: batch,
@@ -735,7 +738,6 @@ async fn main_server(
         "ms",
         "",
     );
-    report_errors(report, "AppendBatch errors", &batch);
     report.add(
         "1",
         "raw publish with ids, run just before the median pair's AppendBatch run",
