@@ -142,8 +142,8 @@ pub async fn raw_history_lookups(
 }
 
 /// (1) sled alone: the keys and value sizes the projector writes per event
-/// (read and rewrite the hand-off view, move its deadline index entry,
-/// read and rewrite an hourly tally, the position and stream time), in
+/// (read and rewrite the hand-off view, read and rewrite an hourly tally,
+/// the position and stream time; the deadline index is in memory), in
 /// batches of `batch` events, with no decoding and no clock evaluation.
 /// Returns events/s.
 pub fn raw_sled(dir: &Path, n: usize, batch: usize, event_bytes: usize) -> anyhow::Result<f64> {
@@ -157,7 +157,6 @@ pub fn raw_sled(dir: &Path, n: usize, batch: usize, event_bytes: usize) -> anyho
         for _ in 0..batch.min(n - i) {
             // Events come 4 to a hand-off, interleaved like concurrent clients' traffic.
             let h = i % handoffs;
-            let nth = i / handoffs;
             let key = format!("h/bench-{h:08}").into_bytes();
             let before = match pending.get(&key) {
                 Some(len) => Some(*len),
@@ -166,16 +165,6 @@ pub fn raw_sled(dir: &Path, n: usize, batch: usize, event_bytes: usize) -> anyho
             let len = before.unwrap_or(120) + event_bytes;
             b.insert(key.clone(), vec![7u8; len]);
             pending.insert(key, len);
-            let deadline = |k: usize| {
-                let mut d = b"d/".to_vec();
-                d.extend_from_slice(&(1_000_000u64 + (h * 4 + k) as u64).to_be_bytes());
-                d.extend_from_slice(format!("bench-{h:08}/lab-turnaround").as_bytes());
-                d
-            };
-            if nth > 0 {
-                b.remove(deadline(nth - 1));
-            }
-            b.insert(deadline(nth), Vec::<u8>::new());
             let tally = format!("a/lab-turnaround/{:08}/lab/ward-5", h % 720).into_bytes();
             let old = db.get(&tally)?.map(|v| v.len()).unwrap_or(40);
             b.insert(tally, vec![1u8; old.min(80)]);

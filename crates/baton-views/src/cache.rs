@@ -9,9 +9,8 @@
 //! are those the last per-event write would have stored: an empty tally is
 //! deleted, as before, and reads afterwards see an empty one.
 //!
-//! It also remembers, per batch, which disruptions each supplier has and a
-//! lower bound on the earliest deadline index entry, so that neither is
-//! scanned for on every event. It must never hold anything across batches:
+//! It also remembers, per batch, which disruptions each supplier has, so
+//! that they are not scanned for on every event. It must never hold anything across batches:
 //! it is dropped with its projection, so the views on disk stay the only
 //! truth.
 
@@ -19,10 +18,10 @@ use std::collections::hash_map::Entry;
 
 use foldhash::HashMap;
 
-use baton_domain::{compliance::Tallies, Timestamp, Token};
+use baton_domain::{compliance::Tallies, Token};
 
 use crate::{
-    store::{disruption_prefix, handoff_key, instant_from_bytes, Batch, HandoffView, PairTallies},
+    store::{disruption_prefix, handoff_key, Batch, HandoffView, PairTallies},
     ViewsError,
 };
 
@@ -43,9 +42,6 @@ pub(crate) struct Cache {
     pairs: HashMap<Vec<u8>, Slot<PairTallies>>,
     /// `r/` keys of each supplier's disruptions.
     disruptions: HashMap<Token, Vec<Vec<u8>>>,
-    /// No deadline index entry is earlier than this: `None` while unknown,
-    /// `Some(None)` when the index is empty.
-    due_floor: Option<Option<Timestamp>>,
 }
 
 impl Cache {
@@ -176,43 +172,6 @@ impl Cache {
     /// A disruption was stored: its supplier's keys may have changed.
     pub(crate) fn forget_disruptions(&mut self) {
         self.disruptions.clear();
-    }
-
-    /// Whether no deadline index entry is due before `now` (so a scan of
-    /// the index up to `now` would find nothing). Errs on the side of
-    /// "maybe": then the caller scans.
-    pub(crate) fn nothing_due(
-        &mut self,
-        batch: &Batch<'_>,
-        now: Timestamp,
-    ) -> Result<bool, ViewsError> {
-        let floor = match self.due_floor {
-            Some(floor) => floor,
-            None => {
-                let first = batch.first_key_in(b"d/", b"d0")?;
-                // An entry whose instant cannot be read: always scan.
-                let floor = first.map(|key| {
-                    key.get(2..)
-                        .and_then(instant_from_bytes)
-                        .unwrap_or(Timestamp(i64::MIN))
-                });
-                self.due_floor = Some(floor);
-                floor
-            }
-        };
-        Ok(floor.is_none_or(|floor| floor >= now))
-    }
-
-    /// A deadline index entry at `at` was stored.
-    pub(crate) fn deadline_added(&mut self, at: Timestamp) {
-        if let Some(floor) = &mut self.due_floor {
-            *floor = Some(floor.map_or(at, |f| f.min(at)));
-        }
-    }
-
-    /// Entries were settled: find the earliest anew when next asked.
-    pub(crate) fn forget_due(&mut self) {
-        self.due_floor = None;
     }
 
     /// Writes every changed value into the batch.

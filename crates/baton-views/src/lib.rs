@@ -12,6 +12,8 @@
 //!   views, in a batch that also records the stream position.
 //! - [`query`]: reading the views.
 //! - `cache`: decoded values of one batch, encoded once at its commit.
+//! - `timers`: the running clocks' next deadlines, in memory, derived
+//!   from the stored views.
 //!
 //! It must never talk to NATS or read the wall clock: the projector passes
 //! events and `now` in.
@@ -20,6 +22,7 @@ mod cache;
 pub mod projection;
 pub mod query;
 pub mod store;
+mod timers;
 
 pub use projection::{Applied, Projection};
 pub use query::{BreachFilter, Bucketing, ComplianceScope, HandoffFilter, MatrixCell, Page};

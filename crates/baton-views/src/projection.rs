@@ -7,7 +7,7 @@
 //!
 //! For each touched hand-off every clock is recomputed from its events, and
 //! the difference to what was stored is written: compliance tallies lose the
-//! old contribution and gain the new one, the deadline index follows the
+//! old contribution and gain the new one, the timer's index follows the
 //! running clocks, and a clock that newly broke gets a breach record and an
 //! outbox entry for the announcer.
 //!
@@ -32,10 +32,11 @@ use baton_domain::{
 use crate::{
     cache::Cache,
     store::{
-        breach_key, deadline_key, disruption_key, instant_bytes, instant_from_bytes, outbox_key,
-        pair_key, requested_key, tally_key, warning_key, Batch, BreachRecord, DisruptionView,
-        HandoffView, PairContribution, PairTallies, Sealed, Signal,
+        breach_key, disruption_key, instant_bytes, outbox_key, pair_key, requested_key, tally_key,
+        Batch, BreachRecord, DisruptionView, HandoffView, PairContribution, PairTallies, Sealed,
+        Signal,
     },
+    timers::next_due,
     Views, ViewsError,
 };
 
@@ -102,31 +103,23 @@ impl<'a> Projection<'a> {
 
     /// Settles every running clock whose deadline is before `now`, and
     /// moves stream time on to `now` (never back).
+    ///
+    /// Returns how many hand-offs had a deadline or warning pass.
     pub fn advance(&mut self, now: Timestamp) -> Result<usize, ViewsError> {
-        let mut settled = 0;
-        if self.cache.nothing_due(&self.batch, now)? {
-            self.stream_time = self.stream_time.max(now);
-            return Ok(settled);
-        }
-        let start = b"d/".to_vec();
-        let mut end = b"d/".to_vec();
-        end.extend_from_slice(&instant_bytes(now));
-        for key in self.batch.keys_in(&start, &end)? {
-            settled += 1;
-            let handoff = instant_from_bytes(&key[2..])
-                .and_then(|_| String::from_utf8(key[10..].to_vec()).ok())
-                .and_then(|rest| rest.split('/').next().and_then(|h| Token::parse(h).ok()));
-            match handoff {
-                Some(handoff) if self.cache.has_handoff(&self.batch, &handoff)? => {
-                    self.refresh(&handoff, now)?;
-                }
+        let due = self.batch.due_before(now)?;
+        for (at, handoff) in &due {
+            if self.cache.has_handoff(&self.batch, handoff)? {
+                self.refresh(handoff, now)?;
+            } else {
                 // An index entry without its hand-off cannot be settled: drop it.
-                _ => self.batch.delete(key),
+                self.batch.set_due(handoff, Some(*at), None);
             }
         }
-        self.cache.forget_due();
+        if !due.is_empty() {
+            self.batch.due_settled();
+        }
         self.stream_time = self.stream_time.max(now);
-        Ok(settled)
+        Ok(due.len())
     }
 
     /// Breaches and corrections queued in this batch so far (each will be announced).
@@ -230,22 +223,11 @@ impl<'a> Projection<'a> {
             .iter()
             .filter_map(|c| c.running_warning().map(|w| (c.policy_id.clone(), w)))
             .collect();
-        for (policy, at) in view.deadlines.iter().filter(|d| !deadlines.contains(d)) {
-            self.batch.delete(deadline_key(*at, id, policy));
-        }
-        for (policy, at) in view.warnings.iter().filter(|w| !warnings.contains(w)) {
-            self.batch.delete(warning_key(*at, id, policy));
-        }
-        // Entries the view already lists are stored already.
-        for (policy, at) in deadlines.iter().filter(|d| !view.deadlines.contains(d)) {
-            self.batch
-                .put_new(deadline_key(*at, id, policy), Vec::new());
-            self.cache.deadline_added(*at);
-        }
-        for (policy, at) in warnings.iter().filter(|w| !view.warnings.contains(w)) {
-            self.batch.put_new(warning_key(*at, id, policy), Vec::new());
-            self.cache.deadline_added(*at);
-        }
+        self.batch.set_due(
+            id,
+            next_due(&view.deadlines, &view.warnings),
+            next_due(&deadlines, &warnings),
+        );
 
         let mut breached = Vec::new();
         for c in clocks.iter().filter(|c| c.state == SlaState::Breached) {
@@ -850,6 +832,12 @@ mod tests {
         }
         let (views, opened) = Views::open(dir.path(), catalog.version()).expect("reopen");
         assert_eq!(opened, Opened::Resumed(3));
+        // ...and when each of their clocks falls due.
+        assert_eq!(views.timers().len(), 3);
+        assert_eq!(
+            views.next_deadline().expect("deadline"),
+            Some(Timestamp(30 * MIN))
+        );
         let mut p = Projection::new(&views, &catalog).expect("projection");
         let ack = p
             .apply(4, event("h2", EventType::Acknowledged, MIN, 2, "ward-5"))
@@ -864,6 +852,13 @@ mod tests {
         let h2 = views.handoff(&t("h2")).expect("read").expect("h2");
         assert_eq!(h2.handoff.status, HandoffStatus::Acknowledged);
         assert_eq!(h2.events.len(), 2);
+        assert_eq!(views.timers().len(), 2, "h2's clock stopped");
+        let mut p = Projection::new(&views, &catalog).expect("projection");
+        assert_eq!(p.advance(Timestamp(31 * MIN)).expect("advance"), 2);
+        p.commit().expect("commit");
+        assert_eq!(views.next_deadline().expect("deadline"), None);
+        let figures = views.compliance(&scope("response", None, None)).expect("c");
+        assert_eq!((figures.met, figures.breached), (1, 2));
     }
 
     #[test]
@@ -1274,6 +1269,123 @@ mod tests {
                 dump
             };
             prop_assert_eq!(run(&in_order, 1), run(&shuffled, batch));
+        }
+
+        /// The running clocks listed by time left are the first `limit` of
+        /// every running deadline in the views, whatever the warnings and
+        /// second promises do to the order the timer's index keeps.
+        #[test]
+        fn open_clocks_are_the_earliest_running_deadlines(
+            handoffs in proptest::collection::vec((0i64..90, proptest::option::of(1i64..20), any::<bool>()), 1..30),
+            limit in 0usize..12,
+            now in 0i64..120,
+        ) {
+            let catalog = Catalog::from_json(
+                r#"{"departments": [{"id": "engineering", "name": "E"}, {"id": "ward-5", "name": "W5"}, {"id": "ward-6", "name": "W6"}],
+                    "kinds": ["repair"],
+                    "promises": [{"id": "response", "kind": "repair", "start": "requested", "stop": ["acknowledged"],
+                                  "warn_at": 0.8, "targets": {"routine": "30m"}},
+                                 {"id": "fixed", "kind": "repair", "start": "requested", "stop": ["completed"],
+                                  "warn_at": 0.1, "targets": {"routine": "45m"}}]}"#,
+            )
+            .expect("catalog");
+            let (_dir, views) = open_views(&catalog);
+            let mut p = Projection::new(&views, &catalog).expect("projection");
+            let mut seq = 0;
+            for (i, (at, ack, ward6)) in handoffs.iter().enumerate() {
+                let id = format!("h{i}");
+                let customer = if *ward6 { "ward-6" } else { "ward-5" };
+                seq += 1;
+                p.apply(seq, event(&id, EventType::Requested, at * MIN, 1, customer)).expect("apply");
+                if let Some(ack) = ack {
+                    seq += 1;
+                    p.apply(seq, event(&id, EventType::Acknowledged, (at + ack) * MIN, 2, customer)).expect("apply");
+                }
+            }
+            p.advance(Timestamp(now * MIN)).expect("advance");
+            p.commit().expect("commit");
+
+            for customer in [None, Some(t("ward-6"))] {
+                let mut every: Vec<(Timestamp, String, String)> = Vec::new();
+                for (key, value) in views.dump().expect("dump") {
+                    if key.starts_with(b"h/") {
+                        let view: HandoffView = crate::store::decode(&key, &value).expect("view");
+                        if customer.as_ref().is_some_and(|c| c != &view.handoff.customer) {
+                            continue;
+                        }
+                        for (policy, deadline) in &view.deadlines {
+                            every.push((*deadline, view.handoff.handoff_id.to_string(), policy.to_string()));
+                        }
+                    }
+                }
+                every.sort();
+                every.truncate(limit);
+                let filter = crate::HandoffFilter { customer: customer.clone(), ..Default::default() };
+                let listed: Vec<(Timestamp, String, String)> = views
+                    .open_clocks(&filter, limit)
+                    .expect("open clocks")
+                    .into_iter()
+                    .map(|(deadline, policy, view)| (deadline, view.handoff.handoff_id.to_string(), policy.to_string()))
+                    .collect();
+                prop_assert_eq!(listed, every);
+            }
+        }
+
+        /// Batches computed over the one still landing, as the projector
+        /// pipelines them, with deadlines passing between events, keep the
+        /// timer's index what the stored views say, and store what one
+        /// batch at a time stores.
+        #[test]
+        fn pipelined_batches_keep_the_timer_index_true_to_the_views(
+            acks in proptest::collection::vec(proptest::option::of(1i64..60), 1..12),
+            batch in 1usize..5,
+            tick in 1i64..45,
+        ) {
+            let catalog = catalog();
+            let mut events = Vec::new();
+            for (i, ack) in acks.iter().enumerate() {
+                let id = format!("h{i}");
+                events.push(event(&id, EventType::Requested, i as i64 * 5 * MIN, 1, "ward-5"));
+                if let Some(ack) = ack {
+                    events.push(event(&id, EventType::Acknowledged, (i as i64 * 5 + ack) * MIN, 2, "ward-5"));
+                }
+            }
+            events.sort_by_key(|e| e.occurred_at);
+            let (_dir, one_at_a_time) = open_views(&catalog);
+            let (_dir2, pipelined) = open_views(&catalog);
+            let mut landing: Option<Sealed> = None;
+            for (chunk_index, chunk) in events.chunks(batch).enumerate() {
+                let now = chunk.last().map(|e| e.occurred_at.0 + tick * MIN).unwrap_or(0);
+                let fold = |views: &Views| {
+                    let mut p = Projection::new(views, &catalog).expect("projection");
+                    for (i, e) in chunk.iter().enumerate() {
+                        p.apply((chunk_index * batch + i + 1) as u64, e.clone()).expect("apply");
+                    }
+                    p.advance(Timestamp(now)).expect("advance");
+                    p.seal()
+                };
+                if let Some(sealed) = fold(&one_at_a_time) {
+                    one_at_a_time.stage(&sealed).expect("stage");
+                    one_at_a_time.land(sealed).expect("land");
+                }
+                let sealed = fold(&pipelined);
+                if let Some(before) = landing.take() {
+                    pipelined.land(before).expect("land");
+                }
+                if let Some(sealed) = sealed {
+                    pipelined.stage(&sealed).expect("stage");
+                    landing = Some(sealed);
+                }
+                // With a batch staged and not landed, as after a failed land.
+                let kept = pipelined.timers();
+                prop_assert_eq!(&kept, &pipelined.timers_read_anew());
+                prop_assert_eq!(kept, one_at_a_time.timers());
+            }
+            if let Some(last) = landing {
+                pipelined.land(last).expect("land");
+            }
+            prop_assert_eq!(pipelined.dump().expect("dump"), one_at_a_time.dump().expect("dump"));
+            prop_assert_eq!(pipelined.timers(), pipelined.timers_read_anew());
         }
     }
 }

@@ -309,42 +309,57 @@ impl Views {
 
     /// Running clocks by time left (earliest deadline first):
     /// (deadline, policy, hand-off).
+    ///
+    /// Walks the timer's index in order, a piece at a time (so the projector
+    /// is never held up for long). A hand-off falls due there no later than
+    /// any of its deadlines, so once `limit` clocks are found that run out
+    /// before the hand-off in hand, none still to come can precede them.
     pub fn open_clocks(
         &self,
         filter: &HandoffFilter,
         limit: usize,
     ) -> Result<Vec<(Timestamp, Token, HandoffView)>, ViewsError> {
-        let mut out = Vec::new();
-        for entry in self.tree().scan_prefix(b"d/") {
-            if out.len() == limit {
-                break;
+        const PIECE: usize = 256;
+        let by_time_left = |a: &(Timestamp, Token, HandoffView),
+                            b: &(Timestamp, Token, HandoffView)| {
+            (a.0, &a.2.handoff.handoff_id, &a.1).cmp(&(b.0, &b.2.handoff.handoff_id, &b.1))
+        };
+        let mut found: Vec<(Timestamp, Token, HandoffView)> = Vec::new();
+        let mut last = None;
+        'walk: loop {
+            let piece = self.with_timers(|timers| timers.after(last.as_ref(), PIECE))?;
+            for (due, handoff) in &piece {
+                if found.len() >= limit {
+                    found.sort_by(by_time_left);
+                    found.truncate(limit);
+                    if found
+                        .last()
+                        .is_none_or(|(deadline, _, _)| *deadline < *due)
+                    {
+                        break 'walk;
+                    }
+                }
+                let Some(view) = self.handoff(handoff)? else {
+                    continue;
+                };
+                let h = &view.handoff;
+                if matches(&filter.supplier, &h.supplier)
+                    && matches(&filter.customer, &h.customer)
+                    && matches(&filter.kind, &h.kind)
+                {
+                    for (policy, deadline) in &view.deadlines {
+                        found.push((*deadline, policy.clone(), view.clone()));
+                    }
+                }
             }
-            let (key, _) = entry?;
-            if key.ends_with(b"/w") {
-                continue;
-            }
-            let Some(deadline) = instant_from_bytes(&key[2..]) else {
-                continue;
-            };
-            let rest = std::str::from_utf8(key.get(10..).unwrap_or_default()).unwrap_or("");
-            let Some((handoff, policy)) = rest.split_once('/') else {
-                continue;
-            };
-            let (Ok(handoff), Ok(policy)) = (Token::parse(handoff), Token::parse(policy)) else {
-                continue;
-            };
-            let Some(view) = self.handoff(&handoff)? else {
-                continue;
-            };
-            let h = &view.handoff;
-            if matches(&filter.supplier, &h.supplier)
-                && matches(&filter.customer, &h.customer)
-                && matches(&filter.kind, &h.kind)
-            {
-                out.push((deadline, policy, view));
+            match piece.last() {
+                Some(end) if piece.len() == PIECE => last = Some(end.clone()),
+                _ => break,
             }
         }
-        Ok(out)
+        found.sort_by(by_time_left);
+        found.truncate(limit);
+        Ok(found)
     }
 
     /// Disruptions, by supplier then id; `active_at` keeps only those active then.
@@ -366,14 +381,6 @@ impl Views {
             }
         }
         Ok(out)
-    }
-
-    /// The earliest running deadline, if any.
-    pub fn next_deadline(&self) -> Result<Option<Timestamp>, ViewsError> {
-        match self.tree().scan_prefix(b"d/").next() {
-            Some(entry) => Ok(instant_from_bytes(&entry?.0[2..])),
-            None => Ok(None),
-        }
     }
 
     /// Signals recorded but not yet announced: (outbox key, what, record).
