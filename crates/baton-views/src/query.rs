@@ -332,10 +332,7 @@ impl Views {
                 if found.len() >= limit {
                     found.sort_by(by_time_left);
                     found.truncate(limit);
-                    if found
-                        .last()
-                        .is_none_or(|(deadline, _, _)| *deadline < *due)
-                    {
+                    if found.last().is_none_or(|(deadline, _, _)| *deadline < *due) {
                         break 'walk;
                     }
                 }
