@@ -167,6 +167,55 @@ async fn a_resend_is_answered_from_the_handoffs_own_history() {
 }
 
 #[tokio::test]
+async fn every_earlier_event_is_a_resend_to_the_replica_that_appended_it() {
+    // Answered from ingest's cache: each append must carry the hand-off's
+    // earlier event ids along, not only its latest.
+    let baton = Baton::start().await;
+    let mut ingest = baton.ingest().await;
+    let t0 = now_millis() - 10 * MIN;
+    let id = "pump-resend";
+    let events = [
+        requested(id, "repair", "engineering", "ward-5", Priority::Urgent, t0),
+        later(id, EventType::Acknowledged, t0 + MIN),
+        later(id, EventType::Started, t0 + 2 * MIN),
+        later(id, EventType::Completed, t0 + 3 * MIN),
+    ];
+    let mut originals = Vec::new();
+    for event in &events {
+        let answer = ingest
+            .append(append(event.clone()))
+            .await
+            .expect("appended")
+            .into_inner();
+        assert!(!answer.duplicate);
+        originals.push((answer.version, answer.stream_sequence));
+    }
+    assert_eq!(
+        originals.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+    // Oldest first and again newest first: each is the one recorded.
+    for (event, original) in events
+        .iter()
+        .zip(&originals)
+        .chain(events.iter().zip(&originals).rev())
+    {
+        let resent = ingest
+            .append(append(event.clone()))
+            .await
+            .expect("a resend")
+            .into_inner();
+        assert!(resent.duplicate, "{} resent", event.event_id);
+        assert_eq!((resent.version, resent.stream_sequence), *original);
+    }
+    let nats = baton.nats_client().await;
+    assert_eq!(
+        count_messages(&nats, "BATON_HANDOFFS", "baton.handoff.>").await,
+        4
+    );
+}
+
+#[tokio::test]
 async fn racing_replicas_never_both_win() {
     let baton = Baton::start().await;
     let other_replica = start_ingest(&baton.nats.url(), &baton.catalog_path()).await;

@@ -368,7 +368,19 @@ impl Ingestor {
         record: &Event,
         accepted: Accepted,
     ) {
-        let mut events = before.map(|k| k.events.clone()).unwrap_or_default();
+        // The cache's reference goes first, so ours is (all but always) the
+        // only one and the event ids are extended in place: copying them
+        // made each append cost the hand-off's length, and a hand-off's
+        // appends quadratic in it (up to 1,000 events).
+        let mut events = match before {
+            Some(known) => {
+                self.forget(&record.handoff_id);
+                Arc::try_unwrap(known)
+                    .map(|known| known.events)
+                    .unwrap_or_else(|shared| shared.events.clone())
+            }
+            None => HashMap::new(),
+        };
         events.insert(
             record.event_id.clone(),
             Prior {
