@@ -593,8 +593,8 @@ async fn main_server(
     );
     report.ratio(
         "2",
-        "unary Append / bare tonic handler (1b)",
-        e2e.rate(),
+        "unary Append until applied / bare tonic handler (1b)",
+        e2e_rate,
         bare_paired,
         &format!(
             "target >= 80%; median of {} pairs: {unary_ratios}",
@@ -747,8 +747,8 @@ async fn main_server(
     );
     report.ratio(
         "2",
-        "AppendBatch / raw publish with ids (1)",
-        batch.rate(),
+        "AppendBatch until applied / raw publish with ids (1)",
+        batch_e2e,
         raw_ids_paired,
         &format!(
             "target >= 50%; median of {} pairs: {batch_ratios}",

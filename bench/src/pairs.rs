@@ -13,9 +13,12 @@ pub struct Pair {
 }
 
 impl Pair {
+    /// Baton's rate until the projector applied the last event (what the
+    /// issue calls end to end, not merely acknowledged by ingest) over the
+    /// limit's.
     pub fn ratio(&self) -> f64 {
         if self.limit > 0.0 {
-            self.ours.rate() / self.limit
+            self.until_applied / self.limit
         } else {
             0.0
         }
@@ -55,6 +58,16 @@ mod tests {
             },
             until_applied: events as f64,
         }
+    }
+
+    #[test]
+    fn the_ratio_counts_until_the_projector_applied_the_last_event() {
+        // Ingest acknowledged 100 events/s, the projector applied them at 80.
+        let lagging = Pair {
+            until_applied: 80.0,
+            ..pair(200.0, 100)
+        };
+        assert_eq!(lagging.ratio(), 0.4);
     }
 
     #[test]
