@@ -9,6 +9,7 @@
 //! it must never be part of a shipped service or talk to anything but the
 //! servers it started itself.
 
+mod cpu;
 mod limits;
 mod load;
 mod pairs;
@@ -401,6 +402,7 @@ async fn main_server(
     let stop = CancellationToken::new();
     let (bare_addr, bare_task) = limits::serve_bare(js.clone(), stop.clone()).await?;
     let bare_channels = channels(bare_addr, args.connections).await?;
+    let clock = cpu::CpuClock::start(nats.pid());
     let bare = load::unary(
         &bare_channels,
         load::workload("bare", args.events, 11),
@@ -408,6 +410,7 @@ async fn main_server(
         None,
     )
     .await?;
+    let bare_cpu = clock.and_then(|c| c.per_event(bare.events));
     report.add(
         "1b",
         "bare tonic publish handler, unary",
@@ -429,6 +432,7 @@ async fn main_server(
         "ms",
         "",
     );
+    report_cpu_of(report, "1b", "bare tonic handler", bare_cpu);
 
     // (2) end to end, with (4) queries alongside.
     let dir = tempfile::tempdir()?;
@@ -436,6 +440,7 @@ async fn main_server(
     let ingest_channels = channels(ingest.addr, args.connections).await?;
     // Ingest alone first, as (1b) ran: no projector and no queries sharing
     // the machine's cores, so the ratio shows ingest's own cost.
+    let clock = cpu::CpuClock::start(nats.pid());
     let solo = load::unary(
         &ingest_channels,
         load::workload("solo", args.events, 10),
@@ -443,6 +448,7 @@ async fn main_server(
         None,
     )
     .await?;
+    let solo_cpu = clock.and_then(|c| c.per_event(solo.events));
     report.add(
         "2",
         "unary Append, ingest alone (no projector running)",
@@ -465,6 +471,8 @@ async fn main_server(
         bare.rate(),
         "ingest's own share of the gap",
     );
+    report_cpu_of(report, "2", "unary Append, ingest alone", solo_cpu);
+    let clock = cpu::CpuClock::start(nats.pid());
     let solo_batch = load::batches(
         &ingest_channels,
         load::workload("solob", args.events, 9),
@@ -472,6 +480,7 @@ async fn main_server(
         args.batch_handoffs,
     )
     .await?;
+    let solo_batch_cpu = clock.and_then(|c| c.per_event(solo_batch.events));
     report.add(
         "2",
         "AppendBatch, ingest alone (no projector running)",
@@ -487,6 +496,7 @@ async fn main_server(
         raw_ids,
         "ingest's own share of the gap",
     );
+    report_cpu_of(report, "2", "AppendBatch, ingest alone", solo_batch_cpu);
     let projector = services::start_projector(
         &nats.url(),
         catalog,
@@ -506,6 +516,7 @@ async fn main_server(
     let mut unary_pairs = Vec::new();
     let mut q = load::QueryLatency::default();
     for round in 0..args.pairs.max(1) {
+        let clock = cpu::CpuClock::start(nats.pid());
         let bare_now = load::unary(
             &bare_channels,
             load::workload(&format!("bare{round}"), args.events, 11),
@@ -513,6 +524,7 @@ async fn main_server(
             None,
         )
         .await?;
+        let bare_cpu = clock.and_then(|c| c.per_event(bare_now.events));
         let stop_queries = CancellationToken::new();
         let queries = tokio::spawn(load::queries(
             services::channel(projector.addr).await?,
@@ -521,6 +533,7 @@ async fn main_server(
             stop_queries.clone(),
         ));
         let started = Instant::now();
+        let clock = cpu::CpuClock::start(nats.pid());
         let e2e = load::unary(
             &ingest_channels,
             load::workload(&format!("uni{round}"), args.events, 12),
@@ -530,6 +543,7 @@ async fn main_server(
         .await?;
         services::wait_acked(&js, "baton-projector", e2e.last_sequence).await?;
         let until_applied = rate(e2e.events, started.elapsed());
+        let e2e_cpu = clock.and_then(|c| c.per_event(e2e.events));
         stop_queries.cancel();
         q.merge(queries.await?);
         // Every pair's errors, not only the reported one's.
@@ -539,6 +553,7 @@ async fn main_server(
             limit: bare_now.rate(),
             ours: e2e,
             until_applied,
+            cpu: bare_cpu.zip(e2e_cpu),
         });
     }
     stop.cancel();
@@ -548,6 +563,7 @@ async fn main_server(
         limit: bare_paired,
         ours: e2e,
         until_applied: e2e_rate,
+        cpu: unary_cpu,
     } = median;
     report.add(
         "2",
@@ -600,6 +616,12 @@ async fn main_server(
             "target >= 80%; median of {} pairs: {unary_ratios}",
             args.pairs.max(1)
         ),
+    );
+    report_cpu(
+        report,
+        unary_cpu,
+        ("1b", "bare tonic handler (median pair)"),
+        ("2", "unary Append until applied (median pair)"),
     );
     report.ratio(
         "2",
@@ -685,6 +707,7 @@ async fn main_server(
     for round in 0..args.pairs.max(1) {
         // A stream of its own each round: the same message ids again
         // would be acked as duplicates without being stored.
+        let clock = cpu::CpuClock::start(nats.pid());
         let raw_now = limits::raw_publish(
             &js,
             &format!("bench.pair{round}"),
@@ -694,7 +717,9 @@ async fn main_server(
             limits::Headers::Id,
         )
         .await?;
+        let raw_cpu = clock.and_then(|c| c.per_event(args.raw_events));
         let started = Instant::now();
+        let clock = cpu::CpuClock::start(nats.pid());
         let batch = load::batches(
             &ingest_channels,
             load::workload(&format!("bat{round}"), args.events, 14),
@@ -704,11 +729,13 @@ async fn main_server(
         .await?;
         services::wait_acked(&js, "baton-projector", batch.last_sequence).await?;
         let until_applied = rate(batch.events, started.elapsed());
+        let batch_cpu = clock.and_then(|c| c.per_event(batch.events));
         report_errors(report, &format!("AppendBatch errors, pair {round}"), &batch);
         batch_pairs.push(Pair {
             limit: raw_now,
             ours: batch,
             until_applied,
+            cpu: raw_cpu.zip(batch_cpu),
         });
     }
     let (batch_ratios, median) = Pair::median(&mut batch_pairs).context("no batch pairs ran")?;
@@ -716,6 +743,7 @@ async fn main_server(
         limit: raw_ids_paired,
         ours: batch,
         until_applied: batch_e2e,
+        cpu: batch_cpu,
     } = median;
     report.add(
         "2",
@@ -754,6 +782,12 @@ async fn main_server(
             "target >= 50%; median of {} pairs: {batch_ratios}",
             args.pairs.max(1)
         ),
+    );
+    report_cpu(
+        report,
+        batch_cpu,
+        ("1", "raw publish with ids (median pair)"),
+        ("2", "AppendBatch until applied (median pair)"),
     );
 
     // (5) breach detection delay on the live projector.
@@ -1030,6 +1064,46 @@ async fn scale_out(
 
 /// A row for the appends a run saw refused, if any (a run with errors is
 /// not a measurement of the happy path).
+/// What an event cost in CPU in a limit's run and in Baton's, and their
+/// ratio: the most Baton's rate can be of the limit's while both runs keep
+/// every core busy.
+fn report_cpu(
+    report: &mut Report,
+    cpu: Option<(cpu::CpuPerEvent, cpu::CpuPerEvent)>,
+    limit: (&str, &str),
+    ours: (&str, &str),
+) {
+    let Some((limit_cpu, ours_cpu)) = cpu else {
+        return;
+    };
+    for ((section, name), cost) in [(limit, limit_cpu), (ours, ours_cpu)] {
+        report_cpu_of(report, section, name, Some(cost));
+    }
+    report.ratio(
+        ours.0,
+        &format!("CPU an event, {} / {}", limit.1, ours.1),
+        limit_cpu.total_us(),
+        ours_cpu.total_us(),
+        "the most the ratio above can reach while both runs keep every core busy",
+    );
+}
+
+/// One run's CPU an event, split between the bench process and nats-server.
+fn report_cpu_of(report: &mut Report, section: &str, name: &str, cost: Option<cpu::CpuPerEvent>) {
+    if let Some(cost) = cost {
+        report.add(
+            section,
+            &format!("{name}: CPU an event"),
+            cost.total_us(),
+            "us",
+            &format!(
+                "bench process {:.1} + nats-server {:.1}; {:.2} cores busy",
+                cost.own_us, cost.nats_us, cost.cores_busy
+            ),
+        );
+    }
+}
+
 fn report_errors(report: &mut Report, name: &str, outcome: &load::Outcome) {
     if outcome.errors > 0 {
         report.add(

@@ -2,7 +2,7 @@
 //! their ratio is not also a measure of how the machine's speed drifted in
 //! between; several such pairs, and the one with the median ratio.
 
-use crate::load::Outcome;
+use crate::{cpu::CpuPerEvent, load::Outcome};
 
 /// A limit's rate and Baton's run measured right after it.
 pub struct Pair {
@@ -10,6 +10,9 @@ pub struct Pair {
     pub ours: Outcome,
     /// Baton's events/s until the projector applied the last.
     pub until_applied: f64,
+    /// What an event cost in CPU in the limit's run and in Baton's (until
+    /// applied), where `/proc` could be read.
+    pub cpu: Option<(CpuPerEvent, CpuPerEvent)>,
 }
 
 impl Pair {
@@ -57,6 +60,7 @@ mod tests {
                 ..Outcome::default()
             },
             until_applied: events as f64,
+            cpu: None,
         }
     }
 
