@@ -985,7 +985,7 @@ async fn main_server(
             &format!("{partitions} projectors / one projector's rebuild (3)"),
             together,
             rebuild,
-            "> 100%: adding instances raises throughput",
+            "above 100% when adding instances raises throughput",
         );
     }
 
