@@ -10,9 +10,9 @@
 //! deleted, as before, and reads afterwards see an empty one.
 //!
 //! It also remembers, per batch, which disruptions each supplier has, so
-//! that they are not scanned for on every event. It must never hold anything across batches:
-//! it is dropped with its projection, so the views on disk stay the only
-//! truth.
+//! that they are not scanned for on every event. It must never hold
+//! anything across batches: it is dropped with its projection, so the views
+//! on disk stay the only truth.
 
 use std::collections::hash_map::Entry;
 
