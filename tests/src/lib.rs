@@ -11,6 +11,7 @@
 //! services with TLS and caller authentication.
 
 pub mod browser;
+pub mod http;
 pub mod load;
 pub mod secure;
 

@@ -1,0 +1,153 @@
+//! Plain HTTP/1.1 against the services' side ports, as a scraper, a load
+//! balancer's probe or a wall screen's browser would speak it: one request
+//! per connection, and server-sent events read line by line.
+
+use std::{net::SocketAddr, time::Duration};
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+/// An answer: the status code, the head (status line and headers) and the body.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+/// `GET path` with the extra header lines `headers` (each `Name: value`).
+pub async fn get_with(addr: SocketAddr, path: &str, headers: &[&str]) -> Answer {
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to the side port");
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: baton\r\nConnection: close\r\n");
+    for header in headers {
+        request.push_str(header);
+        request.push_str("\r\n");
+    }
+    request.push_str("\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("send the request");
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .await
+        .expect("read the response");
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or((response.as_str(), ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status code");
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    Answer {
+        status,
+        head: head.to_owned(),
+        body,
+    }
+}
+
+/// `GET path`.
+pub async fn get(addr: SocketAddr, path: &str) -> Answer {
+    get_with(addr, path, &[]).await
+}
+
+/// The body of a chunked response, joined.
+pub fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest.get(size + 2..).unwrap_or("");
+    }
+    out
+}
+
+/// One server-sent event: its name and data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerEvent {
+    pub event: String,
+    pub data: String,
+}
+
+/// An open `/events` stream.
+#[derive(Debug)]
+pub struct EventStream {
+    lines: tokio::io::Lines<BufReader<tokio::net::TcpStream>>,
+}
+
+impl EventStream {
+    /// Opens `path` (normally `/events`) and reads past the response head.
+    pub async fn open(addr: SocketAddr, path: &str) -> EventStream {
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("connect to the side port");
+        // HTTP/1.0: the body is the rest of the connection, with no chunk
+        // framing between the events.
+        let request =
+            format!("GET {path} HTTP/1.0\r\nHost: baton\r\nAccept: text/event-stream\r\n\r\n");
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .expect("send the request");
+        let mut lines = BufReader::new(stream).lines();
+        // The head ends with an empty line.
+        while let Some(line) = lines.next_line().await.expect("read the head") {
+            if line.is_empty() {
+                break;
+            }
+        }
+        EventStream { lines }
+    }
+
+    /// The next named event, skipping comments;
+    /// `None` if the stream ended or nothing came within `wait`.
+    pub async fn next(&mut self, wait: Duration) -> Option<ServerEvent> {
+        let read = async {
+            let mut event = None;
+            let mut data = String::new();
+            while let Ok(Some(line)) = self.lines.next_line().await {
+                if let Some(name) = line.strip_prefix("event: ").or(line.strip_prefix("event:")) {
+                    event = Some(name.trim().to_owned());
+                } else if let Some(d) = line.strip_prefix("data: ").or(line.strip_prefix("data:"))
+                {
+                    data.push_str(d.trim_start());
+                } else if line.is_empty() {
+                    if let Some(event) = event.take() {
+                        return Some(ServerEvent {
+                            event,
+                            data: std::mem::take(&mut data),
+                        });
+                    }
+                }
+            }
+            None
+        };
+        tokio::time::timeout(wait, read).await.ok().flatten()
+    }
+
+    /// The next event called `name`, skipping others.
+    pub async fn next_named(&mut self, name: &str, wait: Duration) -> Option<ServerEvent> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let event = self.next(left).await?;
+            if event.event == name {
+                return Some(event);
+            }
+        }
+    }
+}
