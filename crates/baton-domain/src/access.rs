@@ -26,7 +26,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
-use crate::{event::EventType, id::Token};
+use crate::{
+    event::{EventType, Priority},
+    id::Token,
+};
 
 /// What a caller is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -57,7 +60,9 @@ pub enum Side {
     Either,
 }
 
-/// The side of the hand-off that may send `event_type`.
+/// The side of the hand-off that may send `event_type`. REPRIORITIZED is
+/// `Either` when it raises the priority; lowering it is the customer's
+/// (see [`Action`]).
 pub fn side_of(event_type: EventType) -> Side {
     match event_type {
         EventType::Requested | EventType::Cancelled | EventType::Rated => Side::Customer,
@@ -72,11 +77,70 @@ pub fn side_of(event_type: EventType) -> Side {
     }
 }
 
+/// Who is asking, as far as a hand-off is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Party {
+    /// A department caller speaking for the hand-off's customer.
+    Customer,
+    /// A department caller speaking for its current supplier.
+    Supplier,
+    /// An operator (the duty coordinator's desk).
+    Operator,
+    /// An importer loading history.
+    Importer,
+}
+
+/// What is asked: an event, with a priority change split by direction,
+/// or a disruption of the supplier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Event(EventType),
+    /// REPRIORITIZED to a more urgent priority.
+    Raise,
+    /// REPRIORITIZED to a less urgent one.
+    Lower,
+    /// Opening or closing a disruption of the supplier.
+    Disrupt,
+}
+
+impl Action {
+    /// The action an event asks for, against the hand-off's priority now.
+    pub fn of(event_type: EventType, current: Priority, new: Option<Priority>) -> Action {
+        match (event_type, new) {
+            (EventType::Reprioritized, Some(new)) if new < current => Action::Lower,
+            (EventType::Reprioritized, _) => Action::Raise,
+            (t, _) => Action::Event(t),
+        }
+    }
+}
+
+/// The table of who may do what: the one rule ingest applies, written out
+/// in the security docs. The measured supplier can never lower a priority
+/// (it would loosen its own promise); an operator may only change one.
+pub fn allowed(party: Party, action: Action) -> bool {
+    match party {
+        Party::Importer => true,
+        Party::Operator => matches!(action, Action::Raise | Action::Lower),
+        Party::Customer => match action {
+            Action::Raise | Action::Lower => true,
+            Action::Disrupt => false,
+            Action::Event(t) => side_of(t) == Side::Customer,
+        },
+        Party::Supplier => match action {
+            Action::Raise | Action::Disrupt => true,
+            Action::Lower => false,
+            Action::Event(t) => side_of(t) == Side::Supplier,
+        },
+    }
+}
+
 /// Why a caller may not do what it asked. The message names the caller and
 /// the department, never anything the event carried besides.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Denied {
-    #[error("caller {caller} is read-only and may not append")]
+    #[error(
+        "caller {caller} is read-only but for priorities: an operator may only raise or lower a hand-off's priority"
+    )]
     ReadOnly { caller: String },
     #[error(
         "caller {caller} may not append {event} as {side} {department}: it speaks for {speaks_for}"
@@ -88,6 +152,17 @@ pub enum Denied {
         department: Token,
         speaks_for: String,
     },
+    #[error(
+        "caller {caller} may not lower the priority of a hand-off its department {supplier} \
+         supplies: only the customer ({customer}) or an operator may lower it"
+    )]
+    LowerOwnPriority {
+        caller: String,
+        supplier: Token,
+        customer: Token,
+    },
+    #[error("caller {caller} may not load history (backfill): only an importer may")]
+    NotAnImporter { caller: String },
     #[error("caller {caller} is not in the caller registry")]
     Unregistered { caller: String },
 }
@@ -109,58 +184,100 @@ impl Caller {
             .join(", ")
     }
 
+    /// The parties this caller is on a hand-off between `supplier` and
+    /// `customer` (a department may supply and be served at once).
+    fn parties(&self, supplier: &Token, customer: &Token) -> Vec<Party> {
+        match self.role {
+            Role::Importer => vec![Party::Importer],
+            Role::Operator => vec![Party::Operator],
+            Role::Department => {
+                let mut parties = Vec::new();
+                if self.speaks_for(customer) {
+                    parties.push(Party::Customer);
+                }
+                if self.speaks_for(supplier) {
+                    parties.push(Party::Supplier);
+                }
+                parties
+            }
+        }
+    }
+
+    /// May this caller do `action` on a hand-off whose supplier (before
+    /// this event) and customer are the given ones? For REQUESTED they are
+    /// the event's own.
+    pub fn may(&self, action: Action, supplier: &Token, customer: &Token) -> Result<(), Denied> {
+        let parties = self.parties(supplier, customer);
+        if parties.iter().any(|p| allowed(*p, action)) {
+            return Ok(());
+        }
+        let caller = self.id.clone();
+        let event = match action {
+            Action::Event(t) => t,
+            Action::Raise | Action::Lower => EventType::Reprioritized,
+            Action::Disrupt => EventType::Started,
+        };
+        Err(match (self.role, action) {
+            (Role::Operator, _) => Denied::ReadOnly { caller },
+            (_, Action::Lower) if parties.contains(&Party::Supplier) => Denied::LowerOwnPriority {
+                caller,
+                supplier: supplier.clone(),
+                customer: customer.clone(),
+            },
+            (_, Action::Disrupt) => Denied::NotItsDepartment {
+                caller,
+                event,
+                side: "disrupted supplier",
+                department: supplier.clone(),
+                speaks_for: self.departments_text(),
+            },
+            (_, Action::Event(t)) if side_of(t) == Side::Supplier => Denied::NotItsDepartment {
+                caller,
+                event,
+                side: "supplier",
+                department: supplier.clone(),
+                speaks_for: self.departments_text(),
+            },
+            _ => Denied::NotItsDepartment {
+                caller,
+                event,
+                side: "customer",
+                department: customer.clone(),
+                speaks_for: self.departments_text(),
+            },
+        })
+    }
+
     /// May this caller append `event_type` to a hand-off whose supplier
-    /// (before this event) and customer are the given ones? For REQUESTED
-    /// they are the event's own.
+    /// (before this event) and customer are the given ones? A priority
+    /// change counts as raising it; see [`Caller::may`] for lowering.
     pub fn may_append(
         &self,
         event_type: EventType,
         supplier: &Token,
         customer: &Token,
     ) -> Result<(), Denied> {
-        if self.role == Role::Operator {
-            return Err(Denied::ReadOnly {
-                caller: self.id.clone(),
-            });
-        }
-        let allowed = match side_of(event_type) {
-            Side::Customer => self.speaks_for(customer),
-            Side::Supplier => self.speaks_for(supplier),
-            Side::Either => self.speaks_for(customer) || self.speaks_for(supplier),
-        };
-        if allowed {
-            return Ok(());
-        }
-        let (side, department) = match side_of(event_type) {
-            Side::Customer | Side::Either => ("customer", customer),
-            Side::Supplier => ("supplier", supplier),
-        };
-        Err(Denied::NotItsDepartment {
-            caller: self.id.clone(),
-            event: event_type,
-            side,
-            department: department.clone(),
-            speaks_for: self.departments_text(),
-        })
+        self.may(
+            Action::of(event_type, Priority::Routine, None),
+            supplier,
+            customer,
+        )
     }
 
     /// May this caller open or close a disruption of `supplier`?
     pub fn may_disrupt(&self, supplier: &Token) -> Result<(), Denied> {
-        if self.role == Role::Operator {
-            return Err(Denied::ReadOnly {
+        self.may(Action::Disrupt, supplier, supplier)
+    }
+
+    /// May this caller load history (events judged by their own time,
+    /// paging nobody)? Only an importer.
+    pub fn may_backfill(&self) -> Result<(), Denied> {
+        match self.role {
+            Role::Importer => Ok(()),
+            _ => Err(Denied::NotAnImporter {
                 caller: self.id.clone(),
-            });
+            }),
         }
-        if self.speaks_for(supplier) {
-            return Ok(());
-        }
-        Err(Denied::NotItsDepartment {
-            caller: self.id.clone(),
-            event: EventType::Started,
-            side: "disrupted supplier",
-            department: supplier.clone(),
-            speaks_for: self.departments_text(),
-        })
     }
 }
 
@@ -364,17 +481,60 @@ mod tests {
     }
 
     #[test]
-    fn operators_only_read_and_importers_append_anything() {
+    fn operators_only_change_priorities_and_importers_append_anything() {
         let operator = caller("duty-desk");
         let importer = caller("history-import");
         for t_ in EventType::ALL {
-            assert!(matches!(
-                operator.may_append(t_, &t("lab"), &t("ward-5")),
-                Err(Denied::ReadOnly { .. })
-            ));
+            let answer = operator.may_append(t_, &t("lab"), &t("ward-5"));
+            if t_ == EventType::Reprioritized {
+                assert_eq!(answer, Ok(()));
+            } else {
+                assert!(matches!(answer, Err(Denied::ReadOnly { .. })), "{t_}");
+            }
             assert_eq!(importer.may_append(t_, &t("lab"), &t("ward-5")), Ok(()));
         }
+        assert_eq!(operator.may(Action::Lower, &t("lab"), &t("ward-5")), Ok(()));
         assert!(operator.may_disrupt(&t("lab")).is_err());
+        assert!(operator.may_backfill().is_err());
+        assert_eq!(importer.may_backfill(), Ok(()));
+        assert!(caller("lab-system").may_backfill().is_err());
+    }
+
+    #[test]
+    fn only_the_customer_or_an_operator_may_lower_a_priority() {
+        let (lab, ward) = (t("lab"), t("ward-5"));
+        assert_eq!(
+            caller("ward-5-system").may(Action::Lower, &lab, &ward),
+            Ok(())
+        );
+        let denied = caller("lab-system")
+            .may(Action::Lower, &lab, &ward)
+            .expect_err("the measured supplier");
+        assert!(
+            matches!(denied, Denied::LowerOwnPriority { .. }),
+            "{denied}"
+        );
+        assert!(
+            denied.to_string().contains("only the customer (ward-5)"),
+            "{denied}"
+        );
+        assert_eq!(caller("lab-system").may(Action::Raise, &lab, &ward), Ok(()));
+        assert_eq!(
+            Action::of(
+                EventType::Reprioritized,
+                Priority::Stat,
+                Some(Priority::Routine)
+            ),
+            Action::Lower
+        );
+        assert_eq!(
+            Action::of(
+                EventType::Reprioritized,
+                Priority::Routine,
+                Some(Priority::Urgent)
+            ),
+            Action::Raise
+        );
     }
 
     #[test]

@@ -68,13 +68,18 @@ pub struct Policy {
     pub escalate_to: Option<Token>,
     /// The calendar's id; `None` is `always`.
     pub calendar_id: Option<Token>,
+    /// How far back a live event may be dated and still be read as dated:
+    /// one entered later is read as `recorded_at - max_entry_lag` (see
+    /// [`crate::event::Event::clock_time`]).
+    pub max_entry_lag: Duration,
     /// When the clock runs.
     #[serde(skip)]
     pub calendar: Calendar,
 }
 
 impl Policy {
-    /// Whether this promise applies to the hand-off as it stands.
+    /// Whether this promise applies to the hand-off as it stands (its clock
+    /// runs only while it has a target for a priority the hand-off held).
     pub fn covers(&self, handoff: &Handoff) -> bool {
         self.kind == handoff.kind
             && self
@@ -85,7 +90,6 @@ impl Policy {
                 .customer
                 .as_ref()
                 .is_none_or(|c| *c == handoff.customer)
-            && self.targets.contains_key(&handoff.priority)
             && self
                 .matches
                 .iter()
@@ -101,6 +105,10 @@ impl Policy {
         self.targets.get(&priority).copied()
     }
 }
+
+/// How late a live event may be entered and still count by its own time,
+/// when neither the promise nor the catalog says (`"max_entry_lag"`).
+pub const DEFAULT_MAX_ENTRY_LAG: Duration = Duration::from_secs(5 * 60);
 
 /// A validated catalog.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -134,6 +142,9 @@ struct RawCatalog {
     /// The attribute keys events may carry; absent: any key.
     #[serde(default)]
     attributes: Option<Vec<String>>,
+    /// Every promise's late-entry bound unless it gives its own.
+    #[serde(default)]
+    max_entry_lag: Option<String>,
 }
 
 /// A working-hours calendar as the catalog spells it:
@@ -185,6 +196,8 @@ struct RawPromise {
     escalate_to: Option<String>,
     #[serde(default)]
     calendar: Option<String>,
+    #[serde(default)]
+    max_entry_lag: Option<String>,
 }
 
 /// Collects the first error with its path, and finds its line in the source.
@@ -372,6 +385,12 @@ impl Catalog {
             }
         }
 
+        let default_entry_lag = match &raw.max_entry_lag {
+            None => DEFAULT_MAX_ENTRY_LAG,
+            Some(value) => {
+                parse_duration(value).map_err(|e| check.fail("max_entry_lag", e, value))?
+            }
+        };
         let mut promises: Vec<Policy> = Vec::new();
         for (i, p) in raw.promises.iter().enumerate() {
             let at = |field: &str| format!("promises[{i}].{field}");
@@ -493,7 +512,14 @@ impl Catalog {
                     (Some(id), calendar)
                 }
             };
+            let max_entry_lag = match &p.max_entry_lag {
+                None => default_entry_lag,
+                Some(value) => {
+                    parse_duration(value).map_err(|e| check.fail(at("max_entry_lag"), e, value))?
+                }
+            };
             promises.push(Policy {
+                max_entry_lag,
                 id,
                 kind,
                 supplier,

@@ -120,6 +120,7 @@ impl ClockOutcome {
 }
 
 /// How a cycle ended, if it did.
+#[derive(Clone, Copy)]
 enum End {
     /// Still running (or paused) at `now`.
     Open,
@@ -128,50 +129,68 @@ enum End {
     Reset(Timestamp),
 }
 
-/// One cycle as the walk over events builds it.
+/// One cycle as the walk over events builds it: when it ran. Thresholds
+/// (the target, the warning share) are read off its spans when it ends, so
+/// a target changed mid-cycle applies as if it had held from the start.
 struct Cycle<'p> {
     policy: &'p Policy,
-    target_ms: i64,
-    warn_ms: Option<i64>,
     number: u32,
     started_at: Timestamp,
-    /// Run time over closed running spans.
-    elapsed_ms: i64,
+    /// Closed running spans, oldest first.
+    spans: Vec<(Timestamp, Timestamp)>,
     /// Start of the current running span; `None` while paused.
     running_since: Option<Timestamp>,
-    /// Where the target's worth of working time had run (reached, not
-    /// necessarily passed: the clock breaches only if it runs on after it).
-    ran_out_at: Option<Timestamp>,
-    /// Where the warning share's worth had run, likewise.
-    warned_at: Option<Timestamp>,
 }
 
-impl Cycle<'_> {
-    /// Where, after `since` with `spent` already on the clock, `threshold`
-    /// of working time is reached.
-    fn crossing(&self, since: Timestamp, spent: i64, threshold: i64) -> Option<Timestamp> {
-        let left = Duration::from_millis((threshold - spent).max(0) as u64);
-        self.policy.calendar.add_working(since, left)
+impl<'p> Cycle<'p> {
+    fn start(policy: &'p Policy, number: u32, at: Timestamp) -> Cycle<'p> {
+        Cycle {
+            policy,
+            number,
+            started_at: at,
+            spans: Vec::new(),
+            running_since: Some(at),
+        }
     }
 
-    /// Closes the running span at `until`, noting thresholds it reached.
-    /// Reached, not only passed: a clock paused exactly on its target and
-    /// resumed later ran out where it paused, as one whose calendar closed
-    /// there does.
-    fn pause(&mut self, until: Timestamp) {
-        let Some(since) = self.running_since.take() else {
-            return;
-        };
-        let span = duration_millis(self.policy.calendar.working_between(since, until));
-        if self.ran_out_at.is_none() && self.elapsed_ms + span >= self.target_ms {
-            self.ran_out_at = self.crossing(since, self.elapsed_ms, self.target_ms);
-        }
-        if let Some(warn_ms) = self.warn_ms {
-            if self.warned_at.is_none() && self.elapsed_ms + span >= warn_ms {
-                self.warned_at = self.crossing(since, self.elapsed_ms, warn_ms);
+    fn working(&self, from: Timestamp, to: Timestamp) -> i64 {
+        duration_millis(self.policy.calendar.working_between(from, to))
+    }
+
+    /// Working time on the clock at `at` (not before the last event walked).
+    fn worked_until(&self, at: Timestamp) -> i64 {
+        let closed: i64 = self.spans.iter().map(|&(a, b)| self.working(a, b)).sum();
+        closed
+            + self
+                .running_since
+                .map_or(0, |since| self.working(since, at))
+    }
+
+    /// Where `threshold` of working time is reached: within a closed span
+    /// (reached, not only passed: a clock paused exactly on its target ran
+    /// out where it paused), or ahead in the running span.
+    fn crossing(&self, threshold: i64) -> Option<Timestamp> {
+        let mut spent = 0;
+        for &(from, to) in &self.spans {
+            let span = self.working(from, to);
+            if spent + span >= threshold {
+                return self.reach(from, threshold - spent);
             }
+            spent += span;
         }
-        self.elapsed_ms += span;
+        self.running_since
+            .and_then(|since| self.reach(since, threshold - spent))
+    }
+
+    fn reach(&self, from: Timestamp, left: i64) -> Option<Timestamp> {
+        let left = Duration::from_millis(left.max(0) as u64);
+        self.policy.calendar.add_working(from, left)
+    }
+
+    fn pause(&mut self, until: Timestamp) {
+        if let Some(since) = self.running_since.take() {
+            self.spans.push((since, until));
+        }
     }
 
     fn finish(
@@ -179,14 +198,19 @@ impl Cycle<'_> {
         end: End,
         ended_by: Option<EventType>,
         supplier: Option<Token>,
+        target_ms: i64,
         now: Timestamp,
     ) -> ClockOutcome {
+        let warn_ms = self
+            .policy
+            .warning_after(Duration::from_millis(target_ms.max(0) as u64))
+            .map(duration_millis);
         let mut outcome = ClockOutcome {
             policy_id: self.policy.id.clone(),
             cycle: self.number,
             supplier,
             state: SlaState::Running,
-            target: Duration::from_millis(self.target_ms as u64),
+            target: Duration::from_millis(target_ms.max(0) as u64),
             started_at: Some(self.started_at),
             stopped_at: None,
             ended_by,
@@ -195,106 +219,101 @@ impl Cycle<'_> {
             warned: false,
             elapsed: Duration::ZERO,
         };
-        match end {
+        let at = match end {
             End::Stopped(at) | End::Closed(at) | End::Reset(at) => {
                 self.pause(at);
-                let breached = self.elapsed_ms > self.target_ms;
                 outcome.stopped_at = Some(at);
-                outcome.deadline = self.ran_out_at.filter(|_| breached);
-                outcome.warned = self.warn_ms.is_some_and(|w| self.elapsed_ms > w);
-                outcome.warn_at = self.warned_at.filter(|_| outcome.warned);
-                outcome.elapsed = Duration::from_millis(self.elapsed_ms as u64);
-                outcome.state = match (breached, end) {
-                    (true, _) => SlaState::Breached,
-                    (false, End::Stopped(_)) => SlaState::Met,
-                    (false, End::Reset(_)) => SlaState::Reset,
-                    (false, _) => SlaState::Cancelled,
-                };
+                at
             }
-            End::Open => {
-                let mut total_ms = self.elapsed_ms;
-                match self.running_since {
-                    Some(since) => {
-                        outcome.deadline = self
-                            .ran_out_at
-                            .or_else(|| self.crossing(since, self.elapsed_ms, self.target_ms));
-                        outcome.warn_at = self.warned_at.or_else(|| {
-                            self.warn_ms
-                                .and_then(|w| self.crossing(since, self.elapsed_ms, w))
-                        });
-                        total_ms +=
-                            duration_millis(self.policy.calendar.working_between(since, now));
-                    }
-                    None => {
-                        outcome.deadline = self.ran_out_at.filter(|_| total_ms > self.target_ms);
-                        outcome.warn_at = self
-                            .warned_at
-                            .filter(|_| self.warn_ms.is_some_and(|w| total_ms > w));
-                    }
-                }
-                outcome.warned = self.warn_ms.is_some_and(|w| total_ms > w);
-                outcome.elapsed = Duration::from_millis(total_ms.max(0) as u64);
-                outcome.state = if total_ms > self.target_ms {
-                    SlaState::Breached
-                } else if self.running_since.is_some() {
-                    SlaState::Running
-                } else {
-                    SlaState::Paused
-                };
-            }
-        }
+            End::Open => now,
+        };
+        let elapsed = self.worked_until(at).max(0);
+        let breached = elapsed > target_ms;
+        outcome.elapsed = Duration::from_millis(elapsed as u64);
+        outcome.warned = warn_ms.is_some_and(|w| elapsed > w);
+        let running = matches!(end, End::Open) && self.running_since.is_some();
+        // A running clock shows where its thresholds fall, ahead or behind;
+        // a stopped or paused one only those it reached.
+        outcome.deadline = (running || breached)
+            .then(|| self.crossing(target_ms))
+            .flatten();
+        outcome.warn_at = (running || outcome.warned)
+            .then(|| warn_ms.and_then(|w| self.crossing(w)))
+            .flatten();
+        outcome.state = match (breached, end) {
+            (true, _) => SlaState::Breached,
+            (false, End::Stopped(_)) => SlaState::Met,
+            (false, End::Reset(_)) => SlaState::Reset,
+            (false, End::Closed(_)) => SlaState::Cancelled,
+            (false, End::Open) if running => SlaState::Running,
+            (false, End::Open) => SlaState::Paused,
+        };
         outcome
     }
 }
 
-/// Evaluates `policy`'s clock over a hand-off's recorded events (any order;
-/// ties on `occurred_at` are broken by version) for a hand-off of
-/// `priority`: one outcome per cycle, oldest first. Empty if the promise has
-/// no target for the priority.
+/// The target a priority change leaves a cycle with. A cycle whose
+/// deadline has passed at the change keeps its target unless the new one
+/// is as tight or tighter: a priority change never un-breaks a promise.
+/// Otherwise the new target applies as if it had held from the start
+/// (raised: judged against the tighter target from the request; lowered:
+/// given the longer one). A priority without a target leaves it as it was.
+fn retarget(current: Option<i64>, new: Option<i64>, elapsed_at_change: Option<i64>) -> Option<i64> {
+    match (current, new, elapsed_at_change) {
+        (_, None, _) => current,
+        (None, Some(new), _) => Some(new),
+        (Some(current), Some(new), Some(elapsed)) if elapsed > current && new > current => {
+            Some(current)
+        }
+        (Some(_), Some(new), _) => Some(new),
+    }
+}
+
+/// Evaluates `policy`'s clock over a hand-off's recorded events (any order)
+/// for a hand-off requested at `priority`: one outcome per cycle, oldest
+/// first. Empty if the promise has no target for any priority it held.
+///
+/// Each event counts at its [`Event::clock_time`] under the promise's
+/// `max_entry_lag`; ties are broken by version. REPRIORITIZED events change
+/// the target as [`retarget`] says.
 pub fn evaluate(
     policy: &Policy,
     priority: Priority,
     events: &[Event],
     now: Timestamp,
 ) -> Vec<ClockOutcome> {
-    let Some(target) = policy.target(priority) else {
-        return Vec::new();
-    };
-    let target_ms = duration_millis(target);
-    let warn_ms = policy.warning_after(target).map(duration_millis);
-    let mut ordered: Vec<&Event> = events.iter().collect();
-    ordered.sort_by_key(|e| (e.occurred_at, e.version));
+    let target_of = |p: Priority| policy.target(p).map(duration_millis);
+    let mut target = target_of(priority);
+    let lag = policy.max_entry_lag;
+    let mut ordered: Vec<(Timestamp, &Event)> =
+        events.iter().map(|e| (e.clock_time(lag), e)).collect();
+    ordered.sort_by_key(|(at, e)| (*at, e.version));
 
     let mut cycles = Vec::new();
     let mut current: Option<Cycle> = None;
     let mut supplier: Option<Token> = None;
-    let start_cycle = |number: u32, at: Timestamp| Cycle {
-        policy,
-        target_ms,
-        warn_ms,
-        number,
-        started_at: at,
-        elapsed_ms: 0,
-        running_since: Some(at),
-        ran_out_at: None,
-        warned_at: None,
+    // A cycle ended while no priority had a target is no clock at all.
+    let push = |cycles: &mut Vec<ClockOutcome>, cycle: Cycle, end, by, who, target| {
+        if let Some(target) = target {
+            cycles.push(cycle.finish(end, by, who, target, now));
+        }
     };
 
-    for event in ordered {
-        let (at, t) = (event.occurred_at, event.event_type);
+    for (at, event) in ordered {
+        let t = event.event_type;
+        if t == EventType::Reprioritized {
+            if let Some(p) = event.priority {
+                let elapsed = current.as_ref().map(|c| c.worked_until(at));
+                target = retarget(target, target_of(p), elapsed);
+            }
+        }
         let Some(mut cycle) = current.take() else {
             supplier = event.supplier.clone().or(supplier);
             if t == policy.start {
-                current = Some(start_cycle(1, at));
+                current = Some(Cycle::start(policy, 1, at));
             } else if t.is_terminal() {
                 // Closed before the clock ever started.
-                return vec![pending(
-                    policy,
-                    target,
-                    supplier,
-                    SlaState::Cancelled,
-                    Some(t),
-                )];
+                return pending(policy, target, supplier, SlaState::Cancelled, Some(t));
             }
             continue;
         };
@@ -305,15 +324,22 @@ pub fn evaluate(
                 End::Closed(at)
             };
             supplier = event.supplier.clone().or(supplier);
-            cycles.push(cycle.finish(end, Some(t), supplier, now));
+            push(&mut cycles, cycle, end, Some(t), supplier, target);
             return cycles;
         }
         if policy.reset.contains(&t) {
             // The cycle belongs to whoever held the hand-off until now.
             let number = cycle.number + 1;
-            cycles.push(cycle.finish(End::Reset(at), Some(t), supplier.clone(), now));
+            push(
+                &mut cycles,
+                cycle,
+                End::Reset(at),
+                Some(t),
+                supplier.clone(),
+                target,
+            );
             supplier = event.supplier.clone().or(supplier);
-            current = Some(start_cycle(number, at));
+            current = Some(Cycle::start(policy, number, at));
             continue;
         }
         supplier = event.supplier.clone().or(supplier);
@@ -325,26 +351,29 @@ pub fn evaluate(
         current = Some(cycle);
     }
     match current {
-        Some(cycle) => cycles.push(cycle.finish(End::Open, None, supplier, now)),
-        None => cycles.push(pending(policy, target, supplier, SlaState::Pending, None)),
+        Some(cycle) => push(&mut cycles, cycle, End::Open, None, supplier, target),
+        None => return pending(policy, target, supplier, SlaState::Pending, None),
     }
     cycles
 }
 
-/// A clock that never started.
+/// A clock that never started, if the promise has a target for it.
 fn pending(
     policy: &Policy,
-    target: Duration,
+    target: Option<i64>,
     supplier: Option<Token>,
     state: SlaState,
     ended_by: Option<EventType>,
-) -> ClockOutcome {
-    ClockOutcome {
+) -> Vec<ClockOutcome> {
+    let Some(target) = target else {
+        return Vec::new();
+    };
+    vec![ClockOutcome {
         policy_id: policy.id.clone(),
         cycle: 1,
         supplier,
         state,
-        target,
+        target: Duration::from_millis(target.max(0) as u64),
         started_at: None,
         stopped_at: None,
         ended_by,
@@ -352,7 +381,7 @@ fn pending(
         warn_at: None,
         warned: false,
         elapsed: Duration::ZERO,
-    }
+    }]
 }
 
 #[cfg(test)]
@@ -755,7 +784,216 @@ mod tests {
         }
     }
 
+    /// A history whose events were recorded at given instants:
+    /// (type, occurred_at, recorded_at, new priority for REPRIORITIZED).
+    fn recorded(
+        priority: Priority,
+        steps: &[(EventType, i64, i64, Option<Priority>)],
+    ) -> Vec<Event> {
+        let mut first = requested("h1", 0);
+        first.priority = Some(priority);
+        first.version = 1;
+        first.recorded_at = Some(Timestamp(0));
+        let mut events = vec![first];
+        for (i, &(t, at, recorded_at, p)) in steps.iter().enumerate() {
+            let mut e = later("h1", t, at);
+            e.version = i as u64 + 2;
+            e.recorded_at = Some(Timestamp(recorded_at));
+            e.priority = p;
+            events.push(e);
+        }
+        events
+    }
+
+    fn response(
+        priority: Priority,
+        steps: &[(EventType, i64, i64, Option<Priority>)],
+        now: i64,
+    ) -> ClockOutcome {
+        let catalog = catalog();
+        let policy = catalog.policy("response").expect("policy");
+        last(evaluate(
+            policy,
+            priority,
+            &recorded(priority, steps),
+            Timestamp(now),
+        ))
+    }
+
+    #[test]
+    fn a_priority_change_never_un_breaks_a_clock() {
+        use EventType::*;
+        use Priority::*;
+        let lower = |at| (Reprioritized, at, at, Some(Routine));
+        let raise = |at| (Reprioritized, at, at, Some(Stat));
+        // STAT (5 min) lowered to routine after its deadline: still broken.
+        let c = response(Stat, &[lower(10 * MIN)], 11 * MIN);
+        assert_eq!(
+            (c.state, c.deadline, c.target),
+            (
+                SlaState::Breached,
+                Some(Timestamp(5 * MIN)),
+                Duration::from_secs(300)
+            )
+        );
+        // ...and an acknowledgement after that does not make it met.
+        let c = response(
+            Stat,
+            &[lower(10 * MIN), (Acknowledged, 12 * MIN, 12 * MIN, None)],
+            0,
+        );
+        assert_eq!(c.state, SlaState::Breached);
+        // Lowered while its deadline is ahead: the routine target, from the request.
+        let c = response(Stat, &[lower(3 * MIN)], 4 * MIN);
+        assert_eq!(
+            (c.state, c.deadline),
+            (SlaState::Running, Some(Timestamp(30 * MIN)))
+        );
+        // Exactly on the deadline is not past it.
+        let c = response(Stat, &[lower(5 * MIN)], 6 * MIN);
+        assert_eq!(c.state, SlaState::Running);
+        // Raised: judged against the STAT target from the request.
+        let c = response(Routine, &[raise(10 * MIN)], 10 * MIN);
+        assert_eq!(
+            (c.state, c.deadline),
+            (SlaState::Breached, Some(Timestamp(5 * MIN)))
+        );
+        let c = response(
+            Routine,
+            &[raise(2 * MIN), (Acknowledged, 4 * MIN, 4 * MIN, None)],
+            0,
+        );
+        assert_eq!(
+            (c.state, c.target),
+            (SlaState::Met, Duration::from_secs(300))
+        );
+        // Lowered in time, raised again later: the STAT target holds again.
+        let c = response(Stat, &[lower(3 * MIN), raise(20 * MIN)], 20 * MIN);
+        assert_eq!(
+            (c.state, c.deadline),
+            (SlaState::Breached, Some(Timestamp(5 * MIN)))
+        );
+    }
+
+    #[test]
+    fn a_late_entry_counts_no_further_back_than_the_bound() {
+        use EventType::*;
+        use Priority::*;
+        // The default bound is five minutes. Acknowledged at 4 min, entered
+        // at 40: read at 35, past the 30-minute target.
+        let late = response(Routine, &[(Acknowledged, 4 * MIN, 40 * MIN, None)], 0);
+        assert_eq!(
+            (late.state, late.stopped_at),
+            (SlaState::Breached, Some(Timestamp(35 * MIN)))
+        );
+        // Acknowledged at 29, entered at 33: within the bound, kept.
+        let kept = response(Routine, &[(Acknowledged, 29 * MIN, 33 * MIN, None)], 0);
+        assert_eq!(
+            (kept.state, kept.stopped_at),
+            (SlaState::Met, Some(Timestamp(29 * MIN)))
+        );
+        // A request entered an hour after its date starts the clock five
+        // minutes before its entry.
+        let mut events = recorded(Stat, &[]);
+        events[0].recorded_at = Some(Timestamp(60 * MIN));
+        let catalog = catalog();
+        let policy = catalog.policy("response").expect("policy");
+        let c = last(evaluate(policy, Stat, &events, Timestamp(60 * MIN)));
+        assert_eq!(
+            (c.state, c.started_at, c.deadline),
+            (
+                SlaState::Running,
+                Some(Timestamp(55 * MIN)),
+                Some(Timestamp(60 * MIN))
+            )
+        );
+        // History loaded by an importer reads as dated.
+        events[0].backfill = true;
+        let c = last(evaluate(policy, Stat, &events, Timestamp(60 * MIN)));
+        assert_eq!(
+            (c.state, c.started_at),
+            (SlaState::Breached, Some(Timestamp(0)))
+        );
+    }
+
+    /// What the measured supplier may send, with the supplier's own
+    /// priority changes only ever raising it.
+    fn supplier_step() -> impl Strategy<Value = (EventType, i64, i64, bool)> {
+        let types = proptest::sample::select(vec![
+            EventType::Acknowledged,
+            EventType::Started,
+            EventType::OnHold,
+            EventType::Resumed,
+            EventType::Completed,
+            EventType::Rejected,
+            EventType::Reassigned,
+            EventType::Reprioritized,
+        ]);
+        // occurred_at anywhere from the request on; entered some time after
+        // the deadline; whether this one is entered within the bound.
+        (types, 0..600i64, 1..600i64, any::<bool>())
+    }
+
     proptest! {
+
+        /// No sequence of events the measured supplier sends after a
+        /// promise broke turns it back into a kept one, unless one of them
+        /// was entered within the late-entry bound and dated before the
+        /// deadline (what the views then flag as a late-entry correction).
+        #[test]
+        fn the_supplier_cannot_un_break_a_promise_beyond_the_late_entry_bound(
+            policy_id in proptest::sample::select(vec!["response", "fix"]),
+            stat in any::<bool>(),
+            steps in proptest::collection::vec(supplier_step(), 1..8),
+        ) {
+            use EventType::*;
+            let catalog = catalog();
+            let policy = catalog.policy(policy_id).expect("policy");
+            let priority = if stat && policy.target(Priority::Stat).is_some() {
+                Priority::Stat
+            } else {
+                Priority::Routine
+            };
+            let target = duration_millis(policy.target(priority).expect("a target"));
+            let lag = duration_millis(policy.max_entry_lag);
+            let deadline = target;
+            let mut entered = deadline + 1;
+            let mut within = false;
+            let mut events = recorded(priority, &[]);
+            for (i, (t, dated_min, gap_s, in_bound)) in steps.into_iter().enumerate() {
+                entered += gap_s * 1_000;
+                let occurred = if in_bound {
+                    // Entered within the bound: may be dated up to `lag` back.
+                    entered - (dated_min * 1_000).min(lag)
+                } else {
+                    // Dated anywhere, but entered later than the bound allows.
+                    (dated_min * MIN).min(entered - lag - 1)
+                };
+                let occurred = occurred.max(0);
+                let mut e = later("h1", t, occurred);
+                e.version = i as u64 + 2;
+                e.recorded_at = Some(Timestamp(entered));
+                if t == Reassigned {
+                    e.supplier = Some(Token::parse(&format!("s{i}")).expect("token"));
+                }
+                if t == Reprioritized {
+                    e.priority = Some(Priority::Stat);
+                }
+                // Read as dated only if entered within the bound.
+                let read_at = occurred.max(entered - lag);
+                if read_at <= deadline {
+                    within = true;
+                }
+                events.push(e);
+            }
+            let first = evaluate(policy, priority, &events, Timestamp(entered))
+                .into_iter()
+                .next()
+                .expect("a cycle");
+            if !within {
+                prop_assert_eq!(first.state, SlaState::Breached);
+            }
+        }
         /// Against a minute-by-minute reference, for random pause/resume
         /// histories that end in a stop or a cancellation, given in any order.
         #[test]

@@ -125,6 +125,7 @@ impl DisruptionEvent {
             recorded_at: None,
             rating: None,
             sent_by: String::new(),
+            backfill: false,
         };
         as_event
             .validate_attributes(limits)

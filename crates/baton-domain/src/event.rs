@@ -136,6 +136,9 @@ pub struct Event {
     /// Audit: the authenticated caller that sent the event, set by ingest
     /// (empty when ingest runs without authentication). Ignored on input.
     pub sent_by: String,
+    /// Set by ingest: history loaded by an importer. Its clocks read
+    /// `occurred_at` as it stands (no late-entry bound), and it pages nobody.
+    pub backfill: bool,
 }
 
 /// How the customer rated a completed hand-off.
@@ -191,6 +194,30 @@ impl Default for Limits {
 }
 
 impl Event {
+    /// How long after it happened the event was entered: `recorded_at -
+    /// occurred_at` (zero if it was dated ahead); `None` until recorded.
+    pub fn entry_lag(&self) -> Option<Duration> {
+        self.recorded_at.map(|r| r.since(self.occurred_at))
+    }
+
+    /// The time a promise's clock reads for this event: `occurred_at`, but
+    /// for a live entry never earlier than `max_entry_lag` before it was
+    /// recorded. A late entry still counts, only not further back than the
+    /// bound; history loaded by an importer (`backfill`) reads as dated.
+    pub fn clock_time(&self, max_entry_lag: Duration) -> Timestamp {
+        match self.recorded_at {
+            Some(recorded_at) if !self.backfill => {
+                let earliest = Timestamp(
+                    recorded_at
+                        .0
+                        .saturating_sub(crate::time::duration_millis(max_entry_lag)),
+                );
+                self.occurred_at.max(earliest)
+            }
+            _ => self.occurred_at,
+        }
+    }
+
     /// Checks everything that can be checked without the hand-off's history or
     /// the catalog. `now` is the receiver's clock, for the future-skew bound.
     pub fn validate(&self, limits: &Limits, now: Timestamp) -> Result<(), ValidationError> {
@@ -388,6 +415,7 @@ pub(crate) mod tests {
             recorded_at: None,
             rating: None,
             sent_by: String::new(),
+            backfill: false,
         }
     }
 
@@ -495,6 +523,40 @@ pub(crate) mod tests {
     fn later_events_need_no_routing_fields() {
         let e = later("h1", EventType::Acknowledged, NOW.0);
         assert_eq!(e.validate(&Limits::default(), NOW), Ok(()));
+    }
+
+    #[test]
+    fn a_late_entry_is_read_no_earlier_than_the_bound_before_its_recording() {
+        let bound = Duration::from_secs(300);
+        let mut e = requested("h1", 1_000_000);
+        assert_eq!(
+            e.clock_time(bound),
+            Timestamp(1_000_000),
+            "not yet recorded"
+        );
+        e.recorded_at = Some(Timestamp(1_000_000 + 120_000));
+        assert_eq!(
+            e.clock_time(bound),
+            Timestamp(1_000_000),
+            "within the bound"
+        );
+        assert_eq!(e.entry_lag(), Some(Duration::from_secs(120)));
+        e.recorded_at = Some(Timestamp(1_000_000 + 3_600_000));
+        assert_eq!(
+            e.clock_time(bound),
+            Timestamp(1_000_000 + 3_300_000),
+            "an hour late reads as five minutes before its entry"
+        );
+        e.backfill = true;
+        assert_eq!(
+            e.clock_time(bound),
+            Timestamp(1_000_000),
+            "history reads as dated"
+        );
+        e.backfill = false;
+        e.recorded_at = Some(Timestamp(1_000_000 - 1_000));
+        assert_eq!(e.clock_time(bound), Timestamp(1_000_000), "dated ahead");
+        assert_eq!(e.entry_lag(), Some(Duration::ZERO));
     }
 
     #[test]

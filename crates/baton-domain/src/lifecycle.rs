@@ -97,6 +97,15 @@ pub enum LifecycleError {
     SamePriority(Priority),
     #[error("hand-off {0} is already rated: a hand-off is rated once")]
     AlreadyRated(Token),
+    #[error(
+        "occurred_at: {} is before the hand-off was requested at {}; an event cannot precede its request",
+        occurred_at.rfc3339(),
+        requested_at.rfc3339()
+    )]
+    BeforeRequest {
+        occurred_at: Timestamp,
+        requested_at: Timestamp,
+    },
     #[error("hand-off {handoff} has reached {MAX_EVENTS_PER_HANDOFF} events")]
     TooManyEvents { handoff: Token },
 }
@@ -167,6 +176,12 @@ impl Handoff {
     /// Fills the routing fields a later event may leave out, and refuses
     /// ones that contradict the hand-off. Call before [`Handoff::apply`].
     pub fn complete(&self, event: &mut Event) -> Result<(), LifecycleError> {
+        if event.occurred_at < self.requested_at {
+            return Err(LifecycleError::BeforeRequest {
+                occurred_at: event.occurred_at,
+                requested_at: self.requested_at,
+            });
+        }
         fill_or_match(&mut event.kind, &self.kind, "kind")?;
         fill_or_match(&mut event.customer, &self.customer, "customer")?;
         if event.event_type == EventType::Reprioritized {
@@ -432,6 +447,20 @@ mod tests {
             h.complete(&mut same),
             Err(LifecycleError::SameSupplier(token("engineering")))
         );
+    }
+
+    #[test]
+    fn an_event_dated_before_the_request_is_refused_naming_both_times() {
+        let h = Handoff::open(&requested("h1", 86_400_000)).expect("open");
+        let mut early = later("h1", EventType::Acknowledged, 3_600_000);
+        let err = h.complete(&mut early).expect_err("before the request");
+        assert_eq!(
+            err.to_string(),
+            "occurred_at: 1970-01-01T01:00:00.000Z is before the hand-off was requested at \
+             1970-01-02T00:00:00.000Z; an event cannot precede its request"
+        );
+        let mut same = later("h1", EventType::Acknowledged, 86_400_000);
+        assert_eq!(h.complete(&mut same), Ok(()), "at the request is fine");
     }
 
     #[test]

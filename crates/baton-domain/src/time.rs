@@ -28,6 +28,15 @@ impl Timestamp {
         Timestamp(self.0.saturating_add(duration_millis(duration)))
     }
 
+    /// RFC 3339 in UTC to the millisecond (`2026-12-04T09:30:00.000Z`),
+    /// for messages a person reads; the raw milliseconds if out of range.
+    pub fn rfc3339(self) -> String {
+        match jiff::Timestamp::from_millisecond(self.0) {
+            Ok(t) => t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+            Err(_) => self.to_string(),
+        }
+    }
+
     /// Time from `earlier` to `self`; zero if `earlier` is later.
     pub fn since(self, earlier: Timestamp) -> Duration {
         Duration::from_millis(self.0.saturating_sub(earlier.0).max(0) as u64)

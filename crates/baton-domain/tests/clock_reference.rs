@@ -322,6 +322,7 @@ fn history(start_minute: i64, steps: &[Step]) -> Vec<Event> {
         recorded_at: None,
         rating: None,
         sent_by: String::new(),
+        backfill: false,
     };
     let mut events = vec![base.clone()];
     let mut holder = "s0".to_string();
