@@ -216,6 +216,7 @@ pub fn event_from_proto(e: v1::HandoffEvent) -> Result<Event, ValidationError> {
             comment: r.comment,
         }),
         sent_by: e.sent_by,
+        backfill: e.backfill,
     })
 }
 
@@ -250,6 +251,9 @@ pub fn event_to_proto(e: &Event) -> v1::HandoffEvent {
             comment: r.comment.clone(),
         }),
         sent_by: e.sent_by.clone(),
+        backfill: e.backfill,
+        // Derived, for query answers only; the stream stores the two times.
+        entry_lag: None,
     }
 }
 
@@ -333,6 +337,8 @@ mod tests {
             recorded_at: None,
             rating: None,
             sent_by: String::new(),
+            backfill: false,
+            entry_lag: None,
         }
     }
 
