@@ -27,8 +27,8 @@ mod timers;
 pub use projection::{Applied, Projection};
 pub use query::{BreachFilter, Bucketing, ComplianceScope, HandoffFilter, MatrixCell, Page};
 pub use store::{
-    BreachRecord, DisruptionView, HandoffView, Opened, PairContribution, PairTallies, Sealed,
-    Signal, Views,
+    BreachRecord, Cause, Correction, DisruptionView, HandoffView, Opened, PairContribution,
+    PairTallies, Sealed, Signal, Views,
 };
 
 /// Why the views could not be read or written.

@@ -24,7 +24,7 @@ use baton_domain::{
     clock::{self, ClockOutcome, SlaState},
     compliance::{bucket_start, Contribution, Tallies},
     disruption::{Change, Disruption, DisruptionEvent},
-    event::Event,
+    event::{Event, EventType},
     lifecycle::{Handoff, HandoffStatus},
     Catalog, Timestamp, Token,
 };
@@ -33,8 +33,8 @@ use crate::{
     cache::Cache,
     store::{
         breach_key, disruption_key, instant_bytes, outbox_key, pair_key, requested_key, tally_key,
-        Batch, BreachRecord, DisruptionView, HandoffView, PairContribution, PairTallies, Sealed,
-        Signal,
+        Batch, BreachRecord, Cause, Correction, DisruptionView, HandoffView, PairContribution,
+        PairTallies, Sealed, Signal,
     },
     timers::next_due,
     Views, ViewsError,
@@ -64,6 +64,20 @@ pub struct Projection<'a> {
     announce_horizon: Option<std::time::Duration>,
 }
 
+/// Whether `event`, entered into `view`, could withdraw a breach: one was
+/// recorded, or a running deadline had passed by the event's entry (the
+/// views may not have settled it yet). Only then is the costlier check of
+/// [`Projection::withdrawn_by`] made.
+fn may_withdraw(view: &HandoffView, event: &Event) -> bool {
+    // History loaded by an importer withdraws nothing anyone saw.
+    let history = event.backfill || view.events.first().is_some_and(|e| e.backfill);
+    !history
+        && (!view.breached.is_empty()
+            || event
+                .recorded_at
+                .is_some_and(|at| view.deadlines.iter().any(|(_, d)| *d < at)))
+}
+
 /// Every clock of a hand-off as of `now`: each covering promise's cycles,
 /// in catalog order.
 pub fn clocks_of(
@@ -72,9 +86,16 @@ pub fn clocks_of(
     events: &[Event],
     now: Timestamp,
 ) -> Vec<ClockOutcome> {
+    // Clocks are judged from the priority the hand-off was requested at;
+    // its REPRIORITIZED events change their targets as they go.
+    let requested = events
+        .iter()
+        .find(|e| e.event_type == EventType::Requested)
+        .and_then(|e| e.priority)
+        .unwrap_or(handoff.priority);
     catalog
         .policies_for(handoff)
-        .flat_map(|policy| clock::evaluate(policy, handoff.priority, events, now))
+        .flat_map(|policy| clock::evaluate(policy, requested, events, now))
         .collect()
 }
 
@@ -127,16 +148,29 @@ impl<'a> Projection<'a> {
         self.newly_signalled
     }
 
-    /// Folds one recorded event at stream `sequence` into the views, first
-    /// settling the deadlines its `recorded_at` has passed.
-    pub fn apply(&mut self, sequence: u64, event: Event) -> Result<Applied, ViewsError> {
+    /// Moves stream time on to `logged_at`, the time the log gives the
+    /// message at stream `sequence`, settling the deadlines it passed.
+    fn reach(&mut self, sequence: u64, logged_at: Timestamp) -> Result<Timestamp, ViewsError> {
         self.position = Some(self.position.unwrap_or(0).max(sequence));
-        if let Some(recorded_at) = event.recorded_at {
-            if recorded_at > self.stream_time {
-                self.advance(recorded_at)?;
-            }
+        if logged_at > self.stream_time {
+            self.advance(logged_at)?;
         }
-        let now = self.stream_time;
+        Ok(self.stream_time)
+    }
+
+    /// Folds one recorded event at stream `sequence` into the views, first
+    /// settling the deadlines passed by `logged_at`: when the log recorded
+    /// it (JetStream's own timestamp, never a field of the event).
+    pub fn apply(
+        &mut self,
+        sequence: u64,
+        logged_at: Timestamp,
+        event: Event,
+    ) -> Result<Applied, ViewsError> {
+        let now = self.reach(sequence, logged_at)?;
+        // The hand-off before this event, kept when the event may withdraw
+        // a breach that had happened by the time it was entered.
+        let mut prior = None;
         let stored = self.cache.take_handoff(&self.batch, &event.handoff_id)?;
         let mut view = match stored {
             Some((view, dirty)) if sequence <= view.last_sequence => {
@@ -151,6 +185,9 @@ impl<'a> Projection<'a> {
                 }
                 if let Some(supplier) = &event.supplier {
                     handoff.supplier = supplier.clone();
+                }
+                if may_withdraw(&view, &event) {
+                    prior = Some(view.handoff.clone());
                 }
                 view.handoff = handoff;
                 view
@@ -172,14 +209,22 @@ impl<'a> Projection<'a> {
                         warned: Vec::new(),
                         pair: None,
                         disruptions: Vec::new(),
+                        corrections: Vec::new(),
                     }
                 }
                 Err(e) => return Ok(Applied::Refused(e.to_string())),
             },
         };
+        let cause = Cause::of(&event);
+        let pages = !event.backfill;
+        let withdrawals = match prior {
+            Some(prior) if pages => self.withdrawn_by(&prior, &view, &event),
+            _ => Vec::new(),
+        };
+        view.corrections.extend(withdrawals);
         view.events.push(event);
         view.last_sequence = sequence;
-        self.recompute(view, now)?;
+        self.recompute(view, now, Some(cause), pages)?;
         Ok(Applied::Applied)
     }
 
@@ -191,12 +236,24 @@ impl<'a> Projection<'a> {
     /// Re-evaluates a hand-off's clocks as of `now`.
     fn refresh(&mut self, handoff_id: &Token, now: Timestamp) -> Result<(), ViewsError> {
         if let Some((view, _)) = self.cache.take_handoff(&self.batch, handoff_id)? {
-            self.recompute(view, now)?;
+            self.recompute(view, now, None, true)?;
         }
         Ok(())
     }
 
-    fn recompute(&mut self, mut view: HandoffView, now: Timestamp) -> Result<(), ViewsError> {
+    /// Re-evaluates every clock of `view` as of `now` and writes what
+    /// changed. `cause` is the event just applied (none when time passed);
+    /// `pages` is false when that event was history being loaded.
+    fn recompute(
+        &mut self,
+        mut view: HandoffView,
+        now: Timestamp,
+        cause: Option<Cause>,
+        pages: bool,
+    ) -> Result<(), ViewsError> {
+        // History loaded by an importer pages nobody, now or when its
+        // deadlines pass later.
+        let pages = pages && !view.events.first().is_some_and(|e| e.backfill);
         let handoff = &view.handoff;
         let id = &handoff.handoff_id;
         let clocks = clocks_of(self.catalog, handoff, &view.events, now);
@@ -241,7 +298,7 @@ impl<'a> Projection<'a> {
                         .get::<BreachRecord>(&breach_key(&c.policy_id, id, c.cycle))?;
                 stored.is_none_or(|r| r.announce)
             } else {
-                self.within_horizon(deadline, now)
+                pages && self.within_horizon(deadline, now)
             };
             if !already && record.announce {
                 self.batch.put(
@@ -259,20 +316,20 @@ impl<'a> Projection<'a> {
                 continue;
             }
             // By event time the promise held after all (a late event).
+            let stored = self
+                .batch
+                .get::<BreachRecord>(&breach_key(policy, id, *cycle))?;
             // Not announced yet: it never will be. Announced: correct it.
             let pending = outbox_key(Signal::Breach, policy, id, *cycle);
             if self.batch.get::<BreachRecord>(&pending)?.is_some() {
                 self.batch.delete(pending);
-            } else if let Some(mut record) = self
-                .batch
-                .get::<BreachRecord>(&breach_key(policy, id, *cycle))?
-                .filter(|r| r.announce)
-            {
+            } else if let Some(mut record) = stored.filter(|r| r.announce) {
                 let now_clock = clocks
                     .iter()
                     .find(|c| &c.policy_id == policy && c.cycle == *cycle);
                 record.stopped_at = now_clock.and_then(|c| c.stopped_at);
                 record.elapsed = now_clock.filter(|c| !c.is_open()).map(|c| c.elapsed);
+                record.cause = cause.clone();
                 self.batch
                     .put(outbox_key(Signal::Correction, policy, id, *cycle), &record);
                 self.newly_signalled += 1;
@@ -291,7 +348,7 @@ impl<'a> Projection<'a> {
             }
             warned.push(clock_id);
             let live = c.is_open() && c.state != SlaState::Breached;
-            if live && self.within_horizon(warn_at, now) {
+            if live && pages && self.within_horizon(warn_at, now) {
                 let deadline = c.deadline.unwrap_or(warn_at);
                 let record = self.record(handoff, c, deadline);
                 self.batch.put(
@@ -320,6 +377,11 @@ impl<'a> Projection<'a> {
             rejected: handoff.status == HandoffStatus::Rejected,
             disrupted: !disruptions.is_empty(),
             rating: handoff.rating,
+            late_entry_corrections: view
+                .corrections
+                .iter()
+                .filter(|c| c.cause.by_supplier)
+                .count() as u32,
         };
         if view.pair.as_ref() != Some(&pair) {
             if let Some(old) = &view.pair {
@@ -337,6 +399,41 @@ impl<'a> Projection<'a> {
         view.pair = Some(pair);
         self.cache.put_handoff(view);
         Ok(())
+    }
+
+    /// The breaches `event` withdraws: clocks of `view` (its events before
+    /// `event`, the hand-off `prior` to it) breached as of the event's
+    /// entry and no longer breached with it, each a [`Correction`] caused
+    /// by it. Decided by the hand-off's own events and their times alone,
+    /// so every replica and every replay records the same.
+    fn withdrawn_by(&self, prior: &Handoff, view: &HandoffView, event: &Event) -> Vec<Correction> {
+        let Some(entered) = event.recorded_at else {
+            return Vec::new();
+        };
+        let before = clocks_of(self.catalog, prior, &view.events, entered);
+        let mut with = view.events.clone();
+        with.push(event.clone());
+        let after = clocks_of(self.catalog, &view.handoff, &with, entered);
+        before
+            .iter()
+            .filter(|b| b.state == SlaState::Breached)
+            .filter(|b| {
+                !after.iter().any(|a| {
+                    a.policy_id == b.policy_id
+                        && a.cycle == b.cycle
+                        && a.state == SlaState::Breached
+                })
+            })
+            .filter_map(|b| {
+                Some(Correction {
+                    policy_id: b.policy_id.clone(),
+                    cycle: b.cycle,
+                    deadline: b.deadline?,
+                    corrected_at: entered,
+                    cause: Cause::of(event),
+                })
+            })
+            .collect()
     }
 
     /// A breach (or warning) record of clock `c`.
@@ -362,6 +459,7 @@ impl<'a> Projection<'a> {
                 .catalog
                 .policy(c.policy_id.as_str())
                 .and_then(|p| p.escalate_to.clone()),
+            cause: None,
         }
     }
 
@@ -442,15 +540,10 @@ impl<'a> Projection<'a> {
     pub fn apply_disruption(
         &mut self,
         sequence: u64,
+        logged_at: Timestamp,
         event: DisruptionEvent,
     ) -> Result<Applied, ViewsError> {
-        self.position = Some(self.position.unwrap_or(0).max(sequence));
-        if let Some(recorded_at) = event.recorded_at {
-            if recorded_at > self.stream_time {
-                self.advance(recorded_at)?;
-            }
-        }
-        let now = self.stream_time;
+        let now = self.reach(sequence, logged_at)?;
         let key = disruption_key(&event.supplier, &event.disruption_id);
         let stored: Option<DisruptionView> = self.batch.get(&key)?;
         if stored.as_ref().is_some_and(|v| sequence <= v.last_sequence) {
@@ -548,12 +641,41 @@ mod tests {
     use super::*;
     use crate::{query::BreachFilter, Opened, Signal};
 
+    /// The tests apply each event as of its `recorded_at`, as JetStream
+    /// stamps a message when ingest publishes it.
+    trait ApplyRecorded {
+        fn apply_recorded(&mut self, sequence: u64, event: Event) -> Result<Applied, ViewsError>;
+        fn disrupt_recorded(
+            &mut self,
+            sequence: u64,
+            event: DisruptionEvent,
+        ) -> Result<Applied, ViewsError>;
+    }
+
+    impl ApplyRecorded for Projection<'_> {
+        fn apply_recorded(&mut self, sequence: u64, event: Event) -> Result<Applied, ViewsError> {
+            let at = event.recorded_at.unwrap_or(event.occurred_at);
+            self.apply(sequence, at, event)
+        }
+
+        fn disrupt_recorded(
+            &mut self,
+            sequence: u64,
+            event: DisruptionEvent,
+        ) -> Result<Applied, ViewsError> {
+            let at = event.recorded_at.unwrap_or(event.occurred_at);
+            self.apply_disruption(sequence, at, event)
+        }
+    }
+
     const MIN: i64 = 60_000;
 
+    /// Late entries up to an hour still count by their own time here, so
+    /// the tests of corrections can enter an acknowledgement 30 minutes late.
     fn catalog() -> Catalog {
         Catalog::from_json(
             r#"{"departments": [{"id": "engineering", "name": "E"}, {"id": "ward-5", "name": "W5"}, {"id": "ward-6", "name": "W6"}],
-                "kinds": ["repair"],
+                "kinds": ["repair"], "max_entry_lag": "1h",
                 "promises": [{"id": "response", "kind": "repair", "start": "requested", "stop": ["acknowledged"],
                               "targets": {"routine": "30m"}}]}"#,
         )
@@ -580,6 +702,7 @@ mod tests {
             recorded_at: Some(Timestamp(at)),
             rating: None,
             sent_by: String::new(),
+            backfill: false,
         }
     }
 
@@ -608,16 +731,16 @@ mod tests {
         let catalog = catalog();
         let (_dir, views) = open_views(&catalog);
         let mut p = Projection::new(&views, &catalog).expect("projection");
-        p.apply(1, event("h1", EventType::Requested, 0, 1, "ward-5"))
+        p.apply_recorded(1, event("h1", EventType::Requested, 0, 1, "ward-5"))
             .expect("apply");
-        p.apply(
+        p.apply_recorded(
             2,
             event("h1", EventType::Acknowledged, 10 * MIN, 2, "ward-5"),
         )
         .expect("apply");
-        p.apply(3, event("h2", EventType::Requested, 0, 1, "ward-6"))
+        p.apply_recorded(3, event("h2", EventType::Requested, 0, 1, "ward-6"))
             .expect("apply");
-        p.apply(
+        p.apply_recorded(
             4,
             event("h2", EventType::Acknowledged, 45 * MIN, 2, "ward-6"),
         )
@@ -658,7 +781,7 @@ mod tests {
         let catalog = catalog();
         let (_dir, views) = open_views(&catalog);
         let mut p = Projection::new(&views, &catalog).expect("projection");
-        p.apply(1, event("h1", EventType::Requested, 0, 1, "ward-5"))
+        p.apply_recorded(1, event("h1", EventType::Requested, 0, 1, "ward-5"))
             .expect("apply");
         p.commit().expect("commit");
         assert_eq!(
@@ -693,7 +816,7 @@ mod tests {
 
         // The acknowledgement comes, late: still one breach, now closed.
         let mut p = Projection::new(&views, &catalog).expect("projection");
-        p.apply(
+        p.apply_recorded(
             2,
             event("h1", EventType::Acknowledged, 50 * MIN, 2, "ward-5"),
         )
@@ -717,7 +840,7 @@ mod tests {
         let catalog = catalog();
         let (_dir, views) = open_views(&catalog);
         let mut p = Projection::new(&views, &catalog).expect("projection");
-        p.apply(1, event("h1", EventType::Requested, 0, 1, "ward-5"))
+        p.apply_recorded(1, event("h1", EventType::Requested, 0, 1, "ward-5"))
             .expect("apply");
         p.advance(Timestamp(31 * MIN)).expect("advance");
         p.commit().expect("commit");
@@ -734,7 +857,7 @@ mod tests {
         let mut late = event("h1", EventType::Acknowledged, 10 * MIN, 2, "ward-5");
         late.recorded_at = Some(Timestamp(40 * MIN));
         let mut p = Projection::new(&views, &catalog).expect("projection");
-        p.apply(2, late).expect("apply");
+        p.apply_recorded(2, late).expect("apply");
         assert_eq!(p.newly_signalled(), 1);
         p.commit().expect("commit");
         let outbox = views.outbox(10).expect("outbox");
@@ -751,11 +874,101 @@ mod tests {
     }
 
     #[test]
+    fn a_correction_names_its_cause_and_the_supplier_s_own_late_entries_are_counted() {
+        let catalog = catalog();
+        let (_dir, views) = open_views(&catalog);
+        let mut p = Projection::new(&views, &catalog).expect("projection");
+        p.apply_recorded(1, event("h1", EventType::Requested, 0, 1, "ward-5"))
+            .expect("apply");
+        p.apply_recorded(2, event("h2", EventType::Requested, 0, 1, "ward-6"))
+            .expect("apply");
+        p.advance(Timestamp(31 * MIN)).expect("advance");
+        p.commit().expect("commit");
+        for (key, signal, record) in views.outbox(10).expect("outbox") {
+            views.announced(&key, signal, &record).expect("announced");
+        }
+        // The supplier acknowledges h1 late (within the hour's bound); the
+        // ward cancels h2 late, dated before its deadline.
+        let mut ack = event("h1", EventType::Acknowledged, 10 * MIN, 2, "ward-5");
+        ack.recorded_at = Some(Timestamp(40 * MIN));
+        ack.sent_by = "engineering-desk".into();
+        let mut cancel = event("h2", EventType::Cancelled, 20 * MIN, 2, "ward-6");
+        cancel.recorded_at = Some(Timestamp(41 * MIN));
+        let mut p = Projection::new(&views, &catalog).expect("projection");
+        p.apply_recorded(3, ack).expect("apply");
+        p.apply_recorded(4, cancel).expect("apply");
+        p.commit().expect("commit");
+
+        let outbox = views.outbox(10).expect("outbox");
+        let causes: Vec<_> = outbox
+            .iter()
+            .map(|(_, signal, r)| (*signal, r.cause.clone().expect("a cause")))
+            .collect();
+        assert_eq!(causes.len(), 2);
+        let (signal, cause) = &causes[0];
+        assert_eq!(*signal, Signal::Correction);
+        assert_eq!(
+            (
+                cause.event_type,
+                cause.sent_by.as_str(),
+                cause.entry_lag,
+                cause.by_supplier
+            ),
+            (
+                EventType::Acknowledged,
+                "engineering-desk",
+                std::time::Duration::from_secs(30 * 60),
+                true
+            )
+        );
+        assert!(!causes[1].1.by_supplier, "the customer's cancellation");
+        let h1 = views.handoff(&t("h1")).expect("read").expect("h1");
+        assert_eq!(h1.corrections.len(), 1);
+        assert_eq!(h1.corrections[0].corrected_at, Timestamp(40 * MIN));
+        let matrix = views.matrix(None, None).expect("matrix");
+        let late: Vec<_> = matrix
+            .iter()
+            .map(|((_, customer), cell)| (customer.clone(), cell.handoffs.late_entry_corrections))
+            .collect();
+        assert_eq!(late, [("ward-5".into(), 1), ("ward-6".into(), 0)]);
+    }
+
+    #[test]
+    fn history_loaded_by_an_importer_pages_nobody() {
+        let catalog = catalog();
+        let (_dir, views) = open_views(&catalog);
+        let mut p = Projection::new(&views, &catalog).expect("projection");
+        let mut old = event("h1", EventType::Requested, 0, 1, "ward-5");
+        old.backfill = true;
+        p.apply_recorded(1, old).expect("apply");
+        p.apply_recorded(2, event("h2", EventType::Requested, 0, 1, "ward-5"))
+            .expect("apply");
+        p.advance(Timestamp(31 * MIN)).expect("advance");
+        p.commit().expect("commit");
+        let announced: Vec<_> = views
+            .outbox(10)
+            .expect("outbox")
+            .into_iter()
+            .map(|(_, _, r)| r.handoff_id.to_string())
+            .collect();
+        assert_eq!(
+            announced,
+            ["h2"],
+            "the backfilled breach is recorded, not paged"
+        );
+        let listed = views
+            .list_breaches(&BreachFilter::default(), None, 10)
+            .expect("breaches")
+            .items;
+        assert_eq!(listed.len(), 2);
+    }
+
+    #[test]
     fn a_breach_corrected_while_being_announced_still_gets_its_correction() {
         let catalog = catalog();
         let (_dir, views) = open_views(&catalog);
         let mut p = Projection::new(&views, &catalog).expect("projection");
-        p.apply(1, event("h1", EventType::Requested, 0, 1, "ward-5"))
+        p.apply_recorded(1, event("h1", EventType::Requested, 0, 1, "ward-5"))
             .expect("apply");
         p.advance(Timestamp(31 * MIN)).expect("advance");
         p.commit().expect("commit");
@@ -765,7 +978,7 @@ mod tests {
         let mut late = event("h1", EventType::Acknowledged, 10 * MIN, 2, "ward-5");
         late.recorded_at = Some(Timestamp(40 * MIN));
         let mut p = Projection::new(&views, &catalog).expect("projection");
-        p.apply(2, late).expect("apply");
+        p.apply_recorded(2, late).expect("apply");
         p.commit().expect("commit");
         assert!(views.outbox(10).expect("outbox").is_empty());
         // ...and the announcer, finishing, queues the correction itself.
@@ -780,13 +993,13 @@ mod tests {
         let catalog = catalog();
         let (_dir, views) = open_views(&catalog);
         let mut p = Projection::new(&views, &catalog).expect("projection");
-        p.apply(1, event("h1", EventType::Requested, 0, 1, "ward-5"))
+        p.apply_recorded(1, event("h1", EventType::Requested, 0, 1, "ward-5"))
             .expect("apply");
         p.commit().expect("commit");
         let before = views.dump().expect("dump");
         let mut p = Projection::new(&views, &catalog).expect("projection");
         assert_eq!(
-            p.apply(1, event("h1", EventType::Requested, 0, 1, "ward-5"))
+            p.apply_recorded(1, event("h1", EventType::Requested, 0, 1, "ward-5"))
                 .expect("apply"),
             Applied::AlreadyApplied
         );
@@ -801,7 +1014,7 @@ mod tests {
         {
             let (views, _) = Views::open(dir.path(), catalog.version()).expect("open");
             let mut p = Projection::new(&views, &catalog).expect("projection");
-            p.apply(1, event("h1", EventType::Requested, 0, 1, "ward-5"))
+            p.apply_recorded(1, event("h1", EventType::Requested, 0, 1, "ward-5"))
                 .expect("apply");
             p.commit().expect("commit");
             views.flush().expect("flush");
@@ -824,7 +1037,7 @@ mod tests {
             let (views, _) = Views::open(dir.path(), catalog.version()).expect("open");
             let mut p = Projection::new(&views, &catalog).expect("projection");
             for (n, h) in ["h1", "h2", "h3"].into_iter().enumerate() {
-                p.apply(n as u64 + 1, event(h, EventType::Requested, 0, 1, "ward-5"))
+                p.apply_recorded(n as u64 + 1, event(h, EventType::Requested, 0, 1, "ward-5"))
                     .expect("apply");
             }
             p.commit().expect("commit");
@@ -840,12 +1053,12 @@ mod tests {
         );
         let mut p = Projection::new(&views, &catalog).expect("projection");
         let ack = p
-            .apply(4, event("h2", EventType::Acknowledged, MIN, 2, "ward-5"))
+            .apply_recorded(4, event("h2", EventType::Acknowledged, MIN, 2, "ward-5"))
             .expect("apply");
         assert_eq!(ack, Applied::Applied);
         // A second REQUESTED of a stored hand-off is refused, not a new view.
         let again = p
-            .apply(5, event("h3", EventType::Requested, MIN, 1, "ward-5"))
+            .apply_recorded(5, event("h3", EventType::Requested, MIN, 1, "ward-5"))
             .expect("apply");
         assert!(matches!(again, Applied::Refused(_)), "{again:?}");
         p.commit().expect("commit");
@@ -866,7 +1079,7 @@ mod tests {
         let catalog = catalog();
         let (dir, views) = open_views(&catalog);
         let mut p = Projection::new(&views, &catalog).expect("projection");
-        p.apply(1, event("h1", EventType::Requested, 0, 1, "ward-5"))
+        p.apply_recorded(1, event("h1", EventType::Requested, 0, 1, "ward-5"))
             .expect("apply");
         p.commit().expect("commit");
         assert!(
@@ -905,7 +1118,7 @@ mod tests {
         let catalog = rich_catalog();
         let (_dir, views) = open_views(&catalog);
         let mut p = Projection::new(&views, &catalog).expect("projection");
-        p.apply(1, event("h1", EventType::Requested, 0, 1, "ward-5"))
+        p.apply_recorded(1, event("h1", EventType::Requested, 0, 1, "ward-5"))
             .expect("apply");
         assert_eq!(p.advance(Timestamp(15 * MIN + 1)).expect("advance"), 1);
         p.commit().expect("commit");
@@ -929,10 +1142,10 @@ mod tests {
         let mut p = Projection::new(&views, &catalog).expect("projection");
         let mut reassigned = event("h1", EventType::Reassigned, 40 * MIN, 2, "ward-5");
         reassigned.supplier = Some(t("cardiology"));
-        p.apply(2, reassigned).expect("apply");
+        p.apply_recorded(2, reassigned).expect("apply");
         let mut ack = event("h1", EventType::Acknowledged, 50 * MIN, 3, "ward-5");
         ack.supplier = Some(t("cardiology"));
-        p.apply(3, ack).expect("apply");
+        p.apply_recorded(3, ack).expect("apply");
         p.commit().expect("commit");
         let engineering = views
             .compliance(&scope("response", Some(&t("engineering")), None))
@@ -1011,7 +1224,7 @@ mod tests {
             let mut landing: Option<Sealed> = None;
             let mut p = Projection::new(&views, &catalog).expect("projection");
             for (sequence, e) in steps.clone() {
-                outcomes.push(p.apply(sequence, e).expect("apply"));
+                outcomes.push(p.apply_recorded(sequence, e).expect("apply"));
                 match mode {
                     Mode::OneBatch => continue,
                     Mode::PerEvent => p.commit().expect("commit"),
@@ -1128,12 +1341,12 @@ mod tests {
 
         let (_dir, views) = open_views(&catalog);
         let mut p = Projection::new(&views, &catalog).expect("projection");
-        p.apply(1, h1.clone()).expect("apply");
+        p.apply_recorded(1, h1.clone()).expect("apply");
         assert_eq!(
-            p.apply_disruption(2, started.clone()).expect("apply"),
+            p.disrupt_recorded(2, started.clone()).expect("apply"),
             Applied::Applied
         );
-        p.apply(3, h2.clone()).expect("apply");
+        p.apply_recorded(3, h2.clone()).expect("apply");
         p.commit().expect("commit");
         assert_eq!(
             disruption_figures(&views),
@@ -1141,9 +1354,9 @@ mod tests {
             "open-ended, it covers both"
         );
         let mut p = Projection::new(&views, &catalog).expect("projection");
-        p.apply_disruption(4, ended.clone()).expect("apply");
+        p.disrupt_recorded(4, ended.clone()).expect("apply");
         assert_eq!(
-            p.apply_disruption(5, ended.clone()).expect("apply"),
+            p.disrupt_recorded(5, ended.clone()).expect("apply"),
             Applied::AlreadyApplied,
             "a retried end changes nothing"
         );
@@ -1160,10 +1373,10 @@ mod tests {
         let mut p = Projection::new(&replay, &catalog).expect("projection");
         let mut early_start = started;
         early_start.recorded_at = Some(Timestamp(0));
-        p.apply_disruption(1, early_start).expect("apply");
-        p.apply(2, h1).expect("apply");
-        p.apply(3, h2).expect("apply");
-        p.apply_disruption(4, ended).expect("apply");
+        p.disrupt_recorded(1, early_start).expect("apply");
+        p.apply_recorded(2, h1).expect("apply");
+        p.apply_recorded(3, h2).expect("apply");
+        p.disrupt_recorded(4, ended).expect("apply");
         p.commit().expect("commit");
         let replayed = disruption_figures(&replay);
         assert_eq!(
@@ -1181,21 +1394,21 @@ mod tests {
         let catalog = catalog();
         let (_dir, views) = open_views(&catalog);
         let mut p = Projection::new(&views, &catalog).expect("projection");
-        p.apply(1, event("h1", EventType::Requested, 0, 1, "ward-5"))
+        p.apply_recorded(1, event("h1", EventType::Requested, 0, 1, "ward-5"))
             .expect("apply");
-        p.apply(2, event("h1", EventType::Acknowledged, MIN, 2, "ward-5"))
+        p.apply_recorded(2, event("h1", EventType::Acknowledged, MIN, 2, "ward-5"))
             .expect("apply");
-        p.apply(3, event("h1", EventType::Completed, 2 * MIN, 3, "ward-5"))
+        p.apply_recorded(3, event("h1", EventType::Completed, 2 * MIN, 3, "ward-5"))
             .expect("apply");
         let mut rated = event("h1", EventType::Rated, 3 * MIN, 4, "ward-5");
         rated.rating = Some(baton_domain::event::Rating {
             score: 4,
             comment: "fast".into(),
         });
-        p.apply(4, rated).expect("apply");
-        p.apply(5, event("h2", EventType::Requested, 0, 1, "ward-5"))
+        p.apply_recorded(4, rated).expect("apply");
+        p.apply_recorded(5, event("h2", EventType::Requested, 0, 1, "ward-5"))
             .expect("apply");
-        p.apply(6, event("h2", EventType::Rejected, MIN, 2, "ward-5"))
+        p.apply_recorded(6, event("h2", EventType::Rejected, MIN, 2, "ward-5"))
             .expect("apply");
         p.commit().expect("commit");
         let matrix = views.matrix(None, None).expect("matrix");
@@ -1253,7 +1466,7 @@ mod tests {
                     let mut p = Projection::new(&views, &catalog).expect("projection");
                     for (i, e) in chunk.iter().enumerate() {
                         let seq = (chunk_index * batch + i + 1) as u64;
-                        p.apply(seq, e.clone()).expect("apply");
+                        p.apply_recorded(seq, e.clone()).expect("apply");
                     }
                     p.commit().expect("commit");
                 }
@@ -1296,10 +1509,10 @@ mod tests {
                 let id = format!("h{i}");
                 let customer = if *ward6 { "ward-6" } else { "ward-5" };
                 seq += 1;
-                p.apply(seq, event(&id, EventType::Requested, at * MIN, 1, customer)).expect("apply");
+                p.apply_recorded(seq, event(&id, EventType::Requested, at * MIN, 1, customer)).expect("apply");
                 if let Some(ack) = ack {
                     seq += 1;
-                    p.apply(seq, event(&id, EventType::Acknowledged, (at + ack) * MIN, 2, customer)).expect("apply");
+                    p.apply_recorded(seq, event(&id, EventType::Acknowledged, (at + ack) * MIN, 2, customer)).expect("apply");
                 }
             }
             p.advance(Timestamp(now * MIN)).expect("advance");
@@ -1359,7 +1572,7 @@ mod tests {
                 let fold = |views: &Views| {
                     let mut p = Projection::new(views, &catalog).expect("projection");
                     for (i, e) in chunk.iter().enumerate() {
-                        p.apply((chunk_index * batch + i + 1) as u64, e.clone()).expect("apply");
+                        p.apply_recorded((chunk_index * batch + i + 1) as u64, e.clone()).expect("apply");
                     }
                     p.advance(Timestamp(now)).expect("advance");
                     p.seal()

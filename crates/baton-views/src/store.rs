@@ -43,7 +43,9 @@ pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 /// Bumped whenever a stored type or key changes: older stores are rebuilt.
 // 4: events carry `sent_by` (audit).
 // 5: no `d/` deadline index in the tree (it is kept in memory).
-pub const SCHEMA_VERSION: u32 = 5;
+// 6: events carry `backfill`; hand-offs keep their corrections; pairs count
+//    late-entry corrections; breach records carry a correction's cause.
+pub const SCHEMA_VERSION: u32 = 6;
 
 const KEY_SCHEMA: &[u8] = b"m/schema";
 const KEY_CATALOG: &[u8] = b"m/catalog";
@@ -73,6 +75,47 @@ pub struct HandoffView {
     /// Disruptions it was requested into, and whether a clock of it broke
     /// before that disruption was announced.
     pub disruptions: Vec<(Token, bool)>,
+    /// Announced breaches a later event withdrew, oldest first.
+    pub corrections: Vec<Correction>,
+}
+
+/// An announced breach withdrawn by a later event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Correction {
+    pub policy_id: Token,
+    pub cycle: u32,
+    /// The deadline the withdrawn breach had.
+    pub deadline: Timestamp,
+    /// Stream time when it was withdrawn.
+    pub corrected_at: Timestamp,
+    pub cause: Cause,
+}
+
+/// The event whose arrival changed what the views had announced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cause {
+    pub event_id: String,
+    pub event_type: baton_domain::EventType,
+    /// The caller that sent it (empty without authentication).
+    pub sent_by: String,
+    /// `recorded_at - occurred_at` of that event.
+    pub entry_lag: std::time::Duration,
+    /// Sent from the measured supplier's side: its own late entry kept the
+    /// promise it had been announced to break.
+    pub by_supplier: bool,
+}
+
+impl Cause {
+    pub fn of(event: &Event) -> Cause {
+        Cause {
+            event_id: event.event_id.clone(),
+            event_type: event.event_type,
+            sent_by: event.sent_by.clone(),
+            entry_lag: event.entry_lag().unwrap_or_default(),
+            by_supplier: baton_domain::access::side_of(event.event_type)
+                == baton_domain::access::Side::Supplier,
+        }
+    }
 }
 
 impl HandoffView {
@@ -95,6 +138,8 @@ pub struct PairContribution {
     pub rejected: bool,
     pub disrupted: bool,
     pub rating: Option<u8>,
+    /// Its corrections caused by the supplier's own late entries.
+    pub late_entry_corrections: u32,
 }
 
 /// Volume, rejections, disruptions and ratings of a supplier x customer pair.
@@ -106,6 +151,8 @@ pub struct PairTallies {
     pub disrupted: u64,
     pub ratings: u64,
     pub rating_sum: u64,
+    /// Announced breaches withdrawn by the supplier's own late entries.
+    pub late_entry_corrections: u64,
 }
 
 impl PairTallies {
@@ -117,6 +164,7 @@ impl PairTallies {
             self.ratings += 1;
             self.rating_sum += u64::from(r);
         }
+        self.late_entry_corrections += u64::from(c.late_entry_corrections);
     }
 
     pub fn remove(&mut self, c: &PairContribution) {
@@ -127,6 +175,9 @@ impl PairTallies {
             self.ratings = self.ratings.saturating_sub(1);
             self.rating_sum = self.rating_sum.saturating_sub(u64::from(r));
         }
+        self.late_entry_corrections = self
+            .late_entry_corrections
+            .saturating_sub(u64::from(c.late_entry_corrections));
     }
 
     pub fn merge(&mut self, other: &PairTallies) {
@@ -135,6 +186,7 @@ impl PairTallies {
         self.disrupted += other.disrupted;
         self.ratings += other.ratings;
         self.rating_sum += other.rating_sum;
+        self.late_entry_corrections += other.late_entry_corrections;
     }
 
     /// Mean rating, if any was given.
@@ -180,6 +232,8 @@ pub struct BreachRecord {
     pub warn_at: Option<Timestamp>,
     /// Also announced to this escalation target.
     pub escalate_to: Option<Token>,
+    /// On a correction: the event that withdrew the breach.
+    pub cause: Option<Cause>,
 }
 
 impl BreachRecord {
@@ -879,6 +933,7 @@ mod tests {
             rejected: false,
             disrupted: false,
             rating: None,
+            late_entry_corrections: 0,
         };
         assert_eq!(pair_key(&pair), with_instant("p/", "/lab/ward-5"));
     }
