@@ -18,6 +18,9 @@ pub enum Announced {
     Now(u64),
     /// It had been published before.
     Already,
+    /// The subject already holds a message (at this stream sequence) that is
+    /// not this announcement: someone else published there.
+    Squatted(u64),
 }
 
 /// Publishes `payload` on `subject` unless something was published there before.
@@ -27,6 +30,34 @@ pub async fn announce_once(
     payload: Bytes,
 ) -> Result<Announced, LogError> {
     announce_once_with(js, subject, payload, async_nats::HeaderMap::new()).await
+}
+
+/// [`announce_once`], and if the subject already holds a message, whether
+/// it is this announcement: `same` is asked of the stored payload, and a
+/// message it does not recognise is [`Announced::Squatted`].
+pub async fn announce_once_checked(
+    js: &jetstream::Context,
+    subject: String,
+    payload: Bytes,
+    same: impl FnOnce(&[u8]) -> bool,
+) -> Result<Announced, LogError> {
+    match announce_once(js, subject.clone(), payload).await? {
+        Announced::Already => {}
+        done => return Ok(done),
+    }
+    let stream = js
+        .get_stream_no_info(crate::subject::SLA_STREAM)
+        .await
+        .map_err(|e| LogError::Unavailable(e.to_string()))?;
+    let stored = stream
+        .get_last_raw_message_by_subject(&subject)
+        .await
+        .map_err(|e| LogError::Unavailable(e.to_string()))?;
+    if same(&stored.payload) {
+        Ok(Announced::Already)
+    } else {
+        Ok(Announced::Squatted(stored.sequence))
+    }
 }
 
 /// [`announce_once`] with headers.

@@ -81,17 +81,64 @@ async fn wait_for_signal() {
     }
 }
 
-/// Whether the service can do its job right now (NATS reachable, views open).
+/// Whether the service can do its job right now (NATS reachable, views
+/// current), and any fault that must hold it not ready until someone looks
+/// (each with the reason `/readyz` prints).
 #[derive(Debug, Clone, Default)]
-pub struct Readiness(Arc<AtomicBool>);
+pub struct Readiness(Arc<ReadinessState>);
+
+#[derive(Debug, Default)]
+struct ReadinessState {
+    ready: AtomicBool,
+    faults: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
+}
 
 impl Readiness {
     pub fn set(&self, ready: bool) {
-        self.0.store(ready, Ordering::Relaxed);
+        self.0.ready.store(ready, Ordering::Relaxed);
     }
 
+    /// Ready, and no fault stands.
     pub fn get(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.0.ready.load(Ordering::Relaxed) && self.faults().is_empty()
+    }
+
+    /// Holds the service not ready, for `reason`, until [`Readiness::clear`]
+    /// with the same `key` (or a restart).
+    pub fn fault(&self, key: impl Into<String>, reason: impl Into<String>) {
+        self.lock_faults().insert(key.into(), reason.into());
+    }
+
+    pub fn clear(&self, key: &str) {
+        self.lock_faults().remove(key);
+    }
+
+    /// The standing faults' reasons, in key order.
+    pub fn faults(&self) -> Vec<String> {
+        self.lock_faults().values().cloned().collect()
+    }
+
+    fn lock_faults(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<String, String>> {
+        // Each holder inserts or removes one entry: a panic cannot leave it torn.
+        self.0
+            .faults
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// What `/readyz` answers: the status and a body naming every fault.
+    pub fn report(&self) -> (StatusCode, String) {
+        let faults = self.faults();
+        if self.get() {
+            return (StatusCode::OK, "ready\n".into());
+        }
+        let mut body = String::from("not ready\n");
+        for fault in faults {
+            body.push_str("fault: ");
+            body.push_str(&fault);
+            body.push('\n');
+        }
+        (StatusCode::SERVICE_UNAVAILABLE, body)
     }
 }
 
@@ -108,14 +155,8 @@ pub async fn serve_http(
         .route(
             "/readyz",
             get(move || {
-                let ready = readiness.get();
-                async move {
-                    if ready {
-                        (StatusCode::OK, "ready\n")
-                    } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
-                    }
-                }
+                let report = readiness.report();
+                async move { report }
             }),
         )
         .merge(extra);
