@@ -8,21 +8,30 @@
 //! promise after all) goes the same way on `baton.sla.corrected.…`, a
 //! warning on `baton.sla.warning.…`, and a breach of a promise with an
 //! escalation target also on `baton.sla.escalated.<target>.…`.
+//!
+//! A subject that already holds a message is checked: the same signal (a
+//! replica, or this projector before a crash, got there first) is fine;
+//! anything else means someone published in Baton's place, which is an
+//! alarm (an error log, `baton_sla_forged_signals_total`, and `/readyz`
+//! not ready naming the subject), never taken as "already announced". Either
+//! way the views' own signal is relayed to the watchers and the board.
 
 use std::{sync::Arc, time::Duration};
 
 use async_nats::jetstream;
 use baton_log::{
-    signals::{announce_once, Announced},
+    signals::{announce_once_checked, Announced},
     subject::ClockSubject,
 };
+use baton_proto::v1;
 use prost::Message as _;
 use tokio_util::sync::CancellationToken;
 
-use baton_views::Signal;
+use baton_views::{BreachRecord, Signal};
 
 use crate::{
     query::{breach_to_proto, warning_to_proto},
+    relay::Relayed,
     Shared,
 };
 
@@ -55,39 +64,63 @@ pub async fn run(shared: Arc<Shared>, js: jetstream::Context, shutdown: Cancella
                 handoff_id: &record.handoff_id,
                 cycle: record.cycle,
             };
-            let mut announcements: Vec<(&'static str, String, bytes::Bytes)> = Vec::new();
             let label = crate::metrics::Metrics::signal_label(signal);
-            match signal {
+            let (relayed, announcements) = match signal {
                 Signal::Breach | Signal::Correction => {
                     let mut message = breach_to_proto(&record, baton_runtime::now());
                     message.corrected = signal == Signal::Correction;
                     let payload: bytes::Bytes = message.encode_to_vec().into();
+                    let mut announcements = Vec::new();
                     if signal == Signal::Breach {
                         announcements.push((label, clock.breach(), payload.clone()));
                         if let Some(target) = &record.escalate_to {
                             announcements.push(("escalation", clock.escalation(target), payload));
                         }
+                        (Relayed::Breach(message), announcements)
                     } else {
                         announcements.push((label, clock.correction(), payload));
+                        (Relayed::Correction(message), announcements)
                     }
                 }
                 Signal::Warning => {
-                    let payload = warning_to_proto(&record).encode_to_vec().into();
-                    announcements.push((label, clock.warning(), payload));
+                    let message = warning_to_proto(&record);
+                    let payload = message.encode_to_vec().into();
+                    (
+                        Relayed::Warning(message),
+                        vec![(label, clock.warning(), payload)],
+                    )
                 }
-            }
+            };
             for (label, subject, payload) in announcements {
-                match announce(&js, subject, payload, &shutdown).await {
-                    None => break 'entries,
-                    Some(true) => shared.metrics.announced(
-                        label,
-                        record.policy_id.as_str(),
-                        record.supplier.as_str(),
-                        record.customer.as_str(),
-                    ),
-                    Some(false) => {}
+                let expected = relayed.clone();
+                let same = move |stored: &[u8]| same_signal(&expected, stored);
+                match announce_once_checked(&js, subject.clone(), payload, same).await {
+                    Ok(Announced::Now(sequence)) => {
+                        tracing::info!(%subject, sequence, "announced");
+                        shared.metrics.announced(
+                            label,
+                            record.policy_id.as_str(),
+                            record.supplier.as_str(),
+                            record.customer.as_str(),
+                        );
+                    }
+                    Ok(Announced::Already) => tracing::debug!(%subject, "was announced before"),
+                    Ok(Announced::Squatted(sequence)) => {
+                        squatted(&shared, &record, signal, &subject, sequence)
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, %subject, "cannot announce yet, retrying");
+                        tokio::select! {
+                            _ = shutdown.cancelled() => {}
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        }
+                        break 'entries;
+                    }
                 }
             }
+            // What NATS holds is known: the views' own signal goes to the
+            // watchers and the board, whatever stood on its subject.
+            shared.relay.send(relayed);
             {
                 let _exclusive = shared.exclusive().await;
                 match shared.views.announced(&key, signal, &record) {
@@ -104,31 +137,73 @@ pub async fn run(shared: Arc<Shared>, js: jetstream::Context, shutdown: Cancella
     }
 }
 
-/// Publishes one announcement once: `Some(true)` if published now,
-/// `Some(false)` if it was before, `None` if NATS could not take it (after
-/// a pause, so the caller retries the outbox from the top).
-async fn announce(
-    js: &jetstream::Context,
-    subject: String,
-    payload: bytes::Bytes,
-    shutdown: &CancellationToken,
-) -> Option<bool> {
-    match announce_once(js, subject.clone(), payload).await {
-        Ok(Announced::Now(sequence)) => {
-            tracing::info!(%subject, sequence, "announced");
-            Some(true)
-        }
-        Ok(Announced::Already) => {
-            tracing::debug!(%subject, "was announced before");
-            Some(false)
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, %subject, "cannot announce yet, retrying");
-            tokio::select! {
-                _ = shutdown.cancelled() => {}
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
-            None
-        }
+/// Whether `stored`, found on a signal's subject, is the signal the views
+/// computed: the same clock (hand-off, promise, cycle, pair) and the same
+/// instant (deadline, or when the warning share was crossed).
+fn same_signal(expected: &Relayed, stored: &[u8]) -> bool {
+    match expected {
+        Relayed::Breach(b) | Relayed::Correction(b) => v1::Breach::decode(stored).is_ok_and(|s| {
+            (
+                &s.handoff_id,
+                &s.policy_id,
+                s.cycle,
+                &s.supplier,
+                &s.customer,
+                &s.deadline,
+            ) == (
+                &b.handoff_id,
+                &b.policy_id,
+                b.cycle,
+                &b.supplier,
+                &b.customer,
+                &b.deadline,
+            )
+        }),
+        Relayed::Warning(w) => v1::SlaWarning::decode(stored).is_ok_and(|s| {
+            (
+                &s.handoff_id,
+                &s.policy_id,
+                s.cycle,
+                &s.supplier,
+                &s.customer,
+                &s.warned_at,
+            ) == (
+                &w.handoff_id,
+                &w.policy_id,
+                w.cycle,
+                &w.supplier,
+                &w.customer,
+                &w.warned_at,
+            )
+        }),
+        Relayed::Disruption(_) => false,
     }
+}
+
+/// A signal's subject holds a message that is not the signal the views
+/// computed. A clock breached again after its breach was corrected finds
+/// its own first announcement there; anything else was published by
+/// someone who should not have: raise the alarm.
+fn squatted(shared: &Shared, record: &BreachRecord, signal: Signal, subject: &str, sequence: u64) {
+    let corrected_before = signal == Signal::Breach
+        && shared
+            .views
+            .handoff(&record.handoff_id)
+            .ok()
+            .flatten()
+            .is_some_and(|view| {
+                view.corrections
+                    .iter()
+                    .any(|c| c.policy_id == record.policy_id && c.cycle == record.cycle)
+            });
+    if corrected_before {
+        tracing::info!(%subject, sequence, "breached again after a correction: its first announcement stands");
+        return;
+    }
+    shared.metrics.forged_signal();
+    let reason = format!(
+        "{subject} holds a message (BATON_SLA sequence {sequence}) that is not the signal these views computed: someone else published on baton.sla.>; check the NATS permissions (restart the projector once investigated)"
+    );
+    tracing::error!(%subject, sequence, handoff = %record.handoff_id, "forged or foreign signal in Baton's place");
+    shared.readiness.fault(format!("signal:{subject}"), reason);
 }

@@ -8,6 +8,9 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 /// its view once; bigger ones leave fewer batches unacknowledged in flight).
 pub const DEFAULT_BATCH_SIZE: usize = 5_000;
 
+/// See [`Config::max_recorded_skew`].
+pub const DEFAULT_MAX_RECORDED_SKEW: Duration = Duration::from_secs(60);
+
 /// See [`Config::linger_ms`].
 pub const DEFAULT_LINGER_MS: u64 = 10;
 
@@ -102,6 +105,13 @@ pub struct Config {
     /// not announced on NATS, so a backfill pages nobody.
     #[arg(long, env = "BATON_ANNOUNCE_HORIZON", default_value = "1h", value_parser = baton_runtime::duration_flag)]
     pub announce_horizon: Duration,
+
+    /// How far the `recorded_at` an event claims may be from the time
+    /// JetStream gave its message (ingest sets one just before JetStream sets
+    /// the other). An event further apart is parked on the dead letter, not
+    /// applied: time comes from the log, never from what a message says.
+    #[arg(long, env = "BATON_MAX_RECORDED_SKEW", default_value = "60s", value_parser = baton_runtime::duration_flag)]
+    pub max_recorded_skew: Duration,
 
     /// JetStream replicas for the streams, if this service creates them.
     #[arg(long, env = "BATON_STREAM_REPLICAS", default_value_t = 1)]

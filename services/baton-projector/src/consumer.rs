@@ -200,10 +200,19 @@ async fn apply_batches(
         let count = decoded.len() as u64;
         let task = shared
             .project(move |projection| {
-                for (sequence, event) in decoded {
+                // Disruptions applied, relayed to the board once the batch landed.
+                let mut disruptions = Vec::new();
+                for (sequence, at, event) in decoded {
                     let applied = match event {
-                        Ok(Decoded::Handoff(event)) => projection.apply(sequence, event)?,
-                        Ok(Decoded::Disruption(event)) => projection.apply_disruption(sequence, event)?,
+                        Ok(Decoded::Handoff(event)) => projection.apply(sequence, at, event)?,
+                        Ok(Decoded::Disruption(event)) => {
+                            let relayed = baton_proto::convert::disruption_to_proto(&event);
+                            let applied = projection.apply_disruption(sequence, at, event)?;
+                            if applied == Applied::Applied {
+                                disruptions.push(relayed);
+                            }
+                            applied
+                        }
                         Err(e) => {
                             tracing::warn!(sequence, error = %e, "not a baton event, skipped");
                             projection.skip(sequence);
@@ -214,7 +223,7 @@ async fn apply_batches(
                         tracing::warn!(sequence, %reason, "event does not fit its history, skipped");
                     }
                 }
-                Ok(())
+                Ok(disruptions)
             })
             .await;
         // Staged (or failed): later writes read it as applied.
@@ -235,7 +244,8 @@ async fn apply_batches(
 
 /// A batch of the stream being applied to sled.
 struct InFlight {
-    task: crate::Landing<()>,
+    /// Yields the disruptions the batch applied.
+    task: crate::Landing<Vec<baton_proto::v1::DisruptionEvent>>,
     /// Its last message: acknowledging it acknowledges the batch (AckPolicy::All).
     last: jetstream::Message,
     /// Messages the stream held beyond it when it was delivered.
@@ -257,11 +267,21 @@ impl InFlight {
     /// Acknowledges the batch if it landed (`result`: its task's).
     async fn acknowledge(
         self,
-        result: Result<Result<(), baton_views::ViewsError>, tokio::task::JoinError>,
+        result: Result<
+            Result<Vec<baton_proto::v1::DisruptionEvent>, baton_views::ViewsError>,
+            tokio::task::JoinError,
+        >,
         shared: &Shared,
         js: &jetstream::Context,
     ) -> Result<(), ConsumeError> {
-        result.map_err(crate::task_failed)??;
+        let disruptions = result.map_err(crate::task_failed)??;
+        if shared.is_current() {
+            for disruption in disruptions {
+                shared
+                    .relay
+                    .send(crate::relay::Relayed::Disruption(disruption));
+            }
+        }
         shared
             .applied
             .fetch_add(self.count, std::sync::atomic::Ordering::Relaxed);

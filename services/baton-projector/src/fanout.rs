@@ -22,7 +22,7 @@ use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use baton_proto::v1::{self, query_client::QueryClient};
 use baton_views::{MatrixCell, PairTallies};
-use futures::future::join_all;
+use futures::{future::join_all, StreamExt};
 use tonic::{
     metadata::MetadataValue,
     transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
@@ -155,6 +155,50 @@ impl Fanout {
             async move { (url.as_str(), answer.await.map(tonic::Response::into_inner)) }
         });
         join_all(calls).await
+    }
+
+    /// Every partition's watch of `request`, merged as signals arrive. The
+    /// watch opens only if every partition's does, and ends (UNAVAILABLE,
+    /// naming the partition) when any partition's ends: a watch that
+    /// silently lost a partition would hide its breaches.
+    pub async fn watch<Req, T, Fut>(
+        &self,
+        request: &Req,
+        call: impl Fn(QueryClient<Channel>, Request<Req>) -> Fut,
+    ) -> Result<crate::query::SignalStream<T>, Status>
+    where
+        Req: Clone,
+        T: Send + 'static,
+        Fut: std::future::Future<
+            Output = Result<tonic::Response<tonic::codec::Streaming<T>>, Status>,
+        >,
+    {
+        let mut streams = Vec::with_capacity(self.partitions.len());
+        for (url, answer) in self.ask(request, call).await {
+            let url = url.to_owned();
+            let stream = answer.map_err(|status| from_partition(&url, status))?;
+            let ended = {
+                let url = url.clone();
+                futures::stream::once(async move {
+                    Err(Status::unavailable(format!(
+                        "partition {url}: its watch ended; open the watch again"
+                    )))
+                })
+            };
+            let stream = stream
+                .map(move |item| item.map_err(|status| from_partition(&url, status)))
+                .chain(ended);
+            streams.push(stream.boxed());
+        }
+        // The first error (a partition's watch failing or ending) ends it all.
+        let merged = futures::stream::select_all(streams).scan(false, |done, item| {
+            if *done {
+                return std::future::ready(None);
+            }
+            *done = item.is_err();
+            std::future::ready(Some(item))
+        });
+        Ok(Box::pin(merged))
     }
 
     /// Every partition's answer, or the first failure (naming the partition).
@@ -428,6 +472,7 @@ fn merge_matrices(matrices: Vec<v1::Matrix>) -> v1::Matrix {
         merged.handoffs.disrupted += cell.disrupted;
         merged.handoffs.ratings += cell.ratings;
         merged.handoffs.rating_sum += cell.rating_sum;
+        merged.handoffs.late_entry_corrections += cell.late_entry_corrections;
     }
     v1::Matrix {
         cells: cells

@@ -12,6 +12,7 @@
 //! - [`announcer`]: drains the outbox of breaches, corrections and warnings onto NATS.
 //! - [`query`]: the `baton.v1.Query` gRPC service over these views.
 //! - [`fanout`]: the same questions asked of every partition's projector, answers merged.
+//! - [`relay`]: the signals these views hold, handed to watchers and the board.
 //! - [`route`]: which of the two answers a query.
 //! - [`metrics`]: Prometheus metrics on the HTTP side port.
 //! - [`present`]: view types as `baton.v1` messages.
@@ -30,6 +31,7 @@ pub mod metrics;
 pub mod present;
 pub mod query;
 pub mod receiver;
+pub mod relay;
 pub mod route;
 pub mod server;
 pub mod timer;
@@ -71,6 +73,8 @@ pub struct Shared {
     pub partition: baton_log::Partition,
     /// Older breaches are recorded but not announced.
     announce_horizon: std::time::Duration,
+    /// Most an event's `recorded_at` may differ from its message's time.
+    max_recorded_skew: std::time::Duration,
     /// Held by whoever computes a batch of the views, so batches never interleave.
     writer: tokio::sync::Mutex<()>,
     /// Held while a batch is being applied to sled.
@@ -94,6 +98,11 @@ pub struct Shared {
     changes: tokio::sync::watch::Sender<u64>,
     /// What `/metrics` serves.
     pub metrics: metrics::Metrics,
+    /// Breaches, corrections, warnings and disruptions, as these views
+    /// hold them, for watchers and the board.
+    pub relay: relay::Relay,
+    /// What `/readyz` answers, faults included.
+    pub readiness: baton_runtime::Readiness,
 }
 
 impl Shared {
@@ -108,6 +117,7 @@ impl Shared {
             catalog,
             partition,
             announce_horizon,
+            max_recorded_skew: config::DEFAULT_MAX_RECORDED_SKEW,
             writer: tokio::sync::Mutex::new(()),
             landing: Arc::default(),
             caught_up: AtomicBool::new(false),
@@ -119,7 +129,16 @@ impl Shared {
             outbox_ready: Notify::new(),
             changes: tokio::sync::watch::Sender::new(0),
             metrics: metrics::Metrics::new(),
+            relay: relay::Relay::default(),
+            readiness: baton_runtime::Readiness::default(),
         }
+    }
+
+    /// Events whose `recorded_at` is further than `skew` from their
+    /// message's time are parked, not applied (see [`Config::max_recorded_skew`]).
+    pub fn with_max_recorded_skew(mut self, skew: std::time::Duration) -> Shared {
+        self.max_recorded_skew = skew;
+        self
     }
 
     /// The consumer has applied everything the stream held when it last

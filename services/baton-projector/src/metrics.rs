@@ -22,7 +22,14 @@
 //! - `baton_sla_duration_quantile_seconds{policy, quantile}`: p50/p90/p95 of stopped clocks.
 //! - `baton_pair_clocks{supplier, customer, state}`: the same tallies per
 //!   supplier-customer pair, all promises together.
+//! - `baton_pair_late_entry_corrections{supplier, customer}`: announced
+//!   breaches withdrawn by the supplier's own late entries, all time.
 //! - `baton_nats_connected`: 1 while connected to NATS.
+//!
+//! Also counted as it happens:
+//! - `baton_sla_forged_signals_total`: signal subjects found holding a
+//!   message that is not the signal the views computed (someone else
+//!   published on `baton.sla.>`); each also holds `/readyz` not ready.
 
 use std::{
     collections::BTreeMap,
@@ -97,7 +104,15 @@ pub struct Metrics {
     compliance: Family<PolicyLabel, FloatGauge>,
     quantiles: Family<PolicyQuantile, FloatGauge>,
     pair_clocks: Family<PairState, Gauge>,
+    pair_late_entries: Family<PairLabels, Gauge>,
+    forged_signals: Counter,
     nats_connected: Gauge,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PairLabels {
+    supplier: String,
+    customer: String,
 }
 
 impl Default for Metrics {
@@ -122,6 +137,8 @@ impl Metrics {
             compliance: Family::default(),
             quantiles: Family::default(),
             pair_clocks: Family::default(),
+            pair_late_entries: Family::default(),
+            forged_signals: Counter::default(),
             nats_connected: Gauge::default(),
             registry: Registry::default(),
         };
@@ -186,6 +203,16 @@ impl Metrics {
             metrics.pair_clocks.clone(),
         );
         registry.register(
+            "pair_late_entry_corrections",
+            "Announced breaches withdrawn by the supplier's own late entries, by pair, all time",
+            metrics.pair_late_entries.clone(),
+        );
+        registry.register(
+            "sla_forged_signals",
+            "Signal subjects found holding a message that is not the signal the views computed",
+            metrics.forged_signals.clone(),
+        );
+        registry.register(
             "nats_connected",
             "1 while the service is connected to NATS, else 0",
             metrics.nats_connected.clone(),
@@ -207,6 +234,11 @@ impl Metrics {
                 customer: customer.to_owned(),
             })
             .inc();
+    }
+
+    /// A signal's subject held a message that is not Baton's signal.
+    pub fn forged_signal(&self) {
+        self.forged_signals.inc();
     }
 
     /// The announcer's label for a signal.
@@ -268,7 +300,7 @@ fn states(t: &Tallies) -> [(&'static str, u64); 6] {
 struct Snapshot {
     position: u64,
     per_policy: Vec<(String, Tallies)>,
-    pairs: BTreeMap<(String, String), Tallies>,
+    pairs: BTreeMap<(String, String), (Tallies, u64)>,
 }
 
 fn snapshot(shared: &Shared) -> Result<Snapshot, baton_views::ViewsError> {
@@ -288,7 +320,7 @@ fn snapshot(shared: &Shared) -> Result<Snapshot, baton_views::ViewsError> {
         .views
         .matrix(None, None)?
         .into_iter()
-        .map(|(pair, cell)| (pair, cell.clocks))
+        .map(|(pair, cell)| (pair, (cell.clocks, cell.handoffs.late_entry_corrections)))
         .collect();
     Ok(Snapshot {
         position,
@@ -348,7 +380,14 @@ pub async fn render(
                 open += tallies.open;
             }
             metrics.open_clocks.set(open as i64);
-            for ((supplier, customer), tallies) in &snapshot.pairs {
+            for ((supplier, customer), (tallies, late)) in &snapshot.pairs {
+                metrics
+                    .pair_late_entries
+                    .get_or_create(&PairLabels {
+                        supplier: supplier.clone(),
+                        customer: customer.clone(),
+                    })
+                    .set(*late as i64);
                 for (state, value) in states(tallies) {
                     metrics
                         .pair_clocks

@@ -2,10 +2,10 @@
 
 use baton_domain::{compliance::Tallies, histogram::Histogram, Timestamp, Token};
 use baton_proto::{
-    convert::{duration_to_proto, priority_to_proto, timestamp_to_proto},
+    convert::{duration_to_proto, event_type_to_proto, priority_to_proto, timestamp_to_proto},
     v1,
 };
-use baton_views::{BreachRecord, DisruptionView, MatrixCell};
+use baton_views::{BreachRecord, Cause, Correction, DisruptionView, MatrixCell};
 
 /// A breach as listed and announced; `now` measures an open breach's overrun.
 pub fn breach_to_proto(record: &BreachRecord, now: Timestamp) -> v1::Breach {
@@ -29,6 +29,27 @@ pub fn breach_to_proto(record: &BreachRecord, now: Timestamp) -> v1::Breach {
             .map(Token::to_string)
             .unwrap_or_default(),
         target: Some(duration_to_proto(record.target)),
+        cause: record.cause.as_ref().map(cause_to_proto),
+    }
+}
+
+pub fn cause_to_proto(cause: &Cause) -> v1::CorrectionCause {
+    v1::CorrectionCause {
+        event_id: cause.event_id.clone(),
+        r#type: event_type_to_proto(cause.event_type) as i32,
+        sent_by: cause.sent_by.clone(),
+        entry_lag: Some(duration_to_proto(cause.entry_lag)),
+        by_supplier: cause.by_supplier,
+    }
+}
+
+pub fn correction_to_proto(c: &Correction) -> v1::Correction {
+    v1::Correction {
+        policy_id: c.policy_id.to_string(),
+        cycle: c.cycle,
+        deadline: Some(timestamp_to_proto(c.deadline)),
+        corrected_at: Some(timestamp_to_proto(c.corrected_at)),
+        cause: Some(cause_to_proto(&c.cause)),
     }
 }
 
@@ -135,6 +156,7 @@ pub fn cell_to_proto(supplier: &str, customer: &str, cell: &MatrixCell) -> v1::M
         ratings: cell.handoffs.ratings,
         rating: cell.handoffs.rating().unwrap_or(0.0),
         rating_sum: cell.handoffs.rating_sum,
+        late_entry_corrections: cell.handoffs.late_entry_corrections,
     }
 }
 

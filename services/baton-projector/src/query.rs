@@ -5,8 +5,8 @@ use std::{pin::Pin, sync::Arc};
 use baton_domain::{event::ValidationError, Timestamp, Token};
 use baton_proto::{
     convert::{
-        clock_to_proto, event_to_proto, optional_token, priority_to_proto, status_from_proto,
-        status_to_proto, timestamp_from_proto, timestamp_to_proto, token,
+        clock_to_proto, duration_to_proto, event_to_proto, optional_token, priority_to_proto,
+        status_from_proto, status_to_proto, timestamp_from_proto, timestamp_to_proto, token,
     },
     v1::{self, query_server::Query},
 };
@@ -15,9 +15,12 @@ use baton_views::{
     ViewsError,
 };
 
-use crate::present::{cell_to_proto, disruption_to_proto, tallies_to_proto};
+use crate::{
+    present::{cell_to_proto, correction_to_proto, disruption_to_proto, tallies_to_proto},
+    relay::Relayed,
+};
 use futures::{Stream, StreamExt};
-use prost::Message as _;
+use tokio_stream::wrappers::{errors::BroadcastStreamRecvError, BroadcastStream};
 use tonic::{Request, Response, Status};
 
 use crate::Shared;
@@ -106,7 +109,13 @@ impl QueryService {
             status: status_to_proto(h.status) as i32,
             version: h.version,
             events: if with_events {
-                view.events.iter().map(event_to_proto).collect()
+                view.events
+                    .iter()
+                    .map(|e| v1::HandoffEvent {
+                        entry_lag: e.entry_lag().map(duration_to_proto),
+                        ..event_to_proto(e)
+                    })
+                    .collect()
             } else {
                 Vec::new()
             },
@@ -119,51 +128,64 @@ impl QueryService {
                 .map(|(d, _)| d.to_string())
                 .collect(),
             requested_at: Some(timestamp_to_proto(h.requested_at)),
+            corrections: view.corrections.iter().map(correction_to_proto).collect(),
         }
     }
 
-    /// Subscribes to `filter` and forwards each payload `decode` accepts,
-    /// until the client goes or the service stops.
-    async fn watch<T: Send + 'static>(
+    /// The signals `pick` takes from what these views relay, until the
+    /// client goes or the service stops. A watcher that falls more than
+    /// [`crate::relay::CAPACITY`] signals behind is told so and closed.
+    fn watch<T: Send + 'static>(
         &self,
-        filter: String,
-        decode: fn(bytes::Bytes) -> Result<T, prost::DecodeError>,
-    ) -> Result<SignalStream<T>, QueryError> {
-        let subscription = self
-            .client
-            .subscribe(filter)
-            .await
-            .map_err(|e| QueryError::Unavailable(e.to_string()))?;
-        // Make sure the server has the subscription before the client is
-        // told the watch is open, so nothing slips between the two.
-        self.client
-            .flush()
-            .await
-            .map_err(|e| QueryError::Unavailable(e.to_string()))?;
-        let stream = subscription
+        pick: impl Fn(&Relayed) -> Option<T> + Send + 'static,
+    ) -> SignalStream<T> {
+        let stream = BroadcastStream::new(self.shared.relay.subscribe())
             .take_until(self.shutdown.clone().cancelled_owned())
-            .filter_map(move |message| async move {
-                match decode(message.payload) {
-                    Ok(item) => Some(Ok(item)),
-                    Err(e) => {
-                        tracing::warn!(subject = %message.subject, error = %e, "unexpected payload, not forwarded");
-                        None
-                    }
+            .filter_map(move |item| {
+                let item = match item {
+                    Ok(signal) => pick(&signal).map(Ok),
+                    Err(BroadcastStreamRecvError::Lagged(missed)) => Some(Err(Status::aborted(format!(
+                        "this watch fell {missed} signals behind and is closed: open it again, and list what was missed with ListBreaches"
+                    )))),
+                };
+                std::future::ready(item)
+            })
+            // A watcher told it fell behind hears nothing more.
+            .scan(false, |ended, item| {
+                if *ended {
+                    return std::future::ready(None);
                 }
+                *ended = item.is_err();
+                std::future::ready(Some(item))
             });
-        Ok(Box::pin(stream))
+        Box::pin(stream)
     }
 }
 
 /// Policy, supplier and customer: the optional filters every signal watch takes.
-type SignalFilters = (Option<Token>, Option<Token>, Option<Token>);
+#[derive(Debug, Clone)]
+struct SignalFilters {
+    policy: Option<Token>,
+    supplier: Option<Token>,
+    customer: Option<Token>,
+}
+
+impl SignalFilters {
+    fn admit(&self, policy: &str, supplier: &str, customer: &str) -> bool {
+        let matches =
+            |want: &Option<Token>, have: &str| want.as_ref().is_none_or(|w| w.as_str() == have);
+        matches(&self.policy, policy)
+            && matches(&self.supplier, supplier)
+            && matches(&self.customer, customer)
+    }
+}
 
 fn signal_filters(r: &v1::WatchBreachesRequest) -> Result<SignalFilters, QueryError> {
-    Ok((
-        optional_token("policy_id", &r.policy_id)?,
-        optional_token("supplier", &r.supplier)?,
-        optional_token("customer", &r.customer)?,
-    ))
+    Ok(SignalFilters {
+        policy: optional_token("policy_id", &r.policy_id)?,
+        supplier: optional_token("supplier", &r.supplier)?,
+        customer: optional_token("customer", &r.customer)?,
+    })
 }
 
 fn optional_time(
@@ -188,7 +210,8 @@ fn page_token(token: &str) -> Option<&str> {
     (!token.is_empty()).then_some(token)
 }
 
-type SignalStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+/// A stream of signals as a watch answers them.
+pub type SignalStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Query for QueryService {
@@ -442,13 +465,13 @@ impl Query for QueryService {
         &self,
         request: Request<v1::WatchBreachesRequest>,
     ) -> Result<Response<Self::WatchBreachesStream>, Status> {
-        let (policy, supplier, customer) = signal_filters(&request.into_inner())?;
-        let filter = baton_log::subject::breach_filter(
-            policy.as_ref(),
-            supplier.as_ref(),
-            customer.as_ref(),
-        );
-        Ok(Response::new(self.watch(filter, v1::Breach::decode).await?))
+        let filters = signal_filters(&request.into_inner())?;
+        Ok(Response::new(self.watch(move |signal| match signal {
+            Relayed::Breach(b) if filters.admit(&b.policy_id, &b.supplier, &b.customer) => {
+                Some(b.clone())
+            }
+            _ => None,
+        })))
     }
 
     type WatchWarningsStream = SignalStream<v1::SlaWarning>;
@@ -457,14 +480,12 @@ impl Query for QueryService {
         &self,
         request: Request<v1::WatchBreachesRequest>,
     ) -> Result<Response<Self::WatchWarningsStream>, Status> {
-        let (policy, supplier, customer) = signal_filters(&request.into_inner())?;
-        let filter = baton_log::subject::warning_filter(
-            policy.as_ref(),
-            supplier.as_ref(),
-            customer.as_ref(),
-        );
-        Ok(Response::new(
-            self.watch(filter, v1::SlaWarning::decode).await?,
-        ))
+        let filters = signal_filters(&request.into_inner())?;
+        Ok(Response::new(self.watch(move |signal| match signal {
+            Relayed::Warning(w) if filters.admit(&w.policy_id, &w.supplier, &w.customer) => {
+                Some(w.clone())
+            }
+            _ => None,
+        })))
     }
 }

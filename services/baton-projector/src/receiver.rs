@@ -1,5 +1,9 @@
 //! Stream → decoded batches, on a task of its own.
 //!
+//! Each message counts at the time the log gives it ([`logged_at`]); one
+//! whose claimed `recorded_at` does not fit that time is parked with the
+//! reason, like any other message that is not a Baton event.
+//!
 //! The consumer used to receive a batch, decode it, hand it to the
 //! projection and wait for that before asking NATS for more: every batch
 //! the pull requests stopped while the views were being computed, and the
@@ -19,6 +23,7 @@ use std::{
 };
 
 use async_nats::jetstream::{self, consumer::pull::MessagesError};
+use baton_domain::Timestamp;
 use baton_log::{subject, LogError};
 use futures::StreamExt;
 use tokio::sync::mpsc;
@@ -39,8 +44,9 @@ const FILL_WAIT: Duration = Duration::from_millis(20);
 
 /// A batch of the stream, received and decoded, not yet in the views.
 pub(crate) struct Received {
-    /// Each message's stream sequence and event (or why it is none).
-    pub decoded: Vec<(u64, Result<Decoded, LogError>)>,
+    /// Each message's stream sequence, the time the log gives it (see
+    /// [`logged_at`]) and its event (or why it is none).
+    pub decoded: Vec<(u64, Timestamp, Result<Decoded, LogError>)>,
     /// Its last message: acknowledging it acknowledges the batch (AckPolicy::All).
     pub last: jetstream::Message,
     /// Messages the stream held beyond it when it was delivered.
@@ -61,6 +67,49 @@ impl Decoded {
             baton_log::events::decode(sequence, subject, payload).map(Decoded::Handoff)
         }
     }
+
+    fn recorded_at(&self) -> Option<Timestamp> {
+        match self {
+            Decoded::Handoff(e) => e.recorded_at,
+            Decoded::Disruption(d) => d.recorded_at,
+        }
+    }
+}
+
+/// The time a message counts at in the views, or why it does not fit.
+///
+/// On `BATON_HANDOFFS` it is the time JetStream stored the message, and the
+/// `recorded_at` ingest set just before must lie within `skew` of it. A
+/// partition stream's copy carries the time JetStream copied it (later, and
+/// much later after a re-sourcing), so there the event's `recorded_at`
+/// counts, and may not lie more than `skew` after the copy: a message
+/// cannot have been recorded after it was copied.
+pub(crate) fn logged_at(
+    decoded: &Decoded,
+    stored_at: Timestamp,
+    whole_stream: bool,
+    skew: Duration,
+) -> Result<Timestamp, String> {
+    let Some(recorded_at) = decoded.recorded_at() else {
+        return Err("recorded events carry recorded_at".into());
+    };
+    let skew_ms = baton_domain::time::duration_millis(skew);
+    let apart = recorded_at.0.saturating_sub(stored_at.0);
+    let too_far = if whole_stream {
+        apart.saturating_abs() > skew_ms
+    } else {
+        apart > skew_ms
+    };
+    if too_far {
+        return Err(format!(
+            "recorded_at {} is {} s from {} when JetStream stored the message; at most {} s apart is accepted",
+            recorded_at.rfc3339(),
+            apart / 1000,
+            stored_at.rfc3339(),
+            skew.as_secs()
+        ));
+    }
+    Ok(if whole_stream { stored_at } else { recorded_at })
 }
 
 type Chunks = futures::stream::ReadyChunks<jetstream::consumer::pull::Stream>;
@@ -150,11 +199,23 @@ async fn receive(
         *delivered = info.consumer_sequence;
         last_pending = info.pending;
         let sequence = info.stream_sequence;
-        let event = Decoded::of(sequence, &message.subject, &message.payload);
+        let stored_at = Timestamp((info.published.unix_timestamp_nanos() / 1_000_000) as i64);
+        let whole = shared.partition.is_whole();
+        let mut at = stored_at;
+        let event = Decoded::of(sequence, &message.subject, &message.payload).and_then(|d| {
+            at = logged_at(&d, stored_at, whole, shared.max_recorded_skew).map_err(|reason| {
+                LogError::Undecodable {
+                    sequence,
+                    subject: message.subject.to_string(),
+                    reason,
+                }
+            })?;
+            Ok(d)
+        });
         if let Err(e) = &event {
             park(shared, js, stream_name, sequence, message, e).await?;
         }
-        decoded.push((sequence, event));
+        decoded.push((sequence, at, event));
     }
     Ok(messages.pop().map(|last| Received {
         decoded,
@@ -223,4 +284,52 @@ async fn park(
         tracing::warn!(sequence, subject = %message.subject, %reason, dead_lettered = count, parked_on = %subject::deadletter(stream, sequence), "not a baton event: parked");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decoded(recorded_at: Option<i64>) -> Decoded {
+        Decoded::Disruption(baton_domain::disruption::DisruptionEvent {
+            disruption_id: baton_domain::Token::parse("d-1").expect("token"),
+            phase: baton_domain::disruption::Phase::Started,
+            supplier: baton_domain::Token::parse("lab").expect("token"),
+            kind: None,
+            scope: Default::default(),
+            occurred_at: Timestamp(0),
+            reason: "analyzer down".into(),
+            actor: String::new(),
+            recorded_at: recorded_at.map(Timestamp),
+            sent_by: String::new(),
+        })
+    }
+
+    const SKEW: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn the_whole_stream_counts_at_jetstream_s_time_within_the_skew() {
+        let stored = Timestamp(10_000_000);
+        assert_eq!(
+            logged_at(&decoded(Some(9_990_000)), stored, true, SKEW),
+            Ok(stored)
+        );
+        let future = logged_at(&decoded(Some(10_000_000 + 50 * 60_000)), stored, true, SKEW)
+            .expect_err("fifty minutes ahead");
+        assert!(future.contains("3000 s from"), "{future}");
+        assert!(logged_at(&decoded(Some(10_000_000 - 61_000)), stored, true, SKEW).is_err());
+        assert!(logged_at(&decoded(None), stored, true, SKEW).is_err());
+    }
+
+    #[test]
+    fn a_partition_counts_at_recorded_at_never_after_its_copy() {
+        let copied = Timestamp(10_000_000);
+        let long_before = Timestamp(1_000);
+        assert_eq!(
+            logged_at(&decoded(Some(long_before.0)), copied, false, SKEW),
+            Ok(long_before),
+            "re-sourced long after it was recorded"
+        );
+        assert!(logged_at(&decoded(Some(10_000_000 + 61_000)), copied, false, SKEW).is_err());
+    }
 }

@@ -1,7 +1,8 @@
 //! Which views answer a query: this projector's own, or, when projectors
 //! share the work and the caller asked the group, every partition's,
-//! merged by [`crate::fanout`]. Watches always come from NATS here: every
-//! partition announces on the same subjects.
+//! merged by [`crate::fanout`]. Watches likewise: each projector relays
+//! the signals of its own views, so a watch of the group is every
+//! partition's watch, merged.
 
 use baton_proto::v1::{self, query_server::Query};
 use tonic::{Request, Response, Status};
@@ -29,8 +30,8 @@ impl QueryRouter {
     }
 }
 
-/// The service: each unary query merged across partitions or answered
-/// locally; watches answered locally. (One macro writes the whole impl, as
+/// The service: each query, watches included, merged across partitions or
+/// answered locally. (One macro writes the whole impl, as
 /// `async_trait` must see the methods it rewrites.)
 macro_rules! router {
     ($($method:ident($request:ty) -> $response:ty;)*) => {
@@ -51,7 +52,13 @@ macro_rules! router {
                 &self,
                 request: Request<v1::WatchBreachesRequest>,
             ) -> Result<Response<Self::WatchBreachesStream>, Status> {
-                self.local.watch_breaches(request).await
+                match self.fanout(&request) {
+                    Some(fanout) => fanout
+                        .watch(request.get_ref(), |mut c, r| async move { c.watch_breaches(r).await })
+                        .await
+                        .map(Response::new),
+                    None => self.local.watch_breaches(request).await,
+                }
             }
 
             type WatchWarningsStream = <QueryService as Query>::WatchWarningsStream;
@@ -60,7 +67,13 @@ macro_rules! router {
                 &self,
                 request: Request<v1::WatchBreachesRequest>,
             ) -> Result<Response<Self::WatchWarningsStream>, Status> {
-                self.local.watch_warnings(request).await
+                match self.fanout(&request) {
+                    Some(fanout) => fanout
+                        .watch(request.get_ref(), |mut c, r| async move { c.watch_warnings(r).await })
+                        .await
+                        .map(Response::new),
+                    None => self.local.watch_warnings(request).await,
+                }
             }
         }
     };

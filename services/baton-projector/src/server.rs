@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use baton_log::{LogError, StreamSettings};
 use baton_proto::v1::query_server::QueryServer;
-use baton_runtime::{CatalogLoadError, Readiness};
+use baton_runtime::CatalogLoadError;
 use baton_views::{Opened, Views, ViewsError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -106,12 +106,10 @@ pub async fn run(
         baton_log::connect_secured(&config.nats_url, "baton-projector", &config.nats).await?;
     let mut js = async_nats::jetstream::new(client.clone());
     js.set_timeout(Duration::from_secs(10));
-    let shared = Arc::new(Shared::new(
-        views,
-        catalog,
-        config.announce_horizon,
-        partition,
-    ));
+    let shared = Arc::new(
+        Shared::new(views, catalog, config.announce_horizon, partition)
+            .with_max_recorded_skew(config.max_recorded_skew),
+    );
 
     let settings = StreamSettings {
         replicas: config.stream_replicas,
@@ -135,7 +133,7 @@ pub async fn run(
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_not_serving::<QueryServer<QueryRouter>>().await;
-    let readiness = Readiness::default();
+    let readiness = shared.readiness.clone();
     let watch = {
         let (client, health, readiness, shutdown) = (
             client.clone(),

@@ -236,6 +236,7 @@ async fn views_after_repeated_sigkill_equal_a_clean_rebuild() {
                     .map(|event| v1::AppendRequest {
                         event: Some(event),
                         expected_version: None,
+                        backfill: false,
                     })
                     .collect();
                 if requests.is_empty() {

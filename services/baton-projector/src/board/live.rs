@@ -1,7 +1,10 @@
 //! `/events`: server-sent events for the board.
 //!
-//! Each stream subscribes to `baton.sla.>` and `baton.disruption.>` on NATS
-//! and forwards what it decodes as JSON:
+//! Each stream forwards, as JSON, the signals this projector's own views
+//! hold ([`crate::relay`]): never a message read off NATS, so one someone
+//! else published on Baton's subjects never reaches the screen. A stream
+//! that falls more than [`crate::relay::CAPACITY`] signals behind is
+//! closed (the browser reconnects and reloads what it shows).
 //!
 //! | event | when | data |
 //! |---|---|---|
@@ -26,10 +29,11 @@ use baton_proto::{
     v1,
 };
 use futures::{stream, Stream, StreamExt};
-use prost::Message as _;
 use serde_json::{json, Value};
+use tokio_stream::wrappers::{errors::BroadcastStreamRecvError, BroadcastStream};
 
 use super::{BoardError, BoardState, CHANGE_COALESCE};
+use crate::relay::Relayed;
 
 /// How often an idle stream sends a keep-alive comment.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -37,27 +41,21 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 pub async fn events(
     State(state): State<Arc<BoardState>>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, BoardError> {
-    let unavailable = |e: &dyn std::fmt::Display| BoardError::Unavailable(e.to_string());
-    let sla = state
-        .client
-        .subscribe("baton.sla.>")
-        .await
-        .map_err(|e| unavailable(&e))?;
-    let disruptions = state
-        .client
-        .subscribe("baton.disruption.>")
-        .await
-        .map_err(|e| unavailable(&e))?;
-    // The server has both subscriptions before the browser hears `hello`,
-    // so nothing announced after `hello` can slip past.
-    state.client.flush().await.map_err(|e| unavailable(&e))?;
-
+    // Subscribed before the browser hears `hello`, so nothing relayed after
+    // `hello` can slip past.
+    let relayed = BroadcastStream::new(state.shared.relay.subscribe());
     let hello = {
         let data = json!({"current": state.shared.is_current(), "now": baton_runtime::now().0});
         stream::once(async move { event("hello", &data) })
     };
-    let announced = stream::select(sla, disruptions)
-        .filter_map(|message| async move { decode(&message.subject, &message.payload) });
+    let announced = relayed
+        .take_while(|item| {
+            if let Err(BroadcastStreamRecvError::Lagged(missed)) = item {
+                tracing::info!(missed, "board: a stream fell behind and is closed");
+            }
+            std::future::ready(item.is_ok())
+        })
+        .filter_map(|item| std::future::ready(item.ok().and_then(|s| board_event(&s))));
     let changes = stream::unfold(
         (state.shared.subscribe_changes(), state.clone()),
         |(mut changes, state)| async move {
@@ -92,27 +90,15 @@ fn event(name: &str, data: &Value) -> Event {
     Event::default().event(name).data(data.to_string())
 }
 
-/// The board event for a NATS message, if it is one the board shows.
-pub fn decode(subject: &str, payload: &[u8]) -> Option<Event> {
-    let decoded = if subject.starts_with("baton.sla.breached.") {
-        v1::Breach::decode(payload).map(|b| ("breach", breach_json(&b)))
-    } else if subject.starts_with("baton.sla.corrected.") {
-        v1::Breach::decode(payload).map(|b| ("correction", breach_json(&b)))
-    } else if subject.starts_with("baton.sla.warning.") {
-        v1::SlaWarning::decode(payload).map(|w| ("warning", warning_json(&w)))
-    } else if subject.starts_with("baton.disruption.") {
-        v1::DisruptionEvent::decode(payload).map(|d| ("disruption", disruption_json(&d)))
-    } else {
-        // Escalations repeat a breach already forwarded.
-        return None;
+/// The board event for a relayed signal.
+pub fn board_event(signal: &Relayed) -> Option<Event> {
+    let (name, data) = match signal {
+        Relayed::Breach(b) => ("breach", breach_json(b)),
+        Relayed::Correction(b) => ("correction", breach_json(b)),
+        Relayed::Warning(w) => ("warning", warning_json(w)),
+        Relayed::Disruption(d) => ("disruption", disruption_json(d)),
     };
-    match decoded {
-        Ok((name, data)) => Some(event(name, &data)),
-        Err(e) => {
-            tracing::debug!(%subject, error = %e, "board: undecodable announcement skipped");
-            None
-        }
-    }
+    Some(event(name, &data))
 }
 
 fn millis(field: &str, at: Option<&prost_types::Timestamp>) -> Option<i64> {
@@ -213,11 +199,28 @@ mod tests {
     }
 
     #[test]
-    fn only_board_subjects_become_events() {
-        let payload = v1::Breach::default().encode_to_vec();
-        assert!(decode("baton.sla.breached.p.s.c.h", &payload).is_some());
-        assert!(decode("baton.sla.corrected.p.s.c.h", &payload).is_some());
-        assert!(decode("baton.sla.escalated.duty.p.s.c.h", &payload).is_none());
-        assert!(decode("baton.sla.breached.p.s.c.h", b"\xff\xff\xff").is_none());
+    fn each_relayed_signal_becomes_its_board_event() {
+        let named = |signal: Relayed| {
+            let rendered = format!("{:?}", board_event(&signal).expect("an event"));
+            ["breach", "correction", "warning", "disruption"]
+                .into_iter()
+                .find(|name| rendered.contains(&format!("event: {name}")))
+        };
+        assert_eq!(
+            named(Relayed::Breach(v1::Breach::default())),
+            Some("breach")
+        );
+        assert_eq!(
+            named(Relayed::Correction(v1::Breach::default())),
+            Some("correction")
+        );
+        assert_eq!(
+            named(Relayed::Warning(v1::SlaWarning::default())),
+            Some("warning")
+        );
+        assert_eq!(
+            named(Relayed::Disruption(v1::DisruptionEvent::default())),
+            Some("disruption")
+        );
     }
 }

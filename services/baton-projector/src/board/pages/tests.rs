@@ -50,6 +50,7 @@ fn requested(handoff: &str, kind: &str, supplier: &str, priority: Priority, at: 
         recorded_at: Some(Timestamp(at)),
         rating: None,
         sent_by: String::new(),
+        backfill: false,
     }
 }
 
@@ -69,6 +70,7 @@ fn later(handoff: &str, event_type: EventType, at: i64, version: u64) -> Event {
         recorded_at: Some(Timestamp(at)),
         rating: None,
         sent_by: String::new(),
+        backfill: false,
     }
 }
 
@@ -88,7 +90,8 @@ fn filled(catalog: &Catalog) -> (tempfile::TempDir, Views) {
         later("lab-1", EventType::Resumed, 3 * MIN, 3),
     ];
     for (i, e) in events.into_iter().enumerate() {
-        p.apply(i as u64 + 1, e).expect("apply");
+        let at = e.recorded_at.unwrap_or(e.occurred_at);
+        p.apply(i as u64 + 1, at, e).expect("apply");
     }
     p.advance(Timestamp(11 * MIN)).expect("advance");
     p.commit().expect("commit");
