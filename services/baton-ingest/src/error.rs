@@ -38,9 +38,9 @@ impl From<IngestError> for Status {
         let message = error.to_string();
         match error {
             IngestError::Invalid(_) => Status::invalid_argument(message),
-            IngestError::Lifecycle(LifecycleError::Mismatch { .. }) => {
-                Status::invalid_argument(message)
-            }
+            IngestError::Lifecycle(
+                LifecycleError::Mismatch { .. } | LifecycleError::BeforeRequest { .. },
+            ) => Status::invalid_argument(message),
             IngestError::Lifecycle(_) => Status::failed_precondition(message),
             IngestError::VersionMismatch { .. } | IngestError::Contention(_) => {
                 Status::aborted(message)

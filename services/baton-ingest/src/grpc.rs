@@ -82,7 +82,9 @@ impl IngestService {
         let event = request
             .event
             .ok_or_else(|| Status::invalid_argument("event: is required"))?;
-        let event = event_from_proto(event).map_err(IngestError::from)?;
+        let mut event = event_from_proto(event).map_err(IngestError::from)?;
+        // Output only on the event: what the request asks for counts.
+        event.backfill = request.backfill;
         let handoff_id = event.handoff_id.clone();
         let event_type = event.event_type;
         let accepted = self

@@ -15,8 +15,9 @@ use std::{
 };
 
 use baton_domain::{
-    access::Caller,
+    access::{Action, Caller, Role},
     disruption::{Change, Disruption, DisruptionEvent},
+    event::Priority,
     event::{Event, Limits, ValidationError},
     lifecycle::Handoff,
     Catalog, Timestamp, Token,
@@ -98,8 +99,10 @@ impl Ingestor {
     }
 
     /// [`Ingestor::append`] for an authenticated `caller` (`None`: ingest
-    /// runs without authentication): the caller must speak for the side of
-    /// the hand-off the event belongs to, and is recorded in `sent_by`.
+    /// runs without authentication): the caller must be allowed the event on
+    /// this hand-off ([`baton_domain::access::allowed`]), and is recorded in
+    /// `sent_by`. History (`event.backfill`) is an importer's to load; an
+    /// importer's events are always history.
     pub async fn append_as(
         &self,
         mut event: Event,
@@ -108,6 +111,13 @@ impl Ingestor {
         caller: Option<&Caller>,
     ) -> Result<Accepted, IngestError> {
         event.sent_by = caller.map(|c| c.id.clone()).unwrap_or_default();
+        if let Some(caller) = caller {
+            if caller.role == Role::Importer {
+                event.backfill = true;
+            } else if event.backfill {
+                caller.may_backfill()?;
+            }
+        }
         event.validate(&self.limits, now)?;
         self.check_catalog(&event)?;
         self.check_privacy(&event)?;
@@ -130,12 +140,19 @@ impl Ingestor {
             if let Some(caller) = caller {
                 // Judged against the hand-off as it stands (its current
                 // supplier), or the request's own parties for a new one.
-                let parties = match &known {
-                    Some(k) => Some((&k.handoff.supplier, &k.handoff.customer)),
-                    None => event.supplier.as_ref().zip(event.customer.as_ref()),
+                let (parties, priority) = match &known {
+                    Some(k) => (
+                        Some((&k.handoff.supplier, &k.handoff.customer)),
+                        k.handoff.priority,
+                    ),
+                    None => (
+                        event.supplier.as_ref().zip(event.customer.as_ref()),
+                        event.priority.unwrap_or(Priority::Routine),
+                    ),
                 };
                 if let Some((supplier, customer)) = parties {
-                    caller.may_append(event.event_type, supplier, customer)?;
+                    let action = Action::of(event.event_type, priority, event.priority);
+                    caller.may(action, supplier, customer)?;
                 }
             }
             if let Some(prior) = known.as_ref().and_then(|k| k.events.get(&event.event_id)) {
