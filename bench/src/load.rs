@@ -98,6 +98,7 @@ pub async fn unary(
                         .append(v1::AppendRequest {
                             event: Some(event.clone()),
                             expected_version: None,
+                            backfill: false,
                         })
                         .await;
                     match answer {
@@ -151,6 +152,7 @@ pub async fn batches(
                     .map(|e| v1::AppendRequest {
                         event: Some(e.clone()),
                         expected_version: None,
+                        backfill: false,
                     })
                     .collect()
             })

@@ -14,7 +14,7 @@ use async_nats::jetstream::{
     self,
     consumer::{pull, AckPolicy, DeliverPolicy},
 };
-use baton_domain::Catalog;
+use baton_domain::{Catalog, Timestamp};
 use baton_views::{Applied, Projection, Views};
 use futures::StreamExt;
 
@@ -22,6 +22,8 @@ use futures::StreamExt;
 #[derive(Debug)]
 pub struct Stored {
     pub sequence: u64,
+    /// When JetStream stored it: the time the projector applies it at.
+    pub stored_at: Timestamp,
     pub subject: String,
     pub payload: bytes::Bytes,
 }
@@ -54,12 +56,14 @@ pub async fn fetch_all(
             anyhow::bail!("the stream ended after {} messages", stored.len());
         };
         let message = message.map_err(|e| anyhow::anyhow!("fetch: {e}"))?;
-        let sequence = message
+        let info = message
             .info()
-            .map_err(|e| anyhow::anyhow!("message info: {e}"))?
-            .stream_sequence;
+            .map_err(|e| anyhow::anyhow!("message info: {e}"))?;
+        let sequence = info.stream_sequence;
+        let stored_at = Timestamp((info.published.unix_timestamp_nanos() / 1_000_000) as i64);
         stored.push(Stored {
             sequence,
+            stored_at,
             subject: message.subject.to_string(),
             payload: message.payload.clone(),
         });
@@ -103,10 +107,10 @@ pub fn project(
         for m in chunk {
             let applied = if m.subject.starts_with(baton_log::subject::DISRUPTION_PREFIX) {
                 let event = baton_log::disruptions::decode(m.sequence, &m.subject, &m.payload)?;
-                projection.apply_disruption(m.sequence, event)?
+                projection.apply_disruption(m.sequence, m.stored_at, event)?
             } else {
                 let event = baton_log::events::decode(m.sequence, &m.subject, &m.payload)?;
-                projection.apply(m.sequence, event)?
+                projection.apply(m.sequence, m.stored_at, event)?
             };
             if matches!(applied, Applied::Refused(_)) {
                 refused += 1;

@@ -97,6 +97,7 @@ pub fn projector_config(
         query_tls: Default::default(),
         views_cache_mb: 64,
         announce_horizon: Duration::from_secs(3600),
+        max_recorded_skew: Duration::from_secs(60),
         stream_replicas: 1,
         board: Default::default(),
         tls: Default::default(),

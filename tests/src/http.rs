@@ -43,7 +43,10 @@ pub async fn get_with(addr: SocketAddr, path: &str, headers: &[&str]) -> Answer 
         .nth(1)
         .and_then(|s| s.parse().ok())
         .expect("a status code");
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(body)
     } else {
         body.to_owned()
@@ -122,8 +125,7 @@ impl EventStream {
             while let Ok(Some(line)) = self.lines.next_line().await {
                 if let Some(name) = line.strip_prefix("event: ").or(line.strip_prefix("event:")) {
                     event = Some(name.trim().to_owned());
-                } else if let Some(d) = line.strip_prefix("data: ").or(line.strip_prefix("data:"))
-                {
+                } else if let Some(d) = line.strip_prefix("data: ").or(line.strip_prefix("data:")) {
                     data.push_str(d.trim_start());
                 } else if line.is_empty() {
                     if let Some(event) = event.take() {

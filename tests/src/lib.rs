@@ -31,8 +31,12 @@ use tonic::transport::Channel;
 /// How long a test waits for something that should happen in well under a second.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
-/// A catalog with short targets, so promises break within a test.
+/// A catalog with short targets, so promises break within a test. Its tests
+/// enter events dated up to a year back as live callers, so late entries
+/// count by their own time for ten years here; the late-entry bound is tested
+/// with a catalog of its own (`tests/integrity.rs`).
 pub const TEST_CATALOG: &str = r#"{
+  "max_entry_lag": "3650d",
   "departments": [
     {"id": "engineering", "name": "Equipment engineering"},
     {"id": "lab", "name": "Laboratory"},
@@ -197,6 +201,7 @@ pub async fn start_projector_setup(
         query_tls: Default::default(),
         views_cache_mb: 64,
         announce_horizon: Duration::from_secs(3600),
+        max_recorded_skew: Duration::from_secs(60),
         stream_replicas: setup.stream_replicas,
         board: Default::default(),
         tls: Default::default(),
@@ -390,6 +395,7 @@ pub fn append(event: v1::HandoffEvent) -> v1::AppendRequest {
     v1::AppendRequest {
         event: Some(event),
         expected_version: None,
+        backfill: false,
     }
 }
 

@@ -274,6 +274,7 @@ async fn append_until_acknowledged(
     let request = v1::AppendRequest {
         event: Some(event.clone()),
         expected_version: None,
+        backfill: false,
     };
     let mut backoff = Duration::from_millis(5);
     loop {

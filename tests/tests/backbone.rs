@@ -243,11 +243,13 @@ async fn racing_replicas_never_both_win() {
         let (ra, rb) = tokio::join!(
             a.append(v1::AppendRequest {
                 event: Some(ack),
-                expected_version: Some(1)
+                expected_version: Some(1),
+                backfill: false,
             }),
             b.append(v1::AppendRequest {
                 event: Some(cancel),
-                expected_version: Some(1)
+                expected_version: Some(1),
+                backfill: false,
             }),
         );
         let winners = [ra.is_ok(), rb.is_ok()].iter().filter(|ok| **ok).count();
@@ -438,6 +440,7 @@ async fn every_bad_input_gets_its_status_and_nothing_reaches_the_stream() {
         .append(v1::AppendRequest {
             event: Some(later("h-v", EventType::Acknowledged, t0 + 1)),
             expected_version: Some(5),
+            backfill: false,
         })
         .await
         .expect_err("stale version");

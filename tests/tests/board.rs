@@ -21,6 +21,7 @@ const BOARD_CATALOG: &str = r#"{
     {"id": "ed", "name": "Emergency department"}
   ],
   "kinds": ["repair", "lab", "transport"],
+  "max_entry_lag": "3650d",
   "promises": [
     {"id": "repair-response", "kind": "repair", "start": "requested", "stop": ["acknowledged"],
      "targets": {"routine": "30m", "urgent": "15m", "stat": "2s"}, "warn_at": 0.5},

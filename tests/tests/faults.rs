@@ -194,6 +194,7 @@ async fn start_or_refuse(baton: &Baton) -> Met {
         query_tls: Default::default(),
         views_cache_mb: 64,
         announce_horizon: std::time::Duration::from_secs(3600),
+        max_recorded_skew: std::time::Duration::from_secs(60),
         stream_replicas: 1,
         board: Default::default(),
         tls: Default::default(),

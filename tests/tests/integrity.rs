@@ -20,23 +20,32 @@ use tonic::{transport::Channel, Code};
 const MIN: i64 = 60_000;
 
 /// Targets a test can wait for (2 s) beside ones that cannot break within
-/// it, an escalation, and the default late-entry bound (5 minutes).
+/// it, and late-entry bounds of 1 s (repairs), 1 h (transport) and the
+/// default 5 minutes (consults).
 const CATALOG: &str = r#"{
   "departments": [
     {"id": "engineering", "name": "Equipment engineering"},
-    {"id": "lab", "name": "Laboratory"},
+    {"id": "porters", "name": "Patient transport"},
     {"id": "cardiology", "name": "Cardiology"},
     {"id": "ward-5", "name": "Ward 5"}
   ],
-  "kinds": ["repair", "consult"],
+  "kinds": ["repair", "transport", "consult"],
   "promises": [
     {"id": "repair-response", "kind": "repair", "start": "requested", "stop": ["acknowledged"],
      "targets": {"routine": "30m", "urgent": "15m", "stat": "2s"},
-     "escalate_to": "duty-coordinator"},
+     "escalate_to": "duty-coordinator", "max_entry_lag": "1s"},
+    {"id": "transport-pickup", "kind": "transport", "start": "requested", "stop": ["started"],
+     "targets": {"routine": "30m", "stat": "2s"}, "max_entry_lag": "1h"},
     {"id": "consult-response", "kind": "consult", "start": "requested", "stop": ["started"],
      "targets": {"routine": "8h", "stat": "30m"}, "escalate_to": "duty-coordinator"}
   ]
 }"#;
+
+/// Waits until the wall clock reads `millis` (a deadline must have passed).
+async fn until(millis: i64) {
+    let wait = (millis - now_millis()).max(0) as u64;
+    tokio::time::sleep(Duration::from_millis(wait)).await;
+}
 
 fn repair(id: &str, priority: Priority, at: i64) -> v1::HandoffEvent {
     requested(id, "repair", "engineering", "ward-5", priority, at)
@@ -120,20 +129,20 @@ async fn a_priority_change_never_un_breaks_a_promise() {
     assert_eq!(millis(&clock.deadline), at + 30 * MIN);
 
     // Raised: re-targeted from the request, so a routine repair raised to
-    // STAT after 10 minutes broke its STAT promise long ago.
-    let at = now_millis() - 10 * MIN;
+    // STAT three seconds on broke its 2 s promise already.
+    let at = now_millis();
     ingest
         .append(append(repair("routine-1", Priority::Routine, at)))
         .await
         .expect("request");
+    until(at + 3_000).await;
     let mut raise = later("routine-1", EventType::Reprioritized, now_millis());
     raise.priority = Priority::Stat as i32;
     ingest.append(append(raise)).await.expect("raised");
     let handoff = projected(&mut query, "routine-1", 2).await;
-    assert_eq!(
-        sla(&handoff, "repair-response").state(),
-        v1::SlaState::Breached
-    );
+    let clock = sla(&handoff, "repair-response");
+    assert_eq!(clock.state(), v1::SlaState::Breached);
+    assert_eq!(millis(&clock.deadline), at + 2_000);
 }
 
 #[tokio::test]
@@ -141,16 +150,18 @@ async fn an_acknowledgement_entered_beyond_the_bound_does_not_erase_a_breach() {
     let baton = Baton::start_with_catalog(CATALOG).await;
     let mut ingest = baton.ingest().await;
     let mut query = baton.query().await;
-    // Requested ten minutes ago, entered now: the STAT promise is broken
-    // either way, and announced.
-    let requested_at = now_millis() - 10 * MIN;
+    // A STAT repair (2 s; late entries count at most 1 s back) breaks and
+    // is announced.
+    let requested_at = now_millis();
     ingest
         .append(append(repair("late-ack", Priority::Stat, requested_at)))
         .await
         .expect("request");
     announced(&baton, "late-ack").await;
 
-    // The supplier acknowledges now, dating it one second after the request.
+    // Four seconds on, the supplier acknowledges, dating it one second
+    // after the request: inside the deadline, but entered 3 s late.
+    until(requested_at + 4_000).await;
     ingest
         .append(append(later(
             "late-ack",
@@ -160,12 +171,116 @@ async fn an_acknowledgement_entered_beyond_the_bound_does_not_erase_a_breach() {
         .await
         .expect("acknowledged");
     let handoff = projected(&mut query, "late-ack", 2).await;
+    let clock = sla(&handoff, "repair-response");
     assert_eq!(
-        sla(&handoff, "repair-response").state(),
+        clock.state(),
         v1::SlaState::Breached,
-        "an acknowledgement entered ten minutes late must not prove the promise kept"
+        "an acknowledgement entered beyond the bound must not prove the promise kept"
+    );
+    assert!(
+        millis(&clock.stopped_at) >= requested_at + 3_000,
+        "read one second before its entry"
     );
     assert_eq!(breaches_of(&mut query, "late-ack").await.len(), 1);
+    assert!(handoff.corrections.is_empty());
+    let lag = handoff.events[1]
+        .entry_lag
+        .as_ref()
+        .expect("entry lag shown");
+    assert!(lag.seconds >= 3, "{lag:?}");
+}
+
+#[tokio::test]
+async fn a_late_entry_within_the_bound_is_a_flagged_and_counted_correction() {
+    let baton = Baton::start_with_catalog(CATALOG).await;
+    let mut ingest = baton.ingest().await;
+    let mut query = baton.query().await;
+    let nats = baton.nats_client().await;
+    let mut corrections = nats
+        .subscribe("baton.sla.corrected.>")
+        .await
+        .expect("subscribe");
+    nats.flush().await.expect("flush");
+    // A STAT transport (2 s; late entries count up to an hour back) breaks
+    // and is announced.
+    let requested_at = now_millis();
+    ingest
+        .append(append(requested(
+            "pickup-1",
+            "transport",
+            "porters",
+            "ward-5",
+            Priority::Stat,
+            requested_at,
+        )))
+        .await
+        .expect("request");
+    let subject = "baton.sla.breached.transport-pickup.porters.ward-5.pickup-1".to_owned();
+    eventually("the transport's breach announced", || {
+        let (nats, subject) = (nats.clone(), subject.clone());
+        async move { (count_messages(&nats, "BATON_SLA", &subject).await == 1).then_some(()) }
+    })
+    .await;
+    // The porters then enter their pick-up, dated inside the 2 s.
+    ingest
+        .append(append(later(
+            "pickup-1",
+            EventType::Started,
+            requested_at + 1_000,
+        )))
+        .await
+        .expect("started");
+    let handoff = projected(&mut query, "pickup-1", 2).await;
+    assert_eq!(sla(&handoff, "transport-pickup").state(), v1::SlaState::Met);
+    // The correction names its cause, on NATS and on the hand-off.
+    let message = tokio::time::timeout(Duration::from_secs(20), corrections.next())
+        .await
+        .expect("a correction within 20 s")
+        .expect("the subscription is open");
+    let breach = v1::Breach::decode(message.payload).expect("a breach");
+    let cause = breach.cause.expect("the correction's cause");
+    assert_eq!(
+        (cause.r#type(), cause.by_supplier, cause.event_id.as_str()),
+        (
+            EventType::Started,
+            true,
+            handoff.events[1].event_id.as_str()
+        )
+    );
+    assert!(cause.entry_lag.expect("lag").seconds >= 1);
+    assert_eq!(handoff.corrections.len(), 1);
+    let recorded = &handoff.corrections[0];
+    assert_eq!(
+        (recorded.policy_id.as_str(), recorded.cycle),
+        ("transport-pickup", 1)
+    );
+    assert!(recorded.cause.as_ref().is_some_and(|c| c.by_supplier));
+    // Counted for the pair, in the matrix and on /metrics.
+    let matrix = query
+        .get_matrix(v1::GetMatrixRequest::default())
+        .await
+        .expect("matrix")
+        .into_inner();
+    let cell = matrix
+        .cells
+        .iter()
+        .find(|c| c.supplier == "porters")
+        .expect("the porters' cell");
+    assert_eq!(cell.late_entry_corrections, 1);
+    let side = baton
+        .projector
+        .as_ref()
+        .and_then(|p| p.http)
+        .expect("side port");
+    let metrics = http::get(side, "/metrics").await.body;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("baton_pair_late_entry_corrections{")
+                && l.contains("supplier=\"porters\"")
+                && l.ends_with(" 1")),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -322,7 +437,11 @@ async fn a_forged_breach_never_reaches_a_watcher_or_the_board() {
         .await
         .expect("watch")
         .into_inner();
-    let board = baton.projector.as_ref().and_then(|p| p.http).expect("board");
+    let board = baton
+        .projector
+        .as_ref()
+        .and_then(|p| p.http)
+        .expect("board");
     let mut events = EventStream::open(board, "/events").await;
     events
         .next_named("hello", Duration::from_secs(5))
@@ -371,7 +490,11 @@ async fn a_forged_message_in_a_breach_s_place_raises_the_alarm() {
         .await
         .expect("watch")
         .into_inner();
-    let side = baton.projector.as_ref().and_then(|p| p.http).expect("side port");
+    let side = baton
+        .projector
+        .as_ref()
+        .and_then(|p| p.http)
+        .expect("side port");
 
     // Someone publishes, ahead of time, a breach on the very subject the
     // real one will need, with another deadline.

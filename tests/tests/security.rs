@@ -26,6 +26,7 @@ fn append(event: v1::HandoffEvent) -> v1::AppendRequest {
     v1::AppendRequest {
         event: Some(event),
         expected_version: None,
+        backfill: false,
     }
 }
 

@@ -44,6 +44,11 @@ pub struct Args {
     /// Read events as JSON lines from this file ('-' for stdin) and append them as batches.
     #[arg(long, conflicts_with_all = ["handoff", "event_type"])]
     from_json: Option<String>,
+    /// Load as history: judged by the events' own times without the
+    /// promise's late-entry bound, paging nobody (needs the importer role
+    /// where ingest authenticates callers).
+    #[arg(long)]
+    backfill: bool,
 }
 
 fn parse_attribute(s: &str) -> Result<(String, String), String> {
@@ -116,18 +121,19 @@ fn build(e: JsonEvent) -> anyhow::Result<v1::AppendRequest> {
             ..Default::default()
         }),
         expected_version: e.expected_version,
+        backfill: false,
     })
 }
 
 pub async fn run(url: &str, args: Args, out: Output) -> anyhow::Result<()> {
     let mut client = super::ingest(url).await?;
     if let Some(path) = &args.from_json {
-        return append_json_lines(&mut client, path, out).await;
+        return append_json_lines(&mut client, path, args.backfill, out).await;
     }
     let (Some(handoff_id), Some(event_type)) = (args.handoff, args.event_type) else {
         bail!("--handoff and --type are required");
     };
-    let request = build(JsonEvent {
+    let mut request = build(JsonEvent {
         handoff_id,
         event_type,
         event_id: args.event_id,
@@ -140,6 +146,7 @@ pub async fn run(url: &str, args: Args, out: Output) -> anyhow::Result<()> {
         attributes: args.attributes.into_iter().collect(),
         expected_version: args.expected_version,
     })?;
+    request.backfill = args.backfill;
     let r = client
         .append(request)
         .await
@@ -155,6 +162,7 @@ pub async fn run(url: &str, args: Args, out: Output) -> anyhow::Result<()> {
 async fn append_json_lines(
     client: &mut baton_proto::v1::ingest_client::IngestClient<tonic::transport::Channel>,
     path: &str,
+    backfill: bool,
     out: Output,
 ) -> anyhow::Result<()> {
     let reader: Box<dyn BufRead> = if path == "-" {
@@ -173,7 +181,9 @@ async fn append_json_lines(
         }
         let event: JsonEvent =
             serde_json::from_str(&line).with_context(|| format!("line {}", n + 1))?;
-        batch.push(build(event).with_context(|| format!("line {}", n + 1))?);
+        let mut request = build(event).with_context(|| format!("line {}", n + 1))?;
+        request.backfill = backfill;
+        batch.push(request);
         if batch.len() == 500 {
             let (o, f) = send(client, std::mem::take(&mut batch), out).await?;
             ok += o;

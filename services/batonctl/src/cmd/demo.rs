@@ -100,6 +100,7 @@ pub async fn run(ingest_url: &str, query_url: &str, args: Args) -> anyhow::Resul
             .append(v1::AppendRequest {
                 event: Some(request),
                 expected_version: None,
+                backfill: false,
             })
             .await
         {
@@ -137,6 +138,7 @@ pub async fn run(ingest_url: &str, query_url: &str, args: Args) -> anyhow::Resul
             let request = v1::AppendRequest {
                 event: Some(event(&handoff, answer)),
                 expected_version: None,
+                backfill: false,
             };
             match client.append(request).await {
                 Ok(_) => println!(

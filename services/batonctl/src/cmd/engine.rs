@@ -39,6 +39,7 @@ pub async fn rate(url: &str, args: RateArgs, out: Output) -> anyhow::Result<()> 
         .append(v1::AppendRequest {
             event: Some(event),
             expected_version: None,
+            backfill: false,
         })
         .await
         .map_err(super::status)?

@@ -171,6 +171,8 @@ fn to_requests(mapping: &Mapping, found: &[FoundHandoff]) -> Vec<v1::AppendReque
                 ..Default::default()
             }),
             expected_version: None,
+            // Last month's log: judged by its own times, paging nobody.
+            backfill: true,
         });
         if let Some(completed) = handoff.completed_ms {
             out.push(v1::AppendRequest {
@@ -183,6 +185,7 @@ fn to_requests(mapping: &Mapping, found: &[FoundHandoff]) -> Vec<v1::AppendReque
                     ..Default::default()
                 }),
                 expected_version: None,
+                backfill: true,
             });
         }
     }

@@ -227,6 +227,7 @@ async fn send(
                 .append(v1::AppendRequest {
                     event: Some(event),
                     expected_version: None,
+                    backfill: false,
                 })
                 .await
                 .map(|_| ())
