@@ -300,6 +300,23 @@ pub fn check_disruption(
     check_text("reason", &event.reason)
 }
 
+/// `n` written for an id so that the screen accepts it: decimal, with an
+/// `x` between groups of six digits counted from the right (`42`,
+/// `123456`, `1x234567`, `1x767225x600123`). Never seven digits in a row,
+/// so a counter or a time in milliseconds can go into an id as long as a
+/// letter or one digit at most stands before it.
+pub fn id_number(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 6);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 6 == 0 {
+            out.push('x');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// `field[key]`, or just `field` when the key itself looks like patient
 /// data: for errors about an attribute's value that must not echo the key.
 pub fn keyed_field(field: &str, key: &str) -> String {
@@ -1092,6 +1109,19 @@ mod tests {
         }
     }
 
+    #[test]
+    fn numbers_for_ids_read_back_and_pass() {
+        for (n, written) in [
+            (0, "0"),
+            (42, "42"),
+            (123_456, "123456"),
+            (1_234_567, "1x234567"),
+            (1_767_225_600_123, "1x767225x600123"),
+        ] {
+            assert_eq!(id_number(n), written);
+        }
+    }
+
     fn hex(bytes: &[u8], upper: bool) -> String {
         bytes
             .iter()
@@ -1127,6 +1157,15 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn any_number_for_an_id_passes(n in any::<u64>(), before in "[a-z]{1,8}-([0-9]-)?[a-z]") {
+            prop_assume!(!before.split('-').any(|w| LABELS.contains(&w)));
+            let written = id_number(n);
+            prop_assert_eq!(written.replace('x', "").parse::<u64>().ok(), Some(n));
+            let id = format!("{before}{written}");
+            prop_assert_eq!(screen(&id), None, "{}", id);
+        }
+
         #[test]
         fn never_panics(text in any::<String>()) {
             let _ = screen(&text);
