@@ -309,7 +309,7 @@ pub fn id_number(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 6);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 6 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(6) {
             out.push('x');
         }
         out.push(c);
