@@ -179,7 +179,7 @@ pub async fn run(
         let events = (have..size).map(|i| {
             let (subject, mut e) = traffic::recorded_request(
                 &mut rng,
-                &format!("scale-{i:08}"),
+                &format!("scale-{}", traffic::serial(i)),
                 now - 60_000 + (i % 60_000) as i64,
                 now,
             );

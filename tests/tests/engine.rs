@@ -235,7 +235,7 @@ async fn ratings_are_once_after_completion_and_reach_the_matrix() {
         .expect("requested");
     let rating = |score: u32, at: i64| {
         let mut rated = later("lab-5", EventType::Rated, at);
-        rated.event_id = format!("rating-{score}-{at}");
+        rated.event_id = format!("rating-{score}-{}", baton_e2e::id_time(at));
         rated.rating = Some(v1::Rating {
             score,
             comment: "results were clear".into(),

@@ -46,6 +46,8 @@ async fn no_attribute_value_comment_or_reason_reaches_the_logs() {
         "Mr. Canary",
         "canary-comment",
         "canary-reason",
+        "bsn-canary-4711",
+        "mrn-canary-d",
     ];
 
     let mut good = requested("log-1", "lab", "lab", "ward-5", Priority::Routine, t0);
@@ -59,6 +61,23 @@ async fn no_attribute_value_comment_or_reason_reaches_the_logs() {
     let mut named = requested("log-3", "lab", "lab", "ward-5", Priority::Routine, t0);
     named.attributes.insert("note".into(), canaries[2].into());
     assert!(ingest.append(append(named)).await.is_err());
+    // Ids that look like patient data are refused, and not logged either.
+    let labelled = requested(canaries[5], "lab", "lab", "ward-5", Priority::Routine, t0);
+    assert!(ingest.append(append(labelled)).await.is_err());
+    let labelled = v1::DisruptionEvent {
+        disruption_id: canaries[6].into(),
+        phase: v1::DisruptionPhase::Started as i32,
+        supplier: "lab".into(),
+        occurred_at: Some(timestamp(t0)),
+        reason: "analyzer down".into(),
+        ..Default::default()
+    };
+    assert!(ingest
+        .append_disruption(v1::AppendDisruptionRequest {
+            disruption: Some(labelled),
+        })
+        .await
+        .is_err());
     ingest
         .append(append(later("log-1", EventType::Completed, t0 + 1000)))
         .await
@@ -86,7 +105,7 @@ async fn no_attribute_value_comment_or_reason_reaches_the_logs() {
 
     let logs = String::from_utf8_lossy(&captured.0.lock().expect("logs")).into_owned();
     assert!(
-        logs.contains("append refused"),
+        logs.contains("append refused") && logs.contains("disruption refused"),
         "the refusals were logged (else this test proves nothing)"
     );
     for canary in canaries {

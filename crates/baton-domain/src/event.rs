@@ -311,15 +311,17 @@ impl Event {
                 // naming it would echo arbitrary client bytes: we don't.
                 ValidationError::new("attributes", format!("a key {e}"))
             })?;
+            // A key that looks like patient data is not named (the screen
+            // refuses it later, also without naming it).
             if value.len() > limits.max_attribute_value_len {
                 return Err(ValidationError::new(
-                    format!("attributes[{key}]"),
+                    crate::privacy::keyed_field("attributes", key),
                     format!("is longer than {} bytes", limits.max_attribute_value_len),
                 ));
             }
             if value.chars().any(char::is_control) {
                 return Err(ValidationError::new(
-                    format!("attributes[{key}]"),
+                    crate::privacy::keyed_field("attributes", key),
                     "must not contain control characters",
                 ));
             }
@@ -489,6 +491,11 @@ pub(crate) mod tests {
         let mut e = requested("h1", NOW.0);
         e.attributes.insert("asset".into(), "x".repeat(257));
         assert_eq!(field_of(&e), "attributes[asset]");
+
+        // A key that looks like patient data is not echoed in the field.
+        let mut e = requested("h1", NOW.0);
+        e.attributes.insert("bsn123456789".into(), "x".repeat(257));
+        assert_eq!(field_of(&e), "attributes");
 
         let mut e = later("h1", EventType::Reassigned, NOW.0);
         e.supplier = None;

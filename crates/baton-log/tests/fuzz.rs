@@ -84,16 +84,13 @@ fn take_payload(subject: &str, payload: &[u8]) {
     if let Ok(wire) = v1::HandoffEvent::decode(payload) {
         if let Ok(event) = convert::event_from_proto(wire) {
             let _ = event.validate(&Limits::default(), NOW);
-            for (k, v) in &event.attributes {
-                let _ = baton_domain::privacy::screen(k);
-                let _ = baton_domain::privacy::screen(v);
-            }
+            let _ = baton_domain::privacy::check_event(&event, None);
         }
     }
     if let Ok(wire) = v1::DisruptionEvent::decode(payload) {
         if let Ok(event) = convert::disruption_from_proto(wire) {
             let _ = event.validate(&Limits::default(), NOW);
-            let _ = baton_domain::privacy::screen(&event.reason);
+            let _ = baton_domain::privacy::check_disruption(&event, None);
         }
     }
     let _ = baton_log::disruptions::decode(1, subject, payload);
@@ -216,6 +213,20 @@ fn every_corpus_seed_decodes_as_documented() {
             name.starts_with("recorded-"),
             "{name}: {decoded:?}"
         );
+        // The seeds named `*-patient-data` carry it in every typed field,
+        // and the screen refuses them.
+        if name.ends_with("-patient-data.bin") {
+            let refused = if name.starts_with("disruption-") {
+                let wire = v1::DisruptionEvent::decode(bytes.as_slice()).expect(name);
+                let event = convert::disruption_from_proto(wire).expect(name);
+                baton_domain::privacy::check_disruption(&event, None).is_err()
+            } else {
+                let wire = v1::HandoffEvent::decode(bytes.as_slice()).expect(name);
+                let event = convert::event_from_proto(wire).expect(name);
+                baton_domain::privacy::check_event(&event, None).is_err()
+            };
+            assert!(refused, "{name} passes the patient-data screen");
+        }
     }
 }
 
@@ -225,11 +236,42 @@ fn pick<T: Clone + std::fmt::Debug + 'static>(values: &[T]) -> impl Strategy<Val
     proptest::sample::select(values.to_vec())
 }
 
+/// Patient data as people type it: every format the screen must refuse,
+/// in every field a person can fill. No accepted event may carry any.
+const PATIENT_DATA: [&str; 24] = [
+    "DOB 1970-01-01",
+    "123456789",
+    "Mr. John Smith",
+    "john.smith@example.org",
+    "1 jan 1970",
+    "January 1, 1970",
+    "1 januari 1970",
+    "mr. smith",
+    "patient John Smith",
+    "\u{ff11}\u{ff12}\u{ff13}\u{ff14}\u{ff15}\u{ff16}\u{ff17}\u{ff18}\u{ff19}",
+    "john.smith at example dot org",
+    "john [at] example [dot] org",
+    "12-05-1980",
+    "Mevr. De Vries waited",
+    "call 0612345678",
+    "mevrouw de vries",
+    "1234\u{200b}5678",
+    "b\u{00ad}sn known",
+    // Ids: tokens, so they reach the screen as hand-off and disruption ids.
+    "bsn-123456789",
+    "bsn123456789",
+    "mrn_12345678",
+    "dob-1970-01-01",
+    "01jan1970",
+    "nhs-4711",
+];
+
 /// A hostile change to an otherwise well-formed event.
 #[derive(Debug, Clone)]
 enum Corruption {
     HandoffId(&'static str),
     EventId(&'static str),
+    Actor(&'static str),
     Type(i32),
     Kind(&'static str),
     Supplier(&'static str),
@@ -257,6 +299,14 @@ fn corruption() -> impl Strategy<Value = Corruption> {
     prop_oneof![
         pick(&HOSTILE_IDS).prop_map(Corruption::HandoffId),
         pick(&["", "e\u{7}", "e 1", "\u{00e9}"]).prop_map(Corruption::EventId),
+        pick(&PATIENT_DATA).prop_map(Corruption::HandoffId),
+        pick(&PATIENT_DATA).prop_map(Corruption::EventId),
+        pick(&PATIENT_DATA).prop_map(Corruption::Actor),
+        (pick(&PATIENT_DATA), pick(&["pump-7", "x"]))
+            .prop_map(|(k, v)| Corruption::Attribute(k, v)),
+        (pick(&["asset", "test"]), pick(&PATIENT_DATA))
+            .prop_map(|(k, v)| Corruption::Attribute(k, v)),
+        (1u32..=5, pick(&PATIENT_DATA)).prop_map(|(score, c)| Corruption::Rating(score, c)),
         (-1i32..13).prop_map(Corruption::Type),
         pick(&["", "repair", "lab", "nope", "re.pair"]).prop_map(Corruption::Kind),
         pick(&DEPARTMENTS).prop_map(Corruption::Supplier),
@@ -359,6 +409,7 @@ fn wire_event() -> impl Strategy<Value = v1::HandoffEvent> {
                     match c {
                         Corruption::HandoffId(v) => e.handoff_id = v.into(),
                         Corruption::EventId(v) => e.event_id = v.into(),
+                        Corruption::Actor(v) => e.actor = v.into(),
                         Corruption::Type(v) => e.r#type = v,
                         Corruption::Kind(v) => e.kind = v.into(),
                         Corruption::Supplier(v) => e.supplier = v.into(),
@@ -391,6 +442,27 @@ fn wire_event() -> impl Strategy<Value = v1::HandoffEvent> {
         )
 }
 
+/// Whether any field a person types holds a value of [`PATIENT_DATA`]: an
+/// invariant independent of the screen's rules.
+fn carries_patient_data(event: &Event) -> bool {
+    let typed = [
+        event.actor.as_str(),
+        event.event_id.as_str(),
+        event.handoff_id.as_str(),
+    ]
+    .into_iter()
+    .chain(
+        event
+            .attributes
+            .iter()
+            .flat_map(|(k, v)| [k.as_str(), v.as_str()]),
+    )
+    .chain(event.rating.iter().map(|r| r.comment.as_str()));
+    typed
+        .into_iter()
+        .any(|text| PATIENT_DATA.iter().any(|p| text.contains(p)))
+}
+
 /// Ingest's rules without the network: what it would append, or nothing.
 fn judge(
     catalog: &Catalog,
@@ -408,15 +480,7 @@ fn judge(
     {
         return None;
     }
-    baton_domain::privacy::check_attributes(
-        "attributes",
-        &event.attributes,
-        catalog.attributes.as_ref(),
-    )
-    .ok()?;
-    if let Some(r) = &event.rating {
-        baton_domain::privacy::check_text("rating.comment", &r.comment).ok()?;
-    }
+    baton_domain::privacy::check_event(&event, catalog.attributes.as_ref()).ok()?;
     let next = match live.get(&event.handoff_id) {
         None => Handoff::open(&event).ok()?,
         Some(h) => {
@@ -461,6 +525,8 @@ fn arbitrary_event_sequences_accept_only_what_keeps_the_invariants() {
                         prop_assert!(!history.iter().any(|e| e.event_type == EventType::Rated));
                     }
                     prop_assert!(event.occurred_at >= Timestamp(0));
+                    // No patient data in anything typed, whichever rule caught it.
+                    prop_assert!(!carries_patient_data(&event), "{:?}", event);
                     // What is recorded is what the projector reads back.
                     let subject = baton_log::subject::event(
                         event.kind.as_ref().expect("kind"),
@@ -492,6 +558,77 @@ fn arbitrary_event_sequences_accept_only_what_keeps_the_invariants() {
     assert!(
         accepted * 20 > executed,
         "too few accepted ({accepted} of {executed}) to reach deep into the lifecycle"
+    );
+}
+
+/// Disruptions with patient data in any typed field (id, actor, scope key
+/// or value, reason) through ingest's checks: none is accepted.
+#[test]
+fn disruptions_carrying_patient_data_are_never_accepted() {
+    let catalog = Catalog::from_json(CATALOG).expect("catalog");
+    // Each field good four times in five, patient data otherwise.
+    let field = |good: &[&'static str]| prop_oneof![4 => pick(good), 1 => pick(&PATIENT_DATA)];
+    let strategy = (
+        field(&["d1", "analyzer-2"]),
+        field(&["lab-desk", ""]),
+        field(&["test", "asset"]),
+        field(&["troponin", "chem-2"]),
+        field(&["analyzer down"]),
+    );
+    let (executed, accepted) = (AtomicU64::new(0), AtomicU64::new(0));
+    runner(1024)
+        .run(&strategy, |(id, actor, key, value, reason)| {
+            executed.fetch_add(1, Ordering::Relaxed);
+            let wire = v1::DisruptionEvent {
+                disruption_id: id.into(),
+                phase: v1::DisruptionPhase::Started as i32,
+                supplier: "lab".into(),
+                occurred_at: Some(prost_types::Timestamp {
+                    seconds: 1_799_999_000,
+                    nanos: 0,
+                }),
+                reason: reason.into(),
+                actor: actor.into(),
+                scope: [(key.to_owned(), value.to_owned())].into(),
+                ..Default::default()
+            };
+            let Ok(event) = convert::disruption_from_proto(wire) else {
+                return Ok(());
+            };
+            if event.validate(&Limits::default(), NOW).is_err()
+                || baton_domain::privacy::check_disruption(&event, catalog.attributes.as_ref())
+                    .is_err()
+            {
+                return Ok(());
+            }
+            accepted.fetch_add(1, Ordering::Relaxed);
+            let typed = [
+                event.disruption_id.as_str(),
+                event.actor.as_str(),
+                event.reason.as_str(),
+            ]
+            .into_iter()
+            .chain(
+                event
+                    .scope
+                    .iter()
+                    .flat_map(|(k, v)| [k.as_str(), v.as_str()]),
+            );
+            for text in typed {
+                prop_assert!(
+                    !PATIENT_DATA.iter().any(|p| text.contains(p)),
+                    "{:?}",
+                    event
+                );
+            }
+            Ok(())
+        })
+        .expect("no disruption with patient data is accepted");
+    let (executed, accepted) = (executed.into_inner(), accepted.into_inner());
+    println!("fuzz: {executed} disruptions judged, {accepted} accepted");
+    assert!(
+        accepted > 0 && accepted < executed,
+        "{accepted} of {executed}"
     );
 }
 
@@ -542,7 +679,35 @@ fn write_corpus() {
         scope: [("test".to_owned(), "troponin".to_owned())].into(),
         ..Default::default()
     };
+    // Patient data in every typed field, as ingest must refuse it.
+    let patient_data = v1::HandoffEvent {
+        event_id: "bsn-123456789".into(),
+        handoff_id: "bsn123456789".into(),
+        actor: "Mr. John Smith".into(),
+        attributes: [
+            ("bsn123456789".to_owned(), "1 jan 1970".to_owned()),
+            ("test".to_owned(), "john.smith at example dot org".to_owned()),
+        ]
+        .into(),
+        rating: Some(v1::Rating {
+            score: 2,
+            comment: "patient John Smith, \u{ff11}\u{ff12}\u{ff13}\u{ff14}\u{ff15}\u{ff16}\u{ff17}\u{ff18}\u{ff19}".into(),
+        }),
+        ..unrecorded.clone()
+    };
+    let disruption_patient_data = v1::DisruptionEvent {
+        disruption_id: "mrn_12345678".into(),
+        actor: "DOB 1970-01-01".into(),
+        reason: "for mr. smith, January 1, 1970".into(),
+        scope: [("dob".to_owned(), "john.smith@example.org".to_owned())].into(),
+        ..disruption.clone()
+    };
     for (name, bytes) in [
+        ("unrecorded-patient-data.bin", patient_data.encode_to_vec()),
+        (
+            "disruption-patient-data.bin",
+            disruption_patient_data.encode_to_vec(),
+        ),
         ("recorded-requested.bin", requested.encode_to_vec()),
         ("recorded-rated.bin", rated.encode_to_vec()),
         ("unrecorded-request.bin", unrecorded.encode_to_vec()),

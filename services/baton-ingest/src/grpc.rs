@@ -91,7 +91,7 @@ impl IngestService {
             .ingestor
             .append_as(event, request.expected_version, baton_runtime::now(), caller)
             .await
-            .inspect_err(|e| tracing::debug!(handoff = %handoff_id, event = %event_type, error = %e, "append refused"))?;
+            .inspect_err(|e| tracing::debug!(handoff = loggable(&handoff_id), event = %event_type, error = %e, "append refused"))?;
         Ok(v1::AppendResponse {
             version: accepted.version,
             stream_sequence: accepted.sequence,
@@ -114,11 +114,22 @@ impl IngestService {
             .ingestor
             .append_disruption_as(event, baton_runtime::now(), caller.as_ref())
             .await
-            .inspect_err(|e| tracing::debug!(disruption = %id, error = %e, "disruption refused"))?;
+            .inspect_err(
+                |e| tracing::debug!(disruption = loggable(&id), error = %e, "disruption refused"),
+            )?;
         Ok(v1::AppendDisruptionResponse {
             stream_sequence: accepted.sequence,
             duplicate: accepted.duplicate,
         })
+    }
+}
+
+/// An id for a log line: withheld when it looks like patient data (the
+/// screen may be why it was refused).
+fn loggable(id: &baton_domain::Token) -> &str {
+    match baton_domain::privacy::screen(id.as_str()) {
+        None => id.as_str(),
+        Some(_) => "(withheld: looks like patient data)",
     }
 }
 

@@ -232,12 +232,7 @@ impl Ingestor {
         if let Some(caller) = caller {
             caller.may_disrupt(&event.supplier)?;
         }
-        baton_domain::privacy::check_attributes(
-            "scope",
-            &event.scope,
-            self.catalog.attributes.as_ref(),
-        )?;
-        baton_domain::privacy::check_text("reason", &event.reason)?;
+        baton_domain::privacy::check_disruption(&event, self.catalog.attributes.as_ref())?;
         if !self.catalog.has_department(&event.supplier) {
             return Err(ValidationError::new(
                 "supplier",
@@ -296,18 +291,10 @@ impl Ingestor {
         Err(IngestError::Contention(event.disruption_id.to_string()))
     }
 
-    /// No patient data: attribute keys from the catalog's list (if it has
-    /// one), no identifier-like values, no names in the rating comment.
+    /// No patient data in anything typed: actor, ids, attribute keys (from
+    /// the catalog's list, if it has one) and values, the rating comment.
     fn check_privacy(&self, event: &Event) -> Result<(), ValidationError> {
-        baton_domain::privacy::check_attributes(
-            "attributes",
-            &event.attributes,
-            self.catalog.attributes.as_ref(),
-        )?;
-        if let Some(rating) = &event.rating {
-            baton_domain::privacy::check_text("rating.comment", &rating.comment)?;
-        }
-        Ok(())
+        baton_domain::privacy::check_event(event, self.catalog.attributes.as_ref())
     }
 
     fn check_catalog(&self, event: &Event) -> Result<(), ValidationError> {

@@ -19,7 +19,9 @@
 //!   work lower. A disruption or two (a supplier down for a while) slows its
 //!   work.
 //!
-//! Ids are `sim-<run>-<n>`: never a patient.
+//! Ids are `sim-<run>-h<n>` (and `sim-<run>-down-<i>`): never a patient,
+//! and never what the patient-data screen would take for one (the `h`
+//! keeps digits at the end of `<run>` apart from the count).
 
 use std::collections::BTreeSet;
 
@@ -324,7 +326,11 @@ pub fn generate(catalog: &Catalog, settings: &Settings) -> Vec<Planned> {
         let slowed = disruptions.iter().any(|(from, until, s, k)| {
             *s == supplier && *k == line.kind && (*from..*until).contains(&sim_ms)
         });
-        let handoff_id = format!("sim-{}-{n}", settings.run);
+        let handoff_id = format!(
+            "sim-{}-h{}",
+            settings.run,
+            baton_domain::privacy::id_number(n)
+        );
         n += 1;
         plan_handoff(
             &mut out,
@@ -508,6 +514,39 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    /// Every id a simulated day sends passes ingest's patient-data screen,
+    /// also with the clock's 7-digit run and a third-digit day as
+    /// `batonctl simulate` names them, and 20,000 hand-offs a day.
+    #[test]
+    fn every_id_passes_the_patient_data_screen() {
+        let catalog = catalog();
+        let busy = Settings {
+            run: "9999999d123".into(),
+            per_day: 20_000.0,
+            ..settings(5, 24.0)
+        };
+        let events = generate(&catalog, &busy);
+        let mut ids = 0;
+        for planned in &events {
+            let (id, event_id) = match &planned.what {
+                What::Handoff {
+                    handoff_id,
+                    event_type,
+                    ..
+                } => (
+                    handoff_id,
+                    Some(format!("{handoff_id}-{}", event_type.name())),
+                ),
+                What::Disruption { disruption_id, .. } => (disruption_id, None),
+            };
+            for text in std::iter::once(id.as_str()).chain(event_id.as_deref()) {
+                assert_eq!(baton_domain::privacy::screen(text), None, "{text}");
+                ids += 1;
+            }
+        }
+        assert!(ids > 40_000, "{ids} ids");
     }
 
     #[test]

@@ -87,7 +87,9 @@ pub async fn run(ingest_url: &str, query_url: &str, args: Args) -> anyhow::Resul
         } else {
             Priority::Urgent
         };
-        let handoff = format!("demo-{run_id}-{n}");
+        // `h` keeps the run's digits and the count apart: together they
+        // could reach the 8 digits the patient-data screen refuses.
+        let handoff = format!("demo-{run_id}-h{n}");
         let request = v1::HandoffEvent {
             kind: kind.into(),
             supplier: supplier.into(),

@@ -42,7 +42,8 @@ pub struct Args {
     /// Seed: the same seed and settings give the same events.
     #[arg(long, env = "BATON_SIM_SEED", default_value_t = 7)]
     seed: u64,
-    /// Names the hand-off ids (sim-<run>-<n>); default: from the clock, so runs do not collide.
+    /// Names the hand-off ids (sim-<run>d<day>-h<n>); default: from the clock, so runs do not
+    /// collide.
     #[arg(long)]
     run: Option<String>,
     /// Print every event sent, not only breaches and a summary.
@@ -83,6 +84,16 @@ pub async fn run(ingest_url: &str, query_url: &str, args: Args) -> anyhow::Resul
         .run
         .clone()
         .unwrap_or_else(|| format!("{}", time::now_millis() % 10_000_000));
+    // Ingest screens ids for patient data: a run that would be refused
+    // (`--run bsn`, `--run 12345678`) is refused here, before any is sent.
+    for id in [format!("sim-{run}d0-h0"), format!("sim-{run}d0-down-0")] {
+        if let Some(finding) = baton_domain::privacy::screen(&id) {
+            anyhow::bail!(
+                "--run: the ids it makes {}, which ingest refuses as patient data",
+                finding.describe()
+            );
+        }
+    }
     let day_real = Duration::from_secs_f64(24.0 * 3600.0 / args.speed);
     let started = tokio::time::Instant::now();
     let deadline = (!args.duration.is_zero()).then(|| started + args.duration);
