@@ -64,6 +64,46 @@ pub fn event_json(e: &v1::HandoffEvent) -> Value {
         "attributes": e.attributes,
         "version": e.version,
         "recorded_at": time::format(&e.recorded_at),
+        "entry_lag": time::format_duration(&e.entry_lag),
+        "sent_by": e.sent_by,
+        "backfill": e.backfill,
+    })
+}
+
+/// Who withdrew an announced breach, and how late they entered it.
+pub fn cause_text(c: &v1::CorrectionCause) -> String {
+    let by = if c.sent_by.is_empty() {
+        "an unauthenticated caller"
+    } else {
+        c.sent_by.as_str()
+    };
+    format!(
+        "{} {} entered {} late by {}{}",
+        event_type(c.r#type),
+        c.event_id,
+        time::format_duration(&c.entry_lag),
+        by,
+        if c.by_supplier {
+            " (the supplier's own late entry)"
+        } else {
+            ""
+        }
+    )
+}
+
+pub fn correction_json(c: &v1::Correction) -> Value {
+    json!({
+        "policy_id": c.policy_id,
+        "cycle": c.cycle,
+        "deadline": time::format(&c.deadline),
+        "corrected_at": time::format(&c.corrected_at),
+        "cause": c.cause.as_ref().map(|cause| json!({
+            "event_id": cause.event_id,
+            "type": event_type(cause.r#type),
+            "sent_by": cause.sent_by,
+            "entry_lag": time::format_duration(&cause.entry_lag),
+            "by_supplier": cause.by_supplier,
+        })),
     })
 }
 
@@ -131,6 +171,7 @@ pub fn handoff_json(h: &v1::Handoff) -> Value {
         "version": h.version,
         "slas": h.slas.iter().map(sla_json).collect::<Vec<_>>(),
         "events": h.events.iter().map(event_json).collect::<Vec<_>>(),
+        "corrections": h.corrections.iter().map(correction_json).collect::<Vec<_>>(),
         "catalog_version": h.catalog_version,
     })
 }

@@ -596,7 +596,7 @@ pub fn handoff(
     out.push_str("</tbody></table></section>\n");
 
     out.push_str("<section><h2>Timeline</h2><ol class=\"timeline\">\n");
-    for (at, class, text) in timeline(view, clocks, catalog, now) {
+    for (at, class, text) in timeline(view, clocks, catalog, now, tz) {
         put!(
             &mut out,
             "<li class=\"{class}\"><time>{}</time> {text}</li>\n",
@@ -630,10 +630,43 @@ fn timeline(
     clocks: &[ClockOutcome],
     catalog: &Catalog,
     now: Timestamp,
+    tz: &TimeZone,
 ) -> Vec<(Timestamp, &'static str, String)> {
     let mut items: Vec<(Timestamp, u8, &'static str, String)> = Vec::new();
     for e in &view.events {
         items.push((e.occurred_at, 0, "event", event_text(e)));
+    }
+    for c in &view.corrections {
+        let cause = &c.cause;
+        items.push((
+            c.corrected_at,
+            6,
+            "met",
+            format!(
+                "<strong>correction</strong>: the breach of {}{} (deadline {}) was withdrawn by \
+                 {} <span class=\"dim\">{}</span>, entered {} late by {}{}",
+                E(c.policy_id.as_str()),
+                if c.cycle > 1 {
+                    format!(" (cycle {})", c.cycle)
+                } else {
+                    String::new()
+                },
+                instant(c.deadline, now, tz),
+                cause.event_type.name(),
+                E(&cause.event_id),
+                duration(cause.entry_lag),
+                if cause.sent_by.is_empty() {
+                    "an unauthenticated caller".to_owned()
+                } else {
+                    E(&cause.sent_by).to_string()
+                },
+                if cause.by_supplier {
+                    ": the supplier's own late entry"
+                } else {
+                    ""
+                }
+            ),
+        ));
     }
     for c in clocks {
         let name = format!(
@@ -736,15 +769,20 @@ fn event_text(e: &Event) -> String {
             let _ = write!(text, ": &ldquo;{}&rdquo;", E(&r.comment));
         }
     }
-    if let Some(rec) = e.recorded_at {
-        let late = rec.0.saturating_sub(e.occurred_at.0);
-        if late > 60_000 {
-            let _ = write!(
-                text,
-                " <span class=\"dim\">(entered {} later)</span>",
-                duration(Duration::from_millis(late.unsigned_abs()))
-            );
-        }
+    if let Some(lag) = e.entry_lag().filter(|lag| lag.as_secs() >= 1) {
+        let _ = write!(
+            text,
+            " <span class=\"dim\">(entered {} later{})</span>",
+            duration(lag),
+            if e.backfill { ", as history" } else { "" }
+        );
+    }
+    if !e.sent_by.is_empty() {
+        let _ = write!(
+            text,
+            " <span class=\"dim\">sent by {}</span>",
+            E(&e.sent_by)
+        );
     }
     text
 }

@@ -66,12 +66,28 @@ fn text(h: &v1::Handoff) -> String {
     }
     s.push_str("timeline:\n");
     for e in &h.events {
+        let history = if e.backfill { ", history" } else { "" };
         s.push_str(&format!(
-            "  {}  {:<13} by {}\n",
+            "  {}  {:<13} by {:<16} entered {} later{history}\n",
             time::format(&e.occurred_at),
             output::event_type(e.r#type),
-            e.actor
+            e.actor,
+            time::format_duration(&e.entry_lag),
         ));
+    }
+    if !h.corrections.is_empty() {
+        s.push_str("corrections (breaches withdrawn by a late event):\n");
+        for c in &h.corrections {
+            let cause = c.cause.as_ref().map(output::cause_text).unwrap_or_default();
+            s.push_str(&format!(
+                "  {} cycle {}: deadline {} withdrawn at {}: {}\n",
+                c.policy_id,
+                c.cycle,
+                time::format(&c.deadline),
+                time::format(&c.corrected_at),
+                cause
+            ));
+        }
     }
     s.trim_end().to_owned()
 }

@@ -248,6 +248,34 @@ fn a_handoff_timeline_shows_pauses_and_the_breach_point() {
 }
 
 #[test]
+fn a_handoff_timeline_shows_how_late_events_were_entered_and_what_they_withdrew() {
+    let catalog = catalog();
+    let (_dir, views) = filled(&catalog);
+    let mut view = views.handoff(&t("late")).expect("read").expect("late");
+    let mut ack = later("late", EventType::Acknowledged, 9 * MIN, 2);
+    ack.recorded_at = Some(Timestamp(12 * MIN));
+    ack.sent_by = "engineering-desk".into();
+    view.events.push(ack.clone());
+    view.corrections.push(baton_views::Correction {
+        policy_id: t("repair-response"),
+        cycle: 1,
+        deadline: Timestamp(10 * MIN),
+        corrected_at: Timestamp(12 * MIN),
+        cause: baton_views::Cause::of(&ack),
+    });
+    let now = Timestamp(13 * MIN);
+    let clocks = clocks_of(&catalog, &view.handoff, &view.events, now);
+    let html = handoff(&view, &clocks, &catalog, now, &utc());
+    assert!(html.contains("(entered 3m later)"), "{html}");
+    assert!(html.contains("sent by engineering-desk"), "{html}");
+    assert!(
+        html.contains("<li class=\"met\"><time>00:12:00</time> <strong>correction</strong>: the breach of repair-response (deadline 00:10:00) was withdrawn by acknowledged"),
+        "{html}"
+    );
+    assert!(html.contains("the supplier's own late entry"), "{html}");
+}
+
+#[test]
 fn a_pair_page_charts_each_day_and_lists_the_worst_first() {
     let catalog = catalog();
     let (_dir, views) = filled(&catalog);
