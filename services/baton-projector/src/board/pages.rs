@@ -342,6 +342,13 @@ fn matrix_cell(out: &mut String, supplier: &str, customer: &str, cell: &MatrixCe
         "<span class=\"figure\">{figure}</span><span class=\"small\">{n} hand-offs</span><span class=\"small\">{rating}</span>",
         n = cell.handoffs.handoffs,
     );
+    let late = cell.handoffs.late_entry_corrections;
+    if late > 0 {
+        put!(
+            out,
+            "<span class=\"small late-entries\" title=\"announced breaches withdrawn by the supplier's own late entries\">{late} kept only by late entry</span>"
+        );
+    }
     if linkable {
         out.push_str("</a>");
     }

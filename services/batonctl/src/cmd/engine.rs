@@ -186,7 +186,7 @@ pub async fn matrix(url: &str, args: MatrixArgs, out: Output) -> anyhow::Result<
         .into_inner();
     if !out.json {
         println!(
-            "{:<16} {:<16} {:>8} {:>7} {:>6} {:>6} {:>8} {:>9} {:>7}",
+            "{:<16} {:<16} {:>8} {:>7} {:>6} {:>6} {:>8} {:>9} {:>12} {:>7}",
             "supplier",
             "customer",
             "handoffs",
@@ -195,6 +195,7 @@ pub async fn matrix(url: &str, args: MatrixArgs, out: Output) -> anyhow::Result<
             "open",
             "rejected",
             "disrupted",
+            "late entries",
             "rating"
         );
     }
@@ -207,7 +208,7 @@ pub async fn matrix(url: &str, args: MatrixArgs, out: Output) -> anyhow::Result<
                     "-".into()
                 };
                 format!(
-                    "{:<16} {:<16} {:>8} {:>6.1}% {:>6} {:>6} {:>8} {:>9} {:>7}",
+                    "{:<16} {:<16} {:>8} {:>6.1}% {:>6} {:>6} {:>8} {:>9} {:>12} {:>7}",
                     c.supplier,
                     c.customer,
                     c.handoffs,
@@ -216,6 +217,7 @@ pub async fn matrix(url: &str, args: MatrixArgs, out: Output) -> anyhow::Result<
                     c.open,
                     c.rejected,
                     c.disrupted,
+                    c.late_entry_corrections,
                     rating
                 )
             },
@@ -224,6 +226,7 @@ pub async fn matrix(url: &str, args: MatrixArgs, out: Output) -> anyhow::Result<
                     "supplier": c.supplier, "customer": c.customer, "handoffs": c.handoffs,
                     "met": c.met, "breached": c.breached, "open": c.open, "compliance": c.compliance,
                     "rejected": c.rejected, "disrupted": c.disrupted, "ratings": c.ratings, "rating": c.rating,
+                    "late_entry_corrections": c.late_entry_corrections,
                 })
             },
         );

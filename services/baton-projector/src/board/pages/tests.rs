@@ -276,6 +276,23 @@ fn a_handoff_timeline_shows_how_late_events_were_entered_and_what_they_withdrew(
 }
 
 #[test]
+fn the_matrix_shows_breaches_kept_only_by_late_entries() {
+    let catalog = catalog();
+    let (_dir, views) = filled(&catalog);
+    let now = Timestamp(12 * MIN);
+    let mut board = board_of(&views, &catalog, now);
+    let html = board_page(&board, now);
+    assert!(!html.contains("kept only by late entry"), "none yet");
+    let cell = board
+        .matrix
+        .get_mut(&("engineering".to_owned(), "ward-5".to_owned()))
+        .expect("the engineering cell");
+    cell.handoffs.late_entry_corrections = 2;
+    let html = board_page(&board, now);
+    assert!(html.contains(">2 kept only by late entry</span>"), "{html}");
+}
+
+#[test]
 fn a_pair_page_charts_each_day_and_lists_the_worst_first() {
     let catalog = catalog();
     let (_dir, views) = filled(&catalog);
