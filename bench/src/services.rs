@@ -61,9 +61,11 @@ pub async fn start_ingest(nats_url: &str, catalog: &Path) -> anyhow::Result<Runn
         publish_timeout: Duration::from_secs(10),
         max_future_skew: Duration::from_secs(300),
         cache_capacity: 100_000,
+        cache_mb: 256,
         max_in_flight: 4_096,
         tls: Default::default(),
         nats: Default::default(),
+        failpoints: Vec::new(),
     };
     let running = spawn(addr, move |stop| async move {
         baton_ingest::run(config, grpc, http, stop)
@@ -98,6 +100,8 @@ pub fn projector_config(
         views_cache_mb: 64,
         announce_horizon: Duration::from_secs(3600),
         max_recorded_skew: Duration::from_secs(60),
+        stall_after: Duration::from_secs(60),
+        failpoints: Vec::new(),
         stream_replicas: 1,
         board: Default::default(),
         tls: Default::default(),

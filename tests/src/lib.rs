@@ -111,9 +111,11 @@ pub async fn start_ingest_with(nats_url: &str, catalog: &Path, stream_replicas: 
         publish_timeout: Duration::from_secs(2),
         max_future_skew: Duration::from_secs(300),
         cache_capacity: 10_000,
+        cache_mb: 256,
         max_in_flight: baton_ingest::grpc::DEFAULT_MAX_IN_FLIGHT,
         tls: Default::default(),
         nats: Default::default(),
+        failpoints: Vec::new(),
     };
     let http_addr = config.http_listen;
     let mut running = spawn(addr, move |stop| async move {
@@ -202,6 +204,8 @@ pub async fn start_projector_setup(
         views_cache_mb: 64,
         announce_horizon: Duration::from_secs(3600),
         max_recorded_skew: Duration::from_secs(60),
+        stall_after: Duration::from_secs(60),
+        failpoints: Vec::new(),
         stream_replicas: setup.stream_replicas,
         board: Default::default(),
         tls: Default::default(),

@@ -228,9 +228,11 @@ pub async fn start_ingest_configured(
         publish_timeout: Duration::from_secs(2),
         max_future_skew: Duration::from_secs(300),
         cache_capacity: 10_000,
+        cache_mb: 256,
         max_in_flight: baton_ingest::grpc::DEFAULT_MAX_IN_FLIGHT,
         tls: Default::default(),
         nats: Default::default(),
+        failpoints: Vec::new(),
     };
     tweak(&mut config);
     let stop = CancellationToken::new();
@@ -281,6 +283,8 @@ pub async fn start_projector_configured_on(
         views_cache_mb: 64,
         announce_horizon: Duration::from_secs(3600),
         max_recorded_skew: Duration::from_secs(60),
+        stall_after: Duration::from_secs(60),
+        failpoints: Vec::new(),
         stream_replicas: 1,
         board: Default::default(),
         tls: Default::default(),

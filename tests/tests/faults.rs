@@ -195,6 +195,8 @@ async fn start_or_refuse(baton: &Baton) -> Met {
         views_cache_mb: 64,
         announce_horizon: std::time::Duration::from_secs(3600),
         max_recorded_skew: std::time::Duration::from_secs(60),
+        stall_after: std::time::Duration::from_secs(60),
+        failpoints: Vec::new(),
         stream_replicas: 1,
         board: Default::default(),
         tls: Default::default(),

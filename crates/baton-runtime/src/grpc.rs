@@ -6,6 +6,31 @@ pub fn incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::
     tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
+/// How long a stopping server waits for open calls (a load balancer's
+/// health watch, a watch of breaches) before it drops them.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Runs `serving` (a server that stops taking calls once `shutdown` fires
+/// and then waits for the open ones) and gives up waiting [`SHUTDOWN_GRACE`]
+/// after `shutdown`: a stream that never ends cannot hold the process.
+pub async fn serve_until<E>(
+    serving: impl std::future::Future<Output = Result<(), E>>,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> Result<(), E> {
+    tokio::pin!(serving);
+    tokio::select! {
+        served = &mut serving => return served,
+        _ = shutdown.cancelled() => {}
+    }
+    match tokio::time::timeout(SHUTDOWN_GRACE, serving).await {
+        Ok(served) => served,
+        Err(_) => {
+            tracing::warn!(grace = ?SHUTDOWN_GRACE, "calls still open after the grace: dropped");
+            Ok(())
+        }
+    }
+}
+
 /// Server reflection for `baton.v1` and the health service, so generic
 /// clients (grpcurl, any reflection client) need no .proto files.
 pub fn reflection() -> Result<

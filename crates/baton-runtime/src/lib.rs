@@ -45,17 +45,40 @@ pub fn init_tracing() {
 
 /// A token cancelled on the first SIGTERM or SIGINT. A second signal exits
 /// at once, for an operator who does not want to wait.
+///
+/// The signals are awaited on a thread of their own with its own small
+/// runtime, so a second signal exits even when every worker of the
+/// service's runtime is blocked (inside a storage call that never returns).
 pub fn shutdown_on_signals() -> CancellationToken {
     let token = CancellationToken::new();
     let cancel = token.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutdown requested, finishing in-flight work (signal again to force)");
-        cancel.cancel();
-        wait_for_signal().await;
-        tracing::warn!("second signal, exiting now");
-        std::process::exit(130);
-    });
+    let spawned = std::thread::Builder::new()
+        .name("baton-signals".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the signal thread's runtime: SIGTERM will kill at once");
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                wait_for_signal().await;
+                tracing::info!(
+                    "shutdown requested, finishing in-flight work (signal again to force)"
+                );
+                cancel.cancel();
+                wait_for_signal().await;
+                tracing::warn!("second signal, exiting now");
+                std::process::exit(130);
+            });
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the signal thread: SIGTERM will kill at once");
+    }
     token
 }
 
@@ -142,6 +165,78 @@ impl Readiness {
     }
 }
 
+/// What load balancers and operators see of one gRPC service: its gRPC
+/// health status and `/readyz`, which always agree. It is SERVING only while
+/// the service says it can work ([`Health::set`]) and no fault stands
+/// ([`Health::fault`]: a failed task, a stall, a forged signal).
+#[derive(Clone)]
+pub struct Health {
+    reporter: tonic_health::server::HealthReporter,
+    service: &'static str,
+    readiness: Readiness,
+}
+
+impl std::fmt::Debug for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Health")
+            .field("service", &self.service)
+            .field("readiness", &self.readiness)
+            .finish()
+    }
+}
+
+impl Health {
+    /// Health of the gRPC service named `service` (e.g. `baton.v1.Query`),
+    /// NOT_SERVING until [`Health::set`] says otherwise.
+    pub fn new(reporter: tonic_health::server::HealthReporter, service: &'static str) -> Health {
+        Health {
+            reporter,
+            service,
+            readiness: Readiness::default(),
+        }
+    }
+
+    /// What `/readyz` reads.
+    pub fn readiness(&self) -> Readiness {
+        self.readiness.clone()
+    }
+
+    /// Whether the service can work now (NATS connected, views current).
+    pub async fn set(&self, able: bool) {
+        self.readiness.set(able);
+        self.publish().await;
+    }
+
+    /// Holds the service NOT_SERVING for `reason` until cleared.
+    pub async fn fault(&self, key: impl Into<String>, reason: impl Into<String>) {
+        self.readiness.fault(key, reason);
+        self.publish().await;
+    }
+
+    pub async fn clear(&self, key: &str) {
+        self.readiness.clear(key);
+        self.publish().await;
+    }
+
+    pub fn ready(&self) -> bool {
+        self.readiness.get()
+    }
+
+    pub fn faults(&self) -> Vec<String> {
+        self.readiness.faults()
+    }
+
+    async fn publish(&self) {
+        use tonic_health::ServingStatus;
+        let status = if self.ready() {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        self.reporter.set_service_status(self.service, status).await;
+    }
+}
+
 /// Serves the HTTP side port: `/healthz` (alive) and `/readyz` (ready to
 /// serve), plus any routes the service adds.
 pub async fn serve_http(
@@ -222,8 +317,10 @@ where
     }
 }
 
+pub mod failpoint;
 pub mod grpc;
 pub mod security;
+pub mod supervise;
 
 /// Parses a duration flag the way the catalog spells durations (`45s`, `5m`, `1h`).
 pub fn duration_flag(s: &str) -> Result<std::time::Duration, String> {

@@ -391,6 +391,15 @@ impl Views {
         Ok(out)
     }
 
+    /// The key of the first entry waiting in the outbox, if any: the one the
+    /// announcer publishes next (a watchdog sees whether it moves).
+    pub fn outbox_head(&self) -> Result<Option<Vec<u8>>, ViewsError> {
+        match self.tree().scan_prefix(b"x/").next() {
+            Some(entry) => Ok(Some(entry?.0.to_vec())),
+            None => Ok(None),
+        }
+    }
+
     /// Marks an outbox entry as announced. A breach whose record is gone by
     /// now (a late event corrected it while it was being published) queues
     /// its correction; returns whether it did. Call with the writer lock held.

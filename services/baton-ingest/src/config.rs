@@ -42,6 +42,11 @@ pub struct Config {
     #[arg(long, env = "BATON_CACHE_CAPACITY", default_value_t = 100_000)]
     pub cache_capacity: usize,
 
+    /// Most memory those hand-offs may take, in MiB (each weighed by its
+    /// event ids and request attributes); the least recently used go first.
+    #[arg(long, env = "BATON_CACHE_MB", default_value_t = 256)]
+    pub cache_mb: usize,
+
     /// Requests handled at once (an AppendBatch counts as one); a burst
     /// beyond is answered RESOURCE_EXHAUSTED instead of queueing without bound.
     #[arg(long, env = "BATON_MAX_IN_FLIGHT", default_value_t = crate::grpc::DEFAULT_MAX_IN_FLIGHT)]
@@ -54,4 +59,14 @@ pub struct Config {
     /// NATS user and TLS.
     #[command(flatten)]
     pub nats: baton_log::NatsSecurity,
+
+    /// Test-only failure injection (`name=action[@n]`, see
+    /// `baton_runtime::failpoint`); refused by release builds.
+    #[arg(
+        long = "failpoint",
+        env = "BATON_FAILPOINTS",
+        value_delimiter = ',',
+        hide = true
+    )]
+    pub failpoints: Vec<String>,
 }

@@ -55,6 +55,24 @@ struct Known {
     events: HashMap<String, Prior>,
 }
 
+impl Known {
+    /// About what it holds in memory, in bytes: the cache's weight for it.
+    fn weight(&self) -> usize {
+        let attributes: usize = self
+            .handoff
+            .attributes
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 48)
+            .sum();
+        let events: usize = self
+            .events
+            .keys()
+            .map(|id| id.len() + std::mem::size_of::<(String, Prior)>() + 16)
+            .sum();
+        std::mem::size_of::<Known>() + attributes + events
+    }
+}
+
 /// Validates and appends hand-off events.
 #[derive(Debug)]
 pub struct Ingestor {
@@ -67,17 +85,20 @@ pub struct Ingestor {
 }
 
 impl Ingestor {
+    /// Keeps at most `cache_capacity` hand-offs weighing about
+    /// `cache_bytes` between appends.
     pub fn new(
         log: EventLog,
         catalog: Arc<Catalog>,
         limits: Limits,
         cache_capacity: usize,
+        cache_bytes: usize,
     ) -> Ingestor {
         Ingestor {
             log,
             catalog,
             limits,
-            cache: Mutex::new(Recent::new(cache_capacity)),
+            cache: Mutex::new(Recent::new(cache_capacity, cache_bytes)),
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             hasher: RandomState::new(),
         }
@@ -407,7 +428,8 @@ impl Ingestor {
     fn insert(&self, handoff_id: Token, known: Arc<Known>) {
         // Any hand-off dropped from the cache can be rebuilt from the
         // stream, so eviction costs time, never truth.
-        self.lock_cache().insert(handoff_id, known);
+        let weight = known.weight();
+        self.lock_cache().insert(handoff_id, known, weight);
     }
 
     fn forget(&self, handoff_id: &Token) {

@@ -46,6 +46,12 @@ pub struct Metrics {
     disruptions: Family<ResultLabels, Counter>,
     append_duration: Histogram,
     nats_connected: Gauge,
+    task_failures: Family<TaskLabel, Counter>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TaskLabel {
+    task: &'static str,
 }
 
 impl Default for Metrics {
@@ -82,13 +88,25 @@ impl Metrics {
             "1 while the service is connected to NATS, else 0",
             nats_connected.clone(),
         );
+        let task_failures = Family::<TaskLabel, Counter>::default();
+        registry.register(
+            "ingest_task_failures",
+            "Long-running tasks that failed (panicked, returned an error or ended early); each ends the process",
+            task_failures.clone(),
+        );
         Metrics {
             registry,
             events,
             disruptions,
             append_duration,
             nats_connected,
+            task_failures,
         }
+    }
+
+    /// A long-running task failed.
+    pub fn task_failed(&self, task: &'static str) {
+        self.task_failures.get_or_create(&TaskLabel { task }).inc();
     }
 
     /// Counts one answered hand-off event append.

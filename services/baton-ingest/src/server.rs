@@ -5,7 +5,11 @@ use std::{sync::Arc, time::Duration};
 use baton_domain::event::Limits;
 use baton_log::{EventLog, LogError, StreamSettings};
 use baton_proto::v1::ingest_server::IngestServer;
-use baton_runtime::{CatalogLoadError, Readiness};
+use baton_runtime::{
+    failpoint::{Failpoints, Injected},
+    supervise::{OnFailure, Supervisor, TaskFailed},
+    CatalogLoadError, Health,
+};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -25,16 +29,26 @@ pub enum StartError {
     Security(#[from] baton_runtime::security::SecurityError),
     #[error("http side port: {0}")]
     Http(#[from] std::io::Error),
+    #[error(transparent)]
+    Failpoint(#[from] baton_runtime::failpoint::FailpointError),
+    /// A long-running task failed.
+    #[error(transparent)]
+    Task(#[from] TaskFailed),
 }
 
+/// The gRPC service whose health ingest reports.
+pub const INGEST_SERVICE: &str = "baton.v1.Ingest";
+
 /// Runs the ingest service on the given listeners until `shutdown` fires,
-/// then stops taking requests and finishes the ones in flight.
+/// then stops taking requests and finishes the ones in flight. A
+/// long-running task that fails ends it early, with [`StartError::Task`].
 pub async fn run(
     config: Config,
     grpc_listener: TcpListener,
     http_listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), StartError> {
+    let failpoints = Failpoints::parse(&config.failpoints)?;
     let catalog = Arc::new(baton_runtime::load_catalog(&config.catalog)?);
     tracing::info!(catalog = %config.catalog.display(), version = catalog.version(), promises = catalog.promises.len(), "catalog loaded");
 
@@ -55,38 +69,45 @@ pub async fn run(
         catalog,
         limits,
         config.cache_capacity,
+        config.cache_mb.saturating_mul(1024 * 1024),
     ));
 
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_not_serving::<IngestServer<IngestService>>()
-        .await;
-    let readiness = Readiness::default();
-
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    let health = Health::new(reporter, INGEST_SERVICE);
+    health.set(false).await;
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let on_failure: OnFailure = {
+        let metrics = metrics.clone();
+        Arc::new(move |task| metrics.task_failed(task))
+    };
+    let mut tasks = Supervisor::new(shutdown.clone(), health.clone(), on_failure);
     let settings = StreamSettings {
         replicas: config.stream_replicas,
         ..StreamSettings::default()
     };
-    let watch = tokio::spawn(watch_readiness(
-        log.clone(),
-        settings,
-        health,
-        readiness.clone(),
-        shutdown.clone(),
-    ));
+    tasks.spawn(
+        "health",
+        report_health(
+            log.clone(),
+            settings,
+            health.clone(),
+            failpoints,
+            shutdown.clone(),
+        ),
+    );
+    let http_shutdown = shutdown.clone();
+    tasks.spawn(
+        "http",
+        baton_runtime::serve_http(
+            http_listener,
+            health.readiness(),
+            crate::metrics::router(metrics.clone(), client.clone()),
+            async move { http_shutdown.cancelled().await },
+        ),
+    );
 
     let reflection =
         baton_runtime::grpc::reflection().map_err(|e| StartError::Reflection(e.to_string()))?;
-
-    let metrics = Arc::new(crate::metrics::Metrics::new());
-    let http_shutdown = shutdown.clone();
-    let http = tokio::spawn(baton_runtime::serve_http(
-        http_listener,
-        readiness,
-        crate::metrics::router(metrics.clone(), client.clone()),
-        async move { http_shutdown.cancelled().await },
-    ));
-
     tracing::info!(addr = ?grpc_listener.local_addr().ok(), "ingest serving");
     let grpc_shutdown = shutdown.clone();
     let mut builder = tonic::transport::Server::builder();
@@ -95,7 +116,7 @@ pub async fn run(
     }
     let service =
         IngestService::with_max_in_flight(ingestor, config.max_in_flight).with_metrics(metrics);
-    builder
+    let served = builder
         .layer(baton_runtime::grpc::DecodeErrorStatusLayer)
         .add_service(health_service)
         .add_service(reflection)
@@ -105,55 +126,55 @@ pub async fn run(
         ))
         .serve_with_incoming_shutdown(baton_runtime::grpc::incoming(grpc_listener), async move {
             grpc_shutdown.cancelled().await
-        })
-        .await?;
-
-    shutdown.cancel();
-    let _ = watch.await;
-    if let Ok(result) = http.await {
-        result?;
-    }
+        });
+    let served = async {
+        let served = baton_runtime::grpc::serve_until(served, &shutdown).await;
+        shutdown.cancel();
+        served
+    };
+    let (served, supervised) = tokio::join!(served, tasks.wait());
     // Appends are acknowledged before we answer, so nothing is buffered;
     // flushing only delivers anything the client still holds.
     let _ = tokio::time::timeout(Duration::from_secs(2), client.flush()).await;
+    served?;
+    supervised?;
     tracing::info!("ingest stopped");
     Ok(())
 }
 
-/// Creates the streams once NATS is reachable, then keeps the health status
-/// in line with the NATS connection.
-async fn watch_readiness(
+/// Creates the streams once NATS is reachable, then keeps health in line
+/// with the NATS connection.
+async fn report_health(
     log: EventLog,
     settings: StreamSettings,
-    health: tonic_health::server::HealthReporter,
-    readiness: Readiness,
+    health: Health,
+    failpoints: Failpoints,
     shutdown: CancellationToken,
-) {
+) -> Result<(), Injected> {
     let ensured = baton_runtime::retry_until("creating the streams", &shutdown, || {
         baton_log::streams::ensure(log.jetstream(), &settings)
     })
     .await;
     if ensured.is_none() {
-        return;
+        return Ok(());
     }
     let client = log.client().clone();
-    baton_log::watch_connection(client, shutdown.cancelled(), |connected, first| {
-        let health = health.clone();
-        let readiness = readiness.clone();
-        async move {
+    let mut was = None;
+    loop {
+        failpoints.hit("health").await?;
+        let connected = baton_log::is_connected(&client);
+        if was != Some(connected) {
             if connected {
-                health.set_serving::<IngestServer<IngestService>>().await;
                 tracing::info!("nats connected, ingest ready");
-            } else {
-                health
-                    .set_not_serving::<IngestServer<IngestService>>()
-                    .await;
-                if !first {
-                    tracing::warn!("nats disconnected, appends answer UNAVAILABLE");
-                }
+            } else if was.is_some() {
+                tracing::warn!("nats disconnected, appends answer UNAVAILABLE");
             }
-            readiness.set(connected);
+            health.set(connected).await;
+            was = Some(connected);
         }
-    })
-    .await;
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
 }

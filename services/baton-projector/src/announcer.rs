@@ -32,31 +32,33 @@ use baton_views::{BreachRecord, Signal};
 use crate::{
     query::{breach_to_proto, warning_to_proto},
     relay::Relayed,
-    Shared,
+    Shared, TaskError,
 };
 
-pub async fn run(shared: Arc<Shared>, js: jetstream::Context, shutdown: CancellationToken) {
+/// Drains the outbox until `shutdown`; NATS failures are retried, a
+/// storage failure ends it (and so the process) with the error.
+pub async fn run(
+    shared: Arc<Shared>,
+    js: jetstream::Context,
+    shutdown: CancellationToken,
+) -> Result<(), TaskError> {
     // Not while rebuilding: a breach the rest of the stream corrects would
     // be announced, then corrected, though the live run never paged for it.
     tokio::select! {
-        _ = shutdown.cancelled() => return,
+        _ = shutdown.cancelled() => return Ok(()),
         _ = shared.wait_current() => {}
     }
     while !shutdown.is_cancelled() {
-        let pending = match shared.views.outbox(256) {
-            Ok(pending) => pending,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the outbox");
-                Vec::new()
-            }
-        };
+        shared.failpoints.hit("announcer").await?;
+        let pending = shared.read(|views| views.outbox(256)).await?;
         if pending.is_empty() {
             tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => return Ok(()),
                 _ = shared.outbox_ready.notified() => continue,
             }
         }
         'entries: for (key, signal, record) in pending {
+            shared.failpoints.hit("outbox-before-publish").await?;
             let clock = ClockSubject {
                 policy: &record.policy_id,
                 supplier: &record.supplier,
@@ -106,7 +108,7 @@ pub async fn run(shared: Arc<Shared>, js: jetstream::Context, shutdown: Cancella
                     }
                     Ok(Announced::Already) => tracing::debug!(%subject, "was announced before"),
                     Ok(Announced::Squatted(sequence)) => {
-                        squatted(&shared, &record, signal, &subject, sequence)
+                        squatted(&shared, &record, signal, &subject, sequence).await?
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, %subject, "cannot announce yet, retrying");
@@ -118,23 +120,21 @@ pub async fn run(shared: Arc<Shared>, js: jetstream::Context, shutdown: Cancella
                     }
                 }
             }
+            shared.failpoints.hit("published-before-clear").await?;
             // What NATS holds is known: the views' own signal goes to the
             // watchers and the board, whatever stood on its subject.
             shared.relay.send(relayed);
-            {
-                let _exclusive = shared.exclusive().await;
-                match shared.views.announced(&key, signal, &record) {
-                    Ok(true) => {
-                        tracing::info!(handoff = %record.handoff_id, "corrected while it was announced: correction queued")
-                    }
-                    Ok(false) => {}
-                    Err(e) => {
-                        tracing::error!(error = %e, handoff = %record.handoff_id, ?signal, "cannot clear the outbox entry")
-                    }
-                }
+            let _exclusive = shared.exclusive().await;
+            let handoff = record.handoff_id.clone();
+            let queued = shared
+                .read(move |views| views.announced(&key, signal, &record))
+                .await?;
+            if queued {
+                tracing::info!(%handoff, "corrected while it was announced: correction queued")
             }
         }
     }
+    Ok(())
 }
 
 /// Whether `stored`, found on a signal's subject, is the signal the views
@@ -184,26 +184,33 @@ fn same_signal(expected: &Relayed, stored: &[u8]) -> bool {
 /// computed. A clock breached again after its breach was corrected finds
 /// its own first announcement there; anything else was published by
 /// someone who should not have: raise the alarm.
-fn squatted(shared: &Shared, record: &BreachRecord, signal: Signal, subject: &str, sequence: u64) {
+async fn squatted(
+    shared: &Arc<Shared>,
+    record: &BreachRecord,
+    signal: Signal,
+    subject: &str,
+    sequence: u64,
+) -> Result<(), TaskError> {
+    let handoff = record.handoff_id.clone();
+    let view = shared.read(move |views| views.handoff(&handoff)).await?;
     let corrected_before = signal == Signal::Breach
-        && shared
-            .views
-            .handoff(&record.handoff_id)
-            .ok()
-            .flatten()
-            .is_some_and(|view| {
-                view.corrections
-                    .iter()
-                    .any(|c| c.policy_id == record.policy_id && c.cycle == record.cycle)
-            });
+        && view.is_some_and(|view| {
+            view.corrections
+                .iter()
+                .any(|c| c.policy_id == record.policy_id && c.cycle == record.cycle)
+        });
     if corrected_before {
         tracing::info!(%subject, sequence, "breached again after a correction: its first announcement stands");
-        return;
+        return Ok(());
     }
     shared.metrics.forged_signal();
     let reason = format!(
         "{subject} holds a message (BATON_SLA sequence {sequence}) that is not the signal these views computed: someone else published on baton.sla.>; check the NATS permissions (restart the projector once investigated)"
     );
     tracing::error!(%subject, sequence, handoff = %record.handoff_id, "forged or foreign signal in Baton's place");
-    shared.readiness.fault(format!("signal:{subject}"), reason);
+    shared
+        .health
+        .fault(format!("signal:{subject}"), reason)
+        .await;
+    Ok(())
 }

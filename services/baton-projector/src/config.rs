@@ -113,6 +113,23 @@ pub struct Config {
     #[arg(long, env = "BATON_MAX_RECORDED_SKEW", default_value = "60s", value_parser = baton_runtime::duration_flag)]
     pub max_recorded_skew: Duration,
 
+    /// A part that makes no progress for this long is a stall: the
+    /// announcer with an outbox entry unpublished while NATS is connected,
+    /// or the timer with a deadline unsettled past due while caught up.
+    /// A stall turns health NOT_SERVING until the part moves again.
+    #[arg(long, env = "BATON_STALL_AFTER", default_value = "60s", value_parser = baton_runtime::duration_flag)]
+    pub stall_after: Duration,
+
+    /// Test-only failure injection (`name=action[@n]`, see
+    /// `baton_runtime::failpoint`); refused by release builds.
+    #[arg(
+        long = "failpoint",
+        env = "BATON_FAILPOINTS",
+        value_delimiter = ',',
+        hide = true
+    )]
+    pub failpoints: Vec<String>,
+
     /// JetStream replicas for the streams, if this service creates them.
     #[arg(long, env = "BATON_STREAM_REPLICAS", default_value_t = 1)]
     pub stream_replicas: usize,

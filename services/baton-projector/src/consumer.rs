@@ -22,11 +22,12 @@ use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
 
 use crate::{
     receiver::{self, Batching, Decoded, Received},
-    Shared,
+    Shared, TaskError,
 };
 
-/// Consumes until `shutdown`, restarting from the views' position after
-/// any failure (NATS gone, consumer deleted, ...).
+/// Consumes until `shutdown`, restarting from the views' position after a
+/// NATS failure (NATS gone, consumer deleted, ...). A storage failure is
+/// not retried: it ends the task, and so the process, with the error.
 pub async fn run(
     shared: Arc<Shared>,
     js: jetstream::Context,
@@ -34,18 +35,23 @@ pub async fn run(
     batching: Batching,
     settings: StreamSettings,
     shutdown: CancellationToken,
-) {
+) -> Result<(), TaskError> {
     let ensured = baton_runtime::retry_until("creating the streams", &shutdown, || {
         baton_log::partitions::ensure(&js, shared.partition, &settings)
     })
     .await;
     if ensured.is_none() {
-        return;
+        return Ok(());
     }
     let mut delay = Duration::from_millis(100);
     while !shutdown.is_cancelled() {
         match consume(&shared, &js, &consumer_name, batching, &shutdown).await {
-            Ok(()) => return,
+            Ok(()) => return Ok(()),
+            Err(ConsumeError::Views(e)) => {
+                shared.storage_error(&e);
+                return Err(e.into());
+            }
+            Err(ConsumeError::Injected(e)) => return Err(e.into()),
             Err(e) => {
                 tracing::warn!(error = %e, retry_in = ?delay, "consumer stopped, restarting from the views' position")
             }
@@ -54,11 +60,12 @@ pub async fn run(
             .caught_up
             .store(false, std::sync::atomic::Ordering::Release);
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return Ok(()),
             _ = tokio::time::sleep(delay) => {}
         }
         delay = (delay * 2).min(Duration::from_secs(5));
     }
+    Ok(())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +74,8 @@ pub(crate) enum ConsumeError {
     Views(#[from] baton_views::ViewsError),
     #[error("nats: {0}")]
     Nats(String),
+    #[error(transparent)]
+    Injected(#[from] baton_runtime::failpoint::Injected),
 }
 
 pub(crate) fn nats(e: impl std::fmt::Display) -> ConsumeError {
@@ -192,6 +201,9 @@ async fn apply_batches(
                 None => return Err(ConsumeError::Nats("the receiver stopped".into())),
             },
         };
+        shared.failpoints.hit("consumer").await?;
+        // Blocks this worker thread outright (tests of a frozen runtime).
+        shared.failpoints.hit_blocking("freeze-worker")?;
         let Received {
             decoded,
             last,
@@ -275,6 +287,9 @@ impl InFlight {
         js: &jetstream::Context,
     ) -> Result<(), ConsumeError> {
         let disruptions = result.map_err(crate::task_failed)??;
+        // In the views, not yet acknowledged: a crash here re-delivers
+        // events the views then skip.
+        shared.failpoints.hit("after-commit-before-ack").await?;
         if shared.is_current() {
             for disruption in disruptions {
                 shared

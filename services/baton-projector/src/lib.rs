@@ -17,7 +17,8 @@
 //! - [`metrics`]: Prometheus metrics on the HTTP side port.
 //! - [`present`]: view types as `baton.v1` messages.
 //! - [`board`]: the live SLA board (HTML pages and server-sent events) on the HTTP side port.
-//! - [`server`]: wiring and shutdown.
+//! - [`watchdog`]: a part that stops making progress turns the projector unhealthy.
+//! - [`server`]: wiring, the supervised tasks and shutdown.
 //!
 //! It must never be the record: the views are a cache of the stream, rebuilt
 //! from it whenever they are missing or in doubt.
@@ -35,6 +36,7 @@ pub mod relay;
 pub mod route;
 pub mod server;
 pub mod timer;
+pub mod watchdog;
 
 use std::sync::{
     atomic::{AtomicBool, AtomicU64, Ordering},
@@ -42,10 +44,14 @@ use std::sync::{
 };
 
 use baton_domain::Catalog;
+use baton_runtime::failpoint::Failpoints;
 use baton_views::{Projection, Views, ViewsError};
 use tokio::sync::Notify;
 
 pub use config::Config;
+
+/// The gRPC service whose health the projector reports.
+pub const QUERY_SERVICE: &str = "baton.v1.Query";
 
 /// A batch being applied to sled; yields what its change returned.
 type Landing<T> = tokio::task::JoinHandle<Result<T, ViewsError>>;
@@ -54,6 +60,11 @@ type Landing<T> = tokio::task::JoinHandle<Result<T, ViewsError>>;
 struct Exclusive<'a> {
     _writer: tokio::sync::MutexGuard<'a, ()>,
     _landed: tokio::sync::MutexGuard<'a, ()>,
+}
+
+/// A failpoint's error, as sled would report a failed write or read.
+fn injected_io(e: baton_runtime::failpoint::Injected) -> ViewsError {
+    ViewsError::Sled(sled::Error::Io(std::io::Error::other(e)))
 }
 
 fn task_failed(e: tokio::task::JoinError) -> ViewsError {
@@ -101,8 +112,26 @@ pub struct Shared {
     /// Breaches, corrections, warnings and disruptions, as these views
     /// hold them, for watchers and the board.
     pub relay: relay::Relay,
-    /// What `/readyz` answers, faults included.
-    pub readiness: baton_runtime::Readiness,
+    /// gRPC health and `/readyz`, faults included.
+    pub health: baton_runtime::Health,
+    /// Test-only failure injection (nothing in release builds).
+    pub failpoints: Failpoints,
+    /// The first storage error anywhere: the views are in doubt, and the
+    /// supervised `storage` task ends the process so they are checked (and
+    /// rebuilt if damaged) at the next start.
+    storage_failed: tokio::sync::watch::Sender<Option<String>>,
+}
+
+/// Why a long-running task of the projector ended (see
+/// [`baton_runtime::supervise`]).
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    #[error("the views failed: {0}")]
+    Views(#[from] ViewsError),
+    #[error(transparent)]
+    Injected(#[from] baton_runtime::failpoint::Injected),
+    #[error("http side port: {0}")]
+    Http(#[from] std::io::Error),
 }
 
 impl Shared {
@@ -130,7 +159,78 @@ impl Shared {
             changes: tokio::sync::watch::Sender::new(0),
             metrics: metrics::Metrics::new(),
             relay: relay::Relay::default(),
-            readiness: baton_runtime::Readiness::default(),
+            health: baton_runtime::Health::new(
+                tonic_health::server::health_reporter().0,
+                QUERY_SERVICE,
+            ),
+            failpoints: Failpoints::default(),
+            storage_failed: tokio::sync::watch::Sender::new(None),
+        }
+    }
+
+    /// Reports to `health` (the one the gRPC server serves).
+    pub fn with_health(mut self, health: baton_runtime::Health) -> Shared {
+        self.health = health;
+        self
+    }
+
+    /// Failpoints to hit (tests only).
+    pub fn with_failpoints(mut self, failpoints: Failpoints) -> Shared {
+        self.failpoints = failpoints;
+        self
+    }
+
+    /// Reads the views off the async threads (sled may block on I/O).
+    /// A storage error is also reported with [`Shared::storage_error`].
+    pub async fn read<T: Send + 'static>(
+        self: &Arc<Self>,
+        read: impl FnOnce(&Views) -> Result<T, ViewsError> + Send + 'static,
+    ) -> Result<T, ViewsError> {
+        let shared = self.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            shared
+                .failpoints
+                .hit_blocking("storage-read")
+                .map_err(injected_io)?;
+            read(&shared.views)
+        })
+        .await
+        .map_err(task_failed)
+        .and_then(|r| r);
+        if let Err(e) = &result {
+            self.storage_error(e);
+        }
+        result
+    }
+
+    /// A storage error: the views are in doubt. The first one is kept, and
+    /// ends the process through the supervised `storage` task.
+    pub fn storage_error(&self, error: &ViewsError) {
+        self.storage_failed.send_if_modified(|failed| {
+            if failed.is_some() {
+                return false;
+            }
+            *failed = Some(error.to_string());
+            true
+        });
+    }
+
+    /// Ends (with the error) once a storage error was reported; runs
+    /// supervised until shutdown.
+    pub async fn watch_storage(
+        self: Arc<Self>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Result<(), TaskError> {
+        let mut failed = self.storage_failed.subscribe();
+        tokio::select! {
+            _ = shutdown.cancelled() => Ok(()),
+            seen = failed.wait_for(Option::is_some) => {
+                let cause = seen.ok().and_then(|c| c.clone()).unwrap_or_default();
+                Err(TaskError::Views(ViewsError::Corrupt {
+                    key: "(storage)".into(),
+                    reason: cause,
+                }))
+            }
         }
     }
 
@@ -220,6 +320,10 @@ impl Shared {
         let _writer = self.writer.lock().await;
         let shared = self.clone();
         let (value, breached, sealed) = tokio::task::spawn_blocking(move || {
+            shared
+                .failpoints
+                .hit_blocking("storage")
+                .map_err(injected_io)?;
             let mut projection = Projection::new(&shared.views, &shared.catalog)?
                 .with_announce_horizon(Some(shared.announce_horizon));
             let value = change(&mut projection)?;

@@ -26,6 +26,12 @@
 //!   breaches withdrawn by the supplier's own late entries, all time.
 //! - `baton_nats_connected`: 1 while connected to NATS.
 //!
+//! - `baton_projector_stalled{part}`: 1 while the announcer or the timer
+//!   has made no progress for longer than `--stall-after`.
+//! - `baton_projector_task_failures_total{task}`: long-running tasks that
+//!   failed (each ends the process, so this is seen in the last scrape
+//!   before a restart, and in the logs).
+//!
 //! Also counted as it happens:
 //! - `baton_sla_forged_signals_total`: signal subjects found holding a
 //!   message that is not the signal the views computed (someone else
@@ -106,7 +112,19 @@ pub struct Metrics {
     pair_clocks: Family<PairState, Gauge>,
     pair_late_entries: Family<PairLabels, Gauge>,
     forged_signals: Counter,
+    stalled: Family<PartLabel, Gauge>,
+    task_failures: Family<TaskLabel, Counter>,
     nats_connected: Gauge,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PartLabel {
+    part: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TaskLabel {
+    task: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -139,6 +157,8 @@ impl Metrics {
             pair_clocks: Family::default(),
             pair_late_entries: Family::default(),
             forged_signals: Counter::default(),
+            stalled: Family::default(),
+            task_failures: Family::default(),
             nats_connected: Gauge::default(),
             registry: Registry::default(),
         };
@@ -213,6 +233,16 @@ impl Metrics {
             metrics.forged_signals.clone(),
         );
         registry.register(
+            "projector_stalled",
+            "1 while a part (announcer, timer) has made no progress for longer than --stall-after",
+            metrics.stalled.clone(),
+        );
+        registry.register(
+            "projector_task_failures",
+            "Long-running tasks that failed (panicked, returned an error or ended early); each ends the process",
+            metrics.task_failures.clone(),
+        );
+        registry.register(
             "nats_connected",
             "1 while the service is connected to NATS, else 0",
             metrics.nats_connected.clone(),
@@ -234,6 +264,18 @@ impl Metrics {
                 customer: customer.to_owned(),
             })
             .inc();
+    }
+
+    /// Whether `part` is stalled now.
+    pub fn stalled(&self, part: &'static str, stalled: bool) {
+        self.stalled
+            .get_or_create(&PartLabel { part })
+            .set(i64::from(stalled));
+    }
+
+    /// A long-running task failed.
+    pub fn task_failed(&self, task: &'static str) {
+        self.task_failures.get_or_create(&TaskLabel { task }).inc();
     }
 
     /// A signal's subject held a message that is not Baton's signal.

@@ -221,10 +221,11 @@ impl Query for QueryService {
     ) -> Result<Response<v1::Handoff>, Status> {
         self.ensure_current()?;
         let id = token("handoff_id", &request.into_inner().handoff_id).map_err(QueryError::from)?;
+        let wanted = id.clone();
         let view = self
             .shared
-            .views
-            .handoff(&id)
+            .read(move |views| views.handoff(&wanted))
+            .await
             .map_err(QueryError::from)?
             .ok_or_else(|| QueryError::NotFound(format!("hand-off {id} is not known")))?;
         Ok(Response::new(self.handoff_to_proto(view, true)))
@@ -244,8 +245,10 @@ impl Query for QueryService {
         };
         let page = self
             .shared
-            .views
-            .list_handoffs(&filter, page_token(&r.page_token), page_size(r.page_size))
+            .read(move |views| {
+                views.list_handoffs(&filter, page_token(&r.page_token), page_size(r.page_size))
+            })
+            .await
             .map_err(QueryError::from)?;
         Ok(Response::new(v1::ListHandoffsResponse {
             handoffs: page
@@ -271,8 +274,10 @@ impl Query for QueryService {
         };
         let page = self
             .shared
-            .views
-            .list_breaches(&filter, page_token(&r.page_token), page_size(r.page_size))
+            .read(move |views| {
+                views.list_breaches(&filter, page_token(&r.page_token), page_size(r.page_size))
+            })
+            .await
             .map_err(QueryError::from)?;
         Ok(Response::new(v1::ListBreachesResponse {
             breaches: page
@@ -335,13 +340,21 @@ impl Query for QueryService {
                 .into())
             }
         };
-        let views = &self.shared.views;
-        let tallies = views.compliance(&scope).map_err(QueryError::from)?;
+        let (tallies, series) = self
+            .shared
+            .read(move |views| {
+                let tallies = views.compliance(&scope)?;
+                let series = match bucketing {
+                    Some(bucketing) => Some(views.compliance_series(&scope, &bucketing)?),
+                    None => None,
+                };
+                Ok((tallies, series))
+            })
+            .await
+            .map_err(QueryError::from)?;
         let mut figures = tallies_to_proto(policy.as_ref(), &tallies);
-        if let Some(bucketing) = bucketing {
-            figures.buckets = views
-                .compliance_series(&scope, &bucketing)
-                .map_err(QueryError::from)?
+        if let Some(series) = series {
+            figures.buckets = series
                 .into_iter()
                 .map(|(start, t)| v1::Compliance {
                     bucket_start: Some(timestamp_to_proto(start)),
@@ -367,8 +380,8 @@ impl Query for QueryService {
         let now = baton_runtime::now();
         let open = self
             .shared
-            .views
-            .open_clocks(&filter, page_size(r.limit))
+            .read(move |views| views.open_clocks(&filter, page_size(r.limit)))
+            .await
             .map_err(QueryError::from)?;
         let clocks = open
             .into_iter()
@@ -407,8 +420,8 @@ impl Query for QueryService {
         let to = optional_time("to", &r.to)?;
         let matrix = self
             .shared
-            .views
-            .matrix(from, to)
+            .read(move |views| views.matrix(from, to))
+            .await
             .map_err(QueryError::from)?;
         Ok(Response::new(v1::Matrix {
             cells: matrix
@@ -428,8 +441,8 @@ impl Query for QueryService {
         let now = baton_runtime::now();
         let views = self
             .shared
-            .views
-            .disruptions(supplier.as_ref(), r.active_only.then_some(now))
+            .read(move |views| views.disruptions(supplier.as_ref(), r.active_only.then_some(now)))
+            .await
             .map_err(QueryError::from)?;
         Ok(Response::new(v1::ListDisruptionsResponse {
             disruptions: views.iter().map(|d| disruption_to_proto(d, now)).collect(),
@@ -440,7 +453,11 @@ impl Query for QueryService {
         &self,
         _request: Request<v1::GetStatusRequest>,
     ) -> Result<Response<v1::Status>, Status> {
-        let position = self.shared.views.position().map_err(QueryError::from)?;
+        let position = self
+            .shared
+            .read(move |views| views.position())
+            .await
+            .map_err(QueryError::from)?;
         let js = async_nats::jetstream::new(self.client.clone());
         let stream_last_sequence = match js.get_stream(self.shared.partition.stream()).await {
             Ok(mut stream) => stream

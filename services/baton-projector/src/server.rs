@@ -1,17 +1,24 @@
-//! Wiring: views, NATS, the consumer, timer and announcer tasks, and the
-//! gRPC server with health and reflection.
+//! Wiring: views, NATS, the supervised tasks (consumer, timer, announcer,
+//! health, watchdog, storage, the HTTP side port) and the gRPC server with
+//! health and reflection.
 
 use std::{sync::Arc, time::Duration};
 
+use baton_domain::Catalog;
 use baton_log::{LogError, StreamSettings};
 use baton_proto::v1::query_server::QueryServer;
-use baton_runtime::CatalogLoadError;
+use baton_runtime::{
+    failpoint::Failpoints,
+    supervise::{OnFailure, Supervisor, TaskFailed},
+    CatalogLoadError, Health,
+};
 use baton_views::{Opened, Views, ViewsError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     announcer, config::Config, consumer, query::QueryService, route::QueryRouter, timer, Shared,
+    TaskError,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -34,70 +41,28 @@ pub enum StartError {
     Config(String),
     #[error(transparent)]
     Fanout(#[from] crate::fanout::FanoutError),
+    #[error(transparent)]
+    Failpoint(#[from] baton_runtime::failpoint::FailpointError),
+    /// A long-running task failed; the views were flushed.
+    #[error(transparent)]
+    Task(#[from] TaskFailed),
 }
 
 /// Runs the projector until `shutdown` fires, then finishes the batch in
-/// hand, flushes the views and returns.
+/// hand, flushes the views and returns. A long-running task that fails
+/// ends it early, with [`StartError::Task`], after the same flush.
 pub async fn run(
     config: Config,
     grpc_listener: TcpListener,
     http_listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), StartError> {
+    let failpoints = Failpoints::parse(&config.failpoints)?;
     let partition = baton_log::Partition::new(config.partitions, config.partition)
         .map_err(|e| StartError::Config(format!("--partition: {e}")))?;
-    let fanout = if config.query_partitions.is_empty() {
-        None
-    } else if config.tls.tls_cert.is_some() && config.query_tls.query_partitions_ca.is_none() {
-        // Partitions configured alike serve TLS too: plain gRPC would fail
-        // at every query, so say so at start.
-        return Err(StartError::Config(
-            "--query-partitions with --tls-cert: give --query-partitions-ca (and --query-partitions-cert/--query-partitions-key when the partitions require client certificates)".into(),
-        ));
-    } else {
-        Some(crate::fanout::Fanout::new(
-            &config.query_partitions,
-            Duration::from_secs(10),
-            &config.query_tls,
-        )?)
-    };
+    let fanout = fanout(&config)?;
     let catalog = Arc::new(baton_runtime::load_catalog(&config.catalog)?);
-    let views_error = |source| StartError::Views {
-        dir: config.data_dir.display().to_string(),
-        source,
-    };
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        views_error(ViewsError::Reset {
-            path: config.data_dir.display().to_string(),
-            source: e,
-        })
-    })?;
-    let (views, opened) = {
-        let dir = config.data_dir.clone();
-        let version = catalog.version().to_owned();
-        let cache_bytes = config.views_cache_mb.saturating_mul(1024 * 1024);
-        tokio::task::spawn_blocking(move || Views::open_with_cache(&dir, &version, cache_bytes))
-            .await
-            .map_err(|e| {
-                views_error(ViewsError::Corrupt {
-                    key: "(open)".into(),
-                    reason: e.to_string(),
-                })
-            })?
-            .map_err(views_error)?
-    };
-    match &opened {
-        Opened::Empty => tracing::info!(
-            catalog = catalog.version(),
-            "views empty: building them from the stream"
-        ),
-        Opened::Resumed(position) => {
-            tracing::info!(catalog = catalog.version(), position, "views resumed")
-        }
-        Opened::Discarded(reason) => {
-            tracing::warn!(%reason, catalog = catalog.version(), "views discarded: rebuilding them from the stream")
-        }
-    }
+    let views = open_views(&config, &catalog).await?;
 
     // Any registered caller may query (operators too); appending is ingest's.
     let tls = config.tls.server_tls()?;
@@ -106,112 +71,86 @@ pub async fn run(
         baton_log::connect_secured(&config.nats_url, "baton-projector", &config.nats).await?;
     let mut js = async_nats::jetstream::new(client.clone());
     js.set_timeout(Duration::from_secs(10));
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    let health = Health::new(reporter, crate::QUERY_SERVICE);
+    health.set(false).await;
     let shared = Arc::new(
         Shared::new(views, catalog, config.announce_horizon, partition)
-            .with_max_recorded_skew(config.max_recorded_skew),
+            .with_max_recorded_skew(config.max_recorded_skew)
+            .with_health(health.clone())
+            .with_failpoints(failpoints),
     );
 
+    let on_failure: OnFailure = {
+        let shared = shared.clone();
+        Arc::new(move |task| shared.metrics.task_failed(task))
+    };
+    let mut tasks = Supervisor::new(shutdown.clone(), health.clone(), on_failure);
     let settings = StreamSettings {
         replicas: config.stream_replicas,
         ..StreamSettings::default()
     };
-    let tasks = vec![
-        tokio::spawn(consumer::run(
+    let batching = crate::receiver::Batching {
+        size: config.batch_size.max(1),
+        linger: Duration::from_millis(config.linger_ms),
+    };
+    tasks.spawn(
+        "consumer",
+        consumer::run(
             shared.clone(),
             js.clone(),
             config.consumer.clone(),
-            crate::receiver::Batching {
-                size: config.batch_size.max(1),
-                linger: std::time::Duration::from_millis(config.linger_ms),
-            },
+            batching,
             settings,
             shutdown.clone(),
-        )),
-        tokio::spawn(timer::run(shared.clone(), shutdown.clone())),
-        tokio::spawn(announcer::run(shared.clone(), js.clone(), shutdown.clone())),
-    ];
-
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_not_serving::<QueryServer<QueryRouter>>().await;
-    let readiness = shared.readiness.clone();
-    let watch = {
-        let (client, health, readiness, shutdown) = (
+        ),
+    );
+    tasks.spawn("timer", timer::run(shared.clone(), shutdown.clone()));
+    tasks.spawn(
+        "announcer",
+        announcer::run(shared.clone(), js.clone(), shutdown.clone()),
+    );
+    tasks.spawn(
+        "health",
+        report_health(shared.clone(), client.clone(), shutdown.clone()),
+    );
+    tasks.spawn(
+        "watchdog",
+        crate::watchdog::run(
+            shared.clone(),
             client.clone(),
-            health.clone(),
-            readiness.clone(),
+            config.stall_after,
             shutdown.clone(),
-        );
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            // Serving once the views are current (a rebuild finished)...
-            let current = {
-                let (shared, client, health, readiness) = (
-                    shared.clone(),
-                    client.clone(),
-                    health.clone(),
-                    readiness.clone(),
-                );
-                async move {
-                    shared.wait_current().await;
-                    tracing::info!("views current: serving queries");
-                    if baton_log::is_connected(&client) {
-                        health.set_serving::<QueryServer<QueryRouter>>().await;
-                        readiness.set(true);
-                    }
-                }
-            };
-            let current = tokio::spawn(current);
-            // ...and while connected to NATS.
-            baton_log::watch_connection(client, shutdown.cancelled(), |connected, first| {
-                let (health, readiness, shared) =
-                    (health.clone(), readiness.clone(), shared.clone());
-                async move {
-                    let connected_and_current = connected && shared.is_current();
-                    if connected_and_current {
-                        health.set_serving::<QueryServer<QueryRouter>>().await;
-                    } else {
-                        health.set_not_serving::<QueryServer<QueryRouter>>().await;
-                    }
-                    if !connected && !first {
-                        tracing::warn!(
-                            "nats disconnected: views are served as of the last event applied"
-                        );
-                    }
-                    readiness.set(connected_and_current);
-                }
-            })
-            .await;
-            current.abort();
-        })
-    };
+        ),
+    );
+    tasks.spawn("storage", shared.clone().watch_storage(shutdown.clone()));
+    let board = crate::board::router(crate::board::BoardState {
+        shared: shared.clone(),
+        client: client.clone(),
+        shutdown: shutdown.clone(),
+        config: config.board.clone(),
+    })
+    .merge(crate::metrics::router(
+        shared.clone(),
+        js.clone(),
+        client.clone(),
+    ));
+    let http_shutdown = shutdown.clone();
+    tasks.spawn(
+        "http",
+        baton_runtime::serve_http(http_listener, health.readiness(), board, async move {
+            http_shutdown.cancelled().await
+        }),
+    );
 
     let reflection =
         baton_runtime::grpc::reflection().map_err(|e| StartError::Reflection(e.to_string()))?;
-
-    let http_shutdown = shutdown.clone();
-    let http = tokio::spawn(baton_runtime::serve_http(
-        http_listener,
-        readiness,
-        crate::board::router(crate::board::BoardState {
-            shared: shared.clone(),
-            client: client.clone(),
-            shutdown: shutdown.clone(),
-            config: config.board.clone(),
-        })
-        .merge(crate::metrics::router(
-            shared.clone(),
-            js.clone(),
-            client.clone(),
-        )),
-        async move { http_shutdown.cancelled().await },
-    ));
-
     tracing::info!(addr = ?grpc_listener.local_addr().ok(), "projector serving queries");
-    let grpc_shutdown = shutdown.clone();
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }
+    let grpc_shutdown = shutdown.clone();
     let served = builder
         .layer(baton_runtime::grpc::DecodeErrorStatusLayer)
         .add_service(health_service)
@@ -225,25 +164,120 @@ pub async fn run(
         ))
         .serve_with_incoming_shutdown(baton_runtime::grpc::incoming(grpc_listener), async move {
             grpc_shutdown.cancelled().await
-        })
-        .await;
+        });
+    let served = async {
+        let served = baton_runtime::grpc::serve_until(served, &shutdown).await;
+        // However the server ended, the tasks stop too.
+        shutdown.cancel();
+        served
+    };
+    let (served, supervised) = tokio::join!(served, tasks.wait());
 
-    shutdown.cancel();
-    for task in tasks {
-        let _ = task.await;
-    }
-    let _ = watch.await;
-    if let Err(e) = shared.views.flush() {
-        tracing::error!(error = %e, "flushing the views failed; they will be rebuilt if damaged");
-    }
-    if let Ok(result) = http.await {
-        result?;
+    let views = shared.clone();
+    match tokio::task::spawn_blocking(move || views.views.flush()).await {
+        Ok(Ok(_)) => tracing::info!(position = ?shared.views.position().ok(), "views flushed"),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "flushing the views failed; they will be rebuilt if damaged")
+        }
+        Err(e) => tracing::error!(error = %e, "flushing the views failed"),
     }
     served?;
+    supervised?;
     tracing::info!(
         applied = shared.applied(),
         dead_lettered = shared.dead_lettered(),
         "projector stopped"
     );
     Ok(())
+}
+
+/// The fan-out to the partitions' projectors, when `--query-partitions` names them.
+fn fanout(config: &Config) -> Result<Option<crate::fanout::Fanout>, StartError> {
+    if config.query_partitions.is_empty() {
+        return Ok(None);
+    }
+    if config.tls.tls_cert.is_some() && config.query_tls.query_partitions_ca.is_none() {
+        // Partitions configured alike serve TLS too: plain gRPC would fail
+        // at every query, so say so at start.
+        return Err(StartError::Config(
+            "--query-partitions with --tls-cert: give --query-partitions-ca (and --query-partitions-cert/--query-partitions-key when the partitions require client certificates)".into(),
+        ));
+    }
+    Ok(Some(crate::fanout::Fanout::new(
+        &config.query_partitions,
+        Duration::from_secs(10),
+        &config.query_tls,
+    )?))
+}
+
+/// Opens (or discards and re-creates) the views in the data dir, off the
+/// async threads, and says which it found.
+async fn open_views(config: &Config, catalog: &Catalog) -> Result<Views, StartError> {
+    let views_error = |source| StartError::Views {
+        dir: config.data_dir.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        views_error(ViewsError::Reset {
+            path: config.data_dir.display().to_string(),
+            source: e,
+        })
+    })?;
+    let dir = config.data_dir.clone();
+    let version = catalog.version().to_owned();
+    let cache_bytes = config.views_cache_mb.saturating_mul(1024 * 1024);
+    let (views, opened) =
+        tokio::task::spawn_blocking(move || Views::open_with_cache(&dir, &version, cache_bytes))
+            .await
+            .map_err(|e| {
+                views_error(ViewsError::Corrupt {
+                    key: "(open)".into(),
+                    reason: e.to_string(),
+                })
+            })?
+            .map_err(views_error)?;
+    match &opened {
+        Opened::Empty => tracing::info!(
+            catalog = catalog.version(),
+            "views empty: building them from the stream"
+        ),
+        Opened::Resumed(position) => {
+            tracing::info!(catalog = catalog.version(), position, "views resumed")
+        }
+        Opened::Discarded(reason) => {
+            tracing::warn!(%reason, catalog = catalog.version(), "views discarded: rebuilding them from the stream")
+        }
+    }
+    Ok(views)
+}
+
+/// Keeps health in line with what the projector can do: SERVING once the
+/// views are current (a rebuild finished) and while NATS is connected.
+async fn report_health(
+    shared: Arc<Shared>,
+    client: async_nats::Client,
+    shutdown: CancellationToken,
+) -> Result<(), TaskError> {
+    let mut was: Option<(bool, bool)> = None;
+    loop {
+        shared.failpoints.hit("health").await?;
+        let now = (shared.is_current(), baton_log::is_connected(&client));
+        if was != Some(now) {
+            let (current, connected) = now;
+            match was {
+                Some((false, _)) if current => tracing::info!("views current: serving queries"),
+                Some((_, true)) if !connected => tracing::warn!(
+                    "nats disconnected: views are served as of the last event applied"
+                ),
+                _ => {}
+            }
+            shared.health.set(current && connected).await;
+            was = Some(now);
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = shared.wait_current(), if !now.0 => {}
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
 }

@@ -12,20 +12,18 @@ use std::{sync::Arc, time::Duration};
 use baton_domain::Timestamp;
 use tokio_util::sync::CancellationToken;
 
-use crate::Shared;
+use crate::{Shared, TaskError};
 
 /// Sleep when there is no deadline at all (the index wakes us earlier).
 const IDLE: Duration = Duration::from_secs(3600);
 
-pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
+/// Settles passing deadlines until `shutdown`. A storage failure ends it
+/// (and so the process) with the error.
+pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) -> Result<(), TaskError> {
     loop {
-        let next = match shared.views.next_deadline() {
-            Ok(next) => next,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the deadline index");
-                None
-            }
-        };
+        // The index is in memory, but read off sled when it was lost:
+        // off the async threads either way.
+        let next = shared.read(|views| views.next_deadline()).await?;
         let now = baton_runtime::now();
         let due = next.filter(|deadline| *deadline < now);
         if due.is_none() || !shared.is_caught_up() {
@@ -36,12 +34,15 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
                 _ => IDLE,
             };
             tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => return Ok(()),
                 _ = shared.deadlines_changed.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
             }
+            // Blocks this worker thread outright (tests of a frozen runtime).
+            shared.failpoints.hit_blocking("freeze-worker")?;
             continue;
         }
+        shared.failpoints.hit("timer").await?;
         let now = baton_runtime::now();
         match shared
             .write(move |projection| projection.advance(now))
@@ -49,11 +50,8 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
         {
             Ok(settled) => tracing::debug!(settled, "deadlines passed"),
             Err(e) => {
-                tracing::error!(error = %e, "cannot settle passed deadlines");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
+                shared.storage_error(&e);
+                return Err(e.into());
             }
         }
     }

@@ -195,9 +195,14 @@ impl BoardState {
         read: impl FnOnce(&BoardState) -> Result<T, BoardError> + Send + 'static,
     ) -> Result<T, BoardError> {
         let state = self.clone();
-        tokio::task::spawn_blocking(move || read(&state))
+        let result = tokio::task::spawn_blocking(move || read(&state))
             .await
-            .map_err(|e| BoardError::Internal(format!("the page task failed: {e}")))?
+            .map_err(|e| BoardError::Internal(format!("the page task failed: {e}")))?;
+        if let Err(BoardError::Views(e)) = &result {
+            // The views are in doubt: end the process so they are checked.
+            self.shared.storage_error(e);
+        }
+        result
     }
 
     /// What the board shows (only `parts` of it), as of `now`.

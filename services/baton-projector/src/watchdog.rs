@@ -1,0 +1,113 @@
+//! Stalls are failures: a part that stops making progress without dying
+//! turns the projector unhealthy, loudly.
+//!
+//! - The announcer stalls when the outbox's first entry stays unpublished
+//!   for longer than `--stall-after` while NATS is connected (a breach
+//!   computed but paging nobody).
+//! - The timer stalls when a deadline in the index is past due by more than
+//!   `--stall-after` while the views are caught up (a breach nobody
+//!   declared).
+//!
+//! Either holds gRPC health and `/readyz` NOT_SERVING with the reason, sets
+//! `baton_projector_stalled{part}` to 1 and logs at error level, until the
+//! part moves again. The watchdog decides nothing else and never writes.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Shared, TaskError};
+
+/// Watches for stalls until `shutdown`.
+pub async fn run(
+    shared: Arc<Shared>,
+    client: async_nats::Client,
+    stall_after: Duration,
+    shutdown: CancellationToken,
+) -> Result<(), TaskError> {
+    let every = (stall_after / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    // The outbox's first key and since when it has been first (while connected).
+    let mut head: Option<(Vec<u8>, Instant)> = None;
+    let mut announcer = Part::new("announcer");
+    let mut timer = Part::new("timer");
+    loop {
+        shared.failpoints.hit("watchdog").await?;
+        let judged = shared.is_current();
+        let first = shared.read(|views| views.outbox_head()).await?;
+        head = match (first, head) {
+            (Some(key), Some((seen, since))) if key == seen => Some((seen, since)),
+            (Some(key), _) => Some((key, Instant::now())),
+            (None, _) => None,
+        };
+        if !baton_log::is_connected(&client) {
+            // Nothing can be published now: the stall clock starts again.
+            head = head.map(|(key, _)| (key, Instant::now()));
+        }
+        let unpublished = head.as_ref().map(|(_, since)| since.elapsed());
+        announcer
+            .report(
+                &shared,
+                judged && unpublished.is_some_and(|d| d > stall_after),
+                || {
+                    format!(
+                        "announcer stalled: an outbox entry has waited {}s to be published while NATS is connected",
+                        unpublished.unwrap_or_default().as_secs()
+                    )
+                },
+            )
+            .await;
+
+        let next = shared.read(|views| views.next_deadline()).await?;
+        let overdue = next.map(|due| baton_runtime::now().since(due));
+        timer
+            .report(
+                &shared,
+                shared.is_caught_up() && overdue.is_some_and(|d| d > stall_after),
+                || {
+                    format!(
+                        "timer stalled: a deadline is {}s past due and unsettled while the views are caught up",
+                        overdue.unwrap_or_default().as_secs()
+                    )
+                },
+            )
+            .await;
+
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+/// One watched part and whether it is stalled now.
+struct Part {
+    name: &'static str,
+    stalled: bool,
+}
+
+impl Part {
+    fn new(name: &'static str) -> Part {
+        Part {
+            name,
+            stalled: false,
+        }
+    }
+
+    async fn report(&mut self, shared: &Shared, stalled: bool, reason: impl FnOnce() -> String) {
+        shared.metrics.stalled(self.name, stalled);
+        if stalled == self.stalled {
+            return;
+        }
+        self.stalled = stalled;
+        let key = format!("stall:{}", self.name);
+        if stalled {
+            let reason = reason();
+            tracing::error!(part = self.name, %reason, "stalled");
+            shared.health.fault(key, reason).await;
+        } else {
+            tracing::info!(part = self.name, "moving again");
+            shared.health.clear(&key).await;
+        }
+    }
+}
