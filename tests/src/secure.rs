@@ -126,14 +126,22 @@ impl Pki {
     /// A client certificate for `identity` signed by `ca` ("ca" or
     /// "rogue"): with `identity` as DNS SAN and CN, or as CN only.
     pub fn client(&self, ca: &str, identity: &str, san: bool) -> String {
-        let name = format!("{ca}-{identity}");
-        key_and_csr(self.dir.path(), &name, identity);
+        let sans: &[&str] = if san { &[identity] } else { &[] };
+        self.client_named(ca, &format!("{ca}-{identity}"), identity, sans)
+    }
+
+    /// A client certificate saved as `name` (.crt, .key) signed by `ca`,
+    /// with common name `cn` and the DNS subject alternative names `sans`
+    /// (none: no SAN extension).
+    pub fn client_named(&self, ca: &str, name: &str, cn: &str, sans: &[&str]) -> String {
+        key_and_csr(self.dir.path(), name, cn);
         let mut ext = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n".to_owned();
-        if san {
-            ext.push_str(&format!("subjectAltName=DNS:{identity}\n"));
+        if !sans.is_empty() {
+            let dns: Vec<String> = sans.iter().map(|s| format!("DNS:{s}")).collect();
+            ext.push_str(&format!("subjectAltName={}\n", dns.join(",")));
         }
-        sign(self.dir.path(), ca, &name, &ext);
-        name
+        sign(self.dir.path(), ca, name, &ext);
+        name.to_owned()
     }
 
     pub fn path(&self, file: &str) -> PathBuf {
