@@ -241,6 +241,7 @@ pub async fn start_ingest_configured(
         nats: Default::default(),
     };
     tweak(&mut config);
+    let http_addr = http.local_addr().expect("bound");
     let stop = CancellationToken::new();
     let token = stop.clone();
     let task = tokio::spawn(async move {
@@ -248,7 +249,9 @@ pub async fn start_ingest_configured(
             panic!("ingest failed: {e}");
         }
     });
-    Running::new(addr, stop, task)
+    let mut running = Running::new(addr, stop, task);
+    running.http = Some(http_addr);
+    running
 }
 
 /// Starts `baton-projector` in this process with `config` changed by
