@@ -6,6 +6,9 @@
 //!   `id_reused`, `unavailable`, `exhausted`, `error`).
 //! - `baton_ingest_disruptions_total{result}`: disruption appends, the same outcomes.
 //! - `baton_ingest_append_duration_seconds`: time to answer one append.
+//! - `baton_ingest_conflicts_total`: appends JetStream refused on their
+//!   condition (another replica appended to the hand-off or disruption
+//!   since this one read it), each then judged again on a fresh read.
 //! - `baton_ingest_in_flight`: requests being handled now (at most
 //!   `--max-in-flight`); `baton_ingest_in_flight_max`: the most at once
 //!   since start, counted by the server itself, not inferred from shedding.
@@ -51,6 +54,7 @@ pub struct Metrics {
     events: Family<EventLabels, Counter>,
     disruptions: Family<ResultLabels, Counter>,
     append_duration: Histogram,
+    conflicts: Counter,
     in_flight: Gauge,
     in_flight_max: Gauge,
     nats_connected: Gauge,
@@ -81,6 +85,7 @@ impl Metrics {
         let disruptions = Family::<ResultLabels, Counter>::default();
         // 0.25 ms to about 4 s.
         let append_duration = Histogram::new(exponential_buckets(0.000_25, 2.0, 15));
+        let conflicts = Counter::default();
         let in_flight = Gauge::default();
         let in_flight_max = Gauge::default();
         let nats_connected = Gauge::default();
@@ -98,6 +103,11 @@ impl Metrics {
             "ingest_append_duration_seconds",
             "Time to answer one append (validation, history reads, JetStream acknowledgement)",
             append_duration.clone(),
+        );
+        registry.register(
+            "ingest_conflicts",
+            "Appends JetStream refused because another writer appended since this replica read; each was judged again",
+            conflicts.clone(),
         );
         registry.register(
             "ingest_in_flight",
@@ -119,10 +129,16 @@ impl Metrics {
             events,
             disruptions,
             append_duration,
+            conflicts,
             in_flight,
             in_flight_max,
             nats_connected,
         }
+    }
+
+    /// The counter of JetStream refusals, for the ingestor to count in.
+    pub fn conflicts(&self) -> Counter {
+        self.conflicts.clone()
     }
 
     /// Counts one request as being handled until the guard is dropped, and

@@ -50,12 +50,11 @@ pub async fn run(
         max_future_skew: config.max_future_skew,
         ..Limits::default()
     };
-    let ingestor = Arc::new(Ingestor::new(
-        log.clone(),
-        catalog,
-        limits,
-        config.cache_capacity,
-    ));
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let ingestor = Arc::new(
+        Ingestor::new(log.clone(), catalog, limits, config.cache_capacity)
+            .counting_conflicts(metrics.conflicts()),
+    );
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -78,7 +77,6 @@ pub async fn run(
     let reflection =
         baton_runtime::grpc::reflection().map_err(|e| StartError::Reflection(e.to_string()))?;
 
-    let metrics = Arc::new(crate::metrics::Metrics::new());
     let http_shutdown = shutdown.clone();
     let http = tokio::spawn(baton_runtime::serve_http(
         http_listener,
