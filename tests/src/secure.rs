@@ -217,6 +217,28 @@ async fn listener() -> TcpListener {
         .expect("bind a loopback port")
 }
 
+/// The test configuration of `baton-ingest` serving on `grpc` and `http`.
+pub fn ingest_config(
+    nats_url: &str,
+    catalog: &Path,
+    grpc: &TcpListener,
+    http: &TcpListener,
+) -> baton_ingest::Config {
+    baton_ingest::Config {
+        nats_url: nats_url.to_owned(),
+        listen: grpc.local_addr().expect("bound"),
+        http_listen: http.local_addr().expect("bound"),
+        catalog: catalog.to_owned(),
+        stream_replicas: 1,
+        publish_timeout: Duration::from_secs(2),
+        max_future_skew: Duration::from_secs(300),
+        cache_capacity: 10_000,
+        max_in_flight: baton_ingest::grpc::DEFAULT_MAX_IN_FLIGHT,
+        tls: Default::default(),
+        nats: Default::default(),
+    }
+}
+
 /// Starts `baton-ingest` in this process with `config` changed by `tweak`
 /// (TLS, NATS user, in-flight limit, ...). Does not wait for SERVING.
 pub async fn start_ingest_configured(
@@ -227,19 +249,7 @@ pub async fn start_ingest_configured(
     let grpc = listener().await;
     let http = listener().await;
     let addr = grpc.local_addr().expect("bound");
-    let mut config = baton_ingest::Config {
-        nats_url: nats_url.to_owned(),
-        listen: addr,
-        http_listen: http.local_addr().expect("bound"),
-        catalog: catalog.to_owned(),
-        stream_replicas: 1,
-        publish_timeout: Duration::from_secs(2),
-        max_future_skew: Duration::from_secs(300),
-        cache_capacity: 10_000,
-        max_in_flight: baton_ingest::grpc::DEFAULT_MAX_IN_FLIGHT,
-        tls: Default::default(),
-        nats: Default::default(),
-    };
+    let mut config = ingest_config(nats_url, catalog, &grpc, &http);
     tweak(&mut config);
     let http_addr = http.local_addr().expect("bound");
     let stop = CancellationToken::new();
@@ -276,9 +286,29 @@ pub async fn start_projector_configured_on(
 ) -> Running {
     let http = listener().await;
     let addr = grpc.local_addr().expect("bound");
-    let mut config = baton_projector::Config {
+    let mut config = projector_config(nats_url, catalog, data_dir, &grpc, &http);
+    tweak(&mut config);
+    let stop = CancellationToken::new();
+    let token = stop.clone();
+    let task = tokio::spawn(async move {
+        if let Err(e) = baton_projector::run(config, grpc, http, token).await {
+            panic!("projector failed: {e}");
+        }
+    });
+    Running::new(addr, stop, task)
+}
+
+/// The test configuration of `baton-projector` serving on `grpc` and `http`.
+pub fn projector_config(
+    nats_url: &str,
+    catalog: &Path,
+    data_dir: &Path,
+    grpc: &TcpListener,
+    http: &TcpListener,
+) -> baton_projector::Config {
+    baton_projector::Config {
         nats_url: nats_url.to_owned(),
-        listen: addr,
+        listen: grpc.local_addr().expect("bound"),
         http_listen: http.local_addr().expect("bound"),
         data_dir: data_dir.to_owned(),
         catalog: catalog.to_owned(),
@@ -296,14 +326,5 @@ pub async fn start_projector_configured_on(
         board: Default::default(),
         tls: Default::default(),
         nats: Default::default(),
-    };
-    tweak(&mut config);
-    let stop = CancellationToken::new();
-    let token = stop.clone();
-    let task = tokio::spawn(async move {
-        if let Err(e) = baton_projector::run(config, grpc, http, token).await {
-            panic!("projector failed: {e}");
-        }
-    });
-    Running::new(addr, stop, task)
+    }
 }

@@ -28,7 +28,9 @@ pub enum StartError {
 }
 
 /// Runs the ingest service on the given listeners until `shutdown` fires,
-/// then stops taking requests and finishes the ones in flight.
+/// then stops taking requests and finishes the ones in flight. Fails if the
+/// NATS server, once reached, is older than Baton needs
+/// ([`baton_log::version`]): nothing is read or appended before that check.
 pub async fn run(
     config: Config,
     grpc_listener: TcpListener,
@@ -107,9 +109,12 @@ pub async fn run(
         .await?;
 
     shutdown.cancel();
-    let _ = watch.await;
+    let watched = watch.await;
     if let Ok(result) = http.await {
         result?;
+    }
+    if let Ok(Err(refused)) = watched {
+        return Err(refused.into());
     }
     // Appends are acknowledged before we answer, so nothing is buffered;
     // flushing only delivers anything the client still holds.
@@ -118,21 +123,34 @@ pub async fn run(
     Ok(())
 }
 
-/// Creates the streams once NATS is reachable, then keeps the health status
-/// in line with the NATS connection.
+/// Checks the server's version once NATS is reachable (stopping the
+/// service if it is too old), creates the streams, then keeps the health
+/// status in line with the NATS connection.
 async fn watch_readiness(
     log: EventLog,
     settings: StreamSettings,
     health: tonic_health::server::HealthReporter,
     readiness: Readiness,
     shutdown: CancellationToken,
-) {
+) -> Result<(), LogError> {
+    let checked = tokio::select! {
+        _ = shutdown.cancelled() => return Ok(()),
+        checked = log.check_server() => checked,
+    };
+    match checked {
+        Ok(version) => tracing::info!(%version, "nats-server version supported"),
+        Err(refused) => {
+            tracing::error!(error = %refused, "refusing to run against this nats-server");
+            shutdown.cancel();
+            return Err(refused);
+        }
+    }
     let ensured = baton_runtime::retry_until("creating the streams", &shutdown, || {
         baton_log::streams::ensure(log.jetstream(), &settings)
     })
     .await;
     if ensured.is_none() {
-        return;
+        return Ok(());
     }
     let client = log.client().clone();
     baton_log::watch_connection(client, shutdown.cancelled(), |connected, first| {
@@ -154,4 +172,5 @@ async fn watch_readiness(
         }
     })
     .await;
+    Ok(())
 }

@@ -26,7 +26,10 @@ use crate::{
 };
 
 /// Consumes until `shutdown`, restarting from the views' position after
-/// any failure (NATS gone, consumer deleted, ...).
+/// any failure (NATS gone, consumer deleted, ...). First, once NATS is
+/// reachable, checks the server's version: against one older than Baton
+/// needs it consumes nothing, stops the projector (cancels `shutdown`) and
+/// says why.
 pub async fn run(
     shared: Arc<Shared>,
     js: jetstream::Context,
@@ -34,18 +37,31 @@ pub async fn run(
     batching: Batching,
     settings: StreamSettings,
     shutdown: CancellationToken,
-) {
+) -> Result<(), baton_log::LogError> {
+    let client = js.client();
+    let checked = tokio::select! {
+        _ = shutdown.cancelled() => return Ok(()),
+        checked = baton_log::version::supported(&client) => checked,
+    };
+    match checked {
+        Ok(version) => tracing::info!(%version, "nats-server version supported"),
+        Err(refused) => {
+            tracing::error!(error = %refused, "refusing to run against this nats-server");
+            shutdown.cancel();
+            return Err(refused);
+        }
+    }
     let ensured = baton_runtime::retry_until("creating the streams", &shutdown, || {
         baton_log::partitions::ensure(&js, shared.partition, &settings)
     })
     .await;
     if ensured.is_none() {
-        return;
+        return Ok(());
     }
     let mut delay = Duration::from_millis(100);
     while !shutdown.is_cancelled() {
         match consume(&shared, &js, &consumer_name, batching, &shutdown).await {
-            Ok(()) => return,
+            Ok(()) => return Ok(()),
             Err(e) => {
                 tracing::warn!(error = %e, retry_in = ?delay, "consumer stopped, restarting from the views' position")
             }
@@ -54,11 +70,12 @@ pub async fn run(
             .caught_up
             .store(false, std::sync::atomic::Ordering::Release);
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return Ok(()),
             _ = tokio::time::sleep(delay) => {}
         }
         delay = (delay * 2).min(Duration::from_secs(5));
     }
+    Ok(())
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -37,7 +37,8 @@ pub enum StartError {
 }
 
 /// Runs the projector until `shutdown` fires, then finishes the batch in
-/// hand, flushes the views and returns.
+/// hand, flushes the views and returns. Fails if the NATS server, once
+/// reached, is older than Baton needs ([`baton_log::version`]).
 pub async fn run(
     config: Config,
     grpc_listener: TcpListener,
@@ -115,18 +116,20 @@ pub async fn run(
         replicas: config.stream_replicas,
         ..StreamSettings::default()
     };
+    // Checks the nats-server's version first, and stops the projector if
+    // it is older than Baton needs.
+    let consuming = tokio::spawn(consumer::run(
+        shared.clone(),
+        js.clone(),
+        config.consumer.clone(),
+        crate::receiver::Batching {
+            size: config.batch_size.max(1),
+            linger: std::time::Duration::from_millis(config.linger_ms),
+        },
+        settings,
+        shutdown.clone(),
+    ));
     let tasks = vec![
-        tokio::spawn(consumer::run(
-            shared.clone(),
-            js.clone(),
-            config.consumer.clone(),
-            crate::receiver::Batching {
-                size: config.batch_size.max(1),
-                linger: std::time::Duration::from_millis(config.linger_ms),
-            },
-            settings,
-            shutdown.clone(),
-        )),
         tokio::spawn(timer::run(shared.clone(), shutdown.clone())),
         tokio::spawn(announcer::run(shared.clone(), js.clone(), shutdown.clone())),
     ];
@@ -229,6 +232,7 @@ pub async fn run(
         .await;
 
     shutdown.cancel();
+    let consumed = consuming.await;
     for task in tasks {
         let _ = task.await;
     }
@@ -240,6 +244,9 @@ pub async fn run(
         result?;
     }
     served?;
+    if let Ok(Err(refused)) = consumed {
+        return Err(refused.into());
+    }
     tracing::info!(
         applied = shared.applied(),
         dead_lettered = shared.dead_lettered(),
