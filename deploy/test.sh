@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 deploy/install-nats.sh >/dev/null
+# Debian 12's nats-server 2.9.10 beside it (not on PATH), for the test that
+# the services refuse a server older than Baton needs.
+deploy/install-old-nats.sh >/dev/null
 deploy/install-chromium.sh >/dev/null
 cargo test --workspace --all-targets "$@"
 # The alert rules, where promtool is installed (Debian: apt-get install prometheus).

@@ -63,6 +63,26 @@ pub async fn get(addr: SocketAddr, path: &str) -> Answer {
     get_with(addr, path, &[]).await
 }
 
+/// The value of the unlabelled series `name` in the service's `/metrics`,
+/// or `None` if it has no such sample.
+pub async fn metric(addr: SocketAddr, name: &str) -> Option<f64> {
+    let answer = get(addr, "/metrics").await;
+    assert_eq!(answer.status, 200, "/metrics: {}", answer.head);
+    sample(&answer.body, name)
+}
+
+/// The value of the unlabelled series `name` in an exposition text.
+pub fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let (series, value) = line.split_once(' ')?;
+        if series == name {
+            value.trim().parse().ok()
+        } else {
+            None
+        }
+    })
+}
+
 /// The body of a chunked response, joined.
 pub fn dechunk(mut body: &str) -> String {
     let mut out = String::new();

@@ -126,14 +126,22 @@ impl Pki {
     /// A client certificate for `identity` signed by `ca` ("ca" or
     /// "rogue"): with `identity` as DNS SAN and CN, or as CN only.
     pub fn client(&self, ca: &str, identity: &str, san: bool) -> String {
-        let name = format!("{ca}-{identity}");
-        key_and_csr(self.dir.path(), &name, identity);
+        let sans: &[&str] = if san { &[identity] } else { &[] };
+        self.client_named(ca, &format!("{ca}-{identity}"), identity, sans)
+    }
+
+    /// A client certificate saved as `name` (.crt, .key) signed by `ca`,
+    /// with common name `cn` and the DNS subject alternative names `sans`
+    /// (none: no SAN extension).
+    pub fn client_named(&self, ca: &str, name: &str, cn: &str, sans: &[&str]) -> String {
+        key_and_csr(self.dir.path(), name, cn);
         let mut ext = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n".to_owned();
-        if san {
-            ext.push_str(&format!("subjectAltName=DNS:{identity}\n"));
+        if !sans.is_empty() {
+            let dns: Vec<String> = sans.iter().map(|s| format!("DNS:{s}")).collect();
+            ext.push_str(&format!("subjectAltName={}\n", dns.join(",")));
         }
-        sign(self.dir.path(), ca, &name, &ext);
-        name
+        sign(self.dir.path(), ca, name, &ext);
+        name.to_owned()
     }
 
     pub fn path(&self, file: &str) -> PathBuf {
@@ -209,19 +217,16 @@ async fn listener() -> TcpListener {
         .expect("bind a loopback port")
 }
 
-/// Starts `baton-ingest` in this process with `config` changed by `tweak`
-/// (TLS, NATS user, in-flight limit, ...). Does not wait for SERVING.
-pub async fn start_ingest_configured(
+/// The test configuration of `baton-ingest` serving on `grpc` and `http`.
+pub fn ingest_config(
     nats_url: &str,
     catalog: &Path,
-    tweak: impl FnOnce(&mut baton_ingest::Config),
-) -> Running {
-    let grpc = listener().await;
-    let http = listener().await;
-    let addr = grpc.local_addr().expect("bound");
-    let mut config = baton_ingest::Config {
+    grpc: &TcpListener,
+    http: &TcpListener,
+) -> baton_ingest::Config {
+    baton_ingest::Config {
         nats_url: nats_url.to_owned(),
-        listen: addr,
+        listen: grpc.local_addr().expect("bound"),
         http_listen: http.local_addr().expect("bound"),
         catalog: catalog.to_owned(),
         stream_replicas: 1,
@@ -233,8 +238,22 @@ pub async fn start_ingest_configured(
         tls: Default::default(),
         nats: Default::default(),
         failpoints: Vec::new(),
-    };
+    }
+}
+
+/// Starts `baton-ingest` in this process with `config` changed by `tweak`
+/// (TLS, NATS user, in-flight limit, ...). Does not wait for SERVING.
+pub async fn start_ingest_configured(
+    nats_url: &str,
+    catalog: &Path,
+    tweak: impl FnOnce(&mut baton_ingest::Config),
+) -> Running {
+    let grpc = listener().await;
+    let http = listener().await;
+    let addr = grpc.local_addr().expect("bound");
+    let mut config = ingest_config(nats_url, catalog, &grpc, &http);
     tweak(&mut config);
+    let http_addr = http.local_addr().expect("bound");
     let stop = CancellationToken::new();
     let token = stop.clone();
     let task = tokio::spawn(async move {
@@ -242,7 +261,9 @@ pub async fn start_ingest_configured(
             panic!("ingest failed: {e}");
         }
     });
-    Running::new(addr, stop, task)
+    let mut running = Running::new(addr, stop, task);
+    running.http = Some(http_addr);
+    running
 }
 
 /// Starts `baton-projector` in this process with `config` changed by
@@ -267,9 +288,29 @@ pub async fn start_projector_configured_on(
 ) -> Running {
     let http = listener().await;
     let addr = grpc.local_addr().expect("bound");
-    let mut config = baton_projector::Config {
+    let mut config = projector_config(nats_url, catalog, data_dir, &grpc, &http);
+    tweak(&mut config);
+    let stop = CancellationToken::new();
+    let token = stop.clone();
+    let task = tokio::spawn(async move {
+        if let Err(e) = baton_projector::run(config, grpc, http, token).await {
+            panic!("projector failed: {e}");
+        }
+    });
+    Running::new(addr, stop, task)
+}
+
+/// The test configuration of `baton-projector` serving on `grpc` and `http`.
+pub fn projector_config(
+    nats_url: &str,
+    catalog: &Path,
+    data_dir: &Path,
+    grpc: &TcpListener,
+    http: &TcpListener,
+) -> baton_projector::Config {
+    baton_projector::Config {
         nats_url: nats_url.to_owned(),
-        listen: addr,
+        listen: grpc.local_addr().expect("bound"),
         http_listen: http.local_addr().expect("bound"),
         data_dir: data_dir.to_owned(),
         catalog: catalog.to_owned(),
@@ -289,14 +330,5 @@ pub async fn start_projector_configured_on(
         board: Default::default(),
         tls: Default::default(),
         nats: Default::default(),
-    };
-    tweak(&mut config);
-    let stop = CancellationToken::new();
-    let token = stop.clone();
-    let task = tokio::spawn(async move {
-        if let Err(e) = baton_projector::run(config, grpc, http, token).await {
-            panic!("projector failed: {e}");
-        }
-    });
-    Running::new(addr, stop, task)
+    }
 }

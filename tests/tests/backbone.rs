@@ -286,6 +286,166 @@ async fn racing_replicas_never_both_win() {
     other_replica.stop().await;
 }
 
+/// The versions of a hand-off's events in the stream, in stream order.
+async fn stream_versions(nats: &async_nats::Client, handoff: &str) -> Vec<(u64, v1::EventType)> {
+    use prost::Message as _;
+    let js = async_nats::jetstream::new(nats.clone());
+    let stream = js.get_stream("BATON_HANDOFFS").await.expect("stream");
+    let mut consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
+            filter_subject: format!("baton.handoff.{handoff}.>"),
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    let pending = consumer.info().await.expect("info").num_pending;
+    let mut messages = consumer.messages().await.expect("messages");
+    let mut versions = Vec::new();
+    for _ in 0..pending {
+        let message = messages.next().await.expect("a message").expect("ok");
+        let event = v1::HandoffEvent::decode(message.payload.as_ref()).expect("decodes");
+        versions.push((event.version, event.r#type()));
+    }
+    versions
+}
+
+/// A replica whose cache is stale appends without `expected_version`:
+/// JetStream refuses the append (its condition names the hand-off's last
+/// sequence as that replica saw it), and the replica reads the hand-off
+/// again and judges the event on what is there. Deterministic: each step
+/// waits for the one before, through replica A, then B, then A.
+#[tokio::test]
+async fn a_stale_replica_is_refused_by_jetstream_and_judges_again() {
+    let baton = Baton::start().await;
+    let replica_b = start_ingest(&baton.nats.url(), &baton.catalog_path()).await;
+    let mut a = baton.ingest().await;
+    let mut b = v1::ingest_client::IngestClient::new(channel(replica_b.addr).await);
+    let nats = baton.nats_client().await;
+    let t0 = now_millis() - MIN;
+    let side_a = baton
+        .ingest
+        .as_ref()
+        .and_then(|r| r.http)
+        .expect("A's side port");
+    let side_b = replica_b.http.expect("B's side port");
+    let conflicts = |side| async move {
+        baton_e2e::http::metric(side, "baton_ingest_conflicts_total")
+            .await
+            .expect("baton_ingest_conflicts_total served")
+    };
+
+    // 1. A appends the request (version 1) and caches the hand-off.
+    // 2. B appends ACKNOWLEDGED (version 2): A's cache is now stale.
+    // 3. A appends STARTED, which its stale copy would number 2: JetStream
+    //    refuses, A re-reads and appends it as version 3.
+    a.append(append(requested(
+        "stale-1",
+        "repair",
+        "engineering",
+        "ward-5",
+        Priority::Urgent,
+        t0,
+    )))
+    .await
+    .expect("requested through A");
+    let acked = b
+        .append(append(later("stale-1", EventType::Acknowledged, t0 + 1000)))
+        .await
+        .expect("acknowledged through B")
+        .into_inner();
+    assert_eq!(acked.version, 2);
+    let started = a
+        .append(append(later("stale-1", EventType::Started, t0 + 2000)))
+        .await
+        .expect("started through A, judged again")
+        .into_inner();
+    assert_eq!(
+        stream_versions(&nats, "stale-1").await,
+        [
+            (1, EventType::Requested),
+            (2, EventType::Acknowledged),
+            (3, EventType::Started),
+        ],
+        "each version once, in order"
+    );
+    assert_eq!(started.version, 3);
+    assert_eq!(conflicts(side_a).await, 1.0, "A was refused once");
+
+    // The same, where the fresh read makes the lifecycle refuse: B
+    // completes the hand-off A still holds as REQUESTED; A's ACKNOWLEDGED
+    // is refused by JetStream, then by the lifecycle (nothing after
+    // COMPLETED), and never stored.
+    a.append(append(requested(
+        "stale-2",
+        "repair",
+        "engineering",
+        "ward-5",
+        Priority::Urgent,
+        t0,
+    )))
+    .await
+    .expect("requested through A");
+    b.append(append(later("stale-2", EventType::Completed, t0 + 1000)))
+        .await
+        .expect("completed through B");
+    let status = a
+        .append(append(later("stale-2", EventType::Acknowledged, t0 + 2000)))
+        .await
+        .expect_err("acknowledging a completed hand-off");
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert_eq!(
+        stream_versions(&nats, "stale-2").await,
+        [(1, EventType::Requested), (2, EventType::Completed)]
+    );
+    assert_eq!(conflicts(side_a).await, 2.0, "A was refused twice");
+
+    // The condition spans every subject of the hand-off: B reassigns it to
+    // the lab, so its events move to another subject, on which A's stale
+    // ACKNOWLEDGED (for engineering) would find nothing newer than its
+    // copy. JetStream still refuses it; A re-reads and appends it as the
+    // lab's, version 3.
+    a.append(append(requested(
+        "stale-3",
+        "repair",
+        "engineering",
+        "ward-5",
+        Priority::Urgent,
+        t0,
+    )))
+    .await
+    .expect("requested through A");
+    let mut reassigned = later("stale-3", EventType::Reassigned, t0 + 1000);
+    reassigned.supplier = "lab".into();
+    b.append(append(reassigned))
+        .await
+        .expect("reassigned through B");
+    let acknowledged = a
+        .append(append(later("stale-3", EventType::Acknowledged, t0 + 2000)))
+        .await
+        .expect("acknowledged through A, judged again")
+        .into_inner();
+    assert_eq!(
+        stream_versions(&nats, "stale-3").await,
+        [
+            (1, EventType::Requested),
+            (2, EventType::Reassigned),
+            (3, EventType::Acknowledged),
+        ]
+    );
+    assert_eq!(acknowledged.version, 3);
+    assert_eq!(
+        count_messages(&nats, "BATON_HANDOFFS", "baton.handoff.stale-3.*.lab.>").await,
+        2,
+        "the acknowledgement is the lab's"
+    );
+    assert_eq!(conflicts(side_a).await, 3.0, "A was refused three times");
+    assert_eq!(conflicts(side_b).await, 0.0, "B was never stale");
+    println!(
+        "stale replica: 3 appends refused by JetStream and judged again (2 accepted as version 3, 1 refused by the lifecycle); versions 1..n each once"
+    );
+    replica_b.stop().await;
+}
+
 #[tokio::test]
 async fn every_bad_input_gets_its_status_and_nothing_reaches_the_stream() {
     let baton = Baton::start().await;

@@ -1,12 +1,15 @@
-//! A burst far beyond what ingest handles at once: the excess is shed with
-//! RESOURCE_EXHAUSTED at once (nothing queues without bound), every event
-//! that was acknowledged is in the stream, none that was shed is, and a
-//! client retrying the shed ones gets them all in.
+//! A burst far beyond what ingest handles at once: never more than
+//! `--max-in-flight` requests are handled at once (counted by ingest itself,
+//! `baton_ingest_in_flight_max`), and the burst reaches that limit; the
+//! excess is shed with RESOURCE_EXHAUSTED at once (nothing queues without
+//! bound), every event that was acknowledged is in the stream, none that was
+//! shed is, and a client retrying the shed ones gets them all in.
 
 use std::collections::BTreeSet;
 
 use baton_e2e::{
-    append, count_messages, now_millis, requested, secure::start_ingest_configured, wait_serving,
+    append, count_messages, http::metric, now_millis, requested, secure::start_ingest_configured,
+    wait_serving,
 };
 use baton_proto::v1::{ingest_client::IngestClient, Priority};
 use baton_testkit::NatsServer;
@@ -70,6 +73,22 @@ async fn a_burst_is_shed_with_resource_exhausted_and_nothing_acknowledged_is_los
     );
     assert!(!acknowledged.is_empty());
 
+    // Counted in the server: never more than the limit at once, and the
+    // burst got there (or this test would prove nothing about the limit).
+    let side = ingest.http.expect("ingest's side port");
+    let most = metric(side, "baton_ingest_in_flight_max")
+        .await
+        .expect("baton_ingest_in_flight_max served");
+    assert!(
+        most <= LIMIT as f64,
+        "{most} requests were handled at once at --max-in-flight {LIMIT}"
+    );
+    assert_eq!(
+        most, LIMIT as f64,
+        "a burst {BURST} wide never had {LIMIT} requests in flight"
+    );
+    assert_eq!(metric(side, "baton_ingest_in_flight").await, Some(0.0));
+
     // Acknowledged: in the stream, each once. Shed: not.
     let client = async_nats::connect(nats.url()).await.expect("nats");
     assert_eq!(
@@ -90,8 +109,13 @@ async fn a_burst_is_shed_with_resource_exhausted_and_nothing_acknowledged_is_los
         count_messages(&client, "BATON_HANDOFFS", "baton.handoff.>").await,
         BURST as u64
     );
+    assert_eq!(
+        metric(side, "baton_ingest_in_flight_max").await,
+        Some(LIMIT as f64),
+        "the high-water mark after the retries, one at a time"
+    );
     println!(
-        "burst of {BURST} at a limit of {LIMIT}: {} acknowledged, {} shed with RESOURCE_EXHAUSTED, all {BURST} in after retries, 0 lost, 0 duplicated",
+        "burst of {BURST} at a limit of {LIMIT}: at most {most} in flight at once, {} acknowledged, {} shed with RESOURCE_EXHAUSTED, all {BURST} in after retries, 0 lost, 0 duplicated",
         acknowledged.len(),
         shed.len()
     );

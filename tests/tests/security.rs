@@ -130,6 +130,11 @@ async fn callers_are_authenticated_authorized_per_department_and_recorded() {
     // The operator's certificate has only a CN, no SAN: found by its CN.
     let operator = baton.pki.client("ca", "duty-desk", false);
     let stranger = baton.pki.client("ca", "stranger", true);
+    // A registered caller's name as CN behind an unregistered DNS name: the
+    // DNS name is who it is, the CN does not count.
+    let masked = baton
+        .pki
+        .client_named("ca", "masked", "ward-5-system", &["stranger.example"]);
     let rogue = baton.pki.client("rogue", "ward-5-system", true);
     let t0 = now_millis() - 60_000;
     let mut tried = 0;
@@ -162,6 +167,19 @@ async fn callers_are_authenticated_authorized_per_department_and_recorded() {
         .expect_err("unregistered");
     assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
     assert!(status.message().contains("stranger"), "{status:?}");
+    tried += 1;
+    let mut masked = baton.ingest_as(Some(&masked)).await;
+    let status = masked
+        .append(append(lab_request()))
+        .await
+        .expect_err("a CN behind an unregistered DNS name");
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("stranger.example is not in the caller registry"),
+        "{status:?}"
+    );
     tried += 1;
 
     // A certificate from a CA nobody trusts does not get past the handshake,

@@ -1,8 +1,9 @@
 //! Who may append what: the caller registry and the authorization rules.
 //!
 //! A caller is a clinical system or an operator, known by the identity its
-//! client certificate presents (a DNS subject alternative name or the
-//! subject's common name). The registry (`deploy/callers.json`) gives each a
+//! client certificate presents: the first of its DNS subject alternative
+//! names that is registered, or, for a certificate with no DNS name at all,
+//! its subject's common name (`baton_runtime::security` reads them). The registry (`deploy/callers.json`) gives each a
 //! role and the departments it speaks for:
 //!
 //! ```json
@@ -360,8 +361,10 @@ impl Registry {
         Ok(Registry { callers })
     }
 
-    /// The caller any of `identities` names (a certificate's SAN DNS names,
-    /// then its CN), or why none does.
+    /// The caller the first registered of `identities` names, or why none
+    /// does (naming the first identity). For a certificate the identities
+    /// are its DNS subject alternative names, or only its common name when
+    /// it has none: never both.
     pub fn identify<'a>(
         &self,
         identities: impl IntoIterator<Item = &'a str>,

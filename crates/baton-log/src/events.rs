@@ -8,7 +8,13 @@
 //! `<handoff_id>:<event_id>` lets JetStream drop a resend within its
 //! de-duplication window even before that check.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage};
 use baton_domain::{event::Event, Token};
@@ -39,6 +45,9 @@ pub struct Appended {
 pub struct EventLog {
     client: async_nats::Client,
     js: jetstream::Context,
+    /// Set once [`EventLog::check_server`] found the server new enough:
+    /// until then nothing is read or appended.
+    server_checked: Arc<AtomicBool>,
 }
 
 /// Encodes an event as its stream payload.
@@ -90,10 +99,24 @@ pub fn decode(sequence: u64, subject: &str, payload: &[u8]) -> Result<Event, Log
 
 impl EventLog {
     /// `timeout` bounds every JetStream request, an append's ack included.
+    /// Nothing is read or appended before [`EventLog::check_server`] passed.
     pub fn new(client: async_nats::Client, timeout: Duration) -> EventLog {
         let mut js = jetstream::new(client.clone());
         js.set_timeout(timeout);
-        EventLog { client, js }
+        EventLog {
+            client,
+            js,
+            server_checked: Arc::default(),
+        }
+    }
+
+    /// Waits for the first connection and checks the server's version
+    /// ([`crate::version::supported`]); opens the log if it is one Baton
+    /// runs against.
+    pub async fn check_server(&self) -> Result<crate::version::Version, LogError> {
+        let version = crate::version::supported(&self.client).await?;
+        self.server_checked.store(true, Ordering::Release);
+        Ok(version)
     }
 
     pub fn jetstream(&self) -> &jetstream::Context {
@@ -105,6 +128,11 @@ impl EventLog {
     }
 
     pub(crate) fn ensure_connected(&self) -> Result<(), LogError> {
+        if !self.server_checked.load(Ordering::Acquire) {
+            return Err(LogError::Unavailable(
+                "the nats server's version is not checked yet".into(),
+            ));
+        }
         if crate::is_connected(&self.client) {
             Ok(())
         } else {

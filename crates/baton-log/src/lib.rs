@@ -11,6 +11,7 @@
 //! - [`signals`]: announcing a breach exactly once, however often it is tried.
 //! - [`deadletter`]: parking messages on our subjects that are not Baton events.
 //! - [`partitions`]: the stream split by hand-off for projectors sharing the work.
+//! - [`version`]: the oldest nats-server Baton runs against, checked at start.
 //!
 //! It must never decide what is allowed (that is the domain's lifecycle) and
 //! never hold state of its own: JetStream is the state.
@@ -22,6 +23,7 @@ pub mod partitions;
 pub mod signals;
 pub mod streams;
 pub mod subject;
+pub mod version;
 
 use std::time::Duration;
 
@@ -48,6 +50,9 @@ pub enum LogError {
     /// The streams exist with a shape Baton did not give them.
     #[error("stream {stream} is misconfigured: {reason}")]
     Misconfigured { stream: String, reason: String },
+    /// The server is older than Baton needs (or says a version it cannot read).
+    #[error(transparent)]
+    Unsupported(#[from] version::Unsupported),
     #[error("nats error: {0}")]
     Other(String),
 }

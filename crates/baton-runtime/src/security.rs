@@ -3,9 +3,11 @@
 //! With `--tls-cert`/`--tls-key` a service speaks gRPC over TLS (rustls,
 //! ring). With `--client-ca` and `--callers` as well, every request to the
 //! Baton services must come with a client certificate signed by that CA
-//! whose identity (a DNS subject alternative name, else the subject's common
-//! name) is in the caller registry: none -> UNAUTHENTICATED, an identity the
-//! registry does not know -> PERMISSION_DENIED. The caller is put in the
+//! whose identity is in the caller registry: none -> UNAUTHENTICATED, an
+//! identity the registry does not know -> PERMISSION_DENIED. The identity is
+//! the first registered DNS subject alternative name; only a certificate
+//! with no DNS name at all is known by its subject's common name
+//! ([`certificate_identities`]). The caller is put in the
 //! request's extensions for the service to authorize each append
 //! ([`baton_domain::access`]). The health and reflection services stay open,
 //! for load balancers.
@@ -103,16 +105,82 @@ impl TlsArgs {
     }
 }
 
-/// The identities a DER certificate presents: its DNS subject alternative
-/// names, then its subject's common name. Empty if it does not parse.
+/// The names a DER certificate is known by, by Baton's rule: its DNS
+/// subject alternative names if it has any (then its common name does not
+/// count), else its subject's common name, if it has exactly one. Empty if
+/// it does not parse.
 pub fn certificate_identities(der: &[u8]) -> Vec<String> {
     let der = rustls_pki_types::CertificateDer::from(der);
     let Ok(cert) = webpki::EndEntityCert::try_from(&der) else {
         return Vec::new();
     };
-    let mut identities: Vec<String> = cert.valid_dns_names().map(str::to_owned).collect();
-    identities.extend(common_names(cert.subject()));
-    identities
+    identities(dns_names(der.as_ref()), common_names(cert.subject()))
+}
+
+/// The rule of [`certificate_identities`], on what a certificate presents.
+fn identities(dns_names: Vec<String>, mut common_names: Vec<String>) -> Vec<String> {
+    if !dns_names.is_empty() {
+        return dns_names;
+    }
+    match common_names.len() {
+        1 => common_names.split_off(0),
+        // Several common names: which one is meant is anyone's guess.
+        _ => Vec::new(),
+    }
+}
+
+/// Every DNS name in a DER certificate's subject alternative names, as
+/// written (webpki's `valid_dns_names` drops names it finds malformed; such
+/// a name still means the certificate has DNS names, so the common name
+/// must not count).
+fn dns_names(certificate: &[u8]) -> Vec<String> {
+    const SAN: &[u8] = &[0x55, 0x1d, 0x11];
+    const DNS_NAME: u8 = 0x82;
+    let mut names = Vec::new();
+    let Some((0x30, certificate, _)) = der_next(certificate) else {
+        return names;
+    };
+    let Some((0x30, mut tbs, _)) = der_next(certificate) else {
+        return names;
+    };
+    // tbsCertificate: version, serial, ..., subjectPublicKeyInfo, then
+    // [3] the extensions.
+    let extensions = loop {
+        match der_next(tbs) {
+            Some((0xa3, extensions, _)) => break extensions,
+            Some((_, _, rest)) => tbs = rest,
+            None => return names,
+        }
+    };
+    let Some((0x30, mut extensions, _)) = der_next(extensions) else {
+        return names;
+    };
+    while let Some((0x30, extension, rest)) = der_next(extensions) {
+        extensions = rest;
+        let Some((0x06, oid, mut fields)) = der_next(extension) else {
+            continue;
+        };
+        if oid != SAN {
+            continue;
+        }
+        // critical BOOLEAN DEFAULT FALSE, then extnValue OCTET STRING.
+        if let Some((0x01, _, rest)) = der_next(fields) {
+            fields = rest;
+        }
+        let Some((0x04, value, _)) = der_next(fields) else {
+            continue;
+        };
+        let Some((0x30, mut general_names, _)) = der_next(value) else {
+            continue;
+        };
+        while let Some((tag, name, rest)) = der_next(general_names) {
+            general_names = rest;
+            if tag == DNS_NAME {
+                names.push(String::from_utf8_lossy(name).into_owned());
+            }
+        }
+    }
+    names
 }
 
 /// The common names in the content of a DER `Name` (an RDNSequence).
@@ -213,6 +281,82 @@ mod tests {
         ]);
         name.extend_from_slice(b"Baton");
         assert_eq!(common_names(&name), vec!["lab-system".to_owned()]);
+    }
+
+    // Self-signed certificates made with `openssl req -x509` (EC P-256);
+    // only their names matter here, the TLS layer checks the signatures.
+    // san-cn: CN lab-system, SAN DNS:stranger.example.
+    const SAN_AND_CN: &[u8] = include_bytes!("../testdata/san-cn.der");
+    // cn-only: CN duty-desk, no SAN.
+    const CN_ONLY: &[u8] = include_bytes!("../testdata/cn-only.der");
+    // two-sans: CN ignored, SAN DNS:unknown.example, DNS:lab-system, IP:127.0.0.1.
+    const TWO_SANS: &[u8] = include_bytes!("../testdata/two-sans.der");
+    // ip-only: CN ward-5-system, SAN IP:127.0.0.1 (no DNS name).
+    const IP_ONLY: &[u8] = include_bytes!("../testdata/ip-only.der");
+    // bad-san: CN lab-system, SAN DNS:bad..name (not a valid DNS name).
+    const BAD_SAN: &[u8] = include_bytes!("../testdata/bad-san.der");
+
+    #[test]
+    fn dns_names_count_and_then_the_common_name_does_not() {
+        assert_eq!(certificate_identities(SAN_AND_CN), ["stranger.example"]);
+        assert_eq!(
+            certificate_identities(TWO_SANS),
+            ["unknown.example", "lab-system"]
+        );
+        // A malformed DNS name is still a DNS name: the CN stays out.
+        assert_eq!(certificate_identities(BAD_SAN), ["bad..name"]);
+    }
+
+    #[test]
+    fn without_a_dns_name_the_common_name_counts() {
+        assert_eq!(certificate_identities(CN_ONLY), ["duty-desk"]);
+        assert_eq!(certificate_identities(IP_ONLY), ["ward-5-system"]);
+    }
+
+    #[test]
+    fn the_rule_on_what_a_certificate_presents() {
+        let names = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            identities(names(&["a.example"]), names(&["lab-system"])),
+            ["a.example"]
+        );
+        assert_eq!(
+            identities(names(&[]), names(&["lab-system"])),
+            ["lab-system"]
+        );
+        assert!(identities(names(&[]), names(&["lab-system", "ward-5-system"])).is_empty());
+        assert!(identities(names(&[]), names(&[])).is_empty());
+    }
+
+    #[test]
+    fn a_registered_common_name_behind_an_unregistered_dns_name_is_refused() {
+        let registry = Registry::from_json(
+            r#"{"callers": [
+              {"id": "lab-system", "role": "department", "departments": ["lab"]},
+              {"id": "duty-desk", "role": "operator"}
+            ]}"#,
+            |_| true,
+        )
+        .expect("registry");
+        let identify = |der: &[u8]| {
+            registry
+                .identify(certificate_identities(der).iter().map(String::as_str))
+                .map(|c| c.id.clone())
+        };
+        assert_eq!(
+            identify(SAN_AND_CN),
+            Err(baton_domain::access::Denied::Unregistered {
+                caller: "stranger.example".into()
+            })
+        );
+        assert_eq!(
+            identify(BAD_SAN),
+            Err(baton_domain::access::Denied::Unregistered {
+                caller: "bad..name".into()
+            })
+        );
+        assert_eq!(identify(TWO_SANS), Ok("lab-system".into()));
+        assert_eq!(identify(CN_ONLY), Ok("duty-desk".into()));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use std::{fmt::Write as _, path::PathBuf, process::Child};
 
-use crate::{free_port, launch};
+use crate::{free_port, launch, nats_server_bin};
 
 /// One server of a [`NatsCluster`].
 #[derive(Debug)]
@@ -129,7 +129,7 @@ impl NatsCluster {
         self.stop_node(i);
         let node = &mut self.nodes[i];
         let args = ["-c".into(), node.config.clone().into_os_string()];
-        let (child, _) = launch(&args, &format!(" {}", node.name));
+        let (child, _) = launch(&nats_server_bin(), &args, &format!(" {}", node.name));
         node.child = Some(child);
     }
 }

@@ -30,6 +30,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// A running `nats-server` with JetStream on loopback.
 #[derive(Debug)]
 pub struct NatsServer {
+    bin: PathBuf,
     child: Option<Child>,
     port: u16,
     store: tempfile::TempDir,
@@ -51,8 +52,16 @@ impl NatsServer {
 
     /// Starts a server with extra command-line arguments.
     pub fn start_with(extra_args: &[&str]) -> NatsServer {
+        NatsServer::start_binary(nats_server_bin(), extra_args)
+    }
+
+    /// Starts the `nats-server` binary at `bin` (another version than the
+    /// one on `PATH`, say), with extra command-line arguments. Panics,
+    /// naming the path, if it cannot be started.
+    pub fn start_binary(bin: impl Into<PathBuf>, extra_args: &[&str]) -> NatsServer {
         let store = tempfile::tempdir().expect("temporary store dir");
         let mut server = NatsServer {
+            bin: bin.into(),
             child: None,
             port: 0,
             store,
@@ -101,7 +110,7 @@ impl NatsServer {
             .collect();
         args.push(self.store.path().into());
         args.extend(self.extra_args.iter().map(Into::into));
-        let (child, port) = launch(&args, "");
+        let (child, port) = launch(&self.bin, &args, "");
         match port {
             Some(port) => self.port = port,
             None => panic!("nats-server became ready without saying which port it listens on"),
@@ -110,11 +119,11 @@ impl NatsServer {
     }
 }
 
-/// Starts `nats-server` with `args` and waits until it says it is ready;
-/// returns it and the client port it reported. `label` prefixes its log
-/// lines (shown with `BATON_TEST_NATS_LOG` set).
-pub(crate) fn launch(args: &[std::ffi::OsString], label: &str) -> (Child, Option<u16>) {
-    let mut child = Command::new(nats_server_bin())
+/// Starts the `nats-server` at `bin` with `args` and waits until it says it
+/// is ready; returns it and the client port it reported. `label` prefixes
+/// its log lines (shown with `BATON_TEST_NATS_LOG` set).
+pub(crate) fn launch(bin: &Path, args: &[std::ffi::OsString], label: &str) -> (Child, Option<u16>) {
+    let mut child = Command::new(bin)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -123,7 +132,7 @@ pub(crate) fn launch(args: &[std::ffi::OsString], label: &str) -> (Child, Option
         .unwrap_or_else(|e| {
             panic!(
                 "cannot start {}: {e}; install it (see README) or set NATS_SERVER_BIN",
-                nats_server_bin().display()
+                bin.display()
             )
         });
     let stderr = child.stderr.take().expect("piped stderr");

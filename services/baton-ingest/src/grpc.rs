@@ -11,7 +11,11 @@ use futures::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Request, Response, Status};
 
-use crate::{error::IngestError, ingestor::Ingestor, metrics::Metrics};
+use crate::{
+    error::IngestError,
+    ingestor::Ingestor,
+    metrics::{InFlight, Metrics},
+};
 
 /// Most events one AppendBatch may carry.
 pub const MAX_BATCH: usize = 1_000;
@@ -21,6 +25,15 @@ const BATCH_CONCURRENCY: usize = 64;
 /// Requests (an Append, a whole AppendBatch, an AppendDisruption) handled at
 /// once by default; more are shed with RESOURCE_EXHAUSTED.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
+
+/// A request let in: counted in `baton_ingest_in_flight` while it holds
+/// one of the `--max-in-flight` permits. The count goes first when it is
+/// dropped, so it never exceeds the permits held.
+#[derive(Debug)]
+struct Admitted<'a> {
+    _counted: InFlight<'a>,
+    _permit: OwnedSemaphorePermit,
+}
 
 #[derive(Debug, Clone)]
 pub struct IngestService {
@@ -53,10 +66,14 @@ impl IngestService {
         IngestService { metrics, ..self }
     }
 
-    fn admit(&self) -> Result<OwnedSemaphorePermit, Status> {
-        self.in_flight.clone().try_acquire_owned().map_err(|_| {
+    fn admit(&self) -> Result<Admitted<'_>, Status> {
+        let permit = self.in_flight.clone().try_acquire_owned().map_err(|_| {
             tracing::debug!(max_in_flight = self.max_in_flight, "request shed");
-            IngestError::AtCapacity(self.max_in_flight).into()
+            Status::from(IngestError::AtCapacity(self.max_in_flight))
+        })?;
+        Ok(Admitted {
+            _counted: self.metrics.request_started(),
+            _permit: permit,
         })
     }
 

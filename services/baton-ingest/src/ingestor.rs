@@ -23,6 +23,7 @@ use baton_domain::{
     Catalog, Timestamp, Token,
 };
 use baton_log::{EventLog, LogError};
+use prometheus_client::metrics::counter::Counter;
 
 use crate::{error::IngestError, recent::Recent};
 
@@ -82,6 +83,9 @@ pub struct Ingestor {
     cache: Mutex<Recent<Token, Arc<Known>>>,
     stripes: Vec<tokio::sync::Mutex<()>>,
     hasher: RandomState,
+    /// Appends JetStream refused because the hand-off (or disruption)
+    /// changed since this replica read it; each was judged again.
+    conflicts: Counter,
 }
 
 impl Ingestor {
@@ -101,7 +105,14 @@ impl Ingestor {
             cache: Mutex::new(Recent::new(cache_capacity, cache_bytes)),
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             hasher: RandomState::new(),
+            conflicts: Counter::default(),
         }
+    }
+
+    /// Counts in `conflicts` every append JetStream refused on its
+    /// condition (another writer appended since this replica read).
+    pub fn counting_conflicts(self, conflicts: Counter) -> Ingestor {
+        Ingestor { conflicts, ..self }
     }
 
     pub fn log(&self) -> &EventLog {
@@ -222,7 +233,11 @@ impl Ingestor {
                 }
                 // JetStream had the message id (another replica, moments
                 // ago), or another writer got in first: look again.
-                Ok(_) | Err(LogError::Conflict) => self.forget(&event.handoff_id),
+                Ok(_) => self.forget(&event.handoff_id),
+                Err(LogError::Conflict) => {
+                    self.conflicts.inc();
+                    self.forget(&event.handoff_id);
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -305,7 +320,10 @@ impl Ingestor {
                         duplicate: appended.duplicate,
                     })
                 }
-                Err(LogError::Conflict) => continue,
+                Err(LogError::Conflict) => {
+                    self.conflicts.inc();
+                    continue;
+                }
                 Err(e) => return Err(e.into()),
             }
         }

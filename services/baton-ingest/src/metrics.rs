@@ -6,9 +6,19 @@
 //!   `id_reused`, `unavailable`, `exhausted`, `error`).
 //! - `baton_ingest_disruptions_total{result}`: disruption appends, the same outcomes.
 //! - `baton_ingest_append_duration_seconds`: time to answer one append.
+//! - `baton_ingest_conflicts_total`: appends JetStream refused on their
+//!   condition (another replica appended to the hand-off or disruption
+//!   since this one read it), each then judged again on a fresh read.
+//! - `baton_ingest_in_flight`: requests being handled now (at most
+//!   `--max-in-flight`); `baton_ingest_in_flight_max`: the most at once
+//!   since start, counted by the server itself, not inferred from shedding.
+//! - `baton_ingest_task_failures_total{task}`: long-running tasks that failed.
 //! - `baton_nats_connected`: 1 while the NATS connection is up.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{atomic::Ordering, Arc},
+    time::Duration,
+};
 
 use axum::{http::header, routing::get, Router};
 use baton_proto::v1;
@@ -45,8 +55,23 @@ pub struct Metrics {
     events: Family<EventLabels, Counter>,
     disruptions: Family<ResultLabels, Counter>,
     append_duration: Histogram,
+    conflicts: Counter,
+    in_flight: Gauge,
+    in_flight_max: Gauge,
     nats_connected: Gauge,
     task_failures: Family<TaskLabel, Counter>,
+}
+
+/// One request counted in `baton_ingest_in_flight` until dropped.
+#[derive(Debug)]
+pub struct InFlight<'a> {
+    gauge: &'a Gauge,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -67,6 +92,9 @@ impl Metrics {
         let disruptions = Family::<ResultLabels, Counter>::default();
         // 0.25 ms to about 4 s.
         let append_duration = Histogram::new(exponential_buckets(0.000_25, 2.0, 15));
+        let conflicts = Counter::default();
+        let in_flight = Gauge::default();
+        let in_flight_max = Gauge::default();
         let nats_connected = Gauge::default();
         registry.register(
             "ingest_events",
@@ -84,6 +112,21 @@ impl Metrics {
             append_duration.clone(),
         );
         registry.register(
+            "ingest_conflicts",
+            "Appends JetStream refused because another writer appended since this replica read; each was judged again",
+            conflicts.clone(),
+        );
+        registry.register(
+            "ingest_in_flight",
+            "Requests being handled now (an Append, a whole AppendBatch, an AppendDisruption); at most --max-in-flight",
+            in_flight.clone(),
+        );
+        registry.register(
+            "ingest_in_flight_max",
+            "Most requests handled at once since the service started",
+            in_flight_max.clone(),
+        );
+        registry.register(
             "nats_connected",
             "1 while the service is connected to NATS, else 0",
             nats_connected.clone(),
@@ -99,8 +142,26 @@ impl Metrics {
             events,
             disruptions,
             append_duration,
+            conflicts,
+            in_flight,
+            in_flight_max,
             nats_connected,
             task_failures,
+        }
+    }
+
+    /// The counter of JetStream refusals, for the ingestor to count in.
+    pub fn conflicts(&self) -> Counter {
+        self.conflicts.clone()
+    }
+
+    /// Counts one request as being handled until the guard is dropped, and
+    /// raises the high-water mark if it is the most at once so far.
+    pub fn request_started(&self) -> InFlight<'_> {
+        let now = self.in_flight.inc() + 1;
+        self.in_flight_max.inner().fetch_max(now, Ordering::Relaxed);
+        InFlight {
+            gauge: &self.in_flight,
         }
     }
 
@@ -207,5 +268,21 @@ mod tests {
         assert!(text.contains(r#"baton_ingest_events_total{type="on_hold",result="refused"} 1"#));
         assert!(text.contains("baton_ingest_append_duration_seconds_count 3"));
         assert!(text.contains("baton_nats_connected 1"));
+    }
+
+    #[test]
+    fn requests_in_flight_and_the_most_at_once_are_counted() {
+        let metrics = Metrics::new();
+        let first = metrics.request_started();
+        let second = metrics.request_started();
+        let text = metrics.render(true);
+        assert!(text.contains("baton_ingest_in_flight 2\n"), "{text}");
+        assert!(text.contains("baton_ingest_in_flight_max 2\n"), "{text}");
+        drop(first);
+        drop(second);
+        let _third = metrics.request_started();
+        let text = metrics.render(true);
+        assert!(text.contains("baton_ingest_in_flight 1\n"), "{text}");
+        assert!(text.contains("baton_ingest_in_flight_max 2\n"), "{text}");
     }
 }

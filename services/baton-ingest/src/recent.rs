@@ -81,7 +81,12 @@ impl<K: Hash + Eq, V> Recent<K, V> {
             let (key, value, weight) = self.old.remove_entry(key)?;
             self.insert(key, value, weight);
         }
-        self.young.entries.get(key).map(|(value, _)| value)
+        // Just inserted, it may have aged with its generation at once.
+        self.young
+            .entries
+            .get(key)
+            .or_else(|| self.old.entries.get(key))
+            .map(|(value, _)| value)
     }
 
     /// Keeps `value` for `key`, weighing `weight` bytes.

@@ -15,6 +15,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{config::Config, grpc::IngestService, ingestor::Ingestor};
 
+/// Why the health task ended.
+#[derive(Debug, thiserror::Error)]
+enum HealthError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Injected(#[from] Injected),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("catalog {0}")]
@@ -41,7 +50,9 @@ pub const INGEST_SERVICE: &str = "baton.v1.Ingest";
 
 /// Runs the ingest service on the given listeners until `shutdown` fires,
 /// then stops taking requests and finishes the ones in flight. A
-/// long-running task that fails ends it early, with [`StartError::Task`].
+/// long-running task that fails ends it early, with [`StartError::Task`]:
+/// so does a NATS server, once reached, older than Baton needs
+/// ([`baton_log::version`]).
 pub async fn run(
     config: Config,
     grpc_listener: TcpListener,
@@ -64,18 +75,21 @@ pub async fn run(
         max_future_skew: config.max_future_skew,
         ..Limits::default()
     };
-    let ingestor = Arc::new(Ingestor::new(
-        log.clone(),
-        catalog,
-        limits,
-        config.cache_capacity,
-        config.cache_mb.saturating_mul(1024 * 1024),
-    ));
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let ingestor = Arc::new(
+        Ingestor::new(
+            log.clone(),
+            catalog,
+            limits,
+            config.cache_capacity,
+            config.cache_mb.saturating_mul(1024 * 1024),
+        )
+        .counting_conflicts(metrics.conflicts()),
+    );
 
     let (reporter, health_service) = tonic_health::server::health_reporter();
     let health = Health::new(reporter, INGEST_SERVICE);
     health.set(false).await;
-    let metrics = Arc::new(crate::metrics::Metrics::new());
     let on_failure: OnFailure = {
         let metrics = metrics.clone();
         Arc::new(move |task| metrics.task_failed(task))
@@ -142,15 +156,23 @@ pub async fn run(
     Ok(())
 }
 
-/// Creates the streams once NATS is reachable, then keeps health in line
-/// with the NATS connection.
+/// Checks the server's version once NATS is reachable (an older one than
+/// Baton needs fails the task, and so the service; nothing is read or
+/// appended before), creates the streams, then keeps health in line with
+/// the NATS connection.
 async fn report_health(
     log: EventLog,
     settings: StreamSettings,
     health: Health,
     failpoints: Failpoints,
     shutdown: CancellationToken,
-) -> Result<(), Injected> {
+) -> Result<(), HealthError> {
+    let checked = tokio::select! {
+        _ = shutdown.cancelled() => return Ok(()),
+        checked = log.check_server() => checked,
+    };
+    let version = checked?;
+    tracing::info!(%version, "nats-server version supported");
     let ensured = baton_runtime::retry_until("creating the streams", &shutdown, || {
         baton_log::streams::ensure(log.jetstream(), &settings)
     })

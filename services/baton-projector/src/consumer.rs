@@ -27,7 +27,9 @@ use crate::{
 
 /// Consumes until `shutdown`, restarting from the views' position after a
 /// NATS failure (NATS gone, consumer deleted, ...). A storage failure is
-/// not retried: it ends the task, and so the process, with the error.
+/// not retried: it ends the task, and so the process, with the error. So
+/// does a NATS server, once reached, older than Baton needs: nothing is
+/// consumed from it.
 pub async fn run(
     shared: Arc<Shared>,
     js: jetstream::Context,
@@ -36,6 +38,13 @@ pub async fn run(
     settings: StreamSettings,
     shutdown: CancellationToken,
 ) -> Result<(), TaskError> {
+    let client = js.client();
+    let checked = tokio::select! {
+        _ = shutdown.cancelled() => return Ok(()),
+        checked = baton_log::version::supported(&client) => checked,
+    };
+    let version = checked?;
+    tracing::info!(%version, "nats-server version supported");
     let ensured = baton_runtime::retry_until("creating the streams", &shutdown, || {
         baton_log::partitions::ensure(&js, shared.partition, &settings)
     })

@@ -132,6 +132,8 @@ pub enum TaskError {
     Injected(#[from] baton_runtime::failpoint::Injected),
     #[error("http side port: {0}")]
     Http(#[from] std::io::Error),
+    #[error(transparent)]
+    Log(#[from] baton_log::LogError),
 }
 
 impl Shared {
