@@ -304,12 +304,22 @@ impl Filesystem for LossyFuse {
         offset: u64,
         data: &[u8],
         _write_flags: WriteFlags,
-        _flags: OpenFlags,
+        flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
         self.saw(req);
-        match self.shared.model().write(ino.0, offset, data) {
+        let mut model = self.shared.model();
+        let mut answer = model.write(ino.0, offset, data);
+        // O_SYNC and O_DSYNC (of the open file, or of this one write) make
+        // the write an fsync'd one: with direct I/O the kernel leaves that
+        // to the filesystem. nats-server writes its metadata files so.
+        if answer.is_ok() && flags.0 & (libc::O_SYNC | libc::O_DSYNC) != 0 {
+            if let Err(e) = model.fsync(ino.0) {
+                answer = Err(e);
+            }
+        }
+        match answer {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(errno(e)),
         }

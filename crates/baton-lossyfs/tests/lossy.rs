@@ -102,6 +102,33 @@ fn data_no_fsync_covered_is_gone() {
     );
 }
 
+/// O_SYNC and O_DSYNC writes are on the disk when write(2) returns.
+#[test]
+fn a_write_through_an_o_sync_descriptor_needs_no_fsync() {
+    use std::os::unix::fs::OpenOptionsExt;
+    const O_SYNC: i32 = 0o4010000;
+    const O_DSYNC: i32 = 0o10000;
+    let m = mount(Durability::Journaled);
+    for (name, flag) in [("sync", O_SYNC), ("dsync", O_DSYNC)] {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .custom_flags(flag)
+            .open(m.path(name))
+            .expect("open");
+        file.write_all(b"on the disk").expect("write");
+    }
+    m.fs.cut_power(&[]).expect("power cut");
+    for name in ["sync", "dsync"] {
+        assert_eq!(
+            read(&m.path(name)).as_deref(),
+            Some(&b"on the disk"[..]),
+            "{name}"
+        );
+    }
+}
+
 #[test]
 fn a_truncation_no_fsync_covered_is_undone() {
     let m = mount(Durability::Journaled);
