@@ -8,8 +8,10 @@
 set -euo pipefail
 
 if [ ! -e /dev/fuse ]; then
-  echo "no /dev/fuse: load the fuse module (modprobe fuse), or give the container --device /dev/fuse" >&2
-  exit 1
+  # Nothing to install can help: the power-loss tests will fail, saying why.
+  echo "warning: no /dev/fuse (modprobe fuse, or give the container --device /dev/fuse):" \
+    "the power-loss tests will fail" >&2
+  exit 0
 fi
 if command -v fusermount3 >/dev/null 2>&1; then
   exit 0
