@@ -844,51 +844,69 @@ fn scenario_6(truths: &[(String, Truth)]) -> Outcome {
 
 /// What `sync_interval: always` costs: unary appends acknowledged per
 /// second through ingest, with each sync setting, on the machine's disk and
-/// on the lossy filesystem.
+/// on the lossy filesystem. Each setting is measured twice, in turns with
+/// the other, so that whatever else the machine is doing weighs on both.
 async fn cost() -> Outcome {
-    const WINDOW: Duration = Duration::from_secs(3);
+    const WINDOW: Duration = Duration::from_millis(2500);
     const COST_CLIENTS: usize = 16;
     let started = Instant::now();
     let (_catalog_dir, catalog) = catalog();
-    let mut rates = Vec::new();
-    for lossy in [false, true] {
+    // [disk][sync] → the rates of its windows.
+    let mut rates = [[Vec::new(), Vec::new()], [Vec::new(), Vec::new()]];
+    for (d, lossy) in [false, true].into_iter().enumerate() {
+        let disk = tempfile::tempdir().expect("tempdir");
+        let machine = lossy.then(|| Machine::new("cost", 1));
+        let mut servers = Vec::new();
         for sync_always in [false, true] {
-            let disk = tempfile::tempdir().expect("tempdir");
-            let machine = lossy.then(|| Machine::new("cost", 1));
+            let name = if sync_always { "always" } else { "default" };
             let dir = match &machine {
-                Some(m) => m.path("nats"),
-                None => disk.path().join("nats"),
+                Some(m) => m.path(name),
+                None => disk.path().join(name),
             };
             let nats = NatsServer::start_stored(&Storage {
                 dir: Some(dir),
                 sync_always,
             });
             let ingest = Service::ingest(&nats.url(), &catalog, 1).await;
-            let load = PowerLoad::start(ingest.addr, COST_CLIENTS, "cost");
+            servers.push((nats, ingest));
+        }
+        for turn in 0..4 {
+            let sync = turn % 2;
+            let load = PowerLoad::start(servers[sync].1.addr, COST_CLIENTS, &format!("cost{turn}"));
             load.wait_acknowledged(200).await;
             let (n0, t0) = (load.acknowledged(), Instant::now());
             // The measurement window itself.
             tokio::time::sleep(WINDOW).await;
             let (n1, t1) = (load.acknowledged(), Instant::now());
             load.abandon().await;
-            rates.push((n1 - n0) as f64 / (t1 - t0).as_secs_f64());
-            drop(ingest);
-            drop(nats);
-            drop(machine);
+            rates[d][sync].push((n1 - n0) as f64 / (t1 - t0).as_secs_f64());
         }
+        drop(servers);
+        drop(machine);
     }
-    let pct = |always: f64, default: f64| 100.0 * always / default;
+    let mean = |v: &Vec<f64>| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let show = |v: &Vec<f64>| {
+        v.iter()
+            .map(|r| format!("{r:.0}"))
+            .collect::<Vec<_>>()
+            .join(" and ")
+    };
+    let side = |what: &str, r: &[Vec<f64>; 2]| {
+        format!(
+            "{what}: default {:.0}/s ({}), always {:.0}/s ({}), always at {:.0}% of default",
+            mean(&r[0]),
+            show(&r[0]),
+            mean(&r[1]),
+            show(&r[1]),
+            100.0 * mean(&r[1]) / mean(&r[0]).max(1.0)
+        )
+    };
     let note = format!(
-        "unary appends acknowledged per second through ingest ({COST_CLIENTS} clients, \
-         {}s windows, test build): the machine's disk: default {:.0}/s, always {:.0}/s \
-         ({:.0}%); the lossy filesystem: default {:.0}/s, always {:.0}/s ({:.0}%)",
-        WINDOW.as_secs(),
-        rates[0],
-        rates[1],
-        pct(rates[1], rates[0]),
-        rates[2],
-        rates[3],
-        pct(rates[3], rates[2]),
+        "unary appends acknowledged per second through ingest ({COST_CLIENTS} clients, two \
+         {:.1} s windows each, test build); {}; {}",
+        WINDOW.as_secs_f64(),
+        side("the machine's disk", &rates[0]),
+        side("the lossy filesystem", &rates[1]),
     );
     let figures = Figures {
         scenario: "power-loss cost".into(),
