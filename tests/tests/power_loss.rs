@@ -393,6 +393,9 @@ async fn scenario_3(seed: u64) -> Outcome {
     let status = status(&c.projector).await;
     // Ingest kept its power and its cache: what does it say of what was lost?
     let resent = resend_lost(c.ingest.addr, &acks, &stream).await;
+    // The projector kept its power and its views: does it see what comes next?
+    let (appended, seen) = appended_and_seen(&c.ingest, &c.projector, "after3").await;
+    let after = self::status(&c.projector).await;
     let figures = Figures {
         scenario: "power-loss scenario 3 (three-node R3 cluster, default sync_interval, all \
                    three at once)"
@@ -406,7 +409,9 @@ async fn scenario_3(seed: u64) -> Outcome {
         note: format!(
             "stream after restart: {} messages, last sequence {}; {} bytes unsynced at the cut; \
              projector (kept its power) at sequence {} against the stream's {}; the lost \
-             events sent again: {} answered as already stored, {} appended again, {} refused",
+             events sent again: {} answered as already stored, {} appended again, {} refused; \
+             {} new hand-offs appended at sequences {:?}: {} in the projector's views within \
+             {:?}, which then said current {} at sequence {} against the stream's {}",
             stream.messages.len(),
             stream.last_sequence,
             lost_bytes(&outages),
@@ -414,7 +419,14 @@ async fn scenario_3(seed: u64) -> Outcome {
             status.stream_last_sequence,
             resent.claimed_stored,
             resent.appended_again,
-            resent.refused
+            resent.refused,
+            appended.len(),
+            appended,
+            seen,
+            SEEN_WITHIN,
+            after.current,
+            after.position,
+            after.stream_last_sequence
         ),
     };
     println!("{}", figures.line());
@@ -425,6 +437,54 @@ async fn scenario_3(seed: u64) -> Outcome {
     Outcome {
         figures,
         truth: None,
+    }
+}
+
+/// How long new events may take to show in the projector's views.
+const SEEN_WITHIN: Duration = Duration::from_secs(2);
+
+/// Appends five new hand-offs and counts how many the projector's views
+/// show within [`SEEN_WITHIN`]: their stream sequences, and that count.
+async fn appended_and_seen(
+    ingest: &Service,
+    projector: &Service,
+    prefix: &str,
+) -> (Vec<u64>, usize) {
+    let mut client = ingest.ingest_client().await;
+    let mut appended = Vec::new();
+    for i in 0..5 {
+        let event = baton_e2e::requested(
+            &format!("{prefix}-{i}"),
+            "repair",
+            "engineering",
+            "ward-5",
+            v1::Priority::Routine,
+            baton_e2e::now_millis(),
+        );
+        let answer = client
+            .append(baton_e2e::append(event))
+            .await
+            .expect("a new hand-off appended")
+            .into_inner();
+        appended.push(answer.stream_sequence);
+    }
+    let query = projector.query_client().await;
+    let deadline = tokio::time::Instant::now() + SEEN_WITHIN;
+    loop {
+        let mut seen = 0;
+        for i in 0..5 {
+            let request = v1::GetHandoffRequest {
+                handoff_id: format!("{prefix}-{i}"),
+            };
+            if query.clone().get_handoff(request).await.is_ok() {
+                seen += 1;
+            }
+        }
+        if seen == 5 || tokio::time::Instant::now() > deadline {
+            return (appended, seen);
+        }
+        // Polling the projector's views, up to the deadline.
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
