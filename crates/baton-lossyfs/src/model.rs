@@ -55,10 +55,12 @@ pub enum Durability {
     /// needs an fsync of that file.
     #[default]
     Journaled,
-    /// What POSIX promises and no more: a change reaches the disk only with
-    /// an fsync of the directory it changed (which commits, in order,
-    /// everything logged up to that directory's last change). An fsync of a
-    /// new file keeps its data but not its name.
+    /// Stricter than a journaling filesystem: a change reaches the disk
+    /// only with an fsync of a directory, the one it changed or one changed
+    /// after it (the log is committed in order, up to that directory's last
+    /// change). An fsync of a new file keeps its data but not its name.
+    /// Still ordered: POSIX would let a directory's changes land without
+    /// those logged before them.
     Strict,
 }
 
