@@ -759,7 +759,7 @@ impl Model {
         let files: Vec<Ino> = self
             .nodes
             .iter()
-            .filter(|(_, n)| n.data.as_ref().is_some_and(FileData::unsynced))
+            .filter(|(_, n)| n.unsynced())
             .map(|(ino, _)| *ino)
             .collect();
         for ino in files {
@@ -779,16 +779,19 @@ impl Model {
             data.disk.set_len(data.base_len)?;
             data.disk_len = data.base_len;
         }
+        let mut len = data.disk_len;
         for (page, bytes) in &data.dirty {
             let start = page * PAGE;
             if start >= size {
                 continue;
             }
-            let n = (size - start).min(PAGE) as usize;
-            data.disk.write_all_at(&bytes[..n], start)?;
+            let n = (size - start).min(PAGE);
+            data.disk.write_all_at(&bytes[..n as usize], start)?;
+            len = len.max(start + n);
         }
-        data.disk_len = data.disk_len.max(size);
-        if data.disk_len != size {
+        if len != size {
+            // Grown by a truncation past its end, or by a write whose page
+            // ends short of the size: zeros to the size, as read.
             data.disk.set_len(size)?;
         }
         data.disk_len = size;
@@ -910,9 +913,10 @@ impl Model {
             .iter()
             .filter_map(|(ino, node)| {
                 let data = node.data.as_ref()?;
-                data.unsynced().then(|| {
+                node.unsynced().then(|| {
                     let bytes = data.dirty.len() as u64 * PAGE
-                        + data.disk_len.saturating_sub(data.base_len);
+                        + data.disk_len.saturating_sub(data.base_len)
+                        + node.size.saturating_sub(data.disk_len);
                     (self.live_path(*ino), bytes)
                 })
             })
@@ -967,12 +971,6 @@ impl Model {
     }
 }
 
-impl FileData {
-    fn unsynced(&self) -> bool {
-        !self.dirty.is_empty() || self.base_len < self.disk_len
-    }
-}
-
 impl Node {
     fn from_meta(kind: Kind, meta: &std::fs::Metadata, disk: Option<File>) -> Node {
         let size = if kind == Kind::File { meta.len() } else { 0 };
@@ -998,6 +996,13 @@ impl Node {
             lookups: 0,
             pending: 0,
         }
+    }
+
+    /// Whether its contents or size differ from the disk's.
+    fn unsynced(&self) -> bool {
+        self.data.as_ref().is_some_and(|d| {
+            !d.dirty.is_empty() || d.base_len < d.disk_len || self.size != d.disk_len
+        })
     }
 
     fn attr(&self, ino: Ino) -> Attr {
@@ -1073,6 +1078,30 @@ mod tests {
         m.fsync(f).expect("fsync");
         let disk = std::fs::read(dir.path().join("f")).expect("read the disk");
         assert_eq!(disk, back, "the disk holds what was read");
+    }
+
+    #[test]
+    fn a_file_grown_by_truncation_is_grown_on_the_disk_by_fsync_and_by_sync() {
+        for by_sync in [false, true] {
+            let (dir, mut m) = model(Durability::Journaled);
+            let f = file(&mut m, ROOT, "f");
+            m.write(f, 0, b"abc").expect("write");
+            m.set_attr(f, None, None, None, Some(10_000), None, None)
+                .expect("grow");
+            assert_eq!(m.unsynced().unsynced_files.len(), 1, "unsynced");
+            if by_sync {
+                m.sync_all().expect("sync");
+            } else {
+                m.fsync(f).expect("fsync");
+            }
+            assert_eq!(m.unsynced().unsynced_files.len(), 0, "synced");
+            let disk = std::fs::read(dir.path().join("f")).expect("the disk");
+            assert_eq!(disk.len(), 10_000);
+            assert_eq!(&disk[..3], b"abc");
+            m.power_loss().expect("outage");
+            let f = ino_of(&mut m, ROOT, "f").expect("f");
+            assert_eq!(m.read(f, 0, 20_000).expect("read"), disk);
+        }
     }
 
     #[test]
