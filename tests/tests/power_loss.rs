@@ -15,7 +15,8 @@
 //! Its own runner (`harness = false`): the binary also runs as ingest or
 //! the projector when started with `child-ingest` or `child-projector`.
 //! Arguments as for a test binary: names to filter on, `--exact`, `--list`.
-//! `BATON_POWER_SEED` repeats the tears of an earlier run.
+//! `BATON_POWER_SEED` repeats an earlier run's draws of where writes tear
+//! (which write was the last one still depends on timing).
 
 use std::{
     collections::BTreeMap,
@@ -1056,7 +1057,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let seed = seed();
-    println!("power-loss: seed {seed} (BATON_POWER_SEED={seed} tears the same way again)");
+    println!("power-loss: seed {seed} (BATON_POWER_SEED={seed} draws the same tears again)");
     let mut outcomes: Vec<Outcome> = Vec::new();
     let mut truths: Vec<(String, Truth)> = Vec::new();
     let mut failed: Vec<String> = Vec::new();

@@ -79,7 +79,8 @@ pub struct Options {
     /// At a power cut, write a random prefix (0 to all of its bytes) of the
     /// last unsynced write to the disk, as a disk that lost power mid-write.
     pub tear: bool,
-    /// Seed of the tear: the same seed tears the same way.
+    /// Seed of the tear: the same seed, the same cuts in the same writes,
+    /// the same tears.
     pub seed: u64,
 }
 

@@ -947,7 +947,7 @@ impl Model {
         let Some(data) = self.nodes.get(&last.ino).and_then(|n| n.data.as_ref()) else {
             return Ok(None);
         };
-        // splitmix64: a seeded run tears the same way again.
+        // splitmix64: the same seed draws the same tear points again.
         self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.rng;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
