@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: unit and property tests of each crate, and the end-to-end
 # tests, which start their own nats-server on free ports with temporary stores
-# (and the board's browser test its own headless Chromium).
+# (and the board's browser test its own headless Chromium, the power-loss
+# tests their own FUSE filesystem: tests/tests/power_loss.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 deploy/install-nats.sh >/dev/null
@@ -9,6 +10,7 @@ deploy/install-nats.sh >/dev/null
 # the services refuse a server older than Baton needs.
 deploy/install-old-nats.sh >/dev/null
 deploy/install-chromium.sh >/dev/null
+deploy/install-fuse.sh >/dev/null
 cargo test --workspace --all-targets "$@"
 # The alert rules, where promtool is installed (Debian: apt-get install prometheus).
 if command -v promtool >/dev/null; then

@@ -7,12 +7,15 @@
 //! shipped.
 //!
 //! [`load`] drives sustained load through faults and audits the stream after;
+//! [`power`] cuts the power under nats-server and the projector (a lossy
+//! FUSE filesystem) and counts what the clients were told against the stream;
 //! [`browser`] drives a headless Chromium over WebDriver; [`secure`] runs the
 //! services with TLS and caller authentication.
 
 pub mod browser;
 pub mod http;
 pub mod load;
+pub mod power;
 pub mod secure;
 
 use std::{

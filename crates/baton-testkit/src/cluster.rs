@@ -5,7 +5,8 @@
 //! and a generated config file in the cluster's temporary directory, in the
 //! shape of `deploy/nats-cluster/` (including `sync_interval: always`).
 //! Nodes are killed with SIGKILL, as a crash would, and started again on the
-//! same ports with the same store.
+//! same ports with the same store. [`ClusterStorage`] puts the stores
+//! elsewhere, or uses nats-server's default `sync_interval` instead.
 
 use std::{fmt::Write as _, path::PathBuf, process::Child};
 
@@ -18,6 +19,26 @@ struct Node {
     port: u16,
     config: PathBuf,
     child: Option<Child>,
+}
+
+/// Where the nodes of a [`NatsCluster`] store JetStream, and how.
+#[derive(Debug, Clone)]
+pub struct ClusterStorage {
+    /// One store directory per node, created if missing; empty: each node
+    /// gets one in the cluster's temporary directory.
+    pub dirs: Vec<PathBuf>,
+    /// `sync_interval: always`, as `deploy/nats-cluster/` ships; else
+    /// nats-server's default (an fsync every 2 minutes).
+    pub sync_always: bool,
+}
+
+impl Default for ClusterStorage {
+    fn default() -> ClusterStorage {
+        ClusterStorage {
+            dirs: Vec::new(),
+            sync_always: true,
+        }
+    }
 }
 
 /// A JetStream cluster of `nats-server` processes, killed when dropped.
@@ -36,7 +57,16 @@ impl NatsCluster {
     /// Starts a cluster of `n` nodes and returns once each says it is ready
     /// (JetStream may still be electing its meta leader: clients retry).
     pub fn start_nodes(n: usize) -> NatsCluster {
+        NatsCluster::start_stored(n, &ClusterStorage::default())
+    }
+
+    /// Starts a cluster of `n` nodes storing JetStream as `storage` says.
+    pub fn start_stored(n: usize, storage: &ClusterStorage) -> NatsCluster {
         assert!(n >= 1, "a cluster has at least one node");
+        assert!(
+            storage.dirs.is_empty() || storage.dirs.len() == n,
+            "one store dir per node"
+        );
         let dir = tempfile::tempdir().expect("temporary cluster dir");
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
         let routes: Vec<String> = ports
@@ -46,14 +76,20 @@ impl NatsCluster {
         let mut nodes = Vec::with_capacity(n);
         for (i, (port, route)) in ports.iter().enumerate() {
             let name = format!("n{}", i + 1);
-            let store = dir.path().join(format!("{name}-store"));
+            let store = match storage.dirs.get(i) {
+                Some(store) => store.clone(),
+                None => dir.path().join(format!("{name}-store")),
+            };
+            std::fs::create_dir_all(&store).expect("create a node's store dir");
             let config = dir.path().join(format!("{name}.conf"));
             let mut text = String::new();
             let _ = writeln!(text, "server_name: \"{name}\"");
             let _ = writeln!(text, "listen: \"127.0.0.1:{port}\"");
             let _ = writeln!(text, "jetstream {{");
             let _ = writeln!(text, "  store_dir: {:?}", store.display().to_string());
-            let _ = writeln!(text, "  sync_interval: always");
+            if storage.sync_always {
+                let _ = writeln!(text, "  sync_interval: always");
+            }
             let _ = writeln!(text, "}}");
             let _ = writeln!(text, "cluster {{");
             let _ = writeln!(text, "  name: \"baton-test\"");
@@ -114,6 +150,11 @@ impl NatsCluster {
 
     pub fn is_running(&self, i: usize) -> bool {
         self.nodes[i].child.is_some()
+    }
+
+    /// Node `i`'s process id, while it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.nodes[i].child.as_ref().map(Child::id)
     }
 
     /// Kills node `i` with SIGKILL; its store stays.

@@ -11,10 +11,14 @@
 //!
 //! [`NatsCluster`] does the same for a JetStream cluster of three servers,
 //! any one of which a test can stop and start again.
+//!
+//! [`Storage`] puts a server's store where a test says (the power-loss tests
+//! put it on a filesystem that forgets what was not fsynced) and chooses
+//! between nats-server's default `sync_interval` and the `always` Baton ships.
 
 mod cluster;
 
-pub use cluster::NatsCluster;
+pub use cluster::{ClusterStorage, NatsCluster};
 
 use std::{
     io::{BufRead, BufReader},
@@ -33,8 +37,49 @@ pub struct NatsServer {
     bin: PathBuf,
     child: Option<Child>,
     port: u16,
-    store: tempfile::TempDir,
+    store: Store,
+    /// The config file holding the JetStream settings, when [`Storage`] asked for one.
+    config: Option<(tempfile::TempDir, PathBuf)>,
     extra_args: Vec<String>,
+}
+
+/// Where a server keeps its store.
+#[derive(Debug)]
+enum Store {
+    Temporary(tempfile::TempDir),
+    Given(PathBuf),
+}
+
+impl Store {
+    fn path(&self) -> &Path {
+        match self {
+            Store::Temporary(dir) => dir.path(),
+            Store::Given(path) => path,
+        }
+    }
+}
+
+/// Where and how a test's nats-server stores JetStream.
+#[derive(Debug, Clone, Default)]
+pub struct Storage {
+    /// The store directory (a temporary one when `None`). Created if missing.
+    pub dir: Option<PathBuf>,
+    /// `sync_interval: always` (an fsync before every acknowledgement), as
+    /// `deploy/` ships; else nats-server's default (an fsync every 2 minutes).
+    pub sync_always: bool,
+}
+
+impl Storage {
+    /// The `jetstream { ... }` block of a config for this storage.
+    fn jetstream_block(&self, store: &Path) -> String {
+        let mut text = String::from("jetstream {\n");
+        text.push_str(&format!("  store_dir: {:?}\n", store.display().to_string()));
+        if self.sync_always {
+            text.push_str("  sync_interval: always\n");
+        }
+        text.push_str("}\n");
+        text
+    }
 }
 
 /// The `nats-server` binary: `$NATS_SERVER_BIN`, else `nats-server` on `PATH`.
@@ -64,8 +109,32 @@ impl NatsServer {
             bin: bin.into(),
             child: None,
             port: 0,
-            store,
+            store: Store::Temporary(store),
+            config: None,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+        };
+        server.spawn("-1".to_owned());
+        server
+    }
+
+    /// Starts a server on a free port that stores JetStream as `storage` says.
+    pub fn start_stored(storage: &Storage) -> NatsServer {
+        let store = match &storage.dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).expect("create the store dir");
+                Store::Given(dir.clone())
+            }
+            None => Store::Temporary(tempfile::tempdir().expect("temporary store dir")),
+        };
+        let config_dir = tempfile::tempdir().expect("temporary config dir");
+        let config = config_dir.path().join("nats.conf");
+        std::fs::write(&config, storage.jetstream_block(store.path())).expect("write the config");
+        let mut server = NatsServer {
+            child: None,
+            port: 0,
+            store,
+            config: Some((config_dir, config)),
+            extra_args: Vec::new(),
         };
         server.spawn("-1".to_owned());
         server
@@ -89,6 +158,11 @@ impl NatsServer {
         self.store.path()
     }
 
+    /// Whether the server is running (not killed, or started again).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
     /// Kills the server with SIGKILL, as a crash would; the store stays.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -104,11 +178,21 @@ impl NatsServer {
     }
 
     fn spawn(&mut self, port: String) {
-        let mut args: Vec<std::ffi::OsString> = ["-a", "127.0.0.1", "-p", &port, "-js", "-sd"]
+        let mut args: Vec<std::ffi::OsString> = ["-a", "127.0.0.1", "-p", &port, "-js"]
             .iter()
             .map(Into::into)
             .collect();
-        args.push(self.store.path().into());
+        match &self.config {
+            // The store dir is in the config, with the sync setting.
+            Some((_, config)) => {
+                args.push("-c".into());
+                args.push(config.into());
+            }
+            None => {
+                args.push("-sd".into());
+                args.push(self.store.path().into());
+            }
+        }
         args.extend(self.extra_args.iter().map(Into::into));
         let (child, port) = launch(&self.bin, &args, "");
         match port {
