@@ -415,7 +415,7 @@ impl PowerLoad {
             .map(|c| {
                 tokio::spawn(client(
                     addr,
-                    format!("{prefix}-{c}"),
+                    format!("{prefix}-c{c}"),
                     base,
                     stop.clone(),
                     answers.clone(),
@@ -484,7 +484,7 @@ async fn client(
         .connect_lazy();
     let mut ingest = IngestClient::new(channel);
     for i in 0.. {
-        let handoff_id = format!("{prefix}-{i}");
+        let handoff_id = format!("{prefix}-h{i}");
         'events: for event in script(&handoff_id, i, base) {
             if stop.is_cancelled() {
                 return;
@@ -492,6 +492,7 @@ async fn client(
             let request = v1::AppendRequest {
                 event: Some(event.clone()),
                 expected_version: None,
+                backfill: false,
             };
             let started = tokio::time::Instant::now();
             let mut retries = 0;

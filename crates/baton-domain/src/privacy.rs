@@ -507,22 +507,29 @@ fn has_long_number(chars: &[char]) -> bool {
 }
 
 /// `d{1,2}<s>d{1,2}<s>d{2,4}` or `d{4}<s>d{1,2}<s>d{1,2}` with one separator
-/// `s` of `-`, `/` or `.`.
+/// `s` of `-`, `/` or `.`, whose day and month could be a day and a month
+/// (either order for the first shape): `2-0-10` is no date, `2-1-10` is.
 fn has_numeric_date(chars: &[char]) -> bool {
+    let day = |v: Option<u32>| v.is_none_or(|v| (1..=31).contains(&v));
+    let month = |v: Option<u32>| v.is_none_or(|v| (1..=12).contains(&v));
     (0..chars.len()).any(|i| {
         chars[i].is_numeric()
             && (i == 0 || !chars[i - 1].is_numeric())
-            && digit_groups(&chars[i..]).is_some_and(|[a, b, c]| {
-                ((1..=2).contains(&a) && (1..=2).contains(&b) && (2..=4).contains(&c))
-                    || (a == 4 && (1..=2).contains(&b) && (1..=2).contains(&c))
+            && digit_groups(&chars[i..]).is_some_and(|[(a, x), (b, y), (c, _)]| {
+                ((1..=2).contains(&a)
+                    && (1..=2).contains(&b)
+                    && (2..=4).contains(&c)
+                    && ((day(x) && month(y)) || (month(x) && day(y))))
+                    || (a == 4 && (1..=2).contains(&b) && (1..=2).contains(&c) && month(y))
             })
     })
 }
 
-/// The lengths of three digit groups joined by one repeated separator at the
-/// start of `chars`, if they are there.
-fn digit_groups(chars: &[char]) -> Option<[usize; 3]> {
-    let mut groups = [0usize; 3];
+/// The lengths and values (`None`: a numeral that is not an ASCII digit) of
+/// three digit groups joined by one repeated separator at the start of
+/// `chars`, if they are there.
+fn digit_groups(chars: &[char]) -> Option<[(usize, Option<u32>); 3]> {
+    let mut groups = [(0usize, None); 3];
     let mut separator = None;
     let mut at = 0;
     for (n, group) in groups.iter_mut().enumerate() {
@@ -530,8 +537,15 @@ fn digit_groups(chars: &[char]) -> Option<[usize; 3]> {
         while at < chars.len() && chars[at].is_numeric() {
             at += 1;
         }
-        *group = at - start;
-        if *group == 0 {
+        let digits = &chars[start..at];
+        *group = (
+            digits.len(),
+            digits.iter().try_fold(0u32, |v, c| {
+                c.to_digit(10)
+                    .map(|d| v.saturating_mul(10).saturating_add(d))
+            }),
+        );
+        if group.0 == 0 {
             return None;
         }
         if n < 2 {
@@ -923,6 +937,23 @@ mod tests {
             "sim-1234567d0-h42-requested",
         ] {
             assert_eq!(screen(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn three_numbers_are_a_date_only_when_they_could_be_one() {
+        for date in [
+            "2-1-10",
+            "12-05-1980",
+            "31/12/99",
+            "5.13.2024",
+            "2026-12-04",
+        ] {
+            assert_eq!(screen(date), Some(Finding::Date), "{date}");
+        }
+        // No day 0, no month 0 or 13 in either order: machine ids, not dates.
+        for id in ["p2-0-10-e0", "run-0-0-17", "13-13-26", "v1.40.20"] {
+            assert_eq!(screen(id), None, "{id}");
         }
     }
 

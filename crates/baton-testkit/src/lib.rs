@@ -130,6 +130,7 @@ impl NatsServer {
         let config = config_dir.path().join("nats.conf");
         std::fs::write(&config, storage.jetstream_block(store.path())).expect("write the config");
         let mut server = NatsServer {
+            bin: nats_server_bin(),
             child: None,
             port: 0,
             store,
