@@ -30,6 +30,21 @@ use crate::{
 /// the work and memory one misbehaving client can cause.
 pub const MAX_EVENTS_PER_HANDOFF: u64 = 1_000;
 
+/// Most attribute bytes (keys and values) one hand-off may carry over all
+/// its events: a request's test code or asset id takes a few dozen. With
+/// the 1,000 events' own fields it keeps a whole hand-off (`GetHandoff`)
+/// well under a gRPC client's default 4 MiB message.
+pub const MAX_ATTRIBUTE_BYTES_PER_HANDOFF: u64 = 64 * 1024;
+
+/// Attribute bytes an event carries (keys and values).
+pub fn attribute_bytes(event: &Event) -> u64 {
+    event
+        .attributes
+        .iter()
+        .map(|(k, v)| (k.len() + v.len()) as u64)
+        .sum()
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum HandoffStatus {
     Requested,
@@ -106,6 +121,10 @@ pub enum LifecycleError {
         occurred_at: Timestamp,
         requested_at: Timestamp,
     },
+    #[error(
+        "attributes: hand-off {handoff} would carry {bytes} bytes of attributes; at most {MAX_ATTRIBUTE_BYTES_PER_HANDOFF} are kept per hand-off"
+    )]
+    TooManyAttributes { handoff: Token, bytes: u64 },
     #[error("hand-off {handoff} has reached {MAX_EVENTS_PER_HANDOFF} events")]
     TooManyEvents { handoff: Token },
 }
@@ -129,6 +148,8 @@ pub struct Handoff {
     pub rating: Option<u8>,
     /// The status to return to on RESUMED.
     held_from: Option<HandoffStatus>,
+    /// Attribute bytes its events carried so far.
+    attribute_bytes: u64,
 }
 
 impl Handoff {
@@ -153,6 +174,7 @@ impl Handoff {
             attributes: event.attributes.clone(),
             rating: None,
             held_from: None,
+            attribute_bytes: attribute_bytes(event),
         })
     }
 
@@ -225,6 +247,14 @@ impl Handoff {
                 handoff: self.handoff_id.clone(),
             });
         }
+        let bytes = self.attribute_bytes + attribute_bytes(event);
+        if bytes > MAX_ATTRIBUTE_BYTES_PER_HANDOFF {
+            return Err(LifecycleError::TooManyAttributes {
+                handoff: self.handoff_id.clone(),
+                bytes,
+            });
+        }
+        self.attribute_bytes = bytes;
         self.status = match event.event_type {
             EventType::Acknowledged => HandoffStatus::Acknowledged,
             EventType::Started => HandoffStatus::InProgress,
@@ -517,6 +547,32 @@ mod tests {
             done.apply(&rated(5)),
             Err(LifecycleError::AlreadyRated(token("h1")))
         );
+    }
+
+    #[test]
+    fn attribute_bytes_are_bounded_per_hand_off() {
+        let mut h = opened();
+        let mut accepted = 0;
+        for i in 0..100 {
+            let mut e = later("h1", EventType::OnHold, i);
+            if i % 2 == 1 {
+                e.event_type = EventType::Resumed;
+            }
+            for k in 0..32 {
+                e.attributes.insert(format!("k{k:02}"), "x".repeat(253));
+            }
+            match h.apply(&e) {
+                Ok(()) => accepted += 1,
+                Err(LifecycleError::TooManyAttributes { bytes, .. }) => {
+                    assert!(bytes > MAX_ATTRIBUTE_BYTES_PER_HANDOFF);
+                    break;
+                }
+                Err(other) => panic!("unexpected {other}"),
+            }
+        }
+        // 8 KiB an event: eight fit in 64 KiB, the ninth does not.
+        assert_eq!(accepted, 8);
+        assert_eq!(h.version, 9, "a refused event changes nothing");
     }
 
     #[test]

@@ -32,9 +32,9 @@ use baton_domain::{
 use crate::{
     cache::Cache,
     store::{
-        breach_key, disruption_key, instant_bytes, outbox_key, pair_key, requested_key, tally_key,
-        Batch, BreachRecord, Cause, Correction, DisruptionView, HandoffView, PairContribution,
-        PairTallies, Sealed, Signal,
+        breach_key, disruption_key, instant_bytes, open_breach_key, outbox_key, pair_breach_key,
+        pair_key, requested_key, tally_key, Batch, BreachRecord, Cause, Correction, DisruptionView,
+        HandoffView, PairContribution, PairTallies, Sealed, Signal,
     },
     timers::next_due,
     Views, ViewsError,
@@ -292,14 +292,18 @@ impl<'a> Projection<'a> {
             let clock_id = (c.policy_id.clone(), c.cycle);
             let mut record = self.record(handoff, c, deadline);
             let already = view.breached.contains(&clock_id);
+            let stored = match already {
+                true => self
+                    .batch
+                    .get::<BreachRecord>(&breach_key(&c.policy_id, id, c.cycle))?,
+                false => None,
+            };
             record.announce = if already {
-                let stored =
-                    self.batch
-                        .get::<BreachRecord>(&breach_key(&c.policy_id, id, c.cycle))?;
-                stored.is_none_or(|r| r.announce)
+                stored.as_ref().is_none_or(|r| r.announce)
             } else {
                 pages && self.within_horizon(deadline, now)
             };
+            self.reindex_breach(stored.as_ref(), Some(&record));
             if !already && record.announce {
                 self.batch.put(
                     outbox_key(Signal::Breach, &c.policy_id, id, c.cycle),
@@ -321,9 +325,12 @@ impl<'a> Projection<'a> {
                 .get::<BreachRecord>(&breach_key(policy, id, *cycle))?;
             // Not announced yet: it never will be. Announced: correct it.
             let pending = outbox_key(Signal::Breach, policy, id, *cycle);
-            if self.batch.get::<BreachRecord>(&pending)?.is_some() {
+            let unannounced = self.batch.get::<BreachRecord>(&pending)?.is_some();
+            if unannounced {
                 self.batch.delete(pending);
-            } else if let Some(mut record) = stored.filter(|r| r.announce) {
+            }
+            self.reindex_breach(stored.as_ref(), None);
+            if let Some(mut record) = stored.filter(|r| r.announce && !unannounced) {
                 let now_clock = clocks
                     .iter()
                     .find(|c| &c.policy_id == policy && c.cycle == *cycle);
@@ -434,6 +441,24 @@ impl<'a> Projection<'a> {
                 })
             })
             .collect()
+    }
+
+    /// Keeps the breach indexes in step with one breach record, `was` as
+    /// stored before and `now` as it will be (`None`: gone).
+    fn reindex_breach(&mut self, was: Option<&BreachRecord>, now: Option<&BreachRecord>) {
+        let keys = |r: &BreachRecord| [open_breach_key(r), pair_breach_key(r)];
+        let old: Vec<Option<Vec<u8>>> = was.map(|r| keys(r).to_vec()).unwrap_or_default();
+        let new: Vec<Option<Vec<u8>>> = now.map(|r| keys(r).to_vec()).unwrap_or_default();
+        for key in old.iter().flatten() {
+            if !new.iter().flatten().any(|k| k == key) {
+                self.batch.delete(key.clone());
+            }
+        }
+        for key in new.into_iter().flatten() {
+            if !old.iter().flatten().any(|k| *k == key) {
+                self.batch.put_raw(key, Vec::new());
+            }
+        }
     }
 
     /// A breach (or warning) record of clock `c`.
@@ -931,6 +956,70 @@ mod tests {
             .map(|((_, customer), cell)| (customer.clone(), cell.handoffs.late_entry_corrections))
             .collect();
         assert_eq!(late, [("ward-5".into(), 1), ("ward-6".into(), 0)]);
+    }
+
+    #[test]
+    fn open_breaches_are_indexed_newest_first_and_history_apart() {
+        let catalog = catalog();
+        let (_dir, views) = open_views(&catalog);
+        let mut p = Projection::new(&views, &catalog)
+            .expect("projection")
+            .with_announce_horizon(Some(std::time::Duration::from_secs(3600)));
+        // 1971, loaded as history by an importer: never announced.
+        let year = 365 * 24 * 60 * MIN;
+        for n in 0..20 {
+            let mut old = event(
+                &format!("old-{n}"),
+                EventType::Requested,
+                year + n * MIN,
+                1,
+                "ward-5",
+            );
+            old.recorded_at = Some(Timestamp(60 * year));
+            old.backfill = true;
+            p.apply_recorded(n as u64 + 1, old).expect("apply");
+        }
+        let now = 60 * year;
+        for (n, at) in [(0, now - 40 * MIN), (1, now - 35 * MIN)] {
+            p.apply_recorded(
+                100 + n,
+                event(&format!("live-{n}"), EventType::Requested, at, 1, "ward-5"),
+            )
+            .expect("apply");
+        }
+        p.commit().expect("commit");
+        let (live, total) = views.open_breaches(true, 10).expect("live");
+        let ids: Vec<_> = live.iter().map(|r| r.handoff_id.to_string()).collect();
+        assert_eq!(
+            (ids, total),
+            (vec!["live-1".to_owned(), "live-0".to_owned()], 2)
+        );
+        let (history, total) = views.open_breaches(false, 3).expect("history");
+        assert_eq!((history.len(), total), (3, 20));
+        assert_eq!(history[0].handoff_id.as_str(), "old-19", "newest first");
+        let pair = views
+            .pair_breaches(
+                &t("engineering"),
+                &t("ward-5"),
+                true,
+                Some(Timestamp(now - 60 * MIN)),
+                10,
+            )
+            .expect("pair");
+        assert_eq!(pair.len(), 2);
+
+        // Acknowledged late: no longer open, still the pair's breach.
+        let mut p = Projection::new(&views, &catalog).expect("projection");
+        let mut ack = event("live-1", EventType::Acknowledged, now, 2, "ward-5");
+        ack.recorded_at = Some(Timestamp(now));
+        p.apply_recorded(200, ack).expect("apply");
+        p.commit().expect("commit");
+        let (live, total) = views.open_breaches(true, 10).expect("live");
+        assert_eq!((live.len(), total), (1, 1));
+        let pair = views
+            .pair_breaches(&t("engineering"), &t("ward-5"), true, None, 10)
+            .expect("pair");
+        assert_eq!(pair.len(), 2);
     }
 
     #[test]

@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use crate::{
     store::{
         breach_key, decode, disruption_prefix, handoff_key, instant_bytes, instant_from_bytes,
-        outbox_key, tally_prefix, BreachRecord, DisruptionView, HandoffView, PairTallies, Signal,
+        outbox_key, pair_breach_prefix, tally_prefix, BreachRecord, DisruptionView, HandoffView,
+        PairTallies, Signal, OPEN_BREACH_PREFIX,
     },
     Views, ViewsError,
 };
@@ -54,6 +55,13 @@ impl Bucketing {
 pub struct MatrixCell {
     pub clocks: Tallies,
     pub handoffs: PairTallies,
+}
+
+/// Whether a walk over stored values goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Go,
+    Stop,
 }
 
 /// One page of results and where the next one starts.
@@ -167,30 +175,98 @@ impl Views {
         })
     }
 
+    /// Open breaches, the latest deadline first: those announced (`true`)
+    /// or those recorded from history and never paged (`false`), at most
+    /// `limit` of them, with how many there are in all.
+    pub fn open_breaches(
+        &self,
+        announced: bool,
+        limit: usize,
+    ) -> Result<(Vec<BreachRecord>, usize), ViewsError> {
+        let prefix = [OPEN_BREACH_PREFIX, if announced { b"1/" } else { b"0/" }].concat();
+        let mut records = Vec::new();
+        let mut total = 0;
+        for entry in self.tree().scan_prefix(&prefix) {
+            let (key, _) = entry?;
+            total += 1;
+            if records.len() == limit {
+                continue;
+            }
+            // <newest first:8>/<policy>/<handoff>/<cycle>
+            let rest = key.get(prefix.len() + 9..).unwrap_or_default();
+            let record_key = [b"b/".as_slice(), rest].concat();
+            if let Some(value) = self.tree().get(&record_key)? {
+                records.push(decode::<BreachRecord>(&record_key, &value)?);
+            }
+        }
+        Ok((records, total))
+    }
+
+    /// A pair's breaches whose deadline is at or after `from`: those
+    /// announced (`true`) or those from history (`false`), at most `limit`.
+    pub fn pair_breaches(
+        &self,
+        supplier: &Token,
+        customer: &Token,
+        announced: bool,
+        from: Option<Timestamp>,
+        limit: usize,
+    ) -> Result<Vec<BreachRecord>, ViewsError> {
+        let prefix = pair_breach_prefix(supplier, customer, announced);
+        let mut start = prefix.clone();
+        start.extend_from_slice(&instant_bytes(from.unwrap_or(Timestamp(i64::MIN))));
+        let mut records = Vec::new();
+        for entry in self.tree().range(start..) {
+            let (key, _) = entry?;
+            if !key.starts_with(&prefix) || records.len() == limit {
+                break;
+            }
+            // <deadline:8>/<policy>/<handoff>/<cycle>
+            let rest = key.get(prefix.len() + 9..).unwrap_or_default();
+            let record_key = [b"b/".as_slice(), rest].concat();
+            if let Some(value) = self.tree().get(&record_key)? {
+                records.push(decode::<BreachRecord>(&record_key, &value)?);
+            }
+        }
+        Ok(records)
+    }
+
     /// Sum of the tallies of clocks that started in `[from, to)`, at hour
     /// granularity (`from` is rounded down to its hour, `to` up), for one
     /// promise or (`policy` `None`) all of them.
     pub fn compliance(&self, scope: &ComplianceScope) -> Result<Tallies, ViewsError> {
         let mut total = Tallies::default();
-        self.each_tally(scope, |_, _, _, t| total.merge(t))?;
+        self.each_tally(scope, |_, _, _, t| {
+            total.merge(t);
+            Flow::Go
+        })?;
         Ok(total)
     }
 
     /// The same figures split into consecutive buckets of `bucketing`, oldest
-    /// first; empty buckets are left out.
+    /// first; empty buckets are left out. `None` if there would be more than
+    /// `limit` of them (the reading stops there).
     pub fn compliance_series(
         &self,
         scope: &ComplianceScope,
         bucketing: &Bucketing,
-    ) -> Result<Vec<(Timestamp, Tallies)>, ViewsError> {
+        limit: usize,
+    ) -> Result<Option<Vec<(Timestamp, Tallies)>>, ViewsError> {
         let mut series: BTreeMap<Timestamp, Tallies> = BTreeMap::new();
+        let mut over = false;
         self.each_tally(scope, |bucket, _, _, t| {
             series
                 .entry(bucketing.start_of(bucket))
                 .or_default()
-                .merge(t)
+                .merge(t);
+            over = series.len() > limit;
+            if over {
+                Flow::Stop
+            } else {
+                Flow::Go
+            }
         })?;
-        Ok(series.into_iter().collect())
+        Ok((!over).then(|| series.into_iter().collect()))
     }
 
     /// Calls `each(hour, supplier, customer, tallies)` for every stored tally
@@ -198,7 +274,7 @@ impl Views {
     fn each_tally(
         &self,
         scope: &ComplianceScope,
-        mut each: impl FnMut(Timestamp, &str, &str, &Tallies),
+        mut each: impl FnMut(Timestamp, &str, &str, &Tallies) -> Flow,
     ) -> Result<(), ViewsError> {
         let from = scope.from.map(bucket_start).unwrap_or(Timestamp(i64::MIN));
         let policies: Vec<Vec<u8>> = match &scope.policy {
@@ -233,7 +309,9 @@ impl Views {
                 {
                     continue;
                 }
-                each(bucket, s, c, &decode(&key, &value)?);
+                if each(bucket, s, c, &decode(&key, &value)?) == Flow::Stop {
+                    return Ok(());
+                }
             }
         }
         Ok(())
@@ -278,7 +356,8 @@ impl Views {
                 .entry((s.to_owned(), c.to_owned()))
                 .or_default()
                 .clocks
-                .merge(t)
+                .merge(t);
+            Flow::Go
         })?;
         let mut start = b"p/".to_vec();
         start.extend_from_slice(&instant_bytes(

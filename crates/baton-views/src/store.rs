@@ -12,6 +12,8 @@
 //! | `p/<hour:8 BE>/<supplier>/<customer>` | [`PairTallies`] of the hand-offs requested in that hour |
 //! | `r/<supplier>/<disruption>` | [`DisruptionView`] |
 //! | `q/<supplier>/<requested_at:8 BE><handoff>` | empty: hand-offs by first supplier and request time, to flag disruptions |
+//! | `o/<announced 1\|0>/<deadline:8 BE, newest first>/<policy>/<handoff>/<cycle>` | empty: open breaches, live ones apart from history never paged |
+//! | `k/<supplier>/<customer>/<announced 1\|0>/<deadline:8 BE>/<policy>/<handoff>/<cycle>` | empty: each pair's breaches by deadline |
 //! | `x/b/...`, `x/c/...`, `x/w/...` + `<policy>/<handoff>/<cycle>` | [`BreachRecord`] of a breach, a correction (the promise held after all) or a warning, waiting to be announced (outbox) |
 //!
 //! The timer's index of running deadlines is not stored: it is read off the
@@ -357,6 +359,58 @@ pub(crate) fn handoff_key(handoff: &Token) -> Vec<u8> {
 
 pub(crate) fn breach_key(policy: &Token, handoff: &Token, cycle: u32) -> Vec<u8> {
     format!("b/{policy}/{handoff}/{cycle}").into_bytes()
+}
+
+/// The open-breach index: `o/<announced: 1|0>/<deadline, newest first>/<policy>/<handoff>/<cycle>`,
+/// for an open breach (`None` for a closed one). Announced breaches list
+/// apart from history that was recorded but never paged.
+pub(crate) fn open_breach_key(r: &BreachRecord) -> Option<Vec<u8>> {
+    r.stopped_at.is_none().then(|| {
+        join(&[
+            OPEN_BREACH_PREFIX,
+            if r.announce { b"1/" } else { b"0/" },
+            &newest_first(r.deadline),
+            b"/",
+            bytes(&r.policy_id),
+            b"/",
+            bytes(&r.handoff_id),
+            b"/",
+            r.cycle.to_string().as_bytes(),
+        ])
+    })
+}
+
+/// The pair index of breaches: `k/<supplier>/<customer>/<announced>/<deadline>/<policy>/<handoff>/<cycle>`,
+/// to find a pair's breaches in a window without reading all of them.
+pub(crate) fn pair_breach_key(r: &BreachRecord) -> Option<Vec<u8>> {
+    Some(join(&[
+        &pair_breach_prefix(&r.supplier, &r.customer, r.announce),
+        &instant_bytes(r.deadline),
+        b"/",
+        bytes(&r.policy_id),
+        b"/",
+        bytes(&r.handoff_id),
+        b"/",
+        r.cycle.to_string().as_bytes(),
+    ]))
+}
+
+pub(crate) const OPEN_BREACH_PREFIX: &[u8] = b"o/";
+
+pub(crate) fn pair_breach_prefix(supplier: &Token, customer: &Token, announced: bool) -> Vec<u8> {
+    join(&[
+        b"k/",
+        bytes(supplier),
+        b"/",
+        bytes(customer),
+        b"/",
+        if announced { b"1/" } else { b"0/" },
+    ])
+}
+
+/// Orders instants newest first as bytes.
+pub(crate) fn newest_first(at: Timestamp) -> [u8; 8] {
+    (!((at.0 as u64) ^ (1 << 63))).to_be_bytes()
 }
 
 /// What an outbox entry announces.

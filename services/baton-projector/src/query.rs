@@ -26,6 +26,8 @@ use tonic::{Request, Response, Status};
 use crate::Shared;
 
 const DEFAULT_PAGE: u32 = 100;
+/// Most buckets one GetCompliance answers: a year of hours, or 27 years of days.
+pub const MAX_BUCKETS: usize = 10_000;
 const MAX_PAGE: u32 = 1_000;
 
 /// Query errors, and their one mapping to gRPC status codes.
@@ -345,7 +347,9 @@ impl Query for QueryService {
             .read(move |views| {
                 let tallies = views.compliance(&scope)?;
                 let series = match bucketing {
-                    Some(bucketing) => Some(views.compliance_series(&scope, &bucketing)?),
+                    Some(bucketing) => {
+                        Some(views.compliance_series(&scope, &bucketing, MAX_BUCKETS)?)
+                    }
                     None => None,
                 };
                 Ok((tallies, series))
@@ -354,6 +358,15 @@ impl Query for QueryService {
             .map_err(QueryError::from)?;
         let mut figures = tallies_to_proto(policy.as_ref(), &tallies);
         if let Some(series) = series {
+            let Some(series) = series else {
+                return Err(QueryError::Invalid(ValidationError::new(
+                    "bucket",
+                    format!(
+                        "this window has more than {MAX_BUCKETS} buckets with figures: narrow from and to, or ask for BUCKET_DAY"
+                    ),
+                ))
+                .into());
+            };
             figures.buckets = series
                 .into_iter()
                 .map(|(start, t)| v1::Compliance {

@@ -30,7 +30,7 @@ use axum::{
     Router,
 };
 use baton_domain::{Timestamp, Token};
-use baton_views::{projection::clocks_of, BreachFilter, Bucketing, ComplianceScope, HandoffFilter};
+use baton_views::{projection::clocks_of, Bucketing, ComplianceScope, HandoffFilter};
 use jiff::tz::TimeZone;
 use tokio_util::sync::CancellationToken;
 
@@ -43,6 +43,8 @@ const ROWS: usize = 50;
 const BREACH_SCAN: usize = 5_000;
 /// Worst hand-offs listed on a pair page.
 const WORST: usize = 15;
+/// Breaches from loaded history shown apart, below the live ones.
+const HISTORY_ROWS: usize = 5;
 
 /// The board's settings.
 #[derive(Debug, Clone, clap::Args)]
@@ -228,16 +230,16 @@ impl BoardState {
         let views = &self.shared.views;
         let open = views.open_clocks(&HandoffFilter::default(), ROWS)?;
         let clocks = pages::clock_rows(&self.shared.catalog, open, now);
-        let open_only = BreachFilter {
-            open_only: true,
-            ..BreachFilter::default()
-        };
-        let mut breaches = views.list_breaches(&open_only, None, BREACH_SCAN)?.items;
-        pages::order_breaches(&mut breaches);
-        breaches.truncate(ROWS);
+        // From the open-breach index, newest first: what was announced, and
+        // apart from it what history loaded without paging anyone.
+        let (breaches, breaches_total) = views.open_breaches(true, ROWS)?;
+        let (history, history_total) = views.open_breaches(false, HISTORY_ROWS)?;
         Ok(pages::Board {
             clocks,
             breaches,
+            breaches_total,
+            history,
+            history_total,
             ..pages::Board::default()
         })
     }
@@ -355,26 +357,27 @@ impl BoardState {
             ..ComplianceScope::default()
         };
         let series: std::collections::BTreeMap<Timestamp, _> = views
-            .compliance_series(&scope, &Bucketing::Day(tz.clone()))?
+            .compliance_series(&scope, &Bucketing::Day(tz.clone()), starts.len() + 1)?
+            .unwrap_or_default()
             .into_iter()
             .collect();
         let days = starts
             .iter()
             .map(|start| (*start, series.get(start).cloned().unwrap_or_default()))
             .collect();
-        let filter = BreachFilter {
-            supplier: Some(supplier.clone()),
-            customer: Some(customer.clone()),
-            ..BreachFilter::default()
+        // The pair's breaches in the window, from its own index: those
+        // announced, and apart from them history loaded without paging.
+        let worst_of = |announced| -> Result<Vec<_>, BoardError> {
+            let mut worst =
+                views.pair_breaches(&supplier, &customer, announced, from, BREACH_SCAN)?;
+            worst.sort_by(|a, b| {
+                (b.overrun(now), &a.handoff_id).cmp(&(a.overrun(now), &b.handoff_id))
+            });
+            worst.truncate(WORST);
+            Ok(worst)
         };
-        let mut worst: Vec<_> = views
-            .list_breaches(&filter, None, BREACH_SCAN)?
-            .items
-            .into_iter()
-            .filter(|r| from.is_none_or(|from| r.deadline >= from))
-            .collect();
-        worst.sort_by(|a, b| (b.overrun(now), &a.handoff_id).cmp(&(a.overrun(now), &b.handoff_id)));
-        worst.truncate(WORST);
+        let worst = worst_of(true)?;
+        let history = worst_of(false)?;
         let cell = views
             .matrix(from, None)?
             .remove(&(supplier.to_string(), customer.to_string()))
@@ -384,6 +387,7 @@ impl BoardState {
             customer,
             days,
             worst,
+            history,
             cell,
         })
     }

@@ -84,8 +84,13 @@ pub fn order_breaches(breaches: &mut [BreachRecord]) {
 #[derive(Debug, Clone, Default)]
 pub struct Board {
     pub clocks: Vec<ClockRow>,
-    /// Open breaches, newest first.
+    /// Open breaches that were announced, newest first.
     pub breaches: Vec<BreachRecord>,
+    /// How many announced breaches are open in all.
+    pub breaches_total: usize,
+    /// Open breaches from loaded history (never announced), newest first.
+    pub history: Vec<BreachRecord>,
+    pub history_total: usize,
     pub disruptions: Vec<DisruptionView>,
     pub matrix: BTreeMap<(String, String), MatrixCell>,
     /// The matrix covers clocks started in the last this many days.
@@ -113,7 +118,8 @@ pub fn live(b: &Board, now: Timestamp, tz: &TimeZone) -> String {
         "<div id=\"live-sections\" data-now=\"{}\">\n",
         now.0
     );
-    breaches(&mut out, &b.breaches, now, tz);
+    breaches(&mut out, &b.breaches, b.breaches_total, now, tz);
+    history(&mut out, &b.history, b.history_total, now, tz);
     clocks(&mut out, &b.clocks, now, tz);
     out.push_str("</div>\n");
     out
@@ -133,15 +139,60 @@ fn breach_key(r: &BreachRecord) -> String {
     format!("{}/{}/{}", r.policy_id, r.handoff_id, r.cycle)
 }
 
-fn breaches(out: &mut String, breaches: &[BreachRecord], now: Timestamp, tz: &TimeZone) {
+fn breaches(
+    out: &mut String,
+    breaches: &[BreachRecord],
+    total: usize,
+    now: Timestamp,
+    tz: &TimeZone,
+) {
     put!(
         out,
         "<section id=\"breaches\"><h2>Breached, still waiting <span class=\"count\">{}</span></h2>\n\
          <table class=\"rows\"><thead><tr><th>over by</th><th>hand-off</th><th>promise</th>\
          <th>supplier &rarr; customer</th><th>priority</th><th>target ran out</th></tr></thead>\
          <tbody id=\"breach-rows\">\n",
-        breaches.len()
+        count_of(breaches.len(), total)
     );
+    breach_rows(out, breaches, now, tz);
+    if breaches.is_empty() {
+        out.push_str("<tr class=\"empty\"><td colspan=\"6\">No open breaches.</td></tr>\n");
+    }
+    out.push_str("</tbody></table></section>\n");
+}
+
+/// "12", or "50 of 230" when only some are shown.
+fn count_of(shown: usize, total: usize) -> String {
+    if total > shown {
+        format!("{shown} of {total}")
+    } else {
+        total.to_string()
+    }
+}
+
+/// Breaches recorded from loaded history (never announced): apart, so they
+/// never push a live breach off the screen.
+fn history(
+    out: &mut String,
+    breaches: &[BreachRecord],
+    total: usize,
+    now: Timestamp,
+    tz: &TimeZone,
+) {
+    if total == 0 {
+        return;
+    }
+    put!(
+        out,
+        "<section id=\"history-breaches\"><details><summary>From loaded history, never announced \
+         <span class=\"count\">{}</span></summary>\n<table class=\"rows dim\"><tbody>\n",
+        count_of(breaches.len(), total)
+    );
+    breach_rows(out, breaches, now, tz);
+    out.push_str("</tbody></table></details></section>\n");
+}
+
+fn breach_rows(out: &mut String, breaches: &[BreachRecord], now: Timestamp, tz: &TimeZone) {
     for r in breaches {
         put!(
             out,
@@ -167,10 +218,6 @@ fn breaches(out: &mut String, breaches: &[BreachRecord], now: Timestamp, tz: &Ti
                 .unwrap_or_default(),
         );
     }
-    if breaches.is_empty() {
-        out.push_str("<tr class=\"empty\"><td colspan=\"6\">No open breaches.</td></tr>\n");
-    }
-    out.push_str("</tbody></table></section>\n");
 }
 
 fn cycle_suffix(cycle: u32) -> String {
@@ -369,8 +416,10 @@ pub struct Pair {
     pub customer: Token,
     /// Start of each day shown, oldest first, with that day's clocks.
     pub days: Vec<(Timestamp, Tallies)>,
-    /// Their breaches, largest overrun first.
+    /// Their announced breaches in the window, largest overrun first.
     pub worst: Vec<BreachRecord>,
+    /// Likewise, those from loaded history (never announced).
+    pub history: Vec<BreachRecord>,
     pub cell: MatrixCell,
 }
 
@@ -408,14 +457,34 @@ pub fn pair(p: &Pair, now: Timestamp, tz: &TimeZone) -> String {
     trend_chart(&mut out, &p.days, tz);
     out.push_str("</section>\n");
 
+    worst_table(&mut out, "Worst hand-offs", &p.worst, now, tz);
+    if !p.history.is_empty() {
+        worst_table(
+            &mut out,
+            "Worst hand-offs from loaded history (never announced)",
+            &p.history,
+            now,
+            tz,
+        );
+    }
+    out
+}
+
+fn worst_table(
+    out: &mut String,
+    title: &str,
+    worst: &[BreachRecord],
+    now: Timestamp,
+    tz: &TimeZone,
+) {
     put!(
-        &mut out,
-        "<section><h2>Worst hand-offs</h2><table class=\"rows\"><thead><tr><th>over by</th><th>hand-off</th>\
+        out,
+        "<section><h2>{title}</h2><table class=\"rows\"><thead><tr><th>over by</th><th>hand-off</th>\
          <th>promise</th><th>priority</th><th>target</th><th>target ran out</th><th>stopped</th></tr></thead><tbody>\n"
     );
-    for r in &p.worst {
+    for r in worst {
         put!(
-            &mut out,
+            out,
             "<tr class=\"{class}\"><td class=\"big\">+{over}</td><td>",
             class = if r.stopped_at.is_none() {
                 "breached"
@@ -424,9 +493,9 @@ pub fn pair(p: &Pair, now: Timestamp, tz: &TimeZone) -> String {
             },
             over = duration(r.overrun(now)),
         );
-        handoff_link(&mut out, r.handoff_id.as_str());
+        handoff_link(out, r.handoff_id.as_str());
         put!(
-            &mut out,
+            out,
             "</td><td>{policy}{cycle}</td><td class=\"prio-{p}\">{p}</td><td>{target}</td><td>{at}</td><td>{stopped}</td></tr>\n",
             policy = E(r.policy_id.as_str()),
             cycle = cycle_suffix(r.cycle),
@@ -439,11 +508,10 @@ pub fn pair(p: &Pair, now: Timestamp, tz: &TimeZone) -> String {
                 .unwrap_or_else(|| "still waiting".to_owned()),
         );
     }
-    if p.worst.is_empty() {
+    if worst.is_empty() {
         out.push_str("<tr class=\"empty\"><td colspan=\"7\">No breaches.</td></tr>\n");
     }
     out.push_str("</tbody></table></section>\n");
-    out
 }
 
 /// Daily compliance as an inline SVG bar chart, with the figures in a

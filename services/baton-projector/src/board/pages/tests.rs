@@ -106,21 +106,14 @@ fn board_of(views: &Views, catalog: &Catalog, now: Timestamp) -> Board {
     let open = views
         .open_clocks(&HandoffFilter::default(), 50)
         .expect("open clocks");
-    let mut breaches = views
-        .list_breaches(
-            &BreachFilter {
-                open_only: true,
-                ..Default::default()
-            },
-            None,
-            100,
-        )
-        .expect("breaches")
-        .items;
-    order_breaches(&mut breaches);
+    let (breaches, breaches_total) = views.open_breaches(true, 100).expect("breaches");
+    let (history, history_total) = views.open_breaches(false, 5).expect("history");
     Board {
         clocks: clock_rows(catalog, open, now),
         breaches,
+        breaches_total,
+        history,
+        history_total,
         disruptions: Vec::new(),
         matrix: views.matrix(None, None).expect("matrix"),
         matrix_days: 30,
@@ -319,6 +312,7 @@ fn a_pair_page_charts_each_day_and_lists_the_worst_first() {
             (Timestamp(0), tallies),
         ],
         worst,
+        history: Vec::new(),
         cell: MatrixCell::default(),
     };
     let html = super::pair(&pair, now, &utc());
