@@ -63,6 +63,8 @@ pub async fn start_ingest(nats_url: &str, catalog: &Path) -> anyhow::Result<Runn
         cache_capacity: 100_000,
         max_in_flight: 4_096,
         tls: Default::default(),
+        grpc: Default::default(),
+        http: Default::default(),
         nats: Default::default(),
     };
     let running = spawn(addr, move |stop| async move {
@@ -101,6 +103,8 @@ pub fn projector_config(
         stream_replicas: 1,
         board: Default::default(),
         tls: Default::default(),
+        grpc: Default::default(),
+        http: Default::default(),
         nats: Default::default(),
     }
 }

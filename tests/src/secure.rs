@@ -230,6 +230,8 @@ pub async fn start_ingest_configured(
         cache_capacity: 10_000,
         max_in_flight: baton_ingest::grpc::DEFAULT_MAX_IN_FLIGHT,
         tls: Default::default(),
+        grpc: Default::default(),
+        http: Default::default(),
         nats: Default::default(),
     };
     tweak(&mut config);
@@ -284,6 +286,8 @@ pub async fn start_projector_configured_on(
         stream_replicas: 1,
         board: Default::default(),
         tls: Default::default(),
+        grpc: Default::default(),
+        http: Default::default(),
         nats: Default::default(),
     };
     tweak(&mut config);

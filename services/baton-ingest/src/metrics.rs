@@ -7,6 +7,8 @@
 //! - `baton_ingest_disruptions_total{result}`: disruption appends, the same outcomes.
 //! - `baton_ingest_append_duration_seconds`: time to answer one append.
 //! - `baton_nats_connected`: 1 while the NATS connection is up.
+//! - the ports' connection and access counters
+//!   ([`baton_runtime::ports::PortMetrics`]).
 
 use std::{sync::Arc, time::Duration};
 
@@ -46,6 +48,8 @@ pub struct Metrics {
     disruptions: Family<ResultLabels, Counter>,
     append_duration: Histogram,
     nats_connected: Gauge,
+    /// Connections and side-port access, counted by the ports themselves.
+    pub ports: baton_runtime::ports::PortMetrics,
 }
 
 impl Default for Metrics {
@@ -82,12 +86,15 @@ impl Metrics {
             "1 while the service is connected to NATS, else 0",
             nats_connected.clone(),
         );
+        let ports = baton_runtime::ports::PortMetrics::default();
+        ports.register(&mut registry);
         Metrics {
             registry,
             events,
             disruptions,
             append_duration,
             nats_connected,
+            ports,
         }
     }
 

@@ -1,4 +1,6 @@
-//! Wiring: NATS, the streams, and the gRPC server with health and reflection.
+//! Wiring: NATS, the streams, the gRPC server with health and reflection,
+//! and the HTTP side port (health, metrics), both bounded
+//! ([`baton_runtime::ports`]).
 
 use std::{sync::Arc, time::Duration};
 
@@ -25,6 +27,8 @@ pub enum StartError {
     Security(#[from] baton_runtime::security::SecurityError),
     #[error("http side port: {0}")]
     Http(#[from] std::io::Error),
+    #[error("{0}")]
+    Config(String),
 }
 
 /// Runs the ingest service on the given listeners until `shutdown` fires,
@@ -35,14 +39,19 @@ pub async fn run(
     http_listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), StartError> {
+    config.grpc.check().map_err(StartError::Config)?;
     let catalog = Arc::new(baton_runtime::load_catalog(&config.catalog)?);
     tracing::info!(catalog = %config.catalog.display(), version = catalog.version(), promises = catalog.promises.len(), "catalog loaded");
 
-    let tls = config.tls.server_tls()?;
+    let tls = config.tls.server_tls()?.map(|tls| config.grpc.tls(tls));
     let registry = config.tls.registry(|d| catalog.has_department(d))?;
     if tls.is_none() {
         tracing::warn!("gRPC is plaintext and callers anonymous (dev mode): production sets --tls-cert, --tls-key, --client-ca and --callers");
     }
+    baton_runtime::ports::check_open_files(
+        config.grpc.grpc_max_connections,
+        config.http.http_max_connections,
+    );
 
     let client = baton_log::connect_secured(&config.nats_url, "baton-ingest", &config.nats).await?;
     let log = EventLog::new(client.clone(), config.publish_timeout);
@@ -79,9 +88,16 @@ pub async fn run(
         baton_runtime::grpc::reflection().map_err(|e| StartError::Reflection(e.to_string()))?;
 
     let metrics = Arc::new(crate::metrics::Metrics::new());
+    let ports = metrics.ports.clone();
+    let side_port = config.http.side_port(
+        http_listener,
+        &config.tls,
+        registry.clone(),
+        ports.port("http"),
+    )?;
     let http_shutdown = shutdown.clone();
     let http = tokio::spawn(baton_runtime::serve_http(
-        http_listener,
+        side_port,
         readiness,
         crate::metrics::router(metrics.clone(), client.clone()),
         async move { http_shutdown.cancelled().await },
@@ -89,7 +105,7 @@ pub async fn run(
 
     tracing::info!(addr = ?grpc_listener.local_addr().ok(), "ingest serving");
     let grpc_shutdown = shutdown.clone();
-    let mut builder = tonic::transport::Server::builder();
+    let mut builder = config.grpc.builder();
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }
@@ -103,9 +119,10 @@ pub async fn run(
             service,
             baton_runtime::security::interceptor(registry),
         ))
-        .serve_with_incoming_shutdown(baton_runtime::grpc::incoming(grpc_listener), async move {
-            grpc_shutdown.cancelled().await
-        })
+        .serve_with_incoming_shutdown(
+            baton_runtime::grpc::incoming(grpc_listener, &config.grpc, ports.port("grpc")),
+            async move { grpc_shutdown.cancelled().await },
+        )
         .await?;
 
     shutdown.cancel();

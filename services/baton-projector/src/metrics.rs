@@ -26,6 +26,11 @@
 //!   breaches withdrawn by the supplier's own late entries, all time.
 //! - `baton_nats_connected`: 1 while connected to NATS.
 //!
+//! And, counted by the ports ([`baton_runtime::ports::PortMetrics`]):
+//! `baton_connections_accepted_total`, `_refused_total`, `_open`,
+//! `_expired_total{port, reason}`, `baton_http_logins_total{result}`,
+//! `baton_http_denied_total{result}`.
+//!
 //! Also counted as it happens:
 //! - `baton_sla_forged_signals_total`: signal subjects found holding a
 //!   message that is not the signal the views computed (someone else
@@ -107,6 +112,8 @@ pub struct Metrics {
     pair_late_entries: Family<PairLabels, Gauge>,
     forged_signals: Counter,
     nats_connected: Gauge,
+    /// Connections and side-port access, counted by the ports themselves.
+    pub ports: baton_runtime::ports::PortMetrics,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -140,8 +147,10 @@ impl Metrics {
             pair_late_entries: Family::default(),
             forged_signals: Counter::default(),
             nats_connected: Gauge::default(),
+            ports: baton_runtime::ports::PortMetrics::default(),
             registry: Registry::default(),
         };
+        metrics.ports.register(&mut registry);
         registry.register(
             "sla_announced",
             "Breaches, escalations, corrections and warnings published on NATS, by promise and pair",

@@ -1,5 +1,6 @@
-//! Wiring: views, NATS, the consumer, timer and announcer tasks, and the
-//! gRPC server with health and reflection.
+//! Wiring: views, NATS, the consumer, timer and announcer tasks, the gRPC
+//! server with health and reflection, and the HTTP side port (board,
+//! metrics), both bounded ([`baton_runtime::ports`]).
 
 use std::{sync::Arc, time::Duration};
 
@@ -44,6 +45,7 @@ pub async fn run(
     http_listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), StartError> {
+    config.grpc.check().map_err(StartError::Config)?;
     let partition = baton_log::Partition::new(config.partitions, config.partition)
         .map_err(|e| StartError::Config(format!("--partition: {e}")))?;
     let fanout = if config.query_partitions.is_empty() {
@@ -100,8 +102,15 @@ pub async fn run(
     }
 
     // Any registered caller may query (operators too); appending is ingest's.
-    let tls = config.tls.server_tls()?;
+    let tls = config.tls.server_tls()?.map(|tls| config.grpc.tls(tls));
     let registry = config.tls.registry(|d| catalog.has_department(d))?;
+    if tls.is_none() {
+        tracing::warn!("gRPC is plaintext and callers anonymous (dev mode): production sets --tls-cert, --tls-key, --client-ca and --callers");
+    }
+    baton_runtime::ports::check_open_files(
+        config.grpc.grpc_max_connections,
+        config.http.http_max_connections,
+    );
     let client =
         baton_log::connect_secured(&config.nats_url, "baton-projector", &config.nats).await?;
     let mut js = async_nats::jetstream::new(client.clone());
@@ -188,9 +197,16 @@ pub async fn run(
     let reflection =
         baton_runtime::grpc::reflection().map_err(|e| StartError::Reflection(e.to_string()))?;
 
+    let ports = shared.metrics.ports.clone();
+    let side_port = config.http.side_port(
+        http_listener,
+        &config.tls,
+        registry.clone(),
+        ports.port("http"),
+    )?;
     let http_shutdown = shutdown.clone();
     let http = tokio::spawn(baton_runtime::serve_http(
-        http_listener,
+        side_port,
         readiness,
         crate::board::router(crate::board::BoardState {
             shared: shared.clone(),
@@ -208,7 +224,7 @@ pub async fn run(
 
     tracing::info!(addr = ?grpc_listener.local_addr().ok(), "projector serving queries");
     let grpc_shutdown = shutdown.clone();
-    let mut builder = tonic::transport::Server::builder();
+    let mut builder = config.grpc.builder();
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }
@@ -223,9 +239,10 @@ pub async fn run(
             ),
             baton_runtime::security::interceptor(registry),
         ))
-        .serve_with_incoming_shutdown(baton_runtime::grpc::incoming(grpc_listener), async move {
-            grpc_shutdown.cancelled().await
-        })
+        .serve_with_incoming_shutdown(
+            baton_runtime::grpc::incoming(grpc_listener, &config.grpc, ports.port("grpc")),
+            async move { grpc_shutdown.cancelled().await },
+        )
         .await;
 
     shutdown.cancel();

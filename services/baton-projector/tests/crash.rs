@@ -202,6 +202,8 @@ async fn views_after_repeated_sigkill_equal_a_clean_rebuild() {
         cache_capacity: 100_000,
         max_in_flight: baton_ingest::grpc::DEFAULT_MAX_IN_FLIGHT,
         tls: Default::default(),
+        grpc: Default::default(),
+        http: Default::default(),
         nats: Default::default(),
     };
     let ingest_task = tokio::spawn(baton_ingest::run(config, grpc, http, stop.clone()));
