@@ -235,6 +235,7 @@ pub async fn start_ingest_configured(
         nats: Default::default(),
     };
     tweak(&mut config);
+    let http_addr = config.http_listen;
     let stop = CancellationToken::new();
     let token = stop.clone();
     let task = tokio::spawn(async move {
@@ -242,7 +243,9 @@ pub async fn start_ingest_configured(
             panic!("ingest failed: {e}");
         }
     });
-    Running::new(addr, stop, task)
+    let mut running = Running::new(addr, stop, task);
+    running.http = Some(http_addr);
+    running
 }
 
 /// Starts `baton-projector` in this process with `config` changed by
@@ -291,6 +294,7 @@ pub async fn start_projector_configured_on(
         nats: Default::default(),
     };
     tweak(&mut config);
+    let http_addr = config.http_listen;
     let stop = CancellationToken::new();
     let token = stop.clone();
     let task = tokio::spawn(async move {
@@ -298,5 +302,7 @@ pub async fn start_projector_configured_on(
             panic!("projector failed: {e}");
         }
     });
-    Running::new(addr, stop, task)
+    let mut running = Running::new(addr, stop, task);
+    running.http = Some(http_addr);
+    running
 }
