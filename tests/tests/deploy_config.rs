@@ -11,8 +11,8 @@ const PROJECTOR_UNIT: &str = include_str!("../../deploy/production/baton-project
 /// The value of `Key=` in a systemd unit (the last one, as systemd reads it).
 fn unit_value<'a>(unit: &'a str, key: &str) -> Option<&'a str> {
     unit.lines()
-        .filter_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))
-        .last()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))
 }
 
 fn variables(env_file: &str) -> Vec<(String, String)> {

@@ -656,7 +656,8 @@ mod tests {
         for _ in 0..3 {
             tokio::time::sleep(Duration::from_millis(150)).await;
             client.write_all(b"x").await.expect("write");
-            server.read(&mut buf).await.expect("activity keeps it open");
+            let n = server.read(&mut buf).await.expect("activity keeps it open");
+            assert_eq!(n, 1);
         }
         let err = server.read(&mut buf).await.expect_err("silence");
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
