@@ -50,6 +50,7 @@ fn production_sets_tls_authentication_and_nats_security_through_the_env_twins() 
         "BATON_HTTP_HEADER_TIMEOUT",
         "BATON_HTTP_IDLE_TIMEOUT",
         "BATON_HTTP_WRITE_TIMEOUT",
+        "BATON_HTTP_SEND_BUFFER",
         // Screens' sessions survive a restart.
         "BATON_HTTP_SESSION_KEY",
         "BATON_HTTP_SESSION_LIFETIME",

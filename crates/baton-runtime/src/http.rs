@@ -12,6 +12,10 @@
 //! - `--http-write-timeout`: a response write the client does not take for
 //!   that long (it stopped reading: an `/events` stream nobody reads) closes
 //!   the connection, freeing its slot and file descriptor.
+//! - `--http-send-buffer`: each connection's kernel send buffer and the
+//!   server's write buffer are bounded, so a client that stops reading
+//!   holds little and its writes stall soon (the kernel would otherwise
+//!   grow a send buffer to megabytes first).
 //! - TLS with the gRPC port's certificate (`--tls-cert`), asking for a client
 //!   certificate from `--client-ca` but not requiring one, so a screen
 //!   without one can log in with its token ([`crate::web_auth`]).
@@ -40,6 +44,9 @@ use crate::{
 
 /// Default of `--http-max-connections`.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+/// Default of `--http-send-buffer`: a board page is written in a few round
+/// trips, and an `/events` stream nobody reads holds about 64 KiB + 128 KiB.
+pub const DEFAULT_SEND_BUFFER: usize = 64 * 1024;
 /// How long a graceful shutdown waits for requests in flight.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -69,6 +76,15 @@ pub struct HttpArgs {
     #[arg(long, env = "BATON_HTTP_WRITE_TIMEOUT", default_value = "20s", value_parser = crate::duration_flag)]
     pub http_write_timeout: Duration,
 
+    /// Bytes of response a side-port connection may have waiting, in the
+    /// kernel (SO_SNDBUF, which Linux doubles) and again in the server's own
+    /// write buffer: what a client that stops reading can hold before
+    /// --http-write-timeout starts counting. Without it the kernel grows a
+    /// send buffer to megabytes.
+    #[arg(long, env = "BATON_HTTP_SEND_BUFFER", default_value_t = DEFAULT_SEND_BUFFER,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(8192..=16 * 1024 * 1024))]
+    pub http_send_buffer: usize,
+
     /// How long a screen's session lasts after it logs in with its token.
     #[arg(long, env = "BATON_HTTP_SESSION_LIFETIME", default_value = "12h", value_parser = crate::duration_flag)]
     pub http_session_lifetime: Duration,
@@ -94,6 +110,7 @@ impl Default for HttpArgs {
             http_header_timeout: Duration::from_secs(10),
             http_idle_timeout: Duration::from_secs(60),
             http_write_timeout: Duration::from_secs(20),
+            http_send_buffer: DEFAULT_SEND_BUFFER,
             http_session_lifetime: Duration::from_secs(12 * 3600),
             http_session_key: None,
             http_login_attempts: 10,
@@ -228,6 +245,7 @@ pub async fn serve_http(
     http1
         .timer(TokioTimer::new())
         .header_read_timeout(args.http_header_timeout)
+        .max_buf_size(args.http_send_buffer)
         .keep_alive(true);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -236,6 +254,10 @@ pub async fn serve_http(
             _ = &mut shutdown => break,
             accepted = crate::ports::accept(&listener, &cap) => accepted,
         };
+        if let Err(e) = socket2::SockRef::from(&stream).set_send_buffer_size(args.http_send_buffer)
+        {
+            tracing::debug!(error = %e, "side port: cannot bound the send buffer");
+        }
         let io = Guarded::new(stream, slot, deadlines);
         let connection = Connection {
             router: router.clone(),
