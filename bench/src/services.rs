@@ -64,6 +64,8 @@ pub async fn start_ingest(nats_url: &str, catalog: &Path) -> anyhow::Result<Runn
         cache_mb: 256,
         max_in_flight: 4_096,
         tls: Default::default(),
+        grpc: Default::default(),
+        http: Default::default(),
         nats: Default::default(),
         failpoints: Vec::new(),
     };
@@ -105,6 +107,8 @@ pub fn projector_config(
         stream_replicas: 1,
         board: Default::default(),
         tls: Default::default(),
+        grpc: Default::default(),
+        http: Default::default(),
         nats: Default::default(),
     }
 }

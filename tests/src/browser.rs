@@ -20,6 +20,8 @@ use crate::{eventually, PATIENCE};
 
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// NSS's tool, to make the browser trust a test CA.
+pub const CERTUTIL: &str = "/usr/bin/certutil";
 
 /// A browser session; ends chromedriver and its browser on drop.
 #[derive(Debug)]
@@ -28,6 +30,40 @@ pub struct Browser {
     port: u16,
     session: String,
     _profile: tempfile::TempDir,
+    _home: tempfile::TempDir,
+}
+
+/// Makes `home`'s NSS database trust `ca` for servers.
+fn trust(home: &Path, ca: &Path) {
+    let db = home.join(".pki/nssdb");
+    std::fs::create_dir_all(&db).expect("create the NSS database dir");
+    let db = format!("sql:{}", db.display());
+    let certutil = |args: &[&str]| {
+        let out = Command::new(CERTUTIL)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("{CERTUTIL}: {e}; install it with deploy/install-chromium.sh (package libnss3-tools)")
+            });
+        assert!(
+            out.status.success(),
+            "certutil {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    certutil(&["-N", "-d", &db, "--empty-password"]);
+    let ca = ca.to_str().expect("a UTF-8 path");
+    certutil(&[
+        "-A",
+        "-d",
+        &db,
+        "-n",
+        "baton-test-ca",
+        "-t",
+        "C,,",
+        "-i",
+        ca,
+    ]);
 }
 
 impl Browser {
@@ -35,6 +71,16 @@ impl Browser {
     /// a wall-screen-sized window. Fails the test, saying how to install
     /// them, if either is missing.
     pub async fn start() -> Browser {
+        Browser::start_trusting(None).await
+    }
+
+    /// [`Browser::start`], trusting the PEM CA `ca` as a wall screen's
+    /// browser trusts the hospital's CA: it is added to the NSS certificate
+    /// database Chromium reads on Linux (`$HOME/.pki/nssdb`, with `HOME` a
+    /// directory of this browser's own), with `certutil`
+    /// (`deploy/install-chromium.sh` installs it). No certificate error is
+    /// ignored.
+    pub async fn start_trusting(ca: Option<&Path>) -> Browser {
         for (path, package) in [(CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")] {
             assert!(
                 Path::new(path).exists(),
@@ -47,8 +93,13 @@ impl Browser {
             let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a probe port");
             probe.local_addr().expect("bound").port()
         };
+        let home = tempfile::tempdir().expect("browser home dir");
+        if let Some(ca) = ca {
+            trust(home.path(), ca);
+        }
         let mut command = Command::new(CHROMEDRIVER);
         command
+            .env("HOME", home.path())
             .arg(format!("--port={port}"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -65,6 +116,7 @@ impl Browser {
             port,
             session: String::new(),
             _profile: profile,
+            _home: home,
         };
         eventually("chromedriver ready", || {
             let browser = &browser;

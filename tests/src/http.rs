@@ -16,24 +16,46 @@ pub struct Answer {
 
 /// `GET path` with the extra header lines `headers` (each `Name: value`).
 pub async fn get_with(addr: SocketAddr, path: &str, headers: &[&str]) -> Answer {
-    let mut stream = tokio::net::TcpStream::connect(addr)
+    let stream = tokio::net::TcpStream::connect(addr)
         .await
         .expect("connect to the side port");
-    let mut request = format!("GET {path} HTTP/1.1\r\nHost: baton\r\nConnection: close\r\n");
+    exchange(stream, "GET", path, headers, "")
+        .await
+        .expect("an answer")
+}
+
+/// One request on `stream` (`Connection: close`), and its answer; an error
+/// if the connection ends before a status line.
+pub async fn exchange<S>(
+    mut stream: S,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &str,
+) -> Result<Answer, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: baton\r\nConnection: close\r\n");
     for header in headers {
         request.push_str(header);
         request.push_str("\r\n");
     }
+    if !body.is_empty() || method == "POST" {
+        request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
     request.push_str("\r\n");
+    request.push_str(body);
     stream
         .write_all(request.as_bytes())
         .await
-        .expect("send the request");
+        .map_err(|e| format!("send: {e}"))?;
     let mut response = Vec::new();
-    stream
-        .read_to_end(&mut response)
-        .await
-        .expect("read the response");
+    // A TLS peer may end without close_notify: what was read still counts.
+    let read = stream.read_to_end(&mut response).await;
+    if response.is_empty() {
+        return Err(format!("no answer: {read:?}"));
+    }
     let response = String::from_utf8_lossy(&response).into_owned();
     let (head, body) = response
         .split_once("\r\n\r\n")
@@ -42,7 +64,7 @@ pub async fn get_with(addr: SocketAddr, path: &str, headers: &[&str]) -> Answer 
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .expect("a status code");
+        .ok_or_else(|| format!("no status line in {head:?}"))?;
     let body = if head
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked")
@@ -51,10 +73,100 @@ pub async fn get_with(addr: SocketAddr, path: &str, headers: &[&str]) -> Answer 
     } else {
         body.to_owned()
     };
-    Answer {
+    Ok(Answer {
         status,
         head: head.to_owned(),
         body,
+    })
+}
+
+impl Answer {
+    /// The value of header `name` (case-insensitive), if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|line| {
+            let (k, v) = line.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+}
+
+/// HTTPS to the side port: trusting a CA, presenting a client certificate
+/// or none.
+#[derive(Clone)]
+pub struct Https {
+    connector: tokio_rustls::TlsConnector,
+}
+
+impl std::fmt::Debug for Https {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Https")
+    }
+}
+
+impl Https {
+    /// Trusting the PEM CA `ca`; presenting the PEM `client` (certificate,
+    /// key) when given.
+    pub fn new(
+        ca: &std::path::Path,
+        client: Option<(&std::path::Path, &std::path::Path)>,
+    ) -> Https {
+        use rustls_pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+        use tokio_rustls::rustls;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(ca).expect("read the CA") {
+            roots
+                .add(cert.expect("a CA certificate"))
+                .expect("add the CA");
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots);
+        let config = match client {
+            Some((cert, key)) => builder
+                .with_client_auth_cert(
+                    CertificateDer::pem_file_iter(cert)
+                        .expect("read the certificate")
+                        .collect::<Result<Vec<_>, _>>()
+                        .expect("certificates"),
+                    PrivateKeyDer::from_pem_file(key).expect("the key"),
+                )
+                .expect("client certificate"),
+            None => builder.with_no_client_auth(),
+        };
+        Https {
+            connector: tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)),
+        }
+    }
+
+    /// One request over TLS to `addr` (as `localhost`); an error if the
+    /// handshake or the exchange fails.
+    pub async fn request(
+        &self,
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        headers: &[&str],
+        body: &str,
+    ) -> Result<Answer, String> {
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let name = rustls_pki_types::ServerName::try_from("localhost").expect("a name");
+        let tls = self
+            .connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS handshake: {e}"))?;
+        exchange(tls, method, path, headers, body).await
+    }
+
+    pub async fn get(&self, addr: SocketAddr, path: &str, headers: &[&str]) -> Answer {
+        self.request(addr, "GET", path, headers, "")
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
     }
 }
 

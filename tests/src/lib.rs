@@ -117,6 +117,8 @@ pub async fn start_ingest_with(nats_url: &str, catalog: &Path, stream_replicas: 
         cache_mb: 256,
         max_in_flight: baton_ingest::grpc::DEFAULT_MAX_IN_FLIGHT,
         tls: Default::default(),
+        grpc: Default::default(),
+        http: Default::default(),
         nats: Default::default(),
         failpoints: Vec::new(),
     };
@@ -212,6 +214,8 @@ pub async fn start_projector_setup(
         stream_replicas: setup.stream_replicas,
         board: Default::default(),
         tls: Default::default(),
+        grpc: Default::default(),
+        http: Default::default(),
         nats: Default::default(),
     };
     let http_addr = config.http_listen;

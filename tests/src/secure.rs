@@ -236,6 +236,8 @@ pub fn ingest_config(
         cache_mb: 256,
         max_in_flight: baton_ingest::grpc::DEFAULT_MAX_IN_FLIGHT,
         tls: Default::default(),
+        grpc: Default::default(),
+        http: Default::default(),
         nats: Default::default(),
         failpoints: Vec::new(),
     }
@@ -290,6 +292,7 @@ pub async fn start_projector_configured_on(
     let addr = grpc.local_addr().expect("bound");
     let mut config = projector_config(nats_url, catalog, data_dir, &grpc, &http);
     tweak(&mut config);
+    let http_addr = config.http_listen;
     let stop = CancellationToken::new();
     let token = stop.clone();
     let task = tokio::spawn(async move {
@@ -297,7 +300,9 @@ pub async fn start_projector_configured_on(
             panic!("projector failed: {e}");
         }
     });
-    Running::new(addr, stop, task)
+    let mut running = Running::new(addr, stop, task);
+    running.http = Some(http_addr);
+    running
 }
 
 /// The test configuration of `baton-projector` serving on `grpc` and `http`.
@@ -329,6 +334,8 @@ pub fn projector_config(
         stream_replicas: 1,
         board: Default::default(),
         tls: Default::default(),
+        grpc: Default::default(),
+        http: Default::default(),
         nats: Default::default(),
     }
 }

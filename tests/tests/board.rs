@@ -5,8 +5,11 @@
 //! (`deploy/install-chromium.sh`); fails, saying so, without them.
 
 use baton_e2e::{browser::Browser, *};
-use baton_proto::v1::{self, EventType, Priority};
+use baton_proto::v1::{
+    self, ingest_client::IngestClient, query_client::QueryClient, EventType, Priority,
+};
 use serde_json::Value;
+use tonic::transport::Channel;
 
 const MIN: i64 = 60_000;
 
@@ -66,8 +69,7 @@ type Closed = (
 /// A few hours of history across pairs: kept and broken promises, ratings,
 /// clocks still running (one past its warning), an old open breach and an
 /// active disruption.
-async fn seed(baton: &Baton, now: i64) {
-    let mut ingest = baton.ingest().await;
+async fn seed(ingest: &mut IngestClient<Channel>, query: &mut QueryClient<Channel>, now: i64) {
     let closed: &[Closed] = &[
         (
             "r-101",
@@ -233,9 +235,8 @@ async fn seed(baton: &Baton, now: i64) {
         })
         .await
         .expect("disruption");
-    let mut query = baton.query().await;
-    projected(&mut query, "r-111", 1).await;
-    projected(&mut query, "t-302", 4).await;
+    projected(query, "r-111", 1).await;
+    projected(query, "t-302", 4).await;
 }
 
 fn deadlines(rows: &Value) -> Vec<i64> {
@@ -250,11 +251,24 @@ fn deadlines(rows: &Value) -> Vec<i64> {
 async fn the_board_shows_new_clocks_and_breaches_live_without_a_reload() {
     let baton = Baton::start_with_catalog(BOARD_CATALOG).await;
     let now = now_millis();
-    seed(&baton, now).await;
+    seed(&mut baton.ingest().await, &mut baton.query().await, now).await;
     let board = baton.board_url();
     let browser = Browser::start().await;
-
     browser.goto(&format!("{board}/")).await;
+    let mut ingest = baton.ingest().await;
+    the_live_board(&browser, &board, &mut ingest, baton.dir.path(), "").await;
+    browser.quit().await;
+}
+
+/// The board's live behaviour, in a browser already on `{board}/`:
+/// screenshots are named with `prefix`.
+async fn the_live_board(
+    browser: &Browser,
+    board: &str,
+    ingest: &mut IngestClient<Channel>,
+    shots: &std::path::Path,
+    prefix: &str,
+) {
     // The event stream is open (its `hello` arrived): nothing announced
     // from here on can be missed.
     browser
@@ -273,7 +287,6 @@ async fn the_board_shows_new_clocks_and_breaches_live_without_a_reload() {
     assert_eq!(seeded, 3, "the three running clocks are on the board");
 
     // A new hand-off: its clock appears, in order of time left.
-    let mut ingest = baton.ingest().await;
     ingest
         .append(append(requested(
             "r-120",
@@ -356,7 +369,7 @@ async fn the_board_shows_new_clocks_and_breaches_live_without_a_reload() {
 
     let shot = browser.screenshot().await;
     assert!(shot.starts_with(b"\x89PNG"), "a PNG");
-    let saved = browser::save_screenshot(&shot, baton.dir.path(), "board.png");
+    let saved = browser::save_screenshot(&shot, shots, &format!("{prefix}board.png"));
     println!("board screenshot: {}", saved.display());
 
     browser.goto(&format!("{board}/handoff/r-121")).await;
@@ -372,8 +385,11 @@ async fn the_board_shows_new_clocks_and_breaches_live_without_a_reload() {
             .is_some_and(|t| t.contains("ran out of its 2s target")),
         "{breach_point}"
     );
-    let saved =
-        browser::save_screenshot(&browser.screenshot().await, baton.dir.path(), "handoff.png");
+    let saved = browser::save_screenshot(
+        &browser.screenshot().await,
+        shots,
+        &format!("{prefix}handoff.png"),
+    );
     println!("hand-off screenshot: {}", saved.display());
 
     browser
@@ -391,10 +407,12 @@ async fn the_board_shows_new_clocks_and_breaches_live_without_a_reload() {
         serde_json::json!(["r-111", "r-102"]),
         "the open breach (95 min, still growing) before the 41-minute one"
     );
-    let saved = browser::save_screenshot(&browser.screenshot().await, baton.dir.path(), "pair.png");
+    let saved = browser::save_screenshot(
+        &browser.screenshot().await,
+        shots,
+        &format!("{prefix}pair.png"),
+    );
     println!("pair screenshot: {}", saved.display());
-
-    browser.quit().await;
 }
 
 #[tokio::test]
@@ -422,4 +440,135 @@ async fn the_event_stream_ends_when_the_projector_stops() {
         )
         .await;
     browser.quit().await;
+}
+
+const NATS_PASSWORDS: &str = r#"
+BATON_NATS_INGEST_PASSWORD: "ingest-test-secret"
+BATON_NATS_PROJECTOR_PASSWORD: "projector-test-secret"
+BATON_NATS_SUBSCRIBER_PASSWORD: "subscriber-test-secret"
+BATON_NATS_OPERATOR_PASSWORD: "operator-test-secret"
+"#;
+
+const WALL_TOKEN: &str = "ops-wall-token-5c1e9b7d";
+
+/// The same board as production runs it: NATS over TLS with client
+/// certificates and the shipped users and permissions
+/// (`deploy/nats/auth.conf`), the services over TLS with the caller
+/// registry, and the wall screen logging in on the login page with its
+/// token. Chromium trusts the test CA (no certificate error is ignored).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_board_works_under_the_shipped_nats_permissions_and_tls_after_a_screen_logs_in() {
+    use baton_e2e::secure::{start_ingest_configured, start_projector_configured, Pki};
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = |f: &str| pki.path(f).to_str().expect("utf-8 path").to_owned();
+    let conf = dir.path().join("auth.conf");
+    let shipped = include_str!("../../deploy/nats/auth.conf");
+    std::fs::write(&conf, format!("{NATS_PASSWORDS}\n{shipped}")).expect("nats config");
+    let nats = baton_testkit::NatsServer::start_with(&[
+        "-c",
+        conf.to_str().expect("utf-8 path"),
+        "--tls",
+        "--tlscert",
+        &path("server.crt"),
+        "--tlskey",
+        &path("server.key"),
+        "--tlsverify",
+        "--tlscacert",
+        &path("ca.crt"),
+    ]);
+    let service = pki.client("ca", "baton-service", true);
+    let nats_as = |user: &str| baton_log::NatsSecurity {
+        nats_user: Some(format!("baton-{user}")),
+        nats_password: Some(format!("{user}-test-secret")),
+        nats_ca: Some(pki.path("ca.crt")),
+        nats_cert: Some(pki.path(&format!("{service}.crt"))),
+        nats_key: Some(pki.path(&format!("{service}.key"))),
+    };
+    let catalog = dir.path().join("catalog.json");
+    std::fs::write(&catalog, BOARD_CATALOG).expect("catalog");
+    let callers = dir.path().join("callers.json");
+    std::fs::write(
+        &callers,
+        format!(
+            r#"{{"callers": [
+  {{"id": "seed-system", "role": "department", "departments": ["engineering", "lab", "porters", "ward-5", "ward-6", "icu", "ed"]}},
+  {{"id": "ops-wall", "role": "screen", "token_sha256": "{}"}}
+]}}"#,
+            baton_runtime::web_auth::hex(&baton_runtime::web_auth::token_sha256(WALL_TOKEN))
+        ),
+    )
+    .expect("callers");
+    let tls = pki.server_args(&callers);
+    let ingest = {
+        let (tls, nats_security) = (tls.clone(), nats_as("ingest"));
+        start_ingest_configured(&nats.url(), &catalog, |c| {
+            c.tls = tls;
+            c.nats = nats_security;
+        })
+        .await
+    };
+    let projector = {
+        let nats_security = nats_as("projector");
+        start_projector_configured(&nats.url(), &catalog, &dir.path().join("views"), |c| {
+            c.tls = tls;
+            c.nats = nats_security;
+        })
+        .await
+    };
+    pki.wait_serving(ingest.addr, "baton.v1.Ingest").await;
+    pki.wait_serving(projector.addr, "baton.v1.Query").await;
+    let seeder = pki.client("ca", "seed-system", true);
+    let mut ingest_client = IngestClient::new(
+        pki.channel(ingest.addr, Some(&seeder))
+            .await
+            .expect("ingest over mutual TLS"),
+    );
+    let mut query = QueryClient::new(
+        pki.channel(projector.addr, Some(&seeder))
+            .await
+            .expect("query over mutual TLS"),
+    );
+    seed(&mut ingest_client, &mut query, now_millis()).await;
+
+    let port = projector.http.expect("side port").port();
+    let board = format!("https://localhost:{port}");
+    let browser = Browser::start_trusting(Some(&pki.path("ca.crt"))).await;
+    browser.goto(&format!("{board}/")).await;
+    browser
+        .wait_for(
+            "the login page, the screen not being logged in",
+            "return document.querySelector('form[action=\"/login\"] input[name=\"token\"]') !== null",
+        )
+        .await;
+    let shot = browser.screenshot().await;
+    let saved = browser::save_screenshot(&shot, dir.path(), "secure-login.png");
+    println!("login screenshot: {}", saved.display());
+    browser
+        .execute(&format!(
+            "document.getElementById('token').value = '{WALL_TOKEN}';
+             document.querySelector('form[action=\"/login\"]').submit();
+             return true"
+        ))
+        .await;
+    browser
+        .wait_for(
+            "the board after logging in",
+            "return document.body && document.body.dataset.page === 'board'",
+        )
+        .await;
+    assert_eq!(
+        browser.execute("return location.protocol").await,
+        "https:",
+        "served over TLS"
+    );
+    assert_eq!(
+        browser.execute("return document.cookie").await,
+        "",
+        "the session cookie is HttpOnly: no script can read it"
+    );
+    the_live_board(&browser, &board, &mut ingest_client, dir.path(), "secure-").await;
+    browser.quit().await;
+    ingest.stop().await;
+    assert!(projector.stop().await);
 }

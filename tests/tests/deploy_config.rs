@@ -5,6 +5,15 @@ use clap::Parser;
 
 const INGEST_ENV: &str = include_str!("../../deploy/production/baton-ingest.env");
 const PROJECTOR_ENV: &str = include_str!("../../deploy/production/baton-projector.env");
+const INGEST_UNIT: &str = include_str!("../../deploy/production/baton-ingest.service");
+const PROJECTOR_UNIT: &str = include_str!("../../deploy/production/baton-projector.service");
+
+/// The value of `Key=` in a systemd unit (the last one, as systemd reads it).
+fn unit_value<'a>(unit: &'a str, key: &str) -> Option<&'a str> {
+    unit.lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))
+}
 
 fn variables(env_file: &str) -> Vec<(String, String)> {
     env_file
@@ -30,6 +39,22 @@ fn production_sets_tls_authentication_and_nats_security_through_the_env_twins() 
         "NATS_CA",
         "NATS_CERT",
         "NATS_KEY",
+        // The caps and deadlines, set where they size LimitNOFILE.
+        "BATON_GRPC_MAX_CONNECTIONS",
+        "BATON_GRPC_MAX_STREAMS",
+        "BATON_GRPC_HANDSHAKE_TIMEOUT",
+        "BATON_GRPC_IDLE_TIMEOUT",
+        "BATON_GRPC_KEEPALIVE",
+        "BATON_GRPC_KEEPALIVE_TIMEOUT",
+        "BATON_HTTP_MAX_CONNECTIONS",
+        "BATON_HTTP_HEADER_TIMEOUT",
+        "BATON_HTTP_IDLE_TIMEOUT",
+        "BATON_HTTP_WRITE_TIMEOUT",
+        "BATON_HTTP_SEND_BUFFER",
+        // Screens' sessions survive a restart.
+        "BATON_HTTP_SESSION_KEY",
+        "BATON_HTTP_SESSION_LIFETIME",
+        "BATON_HTTP_LOGIN_ATTEMPTS",
     ];
     for (name, file) in [("ingest", INGEST_ENV), ("projector", PROJECTOR_ENV)] {
         let vars = variables(file);
@@ -67,6 +92,81 @@ fn production_sets_tls_authentication_and_nats_security_through_the_env_twins() 
         baton_projector::Config::try_parse_from(["baton-projector"]).expect("projector flags");
     assert!(projector.tls.client_ca.is_some() && projector.tls.callers.is_some());
     assert_eq!(projector.nats.nats_user.as_deref(), Some("baton-projector"));
+
+    // The side port serves TLS (it takes the gRPC certificate) and, with the
+    // registry, authenticates; it listens beyond loopback for the screens
+    // and Prometheus, which only that makes safe.
+    for (name, tls, http_listen) in [
+        ("ingest", &ingest.tls, ingest.http_listen),
+        ("projector", &projector.tls, projector.http_listen),
+    ] {
+        assert!(
+            tls.tls_cert.is_some() && tls.tls_key.is_some(),
+            "{name}: TLS on the HTTP port"
+        );
+        assert!(tls.callers.is_some(), "{name}: the side port authenticates");
+        assert!(
+            !http_listen.ip().is_loopback(),
+            "{name}: the side port is for other machines"
+        );
+    }
+    for (name, grpc, http) in [
+        ("ingest", &ingest.grpc, &ingest.http),
+        ("projector", &projector.grpc, &projector.http),
+    ] {
+        grpc.check().unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(
+            http.http_session_key.is_some(),
+            "{name}: a session key file"
+        );
+        assert!(
+            http.http_idle_timeout > std::time::Duration::from_secs(15),
+            "{name}: the idle timeout outlasts the board's 15 s keep-alive"
+        );
+        assert!(
+            http.http_write_timeout < http.http_idle_timeout,
+            "{name}: a deaf reader is dropped before the idle bound"
+        );
+    }
+
+    // Each unit file's open-file limit covers its caps plus everything
+    // else, and runs the binary with that env file, stopped by SIGTERM.
+    for (name, unit, grpc_cap, http_cap) in [
+        (
+            "ingest",
+            INGEST_UNIT,
+            ingest.grpc.grpc_max_connections,
+            ingest.http.http_max_connections,
+        ),
+        (
+            "projector",
+            PROJECTOR_UNIT,
+            projector.grpc.grpc_max_connections,
+            projector.http.http_max_connections,
+        ),
+    ] {
+        let limit: u64 = unit_value(unit, "LimitNOFILE")
+            .unwrap_or_else(|| panic!("baton-{name}.service sets LimitNOFILE"))
+            .parse()
+            .expect("a number");
+        let needed = grpc_cap as u64 + http_cap as u64 + baton_runtime::ports::OTHER_FILES;
+        println!("baton-{name}.service: LimitNOFILE={limit}, caps {grpc_cap} + {http_cap} + {} = {needed}", baton_runtime::ports::OTHER_FILES);
+        assert!(
+            limit >= 2 * needed,
+            "baton-{name}.service: LimitNOFILE={limit} is under twice the caps plus other files ({needed})"
+        );
+        assert_eq!(
+            unit_value(unit, "EnvironmentFile"),
+            Some(format!("/run/secrets/baton-{name}.env").as_str()),
+            "the secrets come last"
+        );
+        assert!(unit.contains(&format!("EnvironmentFile=/etc/baton/baton-{name}.env")));
+        assert_eq!(
+            unit_value(unit, "ExecStart"),
+            Some(format!("/usr/local/bin/baton-{name}").as_str())
+        );
+        assert_eq!(unit_value(unit, "KillSignal"), Some("SIGTERM"));
+    }
 
     // A client CA without a registry (or the reverse) is refused at start.
     assert!(baton_ingest::Config::try_parse_from([
@@ -116,6 +216,19 @@ fn the_shipped_caller_registry_fits_the_shipped_catalog() {
         .expect("deploy/callers.json");
     assert!(registry.identify(["ward-5-system"]).is_ok());
     assert!(registry.identify(["duty-coordinator"]).is_ok());
+    // Screens and a scraper, by token hash. The shipped hashes are of tokens
+    // nobody kept: a deployment replaces them (batonctl token new).
+    use baton_domain::access::TokenRole;
+    let holders: Vec<_> = registry.holders().collect();
+    assert!(holders.iter().any(|h| h.role == TokenRole::Screen));
+    assert!(holders.iter().any(|h| h.role == TokenRole::Scraper));
+    for guessable in ["", "token", "secret", "changeme", "password", "prometheus"] {
+        let hash = baton_runtime::web_auth::token_sha256(guessable);
+        assert!(
+            holders.iter().all(|h| h.token_sha256 != hash),
+            "a shipped token hash is of {guessable:?}"
+        );
+    }
 }
 
 #[test]

@@ -200,6 +200,8 @@ async fn start_or_refuse(baton: &Baton) -> Met {
         stream_replicas: 1,
         board: Default::default(),
         tls: Default::default(),
+        grpc: Default::default(),
+        http: Default::default(),
         nats: Default::default(),
     };
     let stop = tokio_util::sync::CancellationToken::new();

@@ -11,7 +11,7 @@ use baton_e2e::{
     wait_serving, TEST_CATALOG,
 };
 use baton_log::NatsSecurity;
-use baton_proto::v1::{ingest_client::IngestClient, query_client::QueryClient, Priority};
+use baton_proto::v1::{self, ingest_client::IngestClient, query_client::QueryClient, Priority};
 use baton_testkit::NatsServer;
 use futures::StreamExt;
 use tokio::sync::mpsc;
@@ -220,6 +220,90 @@ async fn each_nats_user_can_do_its_job_and_nothing_else() {
         async move { (stream_messages(&operator, "BATON_HANDOFFS").await == 2).then_some(()) }
     })
     .await;
+
+    // The board hears the projector's own signals, disruptions included,
+    // though its user subscribes to nothing but its inbox.
+    let web = projector.http.expect("side port");
+    let mut board = baton_e2e::http::EventStream::open(web, "/events").await;
+    board
+        .next_named("hello", Duration::from_secs(10))
+        .await
+        .expect("the board's stream opens");
+    ingest_client
+        .append_disruption(v1::AppendDisruptionRequest {
+            disruption: Some(v1::DisruptionEvent {
+                disruption_id: "analyzer-9".into(),
+                phase: v1::DisruptionPhase::Started as i32,
+                supplier: "lab".into(),
+                kind: "lab".into(),
+                occurred_at: Some(baton_e2e::timestamp(now_millis())),
+                reason: "analyzer down".into(),
+                actor: "lab-desk".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("ingest appends a disruption");
+    let shown = board
+        .next_named("disruption", Duration::from_secs(20))
+        .await
+        .expect("the disruption reaches the board under the shipped permissions");
+    assert!(shown.data.contains("analyzer-9"), "{}", shown.data);
+
+    // A message in a breach's place (someone holding the projector's
+    // password): the projector reads back what the subject holds, sees it
+    // is not its own, and raises the alarm. Its user may read BATON_SLA's
+    // messages for that, and only that stream's.
+    let js_as_projector = async_nats::jetstream::new(as_projector.clone());
+    let squatted = v1::Breach {
+        handoff_id: "nats-3".into(),
+        policy_id: "repair-response".into(),
+        supplier: "engineering".into(),
+        customer: "ward-5".into(),
+        ..Default::default()
+    };
+    js_as_projector
+        .publish(
+            "baton.sla.breached.repair-response.engineering.ward-5.nats-3",
+            prost::Message::encode_to_vec(&squatted).into(),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("stored in BATON_SLA");
+    ingest_client
+        .append(append(requested(
+            "nats-3",
+            "repair",
+            "engineering",
+            "ward-5",
+            Priority::Stat,
+            t0,
+        )))
+        .await
+        .expect("requested");
+    eventually("the forged-signal alarm", || async move {
+        let scrape = baton_e2e::http::get(web, "/metrics").await.body;
+        scrape
+            .lines()
+            .any(|l| l.starts_with("baton_sla_forged_signals_total") && l.ends_with(" 1"))
+            .then_some(())
+    })
+    .await;
+    let ready = baton_e2e::http::get(web, "/readyz").await;
+    assert!(ready.body.contains("nats-3"), "{}", ready.body);
+    let mut js = async_nats::jetstream::new(as_projector.clone());
+    js.set_timeout(Duration::from_millis(500));
+    assert!(
+        js.get_stream("BATON_HANDOFFS")
+            .await
+            .expect("stream info is allowed")
+            .get_raw_message(1)
+            .await
+            .is_err(),
+        "the projector may not read the events stream's messages by sequence"
+    );
+    tried += 1;
     println!("nats permission cases tried: {tried}");
     ingest.stop().await;
     projector.stop().await;

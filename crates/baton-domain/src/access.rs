@@ -14,6 +14,19 @@
 //! ]}
 //! ```
 //!
+//! Screens and scrapers hold a token instead of a certificate, and reach
+//! only the HTTP side port: the registry keeps the SHA-256 of each token
+//! (64 hex digits), never the token itself:
+//!
+//! ```json
+//! {"id": "lab-wall", "role": "screen", "token_sha256": "9f86d0..."},
+//! {"id": "prometheus", "role": "scraper", "token_sha256": "60303a..."}
+//! ```
+//!
+//! A screen may see the board (after logging in with its token); a scraper
+//! may only read `/metrics`. Neither is ever found by a certificate, so
+//! neither can call the gRPC services.
+//!
 //! A `department` caller speaks for its departments on either side of a
 //! hand-off: as the customer it may request, cancel, rate and reprioritize;
 //! as the (current) supplier it may acknowledge, start, hold, resume,
@@ -42,6 +55,24 @@ pub enum Role {
     Operator,
     /// Appends for every department (history imports).
     Importer,
+}
+
+/// What a token holder is for: it reaches only the HTTP side port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRole {
+    /// A wall screen: the board pages and `/events`, after logging in.
+    Screen,
+    /// A metrics scraper: `/metrics` only, with its token as a bearer token.
+    Scraper,
+}
+
+/// A screen or scraper, known by the SHA-256 of its token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenHolder {
+    pub id: String,
+    pub role: TokenRole,
+    /// SHA-256 of the token; the token itself is kept nowhere.
+    pub token_sha256: [u8; 32],
 }
 
 /// An authenticated caller, as the registry describes it.
@@ -301,15 +332,41 @@ struct RawRegistry {
 #[serde(deny_unknown_fields)]
 struct RawCaller {
     id: String,
-    role: Role,
+    role: RawRole,
     #[serde(default)]
     departments: Vec<String>,
+    token_sha256: Option<String>,
 }
 
-/// Every known caller, by certificate identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RawRole {
+    Department,
+    Operator,
+    Importer,
+    Screen,
+    Scraper,
+}
+
+/// Every known caller, by certificate identity, and every token holder.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Registry {
     callers: BTreeMap<String, Caller>,
+    holders: BTreeMap<String, TokenHolder>,
+}
+
+/// 64 hex digits as 32 bytes.
+fn sha256_hex(text: &str) -> Option<[u8; 32]> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks(2).enumerate() {
+        let digit = |c: u8| (c as char).to_digit(16);
+        out[i] = u8::try_from(digit(pair[0])? * 16 + digit(pair[1])?).ok()?;
+    }
+    Some(out)
 }
 
 impl Registry {
@@ -325,6 +382,7 @@ impl Registry {
             message: e.to_string(),
         })?;
         let mut callers = BTreeMap::new();
+        let mut holders: BTreeMap<String, TokenHolder> = BTreeMap::new();
         for (index, c) in raw.callers.into_iter().enumerate() {
             let invalid = |reason: String| RegistryError::Invalid { index, reason };
             if c.id.is_empty() || c.id.len() > 253 || !c.id.bytes().all(|b| b.is_ascii_graphic()) {
@@ -332,6 +390,55 @@ impl Registry {
                     "id must be 1 to 253 printable ASCII characters".into(),
                 ));
             }
+            if callers.contains_key(&c.id) || holders.contains_key(&c.id) {
+                return Err(invalid(format!("{:?} is listed twice", c.id)));
+            }
+            let token_role = match c.role {
+                RawRole::Screen => Some(TokenRole::Screen),
+                RawRole::Scraper => Some(TokenRole::Scraper),
+                _ => None,
+            };
+            if let Some(role) = token_role {
+                if !c.departments.is_empty() {
+                    return Err(invalid("only a department caller lists departments".into()));
+                }
+                let Some(hex) = &c.token_sha256 else {
+                    return Err(invalid(
+                        "token_sha256: a screen or scraper needs the SHA-256 of its token".into(),
+                    ));
+                };
+                let token_sha256 = sha256_hex(&hex.to_ascii_lowercase()).ok_or_else(|| {
+                    invalid(
+                        "token_sha256: must be 64 hex digits, the SHA-256 of the token (batonctl token hash)"
+                            .into(),
+                    )
+                })?;
+                if let Some(other) = holders.values().find(|h| h.token_sha256 == token_sha256) {
+                    return Err(invalid(format!(
+                        "token_sha256: the same token as {:?}; each screen and scraper needs its own",
+                        other.id
+                    )));
+                }
+                holders.insert(
+                    c.id.clone(),
+                    TokenHolder {
+                        id: c.id,
+                        role,
+                        token_sha256,
+                    },
+                );
+                continue;
+            }
+            if c.token_sha256.is_some() {
+                return Err(invalid(
+                    "token_sha256: only a screen or scraper has a token; this caller is known by its certificate".into(),
+                ));
+            }
+            let role = match c.role {
+                RawRole::Department => Role::Department,
+                RawRole::Operator => Role::Operator,
+                _ => Role::Importer,
+            };
             let mut departments = BTreeSet::new();
             for d in &c.departments {
                 let token = Token::parse(d).map_err(|e| invalid(format!("department {e}")))?;
@@ -340,7 +447,7 @@ impl Registry {
                 }
                 departments.insert(token);
             }
-            match c.role {
+            match role {
                 Role::Department if departments.is_empty() => {
                     return Err(invalid("a department caller needs departments".into()))
                 }
@@ -351,20 +458,19 @@ impl Registry {
             }
             let caller = Caller {
                 id: c.id.clone(),
-                role: c.role,
+                role,
                 departments,
             };
-            if callers.insert(c.id.clone(), caller).is_some() {
-                return Err(invalid(format!("{:?} is listed twice", c.id)));
-            }
+            callers.insert(c.id, caller);
         }
-        Ok(Registry { callers })
+        Ok(Registry { callers, holders })
     }
 
     /// The caller the first registered of `identities` names, or why none
     /// does (naming the first identity). For a certificate the identities
     /// are its DNS subject alternative names, or only its common name when
-    /// it has none: never both.
+    /// it has none: never both. Screens and scrapers are never found here:
+    /// they have no certificate.
     pub fn identify<'a>(
         &self,
         identities: impl IntoIterator<Item = &'a str>,
@@ -381,12 +487,23 @@ impl Registry {
         })
     }
 
+    /// The screen or scraper called `id`.
+    pub fn holder(&self, id: &str) -> Option<&TokenHolder> {
+        self.holders.get(id)
+    }
+
+    /// Every screen and scraper (to compare a token's hash against each).
+    pub fn holders(&self) -> impl Iterator<Item = &TokenHolder> {
+        self.holders.values()
+    }
+
+    /// Callers known by certificate, and token holders.
     pub fn len(&self) -> usize {
-        self.callers.len()
+        self.callers.len() + self.holders.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.callers.is_empty()
+        self.callers.is_empty() && self.holders.is_empty()
     }
 }
 
@@ -590,5 +707,90 @@ mod tests {
             &any
         )
         .contains("line"));
+    }
+
+    /// Two made-up token hashes (64 hex digits each).
+    const WALL: &str = "1d5b6fb42b5d2a2b2a1b8e2d3e6f9d1c0b7a6e5d4c3b2a1908f7e6d5c4b3a291";
+    const SCRAPER: &str = "2E5B6FB42B5D2A2B2A1B8E2D3E6F9D1C0B7A6E5D4C3B2A1908F7E6D5C4B3A291";
+
+    #[test]
+    fn screens_and_scrapers_are_known_by_their_token_hash_never_by_a_certificate() {
+        let json = format!(
+            r#"{{"callers": [
+                {{"id": "duty-desk", "role": "operator"}},
+                {{"id": "lab-wall", "role": "screen", "token_sha256": "{WALL}"}},
+                {{"id": "prometheus", "role": "scraper", "token_sha256": "{SCRAPER}"}}
+            ]}}"#
+        );
+        let registry = Registry::from_json(&json, |_| true).expect("valid");
+        assert_eq!(registry.len(), 3);
+        let wall = registry.holder("lab-wall").expect("the screen");
+        assert_eq!(wall.role, TokenRole::Screen);
+        assert_eq!(wall.token_sha256[0], 0x1d);
+        assert_eq!(wall.token_sha256[31], 0x91);
+        // Upper-case hex digits are the same hash.
+        assert_eq!(
+            registry.holder("prometheus").expect("scraper").token_sha256[0],
+            0x2e
+        );
+        assert_eq!(registry.holders().count(), 2);
+        // A certificate naming a screen is no caller of the gRPC services.
+        assert!(registry.identify(["lab-wall"]).is_err());
+        assert!(registry.identify(["duty-desk"]).is_ok());
+        assert!(registry.holder("duty-desk").is_none());
+    }
+
+    #[test]
+    fn a_bad_token_entry_is_refused_naming_its_place_and_field() {
+        let err = |entries: &str| {
+            Registry::from_json(&format!(r#"{{"callers": [{entries}]}}"#), |_| true)
+                .expect_err("refused")
+                .to_string()
+        };
+        let e = err(r#"{"id": "wall", "role": "screen"}"#);
+        assert!(e.starts_with("callers[0]: token_sha256:"), "{e}");
+        let e = err(r#"{"id": "wall", "role": "screen", "token_sha256": "abc"}"#);
+        assert!(
+            e.starts_with("callers[0]: token_sha256:") && e.contains("64 hex digits"),
+            "{e}"
+        );
+        let not_hex = "g".repeat(64);
+        let e = err(&format!(
+            r#"{{"id": "wall", "role": "screen", "token_sha256": "{not_hex}"}}"#
+        ));
+        assert!(e.contains("64 hex digits"), "{e}");
+        let e = err(&format!(
+            r#"{{"id": "desk", "role": "operator"}}, {{"id": "desk", "role": "operator", "token_sha256": "{WALL}"}}"#
+        ));
+        assert!(e.starts_with("callers[1]:"), "{e}");
+        let e = err(&format!(
+            r#"{{"id": "desk", "role": "operator", "token_sha256": "{WALL}"}}"#
+        ));
+        assert!(
+            e.starts_with("callers[0]: token_sha256: only a screen or scraper"),
+            "{e}"
+        );
+        let e = err(&format!(
+            r#"{{"id": "a", "role": "screen", "token_sha256": "{WALL}"}}, {{"id": "b", "role": "scraper", "token_sha256": "{WALL}"}}"#
+        ));
+        assert!(
+            e.starts_with("callers[1]: token_sha256: the same token as \"a\""),
+            "{e}"
+        );
+        let e = err(&format!(
+            r#"{{"id": "a", "role": "screen", "token_sha256": "{WALL}", "departments": ["lab"]}}"#
+        ));
+        assert!(e.contains("only a department caller"), "{e}");
+        // A screen and a certificate caller may not share an id.
+        let e = err(&format!(
+            r#"{{"id": "a", "role": "operator"}}, {{"id": "a", "role": "screen", "token_sha256": "{WALL}"}}"#
+        ));
+        assert!(e.contains("callers[1]: \"a\" is listed twice"), "{e}");
+        // Unknown fields are refused with their line.
+        let e = err(r#"{"id": "a", "role": "screen", "token": "plain"}"#);
+        assert!(
+            e.starts_with("line 1:") && e.contains("unknown field"),
+            "{e}"
+        );
     }
 }

@@ -1,9 +1,125 @@
-//! gRPC plumbing both services share.
+//! gRPC plumbing both services share: the bounded accept loop and the
+//! HTTP/2 limits ([`GrpcArgs`]), reflection, and decode-error statuses.
 
-/// Accepted connections with TCP_NODELAY: without it, Nagle's algorithm
-/// and delayed ACKs add ~40 ms to a small unary response.
-pub fn incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
-    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::ports::{ConnectionCap, Deadlines, Guarded, PortCounters};
+
+/// Default of `--grpc-max-connections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Default of `--grpc-max-streams`.
+pub const DEFAULT_MAX_STREAMS: u32 = 128;
+/// What a new connection must send within `--grpc-handshake-timeout`: the
+/// 24-byte HTTP/2 client preface and the header of the SETTINGS frame that
+/// follows it (over TLS, the ClientHello is longer than that).
+pub const PREFACE_BYTES: u64 = 24 + 9;
+
+/// Bounds on the gRPC port: how many connections, how many streams each,
+/// and how long a connection may stall. The same for ingest and projector.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GrpcArgs {
+    /// Most gRPC connections open at once; more are closed as soon as they
+    /// are accepted (counted in baton_connections_refused_total{port="grpc"}).
+    /// With --http-max-connections, sizes the open-file limit (LimitNOFILE).
+    #[arg(long, env = "BATON_GRPC_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub grpc_max_connections: usize,
+
+    /// Most concurrent requests (HTTP/2 streams) on one gRPC connection, as
+    /// the server announces it; a client queues beyond it.
+    #[arg(long, env = "BATON_GRPC_MAX_STREAMS", default_value_t = DEFAULT_MAX_STREAMS,
+          value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub grpc_max_streams: u32,
+
+    /// A new connection must finish its TLS handshake and send the HTTP/2
+    /// preface within this, or it is closed.
+    #[arg(long, env = "BATON_GRPC_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = crate::duration_flag)]
+    pub grpc_handshake_timeout: Duration,
+
+    /// A connection from which nothing has been read for this long is
+    /// closed. A live client always answers the keepalive pings, so only a
+    /// stalled or vanished one reaches it. Must exceed --grpc-keepalive plus
+    /// --grpc-keepalive-timeout.
+    #[arg(long, env = "BATON_GRPC_IDLE_TIMEOUT", default_value = "5m", value_parser = crate::duration_flag)]
+    pub grpc_idle_timeout: Duration,
+
+    /// How often the server pings a connection it has heard nothing from
+    /// (HTTP/2 PING).
+    #[arg(long, env = "BATON_GRPC_KEEPALIVE", default_value = "60s", value_parser = crate::duration_flag)]
+    pub grpc_keepalive: Duration,
+
+    /// A ping not answered within this closes the connection.
+    #[arg(long, env = "BATON_GRPC_KEEPALIVE_TIMEOUT", default_value = "20s", value_parser = crate::duration_flag)]
+    pub grpc_keepalive_timeout: Duration,
+}
+
+impl Default for GrpcArgs {
+    fn default() -> Self {
+        GrpcArgs {
+            grpc_max_connections: DEFAULT_MAX_CONNECTIONS,
+            grpc_max_streams: DEFAULT_MAX_STREAMS,
+            grpc_handshake_timeout: Duration::from_secs(10),
+            grpc_idle_timeout: Duration::from_secs(300),
+            grpc_keepalive: Duration::from_secs(60),
+            grpc_keepalive_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+impl GrpcArgs {
+    /// Refuses settings that would close live connections.
+    pub fn check(&self) -> Result<(), String> {
+        if self.grpc_idle_timeout <= self.grpc_keepalive + self.grpc_keepalive_timeout {
+            return Err(format!(
+                "--grpc-idle-timeout ({:?}) must exceed --grpc-keepalive ({:?}) plus --grpc-keepalive-timeout ({:?}), or it closes clients that answer every ping",
+                self.grpc_idle_timeout, self.grpc_keepalive, self.grpc_keepalive_timeout
+            ));
+        }
+        Ok(())
+    }
+
+    /// A server builder with the HTTP/2 limits: streams per connection and
+    /// keepalive pings. (tonic's per-connection concurrency limit is not
+    /// used: it queues requests in the server; the stream limit makes the
+    /// client queue them.)
+    pub fn builder(&self) -> tonic::transport::Server {
+        tonic::transport::Server::builder()
+            .max_concurrent_streams(Some(self.grpc_max_streams))
+            .http2_keepalive_interval(Some(self.grpc_keepalive))
+            .http2_keepalive_timeout(Some(self.grpc_keepalive_timeout))
+    }
+
+    /// The TLS handshake bound, for [`tonic::transport::ServerTlsConfig::timeout`].
+    pub fn tls(&self, tls: tonic::transport::ServerTlsConfig) -> tonic::transport::ServerTlsConfig {
+        tls.timeout(self.grpc_handshake_timeout)
+    }
+
+    fn deadlines(&self) -> Deadlines {
+        Deadlines {
+            handshake: Some((PREFACE_BYTES, self.grpc_handshake_timeout)),
+            idle: Some(self.grpc_idle_timeout),
+            idle_counts_writes: false,
+            write: None,
+        }
+    }
+}
+
+/// The accepted connections of the gRPC port, for
+/// `serve_with_incoming_shutdown`: under the cap, each [`Guarded`] by the
+/// handshake and idle deadlines, with TCP_NODELAY.
+pub fn incoming(
+    listener: TcpListener,
+    args: &GrpcArgs,
+    counters: PortCounters,
+) -> impl futures::Stream<Item = Result<Guarded<TcpStream>, std::io::Error>> + Send + 'static {
+    let cap = ConnectionCap::new(args.grpc_max_connections, counters);
+    let deadlines = args.deadlines();
+    futures::stream::unfold((listener, cap), move |(listener, cap)| async move {
+        let (stream, _, slot) = crate::ports::accept(&listener, &cap).await;
+        Some((Ok(Guarded::new(stream, slot, deadlines)), (listener, cap)))
+    })
 }
 
 /// How long a stopping server waits for open calls (a load balancer's

@@ -1,6 +1,8 @@
 //! What every Baton service process shares: logging set-up, shutdown on
-//! SIGTERM/SIGINT, the HTTP side port (health now, metrics later), gRPC
-//! plumbing (reflection, accepted connections) and the wall clock.
+//! SIGTERM/SIGINT, the HTTP side port ([`http`]: health, metrics, the board;
+//! bounded, TLS, authenticated by [`web_auth`]), gRPC plumbing ([`grpc`]:
+//! the bounded accept loop, reflection), the bounds both ports share
+//! ([`ports`]) and the wall clock.
 //!
 //! This is the only crate that reads the machine's clock, so the domain never
 //! does. It must never hold business rules.
@@ -15,7 +17,7 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use axum::{http::StatusCode, routing::get, Router};
+use axum::http::StatusCode;
 use baton_domain::Timestamp;
 use tokio_util::sync::CancellationToken;
 
@@ -237,28 +239,7 @@ impl Health {
     }
 }
 
-/// Serves the HTTP side port: `/healthz` (alive) and `/readyz` (ready to
-/// serve), plus any routes the service adds.
-pub async fn serve_http(
-    listener: tokio::net::TcpListener,
-    readiness: Readiness,
-    extra: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let router = Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route(
-            "/readyz",
-            get(move || {
-                let report = readiness.report();
-                async move { report }
-            }),
-        )
-        .merge(extra);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-}
+pub use http::{serve_http, SidePort};
 
 /// Binds a TCP listener, naming the address in the error.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
@@ -319,8 +300,11 @@ where
 
 pub mod failpoint;
 pub mod grpc;
+pub mod http;
+pub mod ports;
 pub mod security;
 pub mod supervise;
+pub mod web_auth;
 
 /// Parses a duration flag the way the catalog spells durations (`45s`, `5m`, `1h`).
 pub fn duration_flag(s: &str) -> Result<std::time::Duration, String> {

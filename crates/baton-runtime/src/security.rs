@@ -57,6 +57,12 @@ pub enum SecurityError {
         path: PathBuf,
         source: RegistryError,
     },
+    #[error("{path}: {reason}")]
+    Pem { path: PathBuf, reason: String },
+    #[error("TLS for the HTTP side port: {0}")]
+    HttpTls(String),
+    #[error(transparent)]
+    SessionKey(#[from] crate::web_auth::SessionKeyError),
 }
 
 fn read(path: &PathBuf) -> Result<Vec<u8>, SecurityError> {
@@ -82,6 +88,61 @@ impl TlsArgs {
                 .client_auth_optional(true);
         }
         Ok(Some(tls))
+    }
+
+    /// The HTTP side port's TLS (rustls, ring), if TLS is on: the same
+    /// certificate as gRPC, HTTP/1.1. With a client CA, a client
+    /// certificate is asked for and verified when presented, but not
+    /// required: a wall screen without one logs in with its token.
+    pub fn http_tls(&self) -> Result<Option<tokio_rustls::TlsAcceptor>, SecurityError> {
+        use rustls_pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+        use tokio_rustls::rustls;
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return Ok(None);
+        };
+        let pem = |path: &PathBuf, reason: String| SecurityError::Pem {
+            path: path.clone(),
+            reason,
+        };
+        let certs = |path: &PathBuf| -> Result<Vec<CertificateDer<'static>>, SecurityError> {
+            let certs = CertificateDer::pem_slice_iter(&read(path)?)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| pem(path, format!("not PEM certificates: {e}")))?;
+            if certs.is_empty() {
+                return Err(pem(path, "no certificate in it".into()));
+            }
+            Ok(certs)
+        };
+        let chain = certs(cert)?;
+        let private_key = PrivateKeyDer::from_pem_slice(&read(key)?)
+            .map_err(|e| pem(key, format!("not a PEM private key: {e}")))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = |e: rustls::Error| SecurityError::HttpTls(e.to_string());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(tls)?;
+        let builder = match &self.client_ca {
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for root in certs(ca)? {
+                    roots
+                        .add(root)
+                        .map_err(|e| pem(ca, format!("not a CA certificate: {e}")))?;
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| SecurityError::HttpTls(e.to_string()))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let mut config = builder.with_single_cert(chain, private_key).map_err(tls)?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
     }
 
     /// The caller registry, if authentication is on. `is_department` is the

@@ -14,7 +14,7 @@ pub struct Config {
     #[arg(long, env = "BATON_INGEST_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
 
-    /// HTTP side port: /healthz and /readyz.
+    /// HTTP side port: /healthz, /readyz and /metrics.
     #[arg(
         long,
         env = "BATON_INGEST_HTTP_LISTEN",
@@ -55,6 +55,14 @@ pub struct Config {
     /// gRPC TLS and caller authentication (off by default: dev mode).
     #[command(flatten)]
     pub tls: baton_runtime::security::TlsArgs,
+
+    /// Bounds on the gRPC port: connections, streams, stalls.
+    #[command(flatten)]
+    pub grpc: baton_runtime::grpc::GrpcArgs,
+
+    /// Bounds and authentication of the HTTP side port (/metrics).
+    #[command(flatten)]
+    pub http: baton_runtime::http::HttpArgs,
 
     /// NATS user and TLS.
     #[command(flatten)]

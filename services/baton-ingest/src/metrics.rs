@@ -14,6 +14,8 @@
 //!   since start, counted by the server itself, not inferred from shedding.
 //! - `baton_ingest_task_failures_total{task}`: long-running tasks that failed.
 //! - `baton_nats_connected`: 1 while the NATS connection is up.
+//! - the ports' connection and access counters
+//!   ([`baton_runtime::ports::PortMetrics`]).
 
 use std::{
     sync::{atomic::Ordering, Arc},
@@ -59,6 +61,8 @@ pub struct Metrics {
     in_flight: Gauge,
     in_flight_max: Gauge,
     nats_connected: Gauge,
+    /// Connections and side-port access, counted by the ports themselves.
+    pub ports: baton_runtime::ports::PortMetrics,
     task_failures: Family<TaskLabel, Counter>,
 }
 
@@ -137,6 +141,8 @@ impl Metrics {
             "Long-running tasks that failed (panicked, returned an error or ended early); each ends the process",
             task_failures.clone(),
         );
+        let ports = baton_runtime::ports::PortMetrics::default();
+        ports.register(&mut registry);
         Metrics {
             registry,
             events,
@@ -147,6 +153,7 @@ impl Metrics {
             in_flight_max,
             nats_connected,
             task_failures,
+            ports,
         }
     }
 

@@ -1,4 +1,6 @@
-//! Wiring: NATS, the streams, and the gRPC server with health and reflection.
+//! Wiring: NATS, the streams, the gRPC server with health and reflection,
+//! and the HTTP side port (health, metrics), both bounded
+//! ([`baton_runtime::ports`]).
 
 use std::{sync::Arc, time::Duration};
 
@@ -43,6 +45,8 @@ pub enum StartError {
     /// A long-running task failed.
     #[error(transparent)]
     Task(#[from] TaskFailed),
+    #[error("{0}")]
+    Config(String),
 }
 
 /// The gRPC service whose health ingest reports.
@@ -60,14 +64,19 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), StartError> {
     let failpoints = Failpoints::parse(&config.failpoints)?;
+    config.grpc.check().map_err(StartError::Config)?;
     let catalog = Arc::new(baton_runtime::load_catalog(&config.catalog)?);
     tracing::info!(catalog = %config.catalog.display(), version = catalog.version(), promises = catalog.promises.len(), "catalog loaded");
 
-    let tls = config.tls.server_tls()?;
+    let tls = config.tls.server_tls()?.map(|tls| config.grpc.tls(tls));
     let registry = config.tls.registry(|d| catalog.has_department(d))?;
     if tls.is_none() {
         tracing::warn!("gRPC is plaintext and callers anonymous (dev mode): production sets --tls-cert, --tls-key, --client-ca and --callers");
     }
+    baton_runtime::ports::check_open_files(
+        config.grpc.grpc_max_connections,
+        config.http.http_max_connections,
+    );
 
     let client = baton_log::connect_secured(&config.nats_url, "baton-ingest", &config.nats).await?;
     let log = EventLog::new(client.clone(), config.publish_timeout);
@@ -109,11 +118,18 @@ pub async fn run(
             shutdown.clone(),
         ),
     );
+    let ports = metrics.ports.clone();
+    let side_port = config.http.side_port(
+        http_listener,
+        &config.tls,
+        registry.clone(),
+        ports.port("http"),
+    )?;
     let http_shutdown = shutdown.clone();
     tasks.spawn(
         "http",
         baton_runtime::serve_http(
-            http_listener,
+            side_port,
             health.readiness(),
             crate::metrics::router(metrics.clone(), client.clone()),
             async move { http_shutdown.cancelled().await },
@@ -124,7 +140,7 @@ pub async fn run(
         baton_runtime::grpc::reflection().map_err(|e| StartError::Reflection(e.to_string()))?;
     tracing::info!(addr = ?grpc_listener.local_addr().ok(), "ingest serving");
     let grpc_shutdown = shutdown.clone();
-    let mut builder = tonic::transport::Server::builder();
+    let mut builder = config.grpc.builder();
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }
@@ -138,9 +154,10 @@ pub async fn run(
             service,
             baton_runtime::security::interceptor(registry),
         ))
-        .serve_with_incoming_shutdown(baton_runtime::grpc::incoming(grpc_listener), async move {
-            grpc_shutdown.cancelled().await
-        });
+        .serve_with_incoming_shutdown(
+            baton_runtime::grpc::incoming(grpc_listener, &config.grpc, ports.port("grpc")),
+            async move { grpc_shutdown.cancelled().await },
+        );
     let served = async {
         let served = baton_runtime::grpc::serve_until(served, &shutdown).await;
         shutdown.cancel();

@@ -142,6 +142,14 @@ pub struct Config {
     #[command(flatten)]
     pub tls: baton_runtime::security::TlsArgs,
 
+    /// Bounds on the gRPC port: connections, streams, stalls.
+    #[command(flatten)]
+    pub grpc: baton_runtime::grpc::GrpcArgs,
+
+    /// Bounds and authentication of the HTTP side port (the board, /metrics).
+    #[command(flatten)]
+    pub http: baton_runtime::http::HttpArgs,
+
     /// NATS user and TLS.
     #[command(flatten)]
     pub nats: baton_log::NatsSecurity,

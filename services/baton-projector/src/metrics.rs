@@ -32,6 +32,11 @@
 //!   failed (each ends the process, so this is seen in the last scrape
 //!   before a restart, and in the logs).
 //!
+//! And, counted by the ports ([`baton_runtime::ports::PortMetrics`]):
+//! `baton_connections_accepted_total`, `_refused_total`, `_open`,
+//! `_expired_total{port, reason}`, `baton_http_logins_total{result}`,
+//! `baton_http_denied_total{result}`.
+//!
 //! Also counted as it happens:
 //! - `baton_sla_forged_signals_total`: signal subjects found holding a
 //!   message that is not the signal the views computed (someone else
@@ -115,6 +120,8 @@ pub struct Metrics {
     stalled: Family<PartLabel, Gauge>,
     task_failures: Family<TaskLabel, Counter>,
     nats_connected: Gauge,
+    /// Connections and side-port access, counted by the ports themselves.
+    pub ports: baton_runtime::ports::PortMetrics,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -160,8 +167,10 @@ impl Metrics {
             stalled: Family::default(),
             task_failures: Family::default(),
             nats_connected: Gauge::default(),
+            ports: baton_runtime::ports::PortMetrics::default(),
             registry: Registry::default(),
         };
+        metrics.ports.register(&mut registry);
         registry.register(
             "sla_announced",
             "Breaches, escalations, corrections and warnings published on NATS, by promise and pair",

@@ -1,6 +1,7 @@
 //! Wiring: views, NATS, the supervised tasks (consumer, timer, announcer,
-//! health, watchdog, storage, the HTTP side port) and the gRPC server with
-//! health and reflection.
+//! health, watchdog, storage, the HTTP side port with the board and
+//! metrics) and the gRPC server with health and reflection, both ports
+//! bounded ([`baton_runtime::ports`]).
 
 use std::{sync::Arc, time::Duration};
 
@@ -58,6 +59,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), StartError> {
     let failpoints = Failpoints::parse(&config.failpoints)?;
+    config.grpc.check().map_err(StartError::Config)?;
     let partition = baton_log::Partition::new(config.partitions, config.partition)
         .map_err(|e| StartError::Config(format!("--partition: {e}")))?;
     let fanout = fanout(&config)?;
@@ -65,8 +67,15 @@ pub async fn run(
     let views = open_views(&config, &catalog).await?;
 
     // Any registered caller may query (operators too); appending is ingest's.
-    let tls = config.tls.server_tls()?;
+    let tls = config.tls.server_tls()?.map(|tls| config.grpc.tls(tls));
     let registry = config.tls.registry(|d| catalog.has_department(d))?;
+    if tls.is_none() {
+        tracing::warn!("gRPC is plaintext and callers anonymous (dev mode): production sets --tls-cert, --tls-key, --client-ca and --callers");
+    }
+    baton_runtime::ports::check_open_files(
+        config.grpc.grpc_max_connections,
+        config.http.http_max_connections,
+    );
     let client =
         baton_log::connect_secured(&config.nats_url, "baton-projector", &config.nats).await?;
     let mut js = async_nats::jetstream::new(client.clone());
@@ -135,10 +144,17 @@ pub async fn run(
         js.clone(),
         client.clone(),
     ));
+    let ports = shared.metrics.ports.clone();
+    let side_port = config.http.side_port(
+        http_listener,
+        &config.tls,
+        registry.clone(),
+        ports.port("http"),
+    )?;
     let http_shutdown = shutdown.clone();
     tasks.spawn(
         "http",
-        baton_runtime::serve_http(http_listener, health.readiness(), board, async move {
+        baton_runtime::serve_http(side_port, health.readiness(), board, async move {
             http_shutdown.cancelled().await
         }),
     );
@@ -146,7 +162,7 @@ pub async fn run(
     let reflection =
         baton_runtime::grpc::reflection().map_err(|e| StartError::Reflection(e.to_string()))?;
     tracing::info!(addr = ?grpc_listener.local_addr().ok(), "projector serving queries");
-    let mut builder = tonic::transport::Server::builder();
+    let mut builder = config.grpc.builder();
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }
@@ -162,9 +178,10 @@ pub async fn run(
             ),
             baton_runtime::security::interceptor(registry),
         ))
-        .serve_with_incoming_shutdown(baton_runtime::grpc::incoming(grpc_listener), async move {
-            grpc_shutdown.cancelled().await
-        });
+        .serve_with_incoming_shutdown(
+            baton_runtime::grpc::incoming(grpc_listener, &config.grpc, ports.port("grpc")),
+            async move { grpc_shutdown.cancelled().await },
+        );
     let served = async {
         let served = baton_runtime::grpc::serve_until(served, &shutdown).await;
         // However the server ended, the tasks stop too.

@@ -203,6 +203,8 @@ async fn views_after_repeated_sigkill_equal_a_clean_rebuild() {
         cache_mb: 256,
         max_in_flight: baton_ingest::grpc::DEFAULT_MAX_IN_FLIGHT,
         tls: Default::default(),
+        grpc: Default::default(),
+        http: Default::default(),
         nats: Default::default(),
         failpoints: Vec::new(),
     };
@@ -419,6 +421,8 @@ async fn killed_at_each_commit_and_announce_point_it_loses_and_repeats_nothing()
         cache_mb: 64,
         max_in_flight: baton_ingest::grpc::DEFAULT_MAX_IN_FLIGHT,
         tls: Default::default(),
+        grpc: Default::default(),
+        http: Default::default(),
         nats: Default::default(),
         failpoints: Vec::new(),
     };

@@ -90,6 +90,8 @@ impl Rig {
             cache_mb: 16,
             max_in_flight: baton_ingest::grpc::DEFAULT_MAX_IN_FLIGHT,
             tls: Default::default(),
+            grpc: Default::default(),
+            http: Default::default(),
             nats: Default::default(),
             failpoints: Vec::new(),
         };

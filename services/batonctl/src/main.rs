@@ -132,6 +132,8 @@ enum Command {
     Simulate(cmd::simulate::Args),
     /// Backfill an event log (XES or CSV) as hand-offs, by a mapping file.
     Import(cmd::import::Args),
+    /// Tokens for wall screens and scrapers, and their hashes for the caller registry.
+    Token(cmd::token::Args),
     /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
     Completions { shell: clap_complete::Shell },
 }
@@ -166,6 +168,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Demo(args) => cmd::demo::run(&cli.ingest_url, &cli.query_url, args).await,
         Command::Simulate(args) => cmd::simulate::run(&cli.ingest_url, &cli.query_url, args).await,
         Command::Import(args) => cmd::import::run(&cli.ingest_url, args).await,
+        Command::Token(args) => cmd::token::run(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut script = Vec::new();

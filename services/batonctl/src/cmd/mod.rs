@@ -9,6 +9,7 @@ pub mod import;
 pub mod simulate;
 pub mod status;
 pub mod tail;
+pub mod token;
 
 use std::{path::Path, sync::OnceLock};
 
