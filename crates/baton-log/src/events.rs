@@ -215,12 +215,55 @@ impl EventLog {
     }
 }
 
+/// Whether JetStream refused a publish because its condition on the last
+/// sequence failed. A clustered stream's leader may answer with the constant
+/// form of the error (code 10164), which async-nats leaves as `Other`: both
+/// are told by their JetStream error code, never by the text.
+pub(crate) fn is_wrong_last_sequence(e: &async_nats::jetstream::context::PublishError) -> bool {
+    use async_nats::jetstream::{Error as JetStreamError, ErrorCode};
+    if e.kind() == PublishErrorKind::WrongLastSequence {
+        return true;
+    }
+    std::error::Error::source(e)
+        .and_then(|source| source.downcast_ref::<JetStreamError>())
+        .is_some_and(|js| js.error_code() == ErrorCode::STREAM_WRONG_LAST_SEQUENCE_CONSTANT)
+}
+
 pub(crate) fn publish_error(e: async_nats::jetstream::context::PublishError) -> LogError {
+    if is_wrong_last_sequence(&e) {
+        return LogError::Conflict;
+    }
     match e.kind() {
-        PublishErrorKind::WrongLastSequence => LogError::Conflict,
         PublishErrorKind::TimedOut
         | PublishErrorKind::BrokenPipe
         | PublishErrorKind::StreamNotFound => LogError::Unavailable(e.to_string()),
         _ => LogError::Other(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_nats::jetstream::context::{PublishError, PublishErrorKind};
+
+    use super::*;
+
+    /// A publish refused by JetStream with this API error.
+    fn refused(json: &str) -> PublishError {
+        let error: async_nats::jetstream::Error = serde_json::from_str(json).expect("an API error");
+        PublishError::with_source(PublishErrorKind::Other, error)
+    }
+
+    #[test]
+    fn both_forms_of_a_failed_condition_are_a_conflict() {
+        // A single server answers 10071; a clustered stream's leader 10164.
+        let single = PublishError::new(PublishErrorKind::WrongLastSequence);
+        assert!(matches!(publish_error(single), LogError::Conflict));
+        let clustered =
+            refused(r#"{"code": 400, "err_code": 10164, "description": "wrong last sequence"}"#);
+        assert!(is_wrong_last_sequence(&clustered));
+        assert!(matches!(publish_error(clustered), LogError::Conflict));
+        let other = refused(r#"{"code": 503, "err_code": 10008, "description": "no leader"}"#);
+        assert!(!is_wrong_last_sequence(&other));
+        assert!(matches!(publish_error(other), LogError::Other(_)));
     }
 }

@@ -6,7 +6,7 @@
 //! crashed before recording that it announced, a rebuild, or a second
 //! projector replica can all try again and only the first one lands.
 
-use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage};
+use async_nats::jetstream::{self, message::PublishMessage};
 use bytes::Bytes;
 
 use crate::LogError;
@@ -80,7 +80,7 @@ pub async fn announce_once_with(
     match ack {
         Ok(ack) if ack.duplicate => Ok(Announced::Already),
         Ok(ack) => Ok(Announced::Now(ack.sequence)),
-        Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Ok(Announced::Already),
+        Err(e) if crate::events::is_wrong_last_sequence(&e) => Ok(Announced::Already),
         Err(e) => Err(LogError::Unavailable(e.to_string())),
     }
 }
