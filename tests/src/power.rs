@@ -247,6 +247,18 @@ impl Service {
         self.spawn().await;
     }
 
+    /// Waits up to `within` for the process to end by itself; its exit
+    /// status, or `None` if it still runs.
+    pub async fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        let status = tokio::time::timeout(within, exited(Some(child)))
+            .await
+            .ok()?
+            .ok()?;
+        self.child = None;
+        Some(status)
+    }
+
     /// SIGKILL (if still running) and reap.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

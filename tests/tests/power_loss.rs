@@ -29,8 +29,8 @@ use std::{
 use baton_e2e::{
     connect_cluster,
     power::{
-        announcements, child_main, read_events, resend_all, resend_lost, until, wait_serving,
-        Census, Figures, Machine, PowerLoad, Service, WITHIN,
+        announcements, child_main, read_events, resend_all, resend_lost, until, Census, Figures,
+        Machine, PowerLoad, Service, WITHIN,
     },
     TEST_CATALOG,
 };
@@ -390,13 +390,29 @@ async fn scenario_3(seed: u64) -> Outcome {
     let nats = connect_cluster(&c.cluster.urls()).await;
     let stream = read_events(&nats).await;
     let census = Census::of(&acks, &stream);
-    wait_serving(c.projector.addr, "baton.v1.Query").await;
+    // The projector kept its power and its views, which now hold more than
+    // the stream: in doubt, it stops, marks them, and a restart rebuilds.
+    let stopped = c.projector.wait_exit(Duration::from_secs(30)).await;
+    assert!(
+        stopped.is_some_and(|status| !status.success()),
+        "a projector whose views are ahead of the stream must stop ({stopped:?})"
+    );
+    c.projector.restart().await;
     let status = status(&c.projector).await;
     // Ingest kept its power and its cache: what does it say of what was lost?
     let resent = resend_lost(c.ingest.addr, &acks, &stream).await;
-    // The projector kept its power and its views: does it see what comes next?
+    // Rebuilt, the projector sees what comes next.
     let (appended, seen) = appended_and_seen(&c.ingest, &c.projector, "after3").await;
     let after = self::status(&c.projector).await;
+    assert_eq!(
+        seen,
+        appended.len(),
+        "the rebuilt views see the new hand-offs"
+    );
+    assert_eq!(
+        resent.claimed_stored, 0,
+        "ingest must not vouch from its cache for events the stream lost"
+    );
     let figures = Figures {
         scenario: "power-loss scenario 3 (three-node R3 cluster, default sync_interval, all \
                    three at once)"
@@ -409,7 +425,8 @@ async fn scenario_3(seed: u64) -> Outcome {
         seconds: started.elapsed().as_secs_f64(),
         note: format!(
             "stream after restart: {} messages, last sequence {}; {} bytes unsynced at the cut; \
-             projector (kept its power) at sequence {} against the stream's {}; the lost \
+             projector (kept its power) stopped, its views ahead of the stream, and \
+             restarted rebuilt at sequence {} against the stream's {}; the lost \
              events sent again: {} answered as already stored, {} appended again, {} refused; \
              {} new hand-offs appended at sequences {:?}: {} in the projector's views within \
              {:?}, which then said current {} at sequence {} against the stream's {}",

@@ -173,6 +173,17 @@ impl EventLog {
         })
     }
 
+    /// Where the events stream ends now (its last sequence).
+    pub async fn last_sequence(&self) -> Result<u64, LogError> {
+        self.ensure_connected()?;
+        let stream = self
+            .js
+            .get_stream(subject::EVENTS_STREAM)
+            .await
+            .map_err(|e| LogError::Unavailable(e.to_string()))?;
+        Ok(stream.cached_info().state.last_sequence)
+    }
+
     /// Every event of one hand-off, in stream order; empty if it has none.
     pub async fn history(&self, handoff_id: &Token) -> Result<Vec<RecordedEvent>, LogError> {
         let messages = self

@@ -38,6 +38,10 @@ pub enum ViewsError {
     Sled(#[from] sled::Error),
     #[error("stored value under {key} is unreadable: {reason}")]
     Corrupt { key: String, reason: String },
+    /// The views hold events the stream does not (it lost them, or was
+    /// replaced): they are marked in doubt and rebuilt at the next start.
+    #[error("the views are at stream sequence {position} but the stream ends at {last}: they are in doubt and will be rebuilt from the stream at the next start")]
+    AheadOfStream { position: u64, last: u64 },
     #[error("cannot reset the data dir {path}: {source}")]
     Reset {
         path: String,

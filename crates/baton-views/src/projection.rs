@@ -1164,6 +1164,28 @@ mod tests {
     }
 
     #[test]
+    fn views_marked_in_doubt_are_discarded_at_the_next_open() {
+        let catalog = catalog();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (views, _) = Views::open(dir.path(), catalog.version()).expect("open");
+        let mut p = Projection::new(&views, &catalog).expect("projection");
+        p.apply_recorded(1, event("h1", EventType::Requested, 0, 1, "ward-5"))
+            .expect("apply");
+        p.commit().expect("commit");
+        views.mark_in_doubt("ahead of the stream").expect("mark");
+        drop(views);
+        let (views, opened) = Views::open(dir.path(), catalog.version()).expect("open");
+        assert_eq!(
+            opened,
+            Opened::Discarded("they were marked in doubt: ahead of the stream".into())
+        );
+        assert_eq!(views.position().expect("position"), 0);
+        drop(views);
+        let (_, opened) = Views::open(dir.path(), catalog.version()).expect("open");
+        assert_eq!(opened, Opened::Empty, "the mark went with them");
+    }
+
+    #[test]
     fn a_store_in_use_is_refused_not_discarded() {
         let catalog = catalog();
         let (dir, views) = open_views(&catalog);

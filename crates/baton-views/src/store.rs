@@ -5,7 +5,7 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `m/schema`, `m/catalog`, `m/position`, `m/stream-time` | store schema, catalog version, last applied stream sequence, latest `recorded_at` applied |
+//! | `m/schema`, `m/catalog`, `m/position`, `m/stream-time`, `m/in-doubt` | store schema, catalog version, last applied stream sequence, latest stream time applied; why the views must be rebuilt, when they must |
 //! | `h/<handoff>` | [`HandoffView`] |
 //! | `b/<policy>/<handoff>/<cycle>` | [`BreachRecord`] |
 //! | `a/<policy>/<hour:8 BE>/<supplier>/<customer>` | [`Tallies`] of the clocks that started in that hour |
@@ -53,6 +53,9 @@ const KEY_SCHEMA: &[u8] = b"m/schema";
 const KEY_CATALOG: &[u8] = b"m/catalog";
 const KEY_POSITION: &[u8] = b"m/position";
 const KEY_STREAM_TIME: &[u8] = b"m/stream-time";
+/// Set when the views are found at odds with the stream: the next open
+/// discards them and they are rebuilt.
+const KEY_IN_DOUBT: &[u8] = b"m/in-doubt";
 
 /// Everything the views hold about one hand-off.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -565,6 +568,14 @@ impl Views {
         Ok((views, opened))
     }
 
+    /// Marks the views in doubt (`reason` says why), durably: the next
+    /// [`Views::open`] discards them, so they are rebuilt from the stream.
+    pub fn mark_in_doubt(&self, reason: &str) -> Result<(), ViewsError> {
+        self.db.insert(KEY_IN_DOUBT, reason.as_bytes())?;
+        self.db.flush()?;
+        Ok(())
+    }
+
     fn over(db: sled::Db) -> Views {
         Views {
             db,
@@ -698,6 +709,12 @@ impl Views {
     /// The timer's index if the stored views can be trusted; why not if
     /// they cannot.
     fn doubt(&self, catalog_version: &str) -> Result<Timers, String> {
+        if let Ok(Some(reason)) = self.db.get(KEY_IN_DOUBT) {
+            return Err(format!(
+                "they were marked in doubt: {}",
+                String::from_utf8_lossy(&reason)
+            ));
+        }
         let schema = self
             .db
             .get(KEY_SCHEMA)

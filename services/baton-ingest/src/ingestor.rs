@@ -86,6 +86,10 @@ pub struct Ingestor {
     /// Appends JetStream refused because the hand-off (or disruption)
     /// changed since this replica read it; each was judged again.
     conflicts: Counter,
+    /// The highest stream sequence this replica has seen an event at: a
+    /// stream that ends below it lost events (or was replaced), and the
+    /// cache no longer tells the truth.
+    highest_seen: std::sync::atomic::AtomicU64,
 }
 
 impl Ingestor {
@@ -106,6 +110,7 @@ impl Ingestor {
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             hasher: RandomState::new(),
             conflicts: Counter::default(),
+            highest_seen: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -395,6 +400,7 @@ impl Ingestor {
                 (r.event.event_id, prior)
             })
             .collect();
+        self.saw(last_sequence);
         let known = Arc::new(Known {
             handoff,
             last_sequence,
@@ -440,7 +446,35 @@ impl Ingestor {
             last_sequence: accepted.sequence,
             events,
         };
+        self.saw(accepted.sequence);
         self.insert(record.handoff_id.clone(), Arc::new(known));
+    }
+
+    fn saw(&self, sequence: u64) {
+        self.highest_seen
+            .fetch_max(sequence, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Reads where the events stream ends; if it ends below an event this
+    /// replica has seen, the stream lost events (a power cut before they
+    /// were synced, a replaced stream), so the cache, which vouches for
+    /// them, is dropped: resends are then judged against the stream.
+    /// Returns whether it was.
+    pub async fn check_stream(&self) -> Result<bool, IngestError> {
+        let last = self.log.last_sequence().await?;
+        let seen = self.highest_seen.load(std::sync::atomic::Ordering::Acquire);
+        if last >= seen {
+            return Ok(false);
+        }
+        tracing::warn!(
+            seen,
+            last,
+            "the events stream ends below an event this replica saw: it lost events; forgetting the cache"
+        );
+        self.lock_cache().clear();
+        self.highest_seen
+            .store(last, std::sync::atomic::Ordering::Release);
+        Ok(true)
     }
 
     fn insert(&self, handoff_id: Token, known: Arc<Known>) {

@@ -101,6 +101,12 @@ impl<K: Hash + Eq, V> Recent<K, V> {
         }
     }
 
+    /// Drops every entry.
+    pub(crate) fn clear(&mut self) {
+        self.young = Generation::new();
+        self.old = Generation::new();
+    }
+
     pub(crate) fn remove<Q>(&mut self, key: &Q)
     where
         K: Borrow<Q>,

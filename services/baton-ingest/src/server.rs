@@ -112,6 +112,7 @@ pub async fn run(
         "health",
         report_health(
             log.clone(),
+            ingestor.clone(),
             settings,
             health.clone(),
             failpoints,
@@ -176,9 +177,11 @@ pub async fn run(
 /// Checks the server's version once NATS is reachable (an older one than
 /// Baton needs fails the task, and so the service; nothing is read or
 /// appended before), creates the streams, then keeps health in line with
-/// the NATS connection.
+/// the NATS connection, and every 2 s checks the events stream has not lost
+/// what the cache vouches for ([`Ingestor::check_stream`]).
 async fn report_health(
     log: EventLog,
+    ingestor: Arc<Ingestor>,
     settings: StreamSettings,
     health: Health,
     failpoints: Failpoints,
@@ -199,9 +202,16 @@ async fn report_health(
     }
     let client = log.client().clone();
     let mut was = None;
+    let mut tick = 0u64;
     loop {
+        tick = tick.wrapping_add(1);
         failpoints.hit("health").await?;
         let connected = baton_log::is_connected(&client);
+        if connected && tick % 4 == 1 {
+            if let Err(e) = ingestor.check_stream().await {
+                tracing::debug!(error = %e, "cannot read where the events stream ends");
+            }
+        }
         if was != Some(connected) {
             if connected {
                 tracing::info!("nats connected, ingest ready");

@@ -102,6 +102,22 @@ async fn consume(
     let position = shared.views.position()?;
     let stream_name = shared.partition.stream();
     let stream = js.get_stream(&stream_name).await.map_err(nats)?;
+    // Views that hold more than the stream does are in doubt (the stream
+    // lost what it had acknowledged, or was replaced): resuming after their
+    // position would skip every event until the stream passed it. Marked,
+    // they are discarded and rebuilt at the next start; until then the
+    // projector stops, loudly.
+    let last = stream.cached_info().state.last_sequence;
+    if position > last {
+        let error = baton_views::ViewsError::AheadOfStream { position, last };
+        tracing::error!(%error, stream = %stream_name, "views ahead of the stream");
+        let shared = shared.clone();
+        let reason = error.to_string();
+        shared
+            .read(move |views| views.mark_in_doubt(&reason))
+            .await?;
+        return Err(ConsumeError::Views(error));
+    }
     // Start exactly after what the views hold, whatever the consumer held.
     match stream.delete_consumer(consumer_name).await {
         Ok(_) => {}

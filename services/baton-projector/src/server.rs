@@ -127,7 +127,7 @@ pub async fn run(
         "watchdog",
         crate::watchdog::run(
             shared.clone(),
-            client.clone(),
+            js.clone(),
             config.stall_after,
             shutdown.clone(),
         ),

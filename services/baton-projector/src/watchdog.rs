@@ -10,7 +10,12 @@
 //!
 //! Either holds gRPC health and `/readyz` NOT_SERVING with the reason, sets
 //! `baton_projector_stalled{part}` to 1 and logs at error level, until the
-//! part moves again. The watchdog decides nothing else and never writes.
+//! part moves again.
+//!
+//! It also checks that the views never hold more than the stream does: a
+//! stream that ends below the views' position lost events (or was
+//! replaced), and the views are in doubt. It marks them, so the next start
+//! rebuilds them, and ends the process. That is all it ever writes.
 
 use std::{sync::Arc, time::Duration};
 
@@ -22,10 +27,11 @@ use crate::{Shared, TaskError};
 /// Watches for stalls until `shutdown`.
 pub async fn run(
     shared: Arc<Shared>,
-    client: async_nats::Client,
+    js: async_nats::jetstream::Context,
     stall_after: Duration,
     shutdown: CancellationToken,
 ) -> Result<(), TaskError> {
+    let client = js.client();
     let every = (stall_after / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
     // The outbox's first key and since when it has been first (while connected).
     let mut head: Option<(Vec<u8>, Instant)> = None;
@@ -58,6 +64,10 @@ pub async fn run(
             )
             .await;
 
+        if baton_log::is_connected(&client) {
+            views_not_ahead(&shared, &js).await?;
+        }
+
         let next = shared.read(|views| views.next_deadline()).await?;
         let overdue = next.map(|due| baton_runtime::now().since(due));
         timer
@@ -78,6 +88,30 @@ pub async fn run(
             _ = tokio::time::sleep(every) => {}
         }
     }
+}
+
+/// Fails (having marked the views in doubt) if the views' position is past
+/// the end of the stream. The position is read first: it only grows, and
+/// every event it counts was in the stream before.
+async fn views_not_ahead(
+    shared: &Arc<Shared>,
+    js: &async_nats::jetstream::Context,
+) -> Result<(), TaskError> {
+    let position = shared.read(|views| views.position()).await?;
+    let Ok(stream) = js.get_stream(shared.partition.stream()).await else {
+        return Ok(()); // NATS busy: the next pass looks again
+    };
+    let last = stream.cached_info().state.last_sequence;
+    if position <= last {
+        return Ok(());
+    }
+    let error = baton_views::ViewsError::AheadOfStream { position, last };
+    tracing::error!(%error, "views ahead of the stream");
+    let reason = error.to_string();
+    shared
+        .read(move |views| views.mark_in_doubt(&reason))
+        .await?;
+    Err(error.into())
 }
 
 /// One watched part and whether it is stalled now.
