@@ -4,7 +4,7 @@
 //!
 //! A failure is loud at once: gRPC health and `/readyz` turn NOT_SERVING
 //! (a [`Health`] fault naming the task), the cause is logged at error
-//! level, the service's `on_failure` hook counts it (a metric), and
+//! level, the service's [`TaskCounter`] counts it (a metric), and
 //! shutdown is requested, so the service flushes and its `run` returns
 //! [`TaskFailed`]: the binary exits non-zero and the service manager
 //! restarts it. Nothing a task does is retried here; a task retries what
@@ -33,8 +33,16 @@ pub struct TaskFailed {
     pub cause: String,
 }
 
-/// Counts a task's failure (a metric); called once per failure.
-pub type OnFailure = Arc<dyn Fn(&'static str) + Send + Sync>;
+/// Counts tasks for the service's metrics. `started` is called once per
+/// task as it is spawned, so its failure counter exists at zero before any
+/// failure (an alert on `increase()` misses a series born at one);
+/// `failed` once per failure.
+pub trait TaskCounter: Send + Sync {
+    /// `task` was spawned.
+    fn started(&self, task: &'static str);
+    /// `task` failed.
+    fn failed(&self, task: &'static str);
+}
 
 /// The service's long-running tasks.
 pub struct Supervisor {
@@ -42,7 +50,7 @@ pub struct Supervisor {
     names: HashMap<Id, &'static str>,
     shutdown: CancellationToken,
     health: Health,
-    on_failure: OnFailure,
+    counter: Arc<dyn TaskCounter>,
 }
 
 impl std::fmt::Debug for Supervisor {
@@ -55,14 +63,18 @@ impl std::fmt::Debug for Supervisor {
 
 impl Supervisor {
     /// Tasks that stop when `shutdown` fires; a failure turns `health`
-    /// NOT_SERVING and is counted by `on_failure`.
-    pub fn new(shutdown: CancellationToken, health: Health, on_failure: OnFailure) -> Supervisor {
+    /// NOT_SERVING and is counted by `counter`.
+    pub fn new(
+        shutdown: CancellationToken,
+        health: Health,
+        counter: Arc<dyn TaskCounter>,
+    ) -> Supervisor {
         Supervisor {
             tasks: JoinSet::new(),
             names: HashMap::new(),
             shutdown,
             health,
-            on_failure,
+            counter,
         }
     }
 
@@ -77,6 +89,7 @@ impl Supervisor {
             .tasks
             .spawn(async move { task.await.map_err(|e| e.to_string()) });
         self.names.insert(handle.id(), name);
+        self.counter.started(name);
     }
 
     /// Waits for every task. Returns the first failure, after asking the
@@ -118,7 +131,7 @@ impl Supervisor {
                 Err(cause) => cause,
             };
             tracing::error!(task = name, %cause, "task failed: stopping the service so it is restarted");
-            (self.on_failure)(name);
+            self.counter.failed(name);
             self.health
                 .fault(format!("task:{name}"), format!("task {name} {cause}"))
                 .await;
@@ -154,15 +167,25 @@ mod tests {
         let (reporter, _service) = tonic_health::server::health_reporter();
         let health = Health::new(reporter, "test.Service");
         let counted = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let on_failure: OnFailure = {
-            let counted = counted.clone();
-            Arc::new(move |task| counted.lock().expect("not poisoned").push(task))
-        };
         (
-            Supervisor::new(shutdown.clone(), health.clone(), on_failure),
+            Supervisor::new(
+                shutdown.clone(),
+                health.clone(),
+                Arc::new(Failures(counted.clone())),
+            ),
             health,
             counted,
         )
+    }
+
+    /// Records the names of failed tasks.
+    struct Failures(Arc<std::sync::Mutex<Vec<&'static str>>>);
+
+    impl TaskCounter for Failures {
+        fn started(&self, _task: &'static str) {}
+        fn failed(&self, task: &'static str) {
+            self.0.lock().expect("not poisoned").push(task);
+        }
     }
 
     async fn until_stopped(shutdown: CancellationToken) -> Result<(), String> {

@@ -172,11 +172,6 @@ impl Metrics {
         }
     }
 
-    /// A long-running task failed.
-    pub fn task_failed(&self, task: &'static str) {
-        self.task_failures.get_or_create(&TaskLabel { task }).inc();
-    }
-
     /// Counts one answered hand-off event append.
     pub fn appended<T>(
         &self,
@@ -291,5 +286,15 @@ mod tests {
         let text = metrics.render(true);
         assert!(text.contains("baton_ingest_in_flight 1\n"), "{text}");
         assert!(text.contains("baton_ingest_in_flight_max 2\n"), "{text}");
+    }
+}
+
+impl baton_runtime::supervise::TaskCounter for Metrics {
+    fn started(&self, task: &'static str) {
+        let _zero = self.task_failures.get_or_create(&TaskLabel { task });
+    }
+
+    fn failed(&self, task: &'static str) {
+        self.task_failures.get_or_create(&TaskLabel { task }).inc();
     }
 }

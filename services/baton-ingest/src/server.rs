@@ -9,7 +9,7 @@ use baton_log::{EventLog, LogError, StreamSettings};
 use baton_proto::v1::ingest_server::IngestServer;
 use baton_runtime::{
     failpoint::{Failpoints, Injected},
-    supervise::{OnFailure, Supervisor, TaskFailed},
+    supervise::{Supervisor, TaskFailed},
     CatalogLoadError, Health,
 };
 use tokio::net::TcpListener;
@@ -99,11 +99,7 @@ pub async fn run(
     let (reporter, health_service) = tonic_health::server::health_reporter();
     let health = Health::new(reporter, INGEST_SERVICE);
     health.set(false).await;
-    let on_failure: OnFailure = {
-        let metrics = metrics.clone();
-        Arc::new(move |task| metrics.task_failed(task))
-    };
-    let mut tasks = Supervisor::new(shutdown.clone(), health.clone(), on_failure);
+    let mut tasks = Supervisor::new(shutdown.clone(), health.clone(), metrics.clone());
     let settings = StreamSettings {
         replicas: config.stream_replicas,
         ..StreamSettings::default()

@@ -282,11 +282,6 @@ impl Metrics {
             .set(i64::from(stalled));
     }
 
-    /// A long-running task failed.
-    pub fn task_failed(&self, task: &'static str) {
-        self.task_failures.get_or_create(&TaskLabel { task }).inc();
-    }
-
     /// A signal's subject held a message that is not Baton's signal.
     pub fn forged_signal(&self) {
         self.forged_signals.inc();
@@ -479,4 +474,14 @@ pub fn router(
             }
         }),
     )
+}
+
+impl baton_runtime::supervise::TaskCounter for Metrics {
+    fn started(&self, task: &'static str) {
+        let _zero = self.task_failures.get_or_create(&TaskLabel { task });
+    }
+
+    fn failed(&self, task: &'static str) {
+        self.task_failures.get_or_create(&TaskLabel { task }).inc();
+    }
 }

@@ -10,7 +10,7 @@ use baton_log::{LogError, StreamSettings};
 use baton_proto::v1::query_server::QueryServer;
 use baton_runtime::{
     failpoint::Failpoints,
-    supervise::{OnFailure, Supervisor, TaskFailed},
+    supervise::{Supervisor, TaskCounter, TaskFailed},
     CatalogLoadError, Health,
 };
 use baton_views::{Opened, Views, ViewsError};
@@ -90,11 +90,11 @@ pub async fn run(
             .with_failpoints(failpoints),
     );
 
-    let on_failure: OnFailure = {
-        let shared = shared.clone();
-        Arc::new(move |task| shared.metrics.task_failed(task))
-    };
-    let mut tasks = Supervisor::new(shutdown.clone(), health.clone(), on_failure);
+    let mut tasks = Supervisor::new(
+        shutdown.clone(),
+        health.clone(),
+        Arc::new(TaskMetrics(shared.clone())),
+    );
     let settings = StreamSettings {
         replicas: config.stream_replicas,
         ..StreamSettings::default()
@@ -296,5 +296,18 @@ async fn report_health(
             _ = shared.wait_current(), if !now.0 => {}
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
+    }
+}
+
+/// The supervisor's task counter: the shared metrics.
+struct TaskMetrics(Arc<Shared>);
+
+impl TaskCounter for TaskMetrics {
+    fn started(&self, task: &'static str) {
+        self.0.metrics.started(task);
+    }
+
+    fn failed(&self, task: &'static str) {
+        self.0.metrics.failed(task);
     }
 }
