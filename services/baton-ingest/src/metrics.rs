@@ -245,6 +245,16 @@ pub fn router(metrics: Arc<Metrics>, client: async_nats::Client) -> Router {
     )
 }
 
+impl baton_runtime::supervise::TaskCounter for Metrics {
+    fn started(&self, task: &'static str) {
+        let _zero = self.task_failures.get_or_create(&TaskLabel { task });
+    }
+
+    fn failed(&self, task: &'static str) {
+        self.task_failures.get_or_create(&TaskLabel { task }).inc();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,15 +296,5 @@ mod tests {
         let text = metrics.render(true);
         assert!(text.contains("baton_ingest_in_flight 1\n"), "{text}");
         assert!(text.contains("baton_ingest_in_flight_max 2\n"), "{text}");
-    }
-}
-
-impl baton_runtime::supervise::TaskCounter for Metrics {
-    fn started(&self, task: &'static str) {
-        let _zero = self.task_failures.get_or_create(&TaskLabel { task });
-    }
-
-    fn failed(&self, task: &'static str) {
-        self.task_failures.get_or_create(&TaskLabel { task }).inc();
     }
 }
