@@ -10,10 +10,12 @@
 //! servers it started itself.
 
 mod cpu;
+mod docs;
 mod limits;
 mod load;
 mod pairs;
 mod projection;
+mod record;
 mod scale;
 mod services;
 mod stats;
@@ -134,10 +136,19 @@ struct Args {
     /// Where to write the report as JSON.
     #[arg(long, env = "BATON_BENCH_JSON", default_value = "bench-result.json")]
     json: PathBuf,
+
+    /// Also keep the run in this directory (`<date>.json` and `<date>.md`),
+    /// for `baton-bench docs` to quote: `bench/runs` for a run worth keeping.
+    #[arg(long, env = "BATON_BENCH_RECORD")]
+    record: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]
 enum Command {
+    /// Rewrite the generated blocks of the performance page from the
+    /// recorded runs (the last full run verbatim, ranges, targets); with
+    /// --check, only fail if the page differs from what the runs give.
+    Docs(docs::DocsArgs),
     /// Internal: run the projector in this process (the scale section's child).
     #[command(hide = true)]
     ChildProjector(baton_projector::Config),
@@ -151,6 +162,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match args.command.clone() {
         Some(Command::ChildProjector(config)) => runtime.block_on(child_projector(config)),
+        Some(Command::Docs(docs)) => docs::run(&docs),
         None => runtime.block_on(bench(args)),
     }
 }
@@ -213,6 +225,8 @@ async fn channels(
 async fn bench(args: Args) -> anyhow::Result<()> {
     let catalog = catalog_path(&args.catalog)?;
     let mut report = Report {
+        date: baton_domain::Timestamp::from_millis(traffic::now_millis()).rfc3339(),
+        command: std::env::args().skip(1).collect::<Vec<_>>().join(" "),
         machine: Machine::here(nats_version()),
         settings: serde_json::to_value(&args)?,
         rows: Vec::new(),
@@ -278,7 +292,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
 
     report.add(
         "",
-        "whole run",
+        stats::WHOLE_RUN,
         run_started.elapsed().as_secs_f64(),
         "s",
         "",
@@ -287,6 +301,14 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     std::fs::write(&args.json, serde_json::to_string_pretty(&report)?)
         .with_context(|| format!("writing {}", args.json.display()))?;
     eprintln!("baton-bench: wrote {}", args.json.display());
+    if let Some(dir) = &args.record {
+        let (json, markdown) = record::write(dir, &report)?;
+        eprintln!(
+            "baton-bench: recorded {} and {}",
+            json.display(),
+            markdown.display()
+        );
+    }
     Ok(())
 }
 

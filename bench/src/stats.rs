@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Latency samples in microseconds.
 #[derive(Debug, Default, Clone)]
@@ -42,7 +42,7 @@ impl Samples {
 }
 
 /// One line of the report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Row {
     /// Section number of the issue: "1", "1b", "2", ...
     pub section: String,
@@ -54,14 +54,18 @@ pub struct Row {
 }
 
 /// Everything one run measured.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Report {
+    /// When the run started, RFC 3339 in UTC.
+    pub date: String,
+    /// The arguments it was run with, as typed.
+    pub command: String,
     pub machine: Machine,
     pub settings: serde_json::Value,
     pub rows: Vec<Row>,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Machine {
     pub cpus: usize,
     pub cpu_model: String,
@@ -121,6 +125,24 @@ impl Report {
         }
     }
 
+    /// The value of the row named `name`, if the run measured it.
+    pub fn value(&self, name: &str) -> Option<f64> {
+        self.rows.iter().find(|r| r.name == name).map(|r| r.value)
+    }
+
+    /// One line saying when, where and how the run was made.
+    pub fn provenance(&self) -> String {
+        let m = &self.machine;
+        let took = self
+            .value(WHOLE_RUN)
+            .map(|s| format!(", {} s", format_value(s)))
+            .unwrap_or_default();
+        format!(
+            "Run of {} on {} vCPUs ({}), Linux {}, {}, release build, `baton-bench {}`{took}.",
+            self.date, m.cpus, m.cpu_model, m.kernel, m.nats_server, self.command
+        )
+    }
+
     /// The rows as a Markdown table.
     pub fn table(&self) -> String {
         let mut out =
@@ -139,7 +161,10 @@ impl Report {
     }
 }
 
-fn format_value(v: f64) -> String {
+/// The last row of every run: how long it took.
+pub const WHOLE_RUN: &str = "whole run";
+
+pub fn format_value(v: f64) -> String {
     if v.abs() >= 1000.0 {
         let whole = v.round() as i64;
         let digits = whole.abs().to_string();

@@ -9,8 +9,8 @@
 //! each time: 15% of a 500,000-event projection's samples were the kernel
 //! clearing pages. Kept for ten seconds, memory freed by one batch is there
 //! for the next: the page faults of that projection fell from 7,174 to 655,
-//! and a rebuild by the projector binary used 3-13% less CPU (README,
-//! Performance). A process idle for ten seconds still gives memory back;
+//! and a rebuild by the projector binary used 3-13% less CPU (bench/HISTORY.md).
+//! A process idle for ten seconds still gives memory back;
 //! never purging at all (-1) was no faster and left more resident.
 //!
 //! An operator's `MIMALLOC_PURGE_DELAY` always wins. This crate holds the
