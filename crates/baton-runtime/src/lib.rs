@@ -1,8 +1,9 @@
 //! What every Baton service process shares: logging set-up, shutdown on
 //! SIGTERM/SIGINT, the HTTP side port ([`http`]: health, metrics, the board;
 //! bounded, TLS, authenticated by [`web_auth`]), gRPC plumbing ([`grpc`]:
-//! the bounded accept loop, reflection), the bounds both ports share
-//! ([`ports`]) and the wall clock.
+//! the bounded accept loop, reflection), one way to start and serve a
+//! service ([`serve`]), supervised tasks ([`supervise`]), the bounds both
+//! ports share ([`ports`]) and the wall clock.
 //!
 //! This is the only crate that reads the machine's clock, so the domain never
 //! does. It must never hold business rules.
@@ -303,6 +304,7 @@ pub mod grpc;
 pub mod http;
 pub mod ports;
 pub mod security;
+pub mod serve;
 pub mod supervise;
 pub mod web_auth;
 

@@ -9,11 +9,13 @@ use baton_log::{EventLog, LogError, StreamSettings};
 use baton_proto::v1::ingest_server::IngestServer;
 use baton_runtime::{
     failpoint::{Failpoints, Injected},
+    serve::GrpcPort,
     supervise::{Supervisor, TaskFailed},
     CatalogLoadError, Health,
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
 
 use crate::{config::Config, grpc::IngestService, ingestor::Ingestor};
 
@@ -32,10 +34,8 @@ pub enum StartError {
     Catalog(#[from] CatalogLoadError),
     #[error(transparent)]
     Log(#[from] LogError),
-    #[error("grpc reflection: {0}")]
-    Reflection(String),
-    #[error("grpc server: {0}")]
-    Transport(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Serve(#[from] baton_runtime::serve::ServeError),
     #[error(transparent)]
     Security(#[from] baton_runtime::security::SecurityError),
     #[error("http side port: {0}")]
@@ -133,33 +133,20 @@ pub async fn run(
         ),
     );
 
-    let reflection =
-        baton_runtime::grpc::reflection().map_err(|e| StartError::Reflection(e.to_string()))?;
     tracing::info!(addr = ?grpc_listener.local_addr().ok(), "ingest serving");
-    let grpc_shutdown = shutdown.clone();
-    let mut builder = config.grpc.builder();
-    if let Some(tls) = tls {
-        builder = builder.tls_config(tls)?;
-    }
     let service =
         IngestService::with_max_in_flight(ingestor, config.max_in_flight).with_metrics(metrics);
-    let served = builder
-        .layer(baton_runtime::grpc::DecodeErrorStatusLayer)
-        .add_service(health_service)
-        .add_service(reflection)
-        .add_service(IngestServer::with_interceptor(
-            service,
-            baton_runtime::security::interceptor(registry),
-        ))
-        .serve_with_incoming_shutdown(
-            baton_runtime::grpc::incoming(grpc_listener, &config.grpc, ports.port("grpc")),
-            async move { grpc_shutdown.cancelled().await },
-        );
-    let served = async {
-        let served = baton_runtime::grpc::serve_until(served, &shutdown).await;
-        shutdown.cancel();
-        served
+    let routes = Routes::new(health_service).add_service(IngestServer::with_interceptor(
+        service,
+        baton_runtime::security::interceptor(registry),
+    ));
+    let port = GrpcPort {
+        listener: grpc_listener,
+        args: &config.grpc,
+        tls,
+        counters: ports.port("grpc"),
     };
+    let served = baton_runtime::serve::serve_grpc(port, routes, &shutdown);
     let (served, supervised) = tokio::join!(served, tasks.wait());
     // Appends are acknowledged before we answer, so nothing is buffered;
     // flushing only delivers anything the client still holds.

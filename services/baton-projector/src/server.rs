@@ -10,12 +10,14 @@ use baton_log::{LogError, StreamSettings};
 use baton_proto::v1::query_server::QueryServer;
 use baton_runtime::{
     failpoint::Failpoints,
+    serve::GrpcPort,
     supervise::{Supervisor, TaskCounter, TaskFailed},
     CatalogLoadError, Health,
 };
 use baton_views::{Opened, Views, ViewsError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
 
 use crate::{
     announcer, config::Config, consumer, query::QueryService, route::QueryRouter, timer, Shared,
@@ -30,10 +32,8 @@ pub enum StartError {
     Views { dir: String, source: ViewsError },
     #[error(transparent)]
     Log(#[from] LogError),
-    #[error("grpc reflection: {0}")]
-    Reflection(String),
-    #[error("grpc server: {0}")]
-    Transport(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Serve(#[from] baton_runtime::serve::ServeError),
     #[error(transparent)]
     Security(#[from] baton_runtime::security::SecurityError),
     #[error("http side port: {0}")]
@@ -159,35 +159,22 @@ pub async fn run(
         }),
     );
 
-    let reflection =
-        baton_runtime::grpc::reflection().map_err(|e| StartError::Reflection(e.to_string()))?;
     tracing::info!(addr = ?grpc_listener.local_addr().ok(), "projector serving queries");
-    let mut builder = config.grpc.builder();
-    if let Some(tls) = tls {
-        builder = builder.tls_config(tls)?;
-    }
-    let grpc_shutdown = shutdown.clone();
-    let served = builder
-        .layer(baton_runtime::grpc::DecodeErrorStatusLayer)
-        .add_service(health_service)
-        .add_service(reflection)
-        .add_service(QueryServer::with_interceptor(
-            QueryRouter::new(
-                QueryService::new(shared.clone(), client.clone(), shutdown.clone()),
-                fanout,
-            ),
-            baton_runtime::security::interceptor(registry),
-        ))
-        .serve_with_incoming_shutdown(
-            baton_runtime::grpc::incoming(grpc_listener, &config.grpc, ports.port("grpc")),
-            async move { grpc_shutdown.cancelled().await },
-        );
-    let served = async {
-        let served = baton_runtime::grpc::serve_until(served, &shutdown).await;
-        // However the server ended, the tasks stop too.
-        shutdown.cancel();
-        served
+    let query = QueryRouter::new(
+        QueryService::new(shared.clone(), client.clone(), shutdown.clone()),
+        fanout,
+    );
+    let routes = Routes::new(health_service).add_service(QueryServer::with_interceptor(
+        query,
+        baton_runtime::security::interceptor(registry),
+    ));
+    let port = GrpcPort {
+        listener: grpc_listener,
+        args: &config.grpc,
+        tls,
+        counters: ports.port("grpc"),
     };
+    let served = baton_runtime::serve::serve_grpc(port, routes, &shutdown);
     let (served, supervised) = tokio::join!(served, tasks.wait());
 
     let views = shared.clone();

@@ -1,0 +1,145 @@
+//! How every Baton service starts and serves: [`main`] (the binary's whole
+//! life: flags, logging, both listeners, signals, the service's `run`) and
+//! [`serve_grpc`] (the gRPC port: the service's own routes beside health and
+//! reflection, decode errors answered as the client's fault, TLS, the
+//! bounded accept loop, a bounded wait for open calls at shutdown). Each
+//! service says only what is its own; it must never build a tonic server of
+//! its own.
+
+use std::{future::Future, net::SocketAddr};
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::{service::Routes, transport::ServerTlsConfig};
+
+use crate::{
+    grpc::{self, DecodeErrorStatusLayer, GrpcArgs},
+    ports::PortCounters,
+};
+
+/// A Baton service as its binary runs it: parsed from flags, bound to its
+/// two ports, run until a signal.
+pub trait Service: clap::Parser + Send + 'static {
+    /// The binary's name, for its last words.
+    const NAME: &'static str;
+    /// Why `run` failed.
+    type Error: std::error::Error + Send + Sync + 'static;
+    /// The gRPC address (`--listen`).
+    fn grpc_address(&self) -> SocketAddr;
+    /// The HTTP side port's address (`--http-listen`).
+    fn http_address(&self) -> SocketAddr;
+    /// Serves on the two listeners until `shutdown` fires.
+    fn run(
+        self,
+        grpc: TcpListener,
+        http: TcpListener,
+        shutdown: CancellationToken,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+/// Why a service binary stopped other than at a signal.
+#[derive(Debug, thiserror::Error)]
+pub enum MainError<E: std::error::Error + 'static> {
+    #[error("starting the runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error("binding {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{name} failed: {source}")]
+    Failed {
+        name: &'static str,
+        #[source]
+        source: E,
+    },
+}
+
+/// The whole life of a service binary: its flags (`--help` exits here),
+/// logging, a multi-threaded runtime, both listeners, SIGTERM/SIGINT, and
+/// the service's `run`. `started` runs once logging is set up (the binary's
+/// own first log lines).
+pub fn main<S: Service>(started: impl FnOnce()) -> Result<(), MainError<S::Error>> {
+    let config = S::parse();
+    crate::init_tracing();
+    started();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(MainError::Runtime)?;
+    runtime.block_on(async move {
+        let grpc = bind(config.grpc_address()).await?;
+        let http = bind(config.http_address()).await?;
+        let shutdown = crate::shutdown_on_signals();
+        config
+            .run(grpc, http, shutdown)
+            .await
+            .map_err(|source| MainError::Failed {
+                name: S::NAME,
+                source,
+            })
+    })
+}
+
+async fn bind<E: std::error::Error + 'static>(
+    address: SocketAddr,
+) -> Result<TcpListener, MainError<E>> {
+    crate::bind(address)
+        .await
+        .map_err(|source| MainError::Bind { address, source })
+}
+
+/// Why the gRPC port stopped serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("grpc reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("grpc server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// The gRPC port of a service: where it listens, its bounds, its TLS.
+#[derive(Debug)]
+pub struct GrpcPort<'a> {
+    pub listener: TcpListener,
+    pub args: &'a GrpcArgs,
+    /// Server TLS (already bounded by [`GrpcArgs::tls`]); `None`: plaintext.
+    pub tls: Option<ServerTlsConfig>,
+    pub counters: PortCounters,
+}
+
+/// Serves `routes` (the service's own gRPC services and the health service)
+/// with server reflection on `port` until `shutdown` fires, then waits at
+/// most [`grpc::SHUTDOWN_GRACE`] for open calls. However the server ends,
+/// `shutdown` is cancelled on return, so the service's tasks stop too.
+pub async fn serve_grpc(
+    port: GrpcPort<'_>,
+    routes: Routes,
+    shutdown: &CancellationToken,
+) -> Result<(), ServeError> {
+    let served = serve_routes(port, routes, shutdown).await;
+    shutdown.cancel();
+    served
+}
+
+async fn serve_routes(
+    port: GrpcPort<'_>,
+    routes: Routes,
+    shutdown: &CancellationToken,
+) -> Result<(), ServeError> {
+    let routes = routes.add_service(grpc::reflection()?);
+    let mut builder = port.args.builder();
+    if let Some(tls) = port.tls {
+        builder = builder.tls_config(tls)?;
+    }
+    let stopping = shutdown.clone();
+    let serving = builder
+        .layer(DecodeErrorStatusLayer)
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(
+            grpc::incoming(port.listener, port.args, port.counters),
+            async move { stopping.cancelled().await },
+        );
+    Ok(grpc::serve_until(serving, shutdown).await?)
+}
