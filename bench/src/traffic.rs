@@ -147,14 +147,11 @@ pub fn now_millis() -> i64 {
 }
 
 pub fn timestamp(millis: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: millis.div_euclid(1000),
-        nanos: (millis.rem_euclid(1000) * 1_000_000) as i32,
-    }
+    baton_proto::convert::timestamp_to_proto(baton_domain::Timestamp(millis))
 }
 
 pub fn millis_of(ts: &prost_types::Timestamp) -> i64 {
-    ts.seconds * 1000 + i64::from(ts.nanos) / 1_000_000
+    baton_proto::convert::timestamp_from_proto("timestamp", ts).map_or(0, |t| t.0)
 }
 
 /// The events of one hand-off, as a clinical system would send them:

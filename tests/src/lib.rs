@@ -361,10 +361,7 @@ pub fn now_millis() -> i64 {
 }
 
 pub fn timestamp(millis: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: millis.div_euclid(1000),
-        nanos: (millis.rem_euclid(1000) * 1_000_000) as i32,
-    }
+    baton_proto::convert::timestamp_to_proto(baton_domain::Timestamp(millis))
 }
 
 /// A REQUESTED event.

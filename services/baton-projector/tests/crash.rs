@@ -38,10 +38,7 @@ fn now_millis() -> i64 {
 }
 
 fn ts(millis: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: millis.div_euclid(1000),
-        nanos: (millis.rem_euclid(1000) * 1_000_000) as i32,
-    }
+    baton_proto::convert::timestamp_to_proto(baton_domain::Timestamp(millis))
 }
 
 /// The events of hand-off `i`: a mix of met, breached, paused and open clocks.

@@ -23,10 +23,7 @@ pub fn parse(input: &str) -> anyhow::Result<prost_types::Timestamp> {
 }
 
 pub fn from_millis(millis: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: millis.div_euclid(1000),
-        nanos: (millis.rem_euclid(1000) * 1_000_000) as i32,
-    }
+    baton_proto::convert::timestamp_to_proto(baton_domain::Timestamp(millis))
 }
 
 pub fn format(t: &Option<prost_types::Timestamp>) -> String {
