@@ -98,24 +98,24 @@ fn parse<M: prost::Message + Default>(
 
 /// Decodes a message of one of Baton's topics by its subject.
 pub fn decode(subject: &str, payload: &[u8]) -> Result<Signal, ClientError> {
-    let tail = |prefix: &str| subject.strip_prefix(prefix);
-    if tail(subject::HANDOFF_PREFIX).is_some() {
-        parse(subject, payload, "HandoffEvent").map(Signal::Event)
-    } else if tail(subject::DISRUPTION_PREFIX).is_some() {
-        parse(subject, payload, "DisruptionEvent").map(Signal::Disruption)
-    } else if tail("baton.sla.breached.").is_some() {
-        parse(subject, payload, "Breach").map(Signal::Breach)
-    } else if tail("baton.sla.corrected.").is_some() {
-        parse(subject, payload, "Breach").map(Signal::Correction)
-    } else if tail("baton.sla.warning.").is_some() {
-        parse(subject, payload, "SlaWarning").map(Signal::Warning)
-    } else if let Some(rest) = tail("baton.sla.escalated.") {
-        let target = rest.split('.').next().unwrap_or_default().to_owned();
-        parse(subject, payload, "Breach").map(|breach| Signal::Escalation { target, breach })
-    } else {
-        Err(ClientError::UnknownTopic {
-            subject: subject.to_owned(),
-        })
+    let unknown = || ClientError::UnknownTopic {
+        subject: subject.to_owned(),
+    };
+    use subject::{Signal as Sla, Topic as On};
+    match subject::topic(subject).ok_or_else(unknown)? {
+        On::Event => parse(subject, payload, "HandoffEvent").map(Signal::Event),
+        On::Disruption => parse(subject, payload, "DisruptionEvent").map(Signal::Disruption),
+        On::Signal(Sla::Breached) => parse(subject, payload, "Breach").map(Signal::Breach),
+        On::Signal(Sla::Corrected) => parse(subject, payload, "Breach").map(Signal::Correction),
+        On::Signal(Sla::Warning) => parse(subject, payload, "SlaWarning").map(Signal::Warning),
+        On::Escalation { target } => {
+            parse(subject, payload, "Breach").map(|breach| Signal::Escalation {
+                target: target.to_owned(),
+                breach,
+            })
+        }
+        // Escalations are read with their target; parked messages are not Baton's.
+        On::Signal(Sla::Escalated) | On::Deadletter => Err(unknown()),
     }
 }
 
@@ -195,41 +195,37 @@ impl Filter {
     /// The NATS subject filter; refuses a value that is not a token, so no
     /// filter can add a level or a wildcard.
     pub fn subject(&self) -> Result<String, ClientError> {
-        let token = |field: &'static str, value: &Option<String>| -> Result<String, ClientError> {
-            match value {
-                None => Ok("*".into()),
-                Some(v) => baton_domain::Token::parse(v)
-                    .map(|t| t.to_string())
-                    .map_err(|e| ClientError::InvalidFilter {
+        let token = |field: &'static str, value: &Option<String>| {
+            value
+                .as_deref()
+                .map(|v| {
+                    baton_domain::Token::parse(v).map_err(|e| ClientError::InvalidFilter {
                         field,
-                        value: v.clone(),
+                        value: v.to_owned(),
                         reason: e.to_string(),
-                    }),
-            }
+                    })
+                })
+                .transpose()
         };
         let (p, s, c) = (
             token("policy", &self.policy)?,
             token("supplier", &self.supplier)?,
             token("customer", &self.customer)?,
         );
+        let (p, s, c) = (p.as_ref(), s.as_ref(), c.as_ref());
+        let signal = |signal| subject::signal_filter(signal, p, s, c);
         Ok(match self.topic {
-            Topic::Sla
-                if self.policy.is_none() && self.supplier.is_none() && self.customer.is_none() =>
-            {
-                subject::ALL_SLA.to_owned()
-            }
-            Topic::Sla => format!("baton.sla.*.{p}.{s}.{c}.*"),
-            Topic::Breaches => format!("baton.sla.breached.{p}.{s}.{c}.*"),
-            Topic::Corrections => format!("baton.sla.corrected.{p}.{s}.{c}.*"),
-            Topic::Warnings => format!("baton.sla.warning.{p}.{s}.{c}.*"),
+            Topic::Sla if p.is_none() && s.is_none() && c.is_none() => subject::ALL_SLA.to_owned(),
+            Topic::Sla => signal(None),
+            Topic::Breaches => signal(Some(subject::Signal::Breached)),
+            Topic::Corrections => signal(Some(subject::Signal::Corrected)),
+            Topic::Warnings => signal(Some(subject::Signal::Warning)),
             Topic::Escalations => {
-                format!(
-                    "baton.sla.escalated.{}.{p}.{s}.{c}.*",
-                    token("target", &self.target)?
-                )
+                let target = token("target", &self.target)?;
+                subject::escalation_filter(target.as_ref(), p, s, c)
             }
-            Topic::Events => format!("baton.handoff.*.*.{s}.{c}"),
-            Topic::Disruptions => format!("baton.disruption.{s}.*"),
+            Topic::Events => subject::events_filter(s, c),
+            Topic::Disruptions => subject::disruptions_filter(s),
         })
     }
 }

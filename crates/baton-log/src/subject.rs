@@ -40,6 +40,8 @@ pub const SLA_STREAM: &str = "BATON_SLA";
 pub const DEADLETTER_STREAM: &str = "BATON_DEADLETTER";
 /// Every parked message.
 pub const ALL_DEADLETTER: &str = "baton.deadletter.>";
+/// Where parked messages are.
+pub const DEADLETTER_PREFIX: &str = "baton.deadletter.";
 
 /// Every hand-off event.
 pub const ALL_EVENTS: &str = "baton.handoff.>";
@@ -111,21 +113,111 @@ impl ClockSubject<'_> {
     }
 
     pub fn breach(&self) -> String {
-        format!("baton.sla.breached.{}", self.tail())
+        self.signal(Signal::Breached)
     }
 
     /// A correction: the announced breach on this subject's twin was a kept promise.
     pub fn correction(&self) -> String {
-        format!("baton.sla.corrected.{}", self.tail())
+        self.signal(Signal::Corrected)
     }
 
     pub fn warning(&self) -> String {
-        format!("baton.sla.warning.{}", self.tail())
+        self.signal(Signal::Warning)
     }
 
     pub fn escalation(&self, target: &Token) -> String {
-        format!("baton.sla.escalated.{target}.{}", self.tail())
+        format!("{}{target}.{}", Signal::Escalated.prefix(), self.tail())
     }
+
+    fn signal(&self, signal: Signal) -> String {
+        format!("{}{}", signal.prefix(), self.tail())
+    }
+}
+
+/// The SLA signals, each a family of subjects under `baton.sla.`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Breached,
+    Corrected,
+    Warning,
+    /// A breach, again, for the promise's escalation target (the subject
+    /// carries the target before the clock).
+    Escalated,
+}
+
+impl Signal {
+    const ALL: [Signal; 4] = [
+        Signal::Breached,
+        Signal::Corrected,
+        Signal::Warning,
+        Signal::Escalated,
+    ];
+
+    /// `baton.sla.<signal>.`
+    pub const fn prefix(self) -> &'static str {
+        match self {
+            Signal::Breached => "baton.sla.breached.",
+            Signal::Corrected => "baton.sla.corrected.",
+            Signal::Warning => "baton.sla.warning.",
+            Signal::Escalated => "baton.sla.escalated.",
+        }
+    }
+}
+
+/// What a message on one of Baton's subjects is, read from its subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Topic<'a> {
+    /// A hand-off event (`baton.v1.HandoffEvent`).
+    Event,
+    /// A disruption (`baton.v1.DisruptionEvent`).
+    Disruption,
+    /// A breach, correction or warning (`baton.v1.Breach`, `baton.v1.SlaWarning`).
+    Signal(Signal),
+    /// A breach for an escalation target (`baton.v1.Breach`).
+    Escalation { target: &'a str },
+    /// A parked message that is not Baton's.
+    Deadletter,
+}
+
+/// The topic of `subject`, or `None` when it is not one of Baton's.
+pub fn topic(subject: &str) -> Option<Topic<'_>> {
+    if subject.starts_with(HANDOFF_PREFIX) {
+        return Some(Topic::Event);
+    }
+    if subject.starts_with(DISRUPTION_PREFIX) {
+        return Some(Topic::Disruption);
+    }
+    if subject.starts_with(DEADLETTER_PREFIX) {
+        return Some(Topic::Deadletter);
+    }
+    let signal = Signal::ALL
+        .into_iter()
+        .find(|signal| subject.starts_with(signal.prefix()))?;
+    if signal == Signal::Escalated {
+        let rest = &subject[signal.prefix().len()..];
+        let target = rest.split('.').next().unwrap_or_default();
+        return Some(Topic::Escalation { target });
+    }
+    Some(Topic::Signal(signal))
+}
+
+/// `token`, or the wildcard `*` for "any".
+fn or_any(token: Option<&Token>) -> &str {
+    token.map(Token::as_str).unwrap_or("*")
+}
+
+/// Hand-off events filtered by their current supplier and customer.
+pub fn events_filter(supplier: Option<&Token>, customer: Option<&Token>) -> String {
+    format!(
+        "{HANDOFF_PREFIX}*.*.{}.{}",
+        or_any(supplier),
+        or_any(customer)
+    )
+}
+
+/// Disruptions filtered by supplier.
+pub fn disruptions_filter(supplier: Option<&Token>) -> String {
+    format!("{DISRUPTION_PREFIX}{}.*", or_any(supplier))
 }
 
 /// Breach announcements filtered by any of policy, supplier and customer.
@@ -134,7 +226,7 @@ pub fn breach_filter(
     supplier: Option<&Token>,
     customer: Option<&Token>,
 ) -> String {
-    signal_filter("breached", policy, supplier, customer)
+    signal_filter(Some(Signal::Breached), policy, supplier, customer)
 }
 
 /// Warnings filtered by any of policy, supplier and customer.
@@ -143,21 +235,41 @@ pub fn warning_filter(
     supplier: Option<&Token>,
     customer: Option<&Token>,
 ) -> String {
-    signal_filter("warning", policy, supplier, customer)
+    signal_filter(Some(Signal::Warning), policy, supplier, customer)
 }
 
-fn signal_filter(
-    what: &str,
+/// One signal (any but escalations, whose subjects carry a target first;
+/// see [`escalation_filter`]) or, with `None`, every breach, correction and
+/// warning, filtered by any of policy, supplier and customer.
+pub fn signal_filter(
+    signal: Option<Signal>,
     policy: Option<&Token>,
     supplier: Option<&Token>,
     customer: Option<&Token>,
 ) -> String {
-    let part = |t: Option<&Token>| t.map(Token::as_str).unwrap_or("*").to_owned();
+    let prefix = signal.map_or("baton.sla.*.", Signal::prefix);
     format!(
-        "baton.sla.{what}.{}.{}.{}.*",
-        part(policy),
-        part(supplier),
-        part(customer)
+        "{prefix}{}.{}.{}.*",
+        or_any(policy),
+        or_any(supplier),
+        or_any(customer)
+    )
+}
+
+/// Escalations filtered by any of target, policy, supplier and customer.
+pub fn escalation_filter(
+    target: Option<&Token>,
+    policy: Option<&Token>,
+    supplier: Option<&Token>,
+    customer: Option<&Token>,
+) -> String {
+    format!(
+        "{}{}.{}.{}.{}.*",
+        Signal::Escalated.prefix(),
+        or_any(target),
+        or_any(policy),
+        or_any(supplier),
+        or_any(customer)
     )
 }
 
@@ -205,5 +317,38 @@ mod tests {
             breach_filter(None, Some(&t("lab")), None),
             "baton.sla.breached.*.lab.*.*"
         );
+    }
+
+    #[test]
+    fn a_subject_says_its_topic_and_filters_match_the_subjects_they_name() {
+        assert_eq!(topic("baton.handoff.h1.repair.eng.w5"), Some(Topic::Event));
+        assert_eq!(topic("baton.disruption.lab.d1"), Some(Topic::Disruption));
+        assert_eq!(topic("baton.deadletter.7"), Some(Topic::Deadletter));
+        assert_eq!(
+            topic("baton.sla.corrected.p.s.c.h1"),
+            Some(Topic::Signal(Signal::Corrected))
+        );
+        assert_eq!(
+            topic("baton.sla.warning.p.s.c.h1:2"),
+            Some(Topic::Signal(Signal::Warning))
+        );
+        assert_eq!(
+            topic("baton.sla.escalated.duty.p.s.c.h1"),
+            Some(Topic::Escalation { target: "duty" })
+        );
+        assert_eq!(topic("baton.sla.unknown.p.s.c.h1"), None);
+        assert_eq!(topic("other.subject"), None);
+
+        let (p, s) = (t("blood-issue"), t("lab"));
+        assert_eq!(
+            signal_filter(None, Some(&p), None, None),
+            "baton.sla.*.blood-issue.*.*.*"
+        );
+        assert_eq!(
+            escalation_filter(Some(&t("duty")), Some(&p), None, None),
+            "baton.sla.escalated.duty.blood-issue.*.*.*"
+        );
+        assert_eq!(events_filter(Some(&s), None), "baton.handoff.*.*.lab.*");
+        assert_eq!(disruptions_filter(Some(&s)), "baton.disruption.lab.*");
     }
 }

@@ -126,6 +126,34 @@ pub fn breach_json(b: &v1::Breach) -> Value {
     })
 }
 
+pub fn warning_json(w: &v1::SlaWarning) -> Value {
+    json!({
+        "handoff_id": w.handoff_id,
+        "policy_id": w.policy_id,
+        "supplier": w.supplier,
+        "customer": w.customer,
+        "cycle": w.cycle,
+        "warned_at": time::format(&w.warned_at),
+        "deadline": time::format(&w.deadline),
+    })
+}
+
+pub fn disruption_json(d: &v1::DisruptionEvent) -> Value {
+    let phase = v1::DisruptionPhase::try_from(d.phase)
+        .map(|p| p.as_str_name())
+        .unwrap_or("DISRUPTION_PHASE_UNSPECIFIED");
+    json!({
+        "disruption_id": d.disruption_id,
+        "phase": phase,
+        "supplier": d.supplier,
+        "kind": d.kind,
+        "scope": d.scope,
+        "occurred_at": time::format(&d.occurred_at),
+        "reason": d.reason,
+        "actor": d.actor,
+    })
+}
+
 pub fn breach_line(b: &v1::Breach) -> String {
     format!(
         "BREACH {:<20} {:<12} {} -> {}  hand-off {}  deadline {}  late by {}{}",

@@ -89,13 +89,7 @@ pub async fn watch(url: &str, args: WatchArgs, out: Output) -> anyhow::Result<()
                         crate::time::format(&w.deadline)
                     )
                 },
-                || {
-                    serde_json::json!({
-                        "handoff_id": w.handoff_id, "policy_id": w.policy_id, "supplier": w.supplier,
-                        "customer": w.customer, "cycle": w.cycle,
-                        "warned_at": crate::time::format(&w.warned_at), "deadline": crate::time::format(&w.deadline),
-                    })
-                },
+                || crate::output::warning_json(&w),
             );
         }
         return Ok(());

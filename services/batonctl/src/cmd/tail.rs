@@ -1,9 +1,8 @@
 //! `batonctl tail`: NATS messages as JSON lines.
 
 use anyhow::Context;
-use baton_proto::v1;
+use baton_client::Signal;
 use futures::StreamExt;
-use prost::Message as _;
 use serde_json::json;
 
 use crate::output;
@@ -27,19 +26,7 @@ pub async fn run(nats_url: &str, args: Args) -> anyhow::Result<()> {
     eprintln!("tailing {} (Ctrl-C to stop)", args.subject);
     while let Some(message) = subscription.next().await {
         let subject = message.subject.as_str();
-        let payload = if subject.starts_with("baton.handoff.") {
-            v1::HandoffEvent::decode(message.payload.clone())
-                .map(|e| output::event_json(&e))
-                .ok()
-        } else if subject.starts_with("baton.sla.breached.")
-            || subject.starts_with("baton.sla.corrected.")
-        {
-            v1::Breach::decode(message.payload.clone())
-                .map(|b| output::breach_json(&b))
-                .ok()
-        } else {
-            None
-        };
+        let payload = json_payload(subject, &message.payload);
         let line = match payload {
             Some(p) => json!({"subject": subject, "payload": p}),
             None => json!({"subject": subject, "bytes": message.payload.len()}),
@@ -47,4 +34,71 @@ pub async fn run(nats_url: &str, args: Args) -> anyhow::Result<()> {
         println!("{line}");
     }
     Ok(())
+}
+
+/// The message as JSON, for every topic of Baton's; `None` for bytes that
+/// are not what their subject says (or not Baton's subjects at all).
+fn json_payload(subject: &str, payload: &[u8]) -> Option<serde_json::Value> {
+    match baton_client::decode(subject, payload).ok()? {
+        Signal::Event(e) => Some(output::event_json(&e)),
+        Signal::Breach(b) | Signal::Correction(b) => Some(output::breach_json(&b)),
+        Signal::Escalation { target, breach } => {
+            let mut json = output::breach_json(&breach);
+            json["escalated_to"] = json!(target);
+            Some(json)
+        }
+        Signal::Warning(w) => Some(output::warning_json(&w)),
+        Signal::Disruption(d) => Some(output::disruption_json(&d)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baton_proto::v1;
+    use prost::Message as _;
+
+    #[test]
+    fn every_topic_is_shown_as_json() {
+        let warning = v1::SlaWarning {
+            handoff_id: "h1".into(),
+            policy_id: "repair-response".into(),
+            ..Default::default()
+        };
+        let shown = json_payload(
+            "baton.sla.warning.repair-response.eng.w5.h1",
+            &warning.encode_to_vec(),
+        )
+        .expect("a warning");
+        assert_eq!(shown["policy_id"], "repair-response");
+
+        let breach = v1::Breach {
+            handoff_id: "h1".into(),
+            ..Default::default()
+        };
+        let shown = json_payload(
+            "baton.sla.escalated.duty.repair-response.eng.w5.h1",
+            &breach.encode_to_vec(),
+        )
+        .expect("an escalation");
+        assert_eq!(
+            (shown["handoff_id"].as_str(), shown["escalated_to"].as_str()),
+            (Some("h1"), Some("duty"))
+        );
+
+        let disruption = v1::DisruptionEvent {
+            disruption_id: "d1".into(),
+            supplier: "lab".into(),
+            ..Default::default()
+        };
+        let shown = json_payload("baton.disruption.lab.d1", &disruption.encode_to_vec())
+            .expect("a disruption");
+        assert_eq!(shown["disruption_id"], "d1");
+
+        assert_eq!(
+            json_payload("baton.sla.warning.p.s.c.h1", &[0xff, 0xff]),
+            None
+        );
+        assert_eq!(json_payload("elsewhere.x", &[]), None);
+    }
 }
