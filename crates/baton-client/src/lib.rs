@@ -22,6 +22,8 @@
 //! # Ok(()) }
 //! ```
 
+pub mod grpc;
+
 use std::{
     pin::Pin,
     task::{Context, Poll},
@@ -52,6 +54,24 @@ pub enum ClientError {
     UnknownTopic { subject: String },
     #[error("grpc: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("{url:?} is not a URL: {source}")]
+    InvalidUrl {
+        url: String,
+        #[source]
+        source: tonic::codegen::http::uri::InvalidUri,
+    },
+    #[error("cannot reach {url}: {source}; is the service running?")]
+    Unreachable {
+        url: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("reading {path}: {source}", path = path.display())]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl ClientError {
@@ -268,18 +288,18 @@ pub async fn subscribe(
     Ok(Subscription { inner })
 }
 
-/// The ingest service's client (Append, AppendBatch, AppendDisruption).
+/// The ingest service's client, in plaintext (see [`grpc`] for TLS).
 pub async fn ingest(
     url: &str,
 ) -> Result<v1::ingest_client::IngestClient<tonic::transport::Channel>, ClientError> {
-    Ok(v1::ingest_client::IngestClient::connect(url.to_owned()).await?)
+    grpc::ingest(url, None).await
 }
 
-/// The projector's query client (hand-offs, breaches, compliance, matrix...).
+/// The projector's query client, in plaintext (see [`grpc`] for TLS).
 pub async fn query(
     url: &str,
 ) -> Result<v1::query_client::QueryClient<tonic::transport::Channel>, ClientError> {
-    Ok(v1::query_client::QueryClient::connect(url.to_owned()).await?)
+    grpc::query(url, None).await
 }
 
 #[cfg(test)]

@@ -13,45 +13,26 @@ pub mod token;
 
 use std::{path::Path, sync::OnceLock};
 
-use anyhow::Context;
+use baton_client::grpc::Tls;
 use baton_proto::v1::{ingest_client::IngestClient, query_client::QueryClient};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+use tonic::transport::Channel;
 
 /// TLS for every gRPC connection, when `--tls-ca` is given.
-static TLS: OnceLock<ClientTlsConfig> = OnceLock::new();
+static TLS: OnceLock<Tls> = OnceLock::new();
 
 /// Connects over TLS from now on, trusting `ca` and presenting `client`
 /// (certificate, key) if given.
 pub fn use_tls(ca: &Path, client: Option<(&Path, &Path)>) -> anyhow::Result<()> {
-    let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
-    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca)?));
-    if let Some((cert, key)) = client {
-        tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
-    }
-    let _ = TLS.set(tls);
+    let _ = TLS.set(Tls::from_files(ca, client)?);
     Ok(())
 }
 
-async fn channel(url: &str) -> anyhow::Result<Channel> {
-    let mut endpoint =
-        Channel::from_shared(url.to_owned()).with_context(|| format!("{url:?} is not a URL"))?;
-    if let Some(tls) = TLS.get() {
-        endpoint = endpoint
-            .tls_config(tls.clone())
-            .context("TLS configuration")?;
-    }
-    endpoint
-        .connect()
-        .await
-        .with_context(|| format!("cannot reach {url}; is the service running?"))
-}
-
 pub async fn ingest(url: &str) -> anyhow::Result<IngestClient<Channel>> {
-    Ok(IngestClient::new(channel(url).await?))
+    Ok(baton_client::grpc::ingest(url, TLS.get()).await?)
 }
 
 pub async fn query(url: &str) -> anyhow::Result<QueryClient<Channel>> {
-    Ok(QueryClient::new(channel(url).await?))
+    Ok(baton_client::grpc::query(url, TLS.get()).await?)
 }
 
 /// A gRPC status as a one-line error: code and message.
