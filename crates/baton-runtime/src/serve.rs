@@ -14,7 +14,9 @@ use tonic::{service::Routes, transport::ServerTlsConfig};
 
 use crate::{
     grpc::{self, DecodeErrorStatusLayer, GrpcArgs},
+    http::HttpArgs,
     ports::PortCounters,
+    security::{SecurityError, TlsArgs},
 };
 
 /// A Baton service as its binary runs it: parsed from flags, bound to its
@@ -88,6 +90,31 @@ async fn bind<E: std::error::Error + 'static>(
     crate::bind(address)
         .await
         .map_err(|source| MainError::Bind { address, source })
+}
+
+/// How a service's ports are secured: gRPC's server TLS (bounded by the
+/// handshake deadline) and the caller registry, from the service's flags;
+/// says so when both are off (dev mode), and when the open-file limit is
+/// below what both connection caps need.
+pub fn secure_ports(
+    tls: &TlsArgs,
+    grpc: &GrpcArgs,
+    http: &HttpArgs,
+    is_department: impl Fn(&baton_domain::Token) -> bool,
+) -> Result<
+    (
+        Option<ServerTlsConfig>,
+        Option<std::sync::Arc<baton_domain::access::Registry>>,
+    ),
+    SecurityError,
+> {
+    let server_tls = tls.server_tls()?.map(|server_tls| grpc.tls(server_tls));
+    let registry = tls.registry(is_department)?;
+    if server_tls.is_none() {
+        tracing::warn!("gRPC is plaintext and callers anonymous (dev mode): production sets --tls-cert, --tls-key, --client-ca and --callers");
+    }
+    crate::ports::check_open_files(grpc.grpc_max_connections, http.http_max_connections);
+    Ok((server_tls, registry))
 }
 
 /// Why the gRPC port stopped serving.

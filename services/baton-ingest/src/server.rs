@@ -68,33 +68,15 @@ pub async fn run(
     let catalog = Arc::new(baton_runtime::load_catalog(&config.catalog)?);
     tracing::info!(catalog = %config.catalog.display(), version = catalog.version(), promises = catalog.promises.len(), "catalog loaded");
 
-    let tls = config.tls.server_tls()?.map(|tls| config.grpc.tls(tls));
-    let registry = config.tls.registry(|d| catalog.has_department(d))?;
-    if tls.is_none() {
-        tracing::warn!("gRPC is plaintext and callers anonymous (dev mode): production sets --tls-cert, --tls-key, --client-ca and --callers");
-    }
-    baton_runtime::ports::check_open_files(
-        config.grpc.grpc_max_connections,
-        config.http.http_max_connections,
-    );
+    let (tls, registry) =
+        baton_runtime::serve::secure_ports(&config.tls, &config.grpc, &config.http, |d| {
+            catalog.has_department(d)
+        })?;
 
     let client = baton_log::connect_secured(&config.nats_url, "baton-ingest", &config.nats).await?;
     let log = EventLog::new(client.clone(), config.publish_timeout);
-    let limits = Limits {
-        max_future_skew: config.max_future_skew,
-        ..Limits::default()
-    };
     let metrics = Arc::new(crate::metrics::Metrics::new());
-    let ingestor = Arc::new(
-        Ingestor::new(
-            log.clone(),
-            catalog,
-            limits,
-            config.cache_capacity,
-            config.cache_mb.saturating_mul(1024 * 1024),
-        )
-        .counting_conflicts(metrics.conflicts()),
-    );
+    let ingestor = Arc::new(ingestor(&config, catalog, log.clone(), &metrics));
 
     let (reporter, health_service) = tonic_health::server::health_reporter();
     let health = Health::new(reporter, INGEST_SERVICE);
@@ -122,15 +104,13 @@ pub async fn run(
         registry.clone(),
         ports.port("http"),
     )?;
+    let side = crate::metrics::router(metrics.clone(), client.clone());
     let http_shutdown = shutdown.clone();
     tasks.spawn(
         "http",
-        baton_runtime::serve_http(
-            side_port,
-            health.readiness(),
-            crate::metrics::router(metrics.clone(), client.clone()),
-            async move { http_shutdown.cancelled().await },
-        ),
+        baton_runtime::serve_http(side_port, health.readiness(), side, async move {
+            http_shutdown.cancelled().await
+        }),
     );
 
     tracing::info!(addr = ?grpc_listener.local_addr().ok(), "ingest serving");
@@ -155,6 +135,28 @@ pub async fn run(
     supervised?;
     tracing::info!("ingest stopped");
     Ok(())
+}
+
+/// The append rules' I/O side, as the flags size its cache and bound the
+/// events' times, counting conflicts in `metrics`.
+fn ingestor(
+    config: &Config,
+    catalog: Arc<baton_domain::Catalog>,
+    log: EventLog,
+    metrics: &crate::metrics::Metrics,
+) -> Ingestor {
+    let limits = Limits {
+        max_future_skew: config.max_future_skew,
+        ..Limits::default()
+    };
+    Ingestor::new(
+        log,
+        catalog,
+        limits,
+        config.cache_capacity,
+        config.cache_mb.saturating_mul(1024 * 1024),
+    )
+    .counting_conflicts(metrics.conflicts())
 }
 
 /// Checks the server's version once NATS is reachable (an older one than

@@ -67,15 +67,10 @@ pub async fn run(
     let views = open_views(&config, &catalog).await?;
 
     // Any registered caller may query (operators too); appending is ingest's.
-    let tls = config.tls.server_tls()?.map(|tls| config.grpc.tls(tls));
-    let registry = config.tls.registry(|d| catalog.has_department(d))?;
-    if tls.is_none() {
-        tracing::warn!("gRPC is plaintext and callers anonymous (dev mode): production sets --tls-cert, --tls-key, --client-ca and --callers");
-    }
-    baton_runtime::ports::check_open_files(
-        config.grpc.grpc_max_connections,
-        config.http.http_max_connections,
-    );
+    let (tls, registry) =
+        baton_runtime::serve::secure_ports(&config.tls, &config.grpc, &config.http, |d| {
+            catalog.has_department(d)
+        })?;
     let client =
         baton_log::connect_secured(&config.nats_url, "baton-projector", &config.nats).await?;
     let mut js = async_nats::jetstream::new(client.clone());
@@ -95,6 +90,62 @@ pub async fn run(
         health.clone(),
         Arc::new(TaskMetrics(shared.clone())),
     );
+    spawn_workers(&mut tasks, &config, &shared, &js, &client, &shutdown);
+    let ports = shared.metrics.ports.clone();
+    let side_port = config.http.side_port(
+        http_listener,
+        &config.tls,
+        registry.clone(),
+        ports.port("http"),
+    )?;
+    let side = side_port_routes(&config, &shared, &js, &client, &shutdown);
+    let http_shutdown = shutdown.clone();
+    tasks.spawn(
+        "http",
+        baton_runtime::serve_http(side_port, health.readiness(), side, async move {
+            http_shutdown.cancelled().await
+        }),
+    );
+
+    tracing::info!(addr = ?grpc_listener.local_addr().ok(), "projector serving queries");
+    let query = QueryRouter::new(
+        QueryService::new(shared.clone(), client.clone(), shutdown.clone()),
+        fanout,
+    );
+    let routes = Routes::new(health_service).add_service(QueryServer::with_interceptor(
+        query,
+        baton_runtime::security::interceptor(registry),
+    ));
+    let port = GrpcPort {
+        listener: grpc_listener,
+        args: &config.grpc,
+        tls,
+        counters: ports.port("grpc"),
+    };
+    let served = baton_runtime::serve::serve_grpc(port, routes, &shutdown);
+    let (served, supervised) = tokio::join!(served, tasks.wait());
+    flush_views(&shared).await;
+    served?;
+    supervised?;
+    tracing::info!(
+        applied = shared.applied(),
+        dead_lettered = shared.dead_lettered(),
+        "projector stopped"
+    );
+    Ok(())
+}
+
+/// Starts the projector's long-running work under `tasks`: the consumer
+/// (stream to views), the timer (passing deadlines), the announcer (outbox
+/// to NATS), health, the watchdog (stalls) and the storage watch.
+fn spawn_workers(
+    tasks: &mut Supervisor,
+    config: &Config,
+    shared: &Arc<Shared>,
+    js: &async_nats::jetstream::Context,
+    client: &async_nats::Client,
+    shutdown: &CancellationToken,
+) {
     let settings = StreamSettings {
         replicas: config.stream_replicas,
         ..StreamSettings::default()
@@ -133,7 +184,17 @@ pub async fn run(
         ),
     );
     tasks.spawn("storage", shared.clone().watch_storage(shutdown.clone()));
-    let board = crate::board::router(crate::board::BoardState {
+}
+
+/// What the side port serves beside health: the board and the metrics.
+fn side_port_routes(
+    config: &Config,
+    shared: &Arc<Shared>,
+    js: &async_nats::jetstream::Context,
+    client: &async_nats::Client,
+    shutdown: &CancellationToken,
+) -> axum::Router {
+    crate::board::router(crate::board::BoardState {
         shared: shared.clone(),
         client: client.clone(),
         shutdown: shutdown.clone(),
@@ -143,40 +204,11 @@ pub async fn run(
         shared.clone(),
         js.clone(),
         client.clone(),
-    ));
-    let ports = shared.metrics.ports.clone();
-    let side_port = config.http.side_port(
-        http_listener,
-        &config.tls,
-        registry.clone(),
-        ports.port("http"),
-    )?;
-    let http_shutdown = shutdown.clone();
-    tasks.spawn(
-        "http",
-        baton_runtime::serve_http(side_port, health.readiness(), board, async move {
-            http_shutdown.cancelled().await
-        }),
-    );
+    ))
+}
 
-    tracing::info!(addr = ?grpc_listener.local_addr().ok(), "projector serving queries");
-    let query = QueryRouter::new(
-        QueryService::new(shared.clone(), client.clone(), shutdown.clone()),
-        fanout,
-    );
-    let routes = Routes::new(health_service).add_service(QueryServer::with_interceptor(
-        query,
-        baton_runtime::security::interceptor(registry),
-    ));
-    let port = GrpcPort {
-        listener: grpc_listener,
-        args: &config.grpc,
-        tls,
-        counters: ports.port("grpc"),
-    };
-    let served = baton_runtime::serve::serve_grpc(port, routes, &shutdown);
-    let (served, supervised) = tokio::join!(served, tasks.wait());
-
+/// Writes the views to disk before the process ends, off the async threads.
+async fn flush_views(shared: &Arc<Shared>) {
     let views = shared.clone();
     match tokio::task::spawn_blocking(move || views.views.flush()).await {
         Ok(Ok(_)) => tracing::info!(position = ?shared.views.position().ok(), "views flushed"),
@@ -185,14 +217,6 @@ pub async fn run(
         }
         Err(e) => tracing::error!(error = %e, "flushing the views failed"),
     }
-    served?;
-    supervised?;
-    tracing::info!(
-        applied = shared.applied(),
-        dead_lettered = shared.dead_lettered(),
-        "projector stopped"
-    );
-    Ok(())
 }
 
 /// The fan-out to the partitions' projectors, when `--query-partitions` names them.
