@@ -2,7 +2,7 @@
 //! reads them, and the page shell.
 //!
 //! Every value that comes from the views (ids, names, attributes, reasons,
-//! comments) goes through [`E`], so nothing a client sent can become markup.
+//! comments) goes through [`Escaped`], so nothing a client sent can become markup.
 
 use std::{fmt, fmt::Write as _, time::Duration};
 
@@ -10,9 +10,9 @@ use baton_domain::Timestamp;
 
 /// Displays a string HTML-escaped: safe in text and in quoted attributes.
 #[derive(Debug, Clone, Copy)]
-pub struct E<'a>(pub &'a str);
+pub struct Escaped<'a>(pub &'a str);
 
-impl fmt::Display for E<'_> {
+impl fmt::Display for Escaped<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut rest = self.0;
         while let Some(at) = rest.find(['&', '<', '>', '"', '\'']) {
@@ -161,12 +161,12 @@ impl Shell<'_> {
              <span class=\"clock\" id=\"clock\">{clock}</span> \
              {partition}<span class=\"live\" id=\"live\" title=\"live updates\">offline</span></header>\n\
              <main>\n",
-            title = E(self.title),
-            page = E(self.page),
+            title = Escaped(self.title),
+            page = Escaped(self.page),
             now = self.now.0,
             current = self.current,
-            tz = E(self.tz),
-            subject = E(self.subject.unwrap_or("")),
+            tz = Escaped(self.tz),
+            subject = Escaped(self.subject.unwrap_or("")),
             clock = self.clock(),
             partition = self
                 .partition
@@ -196,7 +196,7 @@ pub fn rebuilding(applied: u64) -> String {
 
 /// `<a href="/handoff/<id>">id</a>`.
 pub fn handoff_link(out: &mut String, id: &str) {
-    let _ = write!(out, "<a href=\"/handoff/{0}\">{0}</a>", E(id));
+    let _ = write!(out, "<a href=\"/handoff/{0}\">{0}</a>", Escaped(id));
 }
 
 #[cfg(test)]
@@ -206,12 +206,12 @@ mod tests {
     #[test]
     fn escapes_everything_that_could_be_markup() {
         assert_eq!(
-            E("<script>alert('x') & \"y\"</script>").to_string(),
+            Escaped("<script>alert('x') & \"y\"</script>").to_string(),
             "&lt;script&gt;alert(&#39;x&#39;) &amp; &quot;y&quot;&lt;/script&gt;"
         );
-        assert_eq!(E("ward-5").to_string(), "ward-5");
-        assert_eq!(E("").to_string(), "");
-        assert_eq!(E("é<").to_string(), "é&lt;");
+        assert_eq!(Escaped("ward-5").to_string(), "ward-5");
+        assert_eq!(Escaped("").to_string(), "");
+        assert_eq!(Escaped("é<").to_string(), "é&lt;");
     }
 
     #[test]

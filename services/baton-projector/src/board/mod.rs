@@ -35,7 +35,7 @@ use jiff::tz::TimeZone;
 use tokio_util::sync::CancellationToken;
 
 use crate::Shared;
-use html::{Shell, E};
+use html::{Escaped, Shell};
 
 /// Rows of running clocks and of open breaches shown at most.
 const ROWS: usize = 50;
@@ -130,7 +130,7 @@ impl IntoResponse for BoardError {
         let body = format!(
             "<section><h1>{}</h1><p>{}</p></section>",
             status,
-            E(&self.to_string())
+            Escaped(&self.to_string())
         );
         let shell = Shell {
             title: "error",

@@ -14,7 +14,7 @@ use baton_views::{projection::clocks_of, BreachRecord, DisruptionView, HandoffVi
 use jiff::tz::TimeZone;
 
 use super::html::{
-    compliance_class, day, duration, handoff_link, instant, percent, put, time_left, E,
+    compliance_class, day, duration, handoff_link, instant, percent, put, time_left, Escaped,
 };
 
 /// One running clock on the board.
@@ -197,7 +197,7 @@ fn breach_rows(out: &mut String, breaches: &[BreachRecord], now: Timestamp, tz: 
         put!(
             out,
             "<tr class=\"breached\" data-key=\"{key}\"><td class=\"big\"><span class=\"since\" data-since=\"{since}\">+{over}</span></td><td>",
-            key = E(&breach_key(r)),
+            key = Escaped(&breach_key(r)),
             since = r.deadline.0,
             over = time_left(now.0.saturating_sub(r.deadline.0)),
         );
@@ -205,16 +205,16 @@ fn breach_rows(out: &mut String, breaches: &[BreachRecord], now: Timestamp, tz: 
         put!(
             out,
             "</td><td>{policy}{cycle}</td><td>{s} &rarr; {c}</td><td class=\"prio-{p}\">{p}</td><td>{at}{esc}</td></tr>\n",
-            policy = E(r.policy_id.as_str()),
+            policy = Escaped(r.policy_id.as_str()),
             cycle = cycle_suffix(r.cycle),
-            s = E(r.supplier.as_str()),
-            c = E(r.customer.as_str()),
+            s = Escaped(r.supplier.as_str()),
+            c = Escaped(r.customer.as_str()),
             p = r.priority.name(),
             at = instant(r.deadline, now, tz),
             esc = r
                 .escalate_to
                 .as_ref()
-                .map(|t| format!(" <span class=\"tag\">escalated to {}</span>", E(t.as_str())))
+                .map(|t| format!(" <span class=\"tag\">escalated to {}</span>", Escaped(t.as_str())))
                 .unwrap_or_default(),
         );
     }
@@ -247,8 +247,8 @@ fn clocks(out: &mut String, rows: &[ClockRow], now: Timestamp, tz: &TimeZone) {
         put!(
             out,
             "<tr class=\"{class}\" data-clock=\"{p}/{h}\"><td class=\"big\"><span class=\"countdown\" data-deadline=\"{d}\"{warn}>{left}</span></td><td>",
-            p = E(row.policy.as_str()),
-            h = E(row.handoff_id.as_str()),
+            p = Escaped(row.policy.as_str()),
+            h = Escaped(row.handoff_id.as_str()),
             d = row.deadline.0,
             warn = row
                 .warn_at
@@ -261,11 +261,11 @@ fn clocks(out: &mut String, rows: &[ClockRow], now: Timestamp, tz: &TimeZone) {
             out,
             "</td><td>{policy}{cycle} <span class=\"dim\">of {target}</span></td><td>{s} &rarr; {c}</td>\
              <td class=\"prio-{p}\">{p}</td><td>{at}</td></tr>\n",
-            policy = E(row.policy.as_str()),
+            policy = Escaped(row.policy.as_str()),
             cycle = cycle_suffix(row.cycle),
             target = duration(row.target),
-            s = E(row.supplier.as_str()),
-            c = E(row.customer.as_str()),
+            s = Escaped(row.supplier.as_str()),
+            c = Escaped(row.customer.as_str()),
             p = row.priority.name(),
             at = instant(row.deadline, now, tz),
         );
@@ -295,9 +295,9 @@ pub fn warnings(b: &Board, now: Timestamp, tz: &TimeZone) -> String {
         put!(
             &mut out,
             " {policy} &middot; {s} &rarr; {c} &middot; due {at}</li>\n",
-            policy = E(row.policy.as_str()),
-            s = E(row.supplier.as_str()),
-            c = E(row.customer.as_str()),
+            policy = Escaped(row.policy.as_str()),
+            s = Escaped(row.supplier.as_str()),
+            c = Escaped(row.customer.as_str()),
             at = instant(row.deadline, now, tz),
         );
     }
@@ -319,13 +319,13 @@ fn disruptions(out: &mut String, list: &[DisruptionView], now: Timestamp, tz: &T
         put!(
             out,
             "<li class=\"disruption\"><strong>{s}</strong>{kind}: {reason} <span class=\"dim\">since {since}, {n} hand-off(s) affected</span></li>\n",
-            s = E(d.supplier.as_str()),
+            s = Escaped(d.supplier.as_str()),
             kind = d
                 .kind
                 .as_ref()
-                .map(|k| format!(" ({})", E(k.as_str())))
+                .map(|k| format!(" ({})", Escaped(k.as_str())))
                 .unwrap_or_default(),
-            reason = E(&d.reason),
+            reason = Escaped(&d.reason),
             since = instant(d.started_at, now, tz),
             n = view.affected,
         );
@@ -349,11 +349,11 @@ fn matrix(out: &mut String, cells: &BTreeMap<(String, String), MatrixCell>, days
     }
     out.push_str("<table class=\"matrix\"><thead><tr><th>supplier \\ customer</th>");
     for c in &customers {
-        put!(out, "<th>{}</th>", E(c));
+        put!(out, "<th>{}</th>", Escaped(c));
     }
     out.push_str("</tr></thead><tbody>\n");
     for s in &suppliers {
-        put!(out, "<tr><th>{}</th>", E(s));
+        put!(out, "<tr><th>{}</th>", Escaped(s));
         for c in &customers {
             match cells.get(&((*s).to_owned(), (*c).to_owned())) {
                 Some(cell) => matrix_cell(out, s, c, cell),
@@ -382,7 +382,12 @@ fn matrix_cell(out: &mut String, supplier: &str, customer: &str, cell: &MatrixCe
     let linkable = Token::parse(supplier).is_ok() && Token::parse(customer).is_ok();
     put!(out, "<td class=\"{class}\">");
     if linkable {
-        put!(out, "<a href=\"/pair/{}/{}\">", E(supplier), E(customer));
+        put!(
+            out,
+            "<a href=\"/pair/{}/{}\">",
+            Escaped(supplier),
+            Escaped(customer)
+        );
     }
     put!(
         out,
@@ -436,8 +441,8 @@ pub fn pair(p: &Pair, now: Timestamp, tz: &TimeZone) -> String {
         "<section><h1>{s} &rarr; {c}</h1><p class=\"summary\">\
          <span class=\"figure {class}\">{share}</span> of {decided} decided promise(s) kept over {n} days; \
          {open} running; {h} hand-offs{rating}.</p>\n",
-        s = E(p.supplier.as_str()),
-        c = E(p.customer.as_str()),
+        s = Escaped(p.supplier.as_str()),
+        c = Escaped(p.customer.as_str()),
         class = compliance_class(total.compliance(), decided),
         share = if decided == 0 {
             "&ndash;".to_owned()
@@ -497,7 +502,7 @@ fn worst_table(
         put!(
             out,
             "</td><td>{policy}{cycle}</td><td class=\"prio-{p}\">{p}</td><td>{target}</td><td>{at}</td><td>{stopped}</td></tr>\n",
-            policy = E(r.policy_id.as_str()),
+            policy = Escaped(r.policy_id.as_str()),
             cycle = cycle_suffix(r.cycle),
             p = r.priority.name(),
             target = duration(r.target),
@@ -566,7 +571,7 @@ fn trend_chart(out: &mut String, days: &[(Timestamp, Tallies)], tz: &TimeZone) {
                 out,
                 "<text x=\"{x}\" y=\"{y}\" text-anchor=\"{anchor}\" class=\"axis\">{label}</text>",
                 y = HEIGHT + 18.0,
-                label = E(&label),
+                label = Escaped(&label),
             );
         }
     }
@@ -603,10 +608,10 @@ pub fn handoff(
         &mut out,
         "<section><h1>Hand-off {id}</h1><p class=\"summary\">{kind}: {s} &rarr; {c}, \
          <span class=\"prio-{p}\">{p}</span>, <strong>{status}</strong>, requested {at}{rating}{disr}</p></section>\n",
-        id = E(h.handoff_id.as_str()),
-        kind = E(h.kind.as_str()),
-        s = E(h.supplier.as_str()),
-        c = E(h.customer.as_str()),
+        id = Escaped(h.handoff_id.as_str()),
+        kind = Escaped(h.kind.as_str()),
+        s = Escaped(h.supplier.as_str()),
+        c = Escaped(h.customer.as_str()),
         p = h.priority.name(),
         status = h.status.name(),
         at = instant(h.requested_at, now, tz),
@@ -620,7 +625,7 @@ pub fn handoff(
             let ids: Vec<String> = view
                 .disruptions
                 .iter()
-                .map(|(d, _)| E(d.as_str()).to_string())
+                .map(|(d, _)| Escaped(d.as_str()).to_string())
                 .collect();
             format!(", requested during disruption {}", ids.join(", "))
         },
@@ -642,13 +647,13 @@ pub fn handoff(
             "<tr class=\"{class}\"><td>{policy}{cycle}</td><td class=\"state\">{state}</td><td>{s}</td>\
              <td>{el} / {target}<div class=\"bar\"><div style=\"width:{w:.0}%\"></div></div></td>\
              <td>{start}</td><td>{warn}</td><td>{deadline}</td><td>{ended}</td></tr>\n",
-            policy = E(c.policy_id.as_str()),
+            policy = Escaped(c.policy_id.as_str()),
             cycle = cycle_suffix(c.cycle),
             state = c.state.name(),
             s = c
                 .supplier
                 .as_ref()
-                .map(|s| E(s.as_str()).to_string())
+                .map(|s| Escaped(s.as_str()).to_string())
                 .unwrap_or_default(),
             el = duration(c.elapsed),
             target = duration(c.target),
@@ -720,7 +725,7 @@ fn timeline(
             format!(
                 "<strong>correction</strong>: the breach of {}{} (deadline {}) was withdrawn by \
                  {} <span class=\"dim\">{}</span>, entered {} late by {}{}",
-                E(c.policy_id.as_str()),
+                Escaped(c.policy_id.as_str()),
                 if c.cycle > 1 {
                     format!(" (cycle {})", c.cycle)
                 } else {
@@ -728,12 +733,12 @@ fn timeline(
                 },
                 instant(c.deadline, now, tz),
                 cause.event_type.name(),
-                E(&cause.event_id),
+                Escaped(&cause.event_id),
                 duration(cause.entry_lag),
                 if cause.sent_by.is_empty() {
                     "an unauthenticated caller".to_owned()
                 } else {
-                    E(&cause.sent_by).to_string()
+                    Escaped(&cause.sent_by).to_string()
                 },
                 if cause.by_supplier {
                     ": the supplier's own late entry"
@@ -746,7 +751,7 @@ fn timeline(
     for c in clocks {
         let name = format!(
             "{}{}",
-            E(c.policy_id.as_str()),
+            Escaped(c.policy_id.as_str()),
             if c.cycle > 1 {
                 format!(" (cycle {})", c.cycle)
             } else {
@@ -827,21 +832,26 @@ fn timeline(
 fn event_text(e: &Event) -> String {
     let mut text = format!("<strong>{}</strong>", e.event_type.name());
     if let Some(s) = &e.supplier {
-        let _ = write!(text, " supplier {}", E(s.as_str()));
+        let _ = write!(text, " supplier {}", Escaped(s.as_str()));
     }
     if let Some(p) = e.priority {
         let _ = write!(text, " priority {}", p.name());
     }
     if !e.actor.is_empty() {
-        let _ = write!(text, " <span class=\"dim\">by {}</span>", E(&e.actor));
+        let _ = write!(text, " <span class=\"dim\">by {}</span>", Escaped(&e.actor));
     }
     for (k, v) in &e.attributes {
-        let _ = write!(text, " <span class=\"tag\">{}={}</span>", E(k), E(v));
+        let _ = write!(
+            text,
+            " <span class=\"tag\">{}={}</span>",
+            Escaped(k),
+            Escaped(v)
+        );
     }
     if let Some(r) = &e.rating {
         let _ = write!(text, " rated {} of 5", r.score);
         if !r.comment.is_empty() {
-            let _ = write!(text, ": &ldquo;{}&rdquo;", E(&r.comment));
+            let _ = write!(text, ": &ldquo;{}&rdquo;", Escaped(&r.comment));
         }
     }
     if let Some(lag) = e.entry_lag().filter(|lag| lag.as_secs() >= 1) {
@@ -856,7 +866,7 @@ fn event_text(e: &Event) -> String {
         let _ = write!(
             text,
             " <span class=\"dim\">sent by {}</span>",
-            E(&e.sent_by)
+            Escaped(&e.sent_by)
         );
     }
     text
