@@ -151,7 +151,7 @@ enum Command {
     Docs(docs::DocsArgs),
     /// Internal: run the projector in this process (the scale section's child).
     #[command(hide = true)]
-    ChildProjector(baton_projector::Config),
+    ChildProjector(Box<baton_projector::Config>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -161,7 +161,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match args.command.clone() {
-        Some(Command::ChildProjector(config)) => runtime.block_on(child_projector(config)),
+        Some(Command::ChildProjector(config)) => runtime.block_on(child_projector(*config)),
         Some(Command::Docs(docs)) => docs::run(&docs),
         None => runtime.block_on(bench(args)),
     }

@@ -6,37 +6,7 @@
 
 use baton_proto::v1::{self, EventType, Priority};
 
-/// A small deterministic generator (splitmix64): enough for choosing traffic.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (n > 0).
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n.max(1) as u64) as usize
-    }
-
-    /// True with probability `percent`/100.
-    pub fn chance(&mut self, percent: u64) -> bool {
-        self.next_u64() % 100 < percent
-    }
-
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
+pub use baton_rng::Rng;
 
 /// A kind of work, who supplies it and who asks for it.
 struct Flow {
@@ -183,13 +153,13 @@ pub fn handoff(rng: &mut Rng, id: &str, base: i64, span_ms: i64) -> Vec<v1::Hand
     if flow.started {
         steps.push(EventType::Started);
     }
-    if rng.chance(8) {
+    if rng.percent(8) {
         steps.push(EventType::OnHold);
         steps.push(EventType::Resumed);
     }
-    steps.push(if rng.chance(4) {
+    steps.push(if rng.percent(4) {
         EventType::Cancelled
-    } else if rng.chance(3) {
+    } else if rng.percent(3) {
         EventType::Rejected
     } else {
         EventType::Completed
