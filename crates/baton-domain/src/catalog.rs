@@ -326,29 +326,33 @@ impl Checker<'_> {
     }
 }
 
-impl Catalog {
-    /// Parses and validates a catalog from its JSON text.
-    pub fn from_json(source: &str) -> Result<Catalog, CatalogError> {
-        let raw: RawCatalog = serde_json::from_str(source).map_err(|e| CatalogError::Syntax {
-            line: e.line(),
-            column: e.column(),
-            message: e.to_string(),
-        })?;
-        let check = Checker { source };
+/// What a promise may refer to: the catalog's kinds, departments and
+/// calendars, and the catalog-wide late-entry bound.
+struct Known<'a> {
+    kinds: &'a [Token],
+    department_ids: &'a BTreeSet<Token>,
+    calendars: &'a BTreeMap<Token, Calendar>,
+    default_entry_lag: Duration,
+}
 
+impl Checker<'_> {
+    fn departments(
+        &self,
+        raw: &[RawDepartment],
+    ) -> Result<(Vec<Department>, BTreeSet<Token>), CatalogError> {
         let mut departments = Vec::new();
         let mut department_ids = BTreeSet::new();
-        for (i, d) in raw.departments.iter().enumerate() {
-            let id = check.token(format_args!("departments[{i}].id"), &d.id)?;
+        for (i, d) in raw.iter().enumerate() {
+            let id = self.token(format_args!("departments[{i}].id"), &d.id)?;
             if !department_ids.insert(id.clone()) {
-                return Err(check.fail(
+                return Err(self.fail(
                     format_args!("departments[{i}].id"),
                     format!("{:?} is listed twice", d.id),
                     &d.id,
                 ));
             }
             if d.name.trim().is_empty() {
-                return Err(check.fail(
+                return Err(self.fail(
                     format_args!("departments[{i}].name"),
                     "must not be empty",
                     &d.id,
@@ -359,12 +363,15 @@ impl Catalog {
                 name: d.name.clone(),
             });
         }
+        Ok((departments, department_ids))
+    }
 
+    fn kinds(&self, raw: &[String]) -> Result<Vec<Token>, CatalogError> {
         let mut kinds = Vec::new();
-        for (i, k) in raw.kinds.iter().enumerate() {
-            let kind = check.token(format_args!("kinds[{i}]"), k)?;
+        for (i, k) in raw.iter().enumerate() {
+            let kind = self.token(format_args!("kinds[{i}]"), k)?;
             if kinds.contains(&kind) {
-                return Err(check.fail(
+                return Err(self.fail(
                     format_args!("kinds[{i}]"),
                     format!("{k:?} is listed twice"),
                     k,
@@ -372,197 +379,282 @@ impl Catalog {
             }
             kinds.push(kind);
         }
+        Ok(kinds)
+    }
 
+    fn calendars(
+        &self,
+        raw: &[CalendarDefinition],
+    ) -> Result<BTreeMap<Token, Calendar>, CatalogError> {
         let mut calendars: BTreeMap<Token, Calendar> = BTreeMap::new();
-        for (i, def) in raw.calendars.iter().enumerate() {
-            let (id, calendar) = check.calendar(i, def)?;
+        for (i, def) in raw.iter().enumerate() {
+            let (id, calendar) = self.calendar(i, def)?;
             if id.as_str() == "always" || calendars.insert(id, calendar).is_some() {
-                return Err(check.fail(
+                return Err(self.fail(
                     format_args!("calendars[{i}].id"),
                     format!("{:?} is taken", def.id),
                     &def.id,
                 ));
             }
         }
+        Ok(calendars)
+    }
 
+    /// The catalog's attribute keys: tokens, each once, covering every key
+    /// a promise matches on.
+    fn attributes(
+        &self,
+        keys: &[String],
+        promises: &[Policy],
+    ) -> Result<BTreeSet<String>, CatalogError> {
+        let mut set = BTreeSet::new();
+        for (i, key) in keys.iter().enumerate() {
+            let token = self.token(format_args!("attributes[{i}]"), key)?;
+            if !set.insert(token.to_string()) {
+                return Err(self.fail(
+                    format_args!("attributes[{i}]"),
+                    format!("{key:?} is listed twice"),
+                    key,
+                ));
+            }
+        }
+        for (i, policy) in promises.iter().enumerate() {
+            if let Some(key) = policy.matches.keys().find(|k| !set.contains(*k)) {
+                return Err(self.fail(
+                    format_args!("promises[{i}].match"),
+                    format!("{key:?} is not one of the catalog's attributes"),
+                    key,
+                ));
+            }
+        }
+        Ok(set)
+    }
+
+    /// Promise `i`, checked against what the catalog knows.
+    fn promise(&self, i: usize, p: &RawPromise, known: &Known<'_>) -> Result<Policy, CatalogError> {
+        let at = |field: &str| format!("promises[{i}].{field}");
+        let id = self.token(at("id"), &p.id)?;
+        let kind = self.token(at("kind"), &p.kind)?;
+        if !known.kinds.contains(&kind) {
+            return Err(self.fail(
+                at("kind"),
+                format!("{:?} is not one of the catalog's kinds", p.kind),
+                &p.kind,
+            ));
+        }
+        let supplier = self.department(&at("supplier"), &p.supplier, known)?;
+        let customer = self.department(&at("customer"), &p.customer, known)?;
+        let events = self.clock_events(i, p)?;
+        let mut matches = BTreeMap::new();
+        for (key, value) in &p.matches {
+            let key = self.token(format!("promises[{i}].match"), key)?;
+            matches.insert(key.as_str().to_owned(), value.clone());
+        }
+        let warn_at_permille = match p.warn_at {
+            None => None,
+            Some(share) if share > 0.0 && share < 1.0 => {
+                Some((share * 1000.0).round().clamp(1.0, 999.0) as u16)
+            }
+            Some(share) => {
+                return Err(self.fail(
+                    at("warn_at"),
+                    format!("{share} is not a share of the target between 0 and 1 (e.g. 0.8)"),
+                    &p.id,
+                ))
+            }
+        };
+        let escalate_to = p
+            .escalate_to
+            .as_deref()
+            .map(|t| self.token(at("escalate_to"), t))
+            .transpose()?;
+        let targets = self.targets(i, p)?;
+        let (calendar_id, calendar) = self.calendar_of(&at("calendar"), p, known)?;
+        let max_entry_lag = match &p.max_entry_lag {
+            None => known.default_entry_lag,
+            Some(value) => {
+                parse_duration(value).map_err(|e| self.fail(at("max_entry_lag"), e, value))?
+            }
+        };
+        Ok(Policy {
+            max_entry_lag,
+            id,
+            kind,
+            supplier,
+            customer,
+            start: events.start,
+            stop: events.stop,
+            pause: events.pause,
+            resume: events.resume,
+            reset: events.reset,
+            matches,
+            targets,
+            warn_at_permille,
+            escalate_to,
+            calendar_id,
+            calendar,
+        })
+    }
+
+    /// A promise's supplier or customer: one of the catalog's departments, if given.
+    fn department(
+        &self,
+        path: &str,
+        value: &Option<String>,
+        known: &Known<'_>,
+    ) -> Result<Option<Token>, CatalogError> {
+        let Some(value) = value else { return Ok(None) };
+        let id = self.token(path, value)?;
+        if !known.department_ids.contains(&id) {
+            return Err(self.fail(
+                path,
+                format!("{value:?} is not one of the catalog's departments"),
+                value,
+            ));
+        }
+        Ok(Some(id))
+    }
+
+    /// The events that start, stop, pause, resume and reset a promise's clock.
+    fn clock_events(&self, i: usize, p: &RawPromise) -> Result<ClockEvents, CatalogError> {
+        let at = |field: &str| format!("promises[{i}].{field}");
+        let start = self.event(at("start"), &p.start)?;
+        let stop = self.events(&at("stop"), &p.stop)?;
+        if stop.is_empty() {
+            return Err(self.fail(at("stop"), "must name at least one event", &p.id));
+        }
+        if stop.contains(&start) {
+            return Err(self.fail(at("stop"), "must not contain the start event", &p.start));
+        }
+        let pause = self.events(&at("pause"), &p.pause)?;
+        let resume = self.events(&at("resume"), &p.resume)?;
+        if pause.is_empty() != resume.is_empty() {
+            return Err(self.fail(
+                at("resume"),
+                "pause and resume must be given together",
+                &p.id,
+            ));
+        }
+        let reset = self.events(&at("reset"), &p.reset)?;
+        if let Some(bad) = reset
+            .iter()
+            .find(|t| **t == start || stop.contains(t) || t.is_terminal())
+        {
+            return Err(self.fail(
+                at("reset"),
+                format!("{bad} cannot reset the clock: it starts, stops or ends it"),
+                bad.name(),
+            ));
+        }
+        Ok(ClockEvents {
+            start,
+            stop,
+            pause,
+            resume,
+            reset,
+        })
+    }
+
+    /// A promise's target per priority; at least one.
+    fn targets(
+        &self,
+        i: usize,
+        p: &RawPromise,
+    ) -> Result<BTreeMap<Priority, Duration>, CatalogError> {
+        let mut targets = BTreeMap::new();
+        for (name, value) in &p.targets {
+            let path = format!("promises[{i}].targets.{name}");
+            let priority = Priority::from_name(name).ok_or_else(|| {
+                self.fail(
+                    &path,
+                    format!("{name:?} is not a priority; expected routine, urgent or stat"),
+                    name,
+                )
+            })?;
+            let target = parse_duration(value).map_err(|e| self.fail(&path, e, value))?;
+            targets.insert(priority, target);
+        }
+        if targets.is_empty() {
+            return Err(self.fail(
+                format!("promises[{i}].targets"),
+                "must give a target for at least one priority",
+                &p.id,
+            ));
+        }
+        Ok(targets)
+    }
+
+    /// The calendar a promise's clock runs on: `always` unless it names one.
+    fn calendar_of(
+        &self,
+        path: &str,
+        p: &RawPromise,
+        known: &Known<'_>,
+    ) -> Result<(Option<Token>, Calendar), CatalogError> {
+        match p.calendar.as_deref() {
+            None | Some("always") => Ok((None, Calendar::Always)),
+            Some(name) => {
+                let id = self.token(path, name)?;
+                let calendar = known.calendars.get(&id).cloned().ok_or_else(|| {
+                    self.fail(
+                        path,
+                        format!("{name:?} is not one of the catalog's calendars (or \"always\")"),
+                        name,
+                    )
+                })?;
+                Ok((Some(id), calendar))
+            }
+        }
+    }
+}
+
+/// A promise's clock events, checked.
+struct ClockEvents {
+    start: EventType,
+    stop: Vec<EventType>,
+    pause: Vec<EventType>,
+    resume: Vec<EventType>,
+    reset: Vec<EventType>,
+}
+
+impl Catalog {
+    /// Parses and validates a catalog from its JSON text.
+    pub fn from_json(source: &str) -> Result<Catalog, CatalogError> {
+        let raw: RawCatalog = serde_json::from_str(source).map_err(|e| CatalogError::Syntax {
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        })?;
+        let check = Checker { source };
+        let (departments, department_ids) = check.departments(&raw.departments)?;
+        let kinds = check.kinds(&raw.kinds)?;
+        let calendars = check.calendars(&raw.calendars)?;
         let default_entry_lag = match &raw.max_entry_lag {
             None => DEFAULT_MAX_ENTRY_LAG,
             Some(value) => {
                 parse_duration(value).map_err(|e| check.fail("max_entry_lag", e, value))?
             }
         };
+        let known = Known {
+            kinds: &kinds,
+            department_ids: &department_ids,
+            calendars: &calendars,
+            default_entry_lag,
+        };
         let mut promises: Vec<Policy> = Vec::new();
         for (i, p) in raw.promises.iter().enumerate() {
-            let at = |field: &str| format!("promises[{i}].{field}");
-            let id = check.token(at("id"), &p.id)?;
-            if promises.iter().any(|q| q.id == id) {
+            if promises.iter().any(|q| q.id.as_str() == p.id) {
                 return Err(check.fail(
-                    at("id"),
+                    format!("promises[{i}].id"),
                     format!("{:?} is used by an earlier promise", p.id),
                     &p.id,
                 ));
             }
-            let kind = check.token(at("kind"), &p.kind)?;
-            if !kinds.contains(&kind) {
-                return Err(check.fail(
-                    at("kind"),
-                    format!("{:?} is not one of the catalog's kinds", p.kind),
-                    &p.kind,
-                ));
-            }
-            let department =
-                |field: &str, value: &Option<String>| -> Result<Option<Token>, CatalogError> {
-                    let Some(value) = value else { return Ok(None) };
-                    let id = check.token(at(field), value)?;
-                    if !department_ids.contains(&id) {
-                        return Err(check.fail(
-                            at(field),
-                            format!("{value:?} is not one of the catalog's departments"),
-                            value,
-                        ));
-                    }
-                    Ok(Some(id))
-                };
-            let supplier = department("supplier", &p.supplier)?;
-            let customer = department("customer", &p.customer)?;
-            let start = check.event(at("start"), &p.start)?;
-            let stop = check.events(&at("stop"), &p.stop)?;
-            if stop.is_empty() {
-                return Err(check.fail(at("stop"), "must name at least one event", &p.id));
-            }
-            if stop.contains(&start) {
-                return Err(check.fail(at("stop"), "must not contain the start event", &p.start));
-            }
-            let pause = check.events(&at("pause"), &p.pause)?;
-            let resume = check.events(&at("resume"), &p.resume)?;
-            if pause.is_empty() != resume.is_empty() {
-                return Err(check.fail(
-                    at("resume"),
-                    "pause and resume must be given together",
-                    &p.id,
-                ));
-            }
-            let reset = check.events(&at("reset"), &p.reset)?;
-            if let Some(bad) = reset
-                .iter()
-                .find(|t| **t == start || stop.contains(t) || t.is_terminal())
-            {
-                return Err(check.fail(
-                    at("reset"),
-                    format!("{bad} cannot reset the clock: it starts, stops or ends it"),
-                    bad.name(),
-                ));
-            }
-            let mut matches = BTreeMap::new();
-            for (key, value) in &p.matches {
-                let key = check.token(format!("promises[{i}].match"), key)?;
-                matches.insert(key.as_str().to_owned(), value.clone());
-            }
-            let warn_at_permille = match p.warn_at {
-                None => None,
-                Some(share) if share > 0.0 && share < 1.0 => {
-                    Some((share * 1000.0).round().clamp(1.0, 999.0) as u16)
-                }
-                Some(share) => {
-                    return Err(check.fail(
-                        at("warn_at"),
-                        format!("{share} is not a share of the target between 0 and 1 (e.g. 0.8)"),
-                        &p.id,
-                    ))
-                }
-            };
-            let escalate_to = p
-                .escalate_to
-                .as_deref()
-                .map(|t| check.token(at("escalate_to"), t))
-                .transpose()?;
-            let mut targets = BTreeMap::new();
-            for (name, value) in &p.targets {
-                let path = format!("promises[{i}].targets.{name}");
-                let priority = Priority::from_name(name).ok_or_else(|| {
-                    check.fail(
-                        &path,
-                        format!("{name:?} is not a priority; expected routine, urgent or stat"),
-                        name,
-                    )
-                })?;
-                let target = parse_duration(value).map_err(|e| check.fail(&path, e, value))?;
-                targets.insert(priority, target);
-            }
-            if targets.is_empty() {
-                return Err(check.fail(
-                    at("targets"),
-                    "must give a target for at least one priority",
-                    &p.id,
-                ));
-            }
-            let (calendar_id, calendar) = match p.calendar.as_deref() {
-                None | Some("always") => (None, Calendar::Always),
-                Some(name) => {
-                    let id = check.token(at("calendar"), name)?;
-                    let calendar = calendars.get(&id).cloned().ok_or_else(|| {
-                        check.fail(
-                            at("calendar"),
-                            format!(
-                                "{name:?} is not one of the catalog's calendars (or \"always\")"
-                            ),
-                            name,
-                        )
-                    })?;
-                    (Some(id), calendar)
-                }
-            };
-            let max_entry_lag = match &p.max_entry_lag {
-                None => default_entry_lag,
-                Some(value) => {
-                    parse_duration(value).map_err(|e| check.fail(at("max_entry_lag"), e, value))?
-                }
-            };
-            promises.push(Policy {
-                max_entry_lag,
-                id,
-                kind,
-                supplier,
-                customer,
-                start,
-                stop,
-                pause,
-                resume,
-                reset,
-                matches,
-                targets,
-                warn_at_permille,
-                escalate_to,
-                calendar_id,
-                calendar,
-            });
+            promises.push(check.promise(i, p, &known)?);
         }
-
         let attributes = match &raw.attributes {
             None => None,
-            Some(keys) => {
-                let mut set = BTreeSet::new();
-                for (i, key) in keys.iter().enumerate() {
-                    let token = check.token(format_args!("attributes[{i}]"), key)?;
-                    if !set.insert(token.to_string()) {
-                        return Err(check.fail(
-                            format_args!("attributes[{i}]"),
-                            format!("{key:?} is listed twice"),
-                            key,
-                        ));
-                    }
-                }
-                for (i, policy) in promises.iter().enumerate() {
-                    if let Some(key) = policy.matches.keys().find(|k| !set.contains(*k)) {
-                        return Err(check.fail(
-                            format_args!("promises[{i}].match"),
-                            format!("{key:?} is not one of the catalog's attributes"),
-                            key,
-                        ));
-                    }
-                }
-                Some(set)
-            }
+            Some(keys) => Some(check.attributes(keys, &promises)?),
         };
         let mut catalog = Catalog {
             departments,
