@@ -217,21 +217,7 @@ pub async fn serve_http(
     extra: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let mut router = Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route(
-            "/readyz",
-            get(move || {
-                let report = readiness.report();
-                async move { report }
-            }),
-        )
-        .merge(extra);
-    if let Some(auth) = &port.auth {
-        router = router.merge(crate::web_auth::routes(auth.clone())).layer(
-            axum::middleware::from_fn_with_state(auth.clone(), crate::web_auth::guard),
-        );
-    }
+    let router = side_port_router(&port, readiness, extra);
     let SidePort {
         listener,
         args,
@@ -274,33 +260,9 @@ pub async fn serve_http(
                 tokio::spawn(connection.serve(io, peer));
             }
             Some(acceptor) => {
-                let acceptor = acceptor.clone();
+                let handshake = acceptor.clone().accept(io);
                 let within = args.http_header_timeout;
-                tokio::spawn(async move {
-                    let tls = match tokio::time::timeout(within, acceptor.accept(io)).await {
-                        Ok(Ok(tls)) => tls,
-                        Ok(Err(e)) => {
-                            tracing::debug!(error = %e, %remote, "side port: TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            connection.counters.expired(Expired::Handshake);
-                            return;
-                        }
-                    };
-                    let identities = tls
-                        .get_ref()
-                        .1
-                        .peer_certificates()
-                        .and_then(|certs| certs.first())
-                        .map(|leaf| crate::security::certificate_identities(leaf.as_ref()))
-                        .unwrap_or_default();
-                    let peer = Peer {
-                        remote,
-                        identities: Arc::new(identities),
-                    };
-                    connection.serve(tls, peer).await;
-                });
+                tokio::spawn(connection.serve_tls(handshake, within, remote));
             }
         }
     }
@@ -312,6 +274,28 @@ pub async fn serve_http(
         }
     }
     Ok(())
+}
+
+/// The side port's routes: health and readiness, the service's own
+/// (`extra`), and, with authentication on, the login routes, every route
+/// behind the guard.
+fn side_port_router(port: &SidePort, readiness: Readiness, extra: Router) -> Router {
+    let router = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let report = readiness.report();
+                async move { report }
+            }),
+        )
+        .merge(extra);
+    match &port.auth {
+        Some(auth) => router.merge(crate::web_auth::routes(auth.clone())).layer(
+            axum::middleware::from_fn_with_state(auth.clone(), crate::web_auth::guard),
+        ),
+        None => router,
+    }
 }
 
 /// One accepted connection, to be served.
@@ -341,5 +325,40 @@ impl Connection {
                 tracing::debug!(error = %e, "side port: connection ended with an error");
             }
         }
+    }
+
+    /// Finishes the TLS handshake within `within` (or counts the expiry),
+    /// then serves the connection as the client certificate's identities.
+    async fn serve_tls<IO>(
+        self,
+        handshake: tokio_rustls::Accept<IO>,
+        within: std::time::Duration,
+        remote: std::net::SocketAddr,
+    ) where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let tls = match tokio::time::timeout(within, handshake).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, %remote, "side port: TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                self.counters.expired(Expired::Handshake);
+                return;
+            }
+        };
+        let identities = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|certs| certs.first())
+            .map(|leaf| crate::security::certificate_identities(leaf.as_ref()))
+            .unwrap_or_default();
+        let peer = Peer {
+            remote,
+            identities: Arc::new(identities),
+        };
+        self.serve(tls, peer).await;
     }
 }
