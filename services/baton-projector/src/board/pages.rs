@@ -10,7 +10,9 @@ use baton_domain::{
     compliance::Tallies, event::Priority, lifecycle::HandoffStatus, Catalog, ClockOutcome, Event,
     SlaState, Timestamp, Token,
 };
-use baton_views::{projection::clocks_of, BreachRecord, DisruptionView, HandoffView, MatrixCell};
+use baton_views::{
+    projection::clocks_of, BreachRecord, Correction, DisruptionView, HandoffView, MatrixCell,
+};
 use jiff::tz::TimeZone;
 
 use super::html::{
@@ -705,6 +707,10 @@ fn state_class(c: &ClockOutcome, now: Timestamp) -> &'static str {
 }
 
 /// Every event and clock point in time order: (when, CSS class, HTML text).
+/// One line of a hand-off's timeline: when, its place among lines at the
+/// same instant, its CSS class and its HTML.
+type Line = (Timestamp, u8, &'static str, String);
+
 fn timeline(
     view: &HandoffView,
     clocks: &[ClockOutcome],
@@ -712,121 +718,116 @@ fn timeline(
     now: Timestamp,
     tz: &TimeZone,
 ) -> Vec<(Timestamp, &'static str, String)> {
-    let mut items: Vec<(Timestamp, u8, &'static str, String)> = Vec::new();
+    let mut items: Vec<Line> = Vec::new();
     for e in &view.events {
         items.push((e.occurred_at, 0, "event", event_text(e)));
     }
     for c in &view.corrections {
-        let cause = &c.cause;
-        items.push((
-            c.corrected_at,
-            6,
-            "met",
-            format!(
-                "<strong>correction</strong>: the breach of {}{} (deadline {}) was withdrawn by \
-                 {} <span class=\"dim\">{}</span>, entered {} late by {}{}",
-                Escaped(c.policy_id.as_str()),
-                if c.cycle > 1 {
-                    format!(" (cycle {})", c.cycle)
-                } else {
-                    String::new()
-                },
-                instant(c.deadline, now, tz),
-                cause.event_type.name(),
-                Escaped(&cause.event_id),
-                duration(cause.entry_lag),
-                if cause.sent_by.is_empty() {
-                    "an unauthenticated caller".to_owned()
-                } else {
-                    Escaped(&cause.sent_by).to_string()
-                },
-                if cause.by_supplier {
-                    ": the supplier's own late entry"
-                } else {
-                    ""
-                }
-            ),
-        ));
+        items.push((c.corrected_at, 6, "met", correction_text(c, now, tz)));
     }
     for c in clocks {
-        let name = format!(
-            "{}{}",
-            Escaped(c.policy_id.as_str()),
-            if c.cycle > 1 {
-                format!(" (cycle {})", c.cycle)
-            } else {
-                String::new()
-            }
-        );
-        let Some(started) = c.started_at else {
-            continue;
-        };
-        items.push((
-            started,
-            1,
-            "clock",
-            format!(
-                "clock <strong>{name}</strong> started, target {}",
-                duration(c.target)
-            ),
-        ));
-        let end = c.stopped_at.unwrap_or(now);
-        if let Some(policy) = catalog.policy(c.policy_id.as_str()) {
-            for e in &view.events {
-                if e.occurred_at < started || e.occurred_at > end {
-                    continue;
-                }
-                if policy.pause.contains(&e.event_type) {
-                    items.push((e.occurred_at, 2, "pause", format!("clock {name} paused")));
-                } else if policy.resume.contains(&e.event_type) {
-                    items.push((e.occurred_at, 2, "clock", format!("clock {name} resumed")));
-                }
-            }
-        }
-        if let Some(warn) = c.warn_at.filter(|w| *w <= end) {
-            items.push((
-                warn,
-                3,
-                "warned",
-                format!("clock {name} passed its warning point"),
-            ));
-        }
-        match (c.state, c.deadline) {
-            (SlaState::Breached, Some(deadline)) => items.push((
-                deadline,
-                4,
-                "breached",
-                format!(
-                    "<strong>breach</strong>: clock {name} ran out of its {} target",
-                    duration(c.target)
-                ),
-            )),
-            (SlaState::Running, Some(deadline)) => items.push((
-                deadline,
-                4,
-                "future",
-                format!("clock {name} runs out (if nothing happens)"),
-            )),
-            _ => {}
-        }
-        if let Some(stopped) = c.stopped_at {
-            items.push((
-                stopped,
-                5,
-                "clock",
-                format!(
-                    "clock {name} ended <strong>{}</strong> after {}",
-                    c.state.name(),
-                    duration(c.elapsed)
-                ),
-            ));
-        }
+        clock_lines(&mut items, c, view, catalog, now);
     }
     items.sort_by_key(|(at, order, _, _)| (*at, *order));
     items
         .into_iter()
         .map(|(at, _, class, text)| (at, class, text))
         .collect()
+}
+
+/// A clock's name on the timeline: its promise, and its cycle after the first.
+fn clock_name(policy_id: &str, cycle: u32) -> String {
+    if cycle > 1 {
+        format!("{} (cycle {cycle})", Escaped(policy_id))
+    } else {
+        Escaped(policy_id).to_string()
+    }
+}
+
+fn correction_text(c: &Correction, now: Timestamp, tz: &TimeZone) -> String {
+    let cause = &c.cause;
+    format!(
+        "<strong>correction</strong>: the breach of {} (deadline {}) was withdrawn by \
+         {} <span class=\"dim\">{}</span>, entered {} late by {}{}",
+        clock_name(c.policy_id.as_str(), c.cycle),
+        instant(c.deadline, now, tz),
+        cause.event_type.name(),
+        Escaped(&cause.event_id),
+        duration(cause.entry_lag),
+        if cause.sent_by.is_empty() {
+            "an unauthenticated caller".to_owned()
+        } else {
+            Escaped(&cause.sent_by).to_string()
+        },
+        if cause.by_supplier {
+            ": the supplier's own late entry"
+        } else {
+            ""
+        }
+    )
+}
+
+/// A clock's lines: started, paused and resumed, warned, its deadline
+/// (breached, or still ahead), ended.
+fn clock_lines(
+    items: &mut Vec<Line>,
+    c: &ClockOutcome,
+    view: &HandoffView,
+    catalog: &Catalog,
+    now: Timestamp,
+) {
+    let name = clock_name(c.policy_id.as_str(), c.cycle);
+    let Some(started) = c.started_at else {
+        return;
+    };
+    let target = duration(c.target);
+    items.push((
+        started,
+        1,
+        "clock",
+        format!("clock <strong>{name}</strong> started, target {target}"),
+    ));
+    let end = c.stopped_at.unwrap_or(now);
+    if let Some(policy) = catalog.policy(c.policy_id.as_str()) {
+        for e in view
+            .events
+            .iter()
+            .filter(|e| (started..=end).contains(&e.occurred_at))
+        {
+            if policy.pause.contains(&e.event_type) {
+                items.push((e.occurred_at, 2, "pause", format!("clock {name} paused")));
+            } else if policy.resume.contains(&e.event_type) {
+                items.push((e.occurred_at, 2, "clock", format!("clock {name} resumed")));
+            }
+        }
+    }
+    if let Some(warn) = c.warn_at.filter(|w| *w <= end) {
+        let text = format!("clock {name} passed its warning point");
+        items.push((warn, 3, "warned", text));
+    }
+    match (c.state, c.deadline) {
+        (SlaState::Breached, Some(deadline)) => items.push((
+            deadline,
+            4,
+            "breached",
+            format!("<strong>breach</strong>: clock {name} ran out of its {target} target"),
+        )),
+        (SlaState::Running, Some(deadline)) => items.push((
+            deadline,
+            4,
+            "future",
+            format!("clock {name} runs out (if nothing happens)"),
+        )),
+        _ => {}
+    }
+    if let Some(stopped) = c.stopped_at {
+        let text = format!(
+            "clock {name} ended <strong>{}</strong> after {}",
+            c.state.name(),
+            duration(c.elapsed)
+        );
+        items.push((stopped, 5, "clock", text));
+    }
 }
 
 fn event_text(e: &Event) -> String {
