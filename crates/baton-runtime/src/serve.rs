@@ -117,6 +117,40 @@ pub fn secure_ports(
     Ok((server_tls, registry))
 }
 
+/// The HTTP side port of a service: where it listens, its bounds, its TLS
+/// and who may use it.
+#[derive(Debug)]
+pub struct HttpPort<'a> {
+    pub listener: TcpListener,
+    pub args: &'a HttpArgs,
+    pub tls: &'a TlsArgs,
+    pub registry: Option<std::sync::Arc<baton_domain::access::Registry>>,
+    pub counters: PortCounters,
+}
+
+/// Starts the side port under `tasks` as the task `http`: health,
+/// readiness and `routes` (the service's own: metrics, the board), until
+/// `shutdown`.
+pub fn spawn_side_port(
+    tasks: &mut crate::supervise::Supervisor,
+    port: HttpPort<'_>,
+    readiness: crate::Readiness,
+    routes: axum::Router,
+    shutdown: &CancellationToken,
+) -> Result<(), SecurityError> {
+    let side_port = port
+        .args
+        .side_port(port.listener, port.tls, port.registry, port.counters)?;
+    let stopping = shutdown.clone();
+    tasks.spawn(
+        "http",
+        crate::serve_http(side_port, readiness, routes, async move {
+            stopping.cancelled().await
+        }),
+    );
+    Ok(())
+}
+
 /// Why the gRPC port stopped serving.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {

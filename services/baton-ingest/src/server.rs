@@ -9,7 +9,7 @@ use baton_log::{EventLog, LogError, StreamSettings};
 use baton_proto::v1::ingest_server::IngestServer;
 use baton_runtime::{
     failpoint::{Failpoints, Injected},
-    serve::GrpcPort,
+    serve::{GrpcPort, HttpPort},
     supervise::{Supervisor, TaskFailed},
     CatalogLoadError, Health,
 };
@@ -98,20 +98,21 @@ pub async fn run(
         ),
     );
     let ports = metrics.ports.clone();
-    let side_port = config.http.side_port(
-        http_listener,
-        &config.tls,
-        registry.clone(),
-        ports.port("http"),
-    )?;
     let side = crate::metrics::router(metrics.clone(), client.clone());
-    let http_shutdown = shutdown.clone();
-    tasks.spawn(
-        "http",
-        baton_runtime::serve_http(side_port, health.readiness(), side, async move {
-            http_shutdown.cancelled().await
-        }),
-    );
+    let http_port = HttpPort {
+        listener: http_listener,
+        args: &config.http,
+        tls: &config.tls,
+        registry: registry.clone(),
+        counters: ports.port("http"),
+    };
+    baton_runtime::serve::spawn_side_port(
+        &mut tasks,
+        http_port,
+        health.readiness(),
+        side,
+        &shutdown,
+    )?;
 
     tracing::info!(addr = ?grpc_listener.local_addr().ok(), "ingest serving");
     let service =

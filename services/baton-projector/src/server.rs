@@ -10,7 +10,7 @@ use baton_log::{LogError, StreamSettings};
 use baton_proto::v1::query_server::QueryServer;
 use baton_runtime::{
     failpoint::Failpoints,
-    serve::GrpcPort,
+    serve::{GrpcPort, HttpPort},
     supervise::{Supervisor, TaskCounter, TaskFailed},
     CatalogLoadError, Health,
 };
@@ -92,20 +92,21 @@ pub async fn run(
     );
     spawn_workers(&mut tasks, &config, &shared, &js, &client, &shutdown);
     let ports = shared.metrics.ports.clone();
-    let side_port = config.http.side_port(
-        http_listener,
-        &config.tls,
-        registry.clone(),
-        ports.port("http"),
-    )?;
     let side = side_port_routes(&config, &shared, &js, &client, &shutdown);
-    let http_shutdown = shutdown.clone();
-    tasks.spawn(
-        "http",
-        baton_runtime::serve_http(side_port, health.readiness(), side, async move {
-            http_shutdown.cancelled().await
-        }),
-    );
+    let http_port = HttpPort {
+        listener: http_listener,
+        args: &config.http,
+        tls: &config.tls,
+        registry: registry.clone(),
+        counters: ports.port("http"),
+    };
+    baton_runtime::serve::spawn_side_port(
+        &mut tasks,
+        http_port,
+        health.readiness(),
+        side,
+        &shutdown,
+    )?;
 
     tracing::info!(addr = ?grpc_listener.local_addr().ok(), "projector serving queries");
     let query = QueryRouter::new(
