@@ -173,22 +173,20 @@ struct SignalFilters {
 }
 
 impl SignalFilters {
-    fn admit(&self, policy: &str, supplier: &str, customer: &str) -> bool {
-        let matches =
-            |want: &Option<Token>, have: &str| want.as_ref().is_none_or(|w| w.as_str() == have);
-        matches(&self.policy, policy)
-            && matches(&self.supplier, supplier)
-            && matches(&self.customer, customer)
-    }
-}
-
-impl SignalFilters {
     fn parse(policy: &str, supplier: &str, customer: &str) -> Result<SignalFilters, QueryError> {
         Ok(SignalFilters {
             policy: optional_token("policy_id", policy)?,
             supplier: optional_token("supplier", supplier)?,
             customer: optional_token("customer", customer)?,
         })
+    }
+
+    fn admit(&self, policy: &str, supplier: &str, customer: &str) -> bool {
+        let matches =
+            |want: &Option<Token>, have: &str| want.as_ref().is_none_or(|w| w.as_str() == have);
+        matches(&self.policy, policy)
+            && matches(&self.supplier, supplier)
+            && matches(&self.customer, customer)
     }
 }
 
