@@ -408,6 +408,9 @@ async fn compliance_open(
     let c = query
         .get_compliance(v1::GetComplianceRequest::default())
         .await
-        .context("GetCompliance")?;
-    Ok(c.get_ref().open)
+        .context("GetCompliance")?
+        .into_inner()
+        .compliance
+        .context("GetCompliance answered without figures")?;
+    Ok(c.open)
 }

@@ -438,7 +438,7 @@ pub async fn projected(
                     handoff_id: handoff.into(),
                 };
                 match query.get_handoff(request).await {
-                    Ok(h) if h.get_ref().version >= version => Some(h.into_inner()),
+                    Ok(r) => r.into_inner().handoff.filter(|h| h.version >= version),
                     _ => None,
                 }
             }
@@ -457,6 +457,8 @@ pub async fn compliance(query: &mut QueryClient<Channel>, policy: &str) -> v1::C
         .await
         .expect("compliance")
         .into_inner()
+        .compliance
+        .expect("GetCompliance answers with figures")
 }
 
 /// A NATS client given every server of a cluster (`urls` comma-separated,

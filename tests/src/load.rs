@@ -454,7 +454,7 @@ pub async fn projected_exactly(query: &QueryClient<Channel>, finished: &Finished
                     handoff_id: id.clone(),
                 };
                 match query.get_handoff(request).await {
-                    Ok(h) if h.get_ref().version >= *version => Some(h.into_inner()),
+                    Ok(r) => r.into_inner().handoff.filter(|h| h.version >= *version),
                     _ => None,
                 }
             }

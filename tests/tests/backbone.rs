@@ -760,7 +760,9 @@ async fn an_unacknowledged_stat_repair_breaches_live_exactly_once() {
         .await
         .expect("a breach within patience")
         .expect("stream open")
-        .expect("breach");
+        .expect("breach")
+        .breach
+        .expect("the breach in the response");
     let seen_at = now_millis();
     assert_eq!(
         (watched.handoff_id.as_str(), watched.policy_id.as_str()),

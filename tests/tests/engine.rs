@@ -62,7 +62,7 @@ async fn a_running_clock_warns_then_breaches_and_escalates_live() {
     let mut signals = nats.subscribe("baton.sla.>").await.expect("subscribe");
     nats.flush().await.expect("flush");
     let mut warnings = query
-        .watch_warnings(v1::WatchBreachesRequest::default())
+        .watch_warnings(v1::WatchWarningsRequest::default())
         .await
         .expect("watch warnings")
         .into_inner();
@@ -93,7 +93,9 @@ async fn a_running_clock_warns_then_breaches_and_escalates_live() {
         .await
         .expect("a warning in time")
         .expect("stream open")
-        .expect("a warning");
+        .expect("a warning")
+        .warning
+        .expect("the warning in the response");
     assert_eq!(watched.handoff_id, "pump-7");
 
     let mut rest = vec![
@@ -176,13 +178,13 @@ async fn a_reassigned_consult_keeps_a_cycle_per_specialist() {
         supplier: Some(supplier.into()),
         ..Default::default()
     };
-    let cardiology = query.get_compliance(by("cardiology")).await.expect("c");
-    let dentistry = query.get_compliance(by("dentistry")).await.expect("c");
-    assert_eq!(
-        (cardiology.get_ref().reset, cardiology.get_ref().met),
-        (1, 0)
-    );
-    assert_eq!(dentistry.get_ref().met, 1);
+    let figures_of = |response: tonic::Response<v1::GetComplianceResponse>| {
+        response.into_inner().compliance.expect("figures")
+    };
+    let cardiology = figures_of(query.get_compliance(by("cardiology")).await.expect("c"));
+    let dentistry = figures_of(query.get_compliance(by("dentistry")).await.expect("c"));
+    assert_eq!((cardiology.reset, cardiology.met), (1, 0));
+    assert_eq!(dentistry.met, 1);
 }
 
 #[tokio::test]
@@ -639,7 +641,9 @@ async fn a_replay_from_empty_reproduces_every_figure_and_a_new_catalog_recalcula
         })
         .await
         .expect("r0")
-        .into_inner();
+        .into_inner()
+        .handoff
+        .expect("the hand-off");
     let version = baton_domain::Catalog::from_json(&tighter)
         .expect("catalog")
         .version()

@@ -100,7 +100,8 @@ async fn figures(addr: std::net::SocketAddr, ids: &[String]) -> Result<Figures, 
         let request = v1::GetHandoffRequest {
             handoff_id: id.clone(),
         };
-        handoffs.push(query.get_handoff(request).await?.into_inner());
+        let handoff = query.get_handoff(request).await?.into_inner().handoff;
+        handoffs.push(handoff.ok_or_else(|| tonic::Status::internal("no hand-off in the answer"))?);
     }
     let mut compliance = Vec::new();
     for policy in ["repair-response", "lab-turnaround", "consult-routine"] {
@@ -108,7 +109,9 @@ async fn figures(addr: std::net::SocketAddr, ids: &[String]) -> Result<Figures, 
             policy_id: policy.into(),
             ..Default::default()
         };
-        compliance.push(query.get_compliance(request).await?.into_inner());
+        let figures = query.get_compliance(request).await?.into_inner().compliance;
+        compliance
+            .push(figures.ok_or_else(|| tonic::Status::internal("no figures in the answer"))?);
     }
     let breaches = query
         .list_breaches(v1::ListBreachesRequest {

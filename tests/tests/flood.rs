@@ -121,7 +121,9 @@ async fn history_by_the_thousand_neither_hides_live_breaches_nor_floods_a_series
         })
         .await
         .expect("by day")
-        .into_inner();
+        .into_inner()
+        .compliance
+        .expect("figures");
     assert!(
         (417..=418).contains(&daily.buckets.len()),
         "{}",

@@ -467,7 +467,9 @@ async fn a_forged_breach_never_reaches_a_watcher_or_the_board() {
         .await
         .expect("a breach within 20 s")
         .expect("the watch is open")
-        .expect("a breach");
+        .expect("a breach")
+        .breach
+        .expect("the breach in the response");
     assert_eq!(first.handoff_id, "real-1", "the forged breach was relayed");
     let shown = events
         .next_named("breach", Duration::from_secs(20))
@@ -518,7 +520,9 @@ async fn a_forged_message_in_a_breach_s_place_raises_the_alarm() {
         .await
         .expect("a breach within 20 s")
         .expect("the watch is open")
-        .expect("a breach");
+        .expect("a breach")
+        .breach
+        .expect("the breach in the response");
     assert_eq!(first.handoff_id, "squatted-1");
     assert_ne!(millis(&first.deadline), now - 60 * MIN, "the real deadline");
     // ...and the projector says loudly that the subject holds something else.

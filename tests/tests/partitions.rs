@@ -149,7 +149,7 @@ async fn all_breaches(query: &mut QueryClient<Channel>, page: u32) -> Vec<v1::Br
 #[derive(Debug, PartialEq)]
 struct Picture {
     compliance: Vec<v1::Compliance>,
-    matrix: v1::Matrix,
+    matrix: v1::GetMatrixResponse,
     breaches: Vec<v1::Breach>,
     open_clocks: Vec<v1::OpenClock>,
     disruptions: Vec<v1::Disruption>,
@@ -167,7 +167,9 @@ async fn picture(query: &mut QueryClient<Channel>, page: u32) -> Picture {
             })
             .await
             .expect("compliance")
-            .into_inner();
+            .into_inner()
+            .compliance
+            .expect("figures");
         compliance.push(figures);
     }
     let matrix = query
@@ -396,7 +398,9 @@ async fn partitioned_projectors_answer_as_one() {
         })
         .await
         .expect("found across partitions")
-        .into_inner();
+        .into_inner()
+        .handoff
+        .expect("the hand-off");
     assert_eq!(one.events.len(), history(101, t0).len());
     let missing = fronts[1]
         .get_handoff(v1::GetHandoffRequest {
@@ -557,7 +561,8 @@ async fn partitions_answer_across_over_mutual_tls() {
                 })
                 .await
                 .ok()?
-                .into_inner();
+                .into_inner()
+                .compliance?;
             (figures.total == HANDOFFS as u64).then_some(figures)
         }
     })

@@ -175,7 +175,7 @@ impl Single {
     }
 }
 
-async fn status(projector: &Service) -> v1::Status {
+async fn status(projector: &Service) -> v1::GetStatusResponse {
     projector
         .query_client()
         .await

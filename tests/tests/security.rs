@@ -335,7 +335,8 @@ async fn callers_are_authenticated_authorized_per_department_and_recorded() {
                 })
                 .await
                 .ok()?
-                .into_inner();
+                .into_inner()
+                .handoff?;
             (h.version == 4).then_some(h)
         }
     })

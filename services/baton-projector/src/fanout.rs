@@ -218,7 +218,10 @@ impl Fanout {
             .collect()
     }
 
-    pub async fn get_handoff(&self, request: v1::GetHandoffRequest) -> Result<v1::Handoff, Status> {
+    pub async fn get_handoff(
+        &self,
+        request: v1::GetHandoffRequest,
+    ) -> Result<v1::GetHandoffResponse, Status> {
         let answers = self
             .ask(&request, |mut c, r| async move { c.get_handoff(r).await })
             .await;
@@ -283,14 +286,23 @@ impl Fanout {
     pub async fn get_compliance(
         &self,
         request: v1::GetComplianceRequest,
-    ) -> Result<v1::Compliance, Status> {
+    ) -> Result<v1::GetComplianceResponse, Status> {
         let answers = self
             .ask_all(
                 &request,
                 |mut c, r| async move { c.get_compliance(r).await },
             )
-            .await?;
-        merge_compliance(&answers)
+            .await?
+            .into_iter()
+            .map(|answer| {
+                answer.compliance.ok_or_else(|| {
+                    Status::internal("a partition answered GetCompliance without figures")
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(v1::GetComplianceResponse {
+            compliance: Some(merge_compliance(&answers)?),
+        })
     }
 
     pub async fn list_open_clocks(
@@ -319,7 +331,10 @@ impl Fanout {
         Ok(v1::ListOpenClocksResponse { clocks })
     }
 
-    pub async fn get_matrix(&self, request: v1::GetMatrixRequest) -> Result<v1::Matrix, Status> {
+    pub async fn get_matrix(
+        &self,
+        request: v1::GetMatrixRequest,
+    ) -> Result<v1::GetMatrixResponse, Status> {
         let matrices = self
             .ask_all(&request, |mut c, r| async move { c.get_matrix(r).await })
             .await?;
@@ -358,14 +373,17 @@ impl Fanout {
 
     /// Current only when every partition is; positions and stream ends add
     /// up, so `position == stream_last_sequence` still means caught up.
-    pub async fn get_status(&self, request: v1::GetStatusRequest) -> Result<v1::Status, Status> {
+    pub async fn get_status(
+        &self,
+        request: v1::GetStatusRequest,
+    ) -> Result<v1::GetStatusResponse, Status> {
         let answers = self
             .ask_all(&request, |mut c, r| async move { c.get_status(r).await })
             .await?;
         let mut versions: Vec<String> = answers.iter().map(|s| s.catalog_version.clone()).collect();
         versions.sort();
         versions.dedup();
-        Ok(v1::Status {
+        Ok(v1::GetStatusResponse {
             current: answers.iter().all(|s| s.current),
             position: answers.iter().map(|s| s.position).sum(),
             stream_last_sequence: answers.iter().map(|s| s.stream_last_sequence).sum(),
@@ -455,7 +473,7 @@ fn merge_compliance(answers: &[v1::Compliance]) -> Result<v1::Compliance, Status
 }
 
 /// Adds up the supplier x customer cells of several partitions.
-fn merge_matrices(matrices: Vec<v1::Matrix>) -> v1::Matrix {
+fn merge_matrices(matrices: Vec<v1::GetMatrixResponse>) -> v1::GetMatrixResponse {
     let mut cells: BTreeMap<(String, String), MatrixCell> = BTreeMap::new();
     for cell in matrices.into_iter().flat_map(|m| m.cells) {
         let merged = cells
@@ -474,7 +492,7 @@ fn merge_matrices(matrices: Vec<v1::Matrix>) -> v1::Matrix {
         merged.handoffs.rating_sum += cell.rating_sum;
         merged.handoffs.late_entry_corrections += cell.late_entry_corrections;
     }
-    v1::Matrix {
+    v1::GetMatrixResponse {
         cells: cells
             .iter()
             .map(|((s, c), cell)| cell_to_proto(s, c, cell))

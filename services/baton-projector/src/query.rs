@@ -173,6 +173,14 @@ struct SignalFilters {
 }
 
 impl SignalFilters {
+    fn parse(policy: &str, supplier: &str, customer: &str) -> Result<SignalFilters, QueryError> {
+        Ok(SignalFilters {
+            policy: optional_token("policy_id", policy)?,
+            supplier: optional_token("supplier", supplier)?,
+            customer: optional_token("customer", customer)?,
+        })
+    }
+
     fn admit(&self, policy: &str, supplier: &str, customer: &str) -> bool {
         let matches =
             |want: &Option<Token>, have: &str| want.as_ref().is_none_or(|w| w.as_str() == have);
@@ -180,14 +188,6 @@ impl SignalFilters {
             && matches(&self.supplier, supplier)
             && matches(&self.customer, customer)
     }
-}
-
-fn signal_filters(r: &v1::WatchBreachesRequest) -> Result<SignalFilters, QueryError> {
-    Ok(SignalFilters {
-        policy: optional_token("policy_id", &r.policy_id)?,
-        supplier: optional_token("supplier", &r.supplier)?,
-        customer: optional_token("customer", &r.customer)?,
-    })
 }
 
 fn optional_time(
@@ -220,7 +220,7 @@ impl Query for QueryService {
     async fn get_handoff(
         &self,
         request: Request<v1::GetHandoffRequest>,
-    ) -> Result<Response<v1::Handoff>, Status> {
+    ) -> Result<Response<v1::GetHandoffResponse>, Status> {
         self.ensure_current()?;
         let id = token("handoff_id", &request.into_inner().handoff_id).map_err(QueryError::from)?;
         let wanted = id.clone();
@@ -230,7 +230,9 @@ impl Query for QueryService {
             .await
             .map_err(QueryError::from)?
             .ok_or_else(|| QueryError::NotFound(format!("hand-off {id} is not known")))?;
-        Ok(Response::new(self.handoff_to_proto(view, true)))
+        Ok(Response::new(v1::GetHandoffResponse {
+            handoff: Some(self.handoff_to_proto(view, true)),
+        }))
     }
 
     async fn list_handoffs(
@@ -294,7 +296,7 @@ impl Query for QueryService {
     async fn get_compliance(
         &self,
         request: Request<v1::GetComplianceRequest>,
-    ) -> Result<Response<v1::Compliance>, Status> {
+    ) -> Result<Response<v1::GetComplianceResponse>, Status> {
         self.ensure_current()?;
         let r = request.into_inner();
         let policy = optional_token("policy_id", &r.policy_id).map_err(QueryError::from)?;
@@ -318,7 +320,7 @@ impl Query for QueryService {
             to: optional_time("to", &r.to)?,
         };
         let bucketing = match v1::Bucket::try_from(r.bucket) {
-            Ok(v1::Bucket::None) => None,
+            Ok(v1::Bucket::Unspecified) => None,
             Ok(v1::Bucket::Hour) => Some(Bucketing::Hour),
             Ok(v1::Bucket::Day) => {
                 let zone = if r.time_zone.is_empty() {
@@ -375,7 +377,9 @@ impl Query for QueryService {
                 })
                 .collect();
         }
-        Ok(Response::new(figures))
+        Ok(Response::new(v1::GetComplianceResponse {
+            compliance: Some(figures),
+        }))
     }
 
     async fn list_open_clocks(
@@ -426,7 +430,7 @@ impl Query for QueryService {
     async fn get_matrix(
         &self,
         request: Request<v1::GetMatrixRequest>,
-    ) -> Result<Response<v1::Matrix>, Status> {
+    ) -> Result<Response<v1::GetMatrixResponse>, Status> {
         self.ensure_current()?;
         let r = request.into_inner();
         let from = optional_time("from", &r.from)?;
@@ -436,7 +440,7 @@ impl Query for QueryService {
             .read(move |views| views.matrix(from, to))
             .await
             .map_err(QueryError::from)?;
-        Ok(Response::new(v1::Matrix {
+        Ok(Response::new(v1::GetMatrixResponse {
             cells: matrix
                 .iter()
                 .map(|((s, c), cell)| cell_to_proto(s, c, cell))
@@ -465,7 +469,7 @@ impl Query for QueryService {
     async fn get_status(
         &self,
         _request: Request<v1::GetStatusRequest>,
-    ) -> Result<Response<v1::Status>, Status> {
+    ) -> Result<Response<v1::GetStatusResponse>, Status> {
         let position = self
             .shared
             .read(move |views| views.position())
@@ -480,7 +484,7 @@ impl Query for QueryService {
                 .unwrap_or(0),
             Err(_) => 0,
         };
-        Ok(Response::new(v1::Status {
+        Ok(Response::new(v1::GetStatusResponse {
             current: self.shared.is_current(),
             position,
             stream_last_sequence,
@@ -489,31 +493,37 @@ impl Query for QueryService {
         }))
     }
 
-    type WatchBreachesStream = SignalStream<v1::Breach>;
+    type WatchBreachesStream = SignalStream<v1::WatchBreachesResponse>;
 
     async fn watch_breaches(
         &self,
         request: Request<v1::WatchBreachesRequest>,
     ) -> Result<Response<Self::WatchBreachesStream>, Status> {
-        let filters = signal_filters(&request.into_inner())?;
+        let r = request.into_inner();
+        let filters = SignalFilters::parse(&r.policy_id, &r.supplier, &r.customer)?;
         Ok(Response::new(self.watch(move |signal| match signal {
             Relayed::Breach(b) if filters.admit(&b.policy_id, &b.supplier, &b.customer) => {
-                Some(b.clone())
+                Some(v1::WatchBreachesResponse {
+                    breach: Some(b.clone()),
+                })
             }
             _ => None,
         })))
     }
 
-    type WatchWarningsStream = SignalStream<v1::SlaWarning>;
+    type WatchWarningsStream = SignalStream<v1::WatchWarningsResponse>;
 
     async fn watch_warnings(
         &self,
-        request: Request<v1::WatchBreachesRequest>,
+        request: Request<v1::WatchWarningsRequest>,
     ) -> Result<Response<Self::WatchWarningsStream>, Status> {
-        let filters = signal_filters(&request.into_inner())?;
+        let r = request.into_inner();
+        let filters = SignalFilters::parse(&r.policy_id, &r.supplier, &r.customer)?;
         Ok(Response::new(self.watch(move |signal| match signal {
             Relayed::Warning(w) if filters.admit(&w.policy_id, &w.supplier, &w.customer) => {
-                Some(w.clone())
+                Some(v1::WatchWarningsResponse {
+                    warning: Some(w.clone()),
+                })
             }
             _ => None,
         })))

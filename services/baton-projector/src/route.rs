@@ -65,7 +65,7 @@ macro_rules! router {
 
             async fn watch_warnings(
                 &self,
-                request: Request<v1::WatchBreachesRequest>,
+                request: Request<v1::WatchWarningsRequest>,
             ) -> Result<Response<Self::WatchWarningsStream>, Status> {
                 match self.fanout(&request) {
                     Some(fanout) => fanout
@@ -80,12 +80,12 @@ macro_rules! router {
 }
 
 router! {
-    get_handoff(v1::GetHandoffRequest) -> v1::Handoff;
+    get_handoff(v1::GetHandoffRequest) -> v1::GetHandoffResponse;
     list_handoffs(v1::ListHandoffsRequest) -> v1::ListHandoffsResponse;
     list_breaches(v1::ListBreachesRequest) -> v1::ListBreachesResponse;
-    get_compliance(v1::GetComplianceRequest) -> v1::Compliance;
+    get_compliance(v1::GetComplianceRequest) -> v1::GetComplianceResponse;
     list_open_clocks(v1::ListOpenClocksRequest) -> v1::ListOpenClocksResponse;
-    get_matrix(v1::GetMatrixRequest) -> v1::Matrix;
+    get_matrix(v1::GetMatrixRequest) -> v1::GetMatrixResponse;
     list_disruptions(v1::ListDisruptionsRequest) -> v1::ListDisruptionsResponse;
-    get_status(v1::GetStatusRequest) -> v1::Status;
+    get_status(v1::GetStatusRequest) -> v1::GetStatusResponse;
 }

@@ -149,8 +149,9 @@ async fn wait_caught_up(port: u16, expected: &[(String, u64)]) {
                     handoff_id: id.clone(),
                 })
                 .await
-                .map(|r| r.into_inner().version)
-                .unwrap_or(0);
+                .ok()
+                .and_then(|r| r.into_inner().handoff)
+                .map_or(0, |h| h.version);
             if got == *version {
                 break;
             }

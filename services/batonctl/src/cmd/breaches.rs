@@ -63,21 +63,28 @@ pub async fn run(url: &str, args: Args, out: Output) -> anyhow::Result<()> {
 
 pub async fn watch(url: &str, args: WatchArgs, out: Output) -> anyhow::Result<()> {
     let mut client = super::query(url).await?;
-    let request = v1::WatchBreachesRequest {
-        policy_id: args.filter.policy.unwrap_or_default(),
-        supplier: args.filter.supplier.unwrap_or_default(),
-        customer: args.filter.customer.unwrap_or_default(),
-    };
+    let policy_id = args.filter.policy.unwrap_or_default();
+    let supplier = args.filter.supplier.unwrap_or_default();
+    let customer = args.filter.customer.unwrap_or_default();
     if args.warnings {
         let mut stream = client
-            .watch_warnings(request)
+            .watch_warnings(v1::WatchWarningsRequest {
+                policy_id,
+                supplier,
+                customer,
+            })
             .await
             .map_err(super::status)?
             .into_inner();
         if !out.json {
             eprintln!("watching for warnings (Ctrl-C to stop)");
         }
-        while let Some(w) = stream.message().await.map_err(super::status)? {
+        while let Some(response) = stream.message().await.map_err(super::status)? {
+            // A response without a warning carries something newer than
+            // this client: nothing to show.
+            let Some(w) = response.warning else {
+                continue;
+            };
             out.print(
                 || {
                     format!(
@@ -95,14 +102,22 @@ pub async fn watch(url: &str, args: WatchArgs, out: Output) -> anyhow::Result<()
         return Ok(());
     }
     let mut stream = client
-        .watch_breaches(request)
+        .watch_breaches(v1::WatchBreachesRequest {
+            policy_id,
+            supplier,
+            customer,
+        })
         .await
         .map_err(super::status)?
         .into_inner();
     if !out.json {
         eprintln!("watching for breaches (Ctrl-C to stop)");
     }
-    while let Some(b) = stream.message().await.map_err(super::status)? {
+    while let Some(response) = stream.message().await.map_err(super::status)? {
+        // As for warnings: nothing this client knows how to show.
+        let Some(b) = response.breach else {
+            continue;
+        };
         out.print(|| output::breach_line(&b), || output::breach_json(&b));
     }
     Ok(())

@@ -32,7 +32,7 @@ pub async fn run(url: &str, args: Args, out: Output) -> anyhow::Result<()> {
     let bucket = match args.by.as_deref() {
         Some("hour") => v1::Bucket::Hour,
         Some("day") => v1::Bucket::Day,
-        _ => v1::Bucket::None,
+        _ => v1::Bucket::Unspecified,
     };
     let c = client
         .get_compliance(v1::GetComplianceRequest {
@@ -47,6 +47,7 @@ pub async fn run(url: &str, args: Args, out: Output) -> anyhow::Result<()> {
         .await
         .map_err(super::status)?
         .into_inner();
+    let c = super::required(c.compliance, "GetCompliance")?;
     let name = if c.policy_id.is_empty() {
         "all promises".to_owned()
     } else {

@@ -38,6 +38,7 @@ pub async fn run(url: &str, args: Args, out: Output) -> anyhow::Result<()> {
         .await
         .map_err(super::status)?
         .into_inner();
+    let h = super::required(h.handoff, "GetHandoff")?;
     out.print(|| text(&h), || output::handoff_json(&h));
     Ok(())
 }

@@ -35,6 +35,12 @@ pub async fn query(url: &str) -> anyhow::Result<QueryClient<Channel>> {
     Ok(baton_client::grpc::query(url, TLS.get()).await?)
 }
 
+/// The message a response wraps, or an error naming the RPC whose answer
+/// came without it.
+pub fn required<T>(field: Option<T>, rpc: &str) -> anyhow::Result<T> {
+    field.ok_or_else(|| anyhow::anyhow!("{rpc} answered without its result"))
+}
+
 /// A gRPC status as a one-line error: code and message.
 pub fn status(s: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{:?}: {}", s.code(), s.message())

@@ -73,8 +73,10 @@ pub async fn run(ingest_url: &str, query_url: &str, args: Args) -> anyhow::Resul
         {
             let mut breaches = stream.into_inner();
             tokio::spawn(async move {
-                while let Ok(Some(b)) = breaches.message().await {
-                    println!("{}", output::breach_line(&b));
+                while let Ok(Some(response)) = breaches.message().await {
+                    if let Some(b) = response.breach {
+                        println!("{}", output::breach_line(&b));
+                    }
                 }
             });
         }
