@@ -111,15 +111,15 @@ enum Command {
     /// Print breaches (or, with --warnings, warnings) as they happen.
     Watch(cmd::breaches::WatchArgs),
     /// Running clocks, the one closest to its deadline first.
-    Clocks(cmd::engine::ClocksArgs),
+    Clocks(cmd::clocks::ClocksArgs),
     /// The internal-customer matrix: suppliers x customers.
-    Matrix(cmd::engine::MatrixArgs),
+    Matrix(cmd::matrix::MatrixArgs),
     /// Rate a completed hand-off, once (as its customer).
-    Rate(cmd::engine::RateArgs),
+    Rate(cmd::rate::RateArgs),
     /// Start or end a service disruption of a supplier.
-    Disruption(cmd::engine::DisruptionArgs),
+    Disruption(cmd::disruption::DisruptionArgs),
     /// List disruptions and what they affected.
-    Disruptions(cmd::engine::DisruptionsArgs),
+    Disruptions(cmd::disruption::DisruptionsArgs),
     /// How far the projector's views are; --wait follows a rebuild with a progress bar.
     Status(cmd::status::Args),
     /// Check a catalog file: exits non-zero with the line and field of the first mistake.
@@ -157,11 +157,11 @@ async fn main() -> anyhow::Result<()> {
         Command::Breaches(args) => cmd::breaches::run(&cli.query_url, args, out).await,
         Command::Compliance(args) => cmd::compliance::run(&cli.query_url, args, out).await,
         Command::Watch(args) => cmd::breaches::watch(&cli.query_url, args, out).await,
-        Command::Clocks(args) => cmd::engine::clocks(&cli.query_url, args, out).await,
-        Command::Matrix(args) => cmd::engine::matrix(&cli.query_url, args, out).await,
-        Command::Rate(args) => cmd::engine::rate(&cli.ingest_url, args, out).await,
-        Command::Disruption(args) => cmd::engine::disruption(&cli.ingest_url, args, out).await,
-        Command::Disruptions(args) => cmd::engine::disruptions(&cli.query_url, args, out).await,
+        Command::Clocks(args) => cmd::clocks::clocks(&cli.query_url, args, out).await,
+        Command::Matrix(args) => cmd::matrix::matrix(&cli.query_url, args, out).await,
+        Command::Rate(args) => cmd::rate::rate(&cli.ingest_url, args, out).await,
+        Command::Disruption(args) => cmd::disruption::disruption(&cli.ingest_url, args, out).await,
+        Command::Disruptions(args) => cmd::disruption::disruptions(&cli.query_url, args, out).await,
         Command::Status(args) => cmd::status::run(&cli.query_url, args, out).await,
         Command::ValidateCatalog(args) => cmd::catalog::validate(args, out),
         Command::Tail(args) => cmd::tail::run(&cli.nats_url, args).await,

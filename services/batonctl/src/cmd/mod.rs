@@ -1,11 +1,14 @@
 pub mod append;
 pub mod breaches;
 pub mod catalog;
+pub mod clocks;
 pub mod compliance;
 pub mod demo;
-pub mod engine;
+pub mod disruption;
 pub mod get;
 pub mod import;
+pub mod matrix;
+pub mod rate;
 pub mod simulate;
 pub mod status;
 pub mod tail;

@@ -1,0 +1,65 @@
+//! `batonctl clocks`: the running clocks, soonest deadline first.
+
+use baton_proto::v1;
+use serde_json::json;
+
+use crate::{output::Output, time};
+
+#[derive(Debug, clap::Args)]
+pub struct ClocksArgs {
+    #[arg(long)]
+    supplier: Option<String>,
+    #[arg(long)]
+    customer: Option<String>,
+    #[arg(long)]
+    kind: Option<String>,
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+}
+
+pub async fn clocks(url: &str, args: ClocksArgs, out: Output) -> anyhow::Result<()> {
+    let mut client = super::query(url).await?;
+    let r = client
+        .list_open_clocks(v1::ListOpenClocksRequest {
+            supplier: args.supplier.unwrap_or_default(),
+            customer: args.customer.unwrap_or_default(),
+            kind: args.kind.unwrap_or_default(),
+            limit: args.limit,
+        })
+        .await
+        .map_err(super::status)?
+        .into_inner();
+    let now = time::now_millis();
+    for c in &r.clocks {
+        let left = c
+            .deadline
+            .as_ref()
+            .map(|d| d.seconds * 1000 + i64::from(d.nanos / 1_000_000) - now)
+            .unwrap_or(0);
+        out.print(
+            || {
+                format!(
+                    "{:>8} left  {} {} -> {} {} ({}){}",
+                    time::format_millis_span(left),
+                    c.policy_id,
+                    c.supplier,
+                    c.customer,
+                    c.handoff_id,
+                    crate::output::priority(c.priority),
+                    if c.warned { "  WARNED" } else { "" }
+                )
+            },
+            || {
+                json!({
+                    "handoff_id": c.handoff_id, "policy_id": c.policy_id, "supplier": c.supplier,
+                    "customer": c.customer, "kind": c.kind, "priority": crate::output::priority(c.priority),
+                    "deadline": time::format(&c.deadline), "warned": c.warned, "cycle": c.cycle,
+                })
+            },
+        );
+    }
+    if r.clocks.is_empty() && !out.json {
+        println!("no running clocks");
+    }
+    Ok(())
+}
