@@ -14,8 +14,9 @@ use std::{sync::Arc, time::Duration};
 use async_nats::jetstream::{
     self,
     consumer::{pull, AckPolicy, DeliverPolicy},
+    ErrorCode,
 };
-use baton_log::StreamSettings;
+use baton_log::{JetStreamCode, LogError, StreamSettings};
 use baton_views::Applied;
 use tokio::sync::mpsc;
 use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
@@ -77,18 +78,76 @@ pub async fn run(
     Ok(())
 }
 
+/// Why consuming stopped. Only [`ConsumeError::Views`] and
+/// [`ConsumeError::Injected`] end the task; the rest are NATS going away or
+/// misbehaving, and consuming starts again from the views' position.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ConsumeError {
     #[error(transparent)]
     Views(#[from] baton_views::ViewsError),
-    #[error("nats: {0}")]
-    Nats(String),
+    /// A request to NATS failed, or a message could not be taken.
+    #[error("nats: {step}: {source}")]
+    Nats {
+        step: Step,
+        #[source]
+        source: async_nats::Error,
+    },
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// The consumer numbered deliveries that never arrived: acknowledging
+    /// what follows would acknowledge them too.
+    #[error("nats: deliveries {first} to {last} never arrived")]
+    DeliveriesLost { first: u64, last: u64 },
+    /// The consumer's message stream ended.
+    #[error("nats: the message stream ended")]
+    StreamEnded,
+    /// The task receiving the messages is gone.
+    #[error("nats: the receiver stopped")]
+    ReceiverStopped,
     #[error(transparent)]
     Injected(#[from] baton_runtime::failpoint::Injected),
 }
 
-pub(crate) fn nats(e: impl std::fmt::Display) -> ConsumeError {
-    ConsumeError::Nats(e.to_string())
+/// What the consumer was doing with NATS when it failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    ReadStream,
+    DeleteConsumer,
+    CreateConsumer,
+    ReadConsumer,
+    Subscribe,
+    Receive,
+    ReadDelivery,
+    Acknowledge,
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Step::ReadStream => "reading the stream",
+            Step::DeleteConsumer => "deleting the consumer",
+            Step::CreateConsumer => "creating the consumer",
+            Step::ReadConsumer => "reading the consumer",
+            Step::Subscribe => "subscribing",
+            Step::Receive => "receiving",
+            Step::ReadDelivery => "reading a delivery",
+            Step::Acknowledge => "acknowledging",
+        })
+    }
+}
+
+/// The error of a failed `step`, for `map_err`.
+pub(crate) fn nats<E: Into<async_nats::Error>>(step: Step) -> impl FnOnce(E) -> ConsumeError {
+    move |e| ConsumeError::Nats {
+        step,
+        source: e.into(),
+    }
+}
+
+/// Whether deleting the consumer failed only because there was none (a
+/// first start, or an operator deleted it): told by JetStream's code.
+fn no_consumer_to_delete(e: &jetstream::stream::ConsumerError) -> bool {
+    e.jetstream_code() == Some(ErrorCode::CONSUMER_NOT_FOUND)
 }
 
 async fn consume(
@@ -101,7 +160,10 @@ async fn consume(
     let batch_size = batching.size;
     let position = shared.views.position()?;
     let stream_name = shared.partition.stream();
-    let stream = js.get_stream(&stream_name).await.map_err(nats)?;
+    let stream = js
+        .get_stream(&stream_name)
+        .await
+        .map_err(nats(Step::ReadStream))?;
     // Views that hold more than the stream does are in doubt (the stream
     // lost what it had acknowledged, or was replaced): resuming after their
     // position would skip every event until the stream passed it. Marked,
@@ -121,8 +183,8 @@ async fn consume(
     // Start exactly after what the views hold, whatever the consumer held.
     match stream.delete_consumer(consumer_name).await {
         Ok(_) => {}
-        Err(e) if e.to_string().contains("not found") => {}
-        Err(e) => return Err(nats(e)),
+        Err(e) if no_consumer_to_delete(&e) => {}
+        Err(e) => return Err(nats(Step::DeleteConsumer)(e)),
     }
     let mut consumer: jetstream::consumer::Consumer<pull::Config> = stream
         .create_consumer(pull::Config {
@@ -143,8 +205,12 @@ async fn consume(
             ..Default::default()
         })
         .await
-        .map_err(nats)?;
-    let pending = consumer.info().await.map_err(nats)?.num_pending;
+        .map_err(nats(Step::CreateConsumer))?;
+    let pending = consumer
+        .info()
+        .await
+        .map_err(nats(Step::ReadConsumer))?
+        .num_pending;
     tracing::info!(stream = %stream_name, partition = %shared.partition, after = position, pending, "consuming the event stream");
     set_caught_up(shared, pending == 0 && fully_sourced(shared, js).await?);
     let messages = consumer
@@ -153,7 +219,7 @@ async fn consume(
         .heartbeat(Duration::from_secs(5))
         .messages()
         .await
-        .map_err(nats)?;
+        .map_err(nats(Step::Subscribe))?;
     // Received and decoded on a task of their own while the batch before is
     // computed and the one before that applied (see `receiver`).
     let (batches_tx, batches) = mpsc::channel(1);
@@ -216,14 +282,14 @@ async fn apply_batches(
             _ = sourcing.tick(), if !shared.is_current() && !shared.partition.is_whole() => {
                 // Nothing undelivered, and nothing delivered but not yet
                 // applied (a batch in hand is acknowledged once applied).
-                let info = consumer.info().await.map_err(nats)?;
+                let info = consumer.info().await.map_err(nats(Step::ReadConsumer))?;
                 let drained = info.num_pending == 0 && info.num_ack_pending == 0;
                 set_caught_up(shared, drained && fully_sourced(shared, js).await?);
                 continue;
             }
             received = batches.recv() => match received {
                 Some(received) => received?,
-                None => return Err(ConsumeError::Nats("the receiver stopped".into())),
+                None => return Err(ConsumeError::ReceiverStopped),
             },
         };
         shared.failpoints.hit("consumer").await?;
@@ -325,7 +391,7 @@ impl InFlight {
         shared
             .applied
             .fetch_add(self.count, std::sync::atomic::Ordering::Relaxed);
-        self.last.ack().await.map_err(nats)?;
+        self.last.ack().await.map_err(nats(Step::Acknowledge))?;
         let caught_up =
             self.last_pending == 0 && (shared.is_current() || fully_sourced(shared, js).await?);
         set_caught_up(shared, caught_up);
@@ -337,9 +403,7 @@ impl InFlight {
 /// stream (always, for the whole stream). Until then the views are not
 /// complete, however far the consumer has got.
 async fn fully_sourced(shared: &Shared, js: &jetstream::Context) -> Result<bool, ConsumeError> {
-    let lag = baton_log::partitions::sourcing_lag(js, shared.partition)
-        .await
-        .map_err(nats)?;
+    let lag = baton_log::partitions::sourcing_lag(js, shared.partition).await?;
     if lag != Some(0) {
         tracing::debug!(?lag, "partition stream still being filled by JetStream");
     }
@@ -358,5 +422,35 @@ fn set_caught_up(shared: &Shared, caught_up: bool) {
     if caught_up && !was {
         tracing::info!("caught up with the stream");
         shared.deadlines_changed.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_nats::jetstream::stream::{ConsumerError, ConsumerErrorKind};
+
+    use super::no_consumer_to_delete;
+
+    /// JetStream's answer to a consumer request.
+    fn refused(json: &str) -> ConsumerError {
+        let api: async_nats::jetstream::Error = serde_json::from_str(json).expect("an API error");
+        ConsumerError::new(ConsumerErrorKind::JetStream(api))
+    }
+
+    #[test]
+    fn only_a_missing_consumer_is_nothing_to_delete() {
+        assert!(no_consumer_to_delete(&refused(
+            r#"{"code": 404, "err_code": 10014, "description": "consumer not found"}"#
+        )));
+        // A missing stream is not: creating the consumer would fail too.
+        assert!(!no_consumer_to_delete(&refused(
+            r#"{"code": 404, "err_code": 10059, "description": "stream not found"}"#
+        )));
+        // Nor is a failure that merely says so.
+        let said = ConsumerError::with_source(
+            ConsumerErrorKind::Request,
+            std::io::Error::other("consumer not found"),
+        );
+        assert!(!no_consumer_to_delete(&said));
     }
 }

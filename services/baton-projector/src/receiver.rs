@@ -28,7 +28,10 @@ use baton_log::{subject, LogError};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
-use crate::{consumer::ConsumeError, Shared};
+use crate::{
+    consumer::{nats, ConsumeError, Step},
+    Shared,
+};
 
 /// How the stream is cut into batches.
 #[derive(Debug, Clone, Copy)]
@@ -154,7 +157,7 @@ pub(crate) async fn run(
                     Err(e) => Err(e),
                 }
             }
-            None => Err(ConsumeError::Nats("the message stream ended".into())),
+            None => Err(ConsumeError::StreamEnded),
         };
         let failed = received.is_err();
         if batches.send(received).await.is_err() || failed {
@@ -175,7 +178,7 @@ async fn receive(
 ) -> Result<Option<Received>, ConsumeError> {
     let mut messages = Vec::with_capacity(batching.size);
     for message in chunk {
-        messages.push(message.map_err(crate::consumer::nats)?);
+        messages.push(message.map_err(nats(Step::Receive))?);
     }
     // Catching up, take a whole batch: a hand-off's events then mostly meet
     // in one commit, and sled writes its view and index once. Live, wait a
@@ -184,17 +187,16 @@ async fn receive(
     let mut decoded = Vec::with_capacity(messages.len());
     let mut last_pending = 0;
     for message in &messages {
-        let info = message.info().map_err(crate::consumer::nats)?;
+        let info = message.info().map_err(nats(Step::ReadDelivery))?;
         // A delivery lost on the way (the consumer's leader failed over in
         // a cluster) leaves a gap in the consumer sequence, and acking what
         // follows would ack the lost event too (AckPolicy::All), so the
         // views would never see it. Start again from their position.
         if info.consumer_sequence != *delivered + 1 {
-            return Err(ConsumeError::Nats(format!(
-                "deliveries {} to {} never arrived",
-                *delivered + 1,
-                info.consumer_sequence - 1
-            )));
+            return Err(ConsumeError::DeliveriesLost {
+                first: *delivered + 1,
+                last: info.consumer_sequence - 1,
+            });
         }
         *delivered = info.consumer_sequence;
         last_pending = info.pending;
@@ -249,7 +251,7 @@ async fn fill(
         match tokio::time::timeout(wait, chunks.next()).await {
             Ok(Some(chunk)) => {
                 for message in chunk {
-                    messages.push(message.map_err(crate::consumer::nats)?);
+                    messages.push(message.map_err(nats(Step::Receive))?);
                 }
             }
             Ok(None) | Err(_) => break,
@@ -277,8 +279,7 @@ async fn park(
         message.payload.clone(),
         &reason,
     )
-    .await
-    .map_err(crate::consumer::nats)?;
+    .await?;
     if parked {
         let count = shared.dead_lettered.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::warn!(sequence, subject = %message.subject, %reason, dead_lettered = count, parked_on = %subject::deadletter(stream, sequence), "not a baton event: parked");

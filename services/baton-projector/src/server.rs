@@ -40,6 +40,8 @@ pub enum StartError {
     Http(#[from] std::io::Error),
     #[error("{0}")]
     Config(String),
+    #[error("--partition: {0}")]
+    Partition(#[from] baton_log::partitions::PartitionError),
     #[error(transparent)]
     Fanout(#[from] crate::fanout::FanoutError),
     #[error(transparent)]
@@ -60,8 +62,7 @@ pub async fn run(
 ) -> Result<(), StartError> {
     let failpoints = Failpoints::parse(&config.failpoints)?;
     config.grpc.check().map_err(StartError::Config)?;
-    let partition = baton_log::Partition::new(config.partitions, config.partition)
-        .map_err(|e| StartError::Config(format!("--partition: {e}")))?;
+    let partition = baton_log::Partition::new(config.partitions, config.partition)?;
     let fanout = fanout(&config)?;
     let catalog = Arc::new(baton_runtime::load_catalog(&config.catalog)?);
     let views = open_views(&config, &catalog).await?;
