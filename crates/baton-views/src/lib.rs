@@ -31,8 +31,9 @@ pub use store::{
     PairTallies, Sealed, Signal, Views,
 };
 
-/// Why the views could not be read or written.
-#[derive(Debug, thiserror::Error)]
+/// Why the views could not be read or written. Cloned to be reported both
+/// where it happened and by whoever ends the process over it.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ViewsError {
     #[error("sled: {0}")]
     Sled(#[from] sled::Error),
@@ -45,6 +46,6 @@ pub enum ViewsError {
     #[error("cannot reset the data dir {path}: {source}")]
     Reset {
         path: String,
-        source: std::io::Error,
+        source: std::sync::Arc<std::io::Error>,
     },
 }

@@ -665,6 +665,15 @@ impl Views {
 
     /// Applies a staged batch atomically; blocking (sled writes).
     pub fn land(&self, sealed: Sealed) -> Result<(), ViewsError> {
+        self.land_with(sealed, |batch| self.db.apply_batch(batch))
+    }
+
+    /// [`Views::land`], with `apply` doing sled's part.
+    fn land_with(
+        &self,
+        sealed: Sealed,
+        apply: impl FnOnce(sled::Batch) -> sled::Result<()>,
+    ) -> Result<(), ViewsError> {
         let mut batch = sled::Batch::default();
         for (key, value) in &sealed.staged.changes {
             match value {
@@ -672,20 +681,14 @@ impl Views {
                 None => batch.remove(key.as_slice()),
             }
         }
-        let applied = self.db.apply_batch(batch);
-        if applied.is_err() {
-            *lock(&self.staging.failed) = Some(sealed.staged.id);
-            // The index has this batch's changes, the tree has not.
-            *lock(&self.staging.timers) = None;
-        }
-        let mut current = lock(&self.staging.current);
-        if current
-            .as_ref()
-            .is_some_and(|c| Arc::ptr_eq(c, &sealed.staged))
-        {
-            *current = None;
-        }
-        Ok(applied?)
+        let mut landing = Landing {
+            views: self,
+            staged: &sealed.staged,
+            landed: false,
+        };
+        apply(batch)?;
+        landing.landed = true;
+        Ok(())
     }
 
     /// Closes `db` (if open), deletes the directory and opens it anew, empty.
@@ -693,7 +696,7 @@ impl Views {
         drop(db);
         let reset = |source| ViewsError::Reset {
             path: dir.display().to_string(),
-            source,
+            source: Arc::new(source),
         };
         match std::fs::remove_dir_all(dir) {
             Ok(()) => {}
@@ -808,6 +811,34 @@ impl Views {
             }
         }
         Ok(out)
+    }
+}
+
+/// A staged batch being applied. However that ends (applied, refused by
+/// sled, or a panic in between) it is no longer the batch new ones read
+/// through; unless it was applied it counts as failed, so a batch computed
+/// over it is refused at [`Views::stage`] rather than landing without it.
+struct Landing<'a> {
+    views: &'a Views,
+    staged: &'a Arc<Staged>,
+    landed: bool,
+}
+
+impl Drop for Landing<'_> {
+    fn drop(&mut self) {
+        let staging = &self.views.staging;
+        if !self.landed {
+            *lock(&staging.failed) = Some(self.staged.id);
+            // The index has this batch's changes, the tree has not.
+            *lock(&staging.timers) = None;
+        }
+        let mut current = lock(&staging.current);
+        if current
+            .as_ref()
+            .is_some_and(|c| Arc::ptr_eq(c, self.staged))
+        {
+            *current = None;
+        }
     }
 }
 
@@ -1055,6 +1086,27 @@ mod tests {
         assert!(!stored(&views, b"q/0-new") && !stored(&views, b"q/2-gone"));
         assert_eq!(views.position().expect("position"), 3);
         assert!(views.staged().is_none(), "nothing staged once all landed");
+    }
+
+    #[test]
+    fn a_batch_read_through_one_that_panicked_while_landing_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (views, _) = Views::open(dir.path(), "v1").expect("open");
+        let mut first = Batch::new(&views);
+        first.put_raw(b"q/1".to_vec(), vec![1]);
+        let first = first.seal(Some(1), Timestamp(1));
+        views.stage(&first).expect("stage");
+        let second = Batch::new(&views).seal(Some(2), Timestamp(2));
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            views.land_with(first, |_| panic!("sled panicked while applying"))
+        }));
+        assert!(panicked.is_err());
+        assert!(!stored(&views, b"q/1"));
+        assert!(
+            views.stage(&second).is_err(),
+            "a batch computed over one that never landed must not land"
+        );
+        assert_eq!(views.position().expect("position"), 0);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
 
 use crate::{
     receiver::{self, Batching, Decoded, Received},
-    Shared, TaskError,
+    Shared, TaskError, TaskGone, WorkError,
 };
 
 /// Consumes until `shutdown`, restarting from the views' position after a
@@ -61,6 +61,7 @@ pub async fn run(
                 shared.storage_error(&e);
                 return Err(e.into());
             }
+            Err(ConsumeError::Task(e)) => return Err(e.into()),
             Err(ConsumeError::Injected(e)) => return Err(e.into()),
             Err(e) => {
                 tracing::warn!(error = %e, retry_in = ?delay, "consumer stopped, restarting from the views' position")
@@ -78,13 +79,18 @@ pub async fn run(
     Ok(())
 }
 
-/// Why consuming stopped. Only [`ConsumeError::Views`] and
-/// [`ConsumeError::Injected`] end the task; the rest are NATS going away or
-/// misbehaving, and consuming starts again from the views' position.
+/// Why consuming stopped. Only [`ConsumeError::Views`],
+/// [`ConsumeError::Task`] and [`ConsumeError::Injected`] end the task; the
+/// rest are NATS going away or misbehaving, and consuming starts again from
+/// the views' position.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ConsumeError {
     #[error(transparent)]
     Views(#[from] baton_views::ViewsError),
+    /// A task working on the views panicked: the task ends, the views are
+    /// not in doubt.
+    #[error(transparent)]
+    Task(#[from] TaskGone),
     /// A request to NATS failed, or a message could not be taken.
     #[error("nats: {step}: {source}")]
     Nats {
@@ -106,6 +112,15 @@ pub(crate) enum ConsumeError {
     ReceiverStopped,
     #[error(transparent)]
     Injected(#[from] baton_runtime::failpoint::Injected),
+}
+
+impl From<WorkError> for ConsumeError {
+    fn from(e: WorkError) -> ConsumeError {
+        match e {
+            WorkError::Views(e) => ConsumeError::Views(e),
+            WorkError::Task(e) => ConsumeError::Task(e),
+        }
+    }
 }
 
 /// What the consumer was doing with NATS when it failed.
@@ -377,7 +392,7 @@ impl InFlight {
         shared: &Shared,
         js: &jetstream::Context,
     ) -> Result<(), ConsumeError> {
-        let disruptions = result.map_err(crate::task_failed)??;
+        let disruptions = result.map_err(crate::task_gone(crate::LANDING))??;
         // In the views, not yet acknowledged: a crash here re-delivers
         // events the views then skip.
         shared.failpoints.hit("after-commit-before-ack").await?;

@@ -12,7 +12,7 @@ use std::{sync::Arc, time::Duration};
 use baton_domain::Timestamp;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Shared, TaskError};
+use crate::{Shared, TaskError, WorkError};
 
 /// Sleep when there is no deadline at all (the index wakes us earlier).
 const IDLE: Duration = Duration::from_secs(3600);
@@ -49,10 +49,12 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) -> Result<(),
             .await
         {
             Ok(settled) => tracing::debug!(settled, "deadlines passed"),
-            Err(e) => {
+            Err(WorkError::Views(e)) => {
                 shared.storage_error(&e);
                 return Err(e.into());
             }
+            // Not the views' fault: the task ends, the views stay as they are.
+            Err(WorkError::Task(e)) => return Err(e.into()),
         }
     }
 }
