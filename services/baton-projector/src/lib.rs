@@ -376,7 +376,7 @@ impl Shared {
                 .with_announce_horizon(Some(shared.announce_horizon));
             let value = change(&mut projection)?;
             let breached = projection.newly_signalled();
-            Ok::<_, ViewsError>((value, breached, projection.seal()))
+            Ok::<_, ViewsError>((value, breached, projection.seal()?))
         })
         .await
         .map_err(task_gone("views write"))??;
