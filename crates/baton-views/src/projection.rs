@@ -247,6 +247,32 @@ impl<'a> Projection<'a> {
         self.position = Some(self.position.unwrap_or(0).max(sequence));
     }
 
+    /// Marks an outbox entry (`key`, as [`Views::outbox`] lists it) as
+    /// announced: it leaves the outbox in this batch. A breach whose record
+    /// is gone by now (a late event corrected it while it was being
+    /// published) queues its correction; returns whether it did.
+    ///
+    /// In a batch like every other write, so it is ordered with the
+    /// projection's batches and reads what they staged.
+    pub fn announced(
+        &mut self,
+        key: &[u8],
+        signal: Signal,
+        record: &BreachRecord,
+    ) -> Result<bool, ViewsError> {
+        self.batch.delete(key.to_vec());
+        let (policy, handoff) = (&record.policy_id, &record.handoff_id);
+        let breach = Key::breach(policy, handoff, record.cycle).to_bytes();
+        let still_breached = self.batch.get_raw(&breach)?.is_some();
+        if signal == Signal::Breach && !still_breached {
+            let correction = Key::outbox(Signal::Correction, policy, handoff, record.cycle);
+            self.batch.put(correction.to_bytes(), record)?;
+            self.newly_signalled += 1;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
     /// Re-evaluates a hand-off's clocks as of `now`.
     fn refresh(&mut self, handoff_id: &Token, now: Timestamp) -> Result<(), ViewsError> {
         if let Some((view, _)) = self.cache.take_handoff(&self.batch, handoff_id)? {
@@ -828,15 +854,18 @@ mod tests {
         }
     }
 
-    /// Marks an outbox entry announced, as the announcer does.
+    /// Marks an outbox entry announced as the announcer does: in a batch.
     fn announced(
         views: &Views,
-        _catalog: &Catalog,
+        catalog: &Catalog,
         key: &[u8],
         signal: Signal,
         record: &BreachRecord,
     ) -> bool {
-        views.announced(key, signal, record).expect("announced")
+        let mut p = Projection::new(views, catalog).expect("projection");
+        let queued = p.announced(key, signal, record).expect("announced");
+        p.commit().expect("commit");
+        queued
     }
 
     fn open_views(catalog: &Catalog) -> (tempfile::TempDir, Views) {
@@ -1170,6 +1199,40 @@ mod tests {
         let outbox = views.outbox(10).expect("outbox");
         assert_eq!(outbox.len(), 1);
         assert_eq!(outbox[0].1, Signal::Correction);
+    }
+
+    #[test]
+    fn an_announcement_reads_the_batch_still_being_applied() {
+        let catalog = catalog();
+        let (_dir, views) = open_views(&catalog);
+        let mut p = Projection::new(&views, &catalog).expect("projection");
+        p.apply_recorded(1, event("h1", EventType::Requested, 0, 1, "ward-5"))
+            .expect("apply");
+        p.advance(Timestamp(31 * MIN)).expect("advance");
+        p.commit().expect("commit");
+        let (key, signal, record) = views.outbox(10).expect("outbox").remove(0);
+        // The late stop is staged, not landed yet, when the announcer is done.
+        let mut late = event("h1", EventType::Acknowledged, 10 * MIN, 2, "ward-5");
+        late.recorded_at = Some(Timestamp(40 * MIN));
+        let mut p = Projection::new(&views, &catalog).expect("projection");
+        p.apply_recorded(2, late).expect("apply");
+        let corrected = p.seal().expect("sealed").expect("changes");
+        views.stage(&corrected).expect("stage");
+        let mut announcer = Projection::new(&views, &catalog).expect("projection");
+        assert!(
+            announcer
+                .announced(&key, signal, &record)
+                .expect("announced"),
+            "the staged batch withdrew the breach: its correction is queued"
+        );
+        let announced = announcer.seal().expect("sealed").expect("changes");
+        views.land(corrected).expect("land");
+        views.stage(&announced).expect("stage");
+        views.land(announced).expect("land");
+        let outbox = views.outbox(10).expect("outbox");
+        assert_eq!(outbox.len(), 1);
+        assert_eq!(outbox[0].1, Signal::Correction);
+        assert_eq!(views.position().expect("position"), 2);
     }
 
     #[test]

@@ -2,6 +2,9 @@
 //!
 //! Every key read back here is parsed by [`crate::keys`]: a key that is
 //! not what its place in the tree says is an error, never skipped.
+//!
+//! It must never write: changes go through a [`crate::Projection`], in a
+//! batch.
 
 use baton_domain::{
     compliance::{bucket_start, Tallies},
@@ -510,27 +513,5 @@ impl Views {
             Some(entry) => Ok(Some(entry?.0.to_vec())),
             None => Ok(None),
         }
-    }
-
-    /// Marks an outbox entry as announced. A breach whose record is gone by
-    /// now (a late event corrected it while it was being published) queues
-    /// its correction; returns whether it did. Call with the writer lock held.
-    pub fn announced(
-        &self,
-        key: &[u8],
-        signal: Signal,
-        record: &BreachRecord,
-    ) -> Result<bool, ViewsError> {
-        self.tree().remove(key)?;
-        let (policy, handoff) = (&record.policy_id, &record.handoff_id);
-        let breach = Key::breach(policy, handoff, record.cycle).to_bytes();
-        let still_breached = self.tree().contains_key(breach)?;
-        if signal == Signal::Breach && !still_breached {
-            let correction = Key::outbox(Signal::Correction, policy, handoff, record.cycle);
-            self.tree()
-                .insert(correction.to_bytes(), crate::codec::encode(record)?)?;
-            return Ok(true);
-        }
-        Ok(false)
     }
 }

@@ -124,10 +124,11 @@ pub async fn run(
             // What NATS holds is known: the views' own signal goes to the
             // watchers and the board, whatever stood on its subject.
             shared.relay.send(relayed);
-            let _exclusive = shared.exclusive().await;
             let handoff = record.handoff_id.clone();
+            // Cleared in a batch, so it is ordered with the projection's
+            // batches and reads what they staged.
             let queued = shared
-                .read(move |views| views.announced(&key, signal, &record))
+                .write(move |projection| projection.announced(&key, signal, &record))
                 .await?;
             if queued {
                 tracing::info!(%handoff, "corrected while it was announced: correction queued")

@@ -59,12 +59,6 @@ type Landing<T> = tokio::task::JoinHandle<Result<T, ViewsError>>;
 /// The name of the task applying a batch to sled, in errors.
 const LANDING: &str = "views land";
 
-/// See [`Shared::exclusive`].
-struct Exclusive<'a> {
-    _writer: tokio::sync::MutexGuard<'a, ()>,
-    _landed: tokio::sync::MutexGuard<'a, ()>,
-}
-
 /// A failpoint's error, as sled would report a failed write or read.
 fn injected_io(e: baton_runtime::failpoint::Injected) -> ViewsError {
     ViewsError::Sled(sled::Error::Io(std::io::Error::other(e)))
@@ -347,13 +341,21 @@ impl Shared {
     }
 
     /// Runs `change` on a projection of the views, off the async threads,
-    /// with the writer lock held, and commits it.
+    /// with the writer lock held, and commits it. A storage error is also
+    /// reported with [`Shared::storage_error`].
     async fn write<T: Send + 'static>(
         self: &Arc<Self>,
         change: impl FnOnce(&mut Projection<'_>) -> Result<T, ViewsError> + Send + 'static,
     ) -> Result<T, WorkError> {
-        let landing = self.project(change).await?;
-        Ok(landing.await.map_err(task_gone(LANDING))??)
+        let written: Result<T, WorkError> = async {
+            let landing = self.project(change).await?;
+            Ok(landing.await.map_err(task_gone(LANDING))??)
+        }
+        .await;
+        if let Err(WorkError::Views(e)) = &written {
+            self.storage_error(e);
+        }
+        written
     }
 
     /// Runs `change` on a projection of the views, off the async threads,
@@ -399,17 +401,6 @@ impl Shared {
             shared.changes.send_modify(|n| *n = n.wrapping_add(1));
             Ok(value)
         }))
-    }
-
-    /// Waits until no batch is being computed or applied, and keeps it so
-    /// while the guard lives: for writes beside the projection's.
-    async fn exclusive(&self) -> Exclusive<'_> {
-        let writer = self.writer.lock().await;
-        let landed = self.landing.lock().await;
-        Exclusive {
-            _writer: writer,
-            _landed: landed,
-        }
     }
 }
 

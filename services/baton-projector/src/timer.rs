@@ -12,7 +12,7 @@ use std::{sync::Arc, time::Duration};
 use baton_domain::Timestamp;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Shared, TaskError, WorkError};
+use crate::{Shared, TaskError};
 
 /// Sleep when there is no deadline at all (the index wakes us earlier).
 const IDLE: Duration = Duration::from_secs(3600);
@@ -44,18 +44,12 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) -> Result<(),
         }
         shared.failpoints.hit("timer").await?;
         let now = baton_runtime::now();
-        match shared
+        // A storage error is reported by `write`; a panicked task is not
+        // one. Either ends the timer.
+        let settled = shared
             .write(move |projection| projection.advance(now))
-            .await
-        {
-            Ok(settled) => tracing::debug!(settled, "deadlines passed"),
-            Err(WorkError::Views(e)) => {
-                shared.storage_error(&e);
-                return Err(e.into());
-            }
-            // Not the views' fault: the task ends, the views stay as they are.
-            Err(WorkError::Task(e)) => return Err(e.into()),
-        }
+            .await?;
+        tracing::debug!(settled, "deadlines passed");
     }
 }
 
