@@ -179,48 +179,8 @@ async fn consume(
         .get_stream(&stream_name)
         .await
         .map_err(nats(Step::ReadStream))?;
-    // Views that hold more than the stream does are in doubt (the stream
-    // lost what it had acknowledged, or was replaced): resuming after their
-    // position would skip every event until the stream passed it. Marked,
-    // they are discarded and rebuilt at the next start; until then the
-    // projector stops, loudly.
-    let last = stream.cached_info().state.last_sequence;
-    if position > last {
-        let error = baton_views::ViewsError::AheadOfStream { position, last };
-        tracing::error!(%error, stream = %stream_name, "views ahead of the stream");
-        let shared = shared.clone();
-        let reason = error.to_string();
-        shared
-            .read(move |views| views.mark_in_doubt(&reason))
-            .await?;
-        return Err(ConsumeError::Views(error));
-    }
-    // Start exactly after what the views hold, whatever the consumer held.
-    match stream.delete_consumer(consumer_name).await {
-        Ok(_) => {}
-        Err(e) if no_consumer_to_delete(&e) => {}
-        Err(e) => return Err(nats(Step::DeleteConsumer)(e)),
-    }
-    let mut consumer: jetstream::consumer::Consumer<pull::Config> = stream
-        .create_consumer(pull::Config {
-            durable_name: Some(consumer_name.to_owned()),
-            description: Some("baton projector: views in sled".into()),
-            deliver_policy: DeliverPolicy::ByStartSequence {
-                start_sequence: position + 1,
-            },
-            ack_policy: AckPolicy::All,
-            // No filter: the stream holds only hand-off and disruption
-            // events (streams::ensure refuses any other subject), and
-            // nats-server 2.12 delivers a multi-subject filtered consumer
-            // some 200 times slower than an unfiltered one (baton-bench).
-            // Room for the batch being received, the one waiting for the
-            // projection, the one being computed, the one sled is
-            // applying, and one more.
-            max_ack_pending: (6 * batch_size).max(20_000) as i64,
-            ..Default::default()
-        })
-        .await
-        .map_err(nats(Step::CreateConsumer))?;
+    not_ahead(shared, &stream_name, position, &stream).await?;
+    let mut consumer = consumer_after(&stream, consumer_name, position, batch_size).await?;
     let pending = consumer
         .info()
         .await
@@ -257,6 +217,65 @@ async fn consume(
     receiver.abort();
     let _ = receiver.await;
     applied
+}
+
+/// Fails, having marked the views in doubt, if they hold more than the
+/// stream does (it lost what it had acknowledged, or was replaced):
+/// resuming after their position would skip every event until the stream
+/// passed it. Marked, they are discarded and rebuilt at the next start;
+/// until then the projector stops, loudly.
+async fn not_ahead(
+    shared: &Arc<Shared>,
+    stream_name: &str,
+    position: u64,
+    stream: &jetstream::stream::Stream,
+) -> Result<(), ConsumeError> {
+    let last = stream.cached_info().state.last_sequence;
+    if position <= last {
+        return Ok(());
+    }
+    let error = baton_views::ViewsError::AheadOfStream { position, last };
+    tracing::error!(%error, stream = %stream_name, "views ahead of the stream");
+    let reason = error.to_string();
+    shared
+        .read(move |views| views.mark_in_doubt(&reason))
+        .await?;
+    Err(ConsumeError::Views(error))
+}
+
+/// The durable consumer, created afresh to start exactly after `position`
+/// (what the views hold), whatever it held before.
+async fn consumer_after(
+    stream: &jetstream::stream::Stream,
+    consumer_name: &str,
+    position: u64,
+    batch_size: usize,
+) -> Result<jetstream::consumer::Consumer<pull::Config>, ConsumeError> {
+    match stream.delete_consumer(consumer_name).await {
+        Ok(_) => {}
+        Err(e) if no_consumer_to_delete(&e) => {}
+        Err(e) => return Err(nats(Step::DeleteConsumer)(e)),
+    }
+    stream
+        .create_consumer(pull::Config {
+            durable_name: Some(consumer_name.to_owned()),
+            description: Some("baton projector: views in sled".into()),
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: position + 1,
+            },
+            ack_policy: AckPolicy::All,
+            // No filter: the stream holds only hand-off and disruption
+            // events (streams::ensure refuses any other subject), and
+            // nats-server 2.12 delivers a multi-subject filtered consumer
+            // some 200 times slower than an unfiltered one (baton-bench).
+            // Room for the batch being received, the one waiting for the
+            // projection, the one being computed, the one sled is
+            // applying, and one more.
+            max_ack_pending: (6 * batch_size).max(20_000) as i64,
+            ..Default::default()
+        })
+        .await
+        .map_err(nats(Step::CreateConsumer))
 }
 
 /// Applies the received batches until `shutdown`, acknowledging each once
@@ -310,54 +329,67 @@ async fn apply_batches(
         shared.failpoints.hit("consumer").await?;
         // Blocks this worker thread outright (tests of a frozen runtime).
         shared.failpoints.hit_blocking("freeze-worker")?;
-        let Received {
-            decoded,
-            last,
-            last_pending,
-        } = received;
-        let count = decoded.len() as u64;
-        let task = shared
-            .project(move |projection| {
-                // Disruptions applied, relayed to the board once the batch landed.
-                let mut disruptions = Vec::new();
-                for (sequence, at, event) in decoded {
-                    let applied = match event {
-                        Ok(Decoded::Handoff(event)) => projection.apply(sequence, at, event)?,
-                        Ok(Decoded::Disruption(event)) => {
-                            let relayed = baton_proto::convert::disruption_to_proto(&event);
-                            let applied = projection.apply_disruption(sequence, at, event)?;
-                            if applied == Applied::Applied {
-                                disruptions.push(relayed);
-                            }
-                            applied
-                        }
-                        Err(e) => {
-                            tracing::warn!(sequence, error = %e, "not a baton event, skipped");
-                            projection.skip(sequence);
-                            continue;
-                        }
-                    };
-                    if let Applied::Refused(reason) = applied {
-                        tracing::warn!(sequence, %reason, "event does not fit its history, skipped");
-                    }
-                }
-                Ok(disruptions)
-            })
-            .await;
+        let staged = stage(shared, received).await;
         // Staged (or failed): later writes read it as applied.
         shared.batch_staged();
-        let task = task?;
+        let staged = staged?;
         // The batch before was in the tree before this one was staged.
         if let Some(batch) = landing.take() {
             batch.landed(shared, js).await?;
         }
-        landing = Some(InFlight {
-            task,
-            last,
-            last_pending,
-            count,
-        });
+        landing = Some(staged);
     }
+}
+
+/// Folds a received batch into the views and stages it; it lands on.
+async fn stage(shared: &Arc<Shared>, received: Received) -> Result<InFlight, ConsumeError> {
+    let Received {
+        decoded,
+        last,
+        last_pending,
+    } = received;
+    let count = decoded.len() as u64;
+    let task = shared
+        .project(move |projection| fold(projection, decoded))
+        .await?;
+    Ok(InFlight {
+        task,
+        last,
+        last_pending,
+        count,
+    })
+}
+
+/// Applies each decoded message in turn (skipping what is not a Baton
+/// event, or does not fit its history); returns the disruptions applied,
+/// relayed to the board once the batch has landed.
+fn fold(
+    projection: &mut baton_views::Projection<'_>,
+    decoded: Vec<(u64, baton_domain::Timestamp, Result<Decoded, LogError>)>,
+) -> Result<Vec<baton_proto::v1::DisruptionEvent>, baton_views::ViewsError> {
+    let mut disruptions = Vec::new();
+    for (sequence, at, event) in decoded {
+        let applied = match event {
+            Ok(Decoded::Handoff(event)) => projection.apply(sequence, at, event)?,
+            Ok(Decoded::Disruption(event)) => {
+                let relayed = baton_proto::convert::disruption_to_proto(&event);
+                let applied = projection.apply_disruption(sequence, at, event)?;
+                if applied == Applied::Applied {
+                    disruptions.push(relayed);
+                }
+                applied
+            }
+            Err(e) => {
+                tracing::warn!(sequence, error = %e, "not a baton event, skipped");
+                projection.skip(sequence);
+                continue;
+            }
+        };
+        if let Applied::Refused(reason) = applied {
+            tracing::warn!(sequence, %reason, "event does not fit its history, skipped");
+        }
+    }
+    Ok(disruptions)
 }
 
 /// A batch of the stream being applied to sled.
