@@ -44,8 +44,6 @@ pub enum QueryError {
     /// Reading failed, not the views: nothing to rebuild.
     #[error("the query could not be answered: {0}")]
     Task(#[from] crate::TaskGone),
-    #[error("nats unavailable: {0}")]
-    Unavailable(String),
     #[error("the views are being rebuilt from the stream ({applied} events applied so far): try again shortly")]
     Rebuilding { applied: u64 },
 }
@@ -57,9 +55,7 @@ impl From<QueryError> for Status {
             QueryError::Invalid(_) => Status::invalid_argument(message),
             QueryError::NotFound(_) => Status::not_found(message),
             QueryError::Views(_) | QueryError::Task(_) => Status::internal(message),
-            QueryError::Unavailable(_) | QueryError::Rebuilding { .. } => {
-                Status::unavailable(message)
-            }
+            QueryError::Rebuilding { .. } => Status::unavailable(message),
         }
     }
 }

@@ -79,6 +79,27 @@ impl Decoded {
     }
 }
 
+/// Why a message's time does not fit the time JetStream gave it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Untimely {
+    #[error("recorded events carry recorded_at")]
+    NoRecordedAt,
+    #[error(
+        "recorded_at {} is {} s from {} when JetStream stored the message; at most {} s apart is accepted",
+        recorded_at.rfc3339(),
+        apart_ms / 1000,
+        stored_at.rfc3339(),
+        skew.as_secs()
+    )]
+    Skewed {
+        recorded_at: Timestamp,
+        stored_at: Timestamp,
+        /// `recorded_at - stored_at`.
+        apart_ms: i64,
+        skew: Duration,
+    },
+}
+
 /// The time a message counts at in the views, or why it does not fit.
 ///
 /// On `BATON_HANDOFFS` it is the time JetStream stored the message, and the
@@ -92,9 +113,9 @@ pub(crate) fn logged_at(
     stored_at: Timestamp,
     whole_stream: bool,
     skew: Duration,
-) -> Result<Timestamp, String> {
+) -> Result<Timestamp, Untimely> {
     let Some(recorded_at) = decoded.recorded_at() else {
-        return Err("recorded events carry recorded_at".into());
+        return Err(Untimely::NoRecordedAt);
     };
     let skew_ms = baton_domain::time::duration_millis(skew);
     let apart = recorded_at.0.saturating_sub(stored_at.0);
@@ -104,13 +125,12 @@ pub(crate) fn logged_at(
         apart > skew_ms
     };
     if too_far {
-        return Err(format!(
-            "recorded_at {} is {} s from {} when JetStream stored the message; at most {} s apart is accepted",
-            recorded_at.rfc3339(),
-            apart / 1000,
-            stored_at.rfc3339(),
-            skew.as_secs()
-        ));
+        return Err(Untimely::Skewed {
+            recorded_at,
+            stored_at,
+            apart_ms: apart,
+            skew,
+        });
     }
     Ok(if whole_stream { stored_at } else { recorded_at })
 }
@@ -205,11 +225,11 @@ async fn receive(
         let whole = shared.partition.is_whole();
         let mut at = stored_at;
         let event = Decoded::of(sequence, &message.subject, &message.payload).and_then(|d| {
-            at = logged_at(&d, stored_at, whole, shared.max_recorded_skew).map_err(|reason| {
+            at = logged_at(&d, stored_at, whole, shared.max_recorded_skew).map_err(|e| {
                 LogError::Undecodable {
                     sequence,
                     subject: message.subject.to_string(),
-                    reason,
+                    reason: e.to_string(),
                 }
             })?;
             Ok(d)
@@ -317,9 +337,16 @@ mod tests {
         );
         let future = logged_at(&decoded(Some(10_000_000 + 50 * 60_000)), stored, true, SKEW)
             .expect_err("fifty minutes ahead");
-        assert!(future.contains("3000 s from"), "{future}");
+        assert!(
+            matches!(future, Untimely::Skewed { apart_ms, .. } if apart_ms == 50 * 60_000),
+            "{future}"
+        );
+        assert!(future.to_string().contains("3000 s from"), "{future}");
         assert!(logged_at(&decoded(Some(10_000_000 - 61_000)), stored, true, SKEW).is_err());
-        assert!(logged_at(&decoded(None), stored, true, SKEW).is_err());
+        assert_eq!(
+            logged_at(&decoded(None), stored, true, SKEW),
+            Err(Untimely::NoRecordedAt)
+        );
     }
 
     #[test]

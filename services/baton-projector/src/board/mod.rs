@@ -117,8 +117,6 @@ pub enum BoardError {
     /// The page's task failed, not the views: nothing to rebuild.
     #[error("the page could not be made: {0}")]
     Task(#[from] crate::TaskGone),
-    #[error("nats unavailable: {0}")]
-    Unavailable(String),
 }
 
 impl IntoResponse for BoardError {
@@ -128,7 +126,6 @@ impl IntoResponse for BoardError {
             BoardError::Views(_) | BoardError::Calendar(_) | BoardError::Task(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
-            BoardError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         if status.is_server_error() {
             tracing::warn!(error = %self, "board page failed");
