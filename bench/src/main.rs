@@ -1030,7 +1030,7 @@ async fn scale_out(
     let started = Instant::now();
     let mut streams = Vec::new();
     for index in 0..partitions {
-        let partition = baton_log::Partition::new(partitions, index).map_err(anyhow::Error::msg)?;
+        let partition = baton_log::Partition::new(partitions, index)?;
         baton_log::partitions::ensure(js, partition, &baton_log::StreamSettings::default()).await?;
         streams.push(partition);
     }

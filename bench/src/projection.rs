@@ -116,7 +116,7 @@ pub fn project(
                 refused += 1;
             }
         }
-        let sealed = projection.seal();
+        let sealed = projection.seal()?;
         compute += started.elapsed();
         if let Some(sealed) = sealed {
             let started = Instant::now();

@@ -21,7 +21,8 @@ use std::{
     time::Duration,
 };
 
-use async_nats::jetstream::consumer::pull::OrderedConfig;
+use async_nats::jetstream::{consumer::pull::OrderedConfig, ErrorCode};
+use baton_log::JetStreamCode;
 use baton_lossyfs::{Durability, LossyFs, Options};
 use baton_proto::v1::{self, ingest_client::IngestClient, query_client::QueryClient};
 use baton_testkit::free_port;
@@ -606,7 +607,7 @@ pub async fn read_events(nats: &async_nats::Client) -> StreamContents {
                     "no info on the events stream: {e}"
                 ),
             },
-            Err(e) if e.to_string().contains("not found") => {
+            Err(e) if e.jetstream_code() == Some(ErrorCode::STREAM_NOT_FOUND) => {
                 return StreamContents::default();
             }
             Err(e) => assert!(

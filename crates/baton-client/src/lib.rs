@@ -36,8 +36,9 @@ use futures::Stream;
 /// Why a subscription or a call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// NATS failed; the source is async-nats's error, its kind kept.
     #[error("nats: {0}")]
-    Nats(String),
+    Nats(#[source] async_nats::Error),
     #[error("{value:?} is not a valid {field}: {reason}")]
     InvalidFilter {
         field: &'static str,
@@ -75,8 +76,9 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    pub fn nats(e: impl std::fmt::Display) -> ClientError {
-        ClientError::Nats(e.to_string())
+    /// A NATS failure, `e` kept as the source (to match on its kind).
+    pub fn nats(e: impl Into<async_nats::Error>) -> ClientError {
+        ClientError::Nats(e.into())
     }
 }
 

@@ -35,6 +35,11 @@ pub enum CatalogError {
         message: String,
         line: Option<usize>,
     },
+    /// The validated catalog could not be serialized to compute its
+    /// version: without one, views built under another catalog would pass
+    /// for current.
+    #[error("catalog version cannot be computed: {message}")]
+    Unversioned { message: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -665,7 +670,7 @@ impl Catalog {
             department_ids,
             version: String::new(),
         };
-        catalog.version = catalog.fingerprint();
+        catalog.version = fingerprint(&catalog)?;
         Ok(catalog)
     }
 
@@ -673,11 +678,6 @@ impl Catalog {
     /// version are out of date. Whitespace and key order do not change it.
     pub fn version(&self) -> &str {
         &self.version
-    }
-
-    fn fingerprint(&self) -> String {
-        let canonical = serde_json::to_vec(self).unwrap_or_default();
-        format!("{:016x}", fnv1a64(&canonical))
     }
 
     pub fn has_department(&self, id: &Token) -> bool {
@@ -725,6 +725,14 @@ fn parse_interval(span: &str) -> Option<Interval> {
 }
 
 /// FNV-1a, 64 bit: a stable, dependency-free content hash (not for security).
+/// A content hash of `value`'s canonical JSON.
+fn fingerprint<T: Serialize>(value: &T) -> Result<String, CatalogError> {
+    let canonical = serde_json::to_vec(value).map_err(|e| CatalogError::Unversioned {
+        message: e.to_string(),
+    })?;
+    Ok(format!("{:016x}", fnv1a64(&canonical)))
+}
+
 fn fnv1a64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
         (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
@@ -763,6 +771,28 @@ mod tests {
             Some(Duration::from_secs(300))
         );
         assert_eq!(catalog.version().len(), 16);
+    }
+
+    #[test]
+    fn a_catalog_that_cannot_be_hashed_has_no_version_rather_than_an_empty_one() {
+        /// Serializes to a map with a non-string key, which JSON refuses.
+        struct Unhashable;
+        impl Serialize for Unhashable {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeMap;
+                let mut map = s.serialize_map(Some(1))?;
+                map.serialize_entry(&[1u8, 2], "value")?;
+                map.end()
+            }
+        }
+        assert!(matches!(
+            fingerprint(&Unhashable),
+            Err(CatalogError::Unversioned { .. })
+        ));
+        assert_eq!(
+            fingerprint(&BTreeMap::from([("a", 1)])).map(|v| v.len()),
+            Ok(16)
+        );
     }
 
     #[test]

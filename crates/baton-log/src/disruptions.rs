@@ -44,13 +44,14 @@ impl EventLog {
             .payload(encode(event))
             .message_id(format!("{subject}:{phase}"))
             .expected_last_subject_sequence(last_sequence);
+        let failed = |e| publish_error(&subject, e);
         let ack = self
             .jetstream()
-            .send_publish(subject, publish)
+            .send_publish(subject.clone(), publish)
             .await
-            .map_err(publish_error)?
+            .map_err(failed)?
             .await
-            .map_err(publish_error)?;
+            .map_err(failed)?;
         Ok(Appended {
             sequence: ack.sequence,
             duplicate: ack.duplicate,

@@ -21,7 +21,10 @@ use baton_domain::{event::Event, Token};
 use bytes::Bytes;
 use prost::Message as _;
 
-use crate::{subject, LogError};
+use crate::{
+    error::{NotReady, Request},
+    subject, LogError,
+};
 
 const EXPECTED_SUBJECT_HEADER: &str = "Nats-Expected-Last-Subject-Sequence-Subject";
 
@@ -129,14 +132,12 @@ impl EventLog {
 
     pub(crate) fn ensure_connected(&self) -> Result<(), LogError> {
         if !self.server_checked.load(Ordering::Acquire) {
-            return Err(LogError::Unavailable(
-                "the nats server's version is not checked yet".into(),
-            ));
+            return Err(LogError::NotReady(NotReady::ServerUnchecked));
         }
         if crate::is_connected(&self.client) {
             Ok(())
         } else {
-            Err(LogError::Unavailable("not connected to nats".into()))
+            Err(LogError::NotReady(NotReady::Disconnected))
         }
     }
 
@@ -147,9 +148,7 @@ impl EventLog {
         let (Some(kind), Some(supplier), Some(customer)) =
             (&event.kind, &event.supplier, &event.customer)
         else {
-            return Err(LogError::Other(
-                "append needs an event with its routing fields filled".into(),
-            ));
+            return Err(LogError::Unrouted);
         };
         let subject = subject::event(kind, supplier, customer, &event.handoff_id);
         let publish = PublishMessage::build()
@@ -160,13 +159,14 @@ impl EventLog {
                 EXPECTED_SUBJECT_HEADER,
                 subject::handoff_events(&event.handoff_id).as_str(),
             );
+        let failed = |e| publish_error(&subject, e);
         let ack = self
             .js
-            .send_publish(subject, publish)
+            .send_publish(subject.clone(), publish)
             .await
-            .map_err(publish_error)?
+            .map_err(failed)?
             .await
-            .map_err(publish_error)?;
+            .map_err(failed)?;
         Ok(Appended {
             sequence: ack.sequence,
             duplicate: ack.duplicate,
@@ -180,7 +180,9 @@ impl EventLog {
             .js
             .get_stream(subject::EVENTS_STREAM)
             .await
-            .map_err(|e| LogError::Unavailable(e.to_string()))?;
+            .map_err(|e| {
+                LogError::unavailable(Request::ReadStream(subject::EVENTS_STREAM.into()), e)
+            })?;
         Ok(stream.cached_info().state.last_sequence)
     }
 
@@ -204,11 +206,15 @@ impl EventLog {
         filter: &str,
     ) -> Result<Vec<(u64, String, Bytes)>, LogError> {
         self.ensure_connected()?;
+        let request = || Request::ReadMessages {
+            stream: subject::EVENTS_STREAM.into(),
+            filter: filter.into(),
+        };
         let stream = self
             .js
             .get_stream_no_info(subject::EVENTS_STREAM)
             .await
-            .map_err(|e| LogError::Unavailable(e.to_string()))?;
+            .map_err(|e| LogError::unavailable(request(), e))?;
         let mut messages = Vec::new();
         let mut next = 1;
         loop {
@@ -220,7 +226,7 @@ impl EventLog {
                 Err(e) if e.kind() == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {
                     return Ok(messages)
                 }
-                Err(e) => return Err(LogError::Unavailable(e.to_string())),
+                Err(e) => return Err(LogError::unavailable(request(), e)),
             }
         }
     }
@@ -240,15 +246,24 @@ pub(crate) fn is_wrong_last_sequence(e: &async_nats::jetstream::context::Publish
         .is_some_and(|js| js.error_code() == ErrorCode::STREAM_WRONG_LAST_SEQUENCE_CONSTANT)
 }
 
-pub(crate) fn publish_error(e: async_nats::jetstream::context::PublishError) -> LogError {
+/// What a failed publish on `subject` means for the append: a lost race
+/// ([`LogError::Conflict`]), NATS away or slow (retry), or a refusal.
+pub(crate) fn publish_error(
+    subject: &str,
+    e: async_nats::jetstream::context::PublishError,
+) -> LogError {
     if is_wrong_last_sequence(&e) {
         return LogError::Conflict;
     }
+    let request = Request::Publish(subject.to_owned());
     match e.kind() {
         PublishErrorKind::TimedOut
         | PublishErrorKind::BrokenPipe
-        | PublishErrorKind::StreamNotFound => LogError::Unavailable(e.to_string()),
-        _ => LogError::Other(e.to_string()),
+        | PublishErrorKind::StreamNotFound => LogError::unavailable(request, e),
+        _ => LogError::Refused {
+            request,
+            source: e.into(),
+        },
     }
 }
 
@@ -268,13 +283,19 @@ mod tests {
     fn both_forms_of_a_failed_condition_are_a_conflict() {
         // A single server answers 10071; a clustered stream's leader 10164.
         let single = PublishError::new(PublishErrorKind::WrongLastSequence);
-        assert!(matches!(publish_error(single), LogError::Conflict));
+        assert!(matches!(publish_error("s", single), LogError::Conflict));
         let clustered =
             refused(r#"{"code": 400, "err_code": 10164, "description": "wrong last sequence"}"#);
         assert!(is_wrong_last_sequence(&clustered));
-        assert!(matches!(publish_error(clustered), LogError::Conflict));
+        assert!(matches!(publish_error("s", clustered), LogError::Conflict));
         let other = refused(r#"{"code": 503, "err_code": 10008, "description": "no leader"}"#);
         assert!(!is_wrong_last_sequence(&other));
-        assert!(matches!(publish_error(other), LogError::Other(_)));
+        let other = publish_error("s", other);
+        assert!(matches!(other, LogError::Refused { .. }), "{other}");
+        // Refused, with JetStream's answer kept: its code, not its text.
+        assert_eq!(
+            crate::JetStreamCode::jetstream_code(&other),
+            Some(async_nats::jetstream::ErrorCode(10008))
+        );
     }
 }

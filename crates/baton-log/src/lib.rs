@@ -12,12 +12,14 @@
 //! - [`deadletter`]: parking messages on our subjects that are not Baton events.
 //! - [`partitions`]: the stream split by hand-off for projectors sharing the work.
 //! - [`version`]: the oldest nats-server Baton runs against, checked at start.
+//! - [`error`]: why the log failed, with NATS's error kind and JetStream code kept.
 //!
 //! It must never decide what is allowed (that is the domain's lifecycle) and
 //! never hold state of its own: JetStream is the state.
 
 pub mod deadletter;
 pub mod disruptions;
+pub mod error;
 pub mod events;
 pub mod partitions;
 pub mod signals;
@@ -27,35 +29,10 @@ pub mod version;
 
 use std::time::Duration;
 
+pub use error::{JetStreamCode, LogError, NatsError, NotReady, Request};
 pub use events::{Appended, EventLog, RecordedEvent};
 pub use partitions::Partition;
 pub use streams::StreamSettings;
-
-/// Why the log could not do what was asked.
-#[derive(Debug, thiserror::Error)]
-pub enum LogError {
-    /// NATS or JetStream cannot be reached right now; retrying is safe.
-    #[error("nats unavailable: {0}")]
-    Unavailable(String),
-    /// Another writer appended to the hand-off since it was read.
-    #[error("the hand-off changed since it was read")]
-    Conflict,
-    /// A stored message that is not a Baton event.
-    #[error("message {sequence} on {subject} is not a valid hand-off event: {reason}")]
-    Undecodable {
-        sequence: u64,
-        subject: String,
-        reason: String,
-    },
-    /// The streams exist with a shape Baton did not give them.
-    #[error("stream {stream} is misconfigured: {reason}")]
-    Misconfigured { stream: String, reason: String },
-    /// The server is older than Baton needs (or says a version it cannot read).
-    #[error(transparent)]
-    Unsupported(#[from] version::Unsupported),
-    #[error("nats error: {0}")]
-    Other(String),
-}
 
 /// Connects to NATS at `urls`, one URL or several separated by commas (the
 /// servers of a cluster: the client fails over between them). The connection
@@ -127,7 +104,7 @@ pub async fn connect_secured(
         .connection_timeout(Duration::from_secs(2))
         .connect(server_addrs(urls)?)
         .await
-        .map_err(|e| LogError::Unavailable(e.to_string()))
+        .map_err(LogError::Connect)
 }
 
 /// Connects once, as a command-line tool does: fails (naming why) if no
@@ -143,7 +120,7 @@ pub async fn connect_once(
         .connection_timeout(Duration::from_secs(2))
         .connect(server_addrs(urls)?)
         .await
-        .map_err(|e| LogError::Unavailable(e.to_string()))
+        .map_err(LogError::Connect)
 }
 
 /// Parses a comma-separated list of NATS URLs. async-nats reads a `&str` as
@@ -155,11 +132,14 @@ fn server_addrs(urls: &str) -> Result<Vec<async_nats::ServerAddr>, LogError> {
         .filter(|url| !url.is_empty())
         .map(|url| {
             url.parse::<async_nats::ServerAddr>()
-                .map_err(|e| LogError::Other(format!("nats url {url:?}: {e}")))
+                .map_err(|source| LogError::BadUrl {
+                    url: url.to_owned(),
+                    source,
+                })
         })
         .collect::<Result<Vec<_>, _>>()?;
     if addrs.is_empty() {
-        return Err(LogError::Other(format!("no nats url in {urls:?}")));
+        return Err(LogError::NoUrl(urls.to_owned()));
     }
     Ok(addrs)
 }
@@ -210,7 +190,10 @@ mod tests {
             server_addrs("nats://127.0.0.1:4222").map(|a| a.len()).ok(),
             Some(1)
         );
-        assert!(server_addrs(" , ").is_err());
-        assert!(server_addrs("nats://127.0.0.1:notaport").is_err());
+        assert!(matches!(server_addrs(" , "), Err(LogError::NoUrl(_))));
+        assert!(matches!(
+            server_addrs("nats://127.0.0.1:notaport"),
+            Err(LogError::BadUrl { .. })
+        ));
     }
 }

@@ -20,7 +20,7 @@
 
 use async_nats::jetstream::{self, stream};
 
-use crate::{streams::StreamSettings, subject, LogError};
+use crate::{error::Request, streams::StreamSettings, subject, LogError};
 
 /// Which share of the hand-offs one projector owns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +31,15 @@ pub struct Partition {
     pub index: u32,
 }
 
+/// Why a partition cannot be one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PartitionError {
+    #[error("partitions must be 1 to {MAX_PARTITIONS}, not {0}")]
+    Count(u32),
+    #[error("partition must be below partitions ({count}), not {index}")]
+    Index { count: u32, index: u32 },
+}
+
 /// The most partitions Baton sets up (more would be a NATS account limit
 /// of streams long before it is a useful split).
 pub const MAX_PARTITIONS: u32 = 64;
@@ -39,16 +48,12 @@ impl Partition {
     /// The whole stream, unsplit.
     pub const WHOLE: Partition = Partition { count: 1, index: 0 };
 
-    pub fn new(count: u32, index: u32) -> Result<Partition, String> {
+    pub fn new(count: u32, index: u32) -> Result<Partition, PartitionError> {
         if count == 0 || count > MAX_PARTITIONS {
-            return Err(format!(
-                "partitions must be 1 to {MAX_PARTITIONS}, not {count}"
-            ));
+            return Err(PartitionError::Count(count));
         }
         if index >= count {
-            return Err(format!(
-                "partition must be below partitions ({count}), not {index}"
-            ));
+            return Err(PartitionError::Index { count, index });
         }
         Ok(Partition { count, index })
     }
@@ -154,7 +159,7 @@ pub async fn ensure(
         let name = config.name.clone();
         js.get_or_create_stream(config)
             .await
-            .map_err(|e| LogError::Unavailable(format!("creating stream {name}: {e}")))?;
+            .map_err(|e| LogError::unavailable(Request::CreateStream(name), e))?;
     }
     Ok(())
 }
@@ -174,14 +179,15 @@ pub async fn sourcing_lag(
     }
     let mut lag = 0;
     for name in [partition.tagged_stream(), partition.stream()] {
+        let read = || Request::ReadStream(name.clone());
         let mut stream = js
             .get_stream(&name)
             .await
-            .map_err(|e| LogError::Unavailable(format!("stream {name}: {e}")))?;
+            .map_err(|e| LogError::unavailable(read(), e))?;
         let info = stream
             .info()
             .await
-            .map_err(|e| LogError::Unavailable(format!("stream {name}: {e}")))?;
+            .map_err(|e| LogError::unavailable(read(), e))?;
         for source in &info.sources {
             if source.active.is_none() {
                 return Ok(None);
@@ -198,9 +204,15 @@ mod tests {
 
     #[test]
     fn partitions_are_checked() {
-        assert!(Partition::new(0, 0).is_err());
-        assert!(Partition::new(4, 4).is_err());
-        assert!(Partition::new(MAX_PARTITIONS + 1, 0).is_err());
+        assert_eq!(Partition::new(0, 0), Err(PartitionError::Count(0)));
+        assert_eq!(
+            Partition::new(4, 4),
+            Err(PartitionError::Index { count: 4, index: 4 })
+        );
+        assert_eq!(
+            Partition::new(MAX_PARTITIONS + 1, 0),
+            Err(PartitionError::Count(MAX_PARTITIONS + 1))
+        );
         assert_eq!(Partition::new(4, 3), Ok(Partition { count: 4, index: 3 }));
     }
 

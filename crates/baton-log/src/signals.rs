@@ -9,7 +9,7 @@
 use async_nats::jetstream::{self, message::PublishMessage};
 use bytes::Bytes;
 
-use crate::LogError;
+use crate::{error::Request, LogError};
 
 /// What became of an announcement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,14 +45,18 @@ pub async fn announce_once_checked(
         Announced::Already => {}
         done => return Ok(done),
     }
+    let read = || Request::ReadMessages {
+        stream: crate::subject::SLA_STREAM.into(),
+        filter: subject.clone(),
+    };
     let stream = js
         .get_stream_no_info(crate::subject::SLA_STREAM)
         .await
-        .map_err(|e| LogError::Unavailable(e.to_string()))?;
+        .map_err(|e| LogError::unavailable(read(), e))?;
     let stored = stream
         .get_last_raw_message_by_subject(&subject)
         .await
-        .map_err(|e| LogError::Unavailable(e.to_string()))?;
+        .map_err(|e| LogError::unavailable(read(), e))?;
     if same(&stored.payload) {
         Ok(Announced::Already)
     } else {
@@ -72,15 +76,16 @@ pub async fn announce_once_with(
         .payload(payload)
         .message_id(subject.clone())
         .expected_last_subject_sequence(0);
+    let request = Request::Publish(subject.clone());
     let ack = js
         .send_publish(subject, publish)
         .await
-        .map_err(|e| LogError::Unavailable(e.to_string()))?
+        .map_err(|e| LogError::unavailable(request.clone(), e))?
         .await;
     match ack {
         Ok(ack) if ack.duplicate => Ok(Announced::Already),
         Ok(ack) => Ok(Announced::Now(ack.sequence)),
         Err(e) if crate::events::is_wrong_last_sequence(&e) => Ok(Announced::Already),
-        Err(e) => Err(LogError::Unavailable(e.to_string())),
+        Err(e) => Err(LogError::unavailable(request, e)),
     }
 }

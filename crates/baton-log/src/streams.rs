@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
 
-use crate::{subject, LogError};
+use crate::{error::Request, subject, LogError};
 
 /// How the streams are created.
 #[derive(Debug, Clone)]
@@ -61,12 +61,12 @@ pub async fn ensure(js: &jetstream::Context, settings: &StreamSettings) -> Resul
         let mut stream = js
             .get_or_create_stream(wanted.clone())
             .await
-            .map_err(|e| LogError::Unavailable(format!("creating stream {name}: {e}")))?;
+            .map_err(|e| LogError::unavailable(Request::CreateStream(name.into()), e))?;
         let info = stream
             .info()
             .await
             .cloned()
-            .map_err(|e| LogError::Unavailable(format!("reading stream {name}: {e}")))?;
+            .map_err(|e| LogError::unavailable(Request::ReadStream(name.into()), e))?;
         if name == subject::EVENTS_STREAM {
             check_scheme(js, &stream, &info).await?;
         }
@@ -82,7 +82,7 @@ pub async fn ensure(js: &jetstream::Context, settings: &StreamSettings) -> Resul
             updated.subjects = wanted.subjects;
             js.update_stream(updated)
                 .await
-                .map_err(|e| LogError::Unavailable(format!("updating stream {name}: {e}")))?;
+                .map_err(|e| LogError::unavailable(Request::UpdateStream(name.into()), e))?;
         }
     }
     Ok(())
@@ -116,7 +116,15 @@ async fn check_scheme(
     {
         Ok(_) => true,
         Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => false,
-        Err(e) => return Err(LogError::Unavailable(format!("reading stream {name}: {e}"))),
+        Err(e) => {
+            return Err(LogError::unavailable(
+                Request::ReadMessages {
+                    stream: name.into(),
+                    filter: subject::ALL_EVENTS.into(),
+                },
+                e,
+            ))
+        }
     };
     if holds_handoffs {
         return Err(LogError::Misconfigured {
@@ -136,6 +144,6 @@ async fn check_scheme(
         .insert(subject::SCHEME_KEY.to_owned(), subject::SCHEME.to_owned());
     js.update_stream(marked)
         .await
-        .map_err(|e| LogError::Unavailable(format!("updating stream {name}: {e}")))?;
+        .map_err(|e| LogError::unavailable(Request::UpdateStream(name.into()), e))?;
     Ok(())
 }

@@ -146,7 +146,9 @@ impl Supervisor {
     }
 }
 
-fn panic_text(e: tokio::task::JoinError) -> String {
+/// What a panicked task said (its panic message), for logs and errors.
+/// Takes the panic of `e`, which must be one (`e.is_panic()`).
+pub fn panic_text(e: tokio::task::JoinError) -> String {
     let payload = e.into_panic();
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_owned()

@@ -21,7 +21,9 @@ use foldhash::HashMap;
 use baton_domain::{compliance::Tallies, Token};
 
 use crate::{
-    store::{disruption_prefix, handoff_key, Batch, HandoffView, PairTallies},
+    keys::{Key, Prefix},
+    store::Batch,
+    view::{HandoffView, PairTallies},
     ViewsError,
 };
 
@@ -47,7 +49,7 @@ pub(crate) struct Cache {
 impl Cache {
     fn load_handoff(&mut self, batch: &Batch<'_>, id: &Token) -> Result<(), ViewsError> {
         if !self.handoffs.contains_key(id) {
-            let value = batch.get::<HandoffView>(&handoff_key(id))?;
+            let value = batch.get::<HandoffView>(&Key::handoff(id).to_bytes())?;
             self.handoffs.insert(
                 id.clone(),
                 Slot {
@@ -156,10 +158,7 @@ impl Cache {
         supplier: &Token,
     ) -> Result<&[Vec<u8>], ViewsError> {
         if !self.disruptions.contains_key(supplier) {
-            let prefix = disruption_prefix(supplier);
-            let mut end = prefix.clone();
-            end.push(0xff);
-            let keys = batch.keys_in(&prefix, &end)?;
+            let keys = batch.keys_under(Prefix::DisruptionsOf(supplier.as_str()))?;
             self.disruptions.insert(supplier.clone(), keys);
         }
         Ok(self
@@ -175,25 +174,26 @@ impl Cache {
     }
 
     /// Writes every changed value into the batch.
-    pub(crate) fn write(self, batch: &mut Batch<'_>) {
+    pub(crate) fn write(self, batch: &mut Batch<'_>) -> Result<(), ViewsError> {
         for (id, slot) in self.handoffs {
             if let (true, Some(view)) = (slot.dirty, slot.value) {
-                batch.put(handoff_key(&id), &view);
+                batch.put(Key::handoff(&id).to_bytes(), &view)?;
             }
         }
         for (key, slot) in self.tallies.into_iter().filter(|(_, s)| s.dirty) {
             if slot.value.is_empty() {
                 batch.delete(key);
             } else {
-                batch.put(key, &slot.value);
+                batch.put(key, &slot.value)?;
             }
         }
         for (key, slot) in self.pairs.into_iter().filter(|(_, s)| s.dirty) {
             if slot.value.handoffs == 0 {
                 batch.delete(key);
             } else {
-                batch.put(key, &slot.value);
+                batch.put(key, &slot.value)?;
             }
         }
+        Ok(())
     }
 }

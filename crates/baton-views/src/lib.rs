@@ -6,8 +6,11 @@
 //! another schema, or views computed under another catalog.
 //!
 //! Layout:
-//! - [`store`]: the sled tree, its key scheme, and atomic batches with
-//!   read-your-writes.
+//! - [`view`]: what the views store (hand-offs, breaches, disruptions, figures).
+//! - [`keys`]: the key space of the tree: every kind of key, built and read back.
+//! - [`codec`]: stored values, encoded and decoded.
+//! - [`store`]: the sled tree, opening (or discarding) it, and atomic
+//!   batches with read-your-writes.
 //! - [`projection`]: folding one event (or one passing deadline) into the
 //!   views, in a batch that also records the stream position.
 //! - [`query`]: reading the views.
@@ -19,25 +22,48 @@
 //! events and `now` in.
 
 mod cache;
+pub mod codec;
+pub mod keys;
 pub mod projection;
 pub mod query;
 pub mod store;
 mod timers;
+pub mod view;
 
-pub use projection::{Applied, Projection};
+pub use projection::{Applied, Projection, Refusal};
 pub use query::{BreachFilter, Bucketing, ComplianceScope, HandoffFilter, MatrixCell, Page};
-pub use store::{
-    BreachRecord, Cause, Correction, DisruptionView, HandoffView, Opened, PairContribution,
-    PairTallies, Sealed, Signal, Views,
+pub use store::{Discarded, Opened, Sealed, Views};
+pub use view::{
+    BreachRecord, Cause, Correction, DisruptionView, HandoffView, PairContribution, PairTallies,
+    Signal,
 };
 
-/// Why the views could not be read or written.
-#[derive(Debug, thiserror::Error)]
+/// Why the views could not be read or written. Cloned to be reported both
+/// where it happened and by whoever ends the process over it.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ViewsError {
     #[error("sled: {0}")]
     Sled(#[from] sled::Error),
-    #[error("stored value under {key} is unreadable: {reason}")]
-    Corrupt { key: String, reason: String },
+    #[error("stored value under {key} is unreadable: {problem}")]
+    Corrupt {
+        key: String,
+        #[source]
+        problem: codec::Unreadable,
+    },
+    /// A stored key that is none of the views' keys.
+    #[error(transparent)]
+    Key(#[from] keys::KeyError),
+    /// A value that could not be encoded: nothing is stored in its place.
+    #[error("a {what} could not be encoded: {source}")]
+    Encode {
+        what: &'static str,
+        #[source]
+        source: postcard::Error,
+    },
+    /// A batch was computed over one that never landed; it must not land
+    /// without it.
+    #[error("the batch was computed over one that failed to apply")]
+    OverFailedBatch,
     /// The views hold events the stream does not (it lost them, or was
     /// replaced): they are marked in doubt and rebuilt at the next start.
     #[error("the views are at stream sequence {position} but the stream ends at {last}: they are in doubt and will be rebuilt from the stream at the next start")]
@@ -45,6 +71,6 @@ pub enum ViewsError {
     #[error("cannot reset the data dir {path}: {source}")]
     Reset {
         path: String,
-        source: std::io::Error,
+        source: std::sync::Arc<std::io::Error>,
     },
 }

@@ -31,12 +31,13 @@ use baton_domain::{
 
 use crate::{
     cache::Cache,
-    store::{
-        breach_key, disruption_key, instant_bytes, open_breach_key, outbox_key, pair_breach_key,
-        pair_key, requested_key, tally_key, Batch, BreachRecord, Cause, Correction, DisruptionView,
-        HandoffView, PairContribution, PairTallies, Sealed, Signal,
-    },
+    keys::{instant_bytes, Key, KeyError, KeyKind, Prefix},
+    store::{Batch, Sealed},
     timers::next_due,
+    view::{
+        BreachRecord, Cause, Correction, DisruptionView, HandoffView, PairContribution,
+        PairTallies, Signal,
+    },
     Views, ViewsError,
 };
 
@@ -46,9 +47,20 @@ pub enum Applied {
     Applied,
     /// At or below the hand-off's last applied sequence: seen before.
     AlreadyApplied,
-    /// Not applicable to the hand-off (the log should never hold such an
-    /// event; ingest refuses them). The reason is for the logs.
-    Refused(String),
+    /// Not applicable to what the views hold (the log should never hold
+    /// such an event; ingest refuses them).
+    Refused(Refusal),
+}
+
+/// Why an event does not fit the history the views hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// A hand-off event its hand-off's lifecycle does not allow.
+    #[error(transparent)]
+    Lifecycle(#[from] baton_domain::lifecycle::LifecycleError),
+    /// A disruption event its disruption's history does not allow.
+    #[error(transparent)]
+    Disruption(#[from] baton_domain::disruption::DisruptionError),
 }
 
 /// Changes in progress over the views.
@@ -181,7 +193,7 @@ impl<'a> Projection<'a> {
                 let mut handoff = view.handoff.clone();
                 if let Err(e) = handoff.apply(&event) {
                     self.cache.restore_handoff(view, dirty);
-                    return Ok(Applied::Refused(e.to_string()));
+                    return Ok(Applied::Refused(e.into()));
                 }
                 if let Some(supplier) = &event.supplier {
                     handoff.supplier = supplier.clone();
@@ -194,10 +206,12 @@ impl<'a> Projection<'a> {
             }
             None => match Handoff::open(&event) {
                 Ok(handoff) => {
-                    self.batch.put_raw(
-                        requested_key(&handoff.supplier, handoff.requested_at, &handoff.handoff_id),
-                        Vec::new(),
+                    let requested = Key::requested(
+                        &handoff.supplier,
+                        handoff.requested_at,
+                        &handoff.handoff_id,
                     );
+                    self.batch.put_raw(requested.to_bytes(), Vec::new());
                     HandoffView {
                         handoff,
                         events: Vec::new(),
@@ -212,7 +226,7 @@ impl<'a> Projection<'a> {
                         corrections: Vec::new(),
                     }
                 }
-                Err(e) => return Ok(Applied::Refused(e.to_string())),
+                Err(e) => return Ok(Applied::Refused(e.into())),
             },
         };
         let cause = Cause::of(&event);
@@ -231,6 +245,32 @@ impl<'a> Projection<'a> {
     /// Moves the position past a stream message that is not an event.
     pub fn skip(&mut self, sequence: u64) {
         self.position = Some(self.position.unwrap_or(0).max(sequence));
+    }
+
+    /// Marks an outbox entry (`key`, as [`Views::outbox`] lists it) as
+    /// announced: it leaves the outbox in this batch. A breach whose record
+    /// is gone by now (a late event corrected it while it was being
+    /// published) queues its correction; returns whether it did.
+    ///
+    /// In a batch like every other write, so it is ordered with the
+    /// projection's batches and reads what they staged.
+    pub fn announced(
+        &mut self,
+        key: &[u8],
+        signal: Signal,
+        record: &BreachRecord,
+    ) -> Result<bool, ViewsError> {
+        self.batch.delete(key.to_vec());
+        let (policy, handoff) = (&record.policy_id, &record.handoff_id);
+        let breach = Key::breach(policy, handoff, record.cycle).to_bytes();
+        let still_breached = self.batch.get_raw(&breach)?.is_some();
+        if signal == Signal::Breach && !still_breached {
+            let correction = Key::outbox(Signal::Correction, policy, handoff, record.cycle);
+            self.batch.put(correction.to_bytes(), record)?;
+            self.newly_signalled += 1;
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     /// Re-evaluates a hand-off's clocks as of `now`.
@@ -255,7 +295,6 @@ impl<'a> Projection<'a> {
         // deadlines pass later.
         let pages = pages && !view.events.first().is_some_and(|e| e.backfill);
         let handoff = &view.handoff;
-        let id = &handoff.handoff_id;
         let clocks = clocks_of(self.catalog, handoff, &view.events, now);
 
         let contributions: Vec<Contribution> = clocks
@@ -281,21 +320,48 @@ impl<'a> Projection<'a> {
             .filter_map(|c| c.running_warning().map(|w| (c.policy_id.clone(), w)))
             .collect();
         self.batch.set_due(
-            id,
+            &handoff.handoff_id,
             next_due(&view.deadlines, &view.warnings),
             next_due(&deadlines, &warnings),
         );
 
+        let breached = self.record_breaches(&view, &clocks, now, pages)?;
+        self.withdraw_breaches(&view, &breached, &clocks, cause.as_ref())?;
+        let warned = self.record_warnings(&view, &clocks, now, pages)?;
+        let disruptions = self.reflag_disruptions(&view, &clocks)?;
+        let pair = self.recount_pair(&view, !disruptions.is_empty())?;
+
+        view.contributions = contributions;
+        view.deadlines = deadlines;
+        view.warnings = warnings;
+        view.breached = breached;
+        view.warned = warned;
+        view.disruptions = disruptions;
+        view.pair = Some(pair);
+        self.cache.put_handoff(view);
+        Ok(())
+    }
+
+    /// Records every breached clock of `view` (a breach record, its index
+    /// entries, and an outbox entry if it is new and pages); returns them.
+    fn record_breaches(
+        &mut self,
+        view: &HandoffView,
+        clocks: &[ClockOutcome],
+        now: Timestamp,
+        pages: bool,
+    ) -> Result<Vec<(Token, u32)>, ViewsError> {
+        let handoff = &view.handoff;
+        let id = &handoff.handoff_id;
         let mut breached = Vec::new();
         for c in clocks.iter().filter(|c| c.state == SlaState::Breached) {
             let Some(deadline) = c.deadline else { continue };
             let clock_id = (c.policy_id.clone(), c.cycle);
             let mut record = self.record(handoff, c, deadline);
             let already = view.breached.contains(&clock_id);
+            let key = Key::breach(&c.policy_id, id, c.cycle).to_bytes();
             let stored = match already {
-                true => self
-                    .batch
-                    .get::<BreachRecord>(&breach_key(&c.policy_id, id, c.cycle))?,
+                true => self.batch.get::<BreachRecord>(&key)?,
                 false => None,
             };
             record.announce = if already {
@@ -305,26 +371,34 @@ impl<'a> Projection<'a> {
             };
             self.reindex_breach(stored.as_ref(), Some(&record));
             if !already && record.announce {
-                self.batch.put(
-                    outbox_key(Signal::Breach, &c.policy_id, id, c.cycle),
-                    &record,
-                );
+                let outbox = Key::outbox(Signal::Breach, &c.policy_id, id, c.cycle);
+                self.batch.put(outbox.to_bytes(), &record)?;
                 self.newly_signalled += 1;
             }
-            self.batch
-                .put(breach_key(&c.policy_id, id, c.cycle), &record);
+            self.batch.put(key, &record)?;
             breached.push(clock_id);
         }
+        Ok(breached)
+    }
+
+    /// Drops the breaches of `view` that are no longer `breached` (by event
+    /// time the promise held after all: a late event). One not announced
+    /// yet never will be; one announced is corrected, naming `cause`.
+    fn withdraw_breaches(
+        &mut self,
+        view: &HandoffView,
+        breached: &[(Token, u32)],
+        clocks: &[ClockOutcome],
+        cause: Option<&Cause>,
+    ) -> Result<(), ViewsError> {
+        let id = &view.handoff.handoff_id;
         for (policy, cycle) in &view.breached {
             if breached.contains(&(policy.clone(), *cycle)) {
                 continue;
             }
-            // By event time the promise held after all (a late event).
-            let stored = self
-                .batch
-                .get::<BreachRecord>(&breach_key(policy, id, *cycle))?;
-            // Not announced yet: it never will be. Announced: correct it.
-            let pending = outbox_key(Signal::Breach, policy, id, *cycle);
+            let key = Key::breach(policy, id, *cycle).to_bytes();
+            let stored = self.batch.get::<BreachRecord>(&key)?;
+            let pending = Key::outbox(Signal::Breach, policy, id, *cycle).to_bytes();
             let unannounced = self.batch.get::<BreachRecord>(&pending)?.is_some();
             if unannounced {
                 self.batch.delete(pending);
@@ -336,16 +410,27 @@ impl<'a> Projection<'a> {
                     .find(|c| &c.policy_id == policy && c.cycle == *cycle);
                 record.stopped_at = now_clock.and_then(|c| c.stopped_at);
                 record.elapsed = now_clock.filter(|c| !c.is_open()).map(|c| c.elapsed);
-                record.cause = cause.clone();
-                self.batch
-                    .put(outbox_key(Signal::Correction, policy, id, *cycle), &record);
+                record.cause = cause.cloned();
+                let correction = Key::outbox(Signal::Correction, policy, id, *cycle);
+                self.batch.put(correction.to_bytes(), &record)?;
                 self.newly_signalled += 1;
             }
-            self.batch.delete(breach_key(policy, id, *cycle));
+            self.batch.delete(key);
         }
+        Ok(())
+    }
 
-        // Warnings: recorded once per cycle; announced only while the clock
-        // still runs toward its target (a breach says more than a warning).
+    /// Records each clock cycle's warning once; announces it only while the
+    /// clock still runs toward its target (a breach says more than a
+    /// warning). Returns every cycle warned.
+    fn record_warnings(
+        &mut self,
+        view: &HandoffView,
+        clocks: &[ClockOutcome],
+        now: Timestamp,
+        pages: bool,
+    ) -> Result<Vec<(Token, u32)>, ViewsError> {
+        let handoff = &view.handoff;
         let mut warned = view.warned.clone();
         for c in clocks.iter().filter(|c| c.warned) {
             let clock_id = (c.policy_id.clone(), c.cycle);
@@ -358,15 +443,22 @@ impl<'a> Projection<'a> {
             if live && pages && self.within_horizon(warn_at, now) {
                 let deadline = c.deadline.unwrap_or(warn_at);
                 let record = self.record(handoff, c, deadline);
-                self.batch.put(
-                    outbox_key(Signal::Warning, &c.policy_id, id, c.cycle),
-                    &record,
-                );
+                let key = Key::outbox(Signal::Warning, &c.policy_id, &handoff.handoff_id, c.cycle);
+                self.batch.put(key.to_bytes(), &record)?;
                 self.newly_signalled += 1;
             }
         }
+        Ok(warned)
+    }
 
-        let disruptions = self.disruptions_of(&view, &clocks)?;
+    /// The disruptions `view` now falls into, with each disruption's counts
+    /// moved off what it fell into before.
+    fn reflag_disruptions(
+        &mut self,
+        view: &HandoffView,
+        clocks: &[ClockOutcome],
+    ) -> Result<Vec<(Token, bool)>, ViewsError> {
+        let disruptions = self.disruptions_of(view, clocks)?;
         if disruptions != view.disruptions {
             let supplier = view.first_supplier().clone();
             for (d, failed) in &view.disruptions {
@@ -376,13 +468,23 @@ impl<'a> Projection<'a> {
                 self.adjust_disruption(&supplier, d, *failed, true)?;
             }
         }
+        Ok(disruptions)
+    }
 
+    /// What `view` now counts as in its pair's figures, moved off what it
+    /// counted as before.
+    fn recount_pair(
+        &mut self,
+        view: &HandoffView,
+        disrupted: bool,
+    ) -> Result<PairContribution, ViewsError> {
+        let handoff = &view.handoff;
         let pair = PairContribution {
             supplier: handoff.supplier.clone(),
             customer: handoff.customer.clone(),
             bucket: bucket_start(handoff.requested_at),
             rejected: handoff.status == HandoffStatus::Rejected,
-            disrupted: !disruptions.is_empty(),
+            disrupted,
             rating: handoff.rating,
             late_entry_corrections: view
                 .corrections
@@ -396,16 +498,7 @@ impl<'a> Projection<'a> {
             }
             self.adjust_pair(&pair, true)?;
         }
-
-        view.contributions = contributions;
-        view.deadlines = deadlines;
-        view.warnings = warnings;
-        view.breached = breached;
-        view.warned = warned;
-        view.disruptions = disruptions;
-        view.pair = Some(pair);
-        self.cache.put_handoff(view);
-        Ok(())
+        Ok(pair)
     }
 
     /// The breaches `event` withdraws: clocks of `view` (its events before
@@ -446,9 +539,14 @@ impl<'a> Projection<'a> {
     /// Keeps the breach indexes in step with one breach record, `was` as
     /// stored before and `now` as it will be (`None`: gone).
     fn reindex_breach(&mut self, was: Option<&BreachRecord>, now: Option<&BreachRecord>) {
-        let keys = |r: &BreachRecord| [open_breach_key(r), pair_breach_key(r)];
-        let old: Vec<Option<Vec<u8>>> = was.map(|r| keys(r).to_vec()).unwrap_or_default();
-        let new: Vec<Option<Vec<u8>>> = now.map(|r| keys(r).to_vec()).unwrap_or_default();
+        let keys = |r: Option<&BreachRecord>| match r {
+            Some(r) => vec![
+                Key::open_breach(r).map(|k| k.to_bytes()),
+                Some(Key::pair_breach(r).to_bytes()),
+            ],
+            None => Vec::new(),
+        };
+        let (old, new) = (keys(was), keys(now));
         for key in old.iter().flatten() {
             if !new.iter().flatten().any(|k| k == key) {
                 self.batch.delete(key.clone());
@@ -530,7 +628,7 @@ impl<'a> Projection<'a> {
         failed_before: bool,
         add: bool,
     ) -> Result<(), ViewsError> {
-        let key = disruption_key(supplier, disruption);
+        let key = Key::disruption(supplier, disruption).to_bytes();
         let Some(mut view) = self.batch.get::<DisruptionView>(&key)? else {
             return Ok(());
         };
@@ -541,12 +639,11 @@ impl<'a> Projection<'a> {
         };
         view.affected = change(view.affected, true);
         view.failed_before_announcement = change(view.failed_before_announcement, failed_before);
-        self.batch.put(key, &view);
-        Ok(())
+        self.batch.put(key, &view)
     }
 
     fn adjust_pair(&mut self, c: &PairContribution, add: bool) -> Result<(), ViewsError> {
-        let tallies = self.cache.pair_mut(&self.batch, pair_key(c))?;
+        let tallies = self.cache.pair_mut(&self.batch, Key::pair(c).to_bytes())?;
         if add {
             tallies.add(c);
         } else {
@@ -569,14 +666,14 @@ impl<'a> Projection<'a> {
         event: DisruptionEvent,
     ) -> Result<Applied, ViewsError> {
         let now = self.reach(sequence, logged_at)?;
-        let key = disruption_key(&event.supplier, &event.disruption_id);
+        let key = Key::disruption(&event.supplier, &event.disruption_id).to_bytes();
         let stored: Option<DisruptionView> = self.batch.get(&key)?;
         if stored.as_ref().is_some_and(|v| sequence <= v.last_sequence) {
             return Ok(Applied::AlreadyApplied);
         }
         let current = stored.as_ref().map(|v| &v.disruption);
         let updated = match Disruption::apply(current, &event) {
-            Err(e) => return Ok(Applied::Refused(e.to_string())),
+            Err(e) => return Ok(Applied::Refused(e.into())),
             Ok(Change::Duplicate) => return Ok(Applied::AlreadyApplied),
             Ok(Change::Applied(d)) => d,
         };
@@ -593,31 +690,44 @@ impl<'a> Projection<'a> {
             affected: stored.as_ref().map_or(0, |v| v.affected),
             failed_before_announcement: stored.as_ref().map_or(0, |v| v.failed_before_announcement),
         };
-        self.batch.put(key, &view);
+        self.batch.put(key, &view)?;
         self.cache.forget_disruptions();
+        self.refresh_requested(&event.supplier, from, to, now)?;
+        Ok(Applied::Applied)
+    }
 
-        let prefix = format!("q/{}/", event.supplier).into_bytes();
+    /// Re-evaluates, as of `now`, every hand-off first requested from
+    /// `supplier` in `[from, to)` (`to` `None`: from `from` on).
+    fn refresh_requested(
+        &mut self,
+        supplier: &Token,
+        from: Timestamp,
+        to: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<(), ViewsError> {
+        let prefix = Prefix::RequestedOf(supplier.as_str()).to_bytes();
         let mut start = prefix.clone();
         start.extend_from_slice(&instant_bytes(from));
-        let mut end = prefix.clone();
+        let mut end = prefix;
         match to {
             Some(to) => end.extend_from_slice(&instant_bytes(to)),
             None => end.push(0xff),
         }
         for key in self.batch.keys_in(&start, &end)? {
-            let handoff = key
-                .get(prefix.len() + 8..)
-                .and_then(|rest| std::str::from_utf8(rest).ok())
-                .and_then(|h| Token::parse(h).ok());
-            if let Some(handoff) = handoff {
-                self.refresh(&handoff, now)?;
-            }
+            let Key::Requested { handoff, .. } = Key::parse(&key)? else {
+                return Err(KeyError::malformed(KeyKind::Requested, &key).into());
+            };
+            let handoff =
+                Token::parse(handoff).map_err(|_| KeyError::malformed(KeyKind::Requested, &key))?;
+            self.refresh(&handoff, now)?;
         }
-        Ok(Applied::Applied)
+        Ok(())
     }
 
     fn adjust_tally(&mut self, c: &Contribution, add: bool) -> Result<(), ViewsError> {
-        let tallies = self.cache.tally_mut(&self.batch, tally_key(c))?;
+        let tallies = self
+            .cache
+            .tally_mut(&self.batch, Key::tally(c).to_bytes())?;
         if add {
             tallies.add(c);
         } else {
@@ -634,7 +744,7 @@ impl<'a> Projection<'a> {
     /// last applied event and the stream time.
     pub fn commit(self) -> Result<(), ViewsError> {
         let views = self.batch.views();
-        if let Some(sealed) = self.seal() {
+        if let Some(sealed) = self.seal()? {
             views.stage(&sealed)?;
             views.land(sealed)?;
         }
@@ -644,12 +754,12 @@ impl<'a> Projection<'a> {
     /// Every change, with the stream position of the last applied event and
     /// the stream time, ready to be applied atomically (see [`Sealed`]);
     /// `None` if there is nothing to apply.
-    pub fn seal(mut self) -> Option<Sealed> {
-        self.cache.write(&mut self.batch);
+    pub fn seal(mut self) -> Result<Option<Sealed>, ViewsError> {
+        self.cache.write(&mut self.batch)?;
         if self.batch.is_empty() && self.position.is_none() {
-            return None;
+            return Ok(None);
         }
-        Some(self.batch.seal(self.position, self.stream_time))
+        Ok(Some(self.batch.seal(self.position, self.stream_time)))
     }
 }
 
@@ -664,7 +774,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::{query::BreachFilter, Opened, Signal};
+    use crate::{query::BreachFilter, Discarded, Opened};
 
     /// The tests apply each event as of its `recorded_at`, as JetStream
     /// stamps a message when ingest publishes it.
@@ -744,10 +854,24 @@ mod tests {
         }
     }
 
+    /// Marks an outbox entry announced as the announcer does: in a batch.
+    fn announced(
+        views: &Views,
+        catalog: &Catalog,
+        key: &[u8],
+        signal: Signal,
+        record: &BreachRecord,
+    ) -> bool {
+        let mut p = Projection::new(views, catalog).expect("projection");
+        let queued = p.announced(key, signal, record).expect("announced");
+        p.commit().expect("commit");
+        queued
+    }
+
     fn open_views(catalog: &Catalog) -> (tempfile::TempDir, Views) {
         let dir = tempfile::tempdir().expect("tempdir");
         let (views, opened) = Views::open(dir.path(), catalog.version()).expect("open");
-        assert_eq!(opened, Opened::Empty);
+        assert!(matches!(opened, Opened::Empty), "{opened:?}");
         (dir, views)
     }
 
@@ -874,7 +998,7 @@ mod tests {
         let (key, signal, record) = &outbox[0];
         assert_eq!(*signal, Signal::Breach);
         assert!(
-            !views.announced(key, *signal, record).expect("announced"),
+            !announced(&views, &catalog, key, *signal, record),
             "still breached: no correction"
         );
 
@@ -910,7 +1034,7 @@ mod tests {
         p.advance(Timestamp(31 * MIN)).expect("advance");
         p.commit().expect("commit");
         for (key, signal, record) in views.outbox(10).expect("outbox") {
-            views.announced(&key, signal, &record).expect("announced");
+            announced(&views, &catalog, &key, signal, &record);
         }
         // The supplier acknowledges h1 late (within the hour's bound); the
         // ward cancels h2 late, dated before its deadline.
@@ -1071,10 +1195,44 @@ mod tests {
         p.commit().expect("commit");
         assert!(views.outbox(10).expect("outbox").is_empty());
         // ...and the announcer, finishing, queues the correction itself.
-        assert!(views.announced(&key, signal, &record).expect("announced"));
+        assert!(announced(&views, &catalog, &key, signal, &record));
         let outbox = views.outbox(10).expect("outbox");
         assert_eq!(outbox.len(), 1);
         assert_eq!(outbox[0].1, Signal::Correction);
+    }
+
+    #[test]
+    fn an_announcement_reads_the_batch_still_being_applied() {
+        let catalog = catalog();
+        let (_dir, views) = open_views(&catalog);
+        let mut p = Projection::new(&views, &catalog).expect("projection");
+        p.apply_recorded(1, event("h1", EventType::Requested, 0, 1, "ward-5"))
+            .expect("apply");
+        p.advance(Timestamp(31 * MIN)).expect("advance");
+        p.commit().expect("commit");
+        let (key, signal, record) = views.outbox(10).expect("outbox").remove(0);
+        // The late stop is staged, not landed yet, when the announcer is done.
+        let mut late = event("h1", EventType::Acknowledged, 10 * MIN, 2, "ward-5");
+        late.recorded_at = Some(Timestamp(40 * MIN));
+        let mut p = Projection::new(&views, &catalog).expect("projection");
+        p.apply_recorded(2, late).expect("apply");
+        let corrected = p.seal().expect("sealed").expect("changes");
+        views.stage(&corrected).expect("stage");
+        let mut announcer = Projection::new(&views, &catalog).expect("projection");
+        assert!(
+            announcer
+                .announced(&key, signal, &record)
+                .expect("announced"),
+            "the staged batch withdrew the breach: its correction is queued"
+        );
+        let announced = announcer.seal().expect("sealed").expect("changes");
+        views.land(corrected).expect("land");
+        views.stage(&announced).expect("stage");
+        views.land(announced).expect("land");
+        let outbox = views.outbox(10).expect("outbox");
+        assert_eq!(outbox.len(), 1);
+        assert_eq!(outbox[0].1, Signal::Correction);
+        assert_eq!(views.position().expect("position"), 2);
     }
 
     #[test]
@@ -1109,7 +1267,7 @@ mod tests {
             views.flush().expect("flush");
         }
         let (views, opened) = Views::open(dir.path(), catalog.version()).expect("reopen");
-        assert_eq!(opened, Opened::Resumed(1));
+        assert!(matches!(opened, Opened::Resumed(1)), "{opened:?}");
         drop(views);
         let (views, opened) = Views::open(dir.path(), "another-catalog").expect("reopen");
         assert!(matches!(opened, Opened::Discarded(_)), "{opened:?}");
@@ -1133,7 +1291,7 @@ mod tests {
             views.flush().expect("flush");
         }
         let (views, opened) = Views::open(dir.path(), catalog.version()).expect("reopen");
-        assert_eq!(opened, Opened::Resumed(3));
+        assert!(matches!(opened, Opened::Resumed(3)), "{opened:?}");
         // ...and when each of their clocks falls due.
         assert_eq!(views.timers().len(), 3);
         assert_eq!(
@@ -1175,14 +1333,23 @@ mod tests {
         views.mark_in_doubt("ahead of the stream").expect("mark");
         drop(views);
         let (views, opened) = Views::open(dir.path(), catalog.version()).expect("open");
-        assert_eq!(
-            opened,
-            Opened::Discarded("they were marked in doubt: ahead of the stream".into())
-        );
+        match &opened {
+            Opened::Discarded(reason @ Discarded::MarkedInDoubt(why)) => {
+                assert_eq!(why, "ahead of the stream");
+                assert_eq!(
+                    reason.to_string(),
+                    "they were marked in doubt: ahead of the stream"
+                );
+            }
+            other => panic!("expected the views discarded as in doubt, got {other:?}"),
+        }
         assert_eq!(views.position().expect("position"), 0);
         drop(views);
         let (_, opened) = Views::open(dir.path(), catalog.version()).expect("open");
-        assert_eq!(opened, Opened::Empty, "the mark went with them");
+        assert!(
+            matches!(opened, Opened::Empty),
+            "the mark went with them: {opened:?}"
+        );
     }
 
     #[test]
@@ -1340,7 +1507,7 @@ mod tests {
                     Mode::OneBatch => continue,
                     Mode::PerEvent => p.commit().expect("commit"),
                     Mode::Pipelined => {
-                        let sealed = p.seal().expect("changes");
+                        let sealed = p.seal().expect("sealed").expect("changes");
                         if let Some(before) = landing.take() {
                             views.land(before).expect("land");
                         }
@@ -1353,7 +1520,7 @@ mod tests {
             // Passes h3's deadline (60 min).
             assert_eq!(p.advance(Timestamp(70 * MIN)).expect("advance"), 1);
             if let Some(before) = landing.take() {
-                let sealed = p.seal().expect("changes");
+                let sealed = p.seal().expect("sealed").expect("changes");
                 views.land(before).expect("land");
                 views.stage(&sealed).expect("stage");
                 views.land(sealed).expect("land");
@@ -1585,9 +1752,9 @@ mod tests {
                 // Stream sequences differ with the order; everything else must not.
                 for (key, value) in dump.iter_mut() {
                     if key.starts_with(b"h/") {
-                        let mut view: HandoffView = crate::store::decode(key, value).expect("view");
+                        let mut view: HandoffView = crate::codec::decode(key, value).expect("view");
                         view.last_sequence = 0;
-                        *value = crate::store::encode(&view);
+                        *value = crate::codec::encode(&view).expect("encode");
                     }
                 }
                 dump
@@ -1633,7 +1800,7 @@ mod tests {
                 let mut every: Vec<(Timestamp, String, String)> = Vec::new();
                 for (key, value) in views.dump().expect("dump") {
                     if key.starts_with(b"h/") {
-                        let view: HandoffView = crate::store::decode(&key, &value).expect("view");
+                        let view: HandoffView = crate::codec::decode(&key, &value).expect("view");
                         if customer.as_ref().is_some_and(|c| c != &view.handoff.customer) {
                             continue;
                         }
@@ -1686,7 +1853,7 @@ mod tests {
                         p.apply_recorded((chunk_index * batch + i + 1) as u64, e.clone()).expect("apply");
                     }
                     p.advance(Timestamp(now)).expect("advance");
-                    p.seal()
+                    p.seal().expect("sealed")
                 };
                 if let Some(sealed) = fold(&one_at_a_time) {
                     one_at_a_time.stage(&sealed).expect("stage");

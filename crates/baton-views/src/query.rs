@@ -1,4 +1,10 @@
 //! Reading the views.
+//!
+//! Every key read back here is parsed by [`crate::keys`]: a key that is
+//! not what its place in the tree says is an error, never skipped.
+//!
+//! It must never write: changes go through a [`crate::Projection`], in a
+//! batch.
 
 use baton_domain::{
     compliance::{bucket_start, Tallies},
@@ -9,11 +15,9 @@ use baton_domain::{
 use std::collections::BTreeMap;
 
 use crate::{
-    store::{
-        breach_key, decode, disruption_prefix, handoff_key, instant_bytes, instant_from_bytes,
-        outbox_key, pair_breach_prefix, tally_prefix, BreachRecord, DisruptionView, HandoffView,
-        PairTallies, Signal, OPEN_BREACH_PREFIX,
-    },
+    codec::decode,
+    keys::{instant_bytes, Key, KeyError, KeyKind, PairKey, Prefix},
+    view::{BreachRecord, DisruptionView, HandoffView, PairTallies, Signal},
     Views, ViewsError,
 };
 
@@ -92,6 +96,41 @@ fn matches(want: &Option<Token>, have: &Token) -> bool {
     want.as_ref().is_none_or(|w| w == have)
 }
 
+/// Whether a tally of `pair` is in `scope`'s supplier and customer.
+fn in_scope(scope: &ComplianceScope, pair: PairKey<'_>) -> bool {
+    let wanted =
+        |want: &Option<Token>, have: &str| want.as_ref().is_none_or(|w| w.as_str() == have);
+    wanted(&scope.supplier, pair.supplier) && wanted(&scope.customer, pair.customer)
+}
+
+/// `key`, found where keys of `kind` are, as a key of that kind.
+fn read_key(key: &[u8], kind: KeyKind) -> Result<Key<'_>, ViewsError> {
+    let parsed = Key::parse(key)?;
+    if parsed.kind() == kind {
+        Ok(parsed)
+    } else {
+        Err(KeyError::malformed(kind, key).into())
+    }
+}
+
+/// The breach record an index entry (`o/` or `k/`) under `kind` points at.
+fn indexed_breach(
+    views: &Views,
+    key: &[u8],
+    kind: KeyKind,
+) -> Result<Option<BreachRecord>, ViewsError> {
+    let clock = match read_key(key, kind)? {
+        Key::OpenBreach { clock, .. } | Key::PairBreach { clock, .. } => clock,
+        _ => return Err(KeyError::malformed(kind, key).into()),
+    };
+    let record_key = Key::Breach(clock).to_bytes();
+    views
+        .tree()
+        .get(&record_key)?
+        .map(|value| decode::<BreachRecord>(&record_key, &value))
+        .transpose()
+}
+
 /// Scans keys under `prefix` after the `after` key suffix, keeping those
 /// `keep` accepts, up to `limit`.
 fn scan<T>(
@@ -133,7 +172,7 @@ fn scan<T>(
 
 impl Views {
     pub fn handoff(&self, id: &Token) -> Result<Option<HandoffView>, ViewsError> {
-        let key = handoff_key(id);
+        let key = Key::handoff(id).to_bytes();
         self.tree().get(&key)?.map(|v| decode(&key, &v)).transpose()
     }
 
@@ -144,15 +183,21 @@ impl Views {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Page<HandoffView>, ViewsError> {
-        scan(self, b"h/", after, limit, |key, value| {
-            let view: HandoffView = decode(key, value)?;
-            let h = &view.handoff;
-            let keep = matches(&filter.supplier, &h.supplier)
-                && matches(&filter.customer, &h.customer)
-                && matches(&filter.kind, &h.kind)
-                && filter.status.is_none_or(|s| s == h.status);
-            Ok(keep.then_some(view))
-        })
+        scan(
+            self,
+            &KeyKind::Handoff.prefix(),
+            after,
+            limit,
+            |key, value| {
+                let view: HandoffView = decode(key, value)?;
+                let h = &view.handoff;
+                let keep = matches(&filter.supplier, &h.supplier)
+                    && matches(&filter.customer, &h.customer)
+                    && matches(&filter.kind, &h.kind)
+                    && filter.status.is_none_or(|s| s == h.status);
+                Ok(keep.then_some(view))
+            },
+        )
     }
 
     /// Breaches by policy then hand-off, filtered.
@@ -163,9 +208,10 @@ impl Views {
         limit: usize,
     ) -> Result<Page<BreachRecord>, ViewsError> {
         let prefix = match &filter.policy {
-            Some(policy) => format!("b/{policy}/").into_bytes(),
-            None => b"b/".to_vec(),
-        };
+            Some(policy) => Prefix::BreachesOf(policy.as_str()),
+            None => Prefix::Kind(KeyKind::Breach),
+        }
+        .to_bytes();
         scan(self, &prefix, after, limit, |key, value| {
             let record: BreachRecord = decode(key, value)?;
             let keep = matches(&filter.supplier, &record.supplier)
@@ -183,7 +229,7 @@ impl Views {
         announced: bool,
         limit: usize,
     ) -> Result<(Vec<BreachRecord>, usize), ViewsError> {
-        let prefix = [OPEN_BREACH_PREFIX, if announced { b"1/" } else { b"0/" }].concat();
+        let prefix = Prefix::OpenBreaches { announced }.to_bytes();
         let mut records = Vec::new();
         let mut total = 0;
         for entry in self.tree().scan_prefix(&prefix) {
@@ -192,12 +238,7 @@ impl Views {
             if records.len() == limit {
                 continue;
             }
-            // <newest first:8>/<policy>/<handoff>/<cycle>
-            let rest = key.get(prefix.len() + 9..).unwrap_or_default();
-            let record_key = [b"b/".as_slice(), rest].concat();
-            if let Some(value) = self.tree().get(&record_key)? {
-                records.push(decode::<BreachRecord>(&record_key, &value)?);
-            }
+            records.extend(indexed_breach(self, &key, KeyKind::OpenBreach)?);
         }
         Ok((records, total))
     }
@@ -212,7 +253,8 @@ impl Views {
         from: Option<Timestamp>,
         limit: usize,
     ) -> Result<Vec<BreachRecord>, ViewsError> {
-        let prefix = pair_breach_prefix(supplier, customer, announced);
+        let pair = PairKey::new(supplier, customer);
+        let prefix = Prefix::PairBreaches { pair, announced }.to_bytes();
         let mut start = prefix.clone();
         start.extend_from_slice(&instant_bytes(from.unwrap_or(Timestamp(i64::MIN))));
         let mut records = Vec::new();
@@ -221,12 +263,7 @@ impl Views {
             if !key.starts_with(&prefix) || records.len() == limit {
                 break;
             }
-            // <deadline:8>/<policy>/<handoff>/<cycle>
-            let rest = key.get(prefix.len() + 9..).unwrap_or_default();
-            let record_key = [b"b/".as_slice(), rest].concat();
-            if let Some(value) = self.tree().get(&record_key)? {
-                records.push(decode::<BreachRecord>(&record_key, &value)?);
-            }
+            records.extend(indexed_breach(self, &key, KeyKind::PairBreach)?);
         }
         Ok(records)
     }
@@ -278,7 +315,7 @@ impl Views {
     ) -> Result<(), ViewsError> {
         let from = scope.from.map(bucket_start).unwrap_or(Timestamp(i64::MIN));
         let policies: Vec<Vec<u8>> = match &scope.policy {
-            Some(policy) => vec![tally_prefix(policy)],
+            Some(policy) => vec![Prefix::TalliesOf(policy.as_str()).to_bytes()],
             None => self.tally_prefixes()?,
         };
         for prefix in policies {
@@ -289,27 +326,17 @@ impl Views {
                 if !key.starts_with(&prefix) {
                     break;
                 }
-                let rest = &key[prefix.len()..];
-                let Some(bucket) = instant_from_bytes(rest) else {
-                    continue;
+                let Key::Tally { bucket, pair, .. } = read_key(&key, KeyKind::Tally)? else {
+                    return Err(KeyError::malformed(KeyKind::Tally, &key).into());
                 };
                 if scope.to.is_some_and(|to| bucket >= to) {
                     break;
                 }
-                let pair = std::str::from_utf8(rest.get(9..).unwrap_or_default()).unwrap_or("");
-                let (s, c) = pair.split_once('/').unwrap_or((pair, ""));
-                if scope
-                    .supplier
-                    .as_ref()
-                    .is_some_and(|want| want.as_str() != s)
-                    || scope
-                        .customer
-                        .as_ref()
-                        .is_some_and(|want| want.as_str() != c)
-                {
+                if !in_scope(scope, pair) {
                     continue;
                 }
-                if each(bucket, s, c, &decode(&key, &value)?) == Flow::Stop {
+                let flow = each(bucket, pair.supplier, pair.customer, &decode(&key, &value)?);
+                if flow == Flow::Stop {
                     return Ok(());
                 }
             }
@@ -320,16 +347,17 @@ impl Views {
     /// `a/<policy>/` of every promise with tallies.
     fn tally_prefixes(&self) -> Result<Vec<Vec<u8>>, ViewsError> {
         let mut prefixes = Vec::new();
-        let mut start = b"a/".to_vec();
+        let all = KeyKind::Tally.prefix();
+        let mut start = all.to_vec();
         while let Some(entry) = self.tree().range(start.clone()..).next() {
             let (key, _) = entry?;
-            if !key.starts_with(b"a/") {
+            if !key.starts_with(&all) {
                 break;
             }
-            let Some(slash) = key[2..].iter().position(|b| *b == b'/') else {
-                break;
+            let Key::Tally { policy, .. } = read_key(&key, KeyKind::Tally)? else {
+                return Err(KeyError::malformed(KeyKind::Tally, &key).into());
             };
-            let prefix = key[..2 + slash + 1].to_vec();
+            let prefix = Prefix::TalliesOf(policy).to_bytes();
             // Skip to just past this promise's keys.
             start = prefix.clone();
             start.push(0xff);
@@ -359,26 +387,25 @@ impl Views {
                 .merge(t);
             Flow::Go
         })?;
-        let mut start = b"p/".to_vec();
+        let all = KeyKind::Pair.prefix();
+        let mut start = all.to_vec();
         start.extend_from_slice(&instant_bytes(
             from.map(bucket_start).unwrap_or(Timestamp(i64::MIN)),
         ));
         for entry in self.tree().range(start..) {
             let (key, value) = entry?;
-            if !key.starts_with(b"p/") {
+            if !key.starts_with(&all) {
                 break;
             }
-            let Some(bucket) = instant_from_bytes(&key[2..]) else {
-                continue;
+            let Key::Pair { bucket, pair } = read_key(&key, KeyKind::Pair)? else {
+                return Err(KeyError::malformed(KeyKind::Pair, &key).into());
             };
             if to.is_some_and(|to| bucket >= to) {
                 break;
             }
-            let pair = std::str::from_utf8(key.get(11..).unwrap_or_default()).unwrap_or("");
-            let (s, c) = pair.split_once('/').unwrap_or((pair, ""));
             let tallies: PairTallies = decode(&key, &value)?;
             cells
-                .entry((s.to_owned(), c.to_owned()))
+                .entry((pair.supplier.to_owned(), pair.customer.to_owned()))
                 .or_default()
                 .handoffs
                 .merge(&tallies);
@@ -445,9 +472,10 @@ impl Views {
         active_at: Option<Timestamp>,
     ) -> Result<Vec<DisruptionView>, ViewsError> {
         let prefix = match supplier {
-            Some(s) => disruption_prefix(s),
-            None => b"r/".to_vec(),
-        };
+            Some(s) => Prefix::DisruptionsOf(s.as_str()),
+            None => Prefix::Kind(KeyKind::Disruption),
+        }
+        .to_bytes();
         let mut out = Vec::new();
         for entry in self.tree().scan_prefix(&prefix) {
             let (key, value) = entry?;
@@ -460,11 +488,19 @@ impl Views {
     }
 
     /// Signals recorded but not yet announced: (outbox key, what, record).
+    /// An entry whose tag names no signal is an error, never announced as
+    /// something it may not be.
     pub fn outbox(&self, limit: usize) -> Result<Vec<(Vec<u8>, Signal, BreachRecord)>, ViewsError> {
         let mut out = Vec::new();
-        for entry in self.tree().scan_prefix(b"x/").take(limit) {
+        for entry in self
+            .tree()
+            .scan_prefix(KeyKind::Outbox.prefix())
+            .take(limit)
+        {
             let (key, value) = entry?;
-            let signal = Signal::from_outbox_key(&key);
+            let Key::Outbox { signal, .. } = read_key(&key, KeyKind::Outbox)? else {
+                return Err(KeyError::malformed(KeyKind::Outbox, &key).into());
+            };
             out.push((key.to_vec(), signal, decode(&key, &value)?));
         }
         Ok(out)
@@ -473,38 +509,9 @@ impl Views {
     /// The key of the first entry waiting in the outbox, if any: the one the
     /// announcer publishes next (a watchdog sees whether it moves).
     pub fn outbox_head(&self) -> Result<Option<Vec<u8>>, ViewsError> {
-        match self.tree().scan_prefix(b"x/").next() {
+        match self.tree().scan_prefix(KeyKind::Outbox.prefix()).next() {
             Some(entry) => Ok(Some(entry?.0.to_vec())),
             None => Ok(None),
         }
-    }
-
-    /// Marks an outbox entry as announced. A breach whose record is gone by
-    /// now (a late event corrected it while it was being published) queues
-    /// its correction; returns whether it did. Call with the writer lock held.
-    pub fn announced(
-        &self,
-        key: &[u8],
-        signal: Signal,
-        record: &BreachRecord,
-    ) -> Result<bool, ViewsError> {
-        self.tree().remove(key)?;
-        let still_breached = self.tree().contains_key(breach_key(
-            &record.policy_id,
-            &record.handoff_id,
-            record.cycle,
-        ))?;
-        if signal == Signal::Breach && !still_breached {
-            let correction = outbox_key(
-                Signal::Correction,
-                &record.policy_id,
-                &record.handoff_id,
-                record.cycle,
-            );
-            self.tree()
-                .insert(correction, crate::store::encode(record))?;
-            return Ok(true);
-        }
-        Ok(false)
     }
 }

@@ -1,41 +1,29 @@
-//! The sled tree and its key scheme.
+//! The sled tree: opening it (and discarding it when it is in doubt), the
+//! integrity check at open, and atomic batches with read-your-writes,
+//! staged so the next batch is computed while sled applies this one.
 //!
-//! One tree, so that one `apply_batch` covers every change an event causes
-//! and the stream position that says it was applied:
+//! Keys are [`crate::keys`]'s and values [`crate::codec`]'s; this module
+//! only moves bytes between batches and the tree. The timer's index of
+//! running deadlines is not stored: it is read off the `h/` views (see
+//! `timers`).
 //!
-//! | key | value |
-//! |---|---|
-//! | `m/schema`, `m/catalog`, `m/position`, `m/stream-time`, `m/in-doubt` | store schema, catalog version, last applied stream sequence, latest stream time applied; why the views must be rebuilt, when they must |
-//! | `h/<handoff>` | [`HandoffView`] |
-//! | `b/<policy>/<handoff>/<cycle>` | [`BreachRecord`] |
-//! | `a/<policy>/<hour:8 BE>/<supplier>/<customer>` | [`Tallies`] of the clocks that started in that hour |
-//! | `p/<hour:8 BE>/<supplier>/<customer>` | [`PairTallies`] of the hand-offs requested in that hour |
-//! | `r/<supplier>/<disruption>` | [`DisruptionView`] |
-//! | `q/<supplier>/<requested_at:8 BE><handoff>` | empty: hand-offs by first supplier and request time, to flag disruptions |
-//! | `o/<announced 1\|0>/<deadline:8 BE, newest first>/<policy>/<handoff>/<cycle>` | empty: open breaches, live ones apart from history never paged |
-//! | `k/<supplier>/<customer>/<announced 1\|0>/<deadline:8 BE>/<policy>/<handoff>/<cycle>` | empty: each pair's breaches by deadline |
-//! | `x/b/...`, `x/c/...`, `x/w/...` + `<policy>/<handoff>/<cycle>` | [`BreachRecord`] of a breach, a correction (the promise held after all) or a warning, waiting to be announced (outbox) |
+//! sled may lose the last batches on a crash but recovers a consistent
+//! prefix of them; since the position is in the same batch, the projector
+//! then simply re-applies from there.
 //!
-//! The timer's index of running deadlines is not stored: it is read off the
-//! `h/` views (see [`crate::timers`]).
-//!
-//! Values are postcard-encoded domain types. sled may lose the last batches
-//! on a crash but recovers a consistent prefix of them; since the position
-//! is in the same batch, the projector then simply re-applies from there.
+//! It must never decide what a view holds (that is the projection's), and
+//! never let a batch land that was computed over one that did not.
 
 use std::{collections::BTreeMap, path::Path, sync::Arc};
 
-use baton_domain::{
-    compliance::{Contribution, Tallies},
-    disruption::Disruption,
-    event::{Event, Priority},
-    lifecycle::Handoff,
-    Timestamp, Token,
-};
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use baton_domain::{compliance::Tallies, Timestamp, Token};
+use serde::{de::DeserializeOwned, Serialize};
 
 use crate::{
+    codec,
+    keys::{Key, KeyKind, Meta, Prefix},
     timers::{next_due, TimerChanges, Timers},
+    view::{BreachRecord, DisruptionView, HandoffView, PairTallies},
     ViewsError,
 };
 
@@ -49,218 +37,37 @@ pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 //    late-entry corrections; breach records carry a correction's cause.
 pub const SCHEMA_VERSION: u32 = 6;
 
-const KEY_SCHEMA: &[u8] = b"m/schema";
-const KEY_CATALOG: &[u8] = b"m/catalog";
-const KEY_POSITION: &[u8] = b"m/position";
-const KEY_STREAM_TIME: &[u8] = b"m/stream-time";
-/// Set when the views are found at odds with the stream: the next open
-/// discards them and they are rebuilt.
-const KEY_IN_DOUBT: &[u8] = b"m/in-doubt";
-
-/// Everything the views hold about one hand-off.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HandoffView {
-    pub handoff: Handoff,
-    /// Every event in stream order.
-    pub events: Vec<Event>,
-    pub last_sequence: u64,
-    /// What each of its clocks counts as in the compliance tallies.
-    pub contributions: Vec<Contribution>,
-    /// Deadlines of its running clocks: (policy, deadline). The timer's
-    /// index is derived from these and `warnings`.
-    pub deadlines: Vec<(Token, Timestamp)>,
-    /// Warnings of its running clocks not yet due: (policy, warning).
-    pub warnings: Vec<(Token, Timestamp)>,
-    /// Clock cycles that are breached (a `b/` record exists).
-    pub breached: Vec<(Token, u32)>,
-    /// Clock cycles whose warning was recorded (announced at most once).
-    pub warned: Vec<(Token, u32)>,
-    /// What the hand-off counts as in the pair tallies (volume, rating...).
-    pub pair: Option<PairContribution>,
-    /// Disruptions it was requested into, and whether a clock of it broke
-    /// before that disruption was announced.
-    pub disruptions: Vec<(Token, bool)>,
-    /// Announced breaches a later event withdrew, oldest first.
-    pub corrections: Vec<Correction>,
-}
-
-/// An announced breach withdrawn by a later event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Correction {
-    pub policy_id: Token,
-    pub cycle: u32,
-    /// The deadline the withdrawn breach had.
-    pub deadline: Timestamp,
-    /// Stream time when it was withdrawn.
-    pub corrected_at: Timestamp,
-    pub cause: Cause,
-}
-
-/// The event whose arrival changed what the views had announced.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Cause {
-    pub event_id: String,
-    pub event_type: baton_domain::EventType,
-    /// The caller that sent it (empty without authentication).
-    pub sent_by: String,
-    /// `recorded_at - occurred_at` of that event.
-    pub entry_lag: std::time::Duration,
-    /// Sent from the measured supplier's side: its own late entry kept the
-    /// promise it had been announced to break.
-    pub by_supplier: bool,
-}
-
-impl Cause {
-    pub fn of(event: &Event) -> Cause {
-        Cause {
-            event_id: event.event_id.clone(),
-            event_type: event.event_type,
-            sent_by: event.sent_by.clone(),
-            entry_lag: event.entry_lag().unwrap_or_default(),
-            by_supplier: baton_domain::access::side_of(event.event_type)
-                == baton_domain::access::Side::Supplier,
-        }
-    }
-}
-
-impl HandoffView {
-    /// The supplier it was first requested from (disruptions are by supplier).
-    pub fn first_supplier(&self) -> &Token {
-        self.events
-            .first()
-            .and_then(|e| e.supplier.as_ref())
-            .unwrap_or(&self.handoff.supplier)
-    }
-}
-
-/// One hand-off's share of its pair's figures.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PairContribution {
-    pub supplier: Token,
-    pub customer: Token,
-    /// Start of the hour it was requested in.
-    pub bucket: Timestamp,
-    pub rejected: bool,
-    pub disrupted: bool,
-    pub rating: Option<u8>,
-    /// Its corrections caused by the supplier's own late entries.
-    pub late_entry_corrections: u32,
-}
-
-/// Volume, rejections, disruptions and ratings of a supplier x customer pair.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PairTallies {
-    pub handoffs: u64,
-    pub rejected: u64,
-    /// Requested into an active disruption of the supplier.
-    pub disrupted: u64,
-    pub ratings: u64,
-    pub rating_sum: u64,
-    /// Announced breaches withdrawn by the supplier's own late entries.
-    pub late_entry_corrections: u64,
-}
-
-impl PairTallies {
-    pub fn add(&mut self, c: &PairContribution) {
-        self.handoffs += 1;
-        self.rejected += u64::from(c.rejected);
-        self.disrupted += u64::from(c.disrupted);
-        if let Some(r) = c.rating {
-            self.ratings += 1;
-            self.rating_sum += u64::from(r);
-        }
-        self.late_entry_corrections += u64::from(c.late_entry_corrections);
-    }
-
-    pub fn remove(&mut self, c: &PairContribution) {
-        self.handoffs = self.handoffs.saturating_sub(1);
-        self.rejected = self.rejected.saturating_sub(u64::from(c.rejected));
-        self.disrupted = self.disrupted.saturating_sub(u64::from(c.disrupted));
-        if let Some(r) = c.rating {
-            self.ratings = self.ratings.saturating_sub(1);
-            self.rating_sum = self.rating_sum.saturating_sub(u64::from(r));
-        }
-        self.late_entry_corrections = self
-            .late_entry_corrections
-            .saturating_sub(u64::from(c.late_entry_corrections));
-    }
-
-    pub fn merge(&mut self, other: &PairTallies) {
-        self.handoffs += other.handoffs;
-        self.rejected += other.rejected;
-        self.disrupted += other.disrupted;
-        self.ratings += other.ratings;
-        self.rating_sum += other.rating_sum;
-        self.late_entry_corrections += other.late_entry_corrections;
-    }
-
-    /// Mean rating, if any was given.
-    pub fn rating(&self) -> Option<f64> {
-        (self.ratings > 0).then(|| self.rating_sum as f64 / self.ratings as f64)
-    }
-}
-
-/// A disruption and what it did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DisruptionView {
-    pub disruption: Disruption,
-    pub last_sequence: u64,
-    /// Hand-offs requested into it.
-    pub affected: u64,
-    /// Of those, hand-offs with a promise that broke before the disruption
-    /// was announced: it was announced too late to warn their customers.
-    pub failed_before_announcement: u64,
-}
-
-/// A broken promise, as listed and announced.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BreachRecord {
-    pub handoff_id: Token,
-    pub policy_id: Token,
-    pub kind: Token,
-    pub supplier: Token,
-    pub customer: Token,
-    pub priority: Priority,
-    /// When the target ran out; by event time also when it broke.
-    pub deadline: Timestamp,
-    /// When the stop event came; `None` while still waiting for it.
-    pub stopped_at: Option<Timestamp>,
-    /// Announced on NATS (false for a backfilled breach, older than the
-    /// announce horizon when it was recorded: in the figures, paging nobody).
-    pub announce: bool,
-    /// Which cycle of the promise's clock (1 unless a reset restarted it).
-    pub cycle: u32,
-    pub target: std::time::Duration,
-    /// Time on the clock at the stop event; `None` while still open.
-    pub elapsed: Option<std::time::Duration>,
-    /// When the clock crossed its warning share, if the promise warns.
-    pub warn_at: Option<Timestamp>,
-    /// Also announced to this escalation target.
-    pub escalate_to: Option<Token>,
-    /// On a correction: the event that withdrew the breach.
-    pub cause: Option<Cause>,
-}
-
-impl BreachRecord {
-    /// How far past the target: by the clock at the stop, or by `now`
-    /// (wall time since the deadline) while still open.
-    pub fn overrun(&self, now: Timestamp) -> std::time::Duration {
-        match self.elapsed {
-            Some(elapsed) => elapsed.saturating_sub(self.target),
-            None => now.since(self.deadline),
-        }
-    }
-}
-
 /// How the store was found on open.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Opened {
     /// Empty: build from the start of the stream.
     Empty,
     /// Views up to this stream sequence; continue after it.
     Resumed(u64),
-    /// The views were discarded (the reason says why): rebuild from the start.
-    Discarded(String),
+    /// The views were discarded: rebuild from the start.
+    Discarded(Discarded),
+}
+
+/// Why the views found on open were discarded.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Discarded {
+    #[error("the store could not be opened: {0}")]
+    Unopenable(#[source] sled::Error),
+    /// Marked by [`Views::mark_in_doubt`], for the reason it was given.
+    #[error("they were marked in doubt: {0}")]
+    MarkedInDoubt(String),
+    #[error("the store was written by another version of Baton")]
+    OtherSchema { found: Option<u32> },
+    #[error(
+        "the views were computed under catalog {}, not {wanted}",
+        found.as_deref().unwrap_or("(none)")
+    )]
+    OtherCatalog {
+        found: Option<String>,
+        wanted: String,
+    },
+    #[error("the store is damaged: {0}")]
+    Damaged(#[source] ViewsError),
 }
 
 /// A raw key and value, as stored.
@@ -290,8 +97,8 @@ struct Staged {
 struct Staging {
     current: std::sync::Mutex<Option<Arc<Staged>>>,
     next_id: std::sync::atomic::AtomicU64,
-    /// The last staged batch sled failed to apply: batches read through it
-    /// must not be applied either.
+    /// The last staged batch that did not land: batches read through it
+    /// must not land either.
     failed: std::sync::Mutex<Option<u64>>,
     /// The timer's index as of the tree and the staged batch; `None` after a
     /// batch failed to land, until it is read off the tree again.
@@ -320,11 +127,6 @@ impl Sealed {
     }
 }
 
-pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    // Encoding our own plain data types into a Vec cannot fail.
-    postcard::to_allocvec(value).unwrap_or_default()
-}
-
 /// Locks `mutex`, whose holders never leave it half-updated (each sets one
 /// field), so a panic elsewhere does not poison it for good.
 fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -333,176 +135,11 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-pub(crate) fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, ViewsError> {
-    postcard::from_bytes(bytes).map_err(|e| ViewsError::Corrupt {
-        key: String::from_utf8_lossy(key).into_owned(),
-        reason: e.to_string(),
-    })
-}
-
-const HANDOFF_PREFIX: &[u8] = b"h/";
-
-/// The parts of a key, in one allocation (the keys of every event are
-/// built this way: `format!` cost more than the rest of an event's fold).
-fn join(parts: &[&[u8]]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
-    for part in parts {
-        key.extend_from_slice(part);
-    }
-    key
-}
-
-fn bytes(token: &Token) -> &[u8] {
-    token.as_str().as_bytes()
-}
-
-pub(crate) fn handoff_key(handoff: &Token) -> Vec<u8> {
-    join(&[HANDOFF_PREFIX, bytes(handoff)])
-}
-
-pub(crate) fn breach_key(policy: &Token, handoff: &Token, cycle: u32) -> Vec<u8> {
-    format!("b/{policy}/{handoff}/{cycle}").into_bytes()
-}
-
-/// The open-breach index: `o/<announced: 1|0>/<deadline, newest first>/<policy>/<handoff>/<cycle>`,
-/// for an open breach (`None` for a closed one). Announced breaches list
-/// apart from history that was recorded but never paged.
-pub(crate) fn open_breach_key(r: &BreachRecord) -> Option<Vec<u8>> {
-    r.stopped_at.is_none().then(|| {
-        join(&[
-            OPEN_BREACH_PREFIX,
-            if r.announce { b"1/" } else { b"0/" },
-            &newest_first(r.deadline),
-            b"/",
-            bytes(&r.policy_id),
-            b"/",
-            bytes(&r.handoff_id),
-            b"/",
-            r.cycle.to_string().as_bytes(),
-        ])
-    })
-}
-
-/// The pair index of breaches: `k/<supplier>/<customer>/<announced>/<deadline>/<policy>/<handoff>/<cycle>`,
-/// to find a pair's breaches in a window without reading all of them.
-pub(crate) fn pair_breach_key(r: &BreachRecord) -> Option<Vec<u8>> {
-    Some(join(&[
-        &pair_breach_prefix(&r.supplier, &r.customer, r.announce),
-        &instant_bytes(r.deadline),
-        b"/",
-        bytes(&r.policy_id),
-        b"/",
-        bytes(&r.handoff_id),
-        b"/",
-        r.cycle.to_string().as_bytes(),
-    ]))
-}
-
-pub(crate) const OPEN_BREACH_PREFIX: &[u8] = b"o/";
-
-pub(crate) fn pair_breach_prefix(supplier: &Token, customer: &Token, announced: bool) -> Vec<u8> {
-    join(&[
-        b"k/",
-        bytes(supplier),
-        b"/",
-        bytes(customer),
-        b"/",
-        if announced { b"1/" } else { b"0/" },
-    ])
-}
-
-/// Orders instants newest first as bytes.
-pub(crate) fn newest_first(at: Timestamp) -> [u8; 8] {
-    (!((at.0 as u64) ^ (1 << 63))).to_be_bytes()
-}
-
-/// What an outbox entry announces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
-    /// A promise broke.
-    Breach,
-    /// A promise announced broken held after all (a late event).
-    Correction,
-    /// A running clock crossed its warning share of the target.
-    Warning,
-}
-
-impl Signal {
-    fn tag(self) -> char {
-        match self {
-            Signal::Breach => 'b',
-            Signal::Correction => 'c',
-            Signal::Warning => 'w',
-        }
-    }
-
-    pub(crate) fn from_outbox_key(key: &[u8]) -> Signal {
-        match key.get(2) {
-            Some(b'c') => Signal::Correction,
-            Some(b'w') => Signal::Warning,
-            _ => Signal::Breach,
-        }
-    }
-}
-
-pub(crate) fn outbox_key(signal: Signal, policy: &Token, handoff: &Token, cycle: u32) -> Vec<u8> {
-    format!("x/{}/{policy}/{handoff}/{cycle}", signal.tag()).into_bytes()
-}
-
-pub(crate) fn pair_key(c: &PairContribution) -> Vec<u8> {
-    join(&[
-        b"p/",
-        &instant_bytes(c.bucket),
-        b"/",
-        bytes(&c.supplier),
-        b"/",
-        bytes(&c.customer),
-    ])
-}
-
-pub(crate) fn disruption_prefix(supplier: &Token) -> Vec<u8> {
-    format!("r/{supplier}/").into_bytes()
-}
-
-pub(crate) fn disruption_key(supplier: &Token, disruption: &Token) -> Vec<u8> {
-    format!("r/{supplier}/{disruption}").into_bytes()
-}
-
-pub(crate) fn requested_key(supplier: &Token, at: Timestamp, handoff: &Token) -> Vec<u8> {
-    join(&[
-        b"q/",
-        bytes(supplier),
-        b"/",
-        &instant_bytes(at),
-        bytes(handoff),
-    ])
-}
-
-/// Orders signed instants correctly as bytes.
-pub(crate) fn instant_bytes(at: Timestamp) -> [u8; 8] {
-    ((at.0 as u64) ^ (1 << 63)).to_be_bytes()
-}
-
-pub(crate) fn instant_from_bytes(bytes: &[u8]) -> Option<Timestamp> {
-    let raw: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
-    Some(Timestamp((u64::from_be_bytes(raw) ^ (1 << 63)) as i64))
-}
-
-pub(crate) fn tally_prefix(policy: &Token) -> Vec<u8> {
-    join(&[b"a/", bytes(policy), b"/"])
-}
-
-pub(crate) fn tally_key(c: &Contribution) -> Vec<u8> {
-    join(&[
-        b"a/",
-        bytes(&c.policy_id),
-        b"/",
-        &instant_bytes(c.bucket),
-        b"/",
-        bytes(&c.supplier),
-        b"/",
-        bytes(&c.customer),
-    ])
+fn sled_at(dir: &Path, cache_bytes: u64) -> sled::Result<sled::Db> {
+    sled::Config::new()
+        .path(dir)
+        .cache_capacity(cache_bytes)
+        .open()
 }
 
 impl Views {
@@ -522,56 +159,62 @@ impl Views {
         catalog_version: &str,
         cache_bytes: u64,
     ) -> Result<(Views, Opened), ViewsError> {
-        let open = || {
-            sled::Config::new()
-                .path(dir)
-                .cache_capacity(cache_bytes)
-                .open()
+        let (db, timers, discarded) = Views::trusted(dir, catalog_version, cache_bytes)?;
+        let views = Views::over(db);
+        *lock(&views.staging.timers) = Some(timers);
+        let opened = match (discarded, views.position()?) {
+            (Some(reason), _) => Opened::Discarded(reason),
+            (None, 0) => Opened::Empty,
+            (None, position) => Opened::Resumed(position),
         };
-        let (db, mut opened) = match open() {
-            Ok(db) => (db, None),
+        views
+            .db
+            .insert(Meta::Schema.key(), &codec::encode_schema(SCHEMA_VERSION))?;
+        views
+            .db
+            .insert(Meta::Catalog.key(), catalog_version.as_bytes())?;
+        views.db.flush()?;
+        Ok((views, opened))
+    }
+
+    /// The tree in `dir` with the timer's index read off it, if its views
+    /// can be trusted; otherwise an empty tree and why the views were
+    /// discarded.
+    fn trusted(
+        dir: &Path,
+        catalog_version: &str,
+        cache_bytes: u64,
+    ) -> Result<(sled::Db, Timers, Option<Discarded>), ViewsError> {
+        let db = match sled_at(dir, cache_bytes) {
+            Ok(db) => db,
             // An I/O error (another process holds the store's lock, no
             // permission) says nothing about the views: refuse to start
             // rather than delete a store someone else is using.
             Err(e @ sled::Error::Io(_)) => return Err(ViewsError::Sled(e)),
             Err(e) => {
                 tracing::warn!(error = %e, dir = %dir.display(), "views unreadable, discarding them");
-                (
-                    Self::wipe(None, dir, cache_bytes)?,
-                    Some(format!("the store could not be opened: {e}")),
-                )
+                let db = Self::wipe(None, dir, cache_bytes)?;
+                return Ok((db, Timers::default(), Some(Discarded::Unopenable(e))));
             }
         };
-        let mut db = db;
-        let mut timers = Timers::default();
-        if opened.is_none() && !db.is_empty() {
-            match Views::over(db.clone()).doubt(catalog_version) {
-                Ok(found) => timers = found,
-                Err(reason) => {
-                    opened = Some(reason);
-                    // sled may open a damaged file and fail only on reading
-                    // it, clearing included: start from an empty directory.
-                    db = Self::wipe(Some(db), dir, cache_bytes)?;
-                }
+        if db.is_empty() {
+            return Ok((db, Timers::default(), None));
+        }
+        match Views::over(db.clone()).doubt(catalog_version) {
+            Ok(timers) => Ok((db, timers, None)),
+            Err(reason) => {
+                // sled may open a damaged file and fail only on reading
+                // it, clearing included: start from an empty directory.
+                let db = Self::wipe(Some(db), dir, cache_bytes)?;
+                Ok((db, Timers::default(), Some(reason)))
             }
         }
-        let views = Views::over(db);
-        *lock(&views.staging.timers) = Some(timers);
-        let opened = match (opened, views.position()?) {
-            (Some(reason), _) => Opened::Discarded(reason),
-            (None, 0) => Opened::Empty,
-            (None, position) => Opened::Resumed(position),
-        };
-        views.db.insert(KEY_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
-        views.db.insert(KEY_CATALOG, catalog_version.as_bytes())?;
-        views.db.flush()?;
-        Ok((views, opened))
     }
 
     /// Marks the views in doubt (`reason` says why), durably: the next
     /// [`Views::open`] discards them, so they are rebuilt from the stream.
     pub fn mark_in_doubt(&self, reason: &str) -> Result<(), ViewsError> {
-        self.db.insert(KEY_IN_DOUBT, reason.as_bytes())?;
+        self.db.insert(Meta::InDoubt.key(), reason.as_bytes())?;
         self.db.flush()?;
         Ok(())
     }
@@ -591,10 +234,7 @@ impl Views {
     /// batch staged before it has landed (or failed to).
     pub fn stage(&self, sealed: &Sealed) -> Result<(), ViewsError> {
         if sealed.base.is_some() && sealed.base == *lock(&self.staging.failed) {
-            return Err(ViewsError::Corrupt {
-                key: "(batch)".into(),
-                reason: "computed over a batch that failed to apply".into(),
-            });
+            return Err(ViewsError::OverFailedBatch);
         }
         let mut current = lock(&self.staging.current);
         if let Some(timers) = lock(&self.staging.timers).as_mut() {
@@ -629,9 +269,9 @@ impl Views {
     /// The timer's index as the tree's hand-off views list it.
     fn timers_in_tree(&self) -> Result<Timers, ViewsError> {
         let mut timers = Timers::default();
-        for entry in self.db.scan_prefix(HANDOFF_PREFIX) {
+        for entry in self.db.scan_prefix(KeyKind::Handoff.prefix()) {
             let (key, value) = entry?;
-            let view: HandoffView = decode(&key, &value)?;
+            let view: HandoffView = codec::decode(&key, &value)?;
             if let Some(at) = next_due(&view.deadlines, &view.warnings) {
                 timers.insert(at, view.handoff.handoff_id);
             }
@@ -653,7 +293,8 @@ impl Views {
     /// The timer's index as it stands, for comparing.
     #[cfg(test)]
     pub(crate) fn timers(&self) -> Timers {
-        self.with_timers(Timers::clone).unwrap_or_default()
+        self.with_timers(Timers::clone)
+            .expect("the timer index reads")
     }
 
     /// The timer's index read off the tree (and the staged batch) anew.
@@ -665,6 +306,15 @@ impl Views {
 
     /// Applies a staged batch atomically; blocking (sled writes).
     pub fn land(&self, sealed: Sealed) -> Result<(), ViewsError> {
+        self.land_with(sealed, |batch| self.db.apply_batch(batch))
+    }
+
+    /// [`Views::land`], with `apply` doing sled's part.
+    fn land_with(
+        &self,
+        sealed: Sealed,
+        apply: impl FnOnce(sled::Batch) -> sled::Result<()>,
+    ) -> Result<(), ViewsError> {
         let mut batch = sled::Batch::default();
         for (key, value) in &sealed.staged.changes {
             match value {
@@ -672,96 +322,89 @@ impl Views {
                 None => batch.remove(key.as_slice()),
             }
         }
-        let applied = self.db.apply_batch(batch);
-        if applied.is_err() {
-            *lock(&self.staging.failed) = Some(sealed.staged.id);
-            // The index has this batch's changes, the tree has not.
-            *lock(&self.staging.timers) = None;
-        }
-        let mut current = lock(&self.staging.current);
-        if current
-            .as_ref()
-            .is_some_and(|c| Arc::ptr_eq(c, &sealed.staged))
-        {
-            *current = None;
-        }
-        Ok(applied?)
+        let mut landing = Landing {
+            views: self,
+            staged: &sealed.staged,
+            landed: false,
+        };
+        apply(batch)?;
+        landing.landed = true;
+        Ok(())
     }
 
     /// Closes `db` (if open), deletes the directory and opens it anew, empty.
     fn wipe(db: Option<sled::Db>, dir: &Path, cache_bytes: u64) -> Result<sled::Db, ViewsError> {
         drop(db);
-        let reset = |source| ViewsError::Reset {
-            path: dir.display().to_string(),
-            source,
-        };
         match std::fs::remove_dir_all(dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(reset(e)),
+            Err(e) => {
+                return Err(ViewsError::Reset {
+                    path: dir.display().to_string(),
+                    source: Arc::new(e),
+                })
+            }
         }
-        Ok(sled::Config::new()
-            .path(dir)
-            .cache_capacity(cache_bytes)
-            .open()?)
+        Ok(sled_at(dir, cache_bytes)?)
     }
 
     /// The timer's index if the stored views can be trusted; why not if
     /// they cannot.
-    fn doubt(&self, catalog_version: &str) -> Result<Timers, String> {
-        if let Ok(Some(reason)) = self.db.get(KEY_IN_DOUBT) {
-            return Err(format!(
-                "they were marked in doubt: {}",
-                String::from_utf8_lossy(&reason)
+    fn doubt(&self, catalog_version: &str) -> Result<Timers, Discarded> {
+        let read = |meta: Meta| {
+            self.db
+                .get(meta.key())
+                .map_err(|e| Discarded::Damaged(e.into()))
+        };
+        if let Some(reason) = read(Meta::InDoubt)? {
+            return Err(Discarded::MarkedInDoubt(
+                String::from_utf8_lossy(&reason).into_owned(),
             ));
         }
-        let schema = self
-            .db
-            .get(KEY_SCHEMA)
-            .map_err(|e| format!("the store is damaged: {e}"))?;
-        if schema.as_deref() != Some(&SCHEMA_VERSION.to_be_bytes()[..]) {
-            return Err("the store was written by another version of Baton".into());
+        let schema = read(Meta::Schema)?
+            .map(|s| codec::decode_schema(Meta::Schema.key(), &s))
+            .transpose()
+            .map_err(Discarded::Damaged)?;
+        if schema != Some(SCHEMA_VERSION) {
+            return Err(Discarded::OtherSchema { found: schema });
         }
-        let catalog = self.db.get(KEY_CATALOG).ok().flatten();
+        let catalog = read(Meta::Catalog)?;
         if catalog.as_deref() != Some(catalog_version.as_bytes()) {
-            return Err(format!(
-                "the views were computed under catalog {}, not {catalog_version}",
-                catalog
-                    .map(|c| String::from_utf8_lossy(&c).into_owned())
-                    .unwrap_or_else(|| "(none)".into())
-            ));
+            return Err(Discarded::OtherCatalog {
+                found: catalog.map(|c| String::from_utf8_lossy(&c).into_owned()),
+                wanted: catalog_version.to_owned(),
+            });
         }
-        self.check_integrity()
-            .map_err(|e| format!("the store is damaged: {e}"))
+        self.check_integrity().map_err(Discarded::Damaged)
     }
 
-    /// Reads every stored value once, so that a damaged store is found at
-    /// start, not in the middle of a query; the timer's index is read off
-    /// the hand-off views on the way.
+    /// Reads every stored key and value once, so that a damaged store is
+    /// found at start, not in the middle of a query; the timer's index is
+    /// read off the hand-off views on the way.
     fn check_integrity(&self) -> Result<Timers, ViewsError> {
         let mut timers = Timers::default();
         for entry in self.db.iter() {
             let (key, value) = entry?;
-            match key.first() {
-                Some(b'h') => {
-                    let view = decode::<HandoffView>(&key, &value)?;
+            match Key::parse(&key)?.kind() {
+                KeyKind::Handoff => {
+                    let view = codec::decode::<HandoffView>(&key, &value)?;
                     if let Some(at) = next_due(&view.deadlines, &view.warnings) {
                         timers.insert(at, view.handoff.handoff_id);
                     }
                 }
-                Some(b'b') | Some(b'x') => {
-                    decode::<BreachRecord>(&key, &value)?;
+                KeyKind::Breach | KeyKind::Outbox => {
+                    codec::decode::<BreachRecord>(&key, &value)?;
                 }
-                Some(b'a') => {
-                    decode::<Tallies>(&key, &value)?;
+                KeyKind::Tally => {
+                    codec::decode::<Tallies>(&key, &value)?;
                 }
-                Some(b'p') => {
-                    decode::<PairTallies>(&key, &value)?;
+                KeyKind::Pair => {
+                    codec::decode::<PairTallies>(&key, &value)?;
                 }
-                Some(b'r') => {
-                    decode::<DisruptionView>(&key, &value)?;
+                KeyKind::Disruption => {
+                    codec::decode::<DisruptionView>(&key, &value)?;
                 }
-                _ => {}
+                KeyKind::Meta | KeyKind::Requested | KeyKind::OpenBreach | KeyKind::PairBreach => {}
             }
         }
         Ok(timers)
@@ -773,22 +416,21 @@ impl Views {
 
     /// Last stream sequence whose event is in the views (0: none).
     pub fn position(&self) -> Result<u64, ViewsError> {
-        Ok(self
-            .db
-            .get(KEY_POSITION)?
-            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
-            .unwrap_or(0))
+        let key = Meta::Position.key();
+        match self.db.get(key)? {
+            Some(bytes) => codec::decode_sequence(key, &bytes),
+            None => Ok(0),
+        }
     }
 
     /// Latest `recorded_at` among applied events: how far the log has told
     /// the views about the world.
     pub fn stream_time(&self) -> Result<Timestamp, ViewsError> {
-        Ok(self
-            .db
-            .get(KEY_STREAM_TIME)?
-            .and_then(|v| v.as_ref().try_into().ok().map(i64::from_be_bytes))
-            .map(Timestamp)
-            .unwrap_or(Timestamp(i64::MIN)))
+        let key = Meta::StreamTime.key();
+        match self.db.get(key)? {
+            Some(bytes) => codec::decode_time(key, &bytes),
+            None => Ok(Timestamp(i64::MIN)),
+        }
     }
 
     /// Writes buffered changes to disk.
@@ -803,7 +445,7 @@ impl Views {
         let mut out = Vec::new();
         for entry in self.db.iter() {
             let (key, value) = entry?;
-            if !key.starts_with(b"m/") {
+            if !key.starts_with(&KeyKind::Meta.prefix()) {
                 out.push((key.to_vec(), value.to_vec()));
             }
         }
@@ -811,7 +453,36 @@ impl Views {
     }
 }
 
-/// Pending changes with read-your-writes, applied atomically by [`Batch::commit`].
+/// A staged batch being applied. However that ends (applied, refused by
+/// sled, or a panic in between) it is no longer the batch new ones read
+/// through; unless it was applied it counts as failed, so a batch computed
+/// over it is refused at [`Views::stage`] rather than landing without it.
+struct Landing<'a> {
+    views: &'a Views,
+    staged: &'a Arc<Staged>,
+    landed: bool,
+}
+
+impl Drop for Landing<'_> {
+    fn drop(&mut self) {
+        let staging = &self.views.staging;
+        if !self.landed {
+            *lock(&staging.failed) = Some(self.staged.id);
+            // The index has this batch's changes, the tree has not.
+            *lock(&staging.timers) = None;
+        }
+        let mut current = lock(&staging.current);
+        if current
+            .as_ref()
+            .is_some_and(|c| Arc::ptr_eq(c, self.staged))
+        {
+            *current = None;
+        }
+    }
+}
+
+/// Pending changes with read-your-writes, applied atomically once sealed
+/// ([`Batch::seal`], then [`Views::stage`] and [`Views::land`]).
 #[derive(Debug)]
 pub(crate) struct Batch<'a> {
     views: &'a Views,
@@ -877,11 +548,11 @@ impl<'a> Batch<'a> {
 
     pub(crate) fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, ViewsError> {
         let bytes = match self.lookup(key) {
-            Some(Some(bytes)) => return decode(key, bytes).map(Some),
+            Some(Some(bytes)) => return codec::decode(key, bytes).map(Some),
             Some(None) => return Ok(None),
             None => self.views.db.get(key)?,
         };
-        bytes.map(|b| decode(key, &b)).transpose()
+        bytes.map(|b| codec::decode(key, &b)).transpose()
     }
 
     /// The raw value under `key`, as [`Batch::get`] reads it.
@@ -892,8 +563,9 @@ impl<'a> Batch<'a> {
         })
     }
 
-    pub(crate) fn put<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
-        self.changes.insert(key, Some(encode(value)));
+    pub(crate) fn put<T: Serialize>(&mut self, key: Vec<u8>, value: &T) -> Result<(), ViewsError> {
+        self.changes.insert(key, Some(codec::encode(value)?));
+        Ok(())
     }
 
     pub(crate) fn put_raw(&mut self, key: Vec<u8>, value: Vec<u8>) {
@@ -929,15 +601,26 @@ impl<'a> Batch<'a> {
         Ok(keys.into_iter().collect())
     }
 
+    /// Keys under `prefix`, as [`Batch::keys_in`] lists them.
+    pub(crate) fn keys_under(&self, prefix: Prefix<'_>) -> Result<Vec<Vec<u8>>, ViewsError> {
+        let start = prefix.to_bytes();
+        let mut end = start.clone();
+        end.push(0xff);
+        self.keys_in(&start, &end)
+    }
+
     /// Every change, with the new position (if given) and stream time, as
     /// one batch for [`Views::stage`] and [`Views::land`].
     pub(crate) fn seal(mut self, position: Option<u64>, stream_time: Timestamp) -> Sealed {
         if let Some(position) = position {
-            self.put_raw(KEY_POSITION.to_vec(), position.to_be_bytes().to_vec());
+            self.put_raw(
+                Meta::Position.key().to_vec(),
+                codec::encode_sequence(position).to_vec(),
+            );
         }
         self.put_raw(
-            KEY_STREAM_TIME.to_vec(),
-            stream_time.0.to_be_bytes().to_vec(),
+            Meta::StreamTime.key().to_vec(),
+            codec::encode_time(stream_time).to_vec(),
         );
         Sealed {
             staged: Arc::new(Staged {
@@ -955,59 +638,17 @@ impl<'a> Batch<'a> {
 
     /// The stream time as this batch reads it.
     pub(crate) fn stream_time(&self) -> Result<Timestamp, ViewsError> {
-        Ok(self
-            .get_raw(KEY_STREAM_TIME)?
-            .and_then(|v| v.as_slice().try_into().ok().map(i64::from_be_bytes))
-            .map(Timestamp)
-            .unwrap_or(Timestamp(i64::MIN)))
+        let key = Meta::StreamTime.key();
+        match self.get_raw(key)? {
+            Some(bytes) => codec::decode_time(key, &bytes),
+            None => Ok(Timestamp(i64::MIN)),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keys_are_laid_out_as_the_schema_says() {
-        // Built by hand for speed: byte for byte the layout in the table
-        // above, which stores of this schema version hold.
-        let t = |s: &str| Token::parse(s).expect("token");
-        let (h, p, s, c) = (t("h-1"), t("lab-stat"), t("lab"), t("ward-5"));
-        let at = Timestamp(1_700_000_000_000);
-        let with_instant = |head: &str, tail: &str| {
-            let mut key = head.as_bytes().to_vec();
-            key.extend_from_slice(&instant_bytes(at));
-            key.extend_from_slice(tail.as_bytes());
-            key
-        };
-        assert_eq!(handoff_key(&h), b"h/h-1".to_vec());
-        assert_eq!(requested_key(&s, at, &h), with_instant("q/lab/", "h-1"));
-        assert_eq!(tally_prefix(&p), b"a/lab-stat/".to_vec());
-        let contribution = Contribution {
-            policy_id: p.clone(),
-            supplier: s.clone(),
-            customer: c.clone(),
-            bucket: at,
-            tally: baton_domain::compliance::Tally::Met,
-            duration: None,
-            rejected: false,
-            warned: false,
-        };
-        assert_eq!(
-            tally_key(&contribution),
-            with_instant("a/lab-stat/", "/lab/ward-5")
-        );
-        let pair = PairContribution {
-            supplier: s,
-            customer: c,
-            bucket: at,
-            rejected: false,
-            disrupted: false,
-            rating: None,
-            late_entry_corrections: 0,
-        };
-        assert_eq!(pair_key(&pair), with_instant("p/", "/lab/ward-5"));
-    }
 
     fn stored(views: &Views, key: &[u8]) -> bool {
         views.db.get(key).expect("read").is_some()
@@ -1058,6 +699,27 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_read_through_one_that_panicked_while_landing_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (views, _) = Views::open(dir.path(), "v1").expect("open");
+        let mut first = Batch::new(&views);
+        first.put_raw(b"q/1".to_vec(), vec![1]);
+        let first = first.seal(Some(1), Timestamp(1));
+        views.stage(&first).expect("stage");
+        let second = Batch::new(&views).seal(Some(2), Timestamp(2));
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            views.land_with(first, |_| panic!("sled panicked while applying"))
+        }));
+        assert!(panicked.is_err());
+        assert!(!stored(&views, b"q/1"));
+        assert!(
+            matches!(views.stage(&second), Err(ViewsError::OverFailedBatch)),
+            "a batch computed over one that never landed must not land"
+        );
+        assert_eq!(views.position().expect("position"), 0);
+    }
+
+    #[test]
     fn a_batch_read_through_one_that_failed_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (views, _) = Views::open(dir.path(), "v1").expect("open");
@@ -1066,14 +728,58 @@ mod tests {
         let first = first.seal(Some(1), Timestamp(1));
         views.stage(&first).expect("stage");
         let second = Batch::new(&views).seal(Some(2), Timestamp(2));
-        // As Views::land records a failed apply.
-        *lock(&views.staging.failed) = Some(first.staged.id);
-        *lock(&views.staging.current) = None;
-        assert!(views.stage(&second).is_err());
+        let refused = views.land_with(first, |_| Err(sled::Error::ReportableBug("refused".into())));
+        assert!(matches!(refused, Err(ViewsError::Sled(_))));
+        assert!(matches!(
+            views.stage(&second),
+            Err(ViewsError::OverFailedBatch)
+        ));
         // A batch begun afterwards reads the tree alone and may land.
         let third = Batch::new(&views).seal(Some(1), Timestamp(1));
         views.stage(&third).expect("stage");
         views.land(third).expect("land");
         assert_eq!(views.position().expect("position"), 1);
+    }
+
+    #[test]
+    fn an_unknown_outbox_tag_is_an_error_not_a_breach() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (views, _) = Views::open(dir.path(), "v1").expect("open");
+        let mut batch = Batch::new(&views);
+        batch.put_raw(b"x/z/lab-stat/h-1/1".to_vec(), Vec::new());
+        commit(batch, 1);
+        let listed = views.outbox(10);
+        assert!(
+            matches!(
+                listed,
+                Err(ViewsError::Key(crate::keys::KeyError::UnknownOutboxTag {
+                    tag: 'z',
+                    ..
+                }))
+            ),
+            "{listed:?}"
+        );
+    }
+
+    #[test]
+    fn a_store_with_an_unknown_outbox_tag_is_discarded_as_damaged() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let (views, _) = Views::open(dir.path(), "v1").expect("open");
+            let mut batch = Batch::new(&views);
+            batch.put_raw(b"x/z/lab-stat/h-1/1".to_vec(), Vec::new());
+            commit(batch, 1);
+        }
+        let (views, opened) = Views::open(dir.path(), "v1").expect("reopen");
+        assert!(
+            matches!(
+                &opened,
+                Opened::Discarded(Discarded::Damaged(ViewsError::Key(
+                    crate::keys::KeyError::UnknownOutboxTag { tag: 'z', .. }
+                )))
+            ),
+            "{opened:?}"
+        );
+        assert_eq!(views.position().expect("position"), 0);
     }
 }

@@ -25,6 +25,14 @@ pub enum IngestError {
     Disruption(#[from] DisruptionError),
     #[error("{0}")]
     Log(#[from] LogError),
+    /// The hand-off's events in the stream do not make a hand-off (the log
+    /// holds what ingest would have refused).
+    #[error("hand-off {handoff_id} in the stream does not replay: {source}")]
+    Unreplayable {
+        handoff_id: baton_domain::Token,
+        #[source]
+        source: LifecycleError,
+    },
     /// The authenticated caller may not append this event.
     #[error("{0}")]
     Denied(#[from] Denied),
@@ -53,11 +61,11 @@ impl From<IngestError> for Status {
                 Status::failed_precondition(message)
             }
             IngestError::Disruption(_) => Status::invalid_argument(message),
-            IngestError::Log(LogError::Unavailable(_)) => Status::unavailable(format!(
+            IngestError::Log(e) if e.is_unavailable() => Status::unavailable(format!(
                 "{message}; retrying with the same event_id is safe"
             )),
             IngestError::Log(LogError::Conflict) => Status::aborted(message),
-            IngestError::Log(_) => Status::internal(message),
+            IngestError::Log(_) | IngestError::Unreplayable { .. } => Status::internal(message),
             IngestError::Denied(_) => Status::permission_denied(message),
             IngestError::AtCapacity(_) => Status::resource_exhausted(message),
         }

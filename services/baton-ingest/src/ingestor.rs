@@ -377,10 +377,11 @@ impl Ingestor {
             return Ok(None);
         };
         let last_sequence = last.sequence;
-        let handoff = Handoff::replay(history.iter().map(|r| &r.event)).map_err(|e| {
-            LogError::Other(format!(
-                "hand-off {handoff_id} in the stream does not replay: {e}"
-            ))
+        let handoff = Handoff::replay(history.iter().map(|r| &r.event)).map_err(|source| {
+            IngestError::Unreplayable {
+                handoff_id: handoff_id.clone(),
+                source,
+            }
         })?;
         let Some(handoff) = handoff else {
             return Ok(None);

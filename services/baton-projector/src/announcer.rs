@@ -57,77 +57,27 @@ pub async fn run(
                 _ = shared.outbox_ready.notified() => continue,
             }
         }
-        'entries: for (key, signal, record) in pending {
+        for (key, signal, record) in pending {
             shared.failpoints.hit("outbox-before-publish").await?;
-            let clock = ClockSubject {
-                policy: &record.policy_id,
-                supplier: &record.supplier,
-                customer: &record.customer,
-                handoff_id: &record.handoff_id,
-                cycle: record.cycle,
-            };
-            let label = crate::metrics::Metrics::signal_label(signal);
-            let (relayed, announcements) = match signal {
-                Signal::Breach | Signal::Correction => {
-                    let mut message = breach_to_proto(&record, baton_runtime::now());
-                    message.corrected = signal == Signal::Correction;
-                    let payload: bytes::Bytes = message.encode_to_vec().into();
-                    let mut announcements = Vec::new();
-                    if signal == Signal::Breach {
-                        announcements.push((label, clock.breach(), payload.clone()));
-                        if let Some(target) = &record.escalate_to {
-                            announcements.push(("escalation", clock.escalation(target), payload));
-                        }
-                        (Relayed::Breach(message), announcements)
-                    } else {
-                        announcements.push((label, clock.correction(), payload));
-                        (Relayed::Correction(message), announcements)
-                    }
+            let (relayed, announcements) = announcements_of(signal, &record);
+            if !publish(&shared, &js, &record, signal, &relayed, announcements).await? {
+                // NATS refused or went away: wait a moment, then read the
+                // outbox afresh.
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
-                Signal::Warning => {
-                    let message = warning_to_proto(&record);
-                    let payload = message.encode_to_vec().into();
-                    (
-                        Relayed::Warning(message),
-                        vec![(label, clock.warning(), payload)],
-                    )
-                }
-            };
-            for (label, subject, payload) in announcements {
-                let expected = relayed.clone();
-                let same = move |stored: &[u8]| same_signal(&expected, stored);
-                match announce_once_checked(&js, subject.clone(), payload, same).await {
-                    Ok(Announced::Now(sequence)) => {
-                        tracing::info!(%subject, sequence, "announced");
-                        shared.metrics.announced(
-                            label,
-                            record.policy_id.as_str(),
-                            record.supplier.as_str(),
-                            record.customer.as_str(),
-                        );
-                    }
-                    Ok(Announced::Already) => tracing::debug!(%subject, "was announced before"),
-                    Ok(Announced::Squatted(sequence)) => {
-                        squatted(&shared, &record, signal, &subject, sequence).await?
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, %subject, "cannot announce yet, retrying");
-                        tokio::select! {
-                            _ = shutdown.cancelled() => {}
-                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                        }
-                        break 'entries;
-                    }
-                }
+                break;
             }
             shared.failpoints.hit("published-before-clear").await?;
             // What NATS holds is known: the views' own signal goes to the
             // watchers and the board, whatever stood on its subject.
             shared.relay.send(relayed);
-            let _exclusive = shared.exclusive().await;
             let handoff = record.handoff_id.clone();
+            // Cleared in a batch, so it is ordered with the projection's
+            // batches and reads what they staged.
             let queued = shared
-                .read(move |views| views.announced(&key, signal, &record))
+                .write(move |projection| projection.announced(&key, signal, &record))
                 .await?;
             if queued {
                 tracing::info!(%handoff, "corrected while it was announced: correction queued")
@@ -135,6 +85,83 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// One announcement: its metric label, subject and payload.
+type Announcement = (&'static str, String, bytes::Bytes);
+
+/// What the watchers are told of an outbox entry, and what is published:
+/// a breach on its subject (and its escalation target's), a correction or
+/// a warning on theirs.
+fn announcements_of(signal: Signal, record: &BreachRecord) -> (Relayed, Vec<Announcement>) {
+    let clock = ClockSubject {
+        policy: &record.policy_id,
+        supplier: &record.supplier,
+        customer: &record.customer,
+        handoff_id: &record.handoff_id,
+        cycle: record.cycle,
+    };
+    let label = crate::metrics::Metrics::signal_label(signal);
+    match signal {
+        Signal::Breach | Signal::Correction => {
+            let mut message = breach_to_proto(record, baton_runtime::now());
+            message.corrected = signal == Signal::Correction;
+            let payload: bytes::Bytes = message.encode_to_vec().into();
+            if signal == Signal::Correction {
+                let announcements = vec![(label, clock.correction(), payload)];
+                return (Relayed::Correction(message), announcements);
+            }
+            let mut announcements = vec![(label, clock.breach(), payload.clone())];
+            if let Some(target) = &record.escalate_to {
+                announcements.push(("escalation", clock.escalation(target), payload));
+            }
+            (Relayed::Breach(message), announcements)
+        }
+        Signal::Warning => {
+            let message = warning_to_proto(record);
+            let payload = message.encode_to_vec().into();
+            (
+                Relayed::Warning(message),
+                vec![(label, clock.warning(), payload)],
+            )
+        }
+    }
+}
+
+/// Publishes each announcement once; `false` if one could not be (NATS
+/// is away or refused it: the entry stays in the outbox).
+async fn publish(
+    shared: &Arc<Shared>,
+    js: &jetstream::Context,
+    record: &BreachRecord,
+    signal: Signal,
+    relayed: &Relayed,
+    announcements: Vec<Announcement>,
+) -> Result<bool, TaskError> {
+    for (label, subject, payload) in announcements {
+        let expected = relayed.clone();
+        let same = move |stored: &[u8]| same_signal(&expected, stored);
+        match announce_once_checked(js, subject.clone(), payload, same).await {
+            Ok(Announced::Now(sequence)) => {
+                tracing::info!(%subject, sequence, "announced");
+                shared.metrics.announced(
+                    label,
+                    record.policy_id.as_str(),
+                    record.supplier.as_str(),
+                    record.customer.as_str(),
+                );
+            }
+            Ok(Announced::Already) => tracing::debug!(%subject, "was announced before"),
+            Ok(Announced::Squatted(sequence)) => {
+                squatted(shared, record, signal, &subject, sequence).await?
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, %subject, "cannot announce yet, retrying");
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
 }
 
 /// Whether `stored`, found on a signal's subject, is the signal the views

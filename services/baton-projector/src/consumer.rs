@@ -14,15 +14,16 @@ use std::{sync::Arc, time::Duration};
 use async_nats::jetstream::{
     self,
     consumer::{pull, AckPolicy, DeliverPolicy},
+    ErrorCode,
 };
-use baton_log::StreamSettings;
+use baton_log::{JetStreamCode, LogError, StreamSettings};
 use baton_views::Applied;
 use tokio::sync::mpsc;
 use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
 
 use crate::{
     receiver::{self, Batching, Decoded, Received},
-    Shared, TaskError,
+    Shared, TaskError, TaskGone, WorkError,
 };
 
 /// Consumes until `shutdown`, restarting from the views' position after a
@@ -60,6 +61,7 @@ pub async fn run(
                 shared.storage_error(&e);
                 return Err(e.into());
             }
+            Err(ConsumeError::Task(e)) => return Err(e.into()),
             Err(ConsumeError::Injected(e)) => return Err(e.into()),
             Err(e) => {
                 tracing::warn!(error = %e, retry_in = ?delay, "consumer stopped, restarting from the views' position")
@@ -77,18 +79,90 @@ pub async fn run(
     Ok(())
 }
 
+/// Why consuming stopped. Only [`ConsumeError::Views`],
+/// [`ConsumeError::Task`] and [`ConsumeError::Injected`] end the task; the
+/// rest are NATS going away or misbehaving, and consuming starts again from
+/// the views' position.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ConsumeError {
     #[error(transparent)]
     Views(#[from] baton_views::ViewsError),
-    #[error("nats: {0}")]
-    Nats(String),
+    /// A task working on the views panicked: the task ends, the views are
+    /// not in doubt.
+    #[error(transparent)]
+    Task(#[from] TaskGone),
+    /// A request to NATS failed, or a message could not be taken.
+    #[error("nats: {step}: {source}")]
+    Nats {
+        step: Step,
+        #[source]
+        source: async_nats::Error,
+    },
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// The consumer numbered deliveries that never arrived: acknowledging
+    /// what follows would acknowledge them too.
+    #[error("nats: deliveries {first} to {last} never arrived")]
+    DeliveriesLost { first: u64, last: u64 },
+    /// The consumer's message stream ended.
+    #[error("nats: the message stream ended")]
+    StreamEnded,
+    /// The task receiving the messages is gone.
+    #[error("nats: the receiver stopped")]
+    ReceiverStopped,
     #[error(transparent)]
     Injected(#[from] baton_runtime::failpoint::Injected),
 }
 
-pub(crate) fn nats(e: impl std::fmt::Display) -> ConsumeError {
-    ConsumeError::Nats(e.to_string())
+impl From<WorkError> for ConsumeError {
+    fn from(e: WorkError) -> ConsumeError {
+        match e {
+            WorkError::Views(e) => ConsumeError::Views(e),
+            WorkError::Task(e) => ConsumeError::Task(e),
+        }
+    }
+}
+
+/// What the consumer was doing with NATS when it failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    ReadStream,
+    DeleteConsumer,
+    CreateConsumer,
+    ReadConsumer,
+    Subscribe,
+    Receive,
+    ReadDelivery,
+    Acknowledge,
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Step::ReadStream => "reading the stream",
+            Step::DeleteConsumer => "deleting the consumer",
+            Step::CreateConsumer => "creating the consumer",
+            Step::ReadConsumer => "reading the consumer",
+            Step::Subscribe => "subscribing",
+            Step::Receive => "receiving",
+            Step::ReadDelivery => "reading a delivery",
+            Step::Acknowledge => "acknowledging",
+        })
+    }
+}
+
+/// The error of a failed `step`, for `map_err`.
+pub(crate) fn nats<E: Into<async_nats::Error>>(step: Step) -> impl FnOnce(E) -> ConsumeError {
+    move |e| ConsumeError::Nats {
+        step,
+        source: e.into(),
+    }
+}
+
+/// Whether deleting the consumer failed only because there was none (a
+/// first start, or an operator deleted it): told by JetStream's code.
+fn no_consumer_to_delete(e: &jetstream::stream::ConsumerError) -> bool {
+    e.jetstream_code() == Some(ErrorCode::CONSUMER_NOT_FOUND)
 }
 
 async fn consume(
@@ -101,50 +175,17 @@ async fn consume(
     let batch_size = batching.size;
     let position = shared.views.position()?;
     let stream_name = shared.partition.stream();
-    let stream = js.get_stream(&stream_name).await.map_err(nats)?;
-    // Views that hold more than the stream does are in doubt (the stream
-    // lost what it had acknowledged, or was replaced): resuming after their
-    // position would skip every event until the stream passed it. Marked,
-    // they are discarded and rebuilt at the next start; until then the
-    // projector stops, loudly.
-    let last = stream.cached_info().state.last_sequence;
-    if position > last {
-        let error = baton_views::ViewsError::AheadOfStream { position, last };
-        tracing::error!(%error, stream = %stream_name, "views ahead of the stream");
-        let shared = shared.clone();
-        let reason = error.to_string();
-        shared
-            .read(move |views| views.mark_in_doubt(&reason))
-            .await?;
-        return Err(ConsumeError::Views(error));
-    }
-    // Start exactly after what the views hold, whatever the consumer held.
-    match stream.delete_consumer(consumer_name).await {
-        Ok(_) => {}
-        Err(e) if e.to_string().contains("not found") => {}
-        Err(e) => return Err(nats(e)),
-    }
-    let mut consumer: jetstream::consumer::Consumer<pull::Config> = stream
-        .create_consumer(pull::Config {
-            durable_name: Some(consumer_name.to_owned()),
-            description: Some("baton projector: views in sled".into()),
-            deliver_policy: DeliverPolicy::ByStartSequence {
-                start_sequence: position + 1,
-            },
-            ack_policy: AckPolicy::All,
-            // No filter: the stream holds only hand-off and disruption
-            // events (streams::ensure refuses any other subject), and
-            // nats-server 2.12 delivers a multi-subject filtered consumer
-            // some 200 times slower than an unfiltered one (baton-bench).
-            // Room for the batch being received, the one waiting for the
-            // projection, the one being computed, the one sled is
-            // applying, and one more.
-            max_ack_pending: (6 * batch_size).max(20_000) as i64,
-            ..Default::default()
-        })
+    let stream = js
+        .get_stream(&stream_name)
         .await
-        .map_err(nats)?;
-    let pending = consumer.info().await.map_err(nats)?.num_pending;
+        .map_err(nats(Step::ReadStream))?;
+    not_ahead(shared, &stream_name, position, &stream).await?;
+    let mut consumer = consumer_after(&stream, consumer_name, position, batch_size).await?;
+    let pending = consumer
+        .info()
+        .await
+        .map_err(nats(Step::ReadConsumer))?
+        .num_pending;
     tracing::info!(stream = %stream_name, partition = %shared.partition, after = position, pending, "consuming the event stream");
     set_caught_up(shared, pending == 0 && fully_sourced(shared, js).await?);
     let messages = consumer
@@ -153,7 +194,7 @@ async fn consume(
         .heartbeat(Duration::from_secs(5))
         .messages()
         .await
-        .map_err(nats)?;
+        .map_err(nats(Step::Subscribe))?;
     // Received and decoded on a task of their own while the batch before is
     // computed and the one before that applied (see `receiver`).
     let (batches_tx, batches) = mpsc::channel(1);
@@ -176,6 +217,65 @@ async fn consume(
     receiver.abort();
     let _ = receiver.await;
     applied
+}
+
+/// Fails, having marked the views in doubt, if they hold more than the
+/// stream does (it lost what it had acknowledged, or was replaced):
+/// resuming after their position would skip every event until the stream
+/// passed it. Marked, they are discarded and rebuilt at the next start;
+/// until then the projector stops, loudly.
+async fn not_ahead(
+    shared: &Arc<Shared>,
+    stream_name: &str,
+    position: u64,
+    stream: &jetstream::stream::Stream,
+) -> Result<(), ConsumeError> {
+    let last = stream.cached_info().state.last_sequence;
+    if position <= last {
+        return Ok(());
+    }
+    let error = baton_views::ViewsError::AheadOfStream { position, last };
+    tracing::error!(%error, stream = %stream_name, "views ahead of the stream");
+    let reason = error.to_string();
+    shared
+        .read(move |views| views.mark_in_doubt(&reason))
+        .await?;
+    Err(ConsumeError::Views(error))
+}
+
+/// The durable consumer, created afresh to start exactly after `position`
+/// (what the views hold), whatever it held before.
+async fn consumer_after(
+    stream: &jetstream::stream::Stream,
+    consumer_name: &str,
+    position: u64,
+    batch_size: usize,
+) -> Result<jetstream::consumer::Consumer<pull::Config>, ConsumeError> {
+    match stream.delete_consumer(consumer_name).await {
+        Ok(_) => {}
+        Err(e) if no_consumer_to_delete(&e) => {}
+        Err(e) => return Err(nats(Step::DeleteConsumer)(e)),
+    }
+    stream
+        .create_consumer(pull::Config {
+            durable_name: Some(consumer_name.to_owned()),
+            description: Some("baton projector: views in sled".into()),
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: position + 1,
+            },
+            ack_policy: AckPolicy::All,
+            // No filter: the stream holds only hand-off and disruption
+            // events (streams::ensure refuses any other subject), and
+            // nats-server 2.12 delivers a multi-subject filtered consumer
+            // some 200 times slower than an unfiltered one (baton-bench).
+            // Room for the batch being received, the one waiting for the
+            // projection, the one being computed, the one sled is
+            // applying, and one more.
+            max_ack_pending: (6 * batch_size).max(20_000) as i64,
+            ..Default::default()
+        })
+        .await
+        .map_err(nats(Step::CreateConsumer))
 }
 
 /// Applies the received batches until `shutdown`, acknowledging each once
@@ -216,67 +316,80 @@ async fn apply_batches(
             _ = sourcing.tick(), if !shared.is_current() && !shared.partition.is_whole() => {
                 // Nothing undelivered, and nothing delivered but not yet
                 // applied (a batch in hand is acknowledged once applied).
-                let info = consumer.info().await.map_err(nats)?;
+                let info = consumer.info().await.map_err(nats(Step::ReadConsumer))?;
                 let drained = info.num_pending == 0 && info.num_ack_pending == 0;
                 set_caught_up(shared, drained && fully_sourced(shared, js).await?);
                 continue;
             }
             received = batches.recv() => match received {
                 Some(received) => received?,
-                None => return Err(ConsumeError::Nats("the receiver stopped".into())),
+                None => return Err(ConsumeError::ReceiverStopped),
             },
         };
         shared.failpoints.hit("consumer").await?;
         // Blocks this worker thread outright (tests of a frozen runtime).
         shared.failpoints.hit_blocking("freeze-worker")?;
-        let Received {
-            decoded,
-            last,
-            last_pending,
-        } = received;
-        let count = decoded.len() as u64;
-        let task = shared
-            .project(move |projection| {
-                // Disruptions applied, relayed to the board once the batch landed.
-                let mut disruptions = Vec::new();
-                for (sequence, at, event) in decoded {
-                    let applied = match event {
-                        Ok(Decoded::Handoff(event)) => projection.apply(sequence, at, event)?,
-                        Ok(Decoded::Disruption(event)) => {
-                            let relayed = baton_proto::convert::disruption_to_proto(&event);
-                            let applied = projection.apply_disruption(sequence, at, event)?;
-                            if applied == Applied::Applied {
-                                disruptions.push(relayed);
-                            }
-                            applied
-                        }
-                        Err(e) => {
-                            tracing::warn!(sequence, error = %e, "not a baton event, skipped");
-                            projection.skip(sequence);
-                            continue;
-                        }
-                    };
-                    if let Applied::Refused(reason) = applied {
-                        tracing::warn!(sequence, %reason, "event does not fit its history, skipped");
-                    }
-                }
-                Ok(disruptions)
-            })
-            .await;
+        let staged = stage(shared, received).await;
         // Staged (or failed): later writes read it as applied.
         shared.batch_staged();
-        let task = task?;
+        let staged = staged?;
         // The batch before was in the tree before this one was staged.
         if let Some(batch) = landing.take() {
             batch.landed(shared, js).await?;
         }
-        landing = Some(InFlight {
-            task,
-            last,
-            last_pending,
-            count,
-        });
+        landing = Some(staged);
     }
+}
+
+/// Folds a received batch into the views and stages it; it lands on.
+async fn stage(shared: &Arc<Shared>, received: Received) -> Result<InFlight, ConsumeError> {
+    let Received {
+        decoded,
+        last,
+        last_pending,
+    } = received;
+    let count = decoded.len() as u64;
+    let task = shared
+        .project(move |projection| fold(projection, decoded))
+        .await?;
+    Ok(InFlight {
+        task,
+        last,
+        last_pending,
+        count,
+    })
+}
+
+/// Applies each decoded message in turn (skipping what is not a Baton
+/// event, or does not fit its history); returns the disruptions applied,
+/// relayed to the board once the batch has landed.
+fn fold(
+    projection: &mut baton_views::Projection<'_>,
+    decoded: Vec<(u64, baton_domain::Timestamp, Result<Decoded, LogError>)>,
+) -> Result<Vec<baton_proto::v1::DisruptionEvent>, baton_views::ViewsError> {
+    let mut disruptions = Vec::new();
+    for (sequence, at, event) in decoded {
+        let applied = match event {
+            Ok(Decoded::Handoff(event)) => projection.apply(sequence, at, event)?,
+            Ok(Decoded::Disruption(event)) => {
+                let relayed = baton_proto::convert::disruption_to_proto(&event);
+                let applied = projection.apply_disruption(sequence, at, event)?;
+                if applied == Applied::Applied {
+                    disruptions.push(relayed);
+                }
+                applied
+            }
+            Err(e) => {
+                tracing::warn!(sequence, error = %e, "not a baton event, skipped");
+                projection.skip(sequence);
+                continue;
+            }
+        };
+        if let Applied::Refused(reason) = applied {
+            tracing::warn!(sequence, %reason, "event does not fit its history, skipped");
+        }
+    }
+    Ok(disruptions)
 }
 
 /// A batch of the stream being applied to sled.
@@ -311,7 +424,7 @@ impl InFlight {
         shared: &Shared,
         js: &jetstream::Context,
     ) -> Result<(), ConsumeError> {
-        let disruptions = result.map_err(crate::task_failed)??;
+        let disruptions = result.map_err(crate::task_gone(crate::LANDING))??;
         // In the views, not yet acknowledged: a crash here re-delivers
         // events the views then skip.
         shared.failpoints.hit("after-commit-before-ack").await?;
@@ -325,7 +438,7 @@ impl InFlight {
         shared
             .applied
             .fetch_add(self.count, std::sync::atomic::Ordering::Relaxed);
-        self.last.ack().await.map_err(nats)?;
+        self.last.ack().await.map_err(nats(Step::Acknowledge))?;
         let caught_up =
             self.last_pending == 0 && (shared.is_current() || fully_sourced(shared, js).await?);
         set_caught_up(shared, caught_up);
@@ -337,9 +450,7 @@ impl InFlight {
 /// stream (always, for the whole stream). Until then the views are not
 /// complete, however far the consumer has got.
 async fn fully_sourced(shared: &Shared, js: &jetstream::Context) -> Result<bool, ConsumeError> {
-    let lag = baton_log::partitions::sourcing_lag(js, shared.partition)
-        .await
-        .map_err(nats)?;
+    let lag = baton_log::partitions::sourcing_lag(js, shared.partition).await?;
     if lag != Some(0) {
         tracing::debug!(?lag, "partition stream still being filled by JetStream");
     }
@@ -358,5 +469,35 @@ fn set_caught_up(shared: &Shared, caught_up: bool) {
     if caught_up && !was {
         tracing::info!("caught up with the stream");
         shared.deadlines_changed.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_nats::jetstream::stream::{ConsumerError, ConsumerErrorKind};
+
+    use super::no_consumer_to_delete;
+
+    /// JetStream's answer to a consumer request.
+    fn refused(json: &str) -> ConsumerError {
+        let api: async_nats::jetstream::Error = serde_json::from_str(json).expect("an API error");
+        ConsumerError::new(ConsumerErrorKind::JetStream(api))
+    }
+
+    #[test]
+    fn only_a_missing_consumer_is_nothing_to_delete() {
+        assert!(no_consumer_to_delete(&refused(
+            r#"{"code": 404, "err_code": 10014, "description": "consumer not found"}"#
+        )));
+        // A missing stream is not: creating the consumer would fail too.
+        assert!(!no_consumer_to_delete(&refused(
+            r#"{"code": 404, "err_code": 10059, "description": "stream not found"}"#
+        )));
+        // Nor is a failure that merely says so.
+        let said = ConsumerError::with_source(
+            ConsumerErrorKind::Request,
+            std::io::Error::other("consumer not found"),
+        );
+        assert!(!no_consumer_to_delete(&said));
     }
 }

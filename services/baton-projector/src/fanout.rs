@@ -29,7 +29,7 @@ use tonic::{
     Code, Request, Status,
 };
 
-use crate::present::{cell_to_proto, tallies_from_proto, tallies_to_proto};
+use crate::present::{cell_to_proto, tallies_from_proto, tallies_to_proto, BadFigures};
 
 /// Metadata key marking a query one partition answers alone.
 pub const SCOPE_HEADER: &str = "baton-scope";
@@ -94,8 +94,12 @@ fn read(path: &PathBuf) -> Result<Vec<u8>, FanoutError> {
 /// Why the fan-out could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum FanoutError {
-    #[error("--query-partitions: {url:?} is not a gRPC URL: {reason}")]
-    BadUrl { url: String, reason: String },
+    #[error("--query-partitions: {url:?} is not a gRPC URL: {source}")]
+    BadUrl {
+        url: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
     #[error("reading {path}: {source}")]
     Read {
         path: PathBuf,
@@ -120,9 +124,9 @@ impl Fanout {
         let tls = tls.client_tls()?;
         let mut partitions = Vec::with_capacity(urls.len());
         for url in urls {
-            let bad = |e: tonic::transport::Error| FanoutError::BadUrl {
+            let bad = |source| FanoutError::BadUrl {
                 url: url.clone(),
-                reason: e.to_string(),
+                source,
             };
             let mut endpoint = Endpoint::from_shared(url.clone())
                 .map_err(bad)?
@@ -432,8 +436,9 @@ fn merge_pages<T>(
 
 /// Adds up compliance figures of several partitions, bucket series included.
 fn merge_compliance(answers: &[v1::Compliance]) -> Result<v1::Compliance, Status> {
-    let bad =
-        |e: String| Status::internal(format!("a partition sent figures that do not add up: {e}"));
+    let bad = |e: BadFigures| {
+        Status::internal(format!("a partition sent figures that do not add up: {e}"))
+    };
     let mut total = baton_domain::compliance::Tallies::default();
     let mut series: BTreeMap<(i64, i32), baton_domain::compliance::Tallies> = BTreeMap::new();
     for answer in answers {
@@ -442,7 +447,7 @@ fn merge_compliance(answers: &[v1::Compliance]) -> Result<v1::Compliance, Status
             let start = bucket
                 .bucket_start
                 .map(|t| (t.seconds, t.nanos))
-                .ok_or_else(|| bad("a bucket without its start".into()))?;
+                .ok_or_else(|| bad(BadFigures::BucketWithoutStart))?;
             series
                 .entry(start)
                 .or_default()

@@ -56,23 +56,50 @@ pub const QUERY_SERVICE: &str = "baton.v1.Query";
 /// A batch being applied to sled; yields what its change returned.
 type Landing<T> = tokio::task::JoinHandle<Result<T, ViewsError>>;
 
-/// See [`Shared::exclusive`].
-struct Exclusive<'a> {
-    _writer: tokio::sync::MutexGuard<'a, ()>,
-    _landed: tokio::sync::MutexGuard<'a, ()>,
-}
+/// The name of the task applying a batch to sled, in errors.
+const LANDING: &str = "views land";
 
 /// A failpoint's error, as sled would report a failed write or read.
 fn injected_io(e: baton_runtime::failpoint::Injected) -> ViewsError {
     ViewsError::Sled(sled::Error::Io(std::io::Error::other(e)))
 }
 
-fn task_failed(e: tokio::task::JoinError) -> ViewsError {
-    ViewsError::Corrupt {
-        key: "(batch)".into(),
-        reason: format!("the writer task failed: {e}"),
+/// A blocking task doing work on the views ended without an answer. That
+/// is a bug in the work (or the runtime stopping), not damage to the views:
+/// they stay as the last batch that landed left them, and are not rebuilt
+/// over it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TaskGone {
+    #[error("the {task} task panicked: {message}")]
+    Panicked { task: &'static str, message: String },
+    #[error("the {task} task was cancelled")]
+    Cancelled { task: &'static str },
+}
+
+/// What became of the `task` whose join failed with `e`.
+pub(crate) fn task_gone(task: &'static str) -> impl FnOnce(tokio::task::JoinError) -> TaskGone {
+    move |e| {
+        if e.is_panic() {
+            TaskGone::Panicked {
+                task,
+                message: baton_runtime::supervise::panic_text(e),
+            }
+        } else {
+            TaskGone::Cancelled { task }
+        }
     }
 }
+
+/// Why work on the views, done on a blocking task, gave no answer: the
+/// views failed (they are in doubt), or the task did (they are not).
+#[derive(Debug, thiserror::Error)]
+pub enum WorkError {
+    #[error(transparent)]
+    Views(#[from] ViewsError),
+    #[error(transparent)]
+    Task(#[from] TaskGone),
+}
+
 pub use server::run;
 
 /// What the projector's tasks share.
@@ -119,7 +146,7 @@ pub struct Shared {
     /// The first storage error anywhere: the views are in doubt, and the
     /// supervised `storage` task ends the process so they are checked (and
     /// rebuilt if damaged) at the next start.
-    storage_failed: tokio::sync::watch::Sender<Option<String>>,
+    storage_failed: tokio::sync::watch::Sender<Option<ViewsError>>,
 }
 
 /// Why a long-running task of the projector ended (see
@@ -128,12 +155,26 @@ pub struct Shared {
 pub enum TaskError {
     #[error("the views failed: {0}")]
     Views(#[from] ViewsError),
+    /// A storage error elsewhere (the first one) put the views in doubt.
+    #[error("a storage error put the views in doubt: {0}")]
+    Storage(#[source] ViewsError),
+    #[error(transparent)]
+    Task(#[from] TaskGone),
     #[error(transparent)]
     Injected(#[from] baton_runtime::failpoint::Injected),
     #[error("http side port: {0}")]
     Http(#[from] std::io::Error),
     #[error(transparent)]
     Log(#[from] baton_log::LogError),
+}
+
+impl From<WorkError> for TaskError {
+    fn from(e: WorkError) -> TaskError {
+        match e {
+            WorkError::Views(e) => TaskError::Views(e),
+            WorkError::Task(e) => TaskError::Task(e),
+        }
+    }
 }
 
 impl Shared {
@@ -183,11 +224,12 @@ impl Shared {
     }
 
     /// Reads the views off the async threads (sled may block on I/O).
-    /// A storage error is also reported with [`Shared::storage_error`].
+    /// A storage error is also reported with [`Shared::storage_error`]; a
+    /// read that panicked is not one.
     pub async fn read<T: Send + 'static>(
         self: &Arc<Self>,
         read: impl FnOnce(&Views) -> Result<T, ViewsError> + Send + 'static,
-    ) -> Result<T, ViewsError> {
+    ) -> Result<T, WorkError> {
         let shared = self.clone();
         let result = tokio::task::spawn_blocking(move || {
             shared
@@ -197,12 +239,11 @@ impl Shared {
             read(&shared.views)
         })
         .await
-        .map_err(task_failed)
-        .and_then(|r| r);
+        .map_err(task_gone("views read"))?;
         if let Err(e) = &result {
             self.storage_error(e);
         }
-        result
+        Ok(result?)
     }
 
     /// A storage error: the views are in doubt. The first one is kept, and
@@ -212,7 +253,7 @@ impl Shared {
             if failed.is_some() {
                 return false;
             }
-            *failed = Some(error.to_string());
+            *failed = Some(error.clone());
             true
         });
     }
@@ -226,12 +267,10 @@ impl Shared {
         let mut failed = self.storage_failed.subscribe();
         tokio::select! {
             _ = shutdown.cancelled() => Ok(()),
-            seen = failed.wait_for(Option::is_some) => {
-                let cause = seen.ok().and_then(|c| c.clone()).unwrap_or_default();
-                Err(TaskError::Views(ViewsError::Corrupt {
-                    key: "(storage)".into(),
-                    reason: cause,
-                }))
+            seen = failed.wait_for(Option::is_some) => match seen.ok().and_then(|c| c.clone()) {
+                Some(cause) => Err(TaskError::Storage(cause)),
+                // The sender lives in `self`: it cannot be gone while we wait.
+                None => Ok(()),
             }
         }
     }
@@ -302,12 +341,21 @@ impl Shared {
     }
 
     /// Runs `change` on a projection of the views, off the async threads,
-    /// with the writer lock held, and commits it.
+    /// with the writer lock held, and commits it. A storage error is also
+    /// reported with [`Shared::storage_error`].
     async fn write<T: Send + 'static>(
         self: &Arc<Self>,
         change: impl FnOnce(&mut Projection<'_>) -> Result<T, ViewsError> + Send + 'static,
-    ) -> Result<T, ViewsError> {
-        self.project(change).await?.await.map_err(task_failed)?
+    ) -> Result<T, WorkError> {
+        let written: Result<T, WorkError> = async {
+            let landing = self.project(change).await?;
+            Ok(landing.await.map_err(task_gone(LANDING))??)
+        }
+        .await;
+        if let Err(WorkError::Views(e)) = &written {
+            self.storage_error(e);
+        }
+        written
     }
 
     /// Runs `change` on a projection of the views, off the async threads,
@@ -318,7 +366,7 @@ impl Shared {
     async fn project<T: Send + 'static>(
         self: &Arc<Self>,
         change: impl FnOnce(&mut Projection<'_>) -> Result<T, ViewsError> + Send + 'static,
-    ) -> Result<Landing<T>, ViewsError> {
+    ) -> Result<Landing<T>, WorkError> {
         let _writer = self.writer.lock().await;
         let shared = self.clone();
         let (value, breached, sealed) = tokio::task::spawn_blocking(move || {
@@ -330,10 +378,10 @@ impl Shared {
                 .with_announce_horizon(Some(shared.announce_horizon));
             let value = change(&mut projection)?;
             let breached = projection.newly_signalled();
-            Ok::<_, ViewsError>((value, breached, projection.seal()))
+            Ok::<_, ViewsError>((value, breached, projection.seal()?))
         })
         .await
-        .map_err(task_failed)??;
+        .map_err(task_gone("views write"))??;
         // Staged only once the batch before it is in the tree: at most one
         // batch is ever read through.
         let landing = self.landing.clone().lock_owned().await;
@@ -354,17 +402,6 @@ impl Shared {
             Ok(value)
         }))
     }
-
-    /// Waits until no batch is being computed or applied, and keeps it so
-    /// while the guard lives: for writes beside the projection's.
-    async fn exclusive(&self) -> Exclusive<'_> {
-        let writer = self.writer.lock().await;
-        let landed = self.landing.lock().await;
-        Exclusive {
-            _writer: writer,
-            _landed: landed,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -375,7 +412,7 @@ mod tests {
     use baton_views::Views;
     use futures::FutureExt;
 
-    use super::Shared;
+    use super::{Shared, TaskError, TaskGone, ViewsError, WorkError};
 
     fn shared(dir: &std::path::Path) -> Shared {
         let catalog = Catalog::from_json(
@@ -413,6 +450,53 @@ mod tests {
         assert!(
             shared.deadlines_changed.notified().now_or_never().is_some(),
             "the timer must look again once nothing waits"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_panicked_read_is_not_a_storage_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let shared = Arc::new(shared(dir.path()));
+        let read = shared
+            .read(|_views| -> Result<(), ViewsError> { panic!("a bug in the read") })
+            .await;
+        match read {
+            Err(WorkError::Task(TaskGone::Panicked { task, message })) => {
+                assert_eq!(task, "views read");
+                assert_eq!(message, "a bug in the read");
+            }
+            other => panic!("expected a panicked task, got {other:?}"),
+        }
+        assert!(
+            shared.storage_failed.borrow().is_none(),
+            "a panic must not put the views in doubt"
+        );
+        // Callers tell it apart from the views failing, and say so.
+        let query = crate::query::QueryError::from(WorkError::Task(TaskGone::Cancelled {
+            task: "views read",
+        }));
+        assert!(
+            matches!(query, crate::query::QueryError::Task(_)),
+            "{query}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_storage_error_ends_the_storage_task_with_the_error_itself() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let shared = Arc::new(shared(dir.path()));
+        let injected = || ViewsError::Sled(sled::Error::Unsupported("injected".into()));
+        let read = shared
+            .read(move |_views| -> Result<(), ViewsError> { Err(injected()) })
+            .await;
+        assert!(matches!(read, Err(WorkError::Views(ViewsError::Sled(_)))));
+        let ended = shared
+            .clone()
+            .watch_storage(tokio_util::sync::CancellationToken::new())
+            .await;
+        assert!(
+            matches!(ended, Err(TaskError::Storage(ViewsError::Sled(_)))),
+            "{ended:?}"
         );
     }
 

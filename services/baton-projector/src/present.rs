@@ -105,26 +105,36 @@ pub fn tallies_to_proto(policy: Option<&Token>, tallies: &Tallies) -> v1::Compli
     }
 }
 
+/// What is wrong with figures another projector sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadFigures {
+    #[error("figures without their durations")]
+    NoDurations,
+    #[error("{buckets} duration buckets but {counts} counts")]
+    Uneven { buckets: usize, counts: usize },
+    #[error("duration bucket {0} is out of range")]
+    BucketOutOfRange(u32),
+    #[error("a bucket without its start")]
+    BucketWithoutStart,
+}
+
 /// The tallies behind figures another projector sent (the inverse of
 /// [`tallies_to_proto`]), or what is wrong with them.
-pub fn tallies_from_proto(figures: &v1::Compliance) -> Result<Tallies, String> {
+pub fn tallies_from_proto(figures: &v1::Compliance) -> Result<Tallies, BadFigures> {
     let durations = match &figures.durations {
-        None if figures.met + figures.breached > 0 => {
-            return Err("figures without their durations".into())
-        }
+        None if figures.met + figures.breached > 0 => return Err(BadFigures::NoDurations),
         None => Histogram::default(),
         Some(h) if h.bucket.len() != h.count.len() => {
-            return Err(format!(
-                "{} duration buckets but {} counts",
-                h.bucket.len(),
-                h.count.len()
-            ))
+            return Err(BadFigures::Uneven {
+                buckets: h.bucket.len(),
+                counts: h.count.len(),
+            })
         }
         Some(h) => {
             let mut buckets = Vec::with_capacity(h.bucket.len());
             for (bucket, count) in h.bucket.iter().zip(&h.count) {
-                let bucket = u16::try_from(*bucket)
-                    .map_err(|_| format!("duration bucket {bucket} is out of range"))?;
+                let bucket =
+                    u16::try_from(*bucket).map_err(|_| BadFigures::BucketOutOfRange(*bucket))?;
                 buckets.push((bucket, *count));
             }
             Histogram::from_buckets(h.zeros, buckets)

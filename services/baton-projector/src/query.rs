@@ -41,8 +41,9 @@ pub enum QueryError {
         "the views cannot be read ({0}); restart the projector to rebuild them from the stream"
     )]
     Views(#[from] ViewsError),
-    #[error("nats unavailable: {0}")]
-    Unavailable(String),
+    /// Reading failed, not the views: nothing to rebuild.
+    #[error("the query could not be answered: {0}")]
+    Task(#[from] crate::TaskGone),
     #[error("the views are being rebuilt from the stream ({applied} events applied so far): try again shortly")]
     Rebuilding { applied: u64 },
 }
@@ -53,10 +54,17 @@ impl From<QueryError> for Status {
         match error {
             QueryError::Invalid(_) => Status::invalid_argument(message),
             QueryError::NotFound(_) => Status::not_found(message),
-            QueryError::Views(_) => Status::internal(message),
-            QueryError::Unavailable(_) | QueryError::Rebuilding { .. } => {
-                Status::unavailable(message)
-            }
+            QueryError::Views(_) | QueryError::Task(_) => Status::internal(message),
+            QueryError::Rebuilding { .. } => Status::unavailable(message),
+        }
+    }
+}
+
+impl From<crate::WorkError> for QueryError {
+    fn from(e: crate::WorkError) -> QueryError {
+        match e {
+            crate::WorkError::Views(e) => QueryError::Views(e),
+            crate::WorkError::Task(e) => QueryError::Task(e),
         }
     }
 }

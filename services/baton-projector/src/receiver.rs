@@ -28,7 +28,10 @@ use baton_log::{subject, LogError};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
-use crate::{consumer::ConsumeError, Shared};
+use crate::{
+    consumer::{nats, ConsumeError, Step},
+    Shared,
+};
 
 /// How the stream is cut into batches.
 #[derive(Debug, Clone, Copy)]
@@ -76,6 +79,27 @@ impl Decoded {
     }
 }
 
+/// Why a message's time does not fit the time JetStream gave it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Untimely {
+    #[error("recorded events carry recorded_at")]
+    NoRecordedAt,
+    #[error(
+        "recorded_at {} is {} s from {} when JetStream stored the message; at most {} s apart is accepted",
+        recorded_at.rfc3339(),
+        apart_ms / 1000,
+        stored_at.rfc3339(),
+        skew.as_secs()
+    )]
+    Skewed {
+        recorded_at: Timestamp,
+        stored_at: Timestamp,
+        /// `recorded_at - stored_at`.
+        apart_ms: i64,
+        skew: Duration,
+    },
+}
+
 /// The time a message counts at in the views, or why it does not fit.
 ///
 /// On `BATON_HANDOFFS` it is the time JetStream stored the message, and the
@@ -89,9 +113,9 @@ pub(crate) fn logged_at(
     stored_at: Timestamp,
     whole_stream: bool,
     skew: Duration,
-) -> Result<Timestamp, String> {
+) -> Result<Timestamp, Untimely> {
     let Some(recorded_at) = decoded.recorded_at() else {
-        return Err("recorded events carry recorded_at".into());
+        return Err(Untimely::NoRecordedAt);
     };
     let skew_ms = baton_domain::time::duration_millis(skew);
     let apart = recorded_at.0.saturating_sub(stored_at.0);
@@ -101,13 +125,12 @@ pub(crate) fn logged_at(
         apart > skew_ms
     };
     if too_far {
-        return Err(format!(
-            "recorded_at {} is {} s from {} when JetStream stored the message; at most {} s apart is accepted",
-            recorded_at.rfc3339(),
-            apart / 1000,
-            stored_at.rfc3339(),
-            skew.as_secs()
-        ));
+        return Err(Untimely::Skewed {
+            recorded_at,
+            stored_at,
+            apart_ms: apart,
+            skew,
+        });
     }
     Ok(if whole_stream { stored_at } else { recorded_at })
 }
@@ -154,7 +177,7 @@ pub(crate) async fn run(
                     Err(e) => Err(e),
                 }
             }
-            None => Err(ConsumeError::Nats("the message stream ended".into())),
+            None => Err(ConsumeError::StreamEnded),
         };
         let failed = received.is_err();
         if batches.send(received).await.is_err() || failed {
@@ -175,7 +198,7 @@ async fn receive(
 ) -> Result<Option<Received>, ConsumeError> {
     let mut messages = Vec::with_capacity(batching.size);
     for message in chunk {
-        messages.push(message.map_err(crate::consumer::nats)?);
+        messages.push(message.map_err(nats(Step::Receive))?);
     }
     // Catching up, take a whole batch: a hand-off's events then mostly meet
     // in one commit, and sled writes its view and index once. Live, wait a
@@ -184,17 +207,16 @@ async fn receive(
     let mut decoded = Vec::with_capacity(messages.len());
     let mut last_pending = 0;
     for message in &messages {
-        let info = message.info().map_err(crate::consumer::nats)?;
+        let info = message.info().map_err(nats(Step::ReadDelivery))?;
         // A delivery lost on the way (the consumer's leader failed over in
         // a cluster) leaves a gap in the consumer sequence, and acking what
         // follows would ack the lost event too (AckPolicy::All), so the
         // views would never see it. Start again from their position.
         if info.consumer_sequence != *delivered + 1 {
-            return Err(ConsumeError::Nats(format!(
-                "deliveries {} to {} never arrived",
-                *delivered + 1,
-                info.consumer_sequence - 1
-            )));
+            return Err(ConsumeError::DeliveriesLost {
+                first: *delivered + 1,
+                last: info.consumer_sequence - 1,
+            });
         }
         *delivered = info.consumer_sequence;
         last_pending = info.pending;
@@ -203,11 +225,11 @@ async fn receive(
         let whole = shared.partition.is_whole();
         let mut at = stored_at;
         let event = Decoded::of(sequence, &message.subject, &message.payload).and_then(|d| {
-            at = logged_at(&d, stored_at, whole, shared.max_recorded_skew).map_err(|reason| {
+            at = logged_at(&d, stored_at, whole, shared.max_recorded_skew).map_err(|e| {
                 LogError::Undecodable {
                     sequence,
                     subject: message.subject.to_string(),
-                    reason,
+                    reason: e.to_string(),
                 }
             })?;
             Ok(d)
@@ -249,7 +271,7 @@ async fn fill(
         match tokio::time::timeout(wait, chunks.next()).await {
             Ok(Some(chunk)) => {
                 for message in chunk {
-                    messages.push(message.map_err(crate::consumer::nats)?);
+                    messages.push(message.map_err(nats(Step::Receive))?);
                 }
             }
             Ok(None) | Err(_) => break,
@@ -277,8 +299,7 @@ async fn park(
         message.payload.clone(),
         &reason,
     )
-    .await
-    .map_err(crate::consumer::nats)?;
+    .await?;
     if parked {
         let count = shared.dead_lettered.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::warn!(sequence, subject = %message.subject, %reason, dead_lettered = count, parked_on = %subject::deadletter(stream, sequence), "not a baton event: parked");
@@ -316,9 +337,16 @@ mod tests {
         );
         let future = logged_at(&decoded(Some(10_000_000 + 50 * 60_000)), stored, true, SKEW)
             .expect_err("fifty minutes ahead");
-        assert!(future.contains("3000 s from"), "{future}");
+        assert!(
+            matches!(future, Untimely::Skewed { apart_ms, .. } if apart_ms == 50 * 60_000),
+            "{future}"
+        );
+        assert!(future.to_string().contains("3000 s from"), "{future}");
         assert!(logged_at(&decoded(Some(10_000_000 - 61_000)), stored, true, SKEW).is_err());
-        assert!(logged_at(&decoded(None), stored, true, SKEW).is_err());
+        assert_eq!(
+            logged_at(&decoded(None), stored, true, SKEW),
+            Err(Untimely::NoRecordedAt)
+        );
     }
 
     #[test]

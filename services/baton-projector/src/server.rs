@@ -30,6 +30,9 @@ pub enum StartError {
     Catalog(#[from] CatalogLoadError),
     #[error("views in {dir}: {source}")]
     Views { dir: String, source: ViewsError },
+    /// Opening the views never finished: not a verdict on them.
+    #[error("views: {0}")]
+    ViewsTask(#[from] crate::TaskGone),
     #[error(transparent)]
     Log(#[from] LogError),
     #[error(transparent)]
@@ -40,6 +43,8 @@ pub enum StartError {
     Http(#[from] std::io::Error),
     #[error("{0}")]
     Config(String),
+    #[error("--partition: {0}")]
+    Partition(#[from] baton_log::partitions::PartitionError),
     #[error(transparent)]
     Fanout(#[from] crate::fanout::FanoutError),
     #[error(transparent)]
@@ -60,8 +65,7 @@ pub async fn run(
 ) -> Result<(), StartError> {
     let failpoints = Failpoints::parse(&config.failpoints)?;
     config.grpc.check().map_err(StartError::Config)?;
-    let partition = baton_log::Partition::new(config.partitions, config.partition)
-        .map_err(|e| StartError::Config(format!("--partition: {e}")))?;
+    let partition = baton_log::Partition::new(config.partitions, config.partition)?;
     let fanout = fanout(&config)?;
     let catalog = Arc::new(baton_runtime::load_catalog(&config.catalog)?);
     let views = open_views(&config, &catalog).await?;
@@ -249,7 +253,7 @@ async fn open_views(config: &Config, catalog: &Catalog) -> Result<Views, StartEr
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         views_error(ViewsError::Reset {
             path: config.data_dir.display().to_string(),
-            source: e,
+            source: Arc::new(e),
         })
     })?;
     let dir = config.data_dir.clone();
@@ -258,12 +262,7 @@ async fn open_views(config: &Config, catalog: &Catalog) -> Result<Views, StartEr
     let (views, opened) =
         tokio::task::spawn_blocking(move || Views::open_with_cache(&dir, &version, cache_bytes))
             .await
-            .map_err(|e| {
-                views_error(ViewsError::Corrupt {
-                    key: "(open)".into(),
-                    reason: e.to_string(),
-                })
-            })?
+            .map_err(crate::task_gone("views open"))?
             .map_err(views_error)?;
     match &opened {
         Opened::Empty => tracing::info!(

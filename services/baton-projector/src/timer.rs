@@ -44,16 +44,12 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) -> Result<(),
         }
         shared.failpoints.hit("timer").await?;
         let now = baton_runtime::now();
-        match shared
+        // A storage error is reported by `write`; a panicked task is not
+        // one. Either ends the timer.
+        let settled = shared
             .write(move |projection| projection.advance(now))
-            .await
-        {
-            Ok(settled) => tracing::debug!(settled, "deadlines passed"),
-            Err(e) => {
-                shared.storage_error(&e);
-                return Err(e.into());
-            }
-        }
+            .await?;
+        tracing::debug!(settled, "deadlines passed");
     }
 }
 

@@ -111,18 +111,21 @@ pub enum BoardError {
         "the views cannot be read ({0}); restart the projector to rebuild them from the stream"
     )]
     Views(#[from] baton_views::ViewsError),
-    #[error("{0}")]
-    Internal(String),
-    #[error("nats unavailable: {0}")]
-    Unavailable(String),
+    /// Days could not be counted in the board's time zone.
+    #[error("calendar arithmetic: {0}")]
+    Calendar(#[source] jiff::Error),
+    /// The page's task failed, not the views: nothing to rebuild.
+    #[error("the page could not be made: {0}")]
+    Task(#[from] crate::TaskGone),
 }
 
 impl IntoResponse for BoardError {
     fn into_response(self) -> Response {
         let status = match &self {
             BoardError::NotFound(_) => StatusCode::NOT_FOUND,
-            BoardError::Views(_) | BoardError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            BoardError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            BoardError::Views(_) | BoardError::Calendar(_) | BoardError::Task(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         };
         if status.is_server_error() {
             tracing::warn!(error = %self, "board page failed");
@@ -199,7 +202,7 @@ impl BoardState {
         let state = self.clone();
         let result = tokio::task::spawn_blocking(move || read(&state))
             .await
-            .map_err(|e| BoardError::Internal(format!("the page task failed: {e}")))?;
+            .map_err(crate::task_gone("board page"))?;
         if let Err(BoardError::Views(e)) = &result {
             // The views are in doubt: end the process so they are checked.
             self.shared.storage_error(e);
@@ -395,7 +398,7 @@ impl BoardState {
 
 /// The start of each of the last `days` calendar days in `tz`, oldest first.
 fn day_starts(now: Timestamp, days: u32, tz: &TimeZone) -> Result<Vec<Timestamp>, BoardError> {
-    let time = |e: jiff::Error| BoardError::Internal(format!("calendar arithmetic: {e}"));
+    let time = BoardError::Calendar;
     let today = jiff::Timestamp::from_millisecond(now.0)
         .map_err(time)?
         .to_zoned(tz.clone())
