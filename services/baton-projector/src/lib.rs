@@ -26,12 +26,11 @@
 pub mod announcer;
 pub mod board;
 pub mod config;
-pub mod consumer;
 pub mod fanout;
 pub mod metrics;
+pub mod pipeline;
 pub mod present;
 pub mod query;
-pub mod receiver;
 pub mod relay;
 pub mod route;
 pub mod server;

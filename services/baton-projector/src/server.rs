@@ -20,8 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 
 use crate::{
-    announcer, config::Config, consumer, query::QueryService, route::QueryRouter, timer, Shared,
-    TaskError,
+    announcer, config::Config, query::QueryService, route::QueryRouter, timer, Shared, TaskError,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -155,13 +154,13 @@ fn spawn_workers(
         replicas: config.stream_replicas,
         ..StreamSettings::default()
     };
-    let batching = crate::receiver::Batching {
+    let batching = crate::pipeline::Batching {
         size: config.batch_size.max(1),
         linger: Duration::from_millis(config.linger_ms),
     };
     tasks.spawn(
         "consumer",
-        consumer::run(
+        crate::pipeline::run(
             shared.clone(),
             js.clone(),
             config.consumer.clone(),

@@ -4,11 +4,9 @@
 //! whose claimed `recorded_at` does not fit that time is parked with the
 //! reason, like any other message that is not a Baton event.
 //!
-//! The consumer used to receive a batch, decode it, hand it to the
-//! projection and wait for that before asking NATS for more: every batch
-//! the pull requests stopped while the views were being computed, and the
-//! machine sat partly idle in a rebuild. Here a task keeps receiving (and
-//! so keeps the pull requests flowing), cuts the messages into batches,
+//! A task of its own keeps receiving, so the pull requests keep flowing
+//! while the views are computed (a rebuild never sits idle waiting on one
+//! batch before asking for the next). It cuts the messages into batches,
 //! checks that no delivery went missing, decodes them and parks what is not
 //! a Baton event, while the batch before is computed and the one before
 //! that is applied by sled. A bounded channel of one batch holds it back
@@ -28,19 +26,8 @@ use baton_log::{subject, LogError};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
-use crate::{
-    consumer::{nats, ConsumeError, Step},
-    Shared,
-};
-
-/// How the stream is cut into batches.
-#[derive(Debug, Clone, Copy)]
-pub struct Batching {
-    /// Most events a batch.
-    pub size: usize,
-    /// Live, how long a batch waits for more events (see `Config::linger_ms`).
-    pub linger: Duration,
-}
+use super::{nats, Batching, ConsumeError, Step};
+use crate::Shared;
 
 /// Longest wait for more of a batch while catching up.
 const FILL_WAIT: Duration = Duration::from_millis(20);

@@ -21,10 +21,12 @@ use baton_views::Applied;
 use tokio::sync::mpsc;
 use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
 
-use crate::{
-    receiver::{self, Batching, Decoded, Received},
-    Shared, TaskError, TaskGone, WorkError,
+use super::{
+    nats,
+    receive::{self, Decoded, Received},
+    Batching, ConsumeError, Step,
 };
+use crate::{Shared, TaskError};
 
 /// Consumes until `shutdown`, restarting from the views' position after a
 /// NATS failure (NATS gone, consumer deleted, ...). A storage failure is
@@ -79,86 +81,6 @@ pub async fn run(
     Ok(())
 }
 
-/// Why consuming stopped. Only [`ConsumeError::Views`],
-/// [`ConsumeError::Task`] and [`ConsumeError::Injected`] end the task; the
-/// rest are NATS going away or misbehaving, and consuming starts again from
-/// the views' position.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum ConsumeError {
-    #[error(transparent)]
-    Views(#[from] baton_views::ViewsError),
-    /// A task working on the views panicked: the task ends, the views are
-    /// not in doubt.
-    #[error(transparent)]
-    Task(#[from] TaskGone),
-    /// A request to NATS failed, or a message could not be taken.
-    #[error("nats: {step}: {source}")]
-    Nats {
-        step: Step,
-        #[source]
-        source: async_nats::Error,
-    },
-    #[error(transparent)]
-    Log(#[from] LogError),
-    /// The consumer numbered deliveries that never arrived: acknowledging
-    /// what follows would acknowledge them too.
-    #[error("nats: deliveries {first} to {last} never arrived")]
-    DeliveriesLost { first: u64, last: u64 },
-    /// The consumer's message stream ended.
-    #[error("nats: the message stream ended")]
-    StreamEnded,
-    /// The task receiving the messages is gone.
-    #[error("nats: the receiver stopped")]
-    ReceiverStopped,
-    #[error(transparent)]
-    Injected(#[from] baton_runtime::failpoint::Injected),
-}
-
-impl From<WorkError> for ConsumeError {
-    fn from(e: WorkError) -> ConsumeError {
-        match e {
-            WorkError::Views(e) => ConsumeError::Views(e),
-            WorkError::Task(e) => ConsumeError::Task(e),
-        }
-    }
-}
-
-/// What the consumer was doing with NATS when it failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Step {
-    ReadStream,
-    DeleteConsumer,
-    CreateConsumer,
-    ReadConsumer,
-    Subscribe,
-    Receive,
-    ReadDelivery,
-    Acknowledge,
-}
-
-impl std::fmt::Display for Step {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Step::ReadStream => "reading the stream",
-            Step::DeleteConsumer => "deleting the consumer",
-            Step::CreateConsumer => "creating the consumer",
-            Step::ReadConsumer => "reading the consumer",
-            Step::Subscribe => "subscribing",
-            Step::Receive => "receiving",
-            Step::ReadDelivery => "reading a delivery",
-            Step::Acknowledge => "acknowledging",
-        })
-    }
-}
-
-/// The error of a failed `step`, for `map_err`.
-pub(crate) fn nats<E: Into<async_nats::Error>>(step: Step) -> impl FnOnce(E) -> ConsumeError {
-    move |e| ConsumeError::Nats {
-        step,
-        source: e.into(),
-    }
-}
-
 /// Whether deleting the consumer failed only because there was none (a
 /// first start, or an operator deleted it): told by JetStream's code.
 fn no_consumer_to_delete(e: &jetstream::stream::ConsumerError) -> bool {
@@ -201,7 +123,7 @@ async fn consume(
     // Batches a stopped receiver held, or left in its channel, were never
     // staged and never will be: count afresh.
     shared.forget_unstaged();
-    let receiver = AbortOnDropHandle::new(tokio::spawn(receiver::run(
+    let receiver = AbortOnDropHandle::new(tokio::spawn(receive::run(
         shared.clone(),
         js.clone(),
         stream_name.clone(),
