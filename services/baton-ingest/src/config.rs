@@ -78,25 +78,3 @@ pub struct Config {
     )]
     pub failpoints: Vec<String>,
 }
-
-impl baton_runtime::serve::Service for Config {
-    const NAME: &'static str = "baton-ingest";
-    type Error = crate::server::StartError;
-
-    fn grpc_address(&self) -> std::net::SocketAddr {
-        self.listen
-    }
-
-    fn http_address(&self) -> std::net::SocketAddr {
-        self.http_listen
-    }
-
-    fn run(
-        self,
-        grpc: tokio::net::TcpListener,
-        http: tokio::net::TcpListener,
-        shutdown: tokio_util::sync::CancellationToken,
-    ) -> impl std::future::Future<Output = Result<(), Self::Error>> + Send {
-        crate::run(self, grpc, http, shutdown)
-    }
-}
