@@ -18,9 +18,11 @@
 //! - [`histogram`]: a mergeable duration histogram with a stated error bound.
 //! - [`compliance`]: how one clock counts toward the compliance figures.
 //! - [`access`]: the caller registry and who may append what.
+//! - [`append`]: whether an event is appended to its hand-off, and as what.
 //! - [`privacy`]: screening text and attributes for patient data.
 
 pub mod access;
+pub mod append;
 pub mod calendar;
 pub mod catalog;
 pub mod clock;

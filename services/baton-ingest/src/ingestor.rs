@@ -1,26 +1,26 @@
-//! The append rules.
+//! Appending hand-off events: the I/O around the append rules.
 //!
-//! For each event: validate it, check it against the catalog, load the
-//! hand-off's state (from the cache, or rebuilt from the stream), answer a
-//! resend from the hand-off's own event ids (idempotent for as long as the
-//! stream keeps the hand-off, not just JetStream's 2-minute window), check
-//! `expected_version`, apply the lifecycle, then append conditionally on the
-//! hand-off's last stream sequence. If another replica appended first,
-//! JetStream refuses, the state is reloaded and the event judged again.
+//! The rules are [`baton_domain::append`]'s. For each event this checks
+//! what needs no history, then, serialised with other appends to the same
+//! hand-off in this replica: loads the hand-off's history (from the cache,
+//! or rebuilt from the stream), asks [`decide`] what to do, and does it:
+//! answers a resend from the history (idempotent for as long as the stream
+//! keeps the hand-off, not just JetStream's 2-minute window), or appends
+//! the record conditionally on the hand-off's last stream sequence. If
+//! another replica appended first, JetStream refuses, the history is
+//! reloaded and the event decided again.
 
 use std::{
-    collections::HashMap,
     hash::{BuildHasher, RandomState},
     sync::{Arc, Mutex},
 };
 
 use baton_domain::{
-    access::{Action, Caller, Role},
+    access::Caller,
+    append::{decide, Append, CheckedEvent, Decision, History, StoredEvent},
     disruption::{Change, Disruption, DisruptionEvent},
-    event::Priority,
     event::{Event, Limits, ValidationError},
-    lifecycle::Handoff,
-    Catalog, Timestamp, Token,
+    Catalog, EventType, Timestamp, Token,
 };
 use baton_log::{EventLog, LogError};
 use prometheus_client::metrics::counter::Counter;
@@ -40,38 +40,30 @@ pub struct Accepted {
     pub duplicate: bool,
 }
 
-/// An event already in the hand-off, for answering resends.
-#[derive(Debug, Clone)]
-struct Prior {
-    accepted: Accepted,
-    event_type: baton_domain::EventType,
-    occurred_at: Timestamp,
+/// What became of one attempt to store a decided append.
+#[derive(Debug)]
+enum Attempt {
+    Stored(Accepted),
+    /// Another writer appended to the hand-off since its history was read
+    /// (or JetStream already had the message): read it again and decide
+    /// again.
+    Overtaken,
 }
 
-/// A hand-off as this replica last saw it in the stream.
-#[derive(Debug, Clone)]
-struct Known {
-    handoff: Handoff,
-    last_sequence: u64,
-    events: HashMap<String, Prior>,
-}
-
-impl Known {
-    /// About what it holds in memory, in bytes: the cache's weight for it.
-    fn weight(&self) -> usize {
-        let attributes: usize = self
-            .handoff
-            .attributes
-            .iter()
-            .map(|(k, v)| k.len() + v.len() + 48)
-            .sum();
-        let events: usize = self
-            .events
-            .keys()
-            .map(|id| id.len() + std::mem::size_of::<(String, Prior)>() + 16)
-            .sum();
-        std::mem::size_of::<Known>() + attributes + events
-    }
+/// About what a hand-off's history holds in memory, in bytes: its weight
+/// in the cache.
+fn weight(history: &History) -> usize {
+    let attributes: usize = history
+        .handoff()
+        .attributes
+        .iter()
+        .map(|(k, v)| k.len() + v.len() + 48)
+        .sum();
+    let events: usize = history
+        .event_ids()
+        .map(|id| id.len() + std::mem::size_of::<(String, StoredEvent)>() + 16)
+        .sum();
+    std::mem::size_of::<History>() + attributes + events
 }
 
 /// Validates and appends hand-off events.
@@ -80,7 +72,7 @@ pub struct Ingestor {
     log: EventLog,
     catalog: Arc<Catalog>,
     limits: Limits,
-    cache: Mutex<Recent<Token, Arc<Known>>>,
+    cache: Mutex<Recent<Token, Arc<History>>>,
     stripes: Vec<tokio::sync::Mutex<()>>,
     hasher: RandomState,
     /// Appends JetStream refused because the hand-off (or disruption)
@@ -136,29 +128,20 @@ impl Ingestor {
     }
 
     /// [`Ingestor::append`] for an authenticated `caller` (`None`: ingest
-    /// runs without authentication): the caller must be allowed the event on
-    /// this hand-off ([`baton_domain::access::allowed`]), and is recorded in
-    /// `sent_by`. History (`event.backfill`) is an importer's to load; an
-    /// importer's events are always history.
+    /// runs without authentication), who is recorded in `sent_by` and must
+    /// be allowed the event on this hand-off
+    /// ([`baton_domain::access::allowed`]). What may be appended, and as
+    /// what, is [`CheckedEvent::check`]'s and [`decide`]'s to say.
     pub async fn append_as(
         &self,
-        mut event: Event,
+        event: Event,
         expected_version: Option<u64>,
         now: Timestamp,
         caller: Option<&Caller>,
     ) -> Result<Accepted, IngestError> {
-        event.sent_by = caller.map(|c| c.id.clone()).unwrap_or_default();
-        if let Some(caller) = caller {
-            if caller.role == Role::Importer {
-                event.backfill = true;
-            } else if event.backfill {
-                caller.may_backfill()?;
-            }
-        }
-        event.validate(&self.limits, now)?;
-        self.check_catalog(&event)?;
-        self.check_privacy(&event)?;
-        let stripe = self.hasher.hash_one(&event.handoff_id) as usize % STRIPES;
+        let event = CheckedEvent::check(event, caller, &self.catalog, &self.limits, now)?;
+        let handoff_id = &event.event().handoff_id;
+        let stripe = self.hasher.hash_one(handoff_id) as usize % STRIPES;
         let _serialised = self.stripes[stripe].lock().await;
 
         for attempt in 0..MAX_ATTEMPTS {
@@ -167,86 +150,61 @@ impl Ingestor {
             // hand-off has no event yet, and read its history only if
             // JetStream says it has (a resend, or a second REQUESTED).
             let optimistic = attempt == 0
-                && event.event_type == baton_domain::EventType::Requested
+                && event.event().event_type == EventType::Requested
                 && expected_version.is_none_or(|v| v == 0);
-            let known = if optimistic {
-                self.cached(&event.handoff_id)
+            let history = if optimistic {
+                self.cached(handoff_id)
             } else {
-                self.known(&event.handoff_id).await?
+                self.known(handoff_id).await?
             };
-            if let Some(caller) = caller {
-                // Judged against the hand-off as it stands (its current
-                // supplier), or the request's own parties for a new one.
-                let (parties, priority) = match &known {
-                    Some(k) => (
-                        Some((&k.handoff.supplier, &k.handoff.customer)),
-                        k.handoff.priority,
-                    ),
-                    None => (
-                        event.supplier.as_ref().zip(event.customer.as_ref()),
-                        event.priority.unwrap_or(Priority::Routine),
-                    ),
-                };
-                if let Some((supplier, customer)) = parties {
-                    let action = Action::of(event.event_type, priority, event.priority);
-                    caller.may(action, supplier, customer)?;
-                }
-            }
-            if let Some(prior) = known.as_ref().and_then(|k| k.events.get(&event.event_id)) {
-                if prior.event_type == event.event_type && prior.occurred_at == event.occurred_at {
+            match decide(history.as_deref(), &event, caller, expected_version, now)? {
+                Decision::AlreadyStored { version, sequence } => {
                     return Ok(Accepted {
+                        version,
+                        sequence,
                         duplicate: true,
-                        ..prior.accepted
-                    });
+                    })
                 }
-                return Err(IngestError::EventIdReused {
-                    event_id: event.event_id.clone(),
-                    version: prior.accepted.version,
-                });
-            }
-            let version = known.as_ref().map(|k| k.handoff.version).unwrap_or(0);
-            if let Some(expected) = expected_version {
-                if expected != version {
-                    return Err(IngestError::VersionMismatch {
-                        expected,
-                        actual: version,
-                    });
-                }
-            }
-            let mut record = event.clone();
-            let next = match &known {
-                None => Handoff::open(&record)?,
-                Some(k) => {
-                    let mut handoff = k.handoff.clone();
-                    handoff.complete(&mut record)?;
-                    handoff.apply(&record)?;
-                    handoff
-                }
-            };
-            record.version = next.version;
-            record.recorded_at = Some(now);
-            let last_sequence = known.as_ref().map(|k| k.last_sequence).unwrap_or(0);
-            match self.log.append(&record, last_sequence).await {
-                Ok(appended) if !appended.duplicate => {
-                    let accepted = Accepted {
-                        version: record.version,
-                        sequence: appended.sequence,
-                        duplicate: false,
-                    };
-                    self.remember(known, next, &record, accepted);
-                    return Ok(accepted);
-                }
-                // JetStream had the message id (another replica, moments
-                // ago), or another writer got in first: look again.
-                Ok(_) => self.forget(&event.handoff_id),
-                Err(LogError::Conflict) => {
-                    self.conflicts.inc();
-                    self.forget(&event.handoff_id);
-                }
-                Err(e) => return Err(e.into()),
+                Decision::Append(append) => match self.store(history, *append).await? {
+                    Attempt::Stored(accepted) => return Ok(accepted),
+                    Attempt::Overtaken => {}
+                },
             }
         }
-        Err(IngestError::Contention(event.handoff_id.to_string()))
+        Err(IngestError::Contention(handoff_id.to_string()))
+    }
+
+    /// Appends what was decided against `before`, on condition that the
+    /// hand-off still ends where it did, and keeps the history it makes.
+    async fn store(
+        &self,
+        before: Option<Arc<History>>,
+        append: Append,
+    ) -> Result<Attempt, IngestError> {
+        let handoff_id = append.record.handoff_id.clone();
+        match self.log.append(&append.record, append.after_sequence).await {
+            Ok(appended) if !appended.duplicate => {
+                let accepted = Accepted {
+                    version: append.record.version,
+                    sequence: appended.sequence,
+                    duplicate: false,
+                };
+                self.remember(before, append, appended.sequence);
+                Ok(Attempt::Stored(accepted))
+            }
+            // JetStream had the message id (another replica, moments
+            // ago), or another writer got in first: look again.
+            Ok(_) => {
+                self.forget(&handoff_id);
+                Ok(Attempt::Overtaken)
+            }
+            Err(LogError::Conflict) => {
+                self.conflicts.inc();
+                self.forget(&handoff_id);
+                Ok(Attempt::Overtaken)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Appends a disruption event as of `now`: the disruption's history is
@@ -335,120 +293,47 @@ impl Ingestor {
         Err(IngestError::Contention(event.disruption_id.to_string()))
     }
 
-    /// No patient data in anything typed: actor, ids, attribute keys (from
-    /// the catalog's list, if it has one) and values, the rating comment.
-    fn check_privacy(&self, event: &Event) -> Result<(), ValidationError> {
-        baton_domain::privacy::check_event(event, self.catalog.attributes.as_ref())
-    }
-
-    fn check_catalog(&self, event: &Event) -> Result<(), ValidationError> {
-        if let Some(kind) = &event.kind {
-            if !self.catalog.has_kind(kind) {
-                return Err(ValidationError::new(
-                    "kind",
-                    format!("{kind} is not a kind in the catalog"),
-                ));
-            }
-        }
-        for (field, department) in [("supplier", &event.supplier), ("customer", &event.customer)] {
-            if let Some(department) = department {
-                if !self.catalog.has_department(department) {
-                    return Err(ValidationError::new(
-                        field,
-                        format!("{department} is not a department in the catalog"),
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The hand-off's state: cached, or rebuilt from its events in the stream.
-    fn cached(&self, handoff_id: &Token) -> Option<Arc<Known>> {
+    /// The hand-off's history, if this replica has it cached.
+    fn cached(&self, handoff_id: &Token) -> Option<Arc<History>> {
         self.lock_cache().get(handoff_id).cloned()
     }
 
-    async fn known(&self, handoff_id: &Token) -> Result<Option<Arc<Known>>, IngestError> {
-        if let Some(known) = self.cached(handoff_id) {
-            return Ok(Some(known));
+    /// The hand-off's history: cached, or rebuilt from its events in the
+    /// stream. `None`: it has no events.
+    async fn known(&self, handoff_id: &Token) -> Result<Option<Arc<History>>, IngestError> {
+        if let Some(history) = self.cached(handoff_id) {
+            return Ok(Some(history));
         }
-        let history = self.log.history(handoff_id).await?;
-        let Some(last) = history.last() else {
-            return Ok(None);
-        };
-        let last_sequence = last.sequence;
-        let handoff = Handoff::replay(history.iter().map(|r| &r.event)).map_err(|source| {
-            IngestError::Unreplayable {
+        let records = self.log.history(handoff_id).await?;
+        let history = History::replay(records.into_iter().map(|r| (r.sequence, r.event))).map_err(
+            |source| IngestError::Unreplayable {
                 handoff_id: handoff_id.clone(),
                 source,
-            }
-        })?;
-        let Some(handoff) = handoff else {
+            },
+        )?;
+        let Some(history) = history else {
             return Ok(None);
         };
-        let events = history
-            .into_iter()
-            .map(|r| {
-                let prior = Prior {
-                    accepted: Accepted {
-                        version: r.event.version,
-                        sequence: r.sequence,
-                        duplicate: true,
-                    },
-                    event_type: r.event.event_type,
-                    occurred_at: r.event.occurred_at,
-                };
-                (r.event.event_id, prior)
-            })
-            .collect();
-        self.saw(last_sequence);
-        let known = Arc::new(Known {
-            handoff,
-            last_sequence,
-            events,
-        });
-        self.insert(handoff_id.clone(), known.clone());
-        Ok(Some(known))
+        self.saw(history.last_sequence());
+        let history = Arc::new(history);
+        self.insert(handoff_id.clone(), history.clone());
+        Ok(Some(history))
     }
 
-    fn remember(
-        &self,
-        before: Option<Arc<Known>>,
-        handoff: Handoff,
-        record: &Event,
-        accepted: Accepted,
-    ) {
+    /// Caches the history `append`, stored at `sequence`, makes of `before`.
+    fn remember(&self, before: Option<Arc<History>>, append: Append, sequence: u64) {
+        let handoff_id = append.record.handoff_id.clone();
         // The cache's reference goes first, so ours is (all but always) the
         // only one and the event ids are extended in place: copying them
         // made each append cost the hand-off's length, and a hand-off's
         // appends quadratic in it (up to 1,000 events).
-        let mut events = match before {
-            Some(known) => {
-                self.forget(&record.handoff_id);
-                Arc::try_unwrap(known)
-                    .map(|known| known.events)
-                    .unwrap_or_else(|shared| shared.events.clone())
-            }
-            None => HashMap::new(),
-        };
-        events.insert(
-            record.event_id.clone(),
-            Prior {
-                accepted: Accepted {
-                    duplicate: true,
-                    ..accepted
-                },
-                event_type: record.event_type,
-                occurred_at: record.occurred_at,
-            },
-        );
-        let known = Known {
-            handoff,
-            last_sequence: accepted.sequence,
-            events,
-        };
-        self.saw(accepted.sequence);
-        self.insert(record.handoff_id.clone(), Arc::new(known));
+        let before = before.map(|history| {
+            self.forget(&handoff_id);
+            Arc::try_unwrap(history).unwrap_or_else(|shared| History::clone(&shared))
+        });
+        let history = append.into_history(before, sequence);
+        self.saw(sequence);
+        self.insert(handoff_id, Arc::new(history));
     }
 
     fn saw(&self, sequence: u64) {
@@ -478,18 +363,18 @@ impl Ingestor {
         Ok(true)
     }
 
-    fn insert(&self, handoff_id: Token, known: Arc<Known>) {
+    fn insert(&self, handoff_id: Token, history: Arc<History>) {
         // Any hand-off dropped from the cache can be rebuilt from the
         // stream, so eviction costs time, never truth.
-        let weight = known.weight();
-        self.lock_cache().insert(handoff_id, known, weight);
+        let weight = weight(&history);
+        self.lock_cache().insert(handoff_id, history, weight);
     }
 
     fn forget(&self, handoff_id: &Token) {
         self.lock_cache().remove(handoff_id);
     }
 
-    fn lock_cache(&self) -> std::sync::MutexGuard<'_, Recent<Token, Arc<Known>>> {
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, Recent<Token, Arc<History>>> {
         // A panic while holding this lock cannot leave the map half-updated
         // (every operation is a single insert or remove), so recover it.
         self.cache

@@ -5,8 +5,10 @@
 //!
 //! Layout:
 //! - [`config`]: flags and their environment twins.
-//! - [`ingestor`]: the append rules: validation, idempotency, optimistic
-//!   concurrency, with a cache of hand-off state any replica can rebuild.
+//! - [`ingestor`]: the I/O around the append rules
+//!   ([`baton_domain::append`]): reads a hand-off's history, appends what
+//!   they decide with optimistic concurrency, and keeps a cache of
+//!   hand-off histories any replica can rebuild.
 //! - `recent`: that cache, bounded, keeping the hand-offs in use.
 //! - [`error`]: the one place errors become gRPC status codes.
 //! - [`grpc`]: the `baton.v1.Ingest` service over the ingestor.
