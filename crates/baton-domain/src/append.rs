@@ -164,7 +164,7 @@ impl CheckedEvent {
         }
         event.validate(limits, now)?;
         check_catalog(&event, catalog)?;
-        crate::privacy::check_event(&event, catalog.attributes.as_ref())?;
+        event.check_patient_data(catalog.attributes.as_ref())?;
         Ok(CheckedEvent(event))
     }
 

@@ -8,13 +8,14 @@
 //! only: a disruption announced late flags the hand-offs it covers just the
 //! same, and its `announced_at` shows how late it was.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 use crate::{
     event::{Event, Limits, ValidationError},
     id::Token,
+    privacy,
     time::{Timestamp, MAX_TIMESTAMP, MIN_TIMESTAMP},
 };
 
@@ -79,6 +80,20 @@ pub enum DisruptionError {
 }
 
 impl DisruptionEvent {
+    /// Screens everything a person can type into a disruption for patient
+    /// data (`disruption_id`, `actor`, scope keys, against `allowed_keys`
+    /// when given, and values, and `reason`), naming the field and never
+    /// the value.
+    pub fn check_patient_data(
+        &self,
+        allowed_keys: Option<&BTreeSet<String>>,
+    ) -> Result<(), ValidationError> {
+        privacy::check_text("disruption_id", self.disruption_id.as_str())?;
+        privacy::check_text("actor", &self.actor)?;
+        privacy::check_attributes("scope", &self.scope, allowed_keys)?;
+        privacy::check_text("reason", &self.reason)
+    }
+
     /// Checks everything that can be checked without the disruption's history.
     pub fn validate(&self, limits: &Limits, now: Timestamp) -> Result<(), ValidationError> {
         if self.occurred_at < MIN_TIMESTAMP || self.occurred_at > MAX_TIMESTAMP {
@@ -212,6 +227,66 @@ impl Disruption {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_patient_data_check_names_each_field() {
+        let clean = DisruptionEvent {
+            disruption_id: Token::parse("analyzer-1").expect("token"),
+            phase: Phase::Started,
+            supplier: Token::parse("lab").expect("token"),
+            kind: None,
+            scope: BTreeMap::from([("test".to_owned(), "troponin".to_owned())]),
+            occurred_at: Timestamp(1_000),
+            reason: "analyzer down".into(),
+            actor: "lab-desk".into(),
+            recorded_at: None,
+            sent_by: String::new(),
+        };
+        assert_eq!(clean.check_patient_data(None), Ok(()));
+        let id = |s: &str| Token::parse(s).expect("token");
+        for (event, field) in [
+            (
+                DisruptionEvent {
+                    disruption_id: id("bsn-123456789"),
+                    ..clean.clone()
+                },
+                "disruption_id",
+            ),
+            (
+                DisruptionEvent {
+                    actor: "DOB 1970-01-01".into(),
+                    ..clean.clone()
+                },
+                "actor",
+            ),
+            (
+                DisruptionEvent {
+                    scope: BTreeMap::from([("mrn_4711".into(), "x".into())]),
+                    ..clean.clone()
+                },
+                "scope",
+            ),
+            (
+                DisruptionEvent {
+                    scope: BTreeMap::from([("test".into(), "mr. smith".into())]),
+                    ..clean.clone()
+                },
+                "scope[test]",
+            ),
+            (
+                DisruptionEvent {
+                    reason: "john.smith at example dot org".into(),
+                    ..clean.clone()
+                },
+                "reason",
+            ),
+        ] {
+            assert_eq!(
+                event.check_patient_data(None).map_err(|e| e.field),
+                Err(field.to_owned())
+            );
+        }
+    }
     use crate::event::tests::token;
 
     fn started(at: i64) -> DisruptionEvent {

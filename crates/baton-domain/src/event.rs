@@ -1,12 +1,18 @@
 //! One fact about a hand-off, and the checks every event passes before it may
 //! reach the log.
 
-use std::{collections::BTreeMap, fmt, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt,
+    time::Duration,
+};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::validation::ValidationError;
 use crate::{
     id::{check_token, Token},
+    privacy,
     time::{Timestamp, MAX_TIMESTAMP, MIN_TIMESTAMP},
 };
 
@@ -153,23 +159,6 @@ pub struct Rating {
 /// Longest rating comment, in bytes.
 pub const MAX_COMMENT_LEN: usize = 280;
 
-/// A field that failed validation, and why. `field` uses the protobuf name.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {reason}")]
-pub struct ValidationError {
-    pub field: String,
-    pub reason: String,
-}
-
-impl ValidationError {
-    pub fn new(field: impl Into<String>, reason: impl fmt::Display) -> Self {
-        ValidationError {
-            field: field.into(),
-            reason: reason.to_string(),
-        }
-    }
-}
-
 /// Bounds on what one event may carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -194,6 +183,24 @@ impl Default for Limits {
 }
 
 impl Event {
+    /// Screens everything a person can type into a hand-off event for
+    /// patient data (`actor`, `event_id`, `handoff_id`, attribute keys,
+    /// against `allowed_keys` (the catalog's list) when given, and values,
+    /// and the rating comment), naming the field and never the value.
+    pub fn check_patient_data(
+        &self,
+        allowed_keys: Option<&BTreeSet<String>>,
+    ) -> Result<(), ValidationError> {
+        privacy::check_text("actor", &self.actor)?;
+        privacy::check_text("event_id", &self.event_id)?;
+        privacy::check_text("handoff_id", self.handoff_id.as_str())?;
+        privacy::check_attributes("attributes", &self.attributes, allowed_keys)?;
+        if let Some(rating) = &self.rating {
+            privacy::check_text("rating.comment", &rating.comment)?;
+        }
+        Ok(())
+    }
+
     /// How long after it happened the event was entered: `recorded_at -
     /// occurred_at` (zero if it was dated ahead); `None` until recorded.
     pub fn entry_lag(&self) -> Option<Duration> {
@@ -315,13 +322,13 @@ impl Event {
             // refuses it later, also without naming it).
             if value.len() > limits.max_attribute_value_len {
                 return Err(ValidationError::new(
-                    crate::privacy::keyed_field("attributes", key),
+                    privacy::keyed_field("attributes", key),
                     format!("is longer than {} bytes", limits.max_attribute_value_len),
                 ));
             }
             if value.chars().any(char::is_control) {
                 return Err(ValidationError::new(
-                    crate::privacy::keyed_field("attributes", key),
+                    privacy::keyed_field("attributes", key),
                     "must not contain control characters",
                 ));
             }
@@ -396,6 +403,68 @@ fn check_printable_id(field: &str, value: &str, max_len: usize) -> Result<(), Va
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn the_patient_data_check_names_each_field_and_never_the_value() {
+        let clean = requested("h1", 1_000);
+        assert_eq!(clean.check_patient_data(None), Ok(()));
+        let rated = |comment: &str| Event {
+            event_type: EventType::Rated,
+            rating: Some(Rating {
+                score: 2,
+                comment: comment.into(),
+            }),
+            ..requested("h1", 1_000)
+        };
+        let cases: Vec<(Event, &str, &str)> = vec![
+            (
+                Event {
+                    actor: "Mr. John Smith".into(),
+                    ..clean.clone()
+                },
+                "actor",
+                "Smith",
+            ),
+            (
+                Event {
+                    event_id: "bsn-123456789".into(),
+                    ..clean.clone()
+                },
+                "event_id",
+                "123456789",
+            ),
+            (
+                Event {
+                    handoff_id: Token::parse("bsn123456789").expect("token"),
+                    ..clean.clone()
+                },
+                "handoff_id",
+                "123456789",
+            ),
+            (
+                Event {
+                    attributes: BTreeMap::from([("bsn123456789".into(), "x".into())]),
+                    ..clean.clone()
+                },
+                "attributes",
+                "123456789",
+            ),
+            (
+                Event {
+                    attributes: BTreeMap::from([("note".into(), "1 jan 1970".into())]),
+                    ..clean.clone()
+                },
+                "attributes[note]",
+                "1970",
+            ),
+            (rated("patient John Smith"), "rating.comment", "Smith"),
+        ];
+        for (event, field, value) in cases {
+            let err = event.check_patient_data(None).expect_err(field);
+            assert_eq!(err.field, field, "{err}");
+            assert!(!err.to_string().contains(value), "{err}");
+        }
+    }
 
     pub(crate) fn token(s: &str) -> Token {
         Token::parse(s).expect("test token")

@@ -4,9 +4,11 @@
 //! person can type into an event is screened here for what looks like a
 //! patient identifier: on a hand-off event the `actor`, `event_id`,
 //! `handoff_id`, attribute keys and values and the rating comment
-//! ([`check_event`]); on a disruption its `disruption_id`, `actor`, scope
-//! keys and values and `reason` ([`check_disruption`]). Every field gets the
-//! same rules. (`kind`, `supplier` and `customer` are not screened here:
+//! ([`Event::check_patient_data`](crate::Event::check_patient_data)); on a
+//! disruption its `disruption_id`, `actor`, scope keys and values and
+//! `reason`
+//! ([`DisruptionEvent::check_patient_data`](crate::disruption::DisruptionEvent::check_patient_data)).
+//! Every field gets the same rules. (`kind`, `supplier` and `customer` are not screened here:
 //! ingest refuses any that the catalog does not list, before this screen.)
 //!
 //! Each text is first normalised: Unicode NFKC (full-width `１２３` and `＠`,
@@ -69,10 +71,7 @@ use std::{
 
 use unicode_normalization::UnicodeNormalization;
 
-use crate::{
-    disruption::DisruptionEvent,
-    event::{Event, ValidationError},
-};
+use crate::validation::ValidationError;
 
 /// Digits in one run (separators allowed between them) from which a value
 /// reads as an identifier or phone number.
@@ -268,36 +267,6 @@ pub fn check_attributes(
         }
     }
     Ok(())
-}
-
-/// Screens everything a person can type into a hand-off event: `actor`,
-/// `event_id`, `handoff_id`, attribute keys (against `allowed_keys`, the
-/// catalog's list, when given) and values, and the rating comment.
-pub fn check_event(
-    event: &Event,
-    allowed_keys: Option<&BTreeSet<String>>,
-) -> Result<(), ValidationError> {
-    check_text("actor", &event.actor)?;
-    check_text("event_id", &event.event_id)?;
-    check_text("handoff_id", event.handoff_id.as_str())?;
-    check_attributes("attributes", &event.attributes, allowed_keys)?;
-    if let Some(rating) = &event.rating {
-        check_text("rating.comment", &rating.comment)?;
-    }
-    Ok(())
-}
-
-/// Screens everything a person can type into a disruption event:
-/// `disruption_id`, `actor`, scope keys (against `allowed_keys` when given)
-/// and values, and `reason`.
-pub fn check_disruption(
-    event: &DisruptionEvent,
-    allowed_keys: Option<&BTreeSet<String>>,
-) -> Result<(), ValidationError> {
-    check_text("disruption_id", event.disruption_id.as_str())?;
-    check_text("actor", &event.actor)?;
-    check_attributes("scope", &event.scope, allowed_keys)?;
-    check_text("reason", &event.reason)
 }
 
 /// `n` written for an id so that the screen accepts it: decimal, with an
@@ -797,11 +766,6 @@ fn names(chars: &[char], tokens: &[Tok]) -> Option<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        disruption::Phase,
-        event::{tests::requested, EventType, Rating},
-        Timestamp, Token,
-    };
     use proptest::prelude::*;
 
     #[test]
@@ -1016,128 +980,6 @@ mod tests {
         }
         assert_eq!(keyed_field("attributes", "asset"), "attributes[asset]");
         assert_eq!(keyed_field("attributes", "bsn123456789"), "attributes");
-    }
-
-    #[test]
-    fn check_event_names_each_field_and_never_the_value() {
-        let clean = requested("h1", 1_000);
-        assert_eq!(check_event(&clean, None), Ok(()));
-        let rated = |comment: &str| Event {
-            event_type: EventType::Rated,
-            rating: Some(Rating {
-                score: 2,
-                comment: comment.into(),
-            }),
-            ..requested("h1", 1_000)
-        };
-        let cases: Vec<(Event, &str, &str)> = vec![
-            (
-                Event {
-                    actor: "Mr. John Smith".into(),
-                    ..clean.clone()
-                },
-                "actor",
-                "Smith",
-            ),
-            (
-                Event {
-                    event_id: "bsn-123456789".into(),
-                    ..clean.clone()
-                },
-                "event_id",
-                "123456789",
-            ),
-            (
-                Event {
-                    handoff_id: Token::parse("bsn123456789").expect("token"),
-                    ..clean.clone()
-                },
-                "handoff_id",
-                "123456789",
-            ),
-            (
-                Event {
-                    attributes: BTreeMap::from([("bsn123456789".into(), "x".into())]),
-                    ..clean.clone()
-                },
-                "attributes",
-                "123456789",
-            ),
-            (
-                Event {
-                    attributes: BTreeMap::from([("note".into(), "1 jan 1970".into())]),
-                    ..clean.clone()
-                },
-                "attributes[note]",
-                "1970",
-            ),
-            (rated("patient John Smith"), "rating.comment", "Smith"),
-        ];
-        for (event, field, value) in cases {
-            let err = check_event(&event, None).expect_err(field);
-            assert_eq!(err.field, field, "{err}");
-            assert!(!err.to_string().contains(value), "{err}");
-        }
-    }
-
-    #[test]
-    fn check_disruption_names_each_field() {
-        let clean = DisruptionEvent {
-            disruption_id: Token::parse("analyzer-1").expect("token"),
-            phase: Phase::Started,
-            supplier: Token::parse("lab").expect("token"),
-            kind: None,
-            scope: BTreeMap::from([("test".to_owned(), "troponin".to_owned())]),
-            occurred_at: Timestamp(1_000),
-            reason: "analyzer down".into(),
-            actor: "lab-desk".into(),
-            recorded_at: None,
-            sent_by: String::new(),
-        };
-        assert_eq!(check_disruption(&clean, None), Ok(()));
-        let id = |s: &str| Token::parse(s).expect("token");
-        for (event, field) in [
-            (
-                DisruptionEvent {
-                    disruption_id: id("bsn-123456789"),
-                    ..clean.clone()
-                },
-                "disruption_id",
-            ),
-            (
-                DisruptionEvent {
-                    actor: "DOB 1970-01-01".into(),
-                    ..clean.clone()
-                },
-                "actor",
-            ),
-            (
-                DisruptionEvent {
-                    scope: BTreeMap::from([("mrn_4711".into(), "x".into())]),
-                    ..clean.clone()
-                },
-                "scope",
-            ),
-            (
-                DisruptionEvent {
-                    scope: BTreeMap::from([("test".into(), "mr. smith".into())]),
-                    ..clean.clone()
-                },
-                "scope[test]",
-            ),
-            (
-                DisruptionEvent {
-                    reason: "john.smith at example dot org".into(),
-                    ..clean.clone()
-                },
-                "reason",
-            ),
-        ] {
-            assert_eq!(
-                check_disruption(&event, None).map_err(|e| e.field),
-                Err(field.to_owned())
-            );
-        }
     }
 
     #[test]

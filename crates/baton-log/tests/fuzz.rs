@@ -84,13 +84,13 @@ fn take_payload(subject: &str, payload: &[u8]) {
     if let Ok(wire) = v1::HandoffEvent::decode(payload) {
         if let Ok(event) = convert::event_from_proto(wire) {
             let _ = event.validate(&Limits::default(), NOW);
-            let _ = baton_domain::privacy::check_event(&event, None);
+            let _ = event.check_patient_data(None);
         }
     }
     if let Ok(wire) = v1::DisruptionEvent::decode(payload) {
         if let Ok(event) = convert::disruption_from_proto(wire) {
             let _ = event.validate(&Limits::default(), NOW);
-            let _ = baton_domain::privacy::check_disruption(&event, None);
+            let _ = event.check_patient_data(None);
         }
     }
     let _ = baton_log::disruptions::decode(1, subject, payload);
@@ -219,11 +219,11 @@ fn every_corpus_seed_decodes_as_documented() {
             let refused = if name.starts_with("disruption-") {
                 let wire = v1::DisruptionEvent::decode(bytes.as_slice()).expect(name);
                 let event = convert::disruption_from_proto(wire).expect(name);
-                baton_domain::privacy::check_disruption(&event, None).is_err()
+                event.check_patient_data(None).is_err()
             } else {
                 let wire = v1::HandoffEvent::decode(bytes.as_slice()).expect(name);
                 let event = convert::event_from_proto(wire).expect(name);
-                baton_domain::privacy::check_event(&event, None).is_err()
+                event.check_patient_data(None).is_err()
             };
             assert!(refused, "{name} passes the patient-data screen");
         }
@@ -480,7 +480,7 @@ fn judge(
     {
         return None;
     }
-    baton_domain::privacy::check_event(&event, catalog.attributes.as_ref()).ok()?;
+    event.check_patient_data(catalog.attributes.as_ref()).ok()?;
     let next = match live.get(&event.handoff_id) {
         None => Handoff::open(&event).ok()?,
         Some(h) => {
@@ -596,7 +596,8 @@ fn disruptions_carrying_patient_data_are_never_accepted() {
                 return Ok(());
             };
             if event.validate(&Limits::default(), NOW).is_err()
-                || baton_domain::privacy::check_disruption(&event, catalog.attributes.as_ref())
+                || event
+                    .check_patient_data(catalog.attributes.as_ref())
                     .is_err()
             {
                 return Ok(());

@@ -117,17 +117,7 @@ impl Ingestor {
     }
 
     /// Appends `event` as of `now` (the receiver's clock, for the future bound
-    /// and `recorded_at`).
-    pub async fn append(
-        &self,
-        event: Event,
-        expected_version: Option<u64>,
-        now: Timestamp,
-    ) -> Result<Accepted, IngestError> {
-        self.append_as(event, expected_version, now, None).await
-    }
-
-    /// [`Ingestor::append`] for an authenticated `caller` (`None`: ingest
+    /// and `recorded_at`) for an authenticated `caller` (`None`: ingest
     /// runs without authentication), who is recorded in `sent_by` and must
     /// be allowed the event on this hand-off
     /// ([`baton_domain::access::allowed`]). What may be appended, and as
@@ -231,7 +221,7 @@ impl Ingestor {
         if let Some(caller) = caller {
             caller.may_disrupt(&event.supplier)?;
         }
-        baton_domain::privacy::check_disruption(&event, self.catalog.attributes.as_ref())?;
+        event.check_patient_data(self.catalog.attributes.as_ref())?;
         if !self.catalog.has_department(&event.supplier) {
             return Err(ValidationError::new(
                 "supplier",

@@ -63,7 +63,7 @@ struct Rig {
 impl Rig {
     async fn start() -> Rig {
         let nats = NatsServer::start();
-        let client = baton_log::connect(&nats.url(), "ingest-test")
+        let client = baton_log::connect_secured(&nats.url(), "ingest-test", &Default::default())
             .await
             .expect("connect");
         let log = EventLog::new(client, Duration::from_secs(5));
@@ -107,18 +107,18 @@ async fn a_resend_is_answered_from_the_stream_by_a_replica_that_never_saw_it() {
     let rig = Rig::start().await;
     let first = rig.replica(Counter::default());
     first
-        .append(event("h1", EventType::Requested, 0), None, NOW)
+        .append_as(event("h1", EventType::Requested, 0), None, NOW, None)
         .await
         .expect("request");
     let ack = first
-        .append(event("h1", EventType::Acknowledged, 1), None, NOW)
+        .append_as(event("h1", EventType::Acknowledged, 1), None, NOW, None)
         .await
         .expect("acknowledgement");
     assert_eq!((ack.version, ack.duplicate), (2, false));
 
     let second = rig.replica(Counter::default());
     let resent = second
-        .append(event("h1", EventType::Acknowledged, 1), None, NOW)
+        .append_as(event("h1", EventType::Acknowledged, 1), None, NOW, None)
         .await
         .expect("resend");
     assert_eq!(
@@ -135,17 +135,17 @@ async fn an_append_overtaken_by_another_replica_is_decided_again() {
     let first = rig.replica(conflicts.clone());
     let second = rig.replica(Counter::default());
     first
-        .append(event("h1", EventType::Requested, 0), None, NOW)
+        .append_as(event("h1", EventType::Requested, 0), None, NOW, None)
         .await
         .expect("request");
     // The second replica appends behind the first one's back: the first
     // one's cache still has the hand-off at version 1.
     second
-        .append(event("h1", EventType::Acknowledged, 1), None, NOW)
+        .append_as(event("h1", EventType::Acknowledged, 1), None, NOW, None)
         .await
         .expect("acknowledgement");
     let started = first
-        .append(event("h1", EventType::Started, 2), None, NOW)
+        .append_as(event("h1", EventType::Started, 2), None, NOW, None)
         .await
         .expect("started, after reading the stream again");
     assert_eq!(started.version, 3);
@@ -175,12 +175,12 @@ async fn a_refused_event_stores_nothing() {
     let rig = Rig::start().await;
     let ingest = rig.replica(Counter::default());
     ingest
-        .append(event("h1", EventType::Requested, 0), None, NOW)
+        .append_as(event("h1", EventType::Requested, 0), None, NOW, None)
         .await
         .expect("request");
     let mut reused = event("h1", EventType::Requested, 0);
     reused.occurred_at = Timestamp(reused.occurred_at.0 + 1);
-    let refused = ingest.append(reused, None, NOW).await;
+    let refused = ingest.append_as(reused, None, NOW, None).await;
     assert!(
         matches!(
             refused,
@@ -195,7 +195,7 @@ async fn a_refused_event_stores_nothing() {
     // refusal keeps them out of the stream.
     let mut again = event("h1", EventType::Requested, 1);
     again.event_id = "h1-requested-again".into();
-    let refused = ingest.append(again, None, NOW).await;
+    let refused = ingest.append_as(again, None, NOW, None).await;
     assert!(
         matches!(
             refused,
@@ -211,7 +211,7 @@ async fn a_refused_event_stores_nothing() {
         Some(token("engineering")),
         Some(token("ward-5")),
     );
-    let refused = ingest.append(ack, Some(4), NOW).await;
+    let refused = ingest.append_as(ack, Some(4), NOW, None).await;
     assert!(
         matches!(
             refused,
@@ -223,7 +223,7 @@ async fn a_refused_event_stores_nothing() {
         "{refused:?}"
     );
     let refused = ingest
-        .append(event("h2", EventType::Acknowledged, 1), None, NOW)
+        .append_as(event("h2", EventType::Acknowledged, 1), None, NOW, None)
         .await;
     assert!(
         matches!(
