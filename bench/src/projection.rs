@@ -15,7 +15,7 @@ use async_nats::jetstream::{
     consumer::{pull, AckPolicy, DeliverPolicy},
 };
 use baton_domain::{Catalog, Timestamp};
-use baton_views::{Applied, Projection, Views};
+use baton_views::{ApplyOutcome, Projection, Views};
 use futures::StreamExt;
 
 /// One message of the stream, as the projector receives it.
@@ -112,7 +112,7 @@ pub fn project(
                 let event = baton_log::events::decode(m.sequence, &m.subject, &m.payload)?;
                 projection.apply(m.sequence, m.stored_at, event)?
             };
-            if matches!(applied, Applied::Refused(_)) {
+            if matches!(applied, ApplyOutcome::Refused(_)) {
                 refused += 1;
             }
         }

@@ -19,7 +19,9 @@
 //! - [`compliance`]: how one clock counts toward the compliance figures.
 //! - [`access`]: the caller registry and who may append what.
 //! - [`append`]: whether an event is appended to its hand-off, and as what.
+//! - [`signal`]: which breaches, warnings and corrections re-evaluated clocks call for.
 //! - [`privacy`]: screening text and attributes for patient data.
+//! - [`validation`]: the error a check of an input returns, naming the field.
 
 pub mod access;
 pub mod append;
@@ -33,7 +35,9 @@ pub mod histogram;
 pub mod id;
 pub mod lifecycle;
 pub mod privacy;
+pub mod signal;
 pub mod time;
+pub mod validation;
 
 pub use catalog::{Catalog, CatalogError, Policy};
 pub use clock::{ClockOutcome, SlaState};

@@ -30,7 +30,7 @@ pub mod store;
 mod timers;
 pub mod view;
 
-pub use projection::{Applied, Projection, Refusal};
+pub use projection::{ApplyOutcome, Projection, Refusal};
 pub use query::{BreachFilter, Bucketing, ComplianceScope, HandoffFilter, MatrixCell, Page};
 pub use store::{Discarded, Opened, Sealed, Views};
 pub use view::{

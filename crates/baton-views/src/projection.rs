@@ -8,8 +8,9 @@
 //! For each touched hand-off every clock is recomputed from its events, and
 //! the difference to what was stored is written: compliance tallies lose the
 //! old contribution and gain the new one, the timer's index follows the
-//! running clocks, and a clock that newly broke gets a breach record and an
-//! outbox entry for the announcer.
+//! running clocks, and the signals [`baton_domain::signal::diff`] calls for
+//! are written: a clock that newly broke gets a breach record and an outbox
+//! entry for the announcer, a withdrawn breach its correction.
 //!
 //! Time: an event is applied as of *stream time*, the latest `recorded_at`
 //! the log has shown (when ingest accepted it), and every deadline that stream
@@ -26,6 +27,7 @@ use baton_domain::{
     disruption::{Change, Disruption, DisruptionEvent},
     event::{Event, EventType},
     lifecycle::{Handoff, HandoffStatus},
+    signal::{self, Breach, ClockId, Signalled, Warning, Withdrawal},
     Catalog, Timestamp, Token,
 };
 
@@ -43,7 +45,8 @@ use crate::{
 
 /// What became of one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Applied {
+pub enum ApplyOutcome {
+    /// New to the views, and now in them.
     Applied,
     /// At or below the hand-off's last applied sequence: seen before.
     AlreadyApplied,
@@ -178,7 +181,7 @@ impl<'a> Projection<'a> {
         sequence: u64,
         logged_at: Timestamp,
         event: Event,
-    ) -> Result<Applied, ViewsError> {
+    ) -> Result<ApplyOutcome, ViewsError> {
         let now = self.reach(sequence, logged_at)?;
         // The hand-off before this event, kept when the event may withdraw
         // a breach that had happened by the time it was entered.
@@ -187,13 +190,13 @@ impl<'a> Projection<'a> {
         let mut view = match stored {
             Some((view, dirty)) if sequence <= view.last_sequence => {
                 self.cache.restore_handoff(view, dirty);
-                return Ok(Applied::AlreadyApplied);
+                return Ok(ApplyOutcome::AlreadyApplied);
             }
             Some((mut view, dirty)) => {
                 let mut handoff = view.handoff.clone();
                 if let Err(e) = handoff.apply(&event) {
                     self.cache.restore_handoff(view, dirty);
-                    return Ok(Applied::Refused(e.into()));
+                    return Ok(ApplyOutcome::Refused(e.into()));
                 }
                 if let Some(supplier) = &event.supplier {
                     handoff.supplier = supplier.clone();
@@ -226,7 +229,7 @@ impl<'a> Projection<'a> {
                         corrections: Vec::new(),
                     }
                 }
-                Err(e) => return Ok(Applied::Refused(e.into())),
+                Err(e) => return Ok(ApplyOutcome::Refused(e.into())),
             },
         };
         let cause = Cause::of(&event);
@@ -239,7 +242,7 @@ impl<'a> Projection<'a> {
         view.events.push(event);
         view.last_sequence = sequence;
         self.recompute(view, now, Some(cause), pages)?;
-        Ok(Applied::Applied)
+        Ok(ApplyOutcome::Applied)
     }
 
     /// Moves the position past a stream message that is not an event.
@@ -325,9 +328,17 @@ impl<'a> Projection<'a> {
             next_due(&deadlines, &warnings),
         );
 
-        let breached = self.record_breaches(&view, &clocks, now, pages)?;
-        self.withdraw_breaches(&view, &breached, &clocks, cause.as_ref())?;
-        let warned = self.record_warnings(&view, &clocks, now, pages)?;
+        let signals = signal::diff(
+            Signalled {
+                breached: &view.breached,
+                warned: &view.warned,
+            },
+            &clocks,
+        );
+        let breached = self.record_breaches(&view, &signals.breaches, now, pages)?;
+        self.withdraw_breaches(&view, &signals.withdrawn, cause.as_ref())?;
+        self.record_warnings(&view, &signals.new_warnings, now, pages)?;
+        let warned = signals.warned;
         let disruptions = self.reflag_disruptions(&view, &clocks)?;
         let pair = self.recount_pair(&view, !disruptions.is_empty())?;
 
@@ -342,60 +353,62 @@ impl<'a> Projection<'a> {
         Ok(())
     }
 
-    /// Records every breached clock of `view` (a breach record, its index
-    /// entries, and an outbox entry if it is new and pages); returns them.
+    /// Records every breach of `view` (a breach record, its index entries,
+    /// and an outbox entry if it is new and pages); returns their ids.
     fn record_breaches(
         &mut self,
         view: &HandoffView,
-        clocks: &[ClockOutcome],
+        breaches: &[Breach<'_>],
         now: Timestamp,
         pages: bool,
-    ) -> Result<Vec<(Token, u32)>, ViewsError> {
+    ) -> Result<Vec<ClockId>, ViewsError> {
         let handoff = &view.handoff;
         let id = &handoff.handoff_id;
         let mut breached = Vec::new();
-        for c in clocks.iter().filter(|c| c.state == SlaState::Breached) {
-            let Some(deadline) = c.deadline else { continue };
-            let clock_id = (c.policy_id.clone(), c.cycle);
+        for &Breach {
+            clock: c,
+            deadline,
+            is_new,
+        } in breaches
+        {
             let mut record = self.record(handoff, c, deadline);
-            let already = view.breached.contains(&clock_id);
             let key = Key::breach(&c.policy_id, id, c.cycle).to_bytes();
-            let stored = match already {
-                true => self.batch.get::<BreachRecord>(&key)?,
-                false => None,
+            let stored = match is_new {
+                false => self.batch.get::<BreachRecord>(&key)?,
+                true => None,
             };
-            record.announce = if already {
-                stored.as_ref().is_none_or(|r| r.announce)
+            record.announce = if is_new {
+                pages && signal::within_horizon(deadline, now, self.announce_horizon)
             } else {
-                pages && self.within_horizon(deadline, now)
+                stored.as_ref().is_none_or(|r| r.announce)
             };
             self.reindex_breach(stored.as_ref(), Some(&record));
-            if !already && record.announce {
+            if is_new && record.announce {
                 let outbox = Key::outbox(Signal::Breach, &c.policy_id, id, c.cycle);
                 self.batch.put(outbox.to_bytes(), &record)?;
                 self.newly_signalled += 1;
             }
             self.batch.put(key, &record)?;
-            breached.push(clock_id);
+            breached.push(signal::clock_id(c));
         }
         Ok(breached)
     }
 
-    /// Drops the breaches of `view` that are no longer `breached` (by event
-    /// time the promise held after all: a late event). One not announced
-    /// yet never will be; one announced is corrected, naming `cause`.
+    /// Drops the `withdrawn` breaches of `view` (by event time the promise
+    /// held after all: a late event). One not announced yet never will be;
+    /// one announced is corrected, naming `cause`.
     fn withdraw_breaches(
         &mut self,
         view: &HandoffView,
-        breached: &[(Token, u32)],
-        clocks: &[ClockOutcome],
+        withdrawn: &[Withdrawal<'_>],
         cause: Option<&Cause>,
     ) -> Result<(), ViewsError> {
         let id = &view.handoff.handoff_id;
-        for (policy, cycle) in &view.breached {
-            if breached.contains(&(policy.clone(), *cycle)) {
-                continue;
-            }
+        for Withdrawal {
+            id: (policy, cycle),
+            now: now_clock,
+        } in withdrawn
+        {
             let key = Key::breach(policy, id, *cycle).to_bytes();
             let stored = self.batch.get::<BreachRecord>(&key)?;
             let pending = Key::outbox(Signal::Breach, policy, id, *cycle).to_bytes();
@@ -405,9 +418,6 @@ impl<'a> Projection<'a> {
             }
             self.reindex_breach(stored.as_ref(), None);
             if let Some(mut record) = stored.filter(|r| r.announce && !unannounced) {
-                let now_clock = clocks
-                    .iter()
-                    .find(|c| &c.policy_id == policy && c.cycle == *cycle);
                 record.stopped_at = now_clock.and_then(|c| c.stopped_at);
                 record.elapsed = now_clock.filter(|c| !c.is_open()).map(|c| c.elapsed);
                 record.cause = cause.cloned();
@@ -420,27 +430,22 @@ impl<'a> Projection<'a> {
         Ok(())
     }
 
-    /// Records each clock cycle's warning once; announces it only while the
-    /// clock still runs toward its target (a breach says more than a
-    /// warning). Returns every cycle warned.
+    /// Announces each new warning of `view` that is live and pages.
     fn record_warnings(
         &mut self,
         view: &HandoffView,
-        clocks: &[ClockOutcome],
+        warnings: &[Warning<'_>],
         now: Timestamp,
         pages: bool,
-    ) -> Result<Vec<(Token, u32)>, ViewsError> {
+    ) -> Result<(), ViewsError> {
         let handoff = &view.handoff;
-        let mut warned = view.warned.clone();
-        for c in clocks.iter().filter(|c| c.warned) {
-            let clock_id = (c.policy_id.clone(), c.cycle);
-            let Some(warn_at) = c.warn_at else { continue };
-            if warned.contains(&clock_id) {
-                continue;
-            }
-            warned.push(clock_id);
-            let live = c.is_open() && c.state != SlaState::Breached;
-            if live && pages && self.within_horizon(warn_at, now) {
+        for &Warning {
+            clock: c,
+            warn_at,
+            is_live,
+        } in warnings
+        {
+            if is_live && pages && signal::within_horizon(warn_at, now, self.announce_horizon) {
                 let deadline = c.deadline.unwrap_or(warn_at);
                 let record = self.record(handoff, c, deadline);
                 let key = Key::outbox(Signal::Warning, &c.policy_id, &handoff.handoff_id, c.cycle);
@@ -448,7 +453,7 @@ impl<'a> Projection<'a> {
                 self.newly_signalled += 1;
             }
         }
-        Ok(warned)
+        Ok(())
     }
 
     /// The disruptions `view` now falls into, with each disruption's counts
@@ -586,14 +591,6 @@ impl<'a> Projection<'a> {
         }
     }
 
-    /// Whether something that fell due at `at` is recent enough, at stream
-    /// time `now`, to announce (history being imported is not).
-    fn within_horizon(&self, at: Timestamp, now: Timestamp) -> bool {
-        let age = now.0.saturating_sub(at.0);
-        self.announce_horizon
-            .is_none_or(|h| age <= baton_domain::time::duration_millis(h))
-    }
-
     /// The disruptions a hand-off was requested into, each with whether one
     /// of its promises broke before the disruption was announced.
     fn disruptions_of(
@@ -664,17 +661,17 @@ impl<'a> Projection<'a> {
         sequence: u64,
         logged_at: Timestamp,
         event: DisruptionEvent,
-    ) -> Result<Applied, ViewsError> {
+    ) -> Result<ApplyOutcome, ViewsError> {
         let now = self.reach(sequence, logged_at)?;
         let key = Key::disruption(&event.supplier, &event.disruption_id).to_bytes();
         let stored: Option<DisruptionView> = self.batch.get(&key)?;
         if stored.as_ref().is_some_and(|v| sequence <= v.last_sequence) {
-            return Ok(Applied::AlreadyApplied);
+            return Ok(ApplyOutcome::AlreadyApplied);
         }
         let current = stored.as_ref().map(|v| &v.disruption);
         let updated = match Disruption::apply(current, &event) {
-            Err(e) => return Ok(Applied::Refused(e.into())),
-            Ok(Change::Duplicate) => return Ok(Applied::AlreadyApplied),
+            Err(e) => return Ok(ApplyOutcome::Refused(e.into())),
+            Ok(Change::Duplicate) => return Ok(ApplyOutcome::AlreadyApplied),
             Ok(Change::Applied(d)) => d,
         };
         // The span to re-examine: before and after this event.
@@ -693,7 +690,7 @@ impl<'a> Projection<'a> {
         self.batch.put(key, &view)?;
         self.cache.forget_disruptions();
         self.refresh_requested(&event.supplier, from, to, now)?;
-        Ok(Applied::Applied)
+        Ok(ApplyOutcome::Applied)
     }
 
     /// Re-evaluates, as of `now`, every hand-off first requested from
@@ -779,16 +776,24 @@ mod tests {
     /// The tests apply each event as of its `recorded_at`, as JetStream
     /// stamps a message when ingest publishes it.
     trait ApplyRecorded {
-        fn apply_recorded(&mut self, sequence: u64, event: Event) -> Result<Applied, ViewsError>;
+        fn apply_recorded(
+            &mut self,
+            sequence: u64,
+            event: Event,
+        ) -> Result<ApplyOutcome, ViewsError>;
         fn disrupt_recorded(
             &mut self,
             sequence: u64,
             event: DisruptionEvent,
-        ) -> Result<Applied, ViewsError>;
+        ) -> Result<ApplyOutcome, ViewsError>;
     }
 
     impl ApplyRecorded for Projection<'_> {
-        fn apply_recorded(&mut self, sequence: u64, event: Event) -> Result<Applied, ViewsError> {
+        fn apply_recorded(
+            &mut self,
+            sequence: u64,
+            event: Event,
+        ) -> Result<ApplyOutcome, ViewsError> {
             let at = event.recorded_at.unwrap_or(event.occurred_at);
             self.apply(sequence, at, event)
         }
@@ -797,7 +802,7 @@ mod tests {
             &mut self,
             sequence: u64,
             event: DisruptionEvent,
-        ) -> Result<Applied, ViewsError> {
+        ) -> Result<ApplyOutcome, ViewsError> {
             let at = event.recorded_at.unwrap_or(event.occurred_at);
             self.apply_disruption(sequence, at, event)
         }
@@ -1248,7 +1253,7 @@ mod tests {
         assert_eq!(
             p.apply_recorded(1, event("h1", EventType::Requested, 0, 1, "ward-5"))
                 .expect("apply"),
-            Applied::AlreadyApplied
+            ApplyOutcome::AlreadyApplied
         );
         p.commit().expect("commit");
         assert_eq!(views.dump().expect("dump"), before);
@@ -1302,12 +1307,12 @@ mod tests {
         let ack = p
             .apply_recorded(4, event("h2", EventType::Acknowledged, MIN, 2, "ward-5"))
             .expect("apply");
-        assert_eq!(ack, Applied::Applied);
+        assert_eq!(ack, ApplyOutcome::Applied);
         // A second REQUESTED of a stored hand-off is refused, not a new view.
         let again = p
             .apply_recorded(5, event("h3", EventType::Requested, MIN, 1, "ward-5"))
             .expect("apply");
-        assert!(matches!(again, Applied::Refused(_)), "{again:?}");
+        assert!(matches!(again, ApplyOutcome::Refused(_)), "{again:?}");
         p.commit().expect("commit");
         let h2 = views.handoff(&t("h2")).expect("read").expect("h2");
         assert_eq!(h2.handoff.status, HandoffStatus::Acknowledged);
@@ -1530,9 +1535,9 @@ mod tests {
             (outcomes, views.dump().expect("dump"), signals(&views), dir)
         };
         let (outcomes, dump, signalled, _dir) = run(Mode::PerEvent);
-        assert_eq!(outcomes[7], Applied::AlreadyApplied);
+        assert_eq!(outcomes[7], ApplyOutcome::AlreadyApplied);
         assert!(
-            matches!(outcomes[8], Applied::Refused(_)),
+            matches!(outcomes[8], ApplyOutcome::Refused(_)),
             "{:?}",
             outcomes[8]
         );
@@ -1622,7 +1627,7 @@ mod tests {
         p.apply_recorded(1, h1.clone()).expect("apply");
         assert_eq!(
             p.disrupt_recorded(2, started.clone()).expect("apply"),
-            Applied::Applied
+            ApplyOutcome::Applied
         );
         p.apply_recorded(3, h2.clone()).expect("apply");
         p.commit().expect("commit");
@@ -1635,7 +1640,7 @@ mod tests {
         p.disrupt_recorded(4, ended.clone()).expect("apply");
         assert_eq!(
             p.disrupt_recorded(5, ended.clone()).expect("apply"),
-            Applied::AlreadyApplied,
+            ApplyOutcome::AlreadyApplied,
             "a retried end changes nothing"
         );
         p.commit().expect("commit");
