@@ -148,6 +148,24 @@ pub struct Shared {
     storage_failed: tokio::sync::watch::Sender<Option<ViewsError>>,
 }
 
+/// A received batch the views do not show yet (see
+/// [`Shared::batch_received`]). Dropping it says the batch is staged, or will
+/// never be: when none is left waiting the timer looks again, since it may
+/// have slept while one was, and the caught-up flag, already set, will not
+/// wake it.
+#[must_use = "the batch counts as unstaged until this is dropped"]
+pub(crate) struct Unstaged {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Unstaged {
+    fn drop(&mut self) {
+        if self.shared.unstaged.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.deadlines_changed.notify_one();
+        }
+    }
+}
+
 /// Why a long-running task of the projector ended (see
 /// [`baton_runtime::supervise`]).
 #[derive(Debug, thiserror::Error)]
@@ -289,27 +307,14 @@ impl Shared {
     }
 
     /// A batch has been received that the views do not show yet: no
-    /// deadline is settled until it is staged (see [`Shared::batch_staged`]).
-    fn batch_received(&self) {
+    /// deadline is settled until the returned guard is dropped, which the
+    /// pipeline does once the batch is staged, or when the batch is dropped
+    /// unstaged (a failed receive, a receiver stopped with batches in its
+    /// channel).
+    fn batch_received(self: &Arc<Self>) -> Unstaged {
         self.unstaged.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// A received batch has been staged, or will never be. When none is
-    /// left waiting the timer looks again: it may have slept while one was,
-    /// and the caught-up flag, already set, will not wake it.
-    fn batch_staged(&self) {
-        let before = self
-            .unstaged
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
-        if before == Ok(1) {
-            self.deadlines_changed.notify_one();
-        }
-    }
-
-    /// No received batch waits any more (its receiver is gone): count afresh.
-    fn forget_unstaged(&self) {
-        if self.unstaged.swap(0, Ordering::AcqRel) > 0 {
-            self.deadlines_changed.notify_one();
+        Unstaged {
+            shared: Arc::clone(self),
         }
     }
 
@@ -431,20 +436,20 @@ mod tests {
     #[test]
     fn the_timer_is_woken_when_the_last_received_batch_is_staged() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let shared = shared(dir.path());
+        let shared = Arc::new(shared(dir.path()));
         shared.caught_up.store(true, super::Ordering::Release);
-        shared.batch_received();
-        shared.batch_received();
+        let first = shared.batch_received();
+        let second = shared.batch_received();
         assert!(!shared.is_caught_up(), "two batches wait to be staged");
 
-        shared.batch_staged();
+        drop(first);
         assert!(!shared.is_caught_up());
         assert!(
             shared.deadlines_changed.notified().now_or_never().is_none(),
             "one batch still waits: nothing for the timer yet"
         );
 
-        shared.batch_staged();
+        drop(second);
         assert!(shared.is_caught_up());
         assert!(
             shared.deadlines_changed.notified().now_or_never().is_some(),
@@ -497,20 +502,5 @@ mod tests {
             matches!(ended, Err(TaskError::Storage(ViewsError::Sled(_)))),
             "{ended:?}"
         );
-    }
-
-    #[test]
-    fn forgotten_batches_wake_the_timer_and_the_count_never_goes_below_zero() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let shared = shared(dir.path());
-        shared.caught_up.store(true, super::Ordering::Release);
-        shared.batch_received();
-        shared.forget_unstaged();
-        assert!(shared.is_caught_up());
-        assert!(shared.deadlines_changed.notified().now_or_never().is_some());
-
-        // A batch staged after its receiver was forgotten: no wrap-around.
-        shared.batch_staged();
-        assert!(shared.is_caught_up());
     }
 }

@@ -17,7 +17,7 @@ use async_nats::jetstream::{
     ErrorCode,
 };
 use baton_log::{JetStreamCode, LogError, StreamSettings};
-use baton_views::Applied;
+use baton_views::ApplyOutcome;
 use tokio::sync::mpsc;
 use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
 
@@ -120,9 +120,6 @@ async fn consume(
     // Received and decoded on a task of their own while the batch before is
     // computed and the one before that applied (see `receiver`).
     let (batches_tx, batches) = mpsc::channel(1);
-    // Batches a stopped receiver held, or left in its channel, were never
-    // staged and never will be: count afresh.
-    shared.forget_unstaged();
     let receiver = AbortOnDropHandle::new(tokio::spawn(receive::run(
         shared.clone(),
         js.clone(),
@@ -251,10 +248,7 @@ async fn apply_batches(
         shared.failpoints.hit("consumer").await?;
         // Blocks this worker thread outright (tests of a frozen runtime).
         shared.failpoints.hit_blocking("freeze-worker")?;
-        let staged = stage(shared, received).await;
-        // Staged (or failed): later writes read it as applied.
-        shared.batch_staged();
-        let staged = staged?;
+        let staged = stage(shared, received).await?;
         // The batch before was in the tree before this one was staged.
         if let Some(batch) = landing.take() {
             batch.landed(shared, js).await?;
@@ -269,11 +263,15 @@ async fn stage(shared: &Arc<Shared>, received: Received) -> Result<InFlight, Con
         decoded,
         last,
         last_pending,
+        unstaged,
     } = received;
     let count = decoded.len() as u64;
     let task = shared
         .project(move |projection| fold(projection, decoded))
-        .await?;
+        .await;
+    // Staged, or failed and never to be: later writes read it as applied.
+    drop(unstaged);
+    let task = task?;
     Ok(InFlight {
         task,
         last,
@@ -296,7 +294,7 @@ fn fold(
             Ok(Decoded::Disruption(event)) => {
                 let relayed = baton_proto::convert::disruption_to_proto(&event);
                 let applied = projection.apply_disruption(sequence, at, event)?;
-                if applied == Applied::Applied {
+                if applied == ApplyOutcome::Applied {
                     disruptions.push(relayed);
                 }
                 applied
@@ -307,7 +305,7 @@ fn fold(
                 continue;
             }
         };
-        if let Applied::Refused(reason) = applied {
+        if let ApplyOutcome::Refused(reason) = applied {
             tracing::warn!(sequence, %reason, "event does not fit its history, skipped");
         }
     }

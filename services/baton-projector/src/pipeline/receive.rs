@@ -27,7 +27,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 
 use super::{nats, Batching, ConsumeError, Step};
-use crate::Shared;
+use crate::{Shared, Unstaged};
 
 /// Longest wait for more of a batch while catching up.
 const FILL_WAIT: Duration = Duration::from_millis(20);
@@ -41,6 +41,8 @@ pub(crate) struct Received {
     pub last: jetstream::Message,
     /// Messages the stream held beyond it when it was delivered.
     pub last_pending: u64,
+    /// Counts the batch as unstaged until dropped.
+    pub unstaged: Unstaged,
 }
 
 /// A message of the events stream, by its subject.
@@ -126,7 +128,8 @@ type Chunks = futures::stream::ReadyChunks<jetstream::consumer::pull::Stream>;
 
 /// Receives batches from `messages` into `batches` until the stream ends,
 /// a delivery goes missing or the consumer drops the channel. Each batch
-/// taken is counted (`Shared::batch_received`) until the consumer has staged it.
+/// taken is counted ([`Shared::batch_received`]) until the consumer has
+/// staged it or it is dropped.
 pub(crate) async fn run(
     shared: Arc<Shared>,
     js: jetstream::Context,
@@ -144,20 +147,17 @@ pub(crate) async fn run(
             Some(chunk) => {
                 // Events are in hand that the views do not show yet: no
                 // deadline is settled until they are staged.
-                shared.batch_received();
+                let unstaged = shared.batch_received();
                 let batch = receive(
                     &shared,
                     &js,
                     &stream_name,
-                    chunk,
+                    (chunk, unstaged),
                     &mut chunks,
                     batching,
                     &mut delivered,
                 )
                 .await;
-                if !matches!(batch, Ok(Some(_))) {
-                    shared.batch_staged();
-                }
                 match batch {
                     Ok(Some(batch)) => Ok(batch),
                     Ok(None) => continue,
@@ -178,7 +178,7 @@ async fn receive(
     shared: &Shared,
     js: &jetstream::Context,
     stream_name: &str,
-    chunk: Vec<Result<jetstream::Message, MessagesError>>,
+    (chunk, unstaged): (Vec<Result<jetstream::Message, MessagesError>>, Unstaged),
     chunks: &mut Chunks,
     batching: Batching,
     delivered: &mut u64,
@@ -230,6 +230,7 @@ async fn receive(
         decoded,
         last,
         last_pending,
+        unstaged,
     }))
 }
 
