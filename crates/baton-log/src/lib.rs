@@ -34,14 +34,6 @@ pub use events::{Appended, EventLog, RecordedEvent};
 pub use partitions::Partition;
 pub use streams::StreamSettings;
 
-/// Connects to NATS at `urls`, one URL or several separated by commas (the
-/// servers of a cluster: the client fails over between them). The connection
-/// retries in the background (also the first time), so a service can start,
-/// report NOT_SERVING and recover by itself when NATS comes up.
-pub async fn connect(urls: &str, name: &str) -> Result<async_nats::Client, LogError> {
-    connect_secured(urls, name, &NatsSecurity::default()).await
-}
-
 /// How a service proves itself to NATS and checks NATS in turn: a user and
 /// password (the server's `authorization { users = [...] }`, each user with
 /// its subject permissions, see `deploy/nats/auth.conf`) and TLS (a CA to
@@ -91,7 +83,11 @@ impl NatsSecurity {
     }
 }
 
-/// [`connect`], with a user and TLS as `security` says.
+/// Connects to NATS at `urls`, one URL or several separated by commas (the
+/// servers of a cluster: the client fails over between them), with a user and
+/// TLS as `security` says. The connection retries in the background (also the
+/// first time), so a service can start, report NOT_SERVING and recover by
+/// itself when NATS comes up.
 pub async fn connect_secured(
     urls: &str,
     name: &str,
@@ -147,32 +143,6 @@ fn server_addrs(urls: &str) -> Result<Vec<async_nats::ServerAddr>, LogError> {
 /// Whether the client is connected right now.
 pub fn is_connected(client: &async_nats::Client) -> bool {
     client.connection_state() == async_nats::connection::State::Connected
-}
-
-/// Calls `on_change(connected, first)` with the connection state now and
-/// whenever it changes, until `stop` completes. Checks twice a second: health reporting, not a
-/// data path.
-pub async fn watch_connection<F, Fut>(
-    client: async_nats::Client,
-    stop: impl std::future::Future<Output = ()>,
-    mut on_change: F,
-) where
-    F: FnMut(bool, bool) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    tokio::pin!(stop);
-    let mut last = None;
-    loop {
-        let connected = is_connected(&client);
-        if last != Some(connected) {
-            on_change(connected, last.is_none()).await;
-            last = Some(connected);
-        }
-        tokio::select! {
-            _ = &mut stop => return,
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-        }
-    }
 }
 
 #[cfg(test)]
