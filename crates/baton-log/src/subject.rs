@@ -25,9 +25,9 @@
 //! subject, and every uncached hand-off's history is read by it: with a
 //! literal prefix nats-server finds the hand-off's subjects directly, where
 //! `baton.handoff.*.*.*.<id>` made it walk every route (kind, supplier,
-//! customer) in its subject tree on each append. In the bench, publishing
-//! with the condition over the traffic's routes ran at 28k msg/s with the id
-//! last and 44k (as fast as without a condition) with the id first.
+//! customer) in its subject tree on each append. With the id first a
+//! conditional publish costs what an unconditional one does
+//! (bench/HISTORY.md, "Design choices the bench decided").
 //! Streams written with the id last (scheme 1) are refused, see
 //! [`crate::streams`]. Every token is a subject-safe
 //! [`Token`](baton_domain::Token), so no value can add a level or a wildcard.

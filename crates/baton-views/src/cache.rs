@@ -1,13 +1,12 @@
 //! Decoded values a [`Projection`](crate::Projection) has read or changed in
 //! its batch, written back once at commit.
 //!
-//! Folding an event used to decode its hand-off's whole view, and every
-//! tally it counts in, and encode them all again, for every event; with
-//! several events of a hand-off in one batch that was most of a rebuild's
-//! time. Here each value is decoded at most once per batch, changed in
-//! place, and encoded once into the batch when it commits. The bytes stored
-//! are those the last per-event write would have stored: an empty tally is
-//! deleted, as before, and reads afterwards see an empty one.
+//! Several events of a hand-off usually meet in one batch, and decoding and
+//! encoding its view and every tally it counts in for each of them would be
+//! most of a rebuild's time. Here each value is decoded at most once per
+//! batch, changed in place, and encoded once into the batch when it
+//! commits. The bytes stored are those a write per event would have
+//! stored: an empty tally is deleted, and reads afterwards see an empty one.
 //!
 //! It also remembers, per batch, which disruptions each supplier has, so
 //! that they are not scanned for on every event. It must never hold

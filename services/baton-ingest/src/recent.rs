@@ -1,15 +1,13 @@
 //! The hand-offs appended to most recently, bounded.
 //!
 //! Ingest keeps each hand-off's state between appends so that the next
-//! event of it needs no read of the stream. The cache used to evict "an
-//! arbitrary entry" when full: the first in the hash table's order. Once
-//! the low end of the table had been emptied by evictions, that first entry
-//! was ever more often one just inserted, that is, a hand-off in the middle
-//! of its lifecycle, and its next event then read its history back from
-//! JetStream; past 100,000 hand-offs the bench's batch ingest ran at a
-//! third of its rate, nats-server busy answering those reads.
+//! event of it needs no read of the stream. What it evicts matters: a
+//! hand-off evicted in the middle of its lifecycle reads its history back
+//! from JetStream on its next event, and enough of those keep nats-server
+//! busy answering reads instead of appends (bench/HISTORY.md, "Design
+//! choices the bench decided").
 //!
-//! Here two generations share the capacity: entries go into the young one;
+//! So two generations share the capacity: entries go into the young one;
 //! when it holds half the capacity it becomes the old one and the previous
 //! old one is dropped whole. A hit in the old generation moves the entry
 //! back into the young one. So whatever was used within the last half of

@@ -2,10 +2,9 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-/// Events a batch while catching up: a rebuild in batches of 1,000, 2,500,
-/// 5,000 and 10,000 ran at 69k, 75k, 88k and 82k events/s in one bench
-/// session (a hand-off's events mostly meet in one batch, so sled writes
-/// its view once; bigger ones leave fewer batches unacknowledged in flight).
+/// Events a batch while catching up: big enough that a hand-off's events
+/// mostly meet in one batch, so sled writes its view once; the fastest of
+/// the sizes the bench tried (bench/HISTORY.md, fifth run).
 pub const DEFAULT_BATCH_SIZE: usize = 5_000;
 
 /// See [`Config::max_recorded_skew`].
