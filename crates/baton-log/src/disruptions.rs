@@ -11,7 +11,7 @@ use baton_domain::{disruption::DisruptionEvent, Token};
 use bytes::Bytes;
 use prost::Message as _;
 
-use crate::{events::publish_error, subject, Appended, EventLog, LogError};
+use crate::{subject, Appended, EventLog, LogError};
 
 pub fn encode(event: &DisruptionEvent) -> Bytes {
     Bytes::from(baton_proto::convert::disruption_to_proto(event).encode_to_vec())
@@ -44,18 +44,7 @@ impl EventLog {
             .payload(encode(event))
             .message_id(format!("{subject}:{phase}"))
             .expected_last_subject_sequence(last_sequence);
-        let failed = |e| publish_error(&subject, e);
-        let ack = self
-            .jetstream()
-            .send_publish(subject.clone(), publish)
-            .await
-            .map_err(failed)?
-            .await
-            .map_err(failed)?;
-        Ok(Appended {
-            sequence: ack.sequence,
-            duplicate: ack.duplicate,
-        })
+        self.publish(subject, publish).await
     }
 
     /// Every event of one disruption, in stream order: (sequence, event).

@@ -159,6 +159,16 @@ impl EventLog {
                 EXPECTED_SUBJECT_HEADER,
                 subject::handoff_events(&event.handoff_id).as_str(),
             );
+        self.publish(subject, publish).await
+    }
+
+    /// Publishes `publish` on `subject` and waits for JetStream's ack: a
+    /// refused condition is [`LogError::Conflict`].
+    pub(crate) async fn publish(
+        &self,
+        subject: String,
+        publish: PublishMessage,
+    ) -> Result<Appended, LogError> {
         let failed = |e| publish_error(&subject, e);
         let ack = self
             .js

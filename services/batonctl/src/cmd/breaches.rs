@@ -67,7 +67,7 @@ pub async fn watch(url: &str, args: WatchArgs, out: Output) -> anyhow::Result<()
     let supplier = args.filter.supplier.unwrap_or_default();
     let customer = args.filter.customer.unwrap_or_default();
     if args.warnings {
-        let mut stream = client
+        let stream = client
             .watch_warnings(v1::WatchWarningsRequest {
                 policy_id,
                 supplier,
@@ -76,32 +76,30 @@ pub async fn watch(url: &str, args: WatchArgs, out: Output) -> anyhow::Result<()
             .await
             .map_err(super::status)?
             .into_inner();
-        if !out.json {
-            eprintln!("watching for warnings (Ctrl-C to stop)");
-        }
-        while let Some(response) = stream.message().await.map_err(super::status)? {
-            // A response without a warning carries something newer than
-            // this client: nothing to show.
-            let Some(w) = response.warning else {
-                continue;
-            };
-            out.print(
-                || {
-                    format!(
-                        "WARNING {} {} -> {} {}: due {}",
-                        w.policy_id,
-                        w.supplier,
-                        w.customer,
-                        w.handoff_id,
-                        crate::time::format(&w.deadline)
-                    )
-                },
-                || crate::output::warning_json(&w),
-            );
-        }
-        return Ok(());
+        return print_each(
+            stream,
+            "warnings",
+            out,
+            |r| r.warning,
+            |w| {
+                out.print(
+                    || {
+                        format!(
+                            "WARNING {} {} -> {} {}: due {}",
+                            w.policy_id,
+                            w.supplier,
+                            w.customer,
+                            w.handoff_id,
+                            crate::time::format(&w.deadline)
+                        )
+                    },
+                    || crate::output::warning_json(w),
+                )
+            },
+        )
+        .await;
     }
-    let mut stream = client
+    let stream = client
         .watch_breaches(v1::WatchBreachesRequest {
             policy_id,
             supplier,
@@ -110,15 +108,33 @@ pub async fn watch(url: &str, args: WatchArgs, out: Output) -> anyhow::Result<()
         .await
         .map_err(super::status)?
         .into_inner();
+    print_each(
+        stream,
+        "breaches",
+        out,
+        |r| r.breach,
+        |b| out.print(|| output::breach_line(b), || output::breach_json(b)),
+    )
+    .await
+}
+
+/// Prints what each response of `stream` carries until the server ends it.
+/// A response that carries nothing (`item` is `None`) holds something newer
+/// than this client knows how to show, and is passed over.
+async fn print_each<R, T>(
+    mut stream: tonic::Streaming<R>,
+    what: &str,
+    out: Output,
+    item: impl Fn(R) -> Option<T>,
+    print: impl Fn(&T),
+) -> anyhow::Result<()> {
     if !out.json {
-        eprintln!("watching for breaches (Ctrl-C to stop)");
+        eprintln!("watching for {what} (Ctrl-C to stop)");
     }
     while let Some(response) = stream.message().await.map_err(super::status)? {
-        // As for warnings: nothing this client knows how to show.
-        let Some(b) = response.breach else {
-            continue;
-        };
-        out.print(|| output::breach_line(&b), || output::breach_json(&b));
+        if let Some(item) = item(response) {
+            print(&item);
+        }
     }
     Ok(())
 }

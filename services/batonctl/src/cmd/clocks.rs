@@ -34,7 +34,8 @@ pub async fn clocks(url: &str, args: ClocksArgs, out: Output) -> anyhow::Result<
         let left = c
             .deadline
             .as_ref()
-            .map(|d| d.seconds * 1000 + i64::from(d.nanos / 1_000_000) - now)
+            .and_then(|d| baton_proto::convert::timestamp_from_proto("deadline", d).ok())
+            .map(|d| d.0 - now)
             .unwrap_or(0);
         out.print(
             || {
