@@ -625,10 +625,19 @@ struct ClockEvents {
 impl Catalog {
     /// Parses and validates a catalog from its JSON text.
     pub fn from_json(source: &str) -> Result<Catalog, CatalogError> {
-        let raw: RawCatalog = serde_json::from_str(source).map_err(|e| CatalogError::Syntax {
-            line: e.line(),
-            column: e.column(),
-            message: e.to_string(),
+        let raw: RawCatalog = serde_json::from_str(source).map_err(|e| {
+            // serde_json ends its message with the location, which the
+            // error already says once.
+            let message = e.to_string();
+            let location = format!(" at line {} column {}", e.line(), e.column());
+            CatalogError::Syntax {
+                line: e.line(),
+                column: e.column(),
+                message: message
+                    .strip_suffix(&location)
+                    .unwrap_or(&message)
+                    .to_owned(),
+            }
         })?;
         let check = Checker { source };
         let (departments, department_ids) = check.departments(&raw.departments)?;
@@ -952,6 +961,11 @@ mod tests {
             Catalog::from_json(&GOOD.replace("\"stop\"", "\"stpo\"")).expect_err("unknown field");
         assert!(matches!(err, CatalogError::Syntax { line: 9, .. }), "{err}");
         assert!(err.to_string().contains("stpo"), "{err}");
+        assert_eq!(
+            err.to_string().matches("line").count(),
+            1,
+            "one location: {err}"
+        );
         let err = Catalog::from_json("{\n\"departments\": [,]}").expect_err("syntax");
         assert!(matches!(err, CatalogError::Syntax { line: 2, .. }), "{err}");
     }

@@ -36,8 +36,11 @@ pub fn now() -> Timestamp {
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only on a terminal: a log file or journald gets plain text.
+    let on_terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(on_terminal)
         .with_writer(std::io::stderr);
     if std::env::var("BATON_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().init();

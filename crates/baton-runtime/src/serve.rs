@@ -84,6 +84,22 @@ pub fn main<S: Service>(started: impl FnOnce()) -> Result<(), MainError<S::Error
     })
 }
 
+/// The exit code of a service binary that ran [`main`]: 0 after a clean
+/// stop; after a failure 1, with the failure on standard error as one line
+/// (each error's message already names its cause, so no chain is added, and
+/// no backtrace whatever `RUST_BACKTRACE` says).
+pub fn exit_code<E: std::error::Error + 'static>(
+    result: Result<(), MainError<E>>,
+) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 async fn bind<E: std::error::Error + 'static>(
     address: SocketAddr,
 ) -> Result<TcpListener, MainError<E>> {

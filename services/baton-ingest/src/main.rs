@@ -5,8 +5,9 @@
 #[global_allocator]
 static ALLOCATOR: baton_alloc::Allocator = baton_alloc::Allocator;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let purge = baton_alloc::keep_freed_memory();
-    baton_runtime::serve::main::<baton_ingest::Config>(|| tracing::info!(?purge, "allocator"))?;
-    Ok(())
+    baton_runtime::serve::exit_code(baton_runtime::serve::main::<baton_ingest::Config>(|| {
+        tracing::info!(?purge, "allocator")
+    }))
 }

@@ -138,9 +138,32 @@ enum Command {
     Completions { shell: clap_complete::Shell },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// Runs the command. A failure is one line on standard error, its causes
+/// joined, and exit code 1 (clap's usage errors exit with 2): a mistyped
+/// department is the user's to fix, so no backtrace, whatever
+/// `RUST_BACKTRACE` says.
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(ca) = &cli.tls_ca {
         cmd::use_tls(
             ca,

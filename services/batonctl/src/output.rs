@@ -14,10 +14,27 @@ pub struct Output {
 impl Output {
     pub fn print(&self, text: impl FnOnce() -> String, value: impl FnOnce() -> Value) {
         if self.json {
-            println!("{}", value());
+            line(&value().to_string());
         } else {
-            println!("{}", text());
+            line(&text());
         }
+    }
+}
+
+/// Writes `text` and a newline to standard output. When the reader has gone
+/// (`batonctl tail | head`), there is nobody left to tell anything: exit
+/// quietly, as a shell tool does, instead of panicking in `println!`.
+pub fn line(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let written = writeln!(stdout, "{text}").and_then(|()| stdout.flush());
+    match written {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("error: cannot write to standard output: {e}");
+            std::process::exit(1)
+        }
+        Ok(()) => {}
     }
 }
 

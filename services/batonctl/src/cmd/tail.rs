@@ -31,7 +31,7 @@ pub async fn run(nats_url: &str, args: Args) -> anyhow::Result<()> {
             Some(p) => json!({"subject": subject, "payload": p}),
             None => json!({"subject": subject, "bytes": message.payload.len()}),
         };
-        println!("{line}");
+        output::line(&line.to_string());
     }
     Ok(())
 }
