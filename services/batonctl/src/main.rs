@@ -17,6 +17,9 @@ mod time;
 
 use clap::{Parser, Subcommand};
 
+/// The heading of the options every command takes, apart from its own.
+const GLOBAL: &str = "Global options";
+
 /// Baton: hand-offs between hospital departments, and the promises they keep.
 #[derive(Debug, Parser)]
 #[command(name = "batonctl", version, about, long_about = None, after_help = EXAMPLES)]
@@ -25,6 +28,7 @@ struct Cli {
     #[arg(
         long,
         global = true,
+        help_heading = GLOBAL,
         env = "BATON_INGEST_URL",
         default_value = "http://127.0.0.1:50051"
     )]
@@ -34,6 +38,7 @@ struct Cli {
     #[arg(
         long,
         global = true,
+        help_heading = GLOBAL,
         env = "BATON_QUERY_URL",
         default_value = "http://127.0.0.1:50052"
     )]
@@ -43,24 +48,26 @@ struct Cli {
     #[arg(
         long,
         global = true,
+        help_heading = GLOBAL,
         env = "NATS_URL",
         default_value = "nats://127.0.0.1:4222"
     )]
     nats_url: String,
 
     /// Print JSON (one object per line) instead of text.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     json: bool,
 
     /// CA certificate (PEM) that signed the services' certificates: talk to
     /// them over TLS (give https:// URLs).
-    #[arg(long, global = true, env = "BATON_TLS_CA")]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "BATON_TLS_CA")]
     tls_ca: Option<std::path::PathBuf>,
 
     /// This caller's client certificate (PEM), for services that require one.
     #[arg(
         long,
         global = true,
+        help_heading = GLOBAL,
         env = "BATON_TLS_CLIENT_CERT",
         requires_all = ["tls_client_key", "tls_ca"]
     )]
@@ -70,6 +77,7 @@ struct Cli {
     #[arg(
         long,
         global = true,
+        help_heading = GLOBAL,
         env = "BATON_TLS_CLIENT_KEY",
         requires = "tls_client_cert"
     )]
@@ -135,11 +143,14 @@ enum Command {
     /// Tokens for wall screens and scrapers, and their hashes for the caller registry.
     Token(cmd::token::Args),
     /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
-    Completions { shell: clap_complete::Shell },
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Runs the command. A failure is one line on standard error, its causes
-/// joined, and exit code 1 (clap's usage errors exit with 2): a mistyped
+/// joined, with exit code 1 (clap's usage errors exit with 2): a mistyped
 /// department is the user's to fix, so no backtrace, whatever
 /// `RUST_BACKTRACE` says.
 fn main() -> std::process::ExitCode {
@@ -202,5 +213,39 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 _ => Ok(()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every option and argument of every command, nested ones included,
+    /// says what it is, and the global ones stand apart under their heading.
+    #[test]
+    fn every_option_of_every_command_says_what_it_is() {
+        fn check(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+                if arg.is_global_set() && arg.get_help_heading() != Some(GLOBAL) {
+                    missing.push(format!("{path} {id}: not under {GLOBAL:?}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                check(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        let mut cli = Cli::command();
+        cli.build();
+        check(&cli, "batonctl", &mut missing);
+        assert!(missing.is_empty(), "without help text: {missing:#?}");
     }
 }

@@ -23,10 +23,13 @@ pub struct Args {
     /// When it happened: RFC 3339, 'now' or 'now-10m'.
     #[arg(long, default_value = "now")]
     at: String,
+    /// Service kind from the catalog (on requested).
     #[arg(long)]
     kind: Option<String>,
+    /// Supplier department id: who is asked (on requested, or a handover).
     #[arg(long)]
     supplier: Option<String>,
+    /// Customer department id: who asks (on requested).
     #[arg(long)]
     customer: Option<String>,
     /// routine, urgent or stat.

@@ -25,6 +25,7 @@ pub struct Args {
     /// Only breaches still waiting for their stop event.
     #[arg(long)]
     open: bool,
+    /// At most this many.
     #[arg(long, default_value_t = 100)]
     limit: u32,
 }

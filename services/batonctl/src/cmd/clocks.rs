@@ -7,12 +7,16 @@ use crate::{output::Output, time};
 
 #[derive(Debug, clap::Args)]
 pub struct ClocksArgs {
+    /// Only clocks of this supplier department.
     #[arg(long)]
     supplier: Option<String>,
+    /// Only clocks of this customer department.
     #[arg(long)]
     customer: Option<String>,
+    /// Only this service kind.
     #[arg(long)]
     kind: Option<String>,
+    /// At most this many.
     #[arg(long, default_value_t = 50)]
     limit: u32,
 }

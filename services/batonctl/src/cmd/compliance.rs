@@ -9,8 +9,10 @@ use crate::{output::Output, time};
 pub struct Args {
     /// Promise (policy) id from the catalog; every promise if left out.
     policy: Option<String>,
+    /// Only clocks of this supplier department.
     #[arg(long)]
     supplier: Option<String>,
+    /// Only clocks of this customer department.
     #[arg(long)]
     customer: Option<String>,
     /// Clocks started at or after: RFC 3339, 'now-7d', ...

@@ -25,8 +25,10 @@ pub struct DisruptionArgs {
     /// What is wrong, in a few words (required on start).
     #[arg(long, default_value = "")]
     reason: String,
+    /// When it started or ended: RFC 3339, 'now' or 'now-10m'.
     #[arg(long, default_value = "now")]
     at: String,
+    /// Opaque id of the staff member or system (never a name).
     #[arg(long, default_value = "batonctl")]
     actor: String,
 }
@@ -70,6 +72,7 @@ pub async fn disruption(url: &str, args: DisruptionArgs, out: Output) -> anyhow:
 
 #[derive(Debug, clap::Args)]
 pub struct DisruptionsArgs {
+    /// Only this supplier department's disruptions.
     #[arg(long)]
     supplier: Option<String>,
     /// Only those active now.

@@ -15,10 +15,13 @@ pub struct Args {
 
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
+    /// Only hand-offs to this supplier department.
     #[arg(long)]
     supplier: Option<String>,
+    /// Only hand-offs from this customer department.
     #[arg(long)]
     customer: Option<String>,
+    /// Only this service kind.
     #[arg(long)]
     kind: Option<String>,
     /// requested, acknowledged, in_progress, on_hold, completed, rejected, cancelled.

@@ -10,6 +10,7 @@ pub struct MatrixArgs {
     /// Hand-offs requested at or after: RFC 3339, 'now-7d', ...
     #[arg(long)]
     from: Option<String>,
+    /// Hand-offs requested before: RFC 3339, 'now' or 'now-10m'.
     #[arg(long)]
     to: Option<String>,
 }

@@ -14,8 +14,10 @@ pub struct RateArgs {
     /// A short remark about the service (never about a patient).
     #[arg(long, default_value = "")]
     comment: String,
+    /// When it was rated: RFC 3339, 'now' or 'now-10m'.
     #[arg(long, default_value = "now")]
     at: String,
+    /// Opaque id of the staff member or system rating (never a name).
     #[arg(long, default_value = "batonctl")]
     actor: String,
 }
