@@ -191,6 +191,20 @@ pub async fn start_projector_setup(
     setup: &ProjectorSetup,
     grpc: TcpListener,
 ) -> Running {
+    let running = spawn_projector(nats_url, catalog, data_dir, setup, grpc).await;
+    wait_serving(running.addr, "baton.v1.Query").await;
+    running
+}
+
+/// Starts `baton-projector` in this process without waiting for it to
+/// serve (it may never: NATS down, say).
+pub async fn spawn_projector(
+    nats_url: &str,
+    catalog: &Path,
+    data_dir: &Path,
+    setup: &ProjectorSetup,
+    grpc: TcpListener,
+) -> Running {
     let http = listener().await;
     let addr = grpc.local_addr().expect("bound");
     let config = baton_projector::Config {
@@ -225,7 +239,6 @@ pub async fn start_projector_setup(
         }
     });
     running.http = Some(http_addr);
-    wait_serving(addr, "baton.v1.Query").await;
     running
 }
 

@@ -97,6 +97,7 @@ pub async fn connect_secured(
         .apply(async_nats::ConnectOptions::new())
         .name(name)
         .retry_on_initial_connect()
+        .reconnect_delay_callback(reconnect_delay)
         .connection_timeout(Duration::from_secs(2))
         .connect(server_addrs(urls)?)
         .await
@@ -140,6 +141,55 @@ fn server_addrs(urls: &str) -> Result<Vec<async_nats::ServerAddr>, LogError> {
     Ok(addrs)
 }
 
+/// Longest wait between two attempts to reconnect to NATS: the delay
+/// doubles from 2 ms up to this (async-nats's schedule, fixed here so the
+/// logs and docs can say it).
+pub const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(4);
+
+fn reconnect_delay(attempts: usize) -> Duration {
+    if attempts <= 1 {
+        return Duration::ZERO;
+    }
+    let doublings = u32::try_from(attempts - 1).unwrap_or(u32::MAX).min(32);
+    Duration::from_millis(2_u64.saturating_pow(doublings)).min(MAX_RECONNECT_DELAY)
+}
+
+/// Why no server of `urls` answers, in a sentence an operator can act on:
+/// `NATS at nats://10.0.0.5:4222 cannot be reached: connection refused`.
+/// Tries a TCP connection to each (2 s at most each); a server that takes
+/// the connection is reported as reachable but not (yet) speaking NATS to
+/// us (TLS, credentials, or it is still starting).
+pub async fn why_unreachable(urls: &str) -> String {
+    let addrs = match server_addrs(urls) {
+        Ok(addrs) => addrs,
+        Err(e) => return e.to_string(),
+    };
+    let mut reasons = Vec::with_capacity(addrs.len());
+    for addr in &addrs {
+        let target = (addr.host(), addr.port());
+        let tried = tokio::time::timeout(
+            Duration::from_secs(2),
+            tokio::net::TcpStream::connect(target),
+        )
+        .await;
+        let why = match tried {
+            Err(_) => "no answer within 2 s".to_owned(),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                "connection refused".to_owned()
+            }
+            Ok(Err(e)) => e.to_string(),
+            Ok(Ok(_)) => "it takes connections but the client is not connected (TLS, credentials, or still starting)".to_owned(),
+        };
+        reasons.push(format!("{}:{} {why}", addr.host(), addr.port()));
+    }
+    format!(
+        "NATS at {} cannot be reached: {}; retrying, at least every {} s",
+        urls.trim(),
+        reasons.join(", "),
+        MAX_RECONNECT_DELAY.as_secs()
+    )
+}
+
 /// Whether the client is connected right now.
 pub fn is_connected(client: &async_nats::Client) -> bool {
     client.connection_state() == async_nats::connection::State::Connected
@@ -148,6 +198,27 @@ pub fn is_connected(client: &async_nats::Client) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reconnects_come_at_least_every_max_delay() {
+        assert_eq!(reconnect_delay(1), Duration::ZERO);
+        assert_eq!(reconnect_delay(2), Duration::from_millis(2));
+        assert_eq!(reconnect_delay(5), Duration::from_millis(16));
+        assert_eq!(reconnect_delay(13), MAX_RECONNECT_DELAY);
+        assert_eq!(reconnect_delay(usize::MAX), MAX_RECONNECT_DELAY);
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_reported_as_refused_with_its_address() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        drop(listener);
+        let why = why_unreachable(&format!("nats://127.0.0.1:{port}")).await;
+        assert_eq!(
+            why,
+            format!("NATS at nats://127.0.0.1:{port} cannot be reached: 127.0.0.1:{port} connection refused; retrying, at least every 4 s")
+        );
+    }
 
     #[test]
     fn a_comma_separated_list_names_every_server() {

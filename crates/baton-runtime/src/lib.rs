@@ -142,6 +142,11 @@ impl Readiness {
         self.lock_faults().remove(key);
     }
 
+    /// The reason of the fault standing under `key`, if one does.
+    pub fn fault_reason(&self, key: &str) -> Option<String> {
+        self.lock_faults().get(key).cloned()
+    }
+
     /// The standing faults' reasons, in key order.
     pub fn faults(&self) -> Vec<String> {
         self.lock_faults().values().cloned().collect()

@@ -394,6 +394,15 @@ impl Fanout {
             // Partitions on different catalogs disagree on every figure: say so.
             catalog_version: versions.join(","),
             applied_since_start: answers.iter().map(|s| s.applied_since_start).sum(),
+            // Each partition that is not current says why, once.
+            not_current_reason: answers
+                .iter()
+                .map(|s| s.not_current_reason.as_str())
+                .filter(|r| !r.is_empty())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect::<Vec<_>>()
+                .join("; "),
         })
     }
 }

@@ -46,6 +46,9 @@ pub enum QueryError {
     Task(#[from] crate::TaskGone),
     #[error("the views are being rebuilt from the stream ({applied} events applied so far): try again shortly")]
     Rebuilding { applied: u64 },
+    /// Not current, and nothing to build them from until NATS is back.
+    #[error("the views are not current ({applied} events applied so far): {reason}")]
+    NatsUnreachable { applied: u64, reason: String },
 }
 
 impl From<QueryError> for Status {
@@ -55,7 +58,9 @@ impl From<QueryError> for Status {
             QueryError::Invalid(_) => Status::invalid_argument(message),
             QueryError::NotFound(_) => Status::not_found(message),
             QueryError::Views(_) | QueryError::Task(_) => Status::internal(message),
-            QueryError::Rebuilding { .. } => Status::unavailable(message),
+            QueryError::Rebuilding { .. } | QueryError::NatsUnreachable { .. } => {
+                Status::unavailable(message)
+            }
         }
     }
 }
@@ -95,12 +100,18 @@ impl QueryService {
     /// Incomplete views would show wrong figures: refuse until current.
     fn ensure_current(&self) -> Result<(), QueryError> {
         if self.shared.is_current() {
-            Ok(())
-        } else {
-            Err(QueryError::Rebuilding {
-                applied: self.shared.applied(),
-            })
+            return Ok(());
         }
+        let applied = self.shared.applied();
+        let nats = self
+            .shared
+            .health
+            .readiness()
+            .fault_reason(crate::server::NATS_FAULT);
+        Err(match nats {
+            Some(reason) => QueryError::NatsUnreachable { applied, reason },
+            None => QueryError::Rebuilding { applied },
+        })
     }
 
     fn handoff_to_proto(&self, view: HandoffView, with_events: bool) -> v1::Handoff {
@@ -484,13 +495,21 @@ impl Query for QueryService {
             .await
             .map_err(QueryError::from)?;
         let js = async_nats::jetstream::new(self.client.clone());
-        let stream_last_sequence = match js.get_stream(self.shared.partition.stream()).await {
-            Ok(mut stream) => stream
+        let stream = match baton_log::is_connected(&self.client) {
+            true => js.get_stream(self.shared.partition.stream()).await.ok(),
+            false => None,
+        };
+        let stream_last_sequence = match stream {
+            Some(mut stream) => stream
                 .info()
                 .await
                 .map(|info| info.state.last_sequence)
                 .unwrap_or(0),
-            Err(_) => 0,
+            None => 0,
+        };
+        let not_current_reason = match self.ensure_current() {
+            Ok(()) => String::new(),
+            Err(why) => why.to_string(),
         };
         Ok(Response::new(v1::GetStatusResponse {
             current: self.shared.is_current(),
@@ -498,6 +517,7 @@ impl Query for QueryService {
             stream_last_sequence,
             catalog_version: self.shared.catalog.version().to_owned(),
             applied_since_start: self.shared.applied(),
+            not_current_reason,
         }))
     }
 

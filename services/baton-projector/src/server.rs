@@ -176,7 +176,12 @@ fn spawn_workers(
     );
     tasks.spawn(
         "health",
-        report_health(shared.clone(), client.clone(), shutdown.clone()),
+        report_health(
+            shared.clone(),
+            client.clone(),
+            config.nats_url.clone(),
+            shutdown.clone(),
+        ),
     );
     tasks.spawn(
         "watchdog",
@@ -280,15 +285,37 @@ async fn open_views(config: &Config, catalog: &Catalog) -> Result<Views, StartEr
 
 /// Keeps health in line with what the projector can do: SERVING once the
 /// views are current (a rebuild finished) and while NATS is connected.
+/// While NATS at `nats_url` is not connected, health, `/readyz` and the
+/// queries refused meanwhile say why ([`NATS_FAULT`]), and the log says so
+/// whenever the reason changes.
 async fn report_health(
     shared: Arc<Shared>,
     client: async_nats::Client,
+    nats_url: String,
     shutdown: CancellationToken,
 ) -> Result<(), TaskError> {
     let mut was: Option<(bool, bool)> = None;
+    let mut unreachable: Option<String> = None;
     loop {
         shared.failpoints.hit("health").await?;
         let now = (shared.is_current(), baton_log::is_connected(&client));
+        let why = match now.1 {
+            true => None,
+            false => Some(baton_log::why_unreachable(&nats_url).await),
+        };
+        if why != unreachable {
+            match &why {
+                Some(reason) => {
+                    tracing::warn!(%reason, "nats not connected");
+                    shared.health.fault(NATS_FAULT, reason.clone()).await;
+                }
+                None => {
+                    tracing::info!(url = %nats_url, "nats connected");
+                    shared.health.clear(NATS_FAULT).await;
+                }
+            }
+            unreachable = why;
+        }
         if was != Some(now) {
             let (current, connected) = now;
             match was {
@@ -308,6 +335,9 @@ async fn report_health(
         }
     }
 }
+
+/// The health fault standing while NATS is not connected, its reason why.
+pub const NATS_FAULT: &str = "nats";
 
 /// The supervisor's task counter: the shared metrics.
 struct TaskMetrics(Arc<Shared>);

@@ -1,5 +1,6 @@
 //! `batonctl status`: how far the projector's views are, with a progress
-//! bar while they are being rebuilt.
+//! bar while they are being rebuilt. Exits 1, saying why, while they are
+//! not current.
 
 use std::{io::Write, time::Duration};
 
@@ -32,7 +33,7 @@ pub async fn run(url: &str, args: Args, out: Output) -> anyhow::Result<()> {
                 || {
                     format!(
                         "views {} at stream sequence {} of {} (catalog {}; {} events applied since start)",
-                        if s.current { "current" } else { "being rebuilt" },
+                        if s.current { "current" } else { "not current" },
                         s.position,
                         s.stream_last_sequence,
                         s.catalog_version,
@@ -43,9 +44,15 @@ pub async fn run(url: &str, args: Args, out: Output) -> anyhow::Result<()> {
                     json!({"current": s.current, "position": s.position,
                            "stream_last_sequence": s.stream_last_sequence,
                            "catalog_version": s.catalog_version,
-                           "applied_since_start": s.applied_since_start})
+                           "applied_since_start": s.applied_since_start,
+                           "not_current_reason": s.not_current_reason})
                 },
             );
+            // A script asking whether Baton can be trusted gets its answer in
+            // the exit code, and a person the reason.
+            if !s.current {
+                anyhow::bail!("{}", s.not_current_reason);
+            }
         } else {
             eprint!("\r{}", progress_bar(s.position, s.stream_last_sequence, 40));
             std::io::stderr().flush().ok();
