@@ -238,3 +238,70 @@ fn production_nats_requires_tls_with_client_certificates_and_users() {
     assert!(conf.contains("include \"../nats/auth.conf\""));
     assert!(conf.contains("sync_interval: always"));
 }
+
+/// Each failure the product brief lists (docs: ../shared/DOMAIN.md, "What
+/// goes wrong") is a hand-off the shipped catalog keeps a promise on: a
+/// promise of its kind that the supplier may be held to, with a target at
+/// every priority.
+#[test]
+fn the_shipped_catalog_promises_every_hand_off_the_brief_lists_as_failing() {
+    let catalog = baton_domain::Catalog::from_json(include_str!("../../deploy/catalog.json"))
+        .expect("catalog");
+    let cases = [
+        (
+            "the air conditioning not repaired in time",
+            "repair",
+            "engineering",
+            "ward-5",
+        ),
+        (
+            "the lab's results (its analyzer broke)",
+            "lab",
+            "lab",
+            "ward-5",
+        ),
+        ("a drug that ran out", "pharmacy", "pharmacy", "ward-6"),
+        (
+            "a dental consult for cardiology",
+            "consult",
+            "dentistry",
+            "cardiology",
+        ),
+        (
+            "the surgeon late to theatre",
+            "surgeon-arrival",
+            "surgery",
+            "anaesthesia",
+        ),
+        (
+            "the surgeon late to the operating room",
+            "surgeon-arrival",
+            "surgery",
+            "or",
+        ),
+    ];
+    for (case, kind, supplier, customer) in cases {
+        for department in [supplier, customer] {
+            let id = baton_domain::Token::parse(department).expect("a department id");
+            assert!(catalog.has_department(&id), "{case}: {department}");
+        }
+        let promises: Vec<_> = catalog
+            .promises
+            .iter()
+            .filter(|p| p.kind.as_str() == kind)
+            .filter(|p| p.supplier.as_ref().is_none_or(|s| s.as_str() == supplier))
+            .filter(|p| p.customer.as_ref().is_none_or(|c| c.as_str() == customer))
+            .collect();
+        assert!(!promises.is_empty(), "{case}: no promise on {kind}");
+        for priority in [
+            baton_domain::Priority::Routine,
+            baton_domain::Priority::Urgent,
+            baton_domain::Priority::Stat,
+        ] {
+            assert!(
+                promises.iter().any(|p| p.targets.contains_key(&priority)),
+                "{case}: no target at {priority}"
+            );
+        }
+    }
+}
