@@ -38,6 +38,17 @@ pub fn line(text: &str) {
     }
 }
 
+/// A share of promises kept, `97.4%`; `-` while no clock is decided (met
+/// or breached), where the services report 1 and a figure would claim a
+/// promise kept that nobody has been held to yet.
+pub fn share_kept(compliance: f64, decided: u64) -> String {
+    if decided == 0 {
+        "-".to_owned()
+    } else {
+        format!("{:.1}%", compliance * 100.0)
+    }
+}
+
 /// `EVENT_TYPE_ON_HOLD` -> `on_hold`.
 pub fn short(name: &str, prefix: &str) -> String {
     name.strip_prefix(prefix).unwrap_or(name).to_lowercase()
@@ -219,4 +230,16 @@ pub fn handoff_json(h: &v1::Handoff) -> Value {
         "corrections": h.corrections.iter().map(correction_json).collect::<Vec<_>>(),
         "catalog_version": h.catalog_version,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_decided_is_no_figure() {
+        assert_eq!(share_kept(1.0, 0), "-");
+        assert_eq!(share_kept(1.0, 3), "100.0%");
+        assert_eq!(share_kept(0.974, 38), "97.4%");
+    }
 }

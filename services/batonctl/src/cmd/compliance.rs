@@ -78,8 +78,8 @@ pub async fn run(url: &str, args: Args, out: Output) -> anyhow::Result<()> {
 
 fn line(c: &v1::Compliance) -> String {
     format!(
-        "{:.1}% kept ({} met, {} breached, {} open, {} cancelled of which {} rejected, {} reset, {} warned)  p50 {}  p90 {}  p95 {}  max {}",
-        c.compliance * 100.0,
+        "{} kept ({} met, {} breached, {} open, {} cancelled of which {} rejected, {} reset, {} warned)  p50 {}  p90 {}  p95 {}  max {}",
+        crate::output::share_kept(c.compliance, c.met + c.breached),
         c.met,
         c.breached,
         c.open,

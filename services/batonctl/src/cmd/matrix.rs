@@ -49,11 +49,11 @@ pub async fn matrix(url: &str, args: MatrixArgs, out: Output) -> anyhow::Result<
                     "-".into()
                 };
                 format!(
-                    "{:<16} {:<16} {:>8} {:>6.1}% {:>6} {:>6} {:>8} {:>9} {:>12} {:>7}",
+                    "{:<16} {:<16} {:>8} {:>7} {:>6} {:>6} {:>8} {:>9} {:>12} {:>7}",
                     c.supplier,
                     c.customer,
                     c.handoffs,
-                    c.compliance * 100.0,
+                    crate::output::share_kept(c.compliance, c.met + c.breached),
                     c.breached,
                     c.open,
                     c.rejected,
