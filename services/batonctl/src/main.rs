@@ -100,6 +100,7 @@ const EXAMPLES: &str = "Examples:
   batonctl rate pump-7 4 --comment 'quick and clear'
   batonctl disruption start analyzer-2 --supplier lab --kind lab --reason 'chemistry analyzer down'
   batonctl compliance --supplier lab --by day --time-zone Europe/Amsterdam
+  batonctl report --department lab --month 2026-11 --format html > lab-2026-11.html
   batonctl validate-catalog deploy/catalog.json
   batonctl status --wait
   batonctl tail 'baton.sla.>'";
@@ -116,6 +117,8 @@ enum Command {
     Breaches(cmd::breaches::Args),
     /// Show a promise's compliance and percentiles.
     Compliance(cmd::compliance::Args),
+    /// A department's report card for a month, as supplier and as customer (text, CSV or HTML).
+    Report(cmd::report::Args),
     /// Print breaches (or, with --warnings, warnings) as they happen.
     Watch(cmd::breaches::WatchArgs),
     /// Running clocks, the one closest to its deadline first.
@@ -190,6 +193,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::List(args) => cmd::get::list(&cli.query_url, args, out).await,
         Command::Breaches(args) => cmd::breaches::run(&cli.query_url, args, out).await,
         Command::Compliance(args) => cmd::compliance::run(&cli.query_url, args, out).await,
+        Command::Report(args) => cmd::report::run(&cli.query_url, args).await,
         Command::Watch(args) => cmd::breaches::watch(&cli.query_url, args, out).await,
         Command::Clocks(args) => cmd::clocks::clocks(&cli.query_url, args, out).await,
         Command::Matrix(args) => cmd::matrix::matrix(&cli.query_url, args, out).await,

@@ -9,6 +9,7 @@ pub mod get;
 pub mod import;
 pub mod matrix;
 pub mod rate;
+pub mod report;
 pub mod simulate;
 pub mod status;
 pub mod tail;

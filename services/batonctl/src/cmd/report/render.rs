@@ -1,0 +1,331 @@
+//! The report card as text, CSV or a printable HTML page: the same rows in
+//! each, from one [`Report`].
+
+use std::fmt::Write as _;
+
+use baton_proto::v1;
+
+use super::{Report, Side};
+use crate::{output::share_kept, time};
+
+/// One table of the report: a title, its column names, its rows.
+struct Table {
+    title: String,
+    columns: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
+}
+
+fn tables(report: &Report) -> Vec<Table> {
+    let mut tables = Vec::new();
+    for side in &report.sides {
+        tables.push(pairs(side));
+        tables.push(promises(side));
+        tables.push(worst(side));
+        tables.push(trend(side));
+    }
+    tables.push(disruptions(report));
+    tables
+}
+
+fn counterpart(side: &Side) -> &'static str {
+    match side.role {
+        super::Role::Supplier => "customer",
+        super::Role::Customer => "supplier",
+    }
+}
+
+fn pairs(side: &Side) -> Table {
+    let rows = side
+        .pairs
+        .iter()
+        .map(|c| {
+            let other = match side.role {
+                super::Role::Supplier => &c.customer,
+                super::Role::Customer => &c.supplier,
+            };
+            let rating = match c.ratings {
+                0 => "-".to_owned(),
+                n => format!("{:.1} ({n})", c.rating),
+            };
+            vec![
+                other.clone(),
+                c.handoffs.to_string(),
+                c.met.to_string(),
+                c.breached.to_string(),
+                c.open.to_string(),
+                share_kept(c.compliance, c.met + c.breached),
+                c.rejected.to_string(),
+                c.disrupted.to_string(),
+                c.late_entry_corrections.to_string(),
+                rating,
+            ]
+        })
+        .collect();
+    Table {
+        title: format!("As {}: per {}", side.role.name(), counterpart(side)),
+        columns: vec![
+            counterpart(side),
+            "handoffs",
+            "met",
+            "breached",
+            "open",
+            "kept",
+            "rejected",
+            "disrupted",
+            "late entries",
+            "rating",
+        ],
+        rows,
+    }
+}
+
+fn promises(side: &Side) -> Table {
+    let rows = side
+        .promises
+        .iter()
+        .map(|p| {
+            let c = &p.figures;
+            vec![
+                p.policy_id.clone(),
+                p.targets.clone(),
+                c.met.to_string(),
+                c.breached.to_string(),
+                c.open.to_string(),
+                share_kept(c.compliance, c.met + c.breached),
+                time::format_duration(&c.p50),
+                time::format_duration(&c.p90),
+                c.rejected.to_string(),
+                c.warned.to_string(),
+            ]
+        })
+        .collect();
+    Table {
+        title: format!("As {}: per promise", side.role.name()),
+        columns: vec![
+            "promise", "targets", "met", "breached", "open", "kept", "p50", "p90", "rejected",
+            "warned",
+        ],
+        rows,
+    }
+}
+
+fn worst(side: &Side) -> Table {
+    let rows = side
+        .worst
+        .iter()
+        .map(|b: &v1::Breach| {
+            vec![
+                b.handoff_id.clone(),
+                b.policy_id.clone(),
+                b.supplier.clone(),
+                b.customer.clone(),
+                crate::output::priority(b.priority),
+                time::format(&b.deadline),
+                time::format_duration(&b.overrun),
+                if b.open { "open" } else { "closed" }.to_owned(),
+            ]
+        })
+        .collect();
+    Table {
+        title: format!("As {}: the worst breaches", side.role.name()),
+        columns: vec![
+            "handoff", "promise", "supplier", "customer", "priority", "deadline", "late by", "now",
+        ],
+        rows,
+    }
+}
+
+fn trend(side: &Side) -> Table {
+    let rows = side
+        .trend
+        .iter()
+        .map(|t| {
+            vec![
+                t.month.clone(),
+                t.met.to_string(),
+                t.breached.to_string(),
+                t.kept(),
+                t.ratings.to_string(),
+                t.rating(),
+            ]
+        })
+        .collect();
+    Table {
+        title: format!("As {}: the months before", side.role.name()),
+        columns: vec!["month", "met", "breached", "kept", "ratings", "rating"],
+        rows,
+    }
+}
+
+fn disruptions(report: &Report) -> Table {
+    let rows = report
+        .disruptions
+        .iter()
+        .map(|d| {
+            vec![
+                d.disruption_id.clone(),
+                d.reason.clone(),
+                time::format(&d.started_at),
+                time::format(&d.ended_at),
+                d.affected.to_string(),
+                d.failed_before_announcement.to_string(),
+            ]
+        })
+        .collect();
+    Table {
+        title: "As supplier: disruptions".to_owned(),
+        columns: vec![
+            "disruption",
+            "reason",
+            "started",
+            "ended",
+            "hand-offs affected",
+            "broken before it was announced",
+        ],
+        rows,
+    }
+}
+
+fn heading(report: &Report) -> String {
+    format!(
+        "Report card: {} for {} ({})",
+        report.department, report.month.label, report.time_zone
+    )
+}
+
+/// Aligned columns, a table after another.
+pub fn text(report: &Report) -> String {
+    let mut out = format!("{}\n", heading(report));
+    for table in tables(report) {
+        let _ = writeln!(out, "\n{}", table.title);
+        if table.rows.is_empty() {
+            out.push_str("  (none)\n");
+            continue;
+        }
+        let mut widths: Vec<usize> = table.columns.iter().map(|c| c.len()).collect();
+        for row in &table.rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let line = |cells: Vec<&str>| {
+            let padded: Vec<String> = cells
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
+            format!("  {}\n", padded.join("  ").trim_end())
+        };
+        out.push_str(&line(table.columns.clone()));
+        for row in &table.rows {
+            out.push_str(&line(row.iter().map(String::as_str).collect()));
+        }
+    }
+    out
+}
+
+/// One CSV table with a `table` column naming which of the report's tables
+/// a row belongs to, and the department and month on every row, so rows
+/// from several months and departments can go into one sheet.
+pub fn csv(report: &Report) -> String {
+    let mut out = String::new();
+    for table in tables(report) {
+        let _ = writeln!(
+            out,
+            "{}",
+            csv_row(
+                ["table", "department", "month"]
+                    .into_iter()
+                    .chain(table.columns.iter().copied())
+            )
+        );
+        for row in &table.rows {
+            let fixed = [
+                table.title.as_str(),
+                report.department.as_str(),
+                report.month.label.as_str(),
+            ];
+            let _ = writeln!(
+                out,
+                "{}",
+                csv_row(fixed.into_iter().chain(row.iter().map(String::as_str)))
+            );
+        }
+    }
+    out
+}
+
+fn csv_row<'a>(cells: impl Iterator<Item = &'a str>) -> String {
+    cells
+        .map(|c| {
+            if c.contains([',', '"', '\n']) {
+                format!("\"{}\"", c.replace('"', "\"\""))
+            } else {
+                c.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// One page, A4 when printed.
+pub fn html(report: &Report) -> String {
+    let mut out = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\n<style>{STYLE}</style></head>\n<body><h1>{title}</h1>\n",
+        title = escape(&heading(report))
+    );
+    for table in tables(report) {
+        let _ = writeln!(out, "<h2>{}</h2>", escape(&table.title));
+        if table.rows.is_empty() {
+            out.push_str("<p class=\"none\">None.</p>\n");
+            continue;
+        }
+        out.push_str("<table><thead><tr>");
+        for c in &table.columns {
+            let _ = write!(out, "<th>{}</th>", escape(c));
+        }
+        out.push_str("</tr></thead><tbody>\n");
+        for row in &table.rows {
+            out.push_str("<tr>");
+            for c in row {
+                let _ = write!(out, "<td>{}</td>", escape(c));
+            }
+            out.push_str("</tr>\n");
+        }
+        out.push_str("</tbody></table>\n");
+    }
+    out.push_str("</body></html>\n");
+    out
+}
+
+const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#111}\
+table{border-collapse:collapse;margin:.5em 0 1.5em;width:100%}\
+th,td{border-bottom:1px solid #ccc;padding:.25em .5em;text-align:left;overflow-wrap:anywhere}\
+th{background:#eee}.none{color:#666}\
+@media print{@page{size:A4;margin:15mm}body{margin:0;font-size:10pt}\
+h2{break-after:avoid}tr{break-inside:avoid}}";
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_quotes_what_needs_it() {
+        assert_eq!(
+            csv_row(["a", "b,c", "say \"hi\""].into_iter()),
+            "a,\"b,c\",\"say \"\"hi\"\"\""
+        );
+    }
+
+    #[test]
+    fn html_escapes_text() {
+        assert_eq!(escape("<b>&\"</b>"), "&lt;b&gt;&amp;&quot;&lt;/b&gt;");
+    }
+}
