@@ -186,6 +186,31 @@ impl Browser {
         .await
     }
 
+    /// Makes the browser's viewport `width` x `height` CSS pixels, as a
+    /// screen of that size shows the page (the window's frame is measured
+    /// and added, so the page itself gets the size asked for).
+    pub async fn set_viewport(&self, width: u32, height: u32) {
+        self.command(
+            "POST",
+            "window/rect",
+            json!({"width": width, "height": height}),
+        )
+        .await;
+        let inner = self
+            .execute("return [window.innerWidth, window.innerHeight]")
+            .await;
+        let got = |i: usize| inner[i].as_u64().unwrap_or(0) as u32;
+        let (extra_w, extra_h) = (width.saturating_sub(got(0)), height.saturating_sub(got(1)));
+        if extra_w > 0 || extra_h > 0 {
+            self.command(
+                "POST",
+                "window/rect",
+                json!({"width": width + extra_w, "height": height + extra_h}),
+            )
+            .await;
+        }
+    }
+
     /// A PNG of the viewport.
     pub async fn screenshot(&self) -> Vec<u8> {
         let encoded = self.command("GET", "screenshot", Value::Null).await;

@@ -60,14 +60,17 @@
 
   // Swaps each named section for the same one fetched again.
   const inFlight = {};
+  // A department's screen is one section, fetched from its own address.
   function refresh(...names) {
+    if (page === "department") { refreshOne("department"); return; }
     if (page !== "board") return;
     for (const name of names) refreshOne(name);
   }
   function refreshOne(name) {
     if (inFlight[name]) { inFlight[name] = "again"; return; }
     inFlight[name] = true;
-    fetch("/board/" + name, { cache: "no-store" })
+    const url = name === "department" ? location.pathname + "/live" : "/board/" + name;
+    fetch(url, { cache: "no-store" })
       .then((r) => (r.ok ? r.text() : Promise.reject(r.status)))
       .then((html) => {
         const tpl = document.createElement("template");
@@ -106,6 +109,7 @@
 
   // A breach row at the top, straight from the event, before the refresh.
   function insertBreach(b) {
+    if (page !== "board") return;
     const tbody = document.getElementById("breach-rows");
     if (!tbody || !b.key) return;
     fresh.set(b.key, Date.now());
@@ -168,30 +172,30 @@
       if (live) live.textContent = "live";
       reloadIfCurrent(d);
       // Catch up with anything between the page's rendering and now.
-      refresh("live", "warnings", "overview");
+      refresh("live", "overview");
     });
     source.addEventListener("breach", (e) => {
       const d = data(e);
       if (about(d)) { location.reload(); return; }
       insertBreach(d);
-      refresh("live", "warnings", "overview");
+      refresh("live", "overview");
     });
     source.addEventListener("correction", (e) => {
       const d = data(e);
       if (about(d)) { location.reload(); return; }
       removeBreach(d);
-      refresh("live", "warnings", "overview");
+      refresh("live", "overview");
     });
     source.addEventListener("warning", (e) => {
       const d = data(e);
       if (about(d)) { location.reload(); return; }
       markWarned(d);
-      refresh("live", "warnings");
+      refresh("live");
     });
     source.addEventListener("disruption", () => refresh("overview"));
     source.addEventListener("changed", (e) => {
       reloadIfCurrent(data(e));
-      refresh("live", "warnings");
+      refresh("live");
     });
     source.onerror = () => {
       body.dataset.live = "off";
@@ -201,5 +205,5 @@
 
   tick();
   setInterval(tick, 1000);
-  if (page === "board" || page === "handoff" || page === "rebuilding") connect();
+  if (["board", "department", "handoff", "rebuilding"].includes(page)) connect();
 })();

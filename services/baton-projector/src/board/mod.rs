@@ -5,8 +5,9 @@
 //!
 //! | path | what |
 //! |---|---|
-//! | `/` | the wall-screen board: open breaches, running clocks by time left, warnings, active disruptions, the supplier x customer matrix |
-//! | `/board/live`, `/board/warnings`, `/board/overview` | the board's sections again, for its script to swap in after an event |
+//! | `/` | the wall-screen board: open breaches, running clocks by time left (the warned ones in amber), active disruptions, the supplier x customer matrix |
+//! | `/board/live`, `/board/overview` | the board's sections again, for its script to swap in after an event |
+//! | `/department/<id>` | a department's own screen: what it owes, what it waits for, its breaches today, its standing this week and month |
 //! | `/pair/<supplier>/<customer>` | a pair's daily compliance and its worst hand-offs |
 //! | `/handoff/<id>` | a hand-off's events, clocks, pauses and breach point on one timeline |
 //! | `/events` | `text/event-stream`: `hello`, `breach`, `correction`, `warning`, `disruption`, `changed` |
@@ -16,6 +17,7 @@
 //! applies live updates. Until the views are current (a rebuild) the pages
 //! say so instead of showing figures. The board never writes to the views.
 
+mod department;
 pub mod html;
 pub mod live;
 pub mod pages;
@@ -92,10 +94,11 @@ pub fn router(state: BoardState) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/board/live", get(live_sections))
-        .route("/board/warnings", get(warning_sections))
         .route("/board/overview", get(overview_sections))
         .route("/pair/{supplier}/{customer}", get(pair))
         .route("/handoff/{id}", get(handoff))
+        .route("/department/{id}", get(department::department))
+        .route("/department/{id}/live", get(department::department_live))
         .route("/events", get(live::events))
         .route("/static/board.css", get(css))
         .route("/static/board.js", get(js))
@@ -171,6 +174,11 @@ fn page(status: StatusCode, body: String) -> Response {
 }
 
 impl BoardState {
+    /// The catalog's department names (a few dozen: read per page).
+    fn names(&self) -> Arc<pages::Names> {
+        Arc::new(pages::Names::of(&self.shared.catalog))
+    }
+
     fn shell<'a>(&'a self, title: &'a str, page: &'a str, now: Timestamp) -> Shell<'a> {
         Shell {
             title,
@@ -218,6 +226,7 @@ impl BoardState {
         } else {
             pages::Board::default()
         };
+        board.names = self.names();
         if parts.overview {
             let days = i64::from(self.config.days);
             let from = Timestamp(now.0.saturating_sub(days * 86_400_000));
@@ -263,10 +272,6 @@ async fn index(State(state): State<Arc<BoardState>>) -> Result<Response, BoardEr
 
 async fn live_sections(State(state): State<Arc<BoardState>>) -> Result<Response, BoardError> {
     section(state, Parts::CLOCKS, pages::live).await
-}
-
-async fn warning_sections(State(state): State<Arc<BoardState>>) -> Result<Response, BoardError> {
-    section(state, Parts::CLOCKS, pages::warnings).await
 }
 
 async fn overview_sections(State(state): State<Arc<BoardState>>) -> Result<Response, BoardError> {
@@ -335,7 +340,7 @@ async fn pair(
         let (supplier, customer) = (supplier.clone(), customer.clone());
         state.read(move |s| s.pair(supplier, customer, now)).await?
     };
-    let body = pages::pair(&pair, now, &state.config.time_zone);
+    let body = pages::pair(&pair, &state.names(), now, &state.config.time_zone);
     Ok(page(
         StatusCode::OK,
         state.shell(&title, "pair", now).wrap(&body),

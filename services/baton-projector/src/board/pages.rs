@@ -35,6 +35,54 @@ pub struct ClockRow {
     pub target: Duration,
 }
 
+/// What the catalog calls each department: rows show the name, with the
+/// id on hover, linking to the department's own screen (and the id alone
+/// for a department the catalog does not name).
+#[derive(Debug, Clone, Default)]
+pub struct Names(BTreeMap<String, String>);
+
+impl Names {
+    pub fn of(catalog: &Catalog) -> Names {
+        Names(
+            catalog
+                .departments
+                .iter()
+                .map(|d| (d.id.to_string(), d.name.clone()))
+                .collect(),
+        )
+    }
+
+    /// The department `id` as the board shows it.
+    pub fn department(&self, id: &str) -> String {
+        match self.0.get(id).filter(|name| !name.is_empty()) {
+            Some(name) => format!(
+                "<a class=\"dept\" href=\"/department/{id}\" title=\"{id}\">{name}</a>",
+                id = Escaped(id),
+                name = Escaped(name)
+            ),
+            None => format!("<span class=\"dept\">{}</span>", Escaped(id)),
+        }
+    }
+
+    /// The department's name as plain text (a page title), or its id.
+    pub fn plain(&self, id: &str) -> String {
+        self.0
+            .get(id)
+            .filter(|name| !name.is_empty())
+            .cloned()
+            .unwrap_or_else(|| id.to_owned())
+    }
+
+    /// `supplier → customer`, by name.
+    fn pair(&self, supplier: &str, customer: &str) -> String {
+        format!(
+            "{} &rarr; {}",
+            self.department(supplier),
+            self.department(customer)
+        )
+    }
+}
+
 /// The running clocks of `open` (deadline, promise, hand-off) as board rows,
 /// least time left first.
 pub fn clock_rows(
@@ -97,16 +145,16 @@ pub struct Board {
     pub matrix: BTreeMap<(String, String), MatrixCell>,
     /// The matrix covers clocks started in the last this many days.
     pub matrix_days: u32,
+    pub names: std::sync::Arc<Names>,
 }
 
-/// The board's body: breaches and running clocks on the left; warnings,
-/// disruptions and the matrix on the right.
+/// The board's body: breaches and running clocks (the warned ones in
+/// amber) on the left; disruptions and the matrix on the right.
 pub fn board(b: &Board, now: Timestamp, tz: &TimeZone) -> String {
     let mut out = String::new();
     out.push_str("<div class=\"wall\"><div class=\"main-col\">\n");
     out.push_str(&live(b, now, tz));
     out.push_str("</div><div class=\"side-col\">\n");
-    out.push_str(&warnings(b, now, tz));
     out.push_str(&overview(b, now, tz));
     out.push_str("</div></div>\n");
     out
@@ -120,9 +168,17 @@ pub fn live(b: &Board, now: Timestamp, tz: &TimeZone) -> String {
         "<div id=\"live-sections\" data-now=\"{}\">\n",
         now.0
     );
-    breaches(&mut out, &b.breaches, b.breaches_total, now, tz);
-    history(&mut out, &b.history, b.history_total, now, tz);
-    clocks(&mut out, &b.clocks, now, tz);
+    let names = b.names.as_ref();
+    breaches(
+        &mut out,
+        names,
+        &BREACHES,
+        (&b.breaches, b.breaches_total),
+        now,
+        tz,
+    );
+    history(&mut out, names, (&b.history, b.history_total), now, tz);
+    clocks(&mut out, names, &CLOCKS, &b.clocks, now, tz);
     out.push_str("</div>\n");
     out
 }
@@ -131,11 +187,32 @@ pub fn live(b: &Board, now: Timestamp, tz: &TimeZone) -> String {
 pub fn overview(b: &Board, now: Timestamp, tz: &TimeZone) -> String {
     let mut out = String::new();
     out.push_str("<div id=\"overview-sections\">\n");
-    disruptions(&mut out, &b.disruptions, now, tz);
-    matrix(&mut out, &b.matrix, b.matrix_days);
+    disruptions(&mut out, &b.names, &b.disruptions, now, tz);
+    matrix(&mut out, &b.names, &b.matrix, b.matrix_days);
     out.push_str("</div>\n");
     out
 }
+
+/// Where a table of rows goes on a page: its section's id (the board's
+/// script finds sections and rows by these), its heading and what it says
+/// when empty.
+struct Table {
+    id: &'static str,
+    title: &'static str,
+    empty: &'static str,
+}
+
+const BREACHES: Table = Table {
+    id: "breaches",
+    title: "Breached, still waiting",
+    empty: "No open breaches.",
+};
+
+const CLOCKS: Table = Table {
+    id: "clocks",
+    title: "Running clocks, least time left first",
+    empty: "No clock is running.",
+};
 
 fn breach_key(r: &BreachRecord) -> String {
     format!("{}/{}/{}", r.policy_id, r.handoff_id, r.cycle)
@@ -143,22 +220,34 @@ fn breach_key(r: &BreachRecord) -> String {
 
 fn breaches(
     out: &mut String,
-    breaches: &[BreachRecord],
-    total: usize,
+    names: &Names,
+    table: &Table,
+    (breaches, total): (&[BreachRecord], usize),
     now: Timestamp,
     tz: &TimeZone,
 ) {
+    let rows = if table.id == BREACHES.id {
+        "breach-rows".to_owned()
+    } else {
+        format!("{}-rows", table.id)
+    };
     put!(
         out,
-        "<section id=\"breaches\"><h2>Breached, still waiting <span class=\"count\">{}</span></h2>\n\
+        "<section id=\"{id}\"><h2>{title} <span class=\"count\">{count}</span></h2>\n\
          <table class=\"rows\"><thead><tr><th>over by</th><th>hand-off</th><th>promise</th>\
          <th>supplier &rarr; customer</th><th>priority</th><th>target ran out</th></tr></thead>\
-         <tbody id=\"breach-rows\">\n",
-        count_of(breaches.len(), total)
+         <tbody id=\"{rows}\">\n",
+        id = table.id,
+        title = table.title,
+        count = count_of(breaches.len(), total)
     );
-    breach_rows(out, breaches, now, tz);
+    breach_rows(out, names, breaches, now, tz);
     if breaches.is_empty() {
-        out.push_str("<tr class=\"empty\"><td colspan=\"6\">No open breaches.</td></tr>\n");
+        put!(
+            out,
+            "<tr class=\"empty\"><td colspan=\"6\">{}</td></tr>\n",
+            table.empty
+        );
     }
     out.push_str("</tbody></table></section>\n");
 }
@@ -176,8 +265,8 @@ fn count_of(shown: usize, total: usize) -> String {
 /// never push a live breach off the screen.
 fn history(
     out: &mut String,
-    breaches: &[BreachRecord],
-    total: usize,
+    names: &Names,
+    (breaches, total): (&[BreachRecord], usize),
     now: Timestamp,
     tz: &TimeZone,
 ) {
@@ -190,11 +279,17 @@ fn history(
          <span class=\"count\">{}</span></summary>\n<table class=\"rows dim\"><tbody>\n",
         count_of(breaches.len(), total)
     );
-    breach_rows(out, breaches, now, tz);
+    breach_rows(out, names, breaches, now, tz);
     out.push_str("</tbody></table></details></section>\n");
 }
 
-fn breach_rows(out: &mut String, breaches: &[BreachRecord], now: Timestamp, tz: &TimeZone) {
+fn breach_rows(
+    out: &mut String,
+    names: &Names,
+    breaches: &[BreachRecord],
+    now: Timestamp,
+    tz: &TimeZone,
+) {
     for r in breaches {
         put!(
             out,
@@ -206,11 +301,11 @@ fn breach_rows(out: &mut String, breaches: &[BreachRecord], now: Timestamp, tz: 
         handoff_link(out, r.handoff_id.as_str());
         put!(
             out,
-            "</td><td>{policy}{cycle}</td><td>{s} &rarr; {c}</td><td class=\"prio-{p}\">{p}</td><td>{at}{esc}</td></tr>\n",
+            "</td><td><span class=\"id\">{policy}</span>{cycle} <span class=\"dim\">{kind}</span></td><td>{pair}</td><td class=\"prio-{p}\">{p}</td><td>{at}{esc}</td></tr>\n",
             policy = Escaped(r.policy_id.as_str()),
             cycle = cycle_suffix(r.cycle),
-            s = Escaped(r.supplier.as_str()),
-            c = Escaped(r.customer.as_str()),
+            kind = Escaped(r.kind.as_str()),
+            pair = names.pair(r.supplier.as_str(), r.customer.as_str()),
             p = r.priority.name(),
             at = instant(r.deadline, now, tz),
             esc = r
@@ -230,13 +325,27 @@ fn cycle_suffix(cycle: u32) -> String {
     }
 }
 
-fn clocks(out: &mut String, rows: &[ClockRow], now: Timestamp, tz: &TimeZone) {
+fn clocks(
+    out: &mut String,
+    names: &Names,
+    table: &Table,
+    rows: &[ClockRow],
+    now: Timestamp,
+    tz: &TimeZone,
+) {
+    let body = if table.id == CLOCKS.id {
+        "clock-rows".to_owned()
+    } else {
+        format!("{}-rows", table.id)
+    };
     put!(
         out,
-        "<section id=\"clocks\"><h2>Running clocks, least time left first <span class=\"count\">{}</span></h2>\n\
+        "<section id=\"{id}\"><h2>{title} <span class=\"count\">{count}</span></h2>\n\
          <table class=\"rows\"><thead><tr><th>time left</th><th>hand-off</th><th>promise</th>\
-         <th>supplier &rarr; customer</th><th>priority</th><th>deadline</th></tr></thead><tbody id=\"clock-rows\">\n",
-        rows.len()
+         <th>supplier &rarr; customer</th><th>priority</th><th>deadline</th></tr></thead><tbody id=\"{body}\">\n",
+        id = table.id,
+        title = table.title,
+        count = rows.len()
     );
     for row in rows {
         let class = if row.deadline <= now {
@@ -261,56 +370,34 @@ fn clocks(out: &mut String, rows: &[ClockRow], now: Timestamp, tz: &TimeZone) {
         handoff_link(out, row.handoff_id.as_str());
         put!(
             out,
-            "</td><td>{policy}{cycle} <span class=\"dim\">of {target}</span></td><td>{s} &rarr; {c}</td>\
+            "</td><td><span class=\"id\">{policy}</span>{cycle} <span class=\"dim\">{kind}, of {target}</span></td><td>{pair}</td>\
              <td class=\"prio-{p}\">{p}</td><td>{at}</td></tr>\n",
             policy = Escaped(row.policy.as_str()),
             cycle = cycle_suffix(row.cycle),
+            kind = Escaped(row.kind.as_str()),
             target = duration(row.target),
-            s = Escaped(row.supplier.as_str()),
-            c = Escaped(row.customer.as_str()),
+            pair = names.pair(row.supplier.as_str(), row.customer.as_str()),
             p = row.priority.name(),
             at = instant(row.deadline, now, tz),
         );
     }
     if rows.is_empty() {
-        out.push_str("<tr class=\"empty\"><td colspan=\"6\">No clock is running.</td></tr>\n");
+        put!(
+            out,
+            "<tr class=\"empty\"><td colspan=\"6\">{}</td></tr>\n",
+            table.empty
+        );
     }
     out.push_str("</tbody></table></section>\n");
 }
 
-/// Running clocks past their warning point: what `/board/warnings` re-sends.
-pub fn warnings(b: &Board, now: Timestamp, tz: &TimeZone) -> String {
-    let mut out = String::new();
-    let warned: Vec<&ClockRow> = b
-        .clocks
-        .iter()
-        .filter(|r| r.warn_at.is_some_and(|w| w <= now) && r.deadline > now)
-        .collect();
-    put!(
-        &mut out,
-        "<section id=\"warnings\"><h2>Warned, not yet breached <span class=\"count\">{}</span></h2><ul class=\"cards\" id=\"warning-rows\">\n",
-        warned.len()
-    );
-    for row in &warned {
-        out.push_str("<li class=\"warned\">");
-        handoff_link(&mut out, row.handoff_id.as_str());
-        put!(
-            &mut out,
-            " {policy} &middot; {s} &rarr; {c} &middot; due {at}</li>\n",
-            policy = Escaped(row.policy.as_str()),
-            s = Escaped(row.supplier.as_str()),
-            c = Escaped(row.customer.as_str()),
-            at = instant(row.deadline, now, tz),
-        );
-    }
-    if warned.is_empty() {
-        out.push_str("<li class=\"empty\">No warnings.</li>\n");
-    }
-    out.push_str("</ul></section>\n");
-    out
-}
-
-fn disruptions(out: &mut String, list: &[DisruptionView], now: Timestamp, tz: &TimeZone) {
+fn disruptions(
+    out: &mut String,
+    names: &Names,
+    list: &[DisruptionView],
+    now: Timestamp,
+    tz: &TimeZone,
+) {
     put!(
         out,
         "<section id=\"disruptions\"><h2>Active disruptions <span class=\"count\">{}</span></h2><ul class=\"cards\">\n",
@@ -321,7 +408,7 @@ fn disruptions(out: &mut String, list: &[DisruptionView], now: Timestamp, tz: &T
         put!(
             out,
             "<li class=\"disruption\"><strong>{s}</strong>{kind}: {reason} <span class=\"dim\">since {since}, {n} hand-off(s) affected</span></li>\n",
-            s = Escaped(d.supplier.as_str()),
+            s = names.department(d.supplier.as_str()),
             kind = d
                 .kind
                 .as_ref()
@@ -338,7 +425,12 @@ fn disruptions(out: &mut String, list: &[DisruptionView], now: Timestamp, tz: &T
     out.push_str("</ul></section>\n");
 }
 
-fn matrix(out: &mut String, cells: &BTreeMap<(String, String), MatrixCell>, days: u32) {
+fn matrix(
+    out: &mut String,
+    names: &Names,
+    cells: &BTreeMap<(String, String), MatrixCell>,
+    days: u32,
+) {
     let suppliers: Vec<&str> = dedup(cells.keys().map(|(s, _)| s.as_str()));
     let customers: Vec<&str> = dedup(cells.keys().map(|(_, c)| c.as_str()));
     put!(
@@ -351,11 +443,11 @@ fn matrix(out: &mut String, cells: &BTreeMap<(String, String), MatrixCell>, days
     }
     out.push_str("<table class=\"matrix\"><thead><tr><th>supplier \\ customer</th>");
     for c in &customers {
-        put!(out, "<th>{}</th>", Escaped(c));
+        put!(out, "<th>{}</th>", names.department(c));
     }
     out.push_str("</tr></thead><tbody>\n");
     for s in &suppliers {
-        put!(out, "<tr><th>{}</th>", Escaped(s));
+        put!(out, "<tr><th>{}</th>", names.department(s));
         for c in &customers {
             match cells.get(&((*s).to_owned(), (*c).to_owned())) {
                 Some(cell) => matrix_cell(out, s, c, cell),
@@ -431,7 +523,7 @@ pub struct Pair {
 }
 
 /// The pair page's body.
-pub fn pair(p: &Pair, now: Timestamp, tz: &TimeZone) -> String {
+pub fn pair(p: &Pair, names: &Names, now: Timestamp, tz: &TimeZone) -> String {
     let mut out = String::new();
     let mut total = Tallies::default();
     for (_, t) in &p.days {
@@ -440,11 +532,10 @@ pub fn pair(p: &Pair, now: Timestamp, tz: &TimeZone) -> String {
     let decided = total.met + total.breached;
     put!(
         &mut out,
-        "<section><h1>{s} &rarr; {c}</h1><p class=\"summary\">\
+        "<section><h1>{pair}</h1><p class=\"summary\">\
          <span class=\"figure {class}\">{share}</span> of {decided} decided promise(s) kept over {n} days; \
          {open} running; {h} hand-offs{rating}.</p>\n",
-        s = Escaped(p.supplier.as_str()),
-        c = Escaped(p.customer.as_str()),
+        pair = names.pair(p.supplier.as_str(), p.customer.as_str()),
         class = compliance_class(total.compliance(), decided),
         share = if decided == 0 {
             "&ndash;".to_owned()
@@ -872,6 +963,9 @@ fn event_text(e: &Event) -> String {
     }
     text
 }
+
+mod department;
+pub use department::{department, Department, Standing};
 
 #[cfg(test)]
 mod tests;

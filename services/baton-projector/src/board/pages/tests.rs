@@ -117,6 +117,7 @@ fn board_of(views: &Views, catalog: &Catalog, now: Timestamp) -> Board {
         disruptions: Vec::new(),
         matrix: views.matrix(None, None).expect("matrix"),
         matrix_days: 30,
+        names: std::sync::Arc::new(Names::of(catalog)),
     }
 }
 
@@ -315,7 +316,7 @@ fn a_pair_page_charts_each_day_and_lists_the_worst_first() {
         history: Vec::new(),
         cell: MatrixCell::default(),
     };
-    let html = super::pair(&pair, now, &utc());
+    let html = super::pair(&pair, &Names::of(&catalog), now, &utc());
     assert!(
         html.contains("<span class=\"figure c-poor\">75%</span>"),
         "{html}"
@@ -325,4 +326,30 @@ fn a_pair_page_charts_each_day_and_lists_the_worst_first() {
     let late = html.find("/handoff/late").expect("late listed");
     let smaller = html.find("/handoff/smaller").expect("smaller listed");
     assert!(late < smaller, "largest overrun first");
+}
+
+#[test]
+fn rows_name_departments_and_keep_the_id_on_hover() {
+    let catalog = catalog();
+    let (_dir, views) = filled(&catalog);
+    let now = Timestamp(12 * MIN);
+    let html = board_page(&board_of(&views, &catalog, now), now);
+    let running = html
+        .split("data-clock=\"repair-response/stat\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</tr>").next())
+        .expect("the stat clock's row");
+    assert!(
+        running.contains("<a class=\"dept\" href=\"/department/engineering\" title=\"engineering\">E</a> &rarr; <a class=\"dept\" href=\"/department/ward-5\" title=\"ward-5\">W5</a>"),
+        "{running}"
+    );
+    assert!(running.contains("repair, of 10m"), "the kind: {running}");
+    assert!(
+        !html.contains("id=\"warnings\""),
+        "warned clocks show once, in amber among the running ones"
+    );
+    assert!(
+        Names::default().department("icu").contains(">icu<"),
+        "a department the catalog does not name shows its id"
+    );
 }
