@@ -20,6 +20,7 @@ mod scale;
 mod sections;
 mod services;
 mod stats;
+mod sync_always;
 mod traffic;
 
 use std::{
@@ -33,7 +34,7 @@ use clap::Parser;
 use prost::Message as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::stats::{rate, Machine, Report};
+use crate::stats::{Machine, Report};
 
 /// The same allocator as the service binaries (the services run in this process).
 #[global_allocator]
@@ -229,16 +230,14 @@ fn realistic_payload() -> bytes::Bytes {
     }
 }
 
+/// The whole run: every section against a nats-server with default
+/// syncing, then (unless skipped) against one that syncs every write, then
+/// the scale section; prints the table, writes the JSON, and records the
+/// run if asked and every breach was announced.
 async fn bench(args: Args) -> anyhow::Result<()> {
     let catalog_dir = tempfile::tempdir()?;
     let catalog = bench_catalog(&catalog_path(&args.catalog)?, catalog_dir.path())?;
-    let mut report = Report {
-        date: baton_domain::Timestamp::from_millis(traffic::now_millis()).rfc3339(),
-        command: std::env::args().skip(1).collect::<Vec<_>>().join(" "),
-        machine: Machine::here(nats_version()),
-        settings: serde_json::to_value(&args)?,
-        rows: Vec::new(),
-    };
+    let mut report = new_report(&args)?;
     let run_started = Instant::now();
     let payload = realistic_payload();
     eprintln!(
@@ -254,7 +253,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         "a recorded lab REQUESTED, protobuf",
     );
 
-    // ---- (1), (1b), (2)..(5) on a nats-server with default syncing ----
+    // ---- (1), (1b), (2)..(5), (7) on a nats-server with default syncing ----
     let nats = NatsServer::start();
     let figures =
         sections::main_server(&args, &mut report, &nats, &catalog, payload.clone()).await?;
@@ -262,27 +261,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
 
     // ---- the same limits and ingest with sync_interval: always ----
     if !args.skip_sync_always {
-        let dir = tempfile::tempdir()?;
-        let conf = dir.path().join("sync-always.conf");
-        std::fs::write(&conf, "jetstream {\n  sync_interval: always\n}\n")?;
-        let conf = conf.display().to_string();
-        let nats = NatsServer::start_with(&["-c", &conf]);
-        let always = sync_always(&args, &mut report, &nats, &catalog, payload).await?;
-        drop(nats);
-        report.ratio(
-            "1s",
-            "raw publish with ids, sync always / default",
-            always.raw_ids,
-            figures.raw_ids,
-            "cost of an fsync per write",
-        );
-        report.ratio(
-            "2s",
-            "end-to-end unary, sync always / default",
-            always.e2e,
-            figures.e2e,
-            "",
-        );
+        sync_always::run(&args, &mut report, &catalog, payload, &figures).await?;
     }
 
     // ---- (6) scale ----
@@ -306,21 +285,8 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         "s",
         "",
     );
-    println!("{}", report.table());
-    std::fs::write(&args.json, serde_json::to_string_pretty(&report)?)
-        .with_context(|| format!("writing {}", args.json.display()))?;
-    eprintln!("baton-bench: wrote {}", args.json.display());
-    let unannounced: f64 = report
-        .rows
-        .iter()
-        .filter(|r| r.name.starts_with("breaches never seen"))
-        .map(|r| r.value)
-        .sum();
-    if unannounced > 0.0 {
-        // Not a speed: a breach Baton never announced is a wrong answer,
-        // and a run with one is not recorded.
-        anyhow::bail!("{unannounced} breach clocks ran out and were never announced");
-    }
+    write_report(&args, &report)?;
+    refuse_unannounced_breaches(&report)?;
     if let Some(dir) = &args.record {
         let (json, markdown) = record::write(dir, &report)?;
         eprintln!(
@@ -332,109 +298,47 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Figures later sections compare with.
-#[derive(Debug, Default)]
-struct Figures {
-    raw_ids: f64,
-    e2e: f64,
+/// A report with no rows yet: when, how and on what machine it ran.
+fn new_report(args: &Args) -> anyhow::Result<Report> {
+    Ok(Report {
+        date: baton_domain::Timestamp::from_millis(traffic::now_millis()).rfc3339(),
+        command: std::env::args().skip(1).collect::<Vec<_>>().join(" "),
+        machine: Machine::here(nats_version()),
+        settings: serde_json::to_value(args)?,
+        rows: Vec::new(),
+    })
 }
 
-async fn sync_always(
-    args: &Args,
-    report: &mut Report,
-    nats: &NatsServer,
-    catalog: &Path,
-    payload: bytes::Bytes,
-) -> anyhow::Result<Figures> {
-    let client = async_nats::connect(nats.url()).await?;
-    let js = async_nats::jetstream::new(client.clone());
-    let raw = limits::raw_publish(
-        &js,
-        "bench.raw",
-        payload.clone(),
-        args.raw_events / 4,
-        args.window,
-        limits::Headers::None,
-    )
-    .await?;
-    report.add(
-        "1s",
-        "sync always: raw publish, no ids",
-        raw,
-        "msg/s",
-        "nats-server jetstream { sync_interval: always }",
-    );
-    let raw_ids = limits::raw_publish(
-        &js,
-        "bench.rawid",
-        payload,
-        args.raw_events / 4,
-        args.window,
-        limits::Headers::Id,
-    )
-    .await?;
-    report.add(
-        "1s",
-        "sync always: raw publish, with ids",
-        raw_ids,
-        "msg/s",
-        "",
-    );
+/// Prints the table and writes the report as JSON to --json.
+fn write_report(args: &Args, report: &Report) -> anyhow::Result<()> {
+    println!("{}", report.table());
+    std::fs::write(&args.json, serde_json::to_string_pretty(report)?)
+        .with_context(|| format!("writing {}", args.json.display()))?;
+    eprintln!("baton-bench: wrote {}", args.json.display());
+    Ok(())
+}
 
-    let dir = tempfile::tempdir()?;
-    let ingest = services::start_ingest(&nats.url(), catalog).await?;
-    let projector = services::start_projector(
-        &nats.url(),
-        catalog,
-        &dir.path().join("views"),
-        "baton-projector",
-    )
-    .await?;
-    let ingest_channels = services::channels(ingest.addr, args.connections).await?;
-    let started = Instant::now();
-    let e2e = load::unary(
-        &ingest_channels,
-        load::workload("syn", args.events / 2, 15),
-        args.clients,
-        None,
-    )
-    .await?;
-    services::wait_acked(&js, "baton-projector", e2e.last_sequence).await?;
-    let e2e_rate = rate(e2e.events, started.elapsed());
-    report.add(
-        "2s",
-        "sync always: unary Append, until applied",
-        e2e_rate,
-        "events/s",
-        &format!("{} clients", args.clients),
-    );
-    report.add(
-        "2s",
-        "sync always: unary Append p50",
-        e2e.latency.quantile_ms(0.5),
-        "ms",
-        "",
-    );
-    report.add(
-        "2s",
-        "sync always: unary Append p99",
-        e2e.latency.quantile_ms(0.99),
-        "ms",
-        "",
-    );
-    if e2e.errors > 0 {
-        report.add(
-            "2s",
-            "sync always: errors",
-            e2e.errors as f64,
-            "",
-            e2e.first_error.as_deref().unwrap_or(""),
-        );
+/// Fails the run if a breach clock ran out unannounced. Not a speed: a
+/// breach Baton never announced is a wrong answer, and a run with one is
+/// not recorded.
+fn refuse_unannounced_breaches(report: &Report) -> anyhow::Result<()> {
+    let unannounced: f64 = report
+        .rows
+        .iter()
+        .filter(|r| r.name.starts_with("breaches never seen"))
+        .map(|r| r.value)
+        .sum();
+    if unannounced > 0.0 {
+        anyhow::bail!("{unannounced} breach clocks ran out and were never announced");
     }
-    ingest.stop().await?;
-    projector.stop().await?;
-    Ok(Figures {
-        raw_ids,
-        e2e: e2e_rate,
-    })
+    Ok(())
+}
+
+/// Figures the runs on a nats-server that syncs every write compare with.
+#[derive(Debug, Default)]
+struct Figures {
+    /// Raw JetStream publish with message ids, msg/s.
+    raw_ids: f64,
+    /// Unary Append until the projector applied the last, events/s.
+    e2e: f64,
 }
