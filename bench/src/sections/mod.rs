@@ -53,8 +53,8 @@ pub async fn main_server(
     let bare_handler = bare::BareHandler::start(&setup).await?;
     let bare_alone = bare_handler.run_alone(&setup, report).await?;
 
-    // The projector's views live until the rebuilds are done, as the
-    // projector they belong to would have left them.
+    // The live projector's views are kept until every section has run,
+    // so that deleting them does not share the disk with a measurement.
     let views = tempfile::tempdir()?;
     let ingest = services::start_ingest(&nats.url(), catalog).await?;
     let ingest_channels = services::channels(ingest.addr, args.connections).await?;
