@@ -138,6 +138,13 @@ async fn settled_rss(
     Ok((last, started.elapsed()))
 }
 
+/// Breach clocks set to run out at each size, for the breach delay there.
+struct BreachClocks {
+    count: usize,
+    lead: Duration,
+    spread: Duration,
+}
+
 /// Grows the views to each size in `sizes` (hand-offs, each one REQUESTED
 /// event, clocks open and due well after the run) and measures at each.
 pub async fn run(
@@ -150,23 +157,12 @@ pub async fn run(
     window: usize,
 ) -> anyhow::Result<()> {
     let nats = NatsServer::start();
-    let client = async_nats::connect(nats.url()).await?;
-    let js = async_nats::jetstream::new(client.clone());
-    baton_log::streams::ensure(&js, &baton_log::StreamSettings::default()).await?;
-    let dir = tempfile::tempdir()?;
-    let data_dir = dir.path().join("views");
-    let projector = ChildProjector::spawn(&nats.url(), catalog, &data_dir, "baton-projector")?;
-    services::wait_serving(projector.addr, "baton.v1.Query").await?;
-    let mut query = QueryClient::new(channel(projector.addr).await?);
-    let baseline = projector.rss()?;
-    report.add(
-        "6",
-        "projector RSS, empty views",
-        baseline as f64 / 1_048_576.0,
-        "MiB",
-        "child process, VmRSS",
-    );
-
+    let mut views = Views::start(report, &nats.url(), catalog).await?;
+    let breaches = BreachClocks {
+        count: breach_clocks,
+        lead: breach_lead,
+        spread: breach_spread,
+    };
     let mut rng = Rng::new(6);
     let mut have = 0usize;
     let mut last_seq = 0;
@@ -175,10 +171,99 @@ pub async fn run(
             continue;
         }
         let label = format!("{size} hand-offs");
+        last_seq = views
+            .grow(report, &mut rng, have..size, last_seq, window, &label)
+            .await?;
+        have = size;
+        let open = views
+            .report_memory_and_disk(report, &label, last_seq)
+            .await?;
+        views.report_settled_memory(report, &label, open).await?;
+        views.report_idle_queries(report, &label).await?;
+        if breaches.count > 0 {
+            last_seq = views
+                .report_breach_delay(report, &breaches, size, &label)
+                .await?;
+        }
+    }
+    if have > 0 {
+        restart(
+            report,
+            &mut views.query,
+            views.projector,
+            &nats.url(),
+            catalog,
+            &views.data_dir,
+            have,
+        )
+        .await?;
+    }
+    drop(nats);
+    Ok(())
+}
+
+/// The views the scale section grows: the projector in a child process
+/// over them, and the connections that feed and query it.
+struct Views {
+    client: async_nats::Client,
+    js: async_nats::jetstream::Context,
+    /// Holds the data dir; the directory goes when this does.
+    _dir: tempfile::TempDir,
+    data_dir: PathBuf,
+    projector: ChildProjector,
+    query: QueryClient<tonic::transport::Channel>,
+    /// The projector's RSS over empty views: what the per-clock figures subtract.
+    baseline: u64,
+}
+
+impl Views {
+    /// Starts the projector over empty views on a fresh events stream and
+    /// reports its RSS.
+    async fn start(report: &mut Report, nats_url: &str, catalog: &Path) -> anyhow::Result<Views> {
+        let client = async_nats::connect(nats_url).await?;
+        let js = async_nats::jetstream::new(client.clone());
+        baton_log::streams::ensure(&js, &baton_log::StreamSettings::default()).await?;
+        let dir = tempfile::tempdir()?;
+        let data_dir = dir.path().join("views");
+        let projector = ChildProjector::spawn(nats_url, catalog, &data_dir, "baton-projector")?;
+        services::wait_serving(projector.addr, "baton.v1.Query").await?;
+        let query = QueryClient::new(channel(projector.addr).await?);
+        let baseline = projector.rss()?;
+        report.add(
+            "6",
+            "projector RSS, empty views",
+            baseline as f64 / 1_048_576.0,
+            "MiB",
+            "child process, VmRSS",
+        );
+        Ok(Views {
+            client,
+            js,
+            _dir: dir,
+            data_dir,
+            projector,
+            query,
+            baseline,
+        })
+    }
+
+    /// Publishes the hand-offs numbered `added` straight to JetStream and
+    /// waits until the projector applied them; returns the stream's last
+    /// sequence.
+    async fn grow(
+        &self,
+        report: &mut Report,
+        rng: &mut Rng,
+        added: std::ops::Range<usize>,
+        last_seq: u64,
+        window: usize,
+        label: &str,
+    ) -> anyhow::Result<u64> {
         let now = now_millis();
-        let events = (have..size).map(|i| {
+        let count = added.len();
+        let events = added.map(|i| {
             let (subject, mut e) = traffic::recorded_request(
-                &mut rng,
+                rng,
                 &format!("scale-{}", traffic::serial(i)),
                 now - 60_000 + (i % 60_000) as i64,
                 now,
@@ -191,29 +276,37 @@ pub async fn run(
             (subject, e)
         });
         let started = Instant::now();
-        last_seq = last_seq.max(load::publish_recorded(&js, events, window).await?);
+        let last_seq = last_seq.max(load::publish_recorded(&self.js, events, window).await?);
         let published = started.elapsed();
-        wait_acked(&js, "baton-projector", last_seq).await?;
+        wait_acked(&self.js, "baton-projector", last_seq).await?;
         let applied = started.elapsed();
-        let added = size - have;
-        have = size;
         report.add(
             "6",
             &format!("publish {label} straight to JetStream"),
-            rate(added, published),
+            rate(count, published),
             "events/s",
             "",
         );
         report.add(
             "6",
             &format!("projector apply rate, growing to {label}"),
-            rate(added, applied),
+            rate(count, applied),
             "events/s",
             "publish and apply overlap; bounded by the projector",
         );
+        Ok(last_seq)
+    }
 
-        let open = compliance_open(&mut query).await?;
-        let rss = projector.rss()?;
+    /// Open clocks, the projector's memory per open clock as the last
+    /// event is applied, and sled's disk per event; returns the open clocks.
+    async fn report_memory_and_disk(
+        &mut self,
+        report: &mut Report,
+        label: &str,
+        last_seq: u64,
+    ) -> anyhow::Result<u64> {
+        let open = compliance_open(&mut self.query).await?;
+        let rss = self.projector.rss()?;
         report.add(
             "6",
             &format!("open clocks at {label}"),
@@ -231,13 +324,13 @@ pub async fn run(
         report.add(
             "6",
             &format!("projector memory per open clock at {label}"),
-            rss.saturating_sub(baseline) as f64 / open.max(1) as f64,
+            rss.saturating_sub(self.baseline) as f64 / open.max(1) as f64,
             "bytes",
             "(RSS - empty RSS) / open clocks, as the last event is applied",
         );
         // sled writes its log every 500 ms: let it settle before measuring the disk.
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let disk = disk_bytes(&data_dir);
+        let disk = disk_bytes(&self.data_dir);
         report.add(
             "6",
             &format!("sled disk at {label}"),
@@ -252,8 +345,17 @@ pub async fn run(
             "bytes",
             "",
         );
+        Ok(open)
+    }
 
-        let (settled, waited) = settled_rss(&projector, &mut query).await?;
+    /// The projector's memory per `open` clock once the growth's garbage is gone.
+    async fn report_settled_memory(
+        &mut self,
+        report: &mut Report,
+        label: &str,
+        open: u64,
+    ) -> anyhow::Result<()> {
+        let (settled, waited) = settled_rss(&self.projector, &mut self.query).await?;
         report.add(
             "6",
             &format!("projector RSS at {label}, settled"),
@@ -268,13 +370,17 @@ pub async fn run(
         report.add(
             "6",
             &format!("projector memory per open clock at {label}, settled"),
-            settled.saturating_sub(baseline) as f64 / open.max(1) as f64,
+            settled.saturating_sub(self.baseline) as f64 / open.max(1) as f64,
             "bytes",
             "target < 1 KiB; what the open clocks hold once the growth's garbage is gone",
         );
+        Ok(())
+    }
 
+    /// Query latency on the idle projector, 200 calls of each query.
+    async fn report_idle_queries(&self, report: &mut Report, label: &str) -> anyhow::Result<()> {
         let latency = load::queries(
-            channel(projector.addr).await?,
+            channel(self.projector.addr).await?,
             Duration::ZERO,
             200,
             CancellationToken::new(),
@@ -308,57 +414,52 @@ pub async fn run(
             "ms",
             "",
         );
-
-        if breach_clocks > 0 {
-            let (delays, missing) = load::breach_delay(
-                &client,
-                &js,
-                &format!("s{size}"),
-                breach_clocks,
-                breach_lead,
-                breach_spread,
-            )
-            .await?;
-            report.add(
-                "5/6",
-                &format!("breach delay p50 with {label} open"),
-                delays.quantile_ms(0.5),
-                "ms",
-                &format!("{} breaches", delays.len()),
-            );
-            report.add(
-                "5/6",
-                &format!("breach delay p99 with {label} open"),
-                delays.quantile_ms(0.99),
-                "ms",
-                "target < 1 s at 10^5 clocks",
-            );
-            if missing > 0 {
-                report.add(
-                    "5/6",
-                    &format!("breaches never seen with {label} open"),
-                    missing as f64,
-                    "breaches",
-                    "",
-                );
-            }
-            last_seq = services::last_sequence(&js, baton_log::subject::EVENTS_STREAM).await?;
-        }
+        Ok(())
     }
-    if have > 0 {
-        restart(
-            report,
-            &mut query,
-            projector,
-            &nats.url(),
-            catalog,
-            &data_dir,
-            have,
+
+    /// (5/6) Breach delay with the views at `size`; returns the stream's
+    /// last sequence, which the breach clocks' events moved on.
+    async fn report_breach_delay(
+        &self,
+        report: &mut Report,
+        breaches: &BreachClocks,
+        size: usize,
+        label: &str,
+    ) -> anyhow::Result<u64> {
+        let (delays, missing) = load::breach_delay(
+            &self.client,
+            &self.js,
+            &format!("s{size}"),
+            breaches.count,
+            breaches.lead,
+            breaches.spread,
         )
         .await?;
+        report.add(
+            "5/6",
+            &format!("breach delay p50 with {label} open"),
+            delays.quantile_ms(0.5),
+            "ms",
+            &format!("{} breaches", delays.len()),
+        );
+        report.add(
+            "5/6",
+            &format!("breach delay p99 with {label} open"),
+            delays.quantile_ms(0.99),
+            "ms",
+            "target < 1 s at 10^5 clocks",
+        );
+        if missing > 0 {
+            report.add(
+                "5/6",
+                &format!("breaches never seen with {label} open"),
+                missing as f64,
+                "breaches",
+                "",
+            );
+        }
+        services::last_sequence(&self.js, baton_log::subject::EVENTS_STREAM).await
     }
-    drop(nats);
-    Ok(())
 }
 
 /// Kills the projector (SIGKILL, as a crash would) and starts it again on

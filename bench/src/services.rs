@@ -203,6 +203,15 @@ pub async fn channel(addr: SocketAddr) -> anyhow::Result<Channel> {
         .with_context(|| format!("connecting to {addr}"))
 }
 
+/// `n` HTTP/2 connections to `addr` (at least one), for clients to share.
+pub async fn channels(addr: SocketAddr, n: usize) -> anyhow::Result<Vec<Channel>> {
+    let mut out = Vec::new();
+    for _ in 0..n.max(1) {
+        out.push(channel(addr).await?);
+    }
+    Ok(out)
+}
+
 /// Waits until the durable consumer `name` on the events stream has acked
 /// stream sequence `last` (the projector acks after its sled commit).
 pub async fn wait_acked(js: &jetstream::Context, name: &str, last: u64) -> anyhow::Result<()> {

@@ -1,0 +1,97 @@
+//! The sections measured against one nats-server with default syncing:
+//! the limits (1) and (1b), Baton on top of them (2), (4) and (5), the
+//! raw consumer and the rebuild (1c) and (3), and the scale-out (7). Each
+//! section is a function that adds its rows to the report; [`main_server`]
+//! runs them in the order the report lists them and hands each the
+//! figures it compares with.
+
+mod bare;
+mod ingest;
+mod rebuild;
+mod rows;
+
+use std::path::Path;
+
+use baton_testkit::NatsServer;
+
+use crate::{services, stats::Report, Args, Figures};
+
+/// What every section run against the nats-server needs.
+pub struct Setup<'a> {
+    pub args: &'a Args,
+    pub nats: &'a NatsServer,
+    pub client: async_nats::Client,
+    pub js: async_nats::jetstream::Context,
+    /// The catalog the services run on.
+    pub catalog: &'a Path,
+    /// What every raw publish sends: a realistic recorded event.
+    pub payload: bytes::Bytes,
+}
+
+/// Runs every section against `nats` in order; returns the figures the
+/// runs against a nats-server that syncs every write compare with.
+pub async fn main_server(
+    args: &Args,
+    report: &mut Report,
+    nats: &NatsServer,
+    catalog: &Path,
+    payload: bytes::Bytes,
+) -> anyhow::Result<Figures> {
+    let client = async_nats::connect(nats.url()).await?;
+    let js = async_nats::jetstream::new(client.clone());
+    let setup = Setup {
+        args,
+        nats,
+        client,
+        js,
+        catalog,
+        payload,
+    };
+
+    let raw_ids = bare::raw_publish(&setup, report).await?;
+    let sled_rate = bare::raw_sled(&setup, report).await?;
+    let bare_handler = bare::BareHandler::start(&setup).await?;
+    let bare_alone = bare_handler.run_alone(&setup, report).await?;
+
+    // The live projector's views are kept until every section has run,
+    // so that deleting them does not share the disk with a measurement.
+    let views = tempfile::tempdir()?;
+    let ingest = services::start_ingest(&nats.url(), catalog).await?;
+    let ingest_channels = services::channels(ingest.addr, args.connections).await?;
+    ingest::unary_alone(&setup, report, &ingest_channels, bare_alone).await?;
+    ingest::batch_alone(&setup, report, &ingest_channels, raw_ids).await?;
+    let projector = ingest::start_live_projector(&setup, views.path()).await?;
+    let unary = ingest::unary_pairs(
+        &setup,
+        report,
+        &bare_handler,
+        &ingest_channels,
+        projector.addr,
+    )
+    .await?;
+    bare_handler.stop().await;
+    let unary = ingest::report_unary_pairs(&setup, report, unary, raw_ids)?;
+    ingest::paced(&setup, report, &ingest_channels, &unary).await?;
+    ingest::batch_pairs(&setup, report, &ingest_channels).await?;
+    ingest::breach_delay(&setup, report).await?;
+    ingest.stop().await?;
+    projector.stop().await?;
+
+    let events = services::last_sequence(&setup.js, baton_log::subject::EVENTS_STREAM).await?;
+    let rebuild = rebuild::consume_and_rebuild(&setup, report, events).await?;
+    rebuild::projection_alone(&setup, report, events, rebuild).await?;
+    report.ratio(
+        "1",
+        "raw sled / raw publish with ids",
+        sled_rate,
+        raw_ids,
+        "which limit binds",
+    );
+    rebuild::scale_out(&setup, report, events, rebuild).await?;
+    drop(views);
+
+    Ok(Figures {
+        raw_ids,
+        e2e: unary.until_applied,
+    })
+}
