@@ -3,7 +3,7 @@
 //! this week and month, each showing only that department's work.
 
 use baton_e2e::*;
-use baton_proto::v1::{EventType, Priority};
+use baton_proto::v1::{self, EventType, Priority};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_department_screen_shows_that_department_s_work() {
@@ -12,14 +12,17 @@ async fn the_department_screen_shows_that_department_s_work() {
     let now = now_millis();
     for event in [
         // Owed by engineering: a routine repair still running.
-        requested(
-            "pump-1",
-            "repair",
-            "engineering",
-            "ward-5",
-            Priority::Routine,
-            now,
-        ),
+        v1::HandoffEvent {
+            attributes: [("asset".to_owned(), "infusion-pump".to_owned())].into(),
+            ..requested(
+                "pump-1",
+                "repair",
+                "engineering",
+                "ward-5",
+                Priority::Routine,
+                now,
+            )
+        },
         // Broken by engineering today: a STAT repair (2 s) acknowledged late.
         requested(
             "pump-2",
@@ -77,6 +80,10 @@ async fn the_department_screen_shows_that_department_s_work() {
     };
     let owes = section("owes");
     assert!(owes.contains("/handoff/pump-1"), "{owes}");
+    assert!(
+        owes.contains("<span class=\"tag attr\">asset infusion-pump</span>"),
+        "what the request said: {owes}"
+    );
     assert!(!owes.contains("/handoff/sample-1"), "{owes}");
     let awaits = section("awaits");
     assert!(awaits.contains("/handoff/sample-1"), "{awaits}");

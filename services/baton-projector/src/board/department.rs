@@ -56,23 +56,26 @@ async fn render(state: &Arc<BoardState>, id: &str) -> Result<Rendered, BoardErro
         )));
     }
     let now = baton_runtime::now();
-    let names = state.names();
-    let title = names.plain(id.as_str());
+    let title = state.names().plain(id.as_str());
     if let Some(notice) = state.rebuilding(&title, now) {
         return Ok(Rendered::Notice(notice));
     }
-    let department = state.read(move |s| s.department(id, now)).await?;
+    let (department, names) = state.read(move |s| s.department(id, now)).await?;
     let body = pages::department(&department, &names, now, &state.config.time_zone);
     Ok(Rendered::Page { title, body, now })
 }
 
 impl BoardState {
-    fn department(&self, id: Token, now: Timestamp) -> Result<pages::Department, BoardError> {
+    fn department(
+        &self,
+        id: Token,
+        now: Timestamp,
+    ) -> Result<(pages::Department, pages::Names), BoardError> {
         let views = &self.shared.views;
-        let catalog = &self.shared.catalog;
-        let open = |filter: HandoffFilter| -> Result<Vec<pages::ClockRow>, BoardError> {
+        let mut names = pages::Names::of(&self.shared.catalog);
+        let mut open = |filter: HandoffFilter| -> Result<Vec<pages::ClockRow>, BoardError> {
             let open = views.open_clocks(&filter, ROWS)?;
-            Ok(pages::clock_rows(catalog, open, now))
+            Ok(self.clock_rows(open, now, &mut names))
         };
         let owes = open(HandoffFilter {
             supplier: Some(id.clone()),
@@ -96,6 +99,7 @@ impl BoardState {
         breaches_today.retain(|b| b.deadline >= starts.today && b.announce);
         pages::order_breaches(&mut breaches_today);
         breaches_today.truncate(ROWS);
+        self.remember_requests(breaches_today.iter(), &mut names)?;
         let tallies = |supplier: Option<Token>, customer: Option<Token>, from: Timestamp| {
             views.compliance(&ComplianceScope {
                 supplier,
@@ -112,13 +116,14 @@ impl BoardState {
                 as_customer: tallies(None, Some(id.clone()), from)?,
             });
         }
-        Ok(pages::Department {
+        let department = pages::Department {
             id,
             owes,
             awaits,
             breaches_today,
             standings,
-        })
+        };
+        Ok((department, names))
     }
 }
 

@@ -179,6 +179,34 @@ impl BoardState {
         Arc::new(pages::Names::of(&self.shared.catalog))
     }
 
+    /// Board rows of running clocks, remembering what each request said.
+    fn clock_rows(
+        &self,
+        open: Vec<(Timestamp, Token, baton_views::HandoffView)>,
+        now: Timestamp,
+        names: &mut pages::Names,
+    ) -> Vec<pages::ClockRow> {
+        for (_, _, view) in &open {
+            names.remember_request(&self.shared.catalog, view);
+        }
+        pages::clock_rows(&self.shared.catalog, open, now)
+    }
+
+    /// Remembers what the requests of `breaches`' hand-offs said (a read of
+    /// each hand-off's view: the rows shown, no more).
+    fn remember_requests<'b>(
+        &self,
+        breaches: impl Iterator<Item = &'b baton_views::BreachRecord>,
+        names: &mut pages::Names,
+    ) -> Result<(), BoardError> {
+        for breach in breaches {
+            if let Some(view) = self.shared.views.handoff(&breach.handoff_id)? {
+                names.remember_request(&self.shared.catalog, &view);
+            }
+        }
+        Ok(())
+    }
+
     fn shell<'a>(&'a self, title: &'a str, page: &'a str, now: Timestamp) -> Shell<'a> {
         Shell {
             title,
@@ -221,12 +249,13 @@ impl BoardState {
     /// What the board shows (only `parts` of it), as of `now`.
     fn board(&self, now: Timestamp, parts: Parts) -> Result<pages::Board, BoardError> {
         let views = &self.shared.views;
+        let mut names = pages::Names::of(&self.shared.catalog);
         let mut board = if parts.clocks {
-            self.board_clocks(now)?
+            self.board_clocks(now, &mut names)?
         } else {
             pages::Board::default()
         };
-        board.names = self.names();
+        board.names = Arc::new(names);
         if parts.overview {
             let days = i64::from(self.config.days);
             let from = Timestamp(now.0.saturating_sub(days * 86_400_000));
@@ -238,14 +267,19 @@ impl BoardState {
     }
 
     /// Running clocks and open breaches.
-    fn board_clocks(&self, now: Timestamp) -> Result<pages::Board, BoardError> {
+    fn board_clocks(
+        &self,
+        now: Timestamp,
+        names: &mut pages::Names,
+    ) -> Result<pages::Board, BoardError> {
         let views = &self.shared.views;
         let open = views.open_clocks(&HandoffFilter::default(), ROWS)?;
-        let clocks = pages::clock_rows(&self.shared.catalog, open, now);
+        let clocks = self.clock_rows(open, now, names);
         // From the open-breach index, newest first: what was announced, and
         // apart from it what history loaded without paging anyone.
         let (breaches, breaches_total) = views.open_breaches(true, ROWS)?;
         let (history, history_total) = views.open_breaches(false, HISTORY_ROWS)?;
+        self.remember_requests(breaches.iter().chain(&history), names)?;
         Ok(pages::Board {
             clocks,
             breaches,

@@ -7,8 +7,10 @@
 use std::{collections::BTreeMap, fmt::Write as _, time::Duration};
 
 use baton_domain::{
-    compliance::Tallies, event::Priority, lifecycle::HandoffStatus, Catalog, ClockOutcome, Event,
-    SlaState, Timestamp, Token,
+    compliance::Tallies,
+    event::{EventType, Priority},
+    lifecycle::HandoffStatus,
+    Catalog, ClockOutcome, Event, SlaState, Timestamp, Token,
 };
 use baton_views::{
     projection::clocks_of, BreachRecord, Correction, DisruptionView, HandoffView, MatrixCell,
@@ -35,26 +37,72 @@ pub struct ClockRow {
     pub target: Duration,
 }
 
-/// What the catalog calls each department: rows show the name, with the
-/// id on hover, linking to the department's own screen (and the id alone
-/// for a department the catalog does not name).
+/// What rows say a thing is, where the views only hold its id: each
+/// department by the name the catalog gives it (its id on hover, linking to
+/// the department's own screen; the id alone for a department the catalog
+/// does not name), and each hand-off by what its request said (its
+/// attributes the catalog lists: the test, the asset, the drug code).
 #[derive(Debug, Clone, Default)]
-pub struct Names(BTreeMap<String, String>);
+pub struct Names {
+    departments: BTreeMap<String, String>,
+    requests: BTreeMap<String, Vec<(String, String)>>,
+}
+
+/// At most this many of a request's attributes on a row.
+const REQUEST_ATTRIBUTES: usize = 3;
 
 impl Names {
     pub fn of(catalog: &Catalog) -> Names {
-        Names(
-            catalog
+        Names {
+            departments: catalog
                 .departments
                 .iter()
                 .map(|d| (d.id.to_string(), d.name.clone()))
                 .collect(),
-        )
+            requests: BTreeMap::new(),
+        }
+    }
+
+    /// Remembers what `view`'s request said: its attributes the catalog
+    /// lists (all of them when it lists none), at most a few.
+    pub fn remember_request(&mut self, catalog: &Catalog, view: &HandoffView) {
+        let Some(request) = view
+            .events
+            .iter()
+            .find(|e| e.event_type == EventType::Requested)
+        else {
+            return;
+        };
+        let listed = |key: &String| catalog.attributes.as_ref().is_none_or(|a| a.contains(key));
+        let said: Vec<(String, String)> = request
+            .attributes
+            .iter()
+            .filter(|(key, _)| listed(key))
+            .take(REQUEST_ATTRIBUTES)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if !said.is_empty() {
+            self.requests
+                .insert(view.handoff.handoff_id.to_string(), said);
+        }
+    }
+
+    /// The hand-off `id`, linked to its page, with what its request said.
+    fn handoff(&self, out: &mut String, id: &str) {
+        handoff_link(out, id);
+        for (key, value) in self.requests.get(id).into_iter().flatten() {
+            put!(
+                out,
+                " <span class=\"tag attr\">{} {}</span>",
+                Escaped(key),
+                Escaped(value)
+            );
+        }
     }
 
     /// The department `id` as the board shows it.
     pub fn department(&self, id: &str) -> String {
-        match self.0.get(id).filter(|name| !name.is_empty()) {
+        match self.departments.get(id).filter(|name| !name.is_empty()) {
             Some(name) => format!(
                 "<a class=\"dept\" href=\"/department/{id}\" title=\"{id}\">{name}</a>",
                 id = Escaped(id),
@@ -66,7 +114,7 @@ impl Names {
 
     /// The department's name as plain text (a page title), or its id.
     pub fn plain(&self, id: &str) -> String {
-        self.0
+        self.departments
             .get(id)
             .filter(|name| !name.is_empty())
             .cloned()
@@ -298,7 +346,7 @@ fn breach_rows(
             since = r.deadline.0,
             over = time_left(now.0.saturating_sub(r.deadline.0)),
         );
-        handoff_link(out, r.handoff_id.as_str());
+        names.handoff(out, r.handoff_id.as_str());
         put!(
             out,
             "</td><td><span class=\"id\">{policy}</span>{cycle} <span class=\"dim\">{kind}</span></td><td>{pair}</td><td class=\"prio-{p}\">{p}</td><td>{at}{esc}</td></tr>\n",
@@ -367,7 +415,7 @@ fn clocks(
                 .unwrap_or_default(),
             left = time_left(row.deadline.0.saturating_sub(now.0)),
         );
-        handoff_link(out, row.handoff_id.as_str());
+        names.handoff(out, row.handoff_id.as_str());
         put!(
             out,
             "</td><td><span class=\"id\">{policy}</span>{cycle} <span class=\"dim\">{kind}, of {target}</span></td><td>{pair}</td>\
