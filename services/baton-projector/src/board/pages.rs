@@ -944,12 +944,19 @@ fn clock_lines(
         let text = format!("clock {name} passed its warning point");
         items.push((warn, 3, "warned", text));
     }
+    let escalated = catalog
+        .policy(c.policy_id.as_str())
+        .and_then(|p| p.escalate_to.as_ref())
+        .map(|to| format!(", escalated to <strong>{}</strong>", Escaped(to.as_str())))
+        .unwrap_or_default();
     match (c.state, c.deadline) {
         (SlaState::Breached, Some(deadline)) => items.push((
             deadline,
             4,
             "breached",
-            format!("<strong>breach</strong>: clock {name} ran out of its {target} target"),
+            format!(
+                "<strong>breach</strong>: clock {name} ran out of its {target} target{escalated}"
+            ),
         )),
         (SlaState::Running, Some(deadline)) => items.push((
             deadline,

@@ -353,3 +353,23 @@ fn rows_name_departments_and_keep_the_id_on_hover() {
         "a department the catalog does not name shows its id"
     );
 }
+
+#[test]
+fn a_breach_on_the_timeline_says_whom_it_was_escalated_to() {
+    let catalog = catalog();
+    let (_dir, views) = filled(&catalog);
+    let late = views.handoff(&t("late")).expect("read").expect("late");
+    let now = Timestamp(12 * MIN);
+    let mut escalating = catalog.clone();
+    for promise in &mut escalating.promises {
+        promise.escalate_to = Some(t("duty-coordinator"));
+    }
+    let clocks = clocks_of(&escalating, &late.handoff, &late.events, now);
+    let html = handoff(&late, &clocks, &escalating, now, &utc());
+    assert!(
+        html.contains("ran out of its 10m target, escalated to <strong>duty-coordinator</strong>"),
+        "{html}"
+    );
+    let quiet = handoff(&late, &clocks, &catalog, now, &utc());
+    assert!(!quiet.contains("escalated"), "{quiet}");
+}
