@@ -101,6 +101,7 @@ const EXAMPLES: &str = "Examples:
   batonctl disruption start analyzer-2 --supplier lab --kind lab --reason 'chemistry analyzer down'
   batonctl compliance --supplier lab --by day --time-zone Europe/Amsterdam
   batonctl report --department lab --month 2026-11 --format html > lab-2026-11.html
+  batonctl report --month 2026-11 --format csv
   batonctl validate-catalog deploy/catalog.json
   batonctl status --wait
   batonctl tail 'baton.sla.>'";

@@ -1,5 +1,5 @@
-//! `batonctl report`: the report card's figures are the query API's for the
-//! same month, on both sides of the department's hand-offs.
+//! `batonctl report`: the report card's figures, and the hospital-wide
+//! summary's, are the query API's for the same month.
 
 use std::collections::BTreeMap;
 
@@ -219,6 +219,48 @@ async fn the_report_card_figures_are_the_query_api_s_for_the_month() {
     assert_eq!(as_customer[0]["supplier"], "lab");
     assert_eq!(as_customer[0]["open"], "1");
     assert_eq!(as_customer[0]["kept"], "-", "nothing decided is no figure");
+
+    // The hospital-wide summary: every pair of the month, least kept first.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_batonctl"))
+        .arg("--query-url")
+        .arg(format!("http://{projector}"))
+        .args(["report", "--month", &label, "--format", "csv"])
+        .output()
+        .await
+        .expect("run batonctl report");
+    let summary = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{summary}");
+    let pairs = table(&summary, "Every pair, least kept first");
+    let order: Vec<(&str, &str, &str)> = pairs
+        .iter()
+        .map(|r| {
+            (
+                r["supplier"].as_str(),
+                r["customer"].as_str(),
+                r["kept"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [
+            ("engineering", "ward-6", "0.0%"),
+            ("engineering", "ward-5", "100.0%"),
+            ("lab", "engineering", "-"),
+        ],
+        "{summary}"
+    );
+    for row in &pairs {
+        let cell = matrix
+            .cells
+            .iter()
+            .find(|c| c.supplier == row["supplier"] && c.customer == row["customer"])
+            .expect("a pair of GetMatrix");
+        assert_eq!(row["handoffs"], cell.handoffs.to_string());
+        assert_eq!(row["met"], cell.met.to_string());
+        assert_eq!(row["breached"], cell.breached.to_string());
+        assert_eq!(row["kept the month before"], "-", "nothing last month");
+    }
 
     // The trend ends with this month's totals.
     let trend = table(&csv, "As supplier: the months before");

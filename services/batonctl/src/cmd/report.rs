@@ -25,9 +25,11 @@ mod render;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The department (its catalog id).
+    /// The department (its catalog id); without it, the hospital-wide
+    /// summary: every pair's promises kept in the month beside the month
+    /// before, least kept first.
     #[arg(long)]
-    department: String,
+    department: Option<String>,
     /// The month, as YYYY-MM.
     #[arg(long)]
     month: String,
@@ -153,6 +155,17 @@ pub struct Side {
     pub trend: Vec<TrendPoint>,
 }
 
+/// Every supplier x customer pair of a month beside the month before.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub month: Month,
+    pub before: Month,
+    pub time_zone: String,
+    /// (this month, the month before) per pair, least kept first; pairs
+    /// with nothing decided this month last.
+    pub pairs: Vec<(Option<v1::MatrixCell>, Option<v1::MatrixCell>)>,
+}
+
 /// The whole report card.
 #[derive(Debug, Clone)]
 pub struct Report {
@@ -165,34 +178,90 @@ pub struct Report {
 }
 
 pub async fn run(url: &str, args: Args) -> anyhow::Result<()> {
+    let page = match &args.department {
+        Some(department) => render::Page::of_report(&report(url, &args, department).await?),
+        None => render::Page::of_summary(&summary(url, &args).await?),
+    };
+    let page = match args.format.as_str() {
+        "csv" => render::csv(&page),
+        "html" => render::html(&page),
+        _ => render::text(&page),
+    };
+    crate::output::line(page.trim_end());
+    Ok(())
+}
+
+async fn summary(url: &str, args: &Args) -> anyhow::Result<Summary> {
+    let months = Month::with_earlier(&args.month, &args.time_zone, 1)?;
+    let mut client = super::query(url).await?;
+    let mut cells = Vec::with_capacity(2);
+    for month in &months {
+        let (from, to) = month.bounds();
+        let answer = client
+            .get_matrix(v1::GetMatrixRequest {
+                from: Some(from),
+                to: Some(to),
+            })
+            .await
+            .map_err(super::status)?
+            .into_inner();
+        cells.push(answer.cells);
+    }
+    let [before_cells, month_cells]: [Vec<v1::MatrixCell>; 2] = cells
+        .try_into()
+        .map_err(|_| anyhow!("two months expected"))?;
+    let mut pairs: std::collections::BTreeMap<
+        (String, String),
+        (Option<v1::MatrixCell>, Option<v1::MatrixCell>),
+    > = std::collections::BTreeMap::new();
+    for cell in month_cells {
+        let pair = (cell.supplier.clone(), cell.customer.clone());
+        pairs.entry(pair).or_default().0 = Some(cell);
+    }
+    for cell in before_cells {
+        let pair = (cell.supplier.clone(), cell.customer.clone());
+        pairs.entry(pair).or_default().1 = Some(cell);
+    }
+    let mut pairs: Vec<_> = pairs.into_values().collect();
+    // Least kept first; nothing decided (no figure) last.
+    let rank = |c: &Option<v1::MatrixCell>| match c {
+        Some(c) if c.met + c.breached > 0 => c.compliance,
+        _ => f64::INFINITY,
+    };
+    pairs.sort_by(|a, b| rank(&a.0).total_cmp(&rank(&b.0)));
+    let [before, month]: [Month; 2] = months
+        .try_into()
+        .map_err(|_| anyhow!("two months expected"))?;
+    Ok(Summary {
+        month,
+        before,
+        time_zone: args.time_zone.clone(),
+        pairs,
+    })
+}
+
+async fn report(url: &str, args: &Args, department: &str) -> anyhow::Result<Report> {
     let text = std::fs::read_to_string(&args.catalog)
         .with_context(|| format!("reading the catalog {}", args.catalog.display()))?;
     let catalog = Catalog::from_json(&text)
         .with_context(|| format!("{} is not a valid catalog", args.catalog.display()))?;
-    let department = baton_proto::convert::token("--department", &args.department)?;
-    if !catalog.has_department(&department) {
+    let id = baton_proto::convert::token("--department", department)?;
+    if !catalog.has_department(&id) {
         anyhow::bail!(
-            "--department {}: not a department of the catalog {}",
-            args.department,
+            "--department {department}: not a department of the catalog {}",
             args.catalog.display()
         );
     }
     let months = Month::with_earlier(&args.month, &args.time_zone, args.trend_months)?;
     let mut client = super::query(url).await?;
-    let report = gather(&mut client, &catalog, &args, months).await?;
-    let page = match args.format.as_str() {
-        "csv" => render::csv(&report),
-        "html" => render::html(&report),
-        _ => render::text(&report),
-    };
-    crate::output::line(page.trim_end());
-    Ok(())
+    gather(&mut client, &catalog, args, department, months).await
 }
 
 async fn gather(
     client: &mut QueryClient<Channel>,
     catalog: &Catalog,
     args: &Args,
+    department: &str,
     months: Vec<Month>,
 ) -> anyhow::Result<Report> {
     let mut cells_by_month = Vec::with_capacity(months.len());
@@ -213,8 +282,8 @@ async fn gather(
     let mut sides = Vec::with_capacity(2);
     for role in [Role::Supplier, Role::Customer] {
         let of = |cell: &v1::MatrixCell| match role {
-            Role::Supplier => cell.supplier == args.department,
-            Role::Customer => cell.customer == args.department,
+            Role::Supplier => cell.supplier == department,
+            Role::Customer => cell.customer == department,
         };
         let trend = months
             .iter()
@@ -228,14 +297,14 @@ async fn gather(
         sides.push(Side {
             role,
             pairs,
-            promises: promises(client, catalog, &args.department, role, &month).await?,
-            worst: worst(client, &args.department, role, &month, args.worst).await?,
+            promises: promises(client, catalog, department, role, &month).await?,
+            worst: worst(client, department, role, &month, args.worst).await?,
             trend,
         });
     }
     let disruptions = client
         .list_disruptions(v1::ListDisruptionsRequest {
-            supplier: args.department.clone(),
+            supplier: department.to_owned(),
             active_only: false,
         })
         .await
@@ -249,7 +318,7 @@ async fn gather(
         .try_into()
         .map_err(|_| anyhow!("two sides expected"))?;
     Ok(Report {
-        department: args.department.clone(),
+        department: department.to_owned(),
         month,
         time_zone: args.time_zone.clone(),
         sides: [supplier, customer],

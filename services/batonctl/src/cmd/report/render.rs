@@ -5,14 +5,88 @@ use std::fmt::Write as _;
 
 use baton_proto::v1;
 
-use super::{Report, Side};
+use super::{Report, Side, Summary};
 use crate::{output::share_kept, time};
 
 /// One table of the report: a title, its column names, its rows.
-struct Table {
+pub struct Table {
     title: String,
     columns: Vec<&'static str>,
     rows: Vec<Vec<String>>,
+}
+
+/// A page of tables: a heading, and for CSV the department and month every
+/// row is about.
+pub struct Page {
+    pub heading: String,
+    pub department: String,
+    pub month: String,
+    pub tables: Vec<Table>,
+}
+
+impl Page {
+    pub fn of_report(report: &Report) -> Page {
+        Page {
+            heading: format!(
+                "Report card: {} for {} ({})",
+                report.department, report.month.label, report.time_zone
+            ),
+            department: report.department.clone(),
+            month: report.month.label.clone(),
+            tables: tables(report),
+        }
+    }
+
+    pub fn of_summary(summary: &Summary) -> Page {
+        Page {
+            heading: format!(
+                "Every pair's promises kept: {} beside {} ({})",
+                summary.month.label, summary.before.label, summary.time_zone
+            ),
+            department: "all".to_owned(),
+            month: summary.month.label.clone(),
+            tables: vec![summary_table(summary)],
+        }
+    }
+}
+
+fn summary_table(summary: &Summary) -> Table {
+    let kept = |c: Option<&v1::MatrixCell>| match c {
+        Some(c) => share_kept(c.compliance, c.met + c.breached),
+        None => "-".to_owned(),
+    };
+    let rows = summary
+        .pairs
+        .iter()
+        .map(|(now, before)| {
+            let cell = now.as_ref().or(before.as_ref());
+            let (supplier, customer) = cell
+                .map(|c| (c.supplier.clone(), c.customer.clone()))
+                .unwrap_or_default();
+            vec![
+                supplier,
+                customer,
+                now.as_ref().map_or(0, |c| c.handoffs).to_string(),
+                now.as_ref().map_or(0, |c| c.met).to_string(),
+                now.as_ref().map_or(0, |c| c.breached).to_string(),
+                kept(now.as_ref()),
+                kept(before.as_ref()),
+            ]
+        })
+        .collect();
+    Table {
+        title: "Every pair, least kept first".to_owned(),
+        columns: vec![
+            "supplier",
+            "customer",
+            "handoffs",
+            "met",
+            "breached",
+            "kept",
+            "kept the month before",
+        ],
+        rows,
+    }
 }
 
 fn tables(report: &Report) -> Vec<Table> {
@@ -186,17 +260,10 @@ fn disruptions(report: &Report) -> Table {
     }
 }
 
-fn heading(report: &Report) -> String {
-    format!(
-        "Report card: {} for {} ({})",
-        report.department, report.month.label, report.time_zone
-    )
-}
-
 /// Aligned columns, a table after another.
-pub fn text(report: &Report) -> String {
-    let mut out = format!("{}\n", heading(report));
-    for table in tables(report) {
+pub fn text(page: &Page) -> String {
+    let mut out = format!("{}\n", page.heading);
+    for table in &page.tables {
         let _ = writeln!(out, "\n{}", table.title);
         if table.rows.is_empty() {
             out.push_str("  (none)\n");
@@ -227,9 +294,9 @@ pub fn text(report: &Report) -> String {
 /// One CSV table with a `table` column naming which of the report's tables
 /// a row belongs to, and the department and month on every row, so rows
 /// from several months and departments can go into one sheet.
-pub fn csv(report: &Report) -> String {
+pub fn csv(page: &Page) -> String {
     let mut out = String::new();
-    for table in tables(report) {
+    for table in &page.tables {
         let _ = writeln!(
             out,
             "{}",
@@ -242,8 +309,8 @@ pub fn csv(report: &Report) -> String {
         for row in &table.rows {
             let fixed = [
                 table.title.as_str(),
-                report.department.as_str(),
-                report.month.label.as_str(),
+                page.department.as_str(),
+                page.month.as_str(),
             ];
             let _ = writeln!(
                 out,
@@ -269,12 +336,12 @@ fn csv_row<'a>(cells: impl Iterator<Item = &'a str>) -> String {
 }
 
 /// One page, A4 when printed.
-pub fn html(report: &Report) -> String {
+pub fn html(page: &Page) -> String {
     let mut out = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\n<style>{STYLE}</style></head>\n<body><h1>{title}</h1>\n",
-        title = escape(&heading(report))
+        title = escape(&page.heading)
     );
-    for table in tables(report) {
+    for table in &page.tables {
         let _ = writeln!(out, "<h2>{}</h2>", escape(&table.title));
         if table.rows.is_empty() {
             out.push_str("<p class=\"none\">None.</p>\n");
