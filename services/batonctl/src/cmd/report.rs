@@ -194,19 +194,7 @@ pub async fn run(url: &str, args: Args) -> anyhow::Result<()> {
 async fn summary(url: &str, args: &Args) -> anyhow::Result<Summary> {
     let months = Month::with_earlier(&args.month, &args.time_zone, 1)?;
     let mut client = super::query(url).await?;
-    let mut cells = Vec::with_capacity(2);
-    for month in &months {
-        let (from, to) = month.bounds();
-        let answer = client
-            .get_matrix(v1::GetMatrixRequest {
-                from: Some(from),
-                to: Some(to),
-            })
-            .await
-            .map_err(super::status)?
-            .into_inner();
-        cells.push(answer.cells);
-    }
+    let cells = matrices(&mut client, &months).await?;
     let [before_cells, month_cells]: [Vec<v1::MatrixCell>; 2] = cells
         .try_into()
         .map_err(|_| anyhow!("two months expected"))?;
@@ -264,20 +252,7 @@ async fn gather(
     department: &str,
     months: Vec<Month>,
 ) -> anyhow::Result<Report> {
-    let mut cells_by_month = Vec::with_capacity(months.len());
-    for month in &months {
-        let (from, to) = month.bounds();
-        let cells = client
-            .get_matrix(v1::GetMatrixRequest {
-                from: Some(from),
-                to: Some(to),
-            })
-            .await
-            .map_err(super::status)?
-            .into_inner()
-            .cells;
-        cells_by_month.push(cells);
-    }
+    let cells_by_month = matrices(client, &months).await?;
     let month = months.last().cloned().ok_or_else(|| anyhow!("no month"))?;
     let mut sides = Vec::with_capacity(2);
     for role in [Role::Supplier, Role::Customer] {
@@ -324,6 +299,27 @@ async fn gather(
         sides: [supplier, customer],
         disruptions,
     })
+}
+
+/// Every pair's figures of each of `months`, in their order.
+async fn matrices(
+    client: &mut QueryClient<Channel>,
+    months: &[Month],
+) -> anyhow::Result<Vec<Vec<v1::MatrixCell>>> {
+    let mut cells = Vec::with_capacity(months.len());
+    for month in months {
+        let (from, to) = month.bounds();
+        let answer = client
+            .get_matrix(v1::GetMatrixRequest {
+                from: Some(from),
+                to: Some(to),
+            })
+            .await
+            .map_err(super::status)?
+            .into_inner();
+        cells.push(answer.cells);
+    }
+    Ok(cells)
 }
 
 fn trend_point<'a>(month: &Month, cells: impl Iterator<Item = &'a v1::MatrixCell>) -> TrendPoint {
