@@ -369,6 +369,46 @@ fn sha256_hex(text: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// A caller known by its certificate: a department's system (speaking for
+/// catalog departments), an operator or an importer (speaking for none).
+fn certified_caller(
+    c: RawCaller,
+    is_department: &impl Fn(&Token) -> bool,
+) -> Result<Caller, String> {
+    if c.token_sha256.is_some() {
+        return Err(
+            "token_sha256: only a screen or scraper has a token; this caller is known by its certificate".into(),
+        );
+    }
+    let role = match c.role {
+        RawRole::Department => Role::Department,
+        RawRole::Operator => Role::Operator,
+        _ => Role::Importer,
+    };
+    let mut departments = BTreeSet::new();
+    for d in &c.departments {
+        let token = Token::parse(d).map_err(|e| format!("department {e}"))?;
+        if !is_department(&token) {
+            return Err(format!("{d:?} is not a department in the catalog"));
+        }
+        departments.insert(token);
+    }
+    match role {
+        Role::Department if departments.is_empty() => {
+            return Err("a department caller needs departments".into())
+        }
+        Role::Operator | Role::Importer if !departments.is_empty() => {
+            return Err("only a department caller lists departments".into())
+        }
+        _ => {}
+    }
+    Ok(Caller {
+        id: c.id,
+        role,
+        departments,
+    })
+}
+
 impl Registry {
     /// Parses a registry. `is_department` says which department ids exist
     /// (the catalog's), so a misspelt department is an error at start, not a
@@ -381,89 +421,69 @@ impl Registry {
             line: e.line(),
             message: e.to_string(),
         })?;
-        let mut callers = BTreeMap::new();
-        let mut holders: BTreeMap<String, TokenHolder> = BTreeMap::new();
+        let mut registry = Registry::default();
         for (index, c) in raw.callers.into_iter().enumerate() {
-            let invalid = |reason: String| RegistryError::Invalid { index, reason };
-            if c.id.is_empty() || c.id.len() > 253 || !c.id.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err(invalid(
-                    "id must be 1 to 253 printable ASCII characters".into(),
-                ));
-            }
-            if callers.contains_key(&c.id) || holders.contains_key(&c.id) {
-                return Err(invalid(format!("{:?} is listed twice", c.id)));
-            }
-            let token_role = match c.role {
-                RawRole::Screen => Some(TokenRole::Screen),
-                RawRole::Scraper => Some(TokenRole::Scraper),
-                _ => None,
-            };
-            if let Some(role) = token_role {
-                if !c.departments.is_empty() {
-                    return Err(invalid("only a department caller lists departments".into()));
-                }
-                let Some(hex) = &c.token_sha256 else {
-                    return Err(invalid(
-                        "token_sha256: a screen or scraper needs the SHA-256 of its token".into(),
-                    ));
-                };
-                let token_sha256 = sha256_hex(&hex.to_ascii_lowercase()).ok_or_else(|| {
-                    invalid(
-                        "token_sha256: must be 64 hex digits, the SHA-256 of the token (batonctl token hash)"
-                            .into(),
-                    )
-                })?;
-                if let Some(other) = holders.values().find(|h| h.token_sha256 == token_sha256) {
-                    return Err(invalid(format!(
-                        "token_sha256: the same token as {:?}; each screen and scraper needs its own",
-                        other.id
-                    )));
-                }
-                holders.insert(
-                    c.id.clone(),
-                    TokenHolder {
-                        id: c.id,
-                        role,
-                        token_sha256,
-                    },
-                );
-                continue;
-            }
-            if c.token_sha256.is_some() {
-                return Err(invalid(
-                    "token_sha256: only a screen or scraper has a token; this caller is known by its certificate".into(),
-                ));
-            }
-            let role = match c.role {
-                RawRole::Department => Role::Department,
-                RawRole::Operator => Role::Operator,
-                _ => Role::Importer,
-            };
-            let mut departments = BTreeSet::new();
-            for d in &c.departments {
-                let token = Token::parse(d).map_err(|e| invalid(format!("department {e}")))?;
-                if !is_department(&token) {
-                    return Err(invalid(format!("{d:?} is not a department in the catalog")));
-                }
-                departments.insert(token);
-            }
-            match role {
-                Role::Department if departments.is_empty() => {
-                    return Err(invalid("a department caller needs departments".into()))
-                }
-                Role::Operator | Role::Importer if !departments.is_empty() => {
-                    return Err(invalid("only a department caller lists departments".into()))
-                }
-                _ => {}
-            }
-            let caller = Caller {
-                id: c.id.clone(),
-                role,
-                departments,
-            };
-            callers.insert(c.id, caller);
+            registry
+                .add(c, &is_department)
+                .map_err(|reason| RegistryError::Invalid { index, reason })?;
         }
-        Ok(Registry { callers, holders })
+        Ok(registry)
+    }
+
+    /// Adds one caller of the file, or says why it is refused.
+    fn add(&mut self, c: RawCaller, is_department: &impl Fn(&Token) -> bool) -> Result<(), String> {
+        if c.id.is_empty() || c.id.len() > 253 || !c.id.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("id must be 1 to 253 printable ASCII characters".into());
+        }
+        if self.callers.contains_key(&c.id) || self.holders.contains_key(&c.id) {
+            return Err(format!("{:?} is listed twice", c.id));
+        }
+        let token_role = match c.role {
+            RawRole::Screen => Some(TokenRole::Screen),
+            RawRole::Scraper => Some(TokenRole::Scraper),
+            _ => None,
+        };
+        match token_role {
+            Some(role) => {
+                let holder = self.token_holder(c, role)?;
+                self.holders.insert(holder.id.clone(), holder);
+            }
+            None => {
+                let caller = certified_caller(c, is_department)?;
+                self.callers.insert(caller.id.clone(), caller);
+            }
+        }
+        Ok(())
+    }
+
+    /// A screen or scraper: known by its own token's hash, speaking for no
+    /// department.
+    fn token_holder(&self, c: RawCaller, role: TokenRole) -> Result<TokenHolder, String> {
+        if !c.departments.is_empty() {
+            return Err("only a department caller lists departments".into());
+        }
+        let Some(hex) = &c.token_sha256 else {
+            return Err("token_sha256: a screen or scraper needs the SHA-256 of its token".into());
+        };
+        let token_sha256 = sha256_hex(&hex.to_ascii_lowercase()).ok_or_else(|| {
+            "token_sha256: must be 64 hex digits, the SHA-256 of the token (batonctl token hash)"
+                .to_owned()
+        })?;
+        if let Some(other) = self
+            .holders
+            .values()
+            .find(|h| h.token_sha256 == token_sha256)
+        {
+            return Err(format!(
+                "token_sha256: the same token as {:?}; each screen and scraper needs its own",
+                other.id
+            ));
+        }
+        Ok(TokenHolder {
+            id: c.id,
+            role,
+            token_sha256,
+        })
     }
 
     /// The caller the first registered of `identities` names, or why none

@@ -640,67 +640,99 @@ enum Mail {
 /// `name(at)host(dot)org`.
 fn has_written_email(chars: &[char]) -> bool {
     let lower: Vec<char> = chars.iter().flat_map(|c| c.to_lowercase()).collect();
-    let chars = &lower[..];
-    let word_char = |c: char| c.is_alphanumeric() || matches!(c, '_' | '%' | '+' | '-');
-    let mut marks: Vec<Mail> = Vec::new();
+    spells_address(&mail_marks(&lower))
+}
+
+/// A character a word of an address may hold.
+fn is_mail_word_char(c: char) -> bool {
+    c.is_alphanumeric() || matches!(c, '_' | '%' | '+' | '-')
+}
+
+/// The lowercased text as the marks an address is made of: words, `at`s,
+/// dots and anything else; whitespace is dropped.
+fn mail_marks(chars: &[char]) -> Vec<Mail> {
+    let mut marks = Vec::new();
     let mut i = 0;
     while i < chars.len() {
-        let c = chars[i];
-        if matches!(c, '[' | '(' | '{' | '<') {
-            let close = match c {
-                '[' => ']',
-                '(' => ')',
-                '{' => '}',
-                _ => '>',
-            };
-            // `[at]`, `( dot )`: a short word, closed within a few characters.
-            let len = chars[i + 1..]
-                .iter()
-                .take(8)
-                .take_while(|&&d| d != close)
-                .count();
-            let inner: String = chars[i + 1..i + 1 + len]
-                .iter()
-                .filter(|d| !d.is_whitespace())
-                .collect();
-            if chars.get(i + 1 + len) == Some(&close) && (inner == "at" || inner == "dot") {
-                marks.push(if inner == "at" { Mail::At } else { Mail::Dot });
-                i += len + 2;
-                continue;
-            }
-            marks.push(Mail::Other);
-            i += 1;
-        } else if c == '@' {
-            marks.push(Mail::At);
-            i += 1;
-        } else if c == '.' {
-            // A dot inside a word (`example.org`), not one ending a sentence.
-            let glued = i > 0
-                && chars[i - 1].is_alphanumeric()
-                && chars.get(i + 1).is_some_and(|n| n.is_alphanumeric());
-            marks.push(if glued { Mail::Dot } else { Mail::Other });
-            i += 1;
-        } else if word_char(c) {
-            let start = i;
-            while i < chars.len() && word_char(chars[i]) {
-                i += 1;
-            }
-            let word = &chars[start..i];
-            marks.push(match word {
-                ['a', 't'] => Mail::At,
-                ['d', 'o', 't'] => Mail::Dot,
-                _ => Mail::Word {
-                    tld: (2..=6).contains(&word.len()) && word.iter().all(|c| c.is_alphabetic()),
-                },
-            });
-        } else {
-            if !c.is_whitespace() {
-                marks.push(Mail::Other);
-            }
-            i += 1;
-        }
+        let (mark, len) = next_mark(chars, i);
+        marks.extend(mark);
+        i += len;
     }
-    // word AT word (DOT word)+, the last word a top-level domain.
+    marks
+}
+
+/// The mark starting at `chars[i]` (none for whitespace), and how many
+/// characters it takes.
+fn next_mark(chars: &[char], i: usize) -> (Option<Mail>, usize) {
+    let c = chars[i];
+    if matches!(c, '[' | '(' | '{' | '<') {
+        return match bracketed_mark(chars, i) {
+            Some((mark, len)) => (Some(mark), len),
+            None => (Some(Mail::Other), 1),
+        };
+    }
+    if c == '@' {
+        return (Some(Mail::At), 1);
+    }
+    if c == '.' {
+        // A dot inside a word (`example.org`), not one ending a sentence.
+        let glued = i > 0
+            && chars[i - 1].is_alphanumeric()
+            && chars.get(i + 1).is_some_and(|n| n.is_alphanumeric());
+        return (Some(if glued { Mail::Dot } else { Mail::Other }), 1);
+    }
+    if is_mail_word_char(c) {
+        let len = chars[i..]
+            .iter()
+            .take_while(|&&d| is_mail_word_char(d))
+            .count();
+        return (Some(word_mark(&chars[i..i + len])), len);
+    }
+    ((!c.is_whitespace()).then_some(Mail::Other), 1)
+}
+
+/// `[at]`, `( dot )`: a short word in the brackets opening at `chars[open]`,
+/// closed within a few characters; and how many characters it takes.
+fn bracketed_mark(chars: &[char], open: usize) -> Option<(Mail, usize)> {
+    let close = match chars[open] {
+        '[' => ']',
+        '(' => ')',
+        '{' => '}',
+        _ => '>',
+    };
+    let len = chars[open + 1..]
+        .iter()
+        .take(8)
+        .take_while(|&&d| d != close)
+        .count();
+    if chars.get(open + 1 + len) != Some(&close) {
+        return None;
+    }
+    let inner: String = chars[open + 1..open + 1 + len]
+        .iter()
+        .filter(|d| !d.is_whitespace())
+        .collect();
+    let mark = match inner.as_str() {
+        "at" => Mail::At,
+        "dot" => Mail::Dot,
+        _ => return None,
+    };
+    Some((mark, len + 2))
+}
+
+/// A word: `at` and `dot` spelt out, or a word of the address.
+fn word_mark(word: &[char]) -> Mail {
+    match word {
+        ['a', 't'] => Mail::At,
+        ['d', 'o', 't'] => Mail::Dot,
+        _ => Mail::Word {
+            tld: (2..=6).contains(&word.len()) && word.iter().all(|c| c.is_alphabetic()),
+        },
+    }
+}
+
+/// word AT word (DOT word)+, the last word a top-level domain.
+fn spells_address(marks: &[Mail]) -> bool {
     (0..marks.len()).any(|i| {
         if !matches!(marks[i], Mail::Word { .. })
             || marks.get(i + 1) != Some(&Mail::At)

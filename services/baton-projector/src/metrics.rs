@@ -149,7 +149,21 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("baton");
-        let metrics = Metrics {
+        let metrics = Metrics::unregistered();
+        // The exposition lists the metrics in the order they are registered.
+        metrics.ports.register(&mut registry);
+        metrics.register_progress(&mut registry);
+        metrics.register_clocks(&mut registry);
+        metrics.register_health(&mut registry);
+        Metrics {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// Every metric at zero, none of them registered yet.
+    fn unregistered() -> Metrics {
+        Metrics {
             announced: Family::default(),
             applied: Counter::default(),
             dead_lettered: Counter::default(),
@@ -169,97 +183,106 @@ impl Metrics {
             nats_connected: Gauge::default(),
             ports: baton_runtime::ports::PortMetrics::default(),
             registry: Registry::default(),
-        };
-        metrics.ports.register(&mut registry);
+        }
+    }
+
+    /// How far the projector has come: signals announced, events applied and
+    /// parked, and the stream's and the views' positions.
+    fn register_progress(&self, registry: &mut Registry) {
         registry.register(
             "sla_announced",
             "Breaches, escalations, corrections and warnings published on NATS, by promise and pair",
-            metrics.announced.clone(),
+            self.announced.clone(),
         );
         registry.register(
             "projector_events_applied",
             "Stream events applied to the views since start",
-            metrics.applied.clone(),
+            self.applied.clone(),
         );
         registry.register(
             "projector_dead_lettered",
             "Messages on Baton's event subjects that are not Baton events, parked on baton.deadletter.*",
-            metrics.dead_lettered.clone(),
+            self.dead_lettered.clone(),
         );
         registry.register(
             "projector_stream_last_sequence",
             "Last sequence of the BATON_HANDOFFS stream (as of the last answer from JetStream)",
-            metrics.stream_last_sequence.clone(),
+            self.stream_last_sequence.clone(),
         );
         registry.register(
             "projector_views_position",
             "Last stream sequence the views hold",
-            metrics.views_position.clone(),
+            self.views_position.clone(),
         );
         registry.register(
             "projector_consumer_lag",
             "Stream events not yet in the views (stream last sequence - views position)",
-            metrics.consumer_lag.clone(),
+            self.consumer_lag.clone(),
         );
         registry.register(
             "projector_views_current",
             "1 once the views have caught up with the stream since start, else 0 (rebuilding)",
-            metrics.views_current.clone(),
+            self.views_current.clone(),
         );
+    }
+
+    /// The promise clocks' tallies, per promise and per pair.
+    fn register_clocks(&self, registry: &mut Registry) {
         registry.register(
             "projector_open_clocks",
             "Running promise clocks, all promises",
-            metrics.open_clocks.clone(),
+            self.open_clocks.clone(),
         );
         registry.register(
             "sla_clocks",
             "All-time promise clocks by state (open, met, breached, cancelled, warned, rejected)",
-            metrics.clocks.clone(),
+            self.clocks.clone(),
         );
         registry.register(
             "sla_compliance_ratio",
             "Share of decided clocks that met the promise, all time (1 when none is decided)",
-            metrics.compliance.clone(),
+            self.compliance.clone(),
         );
         registry.register(
             "sla_duration_quantile_seconds",
             "Quantiles of stopped clocks' durations, all time, within 1%",
-            metrics.quantiles.clone(),
+            self.quantiles.clone(),
         );
         registry.register(
             "pair_clocks",
             "All-time promise clocks by supplier-customer pair and state, all promises",
-            metrics.pair_clocks.clone(),
+            self.pair_clocks.clone(),
         );
         registry.register(
             "pair_late_entry_corrections",
             "Announced breaches withdrawn by the supplier's own late entries, by pair, all time",
-            metrics.pair_late_entries.clone(),
+            self.pair_late_entries.clone(),
         );
+    }
+
+    /// The projector's own health: forged signals, stalls, failed tasks and
+    /// the NATS connection.
+    fn register_health(&self, registry: &mut Registry) {
         registry.register(
             "sla_forged_signals",
             "Signal subjects found holding a message that is not the signal the views computed",
-            metrics.forged_signals.clone(),
+            self.forged_signals.clone(),
         );
         registry.register(
             "projector_stalled",
             "1 while a part (announcer, timer) has made no progress for longer than --stall-after",
-            metrics.stalled.clone(),
+            self.stalled.clone(),
         );
         registry.register(
             "projector_task_failures",
             "Long-running tasks that failed (panicked, returned an error or ended early); each ends the process",
-            metrics.task_failures.clone(),
+            self.task_failures.clone(),
         );
         registry.register(
             "nats_connected",
             "1 while the service is connected to NATS, else 0",
-            metrics.nats_connected.clone(),
+            self.nats_connected.clone(),
         );
-        Metrics {
-            registry,
-            ..metrics
-        }
     }
 
     /// The announcer published `signal` for the first time (`escalation`
@@ -319,6 +342,78 @@ impl Metrics {
                     })
                     .set(d.as_secs_f64());
             }
+        }
+    }
+
+    /// Asks JetStream for the stream's last sequence; if it does not answer
+    /// within [`STREAM_INFO_TIMEOUT`], the last known one stays.
+    async fn refresh_stream_last_sequence(
+        &self,
+        shared: &Shared,
+        js: &async_nats::jetstream::Context,
+    ) {
+        let info = tokio::time::timeout(STREAM_INFO_TIMEOUT, async {
+            let mut stream = js
+                .get_stream(shared.partition.stream())
+                .await
+                .map_err(|e| e.to_string())?;
+            stream
+                .info()
+                .await
+                .map(|i| i.state.last_sequence)
+                .map_err(|e| e.to_string())
+        })
+        .await;
+        match info {
+            Ok(Ok(last)) => {
+                self.stream_last_sequence.set(last as i64);
+            }
+            Ok(Err(e)) => tracing::debug!(error = %e, "no stream info for the metrics"),
+            Err(_) => tracing::debug!("stream info for the metrics timed out"),
+        }
+    }
+
+    /// Brings the counters of events applied and parked up to the shared
+    /// counts (a Prometheus counter only goes up, by the difference).
+    fn count_up_to(&self, shared: &Shared) {
+        let parked = shared.dead_lettered();
+        self.dead_lettered
+            .inc_by(parked.saturating_sub(self.dead_lettered.get()));
+        let applied = shared.applied();
+        self.applied
+            .inc_by(applied.saturating_sub(self.applied.get()));
+    }
+
+    /// The figures read from the views: their position and the clocks'
+    /// tallies per promise and per pair.
+    fn set_snapshot(&self, snapshot: &Snapshot) {
+        self.views_position.set(snapshot.position as i64);
+        let mut open = 0;
+        for (policy, tallies) in &snapshot.per_policy {
+            self.set_tallies(policy, tallies);
+            open += tallies.open;
+        }
+        self.open_clocks.set(open as i64);
+        for ((supplier, customer), (tallies, late)) in &snapshot.pairs {
+            self.set_pair(supplier, customer, tallies, *late);
+        }
+    }
+
+    fn set_pair(&self, supplier: &str, customer: &str, tallies: &Tallies, late_entries: u64) {
+        self.pair_late_entries
+            .get_or_create(&PairLabels {
+                supplier: supplier.to_owned(),
+                customer: customer.to_owned(),
+            })
+            .set(late_entries as i64);
+        for (state, value) in states(tallies) {
+            self.pair_clocks
+                .get_or_create(&PairState {
+                    supplier: supplier.to_owned(),
+                    customer: customer.to_owned(),
+                    state,
+                })
+                .set(value as i64);
         }
     }
 
@@ -385,67 +480,13 @@ pub async fn render(
     let connected = baton_log::is_connected(&client);
     metrics.nats_connected.set(i64::from(connected));
     metrics.views_current.set(i64::from(shared.is_current()));
-    let parked = shared.dead_lettered();
-    metrics
-        .dead_lettered
-        .inc_by(parked.saturating_sub(metrics.dead_lettered.get()));
-    let applied = shared.applied();
-    metrics
-        .applied
-        .inc_by(applied.saturating_sub(metrics.applied.get()));
-
+    metrics.count_up_to(&shared);
     if connected {
-        let info = tokio::time::timeout(STREAM_INFO_TIMEOUT, async {
-            let mut stream = js
-                .get_stream(shared.partition.stream())
-                .await
-                .map_err(|e| e.to_string())?;
-            stream
-                .info()
-                .await
-                .map(|i| i.state.last_sequence)
-                .map_err(|e| e.to_string())
-        })
-        .await;
-        match info {
-            Ok(Ok(last)) => {
-                metrics.stream_last_sequence.set(last as i64);
-            }
-            Ok(Err(e)) => tracing::debug!(error = %e, "no stream info for the metrics"),
-            Err(_) => tracing::debug!("stream info for the metrics timed out"),
-        }
+        metrics.refresh_stream_last_sequence(&shared, &js).await;
     }
-
     let reader = shared.clone();
     match tokio::task::spawn_blocking(move || snapshot(&reader)).await {
-        Ok(Ok(snapshot)) => {
-            metrics.views_position.set(snapshot.position as i64);
-            let mut open = 0;
-            for (policy, tallies) in &snapshot.per_policy {
-                metrics.set_tallies(policy, tallies);
-                open += tallies.open;
-            }
-            metrics.open_clocks.set(open as i64);
-            for ((supplier, customer), (tallies, late)) in &snapshot.pairs {
-                metrics
-                    .pair_late_entries
-                    .get_or_create(&PairLabels {
-                        supplier: supplier.clone(),
-                        customer: customer.clone(),
-                    })
-                    .set(*late as i64);
-                for (state, value) in states(tallies) {
-                    metrics
-                        .pair_clocks
-                        .get_or_create(&PairState {
-                            supplier: supplier.clone(),
-                            customer: customer.clone(),
-                            state,
-                        })
-                        .set(value as i64);
-                }
-            }
-        }
+        Ok(Ok(snapshot)) => metrics.set_snapshot(&snapshot),
         Ok(Err(e)) => tracing::warn!(error = %e, "cannot read the views for the metrics"),
         Err(e) => tracing::warn!(error = %e, "the metrics reader failed"),
     }

@@ -114,6 +114,33 @@ impl QueryService {
         })
     }
 
+    /// What a GetCompliance request asks about: a promise of the catalog
+    /// (or all), a supplier, a customer and a window.
+    fn compliance_scope(
+        &self,
+        r: &v1::GetComplianceRequest,
+    ) -> Result<ComplianceScope, QueryError> {
+        let policy = optional_token("policy_id", &r.policy_id)?;
+        if let Some(policy) = policy
+            .as_ref()
+            .filter(|p| self.shared.catalog.policy(p.as_str()).is_none())
+        {
+            return Err(QueryError::NotFound(format!(
+                "policy_id: {policy} is not a promise in the catalog"
+            )));
+        }
+        let department = |field: &str, value: &Option<String>| {
+            value.as_deref().map(|v| token(field, v)).transpose()
+        };
+        Ok(ComplianceScope {
+            policy,
+            supplier: department("supplier", &r.supplier)?,
+            customer: department("customer", &r.customer)?,
+            from: optional_time("from", &r.from)?,
+            to: optional_time("to", &r.to)?,
+        })
+    }
+
     fn handoff_to_proto(&self, view: HandoffView, with_events: bool) -> v1::Handoff {
         let now = baton_runtime::now();
         let h = &view.handoff;
@@ -219,6 +246,56 @@ fn optional_time(
         .transpose()?)
 }
 
+/// How a GetCompliance request wants its figures bucketed, if at all;
+/// days in `time_zone` (UTC when empty).
+fn bucketing(bucket: i32, time_zone: &str) -> Result<Option<Bucketing>, QueryError> {
+    match v1::Bucket::try_from(bucket) {
+        Ok(v1::Bucket::Unspecified) => Ok(None),
+        Ok(v1::Bucket::Hour) => Ok(Some(Bucketing::Hour)),
+        Ok(v1::Bucket::Day) => {
+            let zone = if time_zone.is_empty() {
+                "UTC"
+            } else {
+                time_zone
+            };
+            let tz = jiff::tz::TimeZone::get(zone).map_err(|_| {
+                QueryError::Invalid(ValidationError::new(
+                    "time_zone",
+                    format!("{zone:?} is not an IANA time zone"),
+                ))
+            })?;
+            Ok(Some(Bucketing::Day(tz)))
+        }
+        Err(_) => Err(QueryError::Invalid(ValidationError::new(
+            "bucket",
+            format!("{bucket} is not a known Bucket"),
+        ))),
+    }
+}
+
+/// The figures of each bucket; `series` is none when the window has more
+/// than [`MAX_BUCKETS`] buckets with figures.
+fn compliance_buckets(
+    policy: Option<&Token>,
+    series: Option<Vec<(Timestamp, baton_domain::compliance::Tallies)>>,
+) -> Result<Vec<v1::Compliance>, QueryError> {
+    let Some(series) = series else {
+        return Err(QueryError::Invalid(ValidationError::new(
+            "bucket",
+            format!(
+                "this window has more than {MAX_BUCKETS} buckets with figures: narrow from and to, or ask for BUCKET_DAY"
+            ),
+        )));
+    };
+    Ok(series
+        .into_iter()
+        .map(|(start, t)| v1::Compliance {
+            bucket_start: Some(timestamp_to_proto(start)),
+            ..tallies_to_proto(policy, &t)
+        })
+        .collect())
+}
+
 /// Items a page holds for a requested `page_size` (0: the default).
 pub(crate) fn page_size(requested: u32) -> usize {
     match requested {
@@ -318,51 +395,9 @@ impl Query for QueryService {
     ) -> Result<Response<v1::GetComplianceResponse>, Status> {
         self.ensure_current()?;
         let r = request.into_inner();
-        let policy = optional_token("policy_id", &r.policy_id).map_err(QueryError::from)?;
-        if let Some(policy) = policy
-            .as_ref()
-            .filter(|p| self.shared.catalog.policy(p.as_str()).is_none())
-        {
-            return Err(QueryError::NotFound(format!(
-                "policy_id: {policy} is not a promise in the catalog"
-            ))
-            .into());
-        }
-        let department = |field: &str, value: &Option<String>| {
-            value.as_deref().map(|v| token(field, v)).transpose()
-        };
-        let scope = ComplianceScope {
-            policy: policy.clone(),
-            supplier: department("supplier", &r.supplier).map_err(QueryError::from)?,
-            customer: department("customer", &r.customer).map_err(QueryError::from)?,
-            from: optional_time("from", &r.from)?,
-            to: optional_time("to", &r.to)?,
-        };
-        let bucketing = match v1::Bucket::try_from(r.bucket) {
-            Ok(v1::Bucket::Unspecified) => None,
-            Ok(v1::Bucket::Hour) => Some(Bucketing::Hour),
-            Ok(v1::Bucket::Day) => {
-                let zone = if r.time_zone.is_empty() {
-                    "UTC"
-                } else {
-                    &r.time_zone
-                };
-                let tz = jiff::tz::TimeZone::get(zone).map_err(|_| {
-                    QueryError::Invalid(ValidationError::new(
-                        "time_zone",
-                        format!("{zone:?} is not an IANA time zone"),
-                    ))
-                })?;
-                Some(Bucketing::Day(tz))
-            }
-            Err(_) => {
-                return Err(QueryError::Invalid(ValidationError::new(
-                    "bucket",
-                    format!("{} is not a known Bucket", r.bucket),
-                ))
-                .into())
-            }
-        };
+        let scope = self.compliance_scope(&r)?;
+        let bucketing = bucketing(r.bucket, &r.time_zone)?;
+        let policy = scope.policy.clone();
         let (tallies, series) = self
             .shared
             .read(move |views| {
@@ -379,22 +414,7 @@ impl Query for QueryService {
             .map_err(QueryError::from)?;
         let mut figures = tallies_to_proto(policy.as_ref(), &tallies);
         if let Some(series) = series {
-            let Some(series) = series else {
-                return Err(QueryError::Invalid(ValidationError::new(
-                    "bucket",
-                    format!(
-                        "this window has more than {MAX_BUCKETS} buckets with figures: narrow from and to, or ask for BUCKET_DAY"
-                    ),
-                ))
-                .into());
-            };
-            figures.buckets = series
-                .into_iter()
-                .map(|(start, t)| v1::Compliance {
-                    bucket_start: Some(timestamp_to_proto(start)),
-                    ..tallies_to_proto(policy.as_ref(), &t)
-                })
-                .collect();
+            figures.buckets = compliance_buckets(policy.as_ref(), series)?;
         }
         Ok(Response::new(v1::GetComplianceResponse {
             compliance: Some(figures),

@@ -74,10 +74,7 @@ pub async fn run(
         baton_runtime::serve::secure_ports(&config.tls, &config.grpc, &config.http, |d| {
             catalog.has_department(d)
         })?;
-    let client =
-        baton_log::connect_secured(&config.nats_url, "baton-projector", &config.nats).await?;
-    let mut js = async_nats::jetstream::new(client.clone());
-    js.set_timeout(Duration::from_secs(10));
+    let (client, js) = connect_nats(&config).await?;
     let (reporter, health_service) = tonic_health::server::health_reporter();
     let health = Health::new(reporter, crate::QUERY_SERVICE);
     health.set(false).await;
@@ -126,9 +123,32 @@ pub async fn run(
         tls,
         counters: ports.port("grpc"),
     };
-    let served = baton_runtime::serve::serve_grpc(port, routes, &shutdown);
+    serve_until_shutdown(port, routes, tasks, &shared, &shutdown).await
+}
+
+/// NATS, and JetStream on it with a bound on how long a request may take.
+async fn connect_nats(
+    config: &Config,
+) -> Result<(async_nats::Client, async_nats::jetstream::Context), StartError> {
+    let client =
+        baton_log::connect_secured(&config.nats_url, "baton-projector", &config.nats).await?;
+    let mut js = async_nats::jetstream::new(client.clone());
+    js.set_timeout(Duration::from_secs(10));
+    Ok((client, js))
+}
+
+/// Serves queries until `shutdown` fires or a supervised task fails, waits
+/// for the tasks to end, and flushes the views whichever came first.
+async fn serve_until_shutdown(
+    port: GrpcPort<'_>,
+    routes: Routes,
+    tasks: Supervisor,
+    shared: &Arc<Shared>,
+    shutdown: &CancellationToken,
+) -> Result<(), StartError> {
+    let served = baton_runtime::serve::serve_grpc(port, routes, shutdown);
     let (served, supervised) = tokio::join!(served, tasks.wait());
-    flush_views(&shared).await;
+    flush_views(shared).await;
     served?;
     supervised?;
     tracing::info!(

@@ -45,16 +45,9 @@ pub fn parse_time(what: &str, value: &str) -> Result<i64, LogError> {
 pub fn read_xes(input: impl BufRead) -> Result<Vec<LogEvent>, LogError> {
     let mut reader = quick_xml::Reader::from_reader(input);
     let mut buf = Vec::new();
-    let mut out = Vec::new();
-    // Where we are: inside a trace, inside an event, and how deep inside
-    // the event (nested list/container attributes are not the event's own).
-    let mut in_trace = false;
-    let mut case: Option<String> = None;
-    let mut event: Option<(Option<String>, Option<String>)> = None;
-    let mut pending: Vec<(Option<String>, Option<String>)> = Vec::new();
-    let mut depth_in_event = 0usize;
+    let mut xes = XesReader::default();
     loop {
-        let (element, empty) = match reader.read_event_into(&mut buf) {
+        match reader.read_event_into(&mut buf) {
             Err(e) => {
                 return Err(LogError::Xml(format!(
                     "at byte {}: {e}",
@@ -62,69 +55,97 @@ pub fn read_xes(input: impl BufRead) -> Result<Vec<LogEvent>, LogError> {
                 )))
             }
             Ok(Event::Eof) => break,
-            Ok(Event::Start(e)) => (e.into_owned(), false),
-            Ok(Event::Empty(e)) => (e.into_owned(), true),
-            Ok(Event::End(e)) => {
-                match e.name().as_ref() {
-                    b"trace" => {
-                        in_trace = false;
-                        let name = case.take().unwrap_or_default();
-                        for (activity, time) in pending.drain(..) {
-                            if let (Some(activity), Some(time)) = (activity, time) {
-                                out.push(LogEvent {
-                                    case: name.clone(),
-                                    activity,
-                                    at_ms: parse_time("time:timestamp", &time)?,
-                                });
-                            }
-                        }
-                    }
-                    b"event" => {
-                        if let Some(e) = event.take() {
-                            pending.push(e);
-                        }
-                        depth_in_event = 0;
-                    }
-                    _ if event.is_some() => depth_in_event = depth_in_event.saturating_sub(1),
-                    _ => {}
-                }
-                buf.clear();
-                continue;
-            }
-            Ok(_) => {
-                buf.clear();
-                continue;
-            }
-        };
+            Ok(Event::Start(e)) => xes.open(&e, false)?,
+            Ok(Event::Empty(e)) => xes.open(&e, true)?,
+            Ok(Event::End(e)) => xes.close(e.name().as_ref())?,
+            Ok(_) => {}
+        }
         buf.clear();
+    }
+    Ok(xes.out)
+}
+
+/// An event's activity and time, as far as read.
+type XesEvent = (Option<String>, Option<String>);
+
+/// Where the XES reader is (inside a trace, inside an event, and how deep
+/// inside the event: nested list/container attributes are not the event's
+/// own), and the events read so far.
+#[derive(Debug, Default)]
+struct XesReader {
+    in_trace: bool,
+    case: Option<String>,
+    event: Option<XesEvent>,
+    /// The trace's events, kept until its end, where its name may come.
+    pending: Vec<XesEvent>,
+    depth_in_event: usize,
+    out: Vec<LogEvent>,
+}
+
+impl XesReader {
+    /// An element starts (`empty`: and ends at once, `<string .../>`).
+    fn open(&mut self, element: &BytesStart<'_>, empty: bool) -> Result<(), LogError> {
         match element.name().as_ref() {
             b"trace" if !empty => {
-                in_trace = true;
-                case = None;
-                pending.clear();
+                self.in_trace = true;
+                self.case = None;
+                self.pending.clear();
             }
-            b"event" if in_trace && !empty => {
-                event = Some((None, None));
-                depth_in_event = 0;
+            b"event" if self.in_trace && !empty => {
+                self.event = Some((None, None));
+                self.depth_in_event = 0;
             }
             _ => {
-                let own = depth_in_event == 0;
-                if !empty && event.is_some() {
-                    depth_in_event += 1;
+                let own = self.depth_in_event == 0;
+                if !empty && self.event.is_some() {
+                    self.depth_in_event += 1;
                 }
-                let Some((key, value)) = key_value(&element)? else {
-                    continue;
+                let Some((key, value)) = key_value(element)? else {
+                    return Ok(());
                 };
-                match (&mut event, key.as_str()) {
+                match (&mut self.event, key.as_str()) {
                     (Some((activity, _)), "concept:name") if own => *activity = Some(value),
                     (Some((_, time)), "time:timestamp") if own => *time = Some(value),
-                    (None, "concept:name") if in_trace && case.is_none() => case = Some(value),
+                    (None, "concept:name") if self.in_trace && self.case.is_none() => {
+                        self.case = Some(value)
+                    }
                     _ => {}
                 }
             }
         }
+        Ok(())
     }
-    Ok(out)
+
+    /// The element `name` ends: a trace's events are complete, an event
+    /// joins its trace's.
+    fn close(&mut self, name: &[u8]) -> Result<(), LogError> {
+        match name {
+            b"trace" => {
+                self.in_trace = false;
+                let case = self.case.take().unwrap_or_default();
+                for (activity, time) in self.pending.drain(..) {
+                    if let (Some(activity), Some(time)) = (activity, time) {
+                        self.out.push(LogEvent {
+                            case: case.clone(),
+                            activity,
+                            at_ms: parse_time("time:timestamp", &time)?,
+                        });
+                    }
+                }
+            }
+            b"event" => {
+                if let Some(e) = self.event.take() {
+                    self.pending.push(e);
+                }
+                self.depth_in_event = 0;
+            }
+            _ if self.event.is_some() => {
+                self.depth_in_event = self.depth_in_event.saturating_sub(1)
+            }
+            _ => {}
+        }
+        Ok(())
+    }
 }
 
 fn key_value(element: &BytesStart<'_>) -> Result<Option<(String, String)>, LogError> {

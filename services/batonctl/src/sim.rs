@@ -214,19 +214,46 @@ pub fn generate(catalog: &Catalog, settings: &Settings) -> Vec<Planned> {
         return out;
     }
     let mut rng = Rng::new(settings.seed);
-    let speed = settings.speed.max(1e-6);
-    let span_ms = settings.hours * HOUR_MS;
-    let peak = HOURLY.iter().copied().fold(0.0, f64::max);
-    let mean = HOURLY.iter().sum::<f64>() / 24.0;
-    // Arrivals per simulated ms at the peak hour.
-    let peak_rate = settings.per_day / 24.0 / HOUR_MS * peak / mean;
+    let disruptions = plan_disruptions(&mut out, &mut rng, &hospital, settings);
+    plan_arrivals(&mut out, &mut rng, &hospital, &disruptions, settings);
+    // Stable: events of one hand-off keep their order at equal times.
+    out.sort_by_key(|p| p.at_ms);
+    out
+}
 
-    // A disruption or two: a supplier down for 30-90 simulated minutes,
-    // somewhere in the busy part of the day.
-    let mut disruptions: Vec<(f64, f64, &str, &str)> = Vec::new();
+/// Simulated time per real time, kept above 0.
+fn speed(settings: &Settings) -> f64 {
+    settings.speed.max(1e-6)
+}
+
+/// A supplier down for a while: its work of one kind is slower.
+struct Disruption<'c> {
+    /// Simulated ms after the start.
+    from: f64,
+    until: f64,
+    supplier: &'c str,
+    kind: &'c str,
+}
+
+impl Disruption<'_> {
+    fn slows(&self, supplier: &str, kind: &str, sim_ms: f64) -> bool {
+        self.supplier == supplier && self.kind == kind && (self.from..self.until).contains(&sim_ms)
+    }
+}
+
+/// A disruption or two: a supplier down for 30-90 simulated minutes,
+/// somewhere in the busy part of the day. Plans their start and end.
+fn plan_disruptions<'c>(
+    out: &mut Vec<Planned>,
+    rng: &mut Rng,
+    hospital: &Hospital<'c>,
+    settings: &Settings,
+) -> Vec<Disruption<'c>> {
+    let span_ms = settings.hours * HOUR_MS;
+    let mut disruptions = Vec::new();
     let count = if settings.hours >= 12.0 { 2 } else { 1 };
     for i in 0..count {
-        let line = hospital.pick_line(&mut rng);
+        let line = hospital.pick_line(rng);
         if line.promises.iter().all(|p| p.supplier.is_none()) {
             continue;
         }
@@ -243,7 +270,7 @@ pub fn generate(catalog: &Catalog, settings: &Settings) -> Vec<Planned> {
         };
         for (at, started) in [(from, true), (until, false)] {
             out.push(Planned {
-                at_ms: (at / speed) as i64,
+                at_ms: (at / speed(settings)) as i64,
                 what: What::Disruption {
                     disruption_id: id.clone(),
                     started,
@@ -253,9 +280,30 @@ pub fn generate(catalog: &Catalog, settings: &Settings) -> Vec<Planned> {
                 },
             });
         }
-        disruptions.push((from, until, supplier, line.kind));
+        disruptions.push(Disruption {
+            from,
+            until,
+            supplier,
+            kind: line.kind,
+        });
     }
+    disruptions
+}
 
+/// The day's requests, arriving as a Poisson process thinned by the hour
+/// of day, and what becomes of each.
+fn plan_arrivals(
+    out: &mut Vec<Planned>,
+    rng: &mut Rng,
+    hospital: &Hospital<'_>,
+    disruptions: &[Disruption<'_>],
+    settings: &Settings,
+) {
+    let span_ms = settings.hours * HOUR_MS;
+    let peak = HOURLY.iter().copied().fold(0.0, f64::max);
+    let mean = HOURLY.iter().sum::<f64>() / 24.0;
+    // Arrivals per simulated ms at the peak hour.
+    let peak_rate = settings.per_day / 24.0 / HOUR_MS * peak / mean;
     let mut sim_ms = 0.0;
     let mut n = 0u64;
     loop {
@@ -268,7 +316,7 @@ pub fn generate(catalog: &Catalog, settings: &Settings) -> Vec<Planned> {
         if !rng.chance(HOURLY[hour as usize] / peak) {
             continue;
         }
-        let line = hospital.pick_line(&mut rng);
+        let line = hospital.pick_line(rng);
         let supplier = *rng.pick(&line.suppliers);
         let customers: Vec<&str> = hospital
             .clinical
@@ -277,10 +325,10 @@ pub fn generate(catalog: &Catalog, settings: &Settings) -> Vec<Planned> {
             .filter(|c| *c != supplier)
             .collect();
         let customer = *rng.pick(&customers);
-        let priority = pick_priority(&mut rng, &line.priorities);
-        let slowed = disruptions.iter().any(|(from, until, s, k)| {
-            *s == supplier && *k == line.kind && (*from..*until).contains(&sim_ms)
-        });
+        let priority = pick_priority(rng, &line.priorities);
+        let slowed = disruptions
+            .iter()
+            .any(|d| d.slows(supplier, line.kind, sim_ms));
         let handoff_id = format!(
             "sim-{}-h{}",
             settings.run,
@@ -288,24 +336,21 @@ pub fn generate(catalog: &Catalog, settings: &Settings) -> Vec<Planned> {
         );
         n += 1;
         plan_handoff(
-            &mut out,
-            &mut rng,
+            out,
+            rng,
             &HandoffPlan {
                 handoff_id,
                 line,
                 supplier,
                 customer,
                 priority,
-                requested_ms: sim_ms / speed,
+                requested_ms: sim_ms / speed(settings),
                 hour,
                 slowed,
                 other_suppliers: &hospital.clinical,
             },
         );
     }
-    // Stable: events of one hand-off keep their order at equal times.
-    out.sort_by_key(|p| p.at_ms);
-    out
 }
 
 fn pick_priority(rng: &mut Rng, available: &[Priority]) -> Priority {
@@ -334,105 +379,179 @@ struct HandoffPlan<'a, 'c> {
     other_suppliers: &'a [&'c str],
 }
 
-fn plan_handoff(out: &mut Vec<Planned>, rng: &mut Rng, plan: &HandoffPlan<'_, '_>) {
-    let line = plan.line;
-    let mut push = |at: f64, event_type: EventType, supplier: Option<&str>, score: Option<u8>| {
+impl HandoffPlan<'_, '_> {
+    /// Plans one of the hand-off's events at `at` (real ms); what the
+    /// request carries goes on REQUESTED only.
+    fn push(
+        &self,
+        out: &mut Vec<Planned>,
+        at: f64,
+        event_type: EventType,
+        supplier: Option<&str>,
+        score: Option<u8>,
+    ) {
         let requested = event_type == EventType::Requested;
         out.push(Planned {
             at_ms: at as i64,
             what: What::Handoff {
-                handoff_id: plan.handoff_id.clone(),
+                handoff_id: self.handoff_id.clone(),
                 event_type,
-                kind: requested.then(|| line.kind.to_owned()),
+                kind: requested.then(|| self.line.kind.to_owned()),
                 supplier: supplier.map(str::to_owned),
-                customer: requested.then(|| plan.customer.to_owned()),
-                priority: requested.then_some(plan.priority),
+                customer: requested.then(|| self.customer.to_owned()),
+                priority: requested.then_some(self.priority),
                 score,
-                hour: plan.hour,
+                hour: self.hour,
             },
         });
-    };
-    let t0 = plan.requested_ms;
-    push(t0, EventType::Requested, Some(plan.supplier), None);
+    }
 
-    // How long, as a share of the target, with a heavier hand when the
-    // supplier is disrupted.
-    let draw = |rng: &mut Rng| {
-        let slow = if plan.slowed { 2.5 } else { 1.0 };
-        line.profile.median * slow * (line.profile.sigma * rng.normal()).exp()
-    };
-    let respond_target = target_ms(
-        line,
-        plan.priority,
-        &[EventType::Acknowledged, EventType::Started],
-    );
-    let complete_target = target_ms(line, plan.priority, &[EventType::Completed]);
-    let base = respond_target.or(complete_target).unwrap_or(HOUR_MS);
+    /// How long, as a share of the target, with a heavier hand when the
+    /// supplier is disrupted.
+    fn draw(&self, rng: &mut Rng) -> f64 {
+        let slow = if self.slowed { 2.5 } else { 1.0 };
+        self.line.profile.median * slow * (self.line.profile.sigma * rng.normal()).exp()
+    }
+}
+
+/// The targets (ms) a hand-off's times are drawn against.
+struct Targets {
+    /// Of the promise stopped by an acknowledgement or a start.
+    respond: Option<f64>,
+    /// Of the promise stopped by completion.
+    complete: Option<f64>,
+    /// The response target, else the completion target, else an hour.
+    base: f64,
+}
+
+impl Targets {
+    fn of(line: &Line<'_>, priority: Priority) -> Targets {
+        let respond = target_ms(
+            line,
+            priority,
+            &[EventType::Acknowledged, EventType::Started],
+        );
+        let complete = target_ms(line, priority, &[EventType::Completed]);
+        Targets {
+            respond,
+            complete,
+            base: respond.or(complete).unwrap_or(HOUR_MS),
+        }
+    }
+}
+
+fn plan_handoff(out: &mut Vec<Planned>, rng: &mut Rng, plan: &HandoffPlan<'_, '_>) {
+    let t0 = plan.requested_ms;
+    plan.push(out, t0, EventType::Requested, Some(plan.supplier), None);
+    let targets = Targets::of(plan.line, plan.priority);
 
     let fate = rng.unit();
     if fate < 0.03 {
         return; // never answered: its clocks breach
     }
-    let mut t = t0;
     if fate < 0.05 {
-        push(
-            t0 + base * (0.2 + rng.unit()),
-            EventType::Cancelled,
-            None,
-            None,
-        );
+        let at = t0 + targets.base * (0.2 + rng.unit());
+        plan.push(out, at, EventType::Cancelled, None, None);
         return;
     }
-    // A consult passed on to another specialty: the response clock restarts.
-    if line.kind == "consult" && rng.chance(0.15) {
-        let others: Vec<&str> = plan
-            .other_suppliers
-            .iter()
-            .copied()
-            .filter(|s| *s != plan.supplier && *s != plan.customer)
-            .collect();
-        if !others.is_empty() {
-            t += base * draw(rng) * 0.6;
-            push(t, EventType::Reassigned, Some(*rng.pick(&others)), None);
+    let t = plan_reassignment(out, rng, plan, &targets, t0);
+    let (t, late) = plan_response(out, rng, plan, &targets, t);
+    if plan.line.kind == "lab" && rng.chance(0.03) {
+        plan.push(out, t + targets.base * 0.1, EventType::Rejected, None, None);
+        return;
+    }
+    plan_work(out, rng, plan, &targets, t, late);
+}
+
+/// A consult passed on to another specialty: the response clock restarts.
+/// Returns the time after it (`t` when there is none).
+fn plan_reassignment(
+    out: &mut Vec<Planned>,
+    rng: &mut Rng,
+    plan: &HandoffPlan<'_, '_>,
+    targets: &Targets,
+    t: f64,
+) -> f64 {
+    if plan.line.kind != "consult" || !rng.chance(0.15) {
+        return t;
+    }
+    let others: Vec<&str> = plan
+        .other_suppliers
+        .iter()
+        .copied()
+        .filter(|s| *s != plan.supplier && *s != plan.customer)
+        .collect();
+    if others.is_empty() {
+        return t;
+    }
+    let t = t + targets.base * plan.draw(rng) * 0.6;
+    plan.push(
+        out,
+        t,
+        EventType::Reassigned,
+        Some(*rng.pick(&others)),
+        None,
+    );
+    t
+}
+
+/// The supplier's first answer after `t`: acknowledged against the response
+/// target, or else work started. Returns its time and whether it was late.
+fn plan_response(
+    out: &mut Vec<Planned>,
+    rng: &mut Rng,
+    plan: &HandoffPlan<'_, '_>,
+    targets: &Targets,
+    t: f64,
+) -> (f64, bool) {
+    match targets.respond {
+        Some(target) => {
+            let share = plan.draw(rng);
+            let t = t + target * share;
+            plan.push(out, t, EventType::Acknowledged, None, None);
+            (t, share > 1.0)
+        }
+        None => {
+            let t = t + targets.base * plan.draw(rng) * 0.3;
+            plan.push(out, t, EventType::Started, None, None);
+            (t, false)
         }
     }
-    let mut late = false;
-    if let Some(target) = respond_target {
-        let share = draw(rng);
-        late |= share > 1.0;
-        t += target * share;
-        push(t, EventType::Acknowledged, None, None);
-    } else {
-        t += base * draw(rng) * 0.3;
-        push(t, EventType::Started, None, None);
-    }
-    if line.kind == "lab" && rng.chance(0.03) {
-        push(t + base * 0.1, EventType::Rejected, None, None);
-        return;
-    }
-    let work = complete_target.unwrap_or(base);
-    let mut share = draw(rng);
-    let pausable = line.promises.iter().any(|p| !p.pause.is_empty());
+}
+
+/// The work after the answer at `t`: perhaps held and resumed, then
+/// completed, and often rated (lower when any of it was `late`).
+fn plan_work(
+    out: &mut Vec<Planned>,
+    rng: &mut Rng,
+    plan: &HandoffPlan<'_, '_>,
+    targets: &Targets,
+    mut t: f64,
+    mut late: bool,
+) {
+    let work = targets.complete.unwrap_or(targets.base);
+    let mut share = plan.draw(rng);
+    let pausable = plan.line.promises.iter().any(|p| !p.pause.is_empty());
     if pausable && rng.chance(0.08) {
         let hold_at = t + work * share * 0.3;
         let hold_for = work * (0.2 + rng.unit() * 0.5);
-        push(hold_at, EventType::OnHold, None, None);
-        push(hold_at + hold_for, EventType::Resumed, None, None);
+        plan.push(out, hold_at, EventType::OnHold, None, None);
+        plan.push(out, hold_at + hold_for, EventType::Resumed, None, None);
         t += hold_for;
     }
-    if complete_target.is_none() && respond_target.is_some() {
+    if targets.complete.is_none() && targets.respond.is_some() {
         share *= 0.5; // the promise is the response; the work follows it
     }
-    late |= complete_target.is_some() && share > 1.0;
+    late |= targets.complete.is_some() && share > 1.0;
     t += work * share;
-    push(t, EventType::Completed, None, None);
+    plan.push(out, t, EventType::Completed, None, None);
     if rng.chance(0.3) {
         let score = if late {
             1 + rng.below(3) as u8
         } else {
             3 + rng.below(3) as u8
         };
-        push(t + work * 0.05, EventType::Rated, None, Some(score));
+        plan.push(out, t + work * 0.05, EventType::Rated, None, Some(score));
     }
 }
 

@@ -743,10 +743,27 @@ pub fn handoff(
     now: Timestamp,
     tz: &TimeZone,
 ) -> String {
-    let h = &view.handoff;
     let mut out = String::new();
+    handoff_header(&mut out, view, now, tz);
+    promises_table(&mut out, clocks, now, tz);
+    out.push_str("<section><h2>Timeline</h2><ol class=\"timeline\">\n");
+    for (at, class, text) in timeline(view, clocks, catalog, now, tz) {
+        put!(
+            &mut out,
+            "<li class=\"{class}\"><time>{}</time> {text}</li>\n",
+            instant(at, now, tz)
+        );
+    }
+    out.push_str("</ol></section>\n");
+    out
+}
+
+/// Who asks whom for what, how urgently, where it stands, and any
+/// disruption it was requested in.
+fn handoff_header(out: &mut String, view: &HandoffView, now: Timestamp, tz: &TimeZone) {
+    let h = &view.handoff;
     put!(
-        &mut out,
+        out,
         "<section><h1>Hand-off {id}</h1><p class=\"summary\">{kind}: {s} &rarr; {c}, \
          <span class=\"prio-{p}\">{p}</span>, <strong>{status}</strong>, requested {at}{rating}{disr}</p></section>\n",
         id = Escaped(h.handoff_id.as_str()),
@@ -771,43 +788,16 @@ pub fn handoff(
             format!(", requested during disruption {}", ids.join(", "))
         },
     );
+}
 
+/// The promises' clocks, one row each.
+fn promises_table(out: &mut String, clocks: &[ClockOutcome], now: Timestamp, tz: &TimeZone) {
     out.push_str(
         "<section><h2>Promises</h2><table class=\"rows\"><thead><tr><th>promise</th><th>state</th>\
          <th>supplier</th><th>elapsed / target</th><th>started</th><th>warn at</th><th>deadline</th><th>ended</th></tr></thead><tbody>\n",
     );
     for c in clocks {
-        let share = if c.target.is_zero() {
-            0.0
-        } else {
-            c.elapsed.as_secs_f64() / c.target.as_secs_f64()
-        };
-        let class = state_class(c, now);
-        put!(
-            &mut out,
-            "<tr class=\"{class}\"><td>{policy}{cycle}</td><td class=\"state\">{state}</td><td>{s}</td>\
-             <td>{el} / {target}<div class=\"bar\"><div style=\"width:{w:.0}%\"></div></div></td>\
-             <td>{start}</td><td>{warn}</td><td>{deadline}</td><td>{ended}</td></tr>\n",
-            policy = Escaped(c.policy_id.as_str()),
-            cycle = cycle_suffix(c.cycle),
-            state = c.state.name(),
-            s = c
-                .supplier
-                .as_ref()
-                .map(|s| Escaped(s.as_str()).to_string())
-                .unwrap_or_default(),
-            el = duration(c.elapsed),
-            target = duration(c.target),
-            w = (share * 100.0).clamp(0.0, 100.0),
-            start = opt_instant(c.started_at, now, tz),
-            warn = opt_instant(c.warn_at, now, tz),
-            deadline = opt_instant(c.deadline, now, tz),
-            ended = match (c.stopped_at, c.ended_by) {
-                (Some(at), Some(by)) => format!("{} by {}", instant(at, now, tz), by.name()),
-                (Some(at), None) => instant(at, now, tz),
-                _ => "&ndash;".to_owned(),
-            },
-        );
+        promise_row(out, c, now, tz);
     }
     if clocks.is_empty() {
         out.push_str(
@@ -815,17 +805,42 @@ pub fn handoff(
         );
     }
     out.push_str("</tbody></table></section>\n");
+}
 
-    out.push_str("<section><h2>Timeline</h2><ol class=\"timeline\">\n");
-    for (at, class, text) in timeline(view, clocks, catalog, now, tz) {
-        put!(
-            &mut out,
-            "<li class=\"{class}\"><time>{}</time> {text}</li>\n",
-            instant(at, now, tz)
-        );
-    }
-    out.push_str("</ol></section>\n");
-    out
+/// One clock: its state, how much of its target has elapsed, and when it
+/// started, warns, is due and ended.
+fn promise_row(out: &mut String, c: &ClockOutcome, now: Timestamp, tz: &TimeZone) {
+    let share = if c.target.is_zero() {
+        0.0
+    } else {
+        c.elapsed.as_secs_f64() / c.target.as_secs_f64()
+    };
+    let class = state_class(c, now);
+    put!(
+        out,
+        "<tr class=\"{class}\"><td>{policy}{cycle}</td><td class=\"state\">{state}</td><td>{s}</td>\
+         <td>{el} / {target}<div class=\"bar\"><div style=\"width:{w:.0}%\"></div></div></td>\
+         <td>{start}</td><td>{warn}</td><td>{deadline}</td><td>{ended}</td></tr>\n",
+        policy = Escaped(c.policy_id.as_str()),
+        cycle = cycle_suffix(c.cycle),
+        state = c.state.name(),
+        s = c
+            .supplier
+            .as_ref()
+            .map(|s| Escaped(s.as_str()).to_string())
+            .unwrap_or_default(),
+        el = duration(c.elapsed),
+        target = duration(c.target),
+        w = (share * 100.0).clamp(0.0, 100.0),
+        start = opt_instant(c.started_at, now, tz),
+        warn = opt_instant(c.warn_at, now, tz),
+        deadline = opt_instant(c.deadline, now, tz),
+        ended = match (c.stopped_at, c.ended_by) {
+            (Some(at), Some(by)) => format!("{} by {}", instant(at, now, tz), by.name()),
+            (Some(at), None) => instant(at, now, tz),
+            _ => "&ndash;".to_owned(),
+        },
+    );
 }
 
 fn opt_instant(at: Option<Timestamp>, now: Timestamp, tz: &TimeZone) -> String {

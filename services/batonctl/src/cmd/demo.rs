@@ -8,7 +8,8 @@
 
 use std::time::Duration;
 
-use baton_proto::v1::{self, EventType, Priority};
+use baton_proto::v1::{self, ingest_client::IngestClient, EventType, Priority};
+use tonic::transport::Channel;
 
 use crate::{output, time};
 
@@ -44,7 +45,7 @@ impl Rng {
 
 fn event(handoff: &str, t: EventType) -> v1::HandoffEvent {
     v1::HandoffEvent {
-        event_id: format!("{handoff}-{}", output::event_type(t as i32)),
+        event_id: super::event_id(handoff, t),
         handoff_id: handoff.to_owned(),
         r#type: t as i32,
         occurred_at: Some(time::from_millis(time::now_millis())),
@@ -56,18 +57,12 @@ fn event(handoff: &str, t: EventType) -> v1::HandoffEvent {
 pub async fn run(ingest_url: &str, query_url: &str, args: Args) -> anyhow::Result<()> {
     let ingest = super::ingest(ingest_url).await?;
     let mut query = super::query(query_url).await?;
-    let mut breaches = query
+    let breaches = query
         .watch_breaches(v1::WatchBreachesRequest::default())
         .await
         .map_err(super::status)?
         .into_inner();
-    tokio::spawn(async move {
-        while let Ok(Some(response)) = breaches.message().await {
-            if let Some(b) = response.breach {
-                println!("{}", output::breach_line(&b));
-            }
-        }
-    });
+    super::print_breaches(breaches);
 
     let mut rng = Rng(args.seed.max(1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let run_id = time::now_millis() % 100_000;
@@ -78,6 +73,31 @@ pub async fn run(ingest_url: &str, query_url: &str, args: Args) -> anyhow::Resul
         if args.seconds > 0 && started.elapsed() > Duration::from_secs(args.seconds) {
             break;
         }
+        // `h` keeps the run's digits and the count apart: together they
+        // could reach the 8 digits the patient-data screen refuses.
+        let request = Request::draw(&mut rng, format!("demo-{run_id}-h{n}"));
+        let mut client = ingest.clone();
+        if !request.send(&mut client).await {
+            continue;
+        }
+        if let Some((answer, after)) = draw_answer(&mut rng, request.kind) {
+            answer_later(client, request.handoff, answer, after);
+        }
+    }
+    Ok(())
+}
+
+/// One ward's request, its choices drawn from the workload's seed.
+struct Request {
+    handoff: String,
+    kind: &'static str,
+    supplier: &'static str,
+    customer: &'static str,
+    priority: Priority,
+}
+
+impl Request {
+    fn draw(rng: &mut Rng, handoff: String) -> Request {
         let (kind, supplier) = if rng.below(3) < 2 {
             ("repair", "engineering")
         } else {
@@ -89,69 +109,86 @@ pub async fn run(ingest_url: &str, query_url: &str, args: Args) -> anyhow::Resul
         } else {
             Priority::Urgent
         };
-        // `h` keeps the run's digits and the count apart: together they
-        // could reach the 8 digits the patient-data screen refuses.
-        let handoff = format!("demo-{run_id}-h{n}");
-        let request = v1::HandoffEvent {
-            kind: kind.into(),
-            supplier: supplier.into(),
-            customer: customer.into(),
-            priority: priority as i32,
-            ..event(&handoff, EventType::Requested)
+        Request {
+            handoff,
+            kind,
+            supplier,
+            customer,
+            priority,
+        }
+    }
+
+    /// Appends the request and prints it; false (and why, on stderr) when
+    /// ingest refused it.
+    async fn send(&self, client: &mut IngestClient<Channel>) -> bool {
+        let Request {
+            handoff,
+            kind,
+            supplier,
+            customer,
+            priority,
+        } = self;
+        let event = v1::HandoffEvent {
+            kind: (*kind).into(),
+            supplier: (*supplier).into(),
+            customer: (*customer).into(),
+            priority: *priority as i32,
+            ..event(handoff, EventType::Requested)
         };
-        let mut client = ingest.clone();
-        match client
+        let appended = client
             .append(v1::AppendRequest {
-                event: Some(request),
+                event: Some(event),
                 expected_version: None,
                 backfill: false,
             })
-            .await
-        {
-            Ok(_) => println!(
-                "requested  {handoff:<18} {kind:<7} {supplier} -> {customer} ({})",
-                output::priority(priority as i32)
-            ),
+            .await;
+        match appended {
+            Ok(_) => {
+                println!(
+                    "requested  {handoff:<18} {kind:<7} {supplier} -> {customer} ({})",
+                    output::priority(*priority as i32)
+                );
+                true
+            }
             Err(e) => {
                 eprintln!("append failed: {}", super::status(e));
-                continue;
+                false
             }
         }
-        // Most answered in time, some late, some never (those breach).
-        let (answer, after) = match rng.below(10) {
-            0..=5 => (
-                if kind == "repair" {
-                    EventType::Acknowledged
-                } else {
-                    EventType::Completed
-                },
-                2 + rng.below(8),
-            ),
-            6..=7 => (
-                if kind == "repair" {
-                    EventType::Acknowledged
-                } else {
-                    EventType::Completed
-                },
-                35 + rng.below(15),
-            ),
-            _ => continue,
-        };
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(after)).await;
-            let request = v1::AppendRequest {
-                event: Some(event(&handoff, answer)),
-                expected_version: None,
-                backfill: false,
-            };
-            match client.append(request).await {
-                Ok(_) => println!(
-                    "{:<10} {handoff:<18} after {after}s",
-                    output::event_type(answer as i32)
-                ),
-                Err(e) => eprintln!("append failed: {}", super::status(e)),
-            }
-        });
     }
-    Ok(())
+}
+
+/// How the supplier answers a request of `kind`, and after how many
+/// seconds: most in time, some late, some never (those breach).
+fn draw_answer(rng: &mut Rng, kind: &str) -> Option<(EventType, u64)> {
+    let answer = if kind == "repair" {
+        EventType::Acknowledged
+    } else {
+        EventType::Completed
+    };
+    match rng.below(10) {
+        0..=5 => Some((answer, 2 + rng.below(8))),
+        6..=7 => Some((answer, 35 + rng.below(15))),
+        _ => None,
+    }
+}
+
+/// Appends `answer` to the hand-off `after` seconds from now, in the
+/// background, and prints it.
+fn answer_later(mut client: IngestClient<Channel>, handoff: String, answer: EventType, after: u64) {
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(after)).await;
+        let request = v1::AppendRequest {
+            event: Some(event(&handoff, answer)),
+            expected_version: None,
+            backfill: false,
+        };
+        match client.append(request).await {
+            Ok(_) => println!(
+                "{:<10} {handoff:<18} after {after}s",
+                output::event_type(answer as i32)
+            ),
+            Err(e) => eprintln!("append failed: {}", super::status(e)),
+        }
+    });
 }

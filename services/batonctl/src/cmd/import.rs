@@ -7,11 +7,12 @@
 
 use std::{
     io::{BufRead, BufReader, IsTerminal, Write},
-    path::PathBuf,
+    path::{Path, PathBuf},
 };
 
 use anyhow::Context;
-use baton_proto::v1;
+use baton_proto::v1::{self, ingest_client::IngestClient};
+use tonic::transport::Channel;
 
 use crate::{
     eventlog,
@@ -49,10 +50,39 @@ pub enum Format {
 }
 
 pub async fn run(ingest_url: &str, args: Args) -> anyhow::Result<()> {
-    let mapping_text = std::fs::read_to_string(&args.mapping)
-        .with_context(|| format!("cannot read the mapping {}", args.mapping.display()))?;
-    let mapping = Mapping::from_json(&mapping_text)
-        .with_context(|| format!("mapping {}", args.mapping.display()))?;
+    let mapping = read_mapping(&args.mapping)?;
+    let events = read_log(&args, &mapping)?;
+    if !mapping.description.is_empty() {
+        eprintln!("mapping: {}", mapping.description);
+    }
+    let found = mapping.find(&events);
+    report_found(&args.file, &mapping, &events, &found);
+    let requests = to_requests(&mapping, &found);
+    if args.dry_run {
+        eprintln!("dry run: {} events not sent", requests.len());
+        return Ok(());
+    }
+
+    let mut ingest = super::ingest(ingest_url).await?;
+    let Outcomes {
+        ok,
+        duplicate,
+        refused,
+    } = send(&mut ingest, &requests, args.batch as usize).await?;
+    eprintln!("imported: {ok} events appended, {duplicate} already there, {refused} refused");
+    anyhow::ensure!(refused == 0, "{refused} events were refused");
+    Ok(())
+}
+
+fn read_mapping(path: &Path) -> anyhow::Result<Mapping> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the mapping {}", path.display()))?;
+    Mapping::from_json(&text).with_context(|| format!("mapping {}", path.display()))
+}
+
+/// Reads the log named by `args.file`, in the format asked for or else the
+/// one its name says.
+fn read_log(args: &Args, mapping: &Mapping) -> anyhow::Result<Vec<eventlog::LogEvent>> {
     let format = match args.format {
         Some(f) => f,
         None if args.file.ends_with(".csv") => Format::Csv,
@@ -66,7 +96,7 @@ pub async fn run(ingest_url: &str, args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("cannot open {}", args.file))?;
         Box::new(BufReader::new(file))
     };
-    let events = match format {
+    match format {
         Format::Xes => eventlog::read_xes(input),
         Format::Csv => {
             let columns = mapping
@@ -76,19 +106,25 @@ pub async fn run(ingest_url: &str, args: Args) -> anyhow::Result<()> {
             eventlog::read_csv(input, columns)
         }
     }
-    .with_context(|| format!("reading {}", args.file))?;
+    .with_context(|| format!("reading {}", args.file))
+}
+
+/// What the log holds and which hand-offs the mapping found in it, rule by
+/// rule, on stderr.
+fn report_found(
+    file: &str,
+    mapping: &Mapping,
+    events: &[eventlog::LogEvent],
+    found: &[FoundHandoff],
+) {
     let cases = events
         .iter()
         .map(|e| e.case.as_str())
         .collect::<std::collections::HashSet<_>>()
         .len();
-    if !mapping.description.is_empty() {
-        eprintln!("mapping: {}", mapping.description);
-    }
-    let found = mapping.find(&events);
     eprintln!(
         "{}: {} events in {cases} cases; {} hand-offs found",
-        args.file,
+        file,
         events.len(),
         found.len()
     );
@@ -105,17 +141,26 @@ pub async fn run(ingest_url: &str, args: Args) -> anyhow::Result<()> {
             completed
         );
     }
-    let requests = to_requests(&mapping, &found);
-    if args.dry_run {
-        eprintln!("dry run: {} events not sent", requests.len());
-        return Ok(());
-    }
+}
 
-    let mut ingest = super::ingest(ingest_url).await?;
-    let total = requests.len();
-    let mut progress = Progress::new(total);
-    let (mut ok, mut duplicate, mut refused) = (0u64, 0u64, 0u64);
-    for chunk in requests.chunks(args.batch as usize) {
+/// How ingest answered the events sent.
+#[derive(Debug, Default)]
+struct Outcomes {
+    ok: u64,
+    duplicate: u64,
+    refused: u64,
+}
+
+/// Sends the requests in AppendBatches of `batch`, reporting progress; the
+/// first few refusals are printed with their reasons.
+async fn send(
+    ingest: &mut IngestClient<Channel>,
+    requests: &[v1::AppendRequest],
+    batch: usize,
+) -> anyhow::Result<Outcomes> {
+    let mut progress = Progress::new(requests.len());
+    let mut outcomes = Outcomes::default();
+    for chunk in requests.chunks(batch) {
         let response = ingest
             .append_batch(v1::AppendBatchRequest {
                 requests: chunk.to_vec(),
@@ -125,25 +170,29 @@ pub async fn run(ingest_url: &str, args: Args) -> anyhow::Result<()> {
             .context("AppendBatch")?
             .into_inner();
         for (request, result) in chunk.iter().zip(response.results) {
-            match result.outcome {
-                Some(v1::append_result::Outcome::Ok(r)) if r.duplicate => duplicate += 1,
-                Some(v1::append_result::Outcome::Ok(_)) => ok += 1,
-                Some(v1::append_result::Outcome::Error(e)) => {
-                    refused += 1;
-                    if refused <= 10 {
-                        let id = request.event.as_ref().map(|e| e.event_id.as_str());
-                        eprintln!("\nrefused {}: {}", id.unwrap_or("?"), e.message);
-                    }
-                }
-                None => refused += 1,
-            }
+            outcomes.count(request, result);
         }
         progress.advance(chunk.len());
     }
     progress.finish();
-    eprintln!("imported: {ok} events appended, {duplicate} already there, {refused} refused");
-    anyhow::ensure!(refused == 0, "{refused} events were refused");
-    Ok(())
+    Ok(outcomes)
+}
+
+impl Outcomes {
+    fn count(&mut self, request: &v1::AppendRequest, result: v1::AppendResult) {
+        match result.outcome {
+            Some(v1::append_result::Outcome::Ok(r)) if r.duplicate => self.duplicate += 1,
+            Some(v1::append_result::Outcome::Ok(_)) => self.ok += 1,
+            Some(v1::append_result::Outcome::Error(e)) => {
+                self.refused += 1;
+                if self.refused <= 10 {
+                    let id = request.event.as_ref().map(|e| e.event_id.as_str());
+                    eprintln!("\nrefused {}: {}", id.unwrap_or("?"), e.message);
+                }
+            }
+            None => self.refused += 1,
+        }
+    }
 }
 
 /// REQUESTED and (when found) COMPLETED for each hand-off, in order.

@@ -18,8 +18,10 @@ pub mod token;
 use std::{path::Path, sync::OnceLock};
 
 use baton_client::grpc::Tls;
-use baton_proto::v1::{ingest_client::IngestClient, query_client::QueryClient};
+use baton_proto::v1::{self, ingest_client::IngestClient, query_client::QueryClient};
 use tonic::transport::Channel;
+
+use crate::output;
 
 /// TLS for every gRPC connection, when `--tls-ca` is given.
 static TLS: OnceLock<Tls> = OnceLock::new();
@@ -48,4 +50,23 @@ pub fn required<T>(field: Option<T>, rpc: &str) -> anyhow::Result<T> {
 /// A gRPC status as a one-line error: code and message.
 pub fn status(s: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{:?}: {}", s.code(), s.message())
+}
+
+/// Prints each breach the stream announces, as it comes, until the stream
+/// ends: the running commands (demo, simulate) show breaches beside their
+/// own output.
+pub fn print_breaches(mut breaches: tonic::Streaming<v1::WatchBreachesResponse>) {
+    tokio::spawn(async move {
+        while let Ok(Some(response)) = breaches.message().await {
+            if let Some(b) = response.breach {
+                println!("{}", output::breach_line(&b));
+            }
+        }
+    });
+}
+
+/// A hand-off event's id: the hand-off's and the event type's, so sending
+/// the same event twice is a duplicate, not a second event.
+pub fn event_id(handoff_id: &str, event_type: v1::EventType) -> String {
+    format!("{handoff_id}-{}", output::event_type(event_type as i32))
 }

@@ -2,13 +2,18 @@
 //! through the ingest service, in real time compressed by `--speed`, and
 //! prints breaches as the projector announces them.
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use anyhow::Context;
 use baton_proto::{
     convert::{event_type_to_proto, priority_to_proto},
-    v1,
+    v1::{self, ingest_client::IngestClient},
 };
+use tokio::time::Instant;
+use tonic::transport::Channel;
 
 use crate::{
     output,
@@ -60,54 +65,14 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 pub async fn run(ingest_url: &str, query_url: &str, args: Args) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(&args.catalog)
-        .with_context(|| format!("cannot read the catalog {}", args.catalog.display()))?;
-    let catalog = baton_domain::Catalog::from_json(&text)
-        .with_context(|| format!("catalog {}", args.catalog.display()))?;
+    let catalog = read_catalog(&args.catalog)?;
     anyhow::ensure!(args.speed > 0.0, "--speed must be above 0");
-    let mut ingest = super::ingest(ingest_url).await?;
-    if let Ok(mut query) = super::query(query_url).await {
-        if let Ok(stream) = query
-            .watch_breaches(v1::WatchBreachesRequest::default())
-            .await
-        {
-            let mut breaches = stream.into_inner();
-            tokio::spawn(async move {
-                while let Ok(Some(response)) = breaches.message().await {
-                    if let Some(b) = response.breach {
-                        println!("{}", output::breach_line(&b));
-                    }
-                }
-            });
-        }
-    }
-
-    let run = args
-        .run
-        .clone()
-        .unwrap_or_else(|| format!("{}", time::now_millis() % 10_000_000));
-    // Ingest screens ids for patient data: a run that would be refused
-    // (`--run bsn`, `--run 12345678`) is refused here, before any is sent.
-    for id in [format!("sim-{run}d0-h0"), format!("sim-{run}d0-down-0")] {
-        if let Some(finding) = baton_domain::privacy::screen(&id) {
-            anyhow::bail!(
-                "--run: the ids it makes {}, which ingest refuses as patient data",
-                finding.describe()
-            );
-        }
-    }
-    let day_real = Duration::from_secs_f64(24.0 * 3600.0 / args.speed);
-    let started = tokio::time::Instant::now();
-    let deadline = (!args.duration.is_zero()).then(|| started + args.duration);
-    let mut stats = Stats::default();
+    let ingest = super::ingest(ingest_url).await?;
+    print_breaches(query_url).await;
+    let run = run_name(&args)?;
+    let mut player = Player::new(ingest, &args);
     for day in 0u64.. {
-        let hours = match deadline {
-            Some(deadline) => {
-                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                (left.as_secs_f64() * args.speed / 3600.0).min(24.0)
-            }
-            None => 24.0,
-        };
+        let hours = player.hours_left(args.speed);
         if hours <= 0.0 {
             break;
         }
@@ -128,32 +93,170 @@ pub async fn run(ingest_url: &str, query_url: &str, args: Args) -> anyhow::Resul
             args.speed,
             settings.seed
         );
-        let day_start = tokio::time::Instant::now();
-        let wall_start = time::now_millis();
-        let day_end = day_start + day_real;
-        for planned in plan {
-            let at = day_start + Duration::from_millis(planned.at_ms.max(0) as u64);
-            // Work planned past the end of play (or of the day's slot) is dropped.
-            if deadline.is_some_and(|d| at > d) || (deadline.is_none() && at > day_end) {
-                continue;
-            }
-            tokio::time::sleep_until(at).await;
-            send(&mut ingest, &planned, wall_start, args.verbose, &mut stats).await;
-            stats.maybe_report(started);
-        }
-        // The rest of the day's slot passes quietly (work still planned
-        // was dropped); then the next day, unless play is over.
-        let slot_end = deadline.map_or(day_end, |d| d.min(day_end));
-        tokio::time::sleep_until(slot_end).await;
-        if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+        player.play_day(plan).await;
+        if player.is_over() {
             break;
         }
     }
+    let stats = &player.stats;
     eprintln!(
         "simulation over: {} requested, {} events sent, {} refused",
         stats.requested, stats.sent, stats.refused
     );
     Ok(())
+}
+
+fn read_catalog(path: &Path) -> anyhow::Result<baton_domain::Catalog> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the catalog {}", path.display()))?;
+    baton_domain::Catalog::from_json(&text).with_context(|| format!("catalog {}", path.display()))
+}
+
+/// Prints breaches as the projector announces them, when it can be
+/// reached: the simulation plays on without it.
+async fn print_breaches(query_url: &str) {
+    let Ok(mut query) = super::query(query_url).await else {
+        return;
+    };
+    if let Ok(stream) = query
+        .watch_breaches(v1::WatchBreachesRequest::default())
+        .await
+    {
+        super::print_breaches(stream.into_inner());
+    }
+}
+
+/// The run's name for the ids (`--run`, else from the clock).
+fn run_name(args: &Args) -> anyhow::Result<String> {
+    let run = args
+        .run
+        .clone()
+        .unwrap_or_else(|| format!("{}", time::now_millis() % 10_000_000));
+    // Ingest screens ids for patient data: a run that would be refused
+    // (`--run bsn`, `--run 12345678`) is refused here, before any is sent.
+    for id in [format!("sim-{run}d0-h0"), format!("sim-{run}d0-down-0")] {
+        if let Some(finding) = baton_domain::privacy::screen(&id) {
+            anyhow::bail!(
+                "--run: the ids it makes {}, which ingest refuses as patient data",
+                finding.describe()
+            );
+        }
+    }
+    Ok(run)
+}
+
+/// Plays the generated days through ingest in real time, and counts what
+/// it sent.
+struct Player {
+    ingest: IngestClient<Channel>,
+    verbose: bool,
+    /// When play started.
+    started: Instant,
+    /// When play ends; none: one day after another until Ctrl-C.
+    deadline: Option<Instant>,
+    /// The real time a simulated day takes.
+    day_real: Duration,
+    stats: Stats,
+}
+
+impl Player {
+    fn new(ingest: IngestClient<Channel>, args: &Args) -> Player {
+        let started = Instant::now();
+        Player {
+            ingest,
+            verbose: args.verbose,
+            started,
+            deadline: (!args.duration.is_zero()).then(|| started + args.duration),
+            day_real: Duration::from_secs_f64(24.0 * 3600.0 / args.speed),
+            stats: Stats::default(),
+        }
+    }
+
+    /// Simulated hours of arrivals the next day has: a whole day, or what
+    /// is left of play.
+    fn hours_left(&self, speed: f64) -> f64 {
+        match self.deadline {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                (left.as_secs_f64() * speed / 3600.0).min(24.0)
+            }
+            None => 24.0,
+        }
+    }
+
+    fn is_over(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Sends each planned event at its time, within the day's slot of real
+    /// time, then waits out the slot.
+    async fn play_day(&mut self, plan: Vec<Planned>) {
+        let day_start = Instant::now();
+        let wall_start = time::now_millis();
+        let day_end = day_start + self.day_real;
+        for planned in plan {
+            let at = day_start + Duration::from_millis(planned.at_ms.max(0) as u64);
+            // Work planned past the end of play (or of the day's slot) is dropped.
+            if self.deadline.is_some_and(|d| at > d) || (self.deadline.is_none() && at > day_end) {
+                continue;
+            }
+            tokio::time::sleep_until(at).await;
+            let occurred_at = Some(time::from_millis(wall_start + planned.at_ms));
+            self.send(to_proto(&planned.what, occurred_at)).await;
+            self.stats.maybe_report(self.started);
+        }
+        // The rest of the day's slot passes quietly (work still planned
+        // was dropped); then the next day, unless play is over.
+        let slot_end = self.deadline.map_or(day_end, |d| d.min(day_end));
+        tokio::time::sleep_until(slot_end).await;
+    }
+
+    /// Appends one event, says so (a disruption always, a hand-off event
+    /// when verbose) and counts it.
+    async fn send(&mut self, outgoing: Outgoing) {
+        let answer = match outgoing {
+            Outgoing::Handoff(event) => {
+                if event.r#type == v1::EventType::Requested as i32 {
+                    self.stats.requested += 1;
+                }
+                if self.verbose {
+                    println!(
+                        "{:<12} {:<20} {} {} -> {}",
+                        output::event_type(event.r#type),
+                        event.handoff_id,
+                        event.kind,
+                        event.supplier,
+                        event.customer
+                    );
+                }
+                let request = v1::AppendRequest {
+                    event: Some(event),
+                    expected_version: None,
+                    backfill: false,
+                };
+                self.ingest.append(request).await.map(|_| ())
+            }
+            Outgoing::Disruption(disruption) => {
+                let started = disruption.phase == v1::DisruptionPhase::Started as i32;
+                println!(
+                    "disruption {} {} ({}: {})",
+                    disruption.disruption_id,
+                    if started { "started" } else { "ended" },
+                    disruption.supplier,
+                    disruption.reason
+                );
+                let request = v1::AppendDisruptionRequest {
+                    disruption: Some(disruption),
+                };
+                self.ingest.append_disruption(request).await.map(|_| ())
+            }
+        };
+        self.stats.sent += 1;
+        if let Err(status) = answer {
+            self.stats.refused += 1;
+            eprintln!("refused: {}", super::status(status));
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -184,15 +287,14 @@ impl Stats {
     }
 }
 
-async fn send(
-    ingest: &mut v1::ingest_client::IngestClient<tonic::transport::Channel>,
-    planned: &Planned,
-    wall_start: i64,
-    verbose: bool,
-    stats: &mut Stats,
-) {
-    let occurred_at = Some(time::from_millis(wall_start + planned.at_ms));
-    let answer = match &planned.what {
+/// A planned event as ingest takes it.
+enum Outgoing {
+    Handoff(v1::HandoffEvent),
+    Disruption(v1::DisruptionEvent),
+}
+
+fn to_proto(what: &What, occurred_at: Option<prost_types::Timestamp>) -> Outgoing {
+    match what {
         What::Handoff {
             handoff_id,
             event_type,
@@ -202,49 +304,24 @@ async fn send(
             priority,
             score,
             ..
-        } => {
-            let event = v1::HandoffEvent {
-                event_id: format!(
-                    "{handoff_id}-{}",
-                    output::event_type(event_type_to_proto(*event_type) as i32)
-                ),
-                handoff_id: handoff_id.clone(),
-                r#type: event_type_to_proto(*event_type) as i32,
-                occurred_at,
-                kind: kind.clone().unwrap_or_default(),
-                supplier: supplier.clone().unwrap_or_default(),
-                customer: customer.clone().unwrap_or_default(),
-                priority: priority
-                    .map(|p| priority_to_proto(p) as i32)
-                    .unwrap_or_default(),
-                actor: "simulator".into(),
-                rating: score.map(|s| v1::Rating {
-                    score: u32::from(s),
-                    comment: String::new(),
-                }),
-                ..Default::default()
-            };
-            if *event_type == baton_domain::EventType::Requested {
-                stats.requested += 1;
-            }
-            if verbose {
-                println!(
-                    "{:<12} {handoff_id:<20} {} {} -> {}",
-                    output::event_type(event.r#type),
-                    event.kind,
-                    event.supplier,
-                    event.customer
-                );
-            }
-            ingest
-                .append(v1::AppendRequest {
-                    event: Some(event),
-                    expected_version: None,
-                    backfill: false,
-                })
-                .await
-                .map(|_| ())
-        }
+        } => Outgoing::Handoff(v1::HandoffEvent {
+            event_id: super::event_id(handoff_id, event_type_to_proto(*event_type)),
+            handoff_id: handoff_id.clone(),
+            r#type: event_type_to_proto(*event_type) as i32,
+            occurred_at,
+            kind: kind.clone().unwrap_or_default(),
+            supplier: supplier.clone().unwrap_or_default(),
+            customer: customer.clone().unwrap_or_default(),
+            priority: priority
+                .map(|p| priority_to_proto(p) as i32)
+                .unwrap_or_default(),
+            actor: "simulator".into(),
+            rating: score.map(|s| v1::Rating {
+                score: u32::from(s),
+                comment: String::new(),
+            }),
+            ..Default::default()
+        }),
         What::Disruption {
             disruption_id,
             started,
@@ -257,30 +334,16 @@ async fn send(
             } else {
                 v1::DisruptionPhase::Ended
             };
-            println!(
-                "disruption {disruption_id} {} ({supplier}: {reason})",
-                if *started { "started" } else { "ended" }
-            );
-            ingest
-                .append_disruption(v1::AppendDisruptionRequest {
-                    disruption: Some(v1::DisruptionEvent {
-                        disruption_id: disruption_id.clone(),
-                        phase: phase as i32,
-                        supplier: supplier.clone(),
-                        kind: kind.clone().unwrap_or_default(),
-                        occurred_at,
-                        reason: reason.clone(),
-                        actor: "simulator".into(),
-                        ..Default::default()
-                    }),
-                })
-                .await
-                .map(|_| ())
+            Outgoing::Disruption(v1::DisruptionEvent {
+                disruption_id: disruption_id.clone(),
+                phase: phase as i32,
+                supplier: supplier.clone(),
+                kind: kind.clone().unwrap_or_default(),
+                occurred_at,
+                reason: reason.clone(),
+                actor: "simulator".into(),
+                ..Default::default()
+            })
         }
-    };
-    stats.sent += 1;
-    if let Err(status) = answer {
-        stats.refused += 1;
-        eprintln!("refused: {}", super::status(status));
     }
 }
