@@ -166,6 +166,11 @@ impl Drop for Unstaged {
     }
 }
 
+/// The health fault standing while NATS is not connected; its reason says
+/// which server and what it answered (the health task sets it, refused
+/// queries repeat it).
+pub const NATS_FAULT: &str = "nats";
+
 /// Why a long-running task of the projector ended (see
 /// [`baton_runtime::supervise`]).
 #[derive(Debug, thiserror::Error)]

@@ -107,7 +107,7 @@ impl QueryService {
             .shared
             .health
             .readiness()
-            .fault_reason(crate::server::NATS_FAULT);
+            .fault_reason(crate::NATS_FAULT);
         Err(match nats {
             Some(reason) => QueryError::NatsUnreachable { applied, reason },
             None => QueryError::Rebuilding { applied },

@@ -306,7 +306,7 @@ async fn open_views(config: &Config, catalog: &Catalog) -> Result<Views, StartEr
 /// Keeps health in line with what the projector can do: SERVING once the
 /// views are current (a rebuild finished) and while NATS is connected.
 /// While NATS at `nats_url` is not connected, health, `/readyz` and the
-/// queries refused meanwhile say why ([`NATS_FAULT`]), and the log says so
+/// queries refused meanwhile say why ([`crate::NATS_FAULT`]), and the log says so
 /// whenever the reason changes.
 async fn report_health(
     shared: Arc<Shared>,
@@ -327,11 +327,11 @@ async fn report_health(
             match &why {
                 Some(reason) => {
                     tracing::warn!(%reason, "nats not connected");
-                    shared.health.fault(NATS_FAULT, reason.clone()).await;
+                    shared.health.fault(crate::NATS_FAULT, reason.clone()).await;
                 }
                 None => {
                     tracing::info!(url = %nats_url, "nats connected");
-                    shared.health.clear(NATS_FAULT).await;
+                    shared.health.clear(crate::NATS_FAULT).await;
                 }
             }
             unreachable = why;
@@ -355,9 +355,6 @@ async fn report_health(
         }
     }
 }
-
-/// The health fault standing while NATS is not connected, its reason why.
-pub const NATS_FAULT: &str = "nats";
 
 /// The supervisor's task counter: the shared metrics.
 struct TaskMetrics(Arc<Shared>);
