@@ -16,7 +16,7 @@ use crate::{
     event::{Event, Limits, ValidationError},
     id::Token,
     privacy,
-    time::{Timestamp, MAX_TIMESTAMP, MIN_TIMESTAMP},
+    time::Timestamp,
 };
 
 /// Longest disruption reason, in bytes.
@@ -96,18 +96,7 @@ impl DisruptionEvent {
 
     /// Checks everything that can be checked without the disruption's history.
     pub fn validate(&self, limits: &Limits, now: Timestamp) -> Result<(), ValidationError> {
-        if self.occurred_at < MIN_TIMESTAMP || self.occurred_at > MAX_TIMESTAMP {
-            return Err(ValidationError::new(
-                "occurred_at",
-                "must lie between 1970-01-01 and 9999-12-31",
-            ));
-        }
-        if self.occurred_at > now.plus(limits.max_future_skew) {
-            return Err(ValidationError::new(
-                "occurred_at",
-                "is in the future beyond the accepted clock skew",
-            ));
-        }
+        crate::event::check_occurred_at(self.occurred_at, limits, now)?;
         crate::event::check_free_text("reason", &self.reason, MAX_REASON_LEN)?;
         if self.phase == Phase::Started && self.reason.trim().is_empty() {
             return Err(ValidationError::new(

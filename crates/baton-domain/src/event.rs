@@ -182,6 +182,32 @@ impl Default for Limits {
     }
 }
 
+/// `occurred_at` of any event: a time a calendar can show, and not further
+/// ahead of `now` (the receiver's clock) than the accepted clock skew.
+pub(crate) fn check_occurred_at(
+    at: Timestamp,
+    limits: &Limits,
+    now: Timestamp,
+) -> Result<(), ValidationError> {
+    if at < MIN_TIMESTAMP || at > MAX_TIMESTAMP {
+        return Err(ValidationError::new(
+            "occurred_at",
+            "must lie between 1970-01-01 and 9999-12-31",
+        ));
+    }
+    if at > now.plus(limits.max_future_skew) {
+        return Err(ValidationError::new(
+            "occurred_at",
+            format!(
+                "is {}s in the future; at most {}s of clock skew is accepted",
+                at.since(now).as_secs(),
+                limits.max_future_skew.as_secs()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl Event {
     /// Screens everything a person can type into a hand-off event for
     /// patient data (`actor`, `event_id`, `handoff_id`, attribute keys,
@@ -241,22 +267,7 @@ impl Event {
                 "must not contain control characters",
             ));
         }
-        if self.occurred_at < MIN_TIMESTAMP || self.occurred_at > MAX_TIMESTAMP {
-            return Err(ValidationError::new(
-                "occurred_at",
-                "must lie between 1970-01-01 and 9999-12-31",
-            ));
-        }
-        if self.occurred_at > now.plus(limits.max_future_skew) {
-            return Err(ValidationError::new(
-                "occurred_at",
-                format!(
-                    "is {}s in the future; at most {}s of clock skew is accepted",
-                    self.occurred_at.since(now).as_secs(),
-                    limits.max_future_skew.as_secs()
-                ),
-            ));
-        }
+        check_occurred_at(self.occurred_at, limits, now)?;
         self.validate_attributes(limits)?;
         match self.event_type {
             EventType::Requested => {

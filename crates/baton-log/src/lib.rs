@@ -93,12 +93,9 @@ pub async fn connect_secured(
     name: &str,
     security: &NatsSecurity,
 ) -> Result<async_nats::Client, LogError> {
-    security
-        .apply(async_nats::ConnectOptions::new())
-        .name(name)
+    options(name, security)
         .retry_on_initial_connect()
         .reconnect_delay_callback(reconnect_delay)
-        .connection_timeout(Duration::from_secs(2))
         .connect(server_addrs(urls)?)
         .await
         .map_err(LogError::Connect)
@@ -111,13 +108,19 @@ pub async fn connect_once(
     name: &str,
     security: &NatsSecurity,
 ) -> Result<async_nats::Client, LogError> {
+    options(name, security)
+        .connect(server_addrs(urls)?)
+        .await
+        .map_err(LogError::Connect)
+}
+
+/// What every connection of Baton's sets: its name (NATS's monitoring shows
+/// it), the user and TLS, and 2 s for a server to answer.
+fn options(name: &str, security: &NatsSecurity) -> async_nats::ConnectOptions {
     security
         .apply(async_nats::ConnectOptions::new())
         .name(name)
         .connection_timeout(Duration::from_secs(2))
-        .connect(server_addrs(urls)?)
-        .await
-        .map_err(LogError::Connect)
 }
 
 /// Parses a comma-separated list of NATS URLs. async-nats reads a `&str` as
