@@ -78,6 +78,14 @@ async fn the_department_screen_shows_that_department_s_work() {
         let rest = &page[start..];
         rest[..rest.find("</section>").unwrap_or(rest.len())].to_owned()
     };
+    // Its report card for this month is one click away, and so is the
+    // board's summary of every pair.
+    assert!(
+        section("department").contains("href=\"/report/engineering/20"),
+        "{page}"
+    );
+    let board = http::get(web, "/").await;
+    assert!(board.body.contains("href=\"/report/20"), "{}", board.body);
     let owes = section("owes");
     assert!(owes.contains("/handoff/pump-1"), "{owes}");
     assert!(

@@ -6,6 +6,10 @@ use serde_json::{json, Value};
 
 use crate::time;
 
+/// How the report card writes a share kept and a priority, so every
+/// command writes them the same.
+pub use baton_report::render::{priority, share_kept};
+
 #[derive(Debug, Clone, Copy)]
 pub struct Output {
     pub json: bool,
@@ -38,17 +42,6 @@ pub fn line(text: &str) {
     }
 }
 
-/// A share of promises kept, `97.4%`; `-` while no clock is decided (met
-/// or breached), where the services report 1 and a figure would claim a
-/// promise kept that nobody has been held to yet.
-pub fn share_kept(compliance: f64, decided: u64) -> String {
-    if decided == 0 {
-        "-".to_owned()
-    } else {
-        format!("{:.1}%", compliance * 100.0)
-    }
-}
-
 /// `EVENT_TYPE_ON_HOLD` -> `on_hold`.
 pub fn short(name: &str, prefix: &str) -> String {
     name.strip_prefix(prefix).unwrap_or(name).to_lowercase()
@@ -58,12 +51,6 @@ pub fn event_type(t: i32) -> String {
     v1::EventType::try_from(t)
         .map(|t| short(t.as_str_name(), "EVENT_TYPE_"))
         .unwrap_or_else(|_| t.to_string())
-}
-
-pub fn priority(p: i32) -> String {
-    v1::Priority::try_from(p)
-        .map(|p| short(p.as_str_name(), "PRIORITY_"))
-        .unwrap_or_else(|_| p.to_string())
 }
 
 pub fn status(s: i32) -> String {
@@ -230,16 +217,4 @@ pub fn handoff_json(h: &v1::Handoff) -> Value {
         "corrections": h.corrections.iter().map(correction_json).collect::<Vec<_>>(),
         "catalog_version": h.catalog_version,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nothing_decided_is_no_figure() {
-        assert_eq!(share_kept(1.0, 0), "-");
-        assert_eq!(share_kept(1.0, 3), "100.0%");
-        assert_eq!(share_kept(0.974, 38), "97.4%");
-    }
 }

@@ -2,6 +2,9 @@
 
 use anyhow::{anyhow, Context};
 
+/// Instants and durations are written as the report card writes them.
+pub use baton_report::render::{format_duration, format_time as format};
+
 pub fn now_millis() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
@@ -24,29 +27,6 @@ pub fn parse(input: &str) -> anyhow::Result<prost_types::Timestamp> {
 
 pub fn from_millis(millis: i64) -> prost_types::Timestamp {
     baton_proto::convert::timestamp_to_proto(baton_domain::Timestamp(millis))
-}
-
-pub fn format(t: &Option<prost_types::Timestamp>) -> String {
-    match t {
-        Some(t) => jiff::Timestamp::new(t.seconds, t.nanos)
-            .map(|t| {
-                t.round(jiff::Unit::Second)
-                    .map(|t| t.to_string())
-                    .unwrap_or_default()
-            })
-            .unwrap_or_else(|_| "(invalid)".into()),
-        None => "-".into(),
-    }
-}
-
-pub fn format_duration(d: &Option<prost_types::Duration>) -> String {
-    match d {
-        Some(d) if d.seconds > 0 => {
-            baton_domain::time::format_duration(std::time::Duration::from_secs(d.seconds as u64))
-        }
-        Some(d) => format!("{}ms", d.nanos / 1_000_000),
-        None => "-".into(),
-    }
 }
 
 pub fn parse_optional(input: &Option<String>) -> anyhow::Result<Option<prost_types::Timestamp>> {

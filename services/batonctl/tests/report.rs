@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use baton_e2e::{append, eventually, later, now_millis, requested, timestamp, Baton, TEST_CATALOG};
+use baton_e2e::{
+    append, eventually, http, later, now_millis, requested, timestamp, Baton, TEST_CATALOG,
+};
 use baton_proto::v1::{self, EventType, Priority};
 
 /// Days since 1970-01-01 of a civil date, and back (proleptic Gregorian).
@@ -260,6 +262,61 @@ async fn the_report_card_figures_are_the_query_api_s_for_the_month() {
         assert_eq!(row["met"], cell.met.to_string());
         assert_eq!(row["breached"], cell.breached.to_string());
         assert_eq!(row["kept the month before"], "-", "nothing last month");
+    }
+
+    // The board serves the same pages from the projector's own query
+    // service: the same CSV, a page to print, the summary in another order.
+    let web = baton
+        .projector
+        .as_ref()
+        .and_then(|p| p.http)
+        .expect("the projector's side port");
+    let on_board = http::get(web, &format!("/report/engineering/{label}?format=csv")).await;
+    assert_eq!(on_board.status, 200, "{}", on_board.head);
+    assert!(
+        on_board
+            .head
+            .to_ascii_lowercase()
+            .contains("content-type: text/csv"),
+        "{}",
+        on_board.head
+    );
+    assert_eq!(on_board.body.trim_end(), csv.trim_end());
+    let on_board = http::get(web, &format!("/report/{label}?format=csv")).await;
+    assert_eq!(on_board.body.trim_end(), summary.trim_end());
+    let page = http::get(web, &format!("/report/engineering/{label}")).await;
+    assert_eq!(page.status, 200, "{}", page.head);
+    for wanted in [
+        "<h1>Report card: engineering for",
+        "@media print",
+        "<nav>",
+        "<td>pump-2</td>",
+    ] {
+        assert!(page.body.contains(wanted), "{wanted} in {}", page.body);
+    }
+    let by_supplier = http::get(web, &format!("/report/{label}?sort=supplier&format=csv")).await;
+    let order: Vec<(String, String)> = table(&by_supplier.body, "Every pair, by supplier")
+        .into_iter()
+        .map(|r| (r["supplier"].clone(), r["customer"].clone()))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            ("engineering".to_owned(), "ward-5".to_owned()),
+            ("engineering".to_owned(), "ward-6".to_owned()),
+            ("lab".to_owned(), "engineering".to_owned()),
+        ],
+        "{}",
+        by_supplier.body
+    );
+    for (path, says) in [
+        (format!("/report/nowhere/{label}"), "nowhere"),
+        ("/report/engineering/2026-13".to_owned(), "2026-13"),
+        (format!("/report/{label}?sort=worst"), "worst"),
+    ] {
+        let refused = http::get(web, &path).await;
+        assert_eq!(refused.status, 404, "{path}: {}", refused.head);
+        assert!(refused.body.contains(says), "{path}: {}", refused.body);
     }
 
     // The trend ends with this month's totals.

@@ -8,6 +8,7 @@
 //! | `/` | the wall-screen board: open breaches, running clocks by time left (the warned ones in amber), active disruptions, the supplier x customer matrix |
 //! | `/board/live`, `/board/overview` | the board's sections again, for its script to swap in after an event |
 //! | `/department/<id>` | a department's own screen: what it owes, what it waits for, its breaches today, its standing this week and month |
+//! | `/report/<month>`, `/report/<department>/<month>` | every pair's month beside the month before (`?sort=`), a department's report card; a page to print, or `?format=csv` |
 //! | `/pair/<supplier>/<customer>` | a pair's daily compliance and its worst hand-offs |
 //! | `/handoff/<id>` | a hand-off's events, clocks, pauses and breach point on one timeline |
 //! | `/events` | `text/event-stream`: `hello`, `breach`, `correction`, `warning`, `disruption`, `changed` |
@@ -21,6 +22,7 @@ mod department;
 pub mod html;
 pub mod live;
 pub mod pages;
+mod report;
 
 use std::{sync::Arc, time::Duration};
 
@@ -99,6 +101,8 @@ pub fn router(state: BoardState) -> Router {
         .route("/handoff/{id}", get(handoff))
         .route("/department/{id}", get(department::department))
         .route("/department/{id}/live", get(department::department_live))
+        .route("/report/{month}", get(report::summary))
+        .route("/report/{department}/{month}", get(report::card))
         .route("/events", get(live::events))
         .route("/static/board.css", get(css))
         .route("/static/board.js", get(js))
@@ -117,6 +121,9 @@ pub enum BoardError {
     /// Days could not be counted in the board's time zone.
     #[error("calendar arithmetic: {0}")]
     Calendar(#[source] jiff::Error),
+    /// The query service could not answer a report's question.
+    #[error("the report could not be made: {0}")]
+    Report(baton_report::ReportError),
     /// The page's task failed, not the views: nothing to rebuild.
     #[error("the page could not be made: {0}")]
     Task(#[from] crate::TaskGone),
@@ -126,9 +133,10 @@ impl IntoResponse for BoardError {
     fn into_response(self) -> Response {
         let status = match &self {
             BoardError::NotFound(_) => StatusCode::NOT_FOUND,
-            BoardError::Views(_) | BoardError::Calendar(_) | BoardError::Task(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            BoardError::Views(_)
+            | BoardError::Calendar(_)
+            | BoardError::Task(_)
+            | BoardError::Report(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status.is_server_error() {
             tracing::warn!(error = %self, "board page failed");

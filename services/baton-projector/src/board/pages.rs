@@ -237,8 +237,21 @@ pub fn overview(b: &Board, now: Timestamp, tz: &TimeZone) -> String {
     out.push_str("<div id=\"overview-sections\">\n");
     disruptions(&mut out, &b.names, &b.disruptions, now, tz);
     matrix(&mut out, &b.names, &b.matrix, b.matrix_days);
+    put!(
+        &mut out,
+        "<p class=\"more\"><a href=\"/report/{0}\">{0}: every pair's report</a></p>\n",
+        month_of(now, tz)
+    );
     out.push_str("</div>\n");
     out
+}
+
+/// The calendar month holding `now` in `tz`, as `2026-11`: the address of
+/// its report pages.
+pub fn month_of(now: Timestamp, tz: &TimeZone) -> String {
+    jiff::Timestamp::from_millisecond(now.0)
+        .map(|t| t.to_zoned(tz.clone()).strftime("%Y-%m").to_string())
+        .unwrap_or_default()
 }
 
 /// Where a table of rows goes on a page: its section's id (the board's

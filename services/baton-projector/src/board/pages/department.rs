@@ -63,6 +63,14 @@ pub fn department(d: &Department, names: &Names, now: Timestamp, tz: &TimeZone) 
         ),
     );
     standings(&mut out, &d.standings);
+    let _ = std::fmt::Write::write_fmt(
+        &mut out,
+        format_args!(
+            "<p class=\"more\"><a href=\"/report/{}/{month}\">{month}: its report card</a></p>",
+            Escaped(d.id.as_str()),
+            month = super::month_of(now, tz)
+        ),
+    );
     out.push_str("</section>\n");
     breaches(
         &mut out,

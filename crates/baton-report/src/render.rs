@@ -5,10 +5,10 @@ use std::fmt::Write as _;
 
 use baton_proto::v1;
 
-use super::{Report, Side, Summary};
-use crate::{output::share_kept, time};
+use crate::{Report, Role, Side, Summary};
 
 /// One table of the report: a title, its column names, its rows.
+#[derive(Debug)]
 pub struct Table {
     title: String,
     columns: Vec<&'static str>,
@@ -17,6 +17,7 @@ pub struct Table {
 
 /// A page of tables: a heading, and for CSV the department and month every
 /// row is about.
+#[derive(Debug)]
 pub struct Page {
     pub heading: String,
     pub department: String,
@@ -75,7 +76,7 @@ fn summary_table(summary: &Summary) -> Table {
         })
         .collect();
     Table {
-        title: "Every pair, least kept first".to_owned(),
+        title: format!("Every pair, {}", summary.order.describe()),
         columns: vec![
             "supplier",
             "customer",
@@ -102,10 +103,7 @@ fn tables(report: &Report) -> Vec<Table> {
 }
 
 fn counterpart(side: &Side) -> &'static str {
-    match side.role {
-        super::Role::Supplier => "customer",
-        super::Role::Customer => "supplier",
-    }
+    side.role.counterpart()
 }
 
 fn pairs(side: &Side) -> Table {
@@ -114,8 +112,8 @@ fn pairs(side: &Side) -> Table {
         .iter()
         .map(|c| {
             let other = match side.role {
-                super::Role::Supplier => &c.customer,
-                super::Role::Customer => &c.supplier,
+                Role::Supplier => &c.customer,
+                Role::Customer => &c.supplier,
             };
             let rating = match c.ratings {
                 0 => "-".to_owned(),
@@ -166,8 +164,8 @@ fn promises(side: &Side) -> Table {
                 c.breached.to_string(),
                 c.open.to_string(),
                 share_kept(c.compliance, c.met + c.breached),
-                time::format_duration(&c.p50),
-                time::format_duration(&c.p90),
+                format_duration(&c.p50),
+                format_duration(&c.p90),
                 c.rejected.to_string(),
                 c.warned.to_string(),
             ]
@@ -193,9 +191,9 @@ fn worst(side: &Side) -> Table {
                 b.policy_id.clone(),
                 b.supplier.clone(),
                 b.customer.clone(),
-                crate::output::priority(b.priority),
-                time::format(&b.deadline),
-                time::format_duration(&b.overrun),
+                priority(b.priority),
+                format_time(&b.deadline),
+                format_duration(&b.overrun),
                 if b.open { "open" } else { "closed" }.to_owned(),
             ]
         })
@@ -239,8 +237,8 @@ fn disruptions(report: &Report) -> Table {
             vec![
                 d.disruption_id.clone(),
                 d.reason.clone(),
-                time::format(&d.started_at),
-                time::format(&d.ended_at),
+                format_time(&d.started_at),
+                format_time(&d.ended_at),
                 d.affected.to_string(),
                 d.failed_before_announcement.to_string(),
             ]
@@ -337,14 +335,32 @@ fn csv_row<'a>(cells: impl Iterator<Item = &'a str>) -> String {
 
 /// One page, A4 when printed.
 pub fn html(page: &Page) -> String {
+    html_with_links(page, &[])
+}
+
+/// One page, A4 when printed, with a row of links above it (`(text, href)`,
+/// hrefs already URL-safe) that the printed page leaves out.
+pub fn html_with_links(page: &Page, links: &[(String, String)]) -> String {
     let mut out = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\n<style>{STYLE}</style></head>\n<body><h1>{title}</h1>\n",
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\n<style>{STYLE}</style></head>\n<body>",
         title = escape(&page.heading)
     );
-    for table in &page.tables {
-        let _ = writeln!(out, "<h2>{}</h2>", escape(&table.title));
+    if !links.is_empty() {
+        out.push_str("<nav>");
+        for (text, href) in links {
+            let _ = write!(out, "<a href=\"{}\">{}</a> ", escape(href), escape(text));
+        }
+        out.push_str("</nav>");
+    }
+    let _ = writeln!(out, "<main><h1>{}</h1>", escape(&page.heading));
+    for (i, table) in page.tables.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "<section id=\"table-{i}\"><h2>{}</h2>",
+            escape(&table.title)
+        );
         if table.rows.is_empty() {
-            out.push_str("<p class=\"none\">None.</p>\n");
+            out.push_str("<p class=\"none\">None.</p></section>\n");
             continue;
         }
         out.push_str("<table><thead><tr>");
@@ -359,17 +375,18 @@ pub fn html(page: &Page) -> String {
             }
             out.push_str("</tr>\n");
         }
-        out.push_str("</tbody></table>\n");
+        out.push_str("</tbody></table></section>\n");
     }
-    out.push_str("</body></html>\n");
+    out.push_str("</main></body></html>\n");
     out
 }
 
 const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#111}\
 table{border-collapse:collapse;margin:.5em 0 1.5em;width:100%}\
-th,td{border-bottom:1px solid #ccc;padding:.25em .5em;text-align:left;overflow-wrap:anywhere}\
+th,td{border-bottom:1px solid #ccc;padding:.25em .5em;text-align:left}\
 th{background:#eee}.none{color:#666}\
-@media print{@page{size:A4;margin:15mm}body{margin:0;font-size:10pt}\
+nav{display:flex;flex-wrap:wrap;gap:1em;margin-bottom:1em}\
+@media print{@page{size:A4;margin:15mm}body{margin:0;font-size:10pt}nav{display:none}\
 h2{break-after:avoid}tr{break-inside:avoid}}";
 
 fn escape(text: &str) -> String {
@@ -377,6 +394,50 @@ fn escape(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+/// A share of decided clocks kept, as a percentage; `-` when none was
+/// decided, never 100% for nothing.
+pub fn share_kept(compliance: f64, decided: u64) -> String {
+    if decided == 0 {
+        "-".to_owned()
+    } else {
+        format!("{:.1}%", compliance * 100.0)
+    }
+}
+
+/// `PRIORITY_STAT` -> `stat`.
+pub fn priority(p: i32) -> String {
+    v1::Priority::try_from(p)
+        .map(|p| {
+            let name = p.as_str_name();
+            name.strip_prefix("PRIORITY_")
+                .unwrap_or(name)
+                .to_lowercase()
+        })
+        .unwrap_or_else(|_| p.to_string())
+}
+
+/// An instant as RFC 3339 to the second; `-` when absent.
+pub fn format_time(t: &Option<prost_types::Timestamp>) -> String {
+    match t {
+        Some(t) => jiff::Timestamp::new(t.seconds, t.nanos)
+            .and_then(|t| t.round(jiff::Unit::Second))
+            .map(|t| t.to_string())
+            .unwrap_or_else(|_| "(invalid)".into()),
+        None => "-".into(),
+    }
+}
+
+/// A duration as `1h05m`, or in ms under a second; `-` when absent.
+pub fn format_duration(d: &Option<prost_types::Duration>) -> String {
+    match d {
+        Some(d) if d.seconds > 0 => {
+            baton_domain::time::format_duration(std::time::Duration::from_secs(d.seconds as u64))
+        }
+        Some(d) => format!("{}ms", d.nanos / 1_000_000),
+        None => "-".into(),
+    }
 }
 
 #[cfg(test)]
@@ -389,6 +450,13 @@ mod tests {
             csv_row(["a", "b,c", "say \"hi\""].into_iter()),
             "a,\"b,c\",\"say \"\"hi\"\"\""
         );
+    }
+
+    #[test]
+    fn nothing_decided_is_no_figure() {
+        assert_eq!(share_kept(1.0, 0), "-");
+        assert_eq!(share_kept(1.0, 3), "100.0%");
+        assert_eq!(share_kept(0.974, 38), "97.4%");
     }
 
     #[test]
