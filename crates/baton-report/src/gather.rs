@@ -179,9 +179,10 @@ pub async fn report(
         department: department.to_owned(),
         source,
     })?;
-    if !catalog.has_department(&id) {
+    let Some(name) = catalog.departments.iter().find(|d| d.id == id) else {
         return Err(ReportError::UnknownDepartment(department.to_owned()));
-    }
+    };
+    let department_name = name.name.clone();
     let months = Month::with_earlier(month, &options.time_zone, options.trend_months)?;
     let cells_by_month = matrices(source, &months).await?;
     let month = months
@@ -221,6 +222,7 @@ pub async fn report(
         .collect();
     Ok(Report {
         department: department.to_owned(),
+        department_name,
         month,
         time_zone: options.time_zone.clone(),
         sides: [supplier, customer],

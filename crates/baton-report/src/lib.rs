@@ -107,7 +107,10 @@ pub struct Summary {
 /// The whole report card.
 #[derive(Debug, Clone)]
 pub struct Report {
+    /// The department's catalog id.
     pub department: String,
+    /// Its name in the catalog.
+    pub department_name: String,
     pub month: Month,
     pub time_zone: String,
     pub sides: [Side; 2],

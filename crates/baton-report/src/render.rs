@@ -29,8 +29,8 @@ impl Page {
     pub fn of_report(report: &Report) -> Page {
         Page {
             heading: format!(
-                "Report card: {} for {} ({})",
-                report.department, report.month.label, report.time_zone
+                "Report card: {} ({}) for {} ({})",
+                report.department_name, report.department, report.month.label, report.time_zone
             ),
             department: report.department.clone(),
             month: report.month.label.clone(),

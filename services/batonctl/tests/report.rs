@@ -287,7 +287,7 @@ async fn the_report_card_figures_are_the_query_api_s_for_the_month() {
     let page = http::get(web, &format!("/report/engineering/{label}")).await;
     assert_eq!(page.status, 200, "{}", page.head);
     for wanted in [
-        "<h1>Report card: engineering for",
+        "<h1>Report card: Equipment engineering (engineering) for",
         "@media print",
         "<nav>",
         "<td>pump-2</td>",
