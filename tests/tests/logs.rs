@@ -2,39 +2,12 @@
 //! data: everything the services log at debug level while taking good and
 //! refused events is captured and searched for the values sent.
 
-use std::{
-    io::Write,
-    sync::{Arc, Mutex},
-};
-
 use baton_e2e::{append, later, now_millis, projected, requested, timestamp, Baton};
 use baton_proto::v1::{self, EventType, Priority};
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_attribute_value_comment_or_reason_reaches_the_logs() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .init();
+    let captured = baton_e2e::capture_logs();
 
     let baton = Baton::start().await;
     let mut ingest = baton.ingest().await;
@@ -103,7 +76,7 @@ async fn no_attribute_value_comment_or_reason_reaches_the_logs() {
         .expect("disruption");
     projected(&mut query, "log-1", 2).await;
 
-    let logs = String::from_utf8_lossy(&captured.0.lock().expect("logs")).into_owned();
+    let logs = captured.text();
     assert!(
         logs.contains("append refused") && logs.contains("disruption refused"),
         "the refusals were logged (else this test proves nothing)"

@@ -6,9 +6,11 @@
 //! values (an actor `desk-7`, ids made of a UUID or a digest, `LOINC
 //! 2345-7`, `pump-7`) are stored.
 
-use baton_e2e::{append, count_messages, later, now_millis, requested, timestamp, Baton};
+use baton_e2e::{
+    append, contains, count_messages, later, now_millis, requested, stream_payloads, timestamp,
+    Baton,
+};
 use baton_proto::v1::{self, EventType, Priority};
-use futures::StreamExt;
 use tonic::Code;
 
 /// Full-width digits: `123456789` once NFKC has read them.
@@ -26,33 +28,6 @@ struct Case {
     field: &'static str,
     /// What must not come back in the answer.
     value: &'static str,
-}
-
-/// Every payload in the events stream, raw.
-async fn stream_payloads(baton: &Baton) -> Vec<Vec<u8>> {
-    let js = async_nats::jetstream::new(baton.nats_client().await);
-    let stream = js.get_stream("BATON_HANDOFFS").await.expect("stream");
-    let mut consumer = stream
-        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
-            filter_subject: ">".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("consumer");
-    let pending = consumer.info().await.expect("info").num_pending;
-    let mut messages = consumer.messages().await.expect("messages");
-    let mut payloads = Vec::new();
-    while (payloads.len() as u64) < pending {
-        let message = messages.next().await.expect("a message").expect("ok");
-        payloads.push(message.payload.to_vec());
-    }
-    payloads
-}
-
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -320,7 +295,7 @@ async fn patient_data_in_any_typed_field_is_refused_and_never_stored() {
         (4, 1),
         "two requests, a completion and a rating; one disruption"
     );
-    for payload in stream_payloads(&baton).await {
+    for payload in stream_payloads(&baton.nats_client().await).await {
         for value in values.iter().chain(["123456789", "Smith", "smith"].iter()) {
             assert!(!contains(&payload, value), "{value:?} reached the stream");
         }

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::{v1, ClientError};
 
@@ -34,21 +34,25 @@ fn read(path: &Path) -> Result<Vec<u8>, ClientError> {
 
 /// A connection to the service at `url` (`http://` or, with `tls`, `https://`).
 pub async fn channel(url: &str, tls: Option<&Tls>) -> Result<Channel, ClientError> {
-    let mut endpoint =
-        Channel::from_shared(url.to_owned()).map_err(|source| ClientError::InvalidUrl {
-            url: url.to_owned(),
-            source,
-        })?;
-    if let Some(Tls(tls)) = tls {
-        endpoint = endpoint.tls_config(tls.clone())?;
-    }
-    endpoint
+    endpoint(url, tls)?
         .connect()
         .await
         .map_err(|source| ClientError::Unreachable {
             url: url.to_owned(),
             source,
         })
+}
+
+fn endpoint(url: &str, tls: Option<&Tls>) -> Result<Endpoint, ClientError> {
+    let endpoint =
+        Channel::from_shared(url.to_owned()).map_err(|source| ClientError::InvalidUrl {
+            url: url.to_owned(),
+            source,
+        })?;
+    Ok(match tls {
+        Some(Tls(tls)) => endpoint.tls_config(tls.clone())?,
+        None => endpoint,
+    })
 }
 
 /// The ingest service's client (Append, AppendBatch, AppendDisruption).
@@ -58,6 +62,18 @@ pub async fn ingest(
 ) -> Result<v1::ingest_client::IngestClient<Channel>, ClientError> {
     Ok(v1::ingest_client::IngestClient::new(
         channel(url, tls).await?,
+    ))
+}
+
+/// The ingest service's client, connecting on its first call and again
+/// whenever the connection is lost: for a service that must start, and
+/// keep running, while ingest is away.
+pub fn ingest_lazy(
+    url: &str,
+    tls: Option<&Tls>,
+) -> Result<v1::ingest_client::IngestClient<Channel>, ClientError> {
+    Ok(v1::ingest_client::IngestClient::new(
+        endpoint(url, tls)?.connect_lazy(),
     ))
 }
 

@@ -20,20 +20,21 @@ use crate::{
 };
 
 /// A Baton service as its binary runs it: parsed from flags, bound to its
-/// two ports, run until a signal.
+/// two ports (its own, and the HTTP side port), run until a signal.
 pub trait Service: clap::Parser + Send + 'static {
     /// The binary's name, for its last words.
     const NAME: &'static str;
     /// Why `run` failed.
     type Error: std::error::Error + Send + Sync + 'static;
-    /// The gRPC address (`--listen`).
-    fn grpc_address(&self) -> SocketAddr;
+    /// The service's own port (`--listen`): gRPC for ingest and the
+    /// projector, MLLP for the gateway.
+    fn listen_address(&self) -> SocketAddr;
     /// The HTTP side port's address (`--http-listen`).
     fn http_address(&self) -> SocketAddr;
     /// Serves on the two listeners until `shutdown` fires.
     fn run(
         self,
-        grpc: TcpListener,
+        listener: TcpListener,
         http: TcpListener,
         shutdown: CancellationToken,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
@@ -71,11 +72,11 @@ pub fn main<S: Service>(started: impl FnOnce()) -> Result<(), MainError<S::Error
         .build()
         .map_err(MainError::Runtime)?;
     runtime.block_on(async move {
-        let grpc = bind(config.grpc_address()).await?;
+        let listener = bind(config.listen_address()).await?;
         let http = bind(config.http_address()).await?;
         let shutdown = crate::shutdown_on_signals();
         config
-            .run(grpc, http, shutdown)
+            .run(listener, http, shutdown)
             .await
             .map_err(|source| MainError::Failed {
                 name: S::NAME,

@@ -218,7 +218,7 @@ impl baton_runtime::serve::Service for Config {
     const NAME: &'static str = "baton-ingest";
     type Error = StartError;
 
-    fn grpc_address(&self) -> std::net::SocketAddr {
+    fn listen_address(&self) -> std::net::SocketAddr {
         self.listen
     }
 

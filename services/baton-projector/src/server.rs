@@ -373,7 +373,7 @@ impl baton_runtime::serve::Service for Config {
     const NAME: &'static str = "baton-projector";
     type Error = StartError;
 
-    fn grpc_address(&self) -> std::net::SocketAddr {
+    fn listen_address(&self) -> std::net::SocketAddr {
         self.listen
     }
 
