@@ -22,8 +22,11 @@ use std::{
     future::Future,
     net::SocketAddr,
     path::{Path, PathBuf},
+    sync::Arc,
     time::Duration,
 };
+
+use futures::StreamExt;
 
 use baton_proto::v1::{self, ingest_client::IngestClient, query_client::QueryClient};
 use baton_testkit::NatsServer;
@@ -130,6 +133,40 @@ pub async fn start_ingest_with(nats_url: &str, catalog: &Path, stream_replicas: 
     });
     running.http = Some(http_addr);
     wait_serving(addr, "baton.v1.Ingest").await;
+    running
+}
+
+/// Starts `baton-gateway` in this process, appending to the ingest at
+/// `ingest`, with the mapping at `mapping`; HL7 times without an offset are
+/// read in UTC.
+pub async fn start_gateway(ingest: SocketAddr, mapping: &Path) -> Running {
+    let mllp = listener().await;
+    let http = listener().await;
+    let addr = mllp.local_addr().expect("bound");
+    let config = baton_gateway::Config {
+        listen: addr,
+        http_listen: http.local_addr().expect("bound"),
+        ingest_url: format!("http://{ingest}"),
+        ingest_ca: None,
+        ingest_cert: None,
+        ingest_key: None,
+        mapping: mapping.to_owned(),
+        time_zone: jiff::tz::TimeZone::UTC,
+        id_salt: "test-salt".to_owned(),
+        max_message_bytes: 64 * 1024,
+        max_connections: 16,
+        idle_timeout: Duration::from_secs(60),
+        append_timeout: Duration::from_secs(5),
+        tls: Default::default(),
+        http: Default::default(),
+    };
+    let http_addr = config.http_listen;
+    let mut running = spawn(addr, move |stop| async move {
+        if let Err(e) = baton_gateway::run(config, mllp, http, stop).await {
+            panic!("gateway failed: {e}");
+        }
+    });
+    running.http = Some(http_addr);
     running
 }
 
@@ -536,4 +573,70 @@ mod tests {
         assert_eq!(baton_domain::privacy::screen(&r.event_id), None);
         assert_eq!(id_time(1_767_225_600_123), "1x767225x600123");
     }
+}
+
+/// Everything the process logs from now on, at debug level, without colour:
+/// for tests that search the logs for what must never be in them. Installs
+/// the process's one tracing subscriber, so a test binary calls it once.
+pub fn capture_logs() -> CapturedLogs {
+    let captured = CapturedLogs::default();
+    let writer = captured.clone();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .init();
+    captured
+}
+
+/// What [`capture_logs`] has captured.
+#[derive(Debug, Clone, Default)]
+pub struct CapturedLogs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    /// The log text so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+    }
+}
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every payload in the events stream `BATON_HANDOFFS`, raw.
+pub async fn stream_payloads(nats: &async_nats::Client) -> Vec<Vec<u8>> {
+    let js = async_nats::jetstream::new(nats.clone());
+    let stream = js.get_stream("BATON_HANDOFFS").await.expect("stream");
+    let mut consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
+            filter_subject: ">".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    let pending = consumer.info().await.expect("info").num_pending;
+    let mut messages = consumer.messages().await.expect("messages");
+    let mut payloads = Vec::new();
+    while (payloads.len() as u64) < pending {
+        let message = messages.next().await.expect("a message").expect("ok");
+        payloads.push(message.payload.to_vec());
+    }
+    payloads
+}
+
+/// Whether `needle` stands anywhere in `haystack`.
+pub fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
 }

@@ -1,0 +1,153 @@
+//! One HL7 message, start to answer: read it, translate it, append its
+//! events through ingest in order, and say which ACK it gets. An AA is
+//! given only when ingest has answered OK for every event (each is then in
+//! JetStream); when ingest cannot be reached no ACK is given, so the sender
+//! sends the message again.
+
+use std::time::Duration;
+
+use baton_proto::v1::{self, ingest_client::IngestClient};
+use baton_runtime::Readiness;
+use tonic::{transport::Channel, Code};
+
+use crate::{
+    ack::{self, Problem},
+    hl7::Message,
+    mapping::Mapping,
+    metrics::Metrics,
+    translate::{translate, Ids, Translation},
+};
+
+/// The readiness fault held while ingest cannot store events.
+pub const INGEST_FAULT: &str = "ingest";
+
+/// What a connection needs to answer messages.
+#[derive(Debug, Clone)]
+pub struct Handler {
+    pub ingest: IngestClient<Channel>,
+    pub mapping: std::sync::Arc<Mapping>,
+    pub ids: Ids,
+    pub zone: jiff::tz::TimeZone,
+    pub append_timeout: Duration,
+    pub metrics: std::sync::Arc<Metrics>,
+    pub readiness: Readiness,
+}
+
+impl Handler {
+    /// The ACK for `frame`, or `None` when it must go unanswered (ingest
+    /// unreachable: the sender will send it again).
+    pub async fn answer(&self, frame: &[u8]) -> Option<Vec<u8>> {
+        let now = jiff::Timestamp::now().as_millisecond();
+        let message = match Message::parse(frame) {
+            Ok(m) => m,
+            Err(e) => {
+                self.metrics.answered("unreadable", "AR");
+                self.metrics.refused("MSH");
+                let problem = Problem {
+                    field: "MSH-1",
+                    code: 100,
+                    text: &e.to_string(),
+                };
+                return Some(ack::ack(None, ack::Code::Reject, Some(problem), now));
+            }
+        };
+        let kind = message
+            .message_type()
+            .map(|(k, t)| format!("{k}^{t}"))
+            .unwrap_or_else(|_| "unreadable".to_owned());
+        let events = match translate(&message, &self.mapping, &self.ids, &self.zone) {
+            Ok(Translation::Events(events)) => events,
+            Ok(Translation::Nothing { reason }) => {
+                self.metrics.ignored(reason);
+                self.metrics.answered(&kind, "AA");
+                return Some(ack::ack(Some(&message), ack::Code::Accept, None, now));
+            }
+            Err(refusal) => {
+                let code = if refusal.is_unsupported() {
+                    ack::Code::Reject
+                } else {
+                    ack::Code::Error
+                };
+                self.metrics.answered(&kind, code.as_str());
+                self.metrics.refused(&refusal.field);
+                let problem = Problem {
+                    field: &refusal.field,
+                    code: refusal.code,
+                    text: &refusal.reason,
+                };
+                return Some(ack::ack(Some(&message), code, Some(problem), now));
+            }
+        };
+        for event in events {
+            match self.append(event).await {
+                Ok(()) => {}
+                Err(Failure::Refused(status)) => {
+                    self.metrics.answered(&kind, "AE");
+                    self.metrics.refused("ingest");
+                    // Ingest's reason names Baton's field, not an HL7 one.
+                    let problem = Problem {
+                        field: "",
+                        code: 207,
+                        text: status.message(),
+                    };
+                    return Some(ack::ack(
+                        Some(&message),
+                        ack::Code::Error,
+                        Some(problem),
+                        now,
+                    ));
+                }
+                Err(Failure::Unavailable(reason)) => {
+                    tracing::warn!(%reason, "ingest could not store an event; the message goes unanswered");
+                    self.readiness.fault(
+                        INGEST_FAULT,
+                        format!("ingest cannot store events: {reason}"),
+                    );
+                    self.metrics.answered(&kind, "none");
+                    return None;
+                }
+            }
+        }
+        self.readiness.clear(INGEST_FAULT);
+        self.metrics.answered(&kind, "AA");
+        Some(ack::ack(Some(&message), ack::Code::Accept, None, now))
+    }
+
+    async fn append(&self, event: v1::HandoffEvent) -> Result<(), Failure> {
+        let request = v1::AppendRequest {
+            event: Some(event),
+            expected_version: None,
+            backfill: false,
+        };
+        let mut ingest = self.ingest.clone();
+        match tokio::time::timeout(self.append_timeout, ingest.append(request)).await {
+            Err(_) => Err(Failure::Unavailable(format!(
+                "no answer within {:?}",
+                self.append_timeout
+            ))),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(status)) => match status.code() {
+                Code::InvalidArgument
+                | Code::FailedPrecondition
+                | Code::AlreadyExists
+                | Code::PermissionDenied
+                | Code::Unauthenticated
+                | Code::NotFound
+                | Code::OutOfRange => Err(Failure::Refused(status)),
+                _ => Err(Failure::Unavailable(format!(
+                    "{:?}: {}",
+                    status.code(),
+                    status.message()
+                ))),
+            },
+        }
+    }
+}
+
+/// Why an event was not stored.
+enum Failure {
+    /// Ingest refused it: the message is wrong (AE).
+    Refused(tonic::Status),
+    /// Ingest could not store it now: the sender must send again (no ACK).
+    Unavailable(String),
+}

@@ -1,0 +1,155 @@
+//! Prometheus metrics of the gateway, served on the HTTP side port at
+//! `/metrics`:
+//!
+//! - `baton_gateway_messages_total{type, ack}`: HL7 messages answered, by
+//!   message type (`ORM^O01`, ... or `unreadable`) and MSA-1 (`AA`, `AE`,
+//!   `AR`, or `none` when ingest could not store them and the sender must
+//!   send again).
+//! - `baton_gateway_refusals_total{field}`: messages refused (AE, AR) by the
+//!   field that was wrong.
+//! - `baton_gateway_ignored_total{reason}`: messages acknowledged with
+//!   nothing to append (a corrected result, a status the mapping does not name).
+//! - `baton_gateway_task_failures_total{task}`: long-running tasks that failed.
+//! - the ports' connection counters ([`baton_runtime::ports::PortMetrics`]);
+//!   the MLLP port counts as `grpc`, the service's own port.
+
+use std::sync::Arc;
+
+use axum::{http::header, routing::get, Router};
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family},
+    registry::Registry,
+};
+
+const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MessageLabels {
+    r#type: String,
+    ack: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FieldLabel {
+    field: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TaskLabel {
+    task: &'static str,
+}
+
+/// The gateway's metrics and the registry that encodes them.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    messages: Family<MessageLabels, Counter>,
+    refusals: Family<FieldLabel, Counter>,
+    ignored: Family<ReasonLabel, Counter>,
+    task_failures: Family<TaskLabel, Counter>,
+    pub ports: baton_runtime::ports::PortMetrics,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("baton");
+        let gateway = registry.sub_registry_with_prefix("gateway");
+        let messages = Family::<MessageLabels, Counter>::default();
+        gateway.register(
+            "messages",
+            "HL7 messages answered, by type and ACK code",
+            messages.clone(),
+        );
+        let refusals = Family::<FieldLabel, Counter>::default();
+        gateway.register(
+            "refusals",
+            "HL7 messages refused, by the field that was wrong",
+            refusals.clone(),
+        );
+        let ignored = Family::<ReasonLabel, Counter>::default();
+        gateway.register(
+            "ignored",
+            "HL7 messages acknowledged with nothing to append",
+            ignored.clone(),
+        );
+        let task_failures = Family::<TaskLabel, Counter>::default();
+        gateway.register(
+            "task_failures",
+            "Long-running tasks that failed",
+            task_failures.clone(),
+        );
+        let ports = baton_runtime::ports::PortMetrics::default();
+        ports.register(&mut registry);
+        Metrics {
+            registry,
+            messages,
+            refusals,
+            ignored,
+            task_failures,
+            ports,
+        }
+    }
+
+    /// A message of `kind` answered with `ack` (`AA`, `AE`, `AR`, `none`).
+    pub fn answered(&self, kind: &str, ack: &'static str) {
+        self.messages
+            .get_or_create(&MessageLabels {
+                r#type: kind.to_owned(),
+                ack,
+            })
+            .inc();
+    }
+
+    pub fn refused(&self, field: &str) {
+        self.refusals
+            .get_or_create(&FieldLabel {
+                field: field.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn ignored(&self, reason: &'static str) {
+        self.ignored.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    fn render(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "cannot encode the metrics");
+        }
+        out
+    }
+}
+
+impl baton_runtime::supervise::TaskCounter for Metrics {
+    fn started(&self, task: &'static str) {
+        let _zero = self.task_failures.get_or_create(&TaskLabel { task });
+    }
+
+    fn failed(&self, task: &'static str) {
+        self.task_failures.get_or_create(&TaskLabel { task }).inc();
+    }
+}
+
+/// `/metrics`.
+pub fn router(metrics: Arc<Metrics>) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let body = metrics.render();
+            async move { ([(header::CONTENT_TYPE, CONTENT_TYPE)], body) }
+        }),
+    )
+}

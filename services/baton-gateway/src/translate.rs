@@ -1,0 +1,398 @@
+//! From a parsed HL7 message to the hand-off events it tells, by the
+//! mapping. Pure: the same message, mapping and salt always give the same
+//! events with the same ids, so a resend after a lost ACK appends nothing
+//! new.
+
+use baton_proto::v1::{self, EventType};
+use ring::hmac;
+
+use crate::{
+    hl7::{self, Message, Order},
+    mapping::{Mapping, Meaning},
+};
+
+/// What a message asks of Baton.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Translation {
+    /// These events, appended in order.
+    Events(Vec<v1::HandoffEvent>),
+    /// Nothing to append (a corrected result, a status the mapping does not
+    /// name); acknowledged, and counted as `reason`.
+    Nothing { reason: &'static str },
+}
+
+/// Why a message Baton can read is refused (answered AE, or AR for a
+/// message type it does not take).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct Refusal {
+    /// Where in the message: `OBR-4`, `ORC-13`, `MSH-9`.
+    pub field: String,
+    pub reason: String,
+    /// The HL7 error code (table 0357): 103 a value not in the table, 101 a
+    /// required field missing, 200 an unsupported message type, 207 other.
+    pub code: u16,
+}
+
+impl Refusal {
+    fn new(field: impl Into<String>, code: u16, reason: impl Into<String>) -> Refusal {
+        Refusal {
+            field: field.into(),
+            reason: reason.into(),
+            code,
+        }
+    }
+
+    /// The message type itself is not one Baton takes (AR, not AE).
+    pub fn is_unsupported(&self) -> bool {
+        self.code == 200
+    }
+}
+
+/// How the gateway makes ids from the sender's numbers: a keyed hash, so
+/// ids are stable for a sender's resends but reveal nothing of the order
+/// numbers, and pass the patient-data screen.
+#[derive(Debug, Clone)]
+pub struct Ids(hmac::Key);
+
+impl Ids {
+    pub fn new(salt: &str) -> Ids {
+        Ids(hmac::Key::new(hmac::HMAC_SHA256, salt.as_bytes()))
+    }
+
+    fn id(&self, what: &str, parts: &[&str]) -> String {
+        let tag = hmac::sign(&self.0, format!("{what}|{}", parts.join("|")).as_bytes());
+        let mut hex: String = tag.as_ref()[..12]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        // A hex word with a letter is opaque to the patient-data screen;
+        // one of 24 digits only is not (about one id in 80,000).
+        if !hex.bytes().any(|b| b.is_ascii_alphabetic()) {
+            hex.replace_range(..1, "a");
+        }
+        format!("hl7-{hex}")
+    }
+}
+
+/// The events `message` tells, by `mapping`; times without an offset are
+/// read in `zone`.
+pub fn translate(
+    message: &Message,
+    mapping: &Mapping,
+    ids: &Ids,
+    zone: &jiff::tz::TimeZone,
+) -> Result<Translation, Refusal> {
+    let (kind, trigger) = message
+        .message_type()
+        .map_err(|e| Refusal::new("MSH-9", 101, e.to_string()))?;
+    let is_result = match (kind.as_str(), trigger.as_str()) {
+        ("ORM", "O01") | ("OML", "O21") => false,
+        ("ORU", "R01") => true,
+        _ => {
+            return Err(Refusal::new(
+                "MSH-9",
+                200,
+                format!(
+                    "{kind}^{trigger} is not a message Baton takes (ORM^O01, OML^O21, ORU^R01)"
+                ),
+            ))
+        }
+    };
+    let sender = message
+        .value("MSH", 3, 1)
+        .ok_or_else(|| Refusal::new("MSH-3", 101, "the sending application is missing"))?;
+    let control = message
+        .value("MSH", 10, 1)
+        .ok_or_else(|| Refusal::new("MSH-10", 101, "the message control id is missing"))?;
+    let sent_at = message.value("MSH", 7, 1);
+    let orders = message.orders();
+    if orders.is_empty() {
+        return Err(Refusal::new(
+            "ORC",
+            101,
+            "the message has no order (ORC or OBR)",
+        ));
+    }
+    let mut events = Vec::new();
+    let mut nothing = "status not mapped";
+    for (i, order) in orders.iter().enumerate() {
+        let meaning = if is_result {
+            result_meaning(order, mapping)
+        } else {
+            order_meaning(order, mapping)?
+        };
+        let event_type = match meaning {
+            Some(Meaning::Event(t)) => t,
+            Some(Meaning::Correction) => {
+                nothing = "corrected result";
+                continue;
+            }
+            None => continue,
+        };
+        let places: &[(&str, usize)] = if is_result {
+            &[("OBR", 22), ("ORC", 9)]
+        } else {
+            &[("ORC", 9), ("OBR", 7)]
+        };
+        let occurred_at = when(order, places, sent_at.as_deref(), zone)?;
+        let mut event = v1::HandoffEvent {
+            event_id: ids.id("event", &[&sender, &control, &i.to_string()]),
+            handoff_id: handoff_id(order, ids)?,
+            r#type: event_type as i32,
+            occurred_at: Some(baton_proto::convert::timestamp_to_proto(
+                baton_domain::Timestamp(occurred_at),
+            )),
+            actor: sender.clone(),
+            ..Default::default()
+        };
+        if event_type == EventType::Requested {
+            describe_request(&mut event, order, mapping)?;
+        }
+        events.push(event);
+    }
+    if events.is_empty() {
+        return Ok(Translation::Nothing { reason: nothing });
+    }
+    Ok(Translation::Events(events))
+}
+
+/// ORC-1 with ORC-5 (`SC:IP`) if the mapping names the pair, else ORC-1.
+fn order_meaning(order: &Order<'_>, mapping: &Mapping) -> Result<Option<Meaning>, Refusal> {
+    let control = order
+        .value("ORC", 1, 1)
+        .ok_or_else(|| Refusal::new("ORC-1", 101, "the order control code is missing"))?;
+    let status = order.value("ORC", 5, 1).unwrap_or_default();
+    Ok(mapping
+        .order_control
+        .get(&format!("{control}:{status}"))
+        .or_else(|| mapping.order_control.get(&control))
+        .copied())
+}
+
+fn result_meaning(order: &Order<'_>, mapping: &Mapping) -> Option<Meaning> {
+    let status = order.value("OBR", 25, 1)?;
+    mapping.result_status.get(&status).copied()
+}
+
+/// The first of `places` holding a time, else MSH-7.
+fn when(
+    order: &Order<'_>,
+    places: &[(&str, usize)],
+    sent_at: Option<&str>,
+    zone: &jiff::tz::TimeZone,
+) -> Result<i64, Refusal> {
+    let (field, text) = order
+        .first_of(places)
+        .or_else(|| sent_at.map(|t| ("MSH-7".to_owned(), t.to_owned())))
+        .ok_or_else(|| Refusal::new("MSH-7", 101, "no time for the event"))?;
+    hl7::timestamp(&text, zone).ok_or_else(|| {
+        Refusal::new(
+            field,
+            102,
+            "not an HL7 date/time (YYYYMMDDHHMM[SS][+/-ZZZZ])",
+        )
+    })
+}
+
+/// The hand-off's id: the placer order number with its namespace (ORC-2,
+/// else OBR-2), else the filler's (ORC-3, OBR-3), through the keyed hash.
+fn handoff_id(order: &Order<'_>, ids: &Ids) -> Result<String, Refusal> {
+    for (role, places) in [
+        ("placer", [("ORC", 2), ("OBR", 2)]),
+        ("filler", [("ORC", 3), ("OBR", 3)]),
+    ] {
+        for (segment, field) in places {
+            if let Some(number) = order.value(segment, field, 1) {
+                let namespace = order.value(segment, field, 2).unwrap_or_default();
+                return Ok(ids.id(role, &[&number, &namespace]));
+            }
+        }
+    }
+    Err(Refusal::new(
+        "ORC-2",
+        101,
+        "no placer or filler order number",
+    ))
+}
+
+/// What a new request needs: kind, supplier and attributes from OBR-4,
+/// the customer from ORC-13, the priority from ORC-7.6 or TQ1-9.
+fn describe_request(
+    event: &mut v1::HandoffEvent,
+    order: &Order<'_>,
+    mapping: &Mapping,
+) -> Result<(), Refusal> {
+    let code = order
+        .value("OBR", 4, 1)
+        .ok_or_else(|| Refusal::new("OBR-4", 101, "the ordered service is missing"))?;
+    let service = mapping.services.get(&code).ok_or_else(|| {
+        Refusal::new(
+            "OBR-4",
+            103,
+            format!("service {code:?} is not in the mapping"),
+        )
+    })?;
+    let location = order
+        .value("ORC", 13, 1)
+        .ok_or_else(|| Refusal::new("ORC-13", 101, "the ordering location is missing"))?;
+    let customer = mapping.locations.get(&location).ok_or_else(|| {
+        Refusal::new(
+            "ORC-13",
+            103,
+            format!("location {location:?} is not in the mapping"),
+        )
+    })?;
+    let priority = match order
+        .value("TQ1", 9, 1)
+        .or_else(|| order.value("ORC", 7, 6))
+    {
+        None => mapping.default_priority,
+        Some(p) => *mapping.priorities.get(&p).ok_or_else(|| {
+            Refusal::new(
+                "TQ1-9",
+                103,
+                format!("priority {p:?} is not in the mapping"),
+            )
+        })?,
+    };
+    event.kind = service.kind.clone();
+    event.supplier = service.supplier.clone();
+    event.customer = customer.clone();
+    event.priority = priority as i32;
+    event.attributes = service.attributes.clone().into_iter().collect();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mapping() -> Mapping {
+        Mapping::from_json(include_str!("../../../deploy/gateway/hl7-lab.json")).expect("valid")
+    }
+
+    fn order(control: &str, extra_orc5: &str, code: &str, location: &str) -> String {
+        format!(
+            "MSH|^~\\&|OE|NORTH|LIS|NORTH|202612051030+0100||ORM^O01|C-{control}-1|P|2.5\r\
+PID|1||PAT123^^^NORTH^MR||ROE^RICHARD\r\
+ORC|{control}|PL-1^OE|||{extra_orc5}||^^^^^S||202612051028+0100||||{location}\r\
+OBR|1|PL-1^OE||{code}^Troponin\r"
+        )
+    }
+
+    fn translate_text(text: &str) -> Result<Translation, Refusal> {
+        let m = Message::parse(text.as_bytes()).expect("parses");
+        translate(&m, &mapping(), &Ids::new("salt"), &jiff::tz::TimeZone::UTC)
+    }
+
+    fn events(text: &str) -> Vec<v1::HandoffEvent> {
+        match translate_text(text).expect("translates") {
+            Translation::Events(e) => e,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_new_order_is_a_request_with_its_meaning_and_no_patient() {
+        let e = events(&order("NW", "", "TROP", "WARD5"));
+        assert_eq!(e.len(), 1);
+        let e = &e[0];
+        assert_eq!(e.r#type, EventType::Requested as i32);
+        assert_eq!(
+            (e.kind.as_str(), e.supplier.as_str(), e.customer.as_str()),
+            ("lab", "lab", "ward-5")
+        );
+        assert_eq!(e.priority, v1::Priority::Stat as i32);
+        assert_eq!(
+            e.attributes.get("test").map(String::as_str),
+            Some("troponin")
+        );
+        // 10:28 +01:00 from ORC-9.
+        assert_eq!(
+            e.occurred_at.as_ref().map(|t| t.seconds),
+            Some(1_796_462_880)
+        );
+        assert!(e.handoff_id.starts_with("hl7-") && e.event_id.starts_with("hl7-"));
+        let text = format!("{e:?}");
+        for patient in ["PAT123", "ROE", "RICHARD", "PL-1"] {
+            assert!(!text.contains(patient), "{patient} in {text}");
+        }
+    }
+
+    #[test]
+    fn ids_are_stable_for_a_resend_and_differ_by_salt_and_message() {
+        let a = events(&order("NW", "", "TROP", "WARD5"));
+        let b = events(&order("NW", "", "TROP", "WARD5"));
+        assert_eq!(a, b, "a resend is the same event");
+        let cancel = events(&order("CA", "", "TROP", "WARD5"));
+        assert_eq!(
+            cancel[0].handoff_id, a[0].handoff_id,
+            "same order, same hand-off"
+        );
+        assert_ne!(
+            cancel[0].event_id, a[0].event_id,
+            "another message, another event"
+        );
+        assert_ne!(
+            Ids::new("one").id("x", &["1"]),
+            Ids::new("two").id("x", &["1"])
+        );
+    }
+
+    #[test]
+    fn status_pairs_win_over_the_control_code() {
+        let e = events(&order("SC", "IP", "TROP", "WARD5"));
+        assert_eq!(e[0].r#type, EventType::Started as i32);
+        let e = events(&order("SC", "CM", "TROP", "WARD5"));
+        assert_eq!(e[0].r#type, EventType::Completed as i32);
+        assert_eq!(
+            translate_text(&order("SC", "ZZ", "TROP", "WARD5")),
+            Ok(Translation::Nothing {
+                reason: "status not mapped"
+            })
+        );
+    }
+
+    #[test]
+    fn what_baton_cannot_place_is_refused_naming_the_field() {
+        let e = translate_text(&order("NW", "", "XRAY", "WARD5")).expect_err("unknown service");
+        assert_eq!((e.field.as_str(), e.code), ("OBR-4", 103));
+        let e = translate_text(&order("NW", "", "TROP", "MARS")).expect_err("unknown location");
+        assert_eq!((e.field.as_str(), e.code), ("ORC-13", 103));
+        let adt = "MSH|^~\\&|ADT|NORTH|X|Y|202612051030||ADT^A01|9|P|2.5\rPID|1||PAT123\r";
+        let e = translate_text(adt).expect_err("not an order");
+        assert!(e.is_unsupported());
+        assert!(!e.to_string().contains("PAT123"));
+    }
+
+    #[test]
+    fn results_start_and_complete_and_a_correction_appends_nothing() {
+        let result = |status: &str| {
+            format!(
+                "MSH|^~\\&|LIS|NORTH|OE|NORTH|202612051130||ORU^R01|R-{status}|P|2.5\r\
+PID|1||PAT123\rOBR|1|PL-1^OE|FL-9^LIS|TROP||||||||||||||||||202612051129+0100|||{status}\r\
+OBX|1|NM|TROP||42|ng/L\r"
+            )
+        };
+        let p = events(&result("P"));
+        assert_eq!(p[0].r#type, EventType::Started as i32);
+        let f = events(&result("F"));
+        assert_eq!(f[0].r#type, EventType::Completed as i32);
+        assert_eq!(
+            f[0].occurred_at.as_ref().map(|t| t.seconds),
+            Some(1_796_466_540)
+        );
+        let request = events(&order("NW", "", "TROP", "WARD5"));
+        assert_eq!(
+            f[0].handoff_id, request[0].handoff_id,
+            "the result finds its order"
+        );
+        assert_eq!(
+            translate_text(&result("C")),
+            Ok(Translation::Nothing {
+                reason: "corrected result"
+            })
+        );
+    }
+}
