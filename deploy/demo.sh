@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Starts the whole system on a demo workload: nats-server with JetStream,
 # baton-ingest and baton-projector on the demo catalog (targets of seconds),
-# and `batonctl simulate`, which plays a generated hospital day (every kind
+# baton-gateway taking three STAT lab orders from the emergency department
+# as HL7 v2 over MLLP (two resulted in time, one left to breach), and
+# `batonctl simulate`, which plays a generated hospital day (every kind
 # of work in the catalog, a day/night curve, holds, reassignments, a
 # disruption, ratings) 288 times faster and prints each breach the moment
 # it is announced. Ctrl-C stops everything.
@@ -44,9 +46,34 @@ target/debug/baton-projector --catalog deploy/demo-catalog.json --data-dir "$wor
 pids+=($!)
 wait_port 50051
 wait_port 50052
+BATON_GATEWAY_ID_SALT=demo-only-salt target/debug/baton-gateway \
+  --mapping deploy/gateway/hl7-lab.json >"$work/gateway.log" 2>&1 &
+pids+=($!)
+wait_port 2575
+
+# Three STAT troponin orders from the emergency department, as the order
+# entry system would send them; the lab's results for two follow 5 s later.
+hl7_time() { date -u +%Y%m%d%H%M%S+0000; }
+hl7_order() { # control placer
+  printf 'MSH|^~\\&|OE|DEMO|LIS|DEMO|%s||ORM^O01|%s|P|2.5\rORC|NW|%s^OE|||SC||^^^^^S||%s||||ED\rOBR|1|%s^OE||TROP^Troponin T\r\n' \
+    "$(hl7_time)" "$1" "$2" "$(hl7_time)" "$2"
+}
+hl7_result() { # control placer
+  printf 'MSH|^~\\&|LIS|DEMO|OE|DEMO|%s||ORU^R01|%s|P|2.5\rOBR|1|%s^OE|L-%s^LIS|TROP%s%s|||F\r\n' \
+    "$(hl7_time)" "$1" "$2" "$2" "||||||||||||||||||" "$(hl7_time)"
+}
+(
+  { hl7_order O-1 DEMO-1; hl7_order O-2 DEMO-2; hl7_order O-3 DEMO-3; } >"$work/lab-orders.hl7"
+  target/debug/batonctl hl7 send "$work/lab-orders.hl7" | sed 's/^/HL7 order ACK: /'
+  sleep 5
+  { hl7_result R-1 DEMO-1; hl7_result R-2 DEMO-2; } >"$work/lab-results.hl7"
+  target/debug/batonctl hl7 send "$work/lab-results.hl7" | sed 's/^/HL7 result ACK: /'
+) &
+pids+=($!)
 
 cat >&2 <<MSG
-Baton is running: ingest on 127.0.0.1:50051, queries on 127.0.0.1:50052, NATS on $NATS_URL.
+Baton is running: ingest on 127.0.0.1:50051, queries on 127.0.0.1:50052, NATS on $NATS_URL,
+the HL7 gateway (MLLP) on 127.0.0.1:2575.
 The live board: http://127.0.0.1:9452/   Logs are in $work/. In another terminal try:
   target/debug/batonctl breaches --open
   target/debug/batonctl compliance repair-response

@@ -102,6 +102,7 @@ const EXAMPLES: &str = "Examples:
   batonctl compliance --supplier lab --by day --time-zone Europe/Amsterdam
   batonctl report --department lab --month 2026-11 --format html > lab-2026-11.html
   batonctl report --month 2026-11 --format csv
+  batonctl hl7 send --gateway 127.0.0.1:2575 lab-orders.hl7
   batonctl validate-catalog deploy/catalog.json
   batonctl status --wait
   batonctl tail 'baton.sla.>'";
@@ -144,6 +145,8 @@ enum Command {
     Simulate(cmd::simulate::Args),
     /// Backfill an event log (XES or CSV) as hand-offs, by a mapping file.
     Import(cmd::import::Args),
+    /// Send HL7 v2 messages from a file to the gateway over MLLP.
+    Hl7(cmd::hl7::Args),
     /// Tokens for wall screens and scrapers, and their hashes for the caller registry.
     Token(cmd::token::Args),
     /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
@@ -207,6 +210,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => cmd::demo::run(&cli.ingest_url, &cli.query_url, args).await,
         Command::Simulate(args) => cmd::simulate::run(&cli.ingest_url, &cli.query_url, args).await,
         Command::Import(args) => cmd::import::run(&cli.ingest_url, args).await,
+        Command::Hl7(args) => cmd::hl7::run(args).await,
         Command::Token(args) => cmd::token::run(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;

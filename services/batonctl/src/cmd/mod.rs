@@ -6,6 +6,7 @@ pub mod compliance;
 pub mod demo;
 pub mod disruption;
 pub mod get;
+pub mod hl7;
 pub mod import;
 pub mod matrix;
 pub mod rate;
