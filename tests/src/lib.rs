@@ -137,9 +137,9 @@ pub async fn start_ingest_with(nats_url: &str, catalog: &Path, stream_replicas: 
 }
 
 /// Starts `baton-gateway` in this process, appending to the ingest at
-/// `ingest`, with the mapping at `mapping`; HL7 times without an offset are
-/// read in UTC.
-pub async fn start_gateway(ingest: SocketAddr, mapping: &Path) -> Running {
+/// `ingest` and reading FHIR Tasks back from the projector at `query`, with
+/// the mapping at `mapping`; HL7 times without an offset are read in UTC.
+pub async fn start_gateway(ingest: SocketAddr, query: SocketAddr, mapping: &Path) -> Running {
     let mllp = listener().await;
     let http = listener().await;
     let addr = mllp.local_addr().expect("bound");
@@ -147,6 +147,7 @@ pub async fn start_gateway(ingest: SocketAddr, mapping: &Path) -> Running {
         listen: addr,
         http_listen: http.local_addr().expect("bound"),
         ingest_url: format!("http://{ingest}"),
+        query_url: format!("http://{query}"),
         ingest_ca: None,
         ingest_cert: None,
         ingest_key: None,

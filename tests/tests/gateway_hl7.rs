@@ -146,7 +146,8 @@ async fn hl7_orders_and_results_become_hand_offs_acknowledged_only_when_stored()
     let logs = baton_e2e::capture_logs();
     let mut baton = Baton::start_with_catalog(TEST_CATALOG).await;
     let ingest_addr = baton.ingest.as_ref().expect("ingest").addr;
-    let gateway = start_gateway(ingest_addr, &mapping()).await;
+    let projector = baton.projector.as_ref().expect("projector").addr;
+    let gateway = start_gateway(ingest_addr, projector, &mapping()).await;
     let query = baton.query().await;
     let mut lis = Sender::connect(gateway.addr).await;
 

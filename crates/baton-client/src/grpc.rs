@@ -77,6 +77,17 @@ pub fn ingest_lazy(
     ))
 }
 
+/// The projector's query client, connecting on its first call (see
+/// [`ingest_lazy`]).
+pub fn query_lazy(
+    url: &str,
+    tls: Option<&Tls>,
+) -> Result<v1::query_client::QueryClient<Channel>, ClientError> {
+    Ok(v1::query_client::QueryClient::new(
+        endpoint(url, tls)?.connect_lazy(),
+    ))
+}
+
 /// The projector's query client (hand-offs, breaches, compliance, matrix...).
 pub async fn query(
     url: &str,

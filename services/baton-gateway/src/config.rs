@@ -26,12 +26,21 @@ pub struct Config {
     )]
     pub ingest_url: String,
 
-    /// CA certificate that signs ingest's certificate (https:// ingest URL).
+    /// The projector's query service: what Baton knows of a FHIR Task.
+    #[arg(
+        long,
+        env = "BATON_QUERY_URL",
+        default_value = "http://127.0.0.1:50052"
+    )]
+    pub query_url: String,
+
+    /// CA certificate that signs ingest's and the projector's certificates
+    /// (https:// URLs).
     #[arg(long, env = "BATON_GATEWAY_INGEST_CA")]
     pub ingest_ca: Option<PathBuf>,
 
-    /// The gateway's own certificate and key towards ingest (mutual TLS),
-    /// the caller that ingest's registry names.
+    /// The gateway's own certificate towards ingest and the projector
+    /// (mutual TLS): the caller their registries name.
     #[arg(long, env = "BATON_GATEWAY_INGEST_CERT", requires = "ingest_key")]
     pub ingest_cert: Option<PathBuf>,
 

@@ -113,7 +113,8 @@ impl Handler {
         Some(ack::ack(Some(&message), ack::Code::Accept, None, now))
     }
 
-    async fn append(&self, event: v1::HandoffEvent) -> Result<(), Failure> {
+    /// Appends `event` through ingest, telling a refusal from ingest being away.
+    pub(crate) async fn append(&self, event: v1::HandoffEvent) -> Result<(), Failure> {
         let request = v1::AppendRequest {
             event: Some(event),
             expected_version: None,
@@ -145,7 +146,7 @@ impl Handler {
 }
 
 /// Why an event was not stored.
-enum Failure {
+pub(crate) enum Failure {
     /// Ingest refused it: the message is wrong (AE).
     Refused(tonic::Status),
     /// Ingest could not store it now: the sender must send again (no ACK).

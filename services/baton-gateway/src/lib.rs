@@ -1,6 +1,7 @@
 //! Baton's gateway: the hospital's HL7 v2 systems (the laboratory, order
-//! entry, the pharmacy) send orders and results over MLLP; the gateway maps
-//! each message to hand-off events through a mapping file and appends them
+//! entry, the pharmacy) send orders and results over MLLP, and newer ones
+//! FHIR `Task`s over HTTP; the gateway maps each to hand-off events through
+//! a mapping file and appends them
 //! through ingest's gRPC contract, so every rule, authorization and
 //! idempotency guarantee of ingest applies unchanged. A sender hears AA only
 //! once ingest has stored every event of its message.
@@ -13,6 +14,9 @@
 //! - [`translate`]: a message to its events, with ids from a keyed hash (pure).
 //! - [`ack`]: AA, AE and AR acknowledgements (pure).
 //! - [`handle`]: one message from frame to ACK, appending through ingest.
+//! - [`fhir`], [`fhir_notice`]: FHIR `Task` and subscription notifications
+//!   read, and what a Task's change means for its hand-off (pure);
+//!   [`fhir_api`]: their routes on the side port.
 //! - [`server`]: wiring: the MLLP port, the side port, the supervisor.
 //! - [`metrics`]: Prometheus metrics.
 //!
@@ -24,6 +28,9 @@
 
 pub mod ack;
 pub mod config;
+pub mod fhir;
+pub mod fhir_api;
+pub mod fhir_notice;
 pub mod handle;
 pub mod hl7;
 pub mod mapping;

@@ -9,6 +9,8 @@
 //!   field that was wrong.
 //! - `baton_gateway_ignored_total{reason}`: messages acknowledged with
 //!   nothing to append (a corrected result, a status the mapping does not name).
+//! - `baton_gateway_fhir_gaps_total`: FHIR subscription events never
+//!   received (a skipped event number): Tasks lost on the way.
 //! - `baton_gateway_task_failures_total{task}`: long-running tasks that failed.
 //! - the ports' connection counters ([`baton_runtime::ports::PortMetrics`]);
 //!   the MLLP port counts as `grpc`, the service's own port.
@@ -52,6 +54,7 @@ pub struct Metrics {
     messages: Family<MessageLabels, Counter>,
     refusals: Family<FieldLabel, Counter>,
     ignored: Family<ReasonLabel, Counter>,
+    fhir_gaps: Counter,
     task_failures: Family<TaskLabel, Counter>,
     pub ports: baton_runtime::ports::PortMetrics,
 }
@@ -84,6 +87,12 @@ impl Metrics {
             "HL7 messages acknowledged with nothing to append",
             ignored.clone(),
         );
+        let fhir_gaps = Counter::default();
+        gateway.register(
+            "fhir_gaps",
+            "FHIR subscription events never received (skipped event numbers)",
+            fhir_gaps.clone(),
+        );
         let task_failures = Family::<TaskLabel, Counter>::default();
         gateway.register(
             "task_failures",
@@ -97,6 +106,7 @@ impl Metrics {
             messages,
             refusals,
             ignored,
+            fhir_gaps,
             task_failures,
             ports,
         }
@@ -122,6 +132,11 @@ impl Metrics {
 
     pub fn ignored(&self, reason: &'static str) {
         self.ignored.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    /// A subscription skipped `missed` event numbers.
+    pub fn fhir_gap(&self, missed: u64) {
+        self.fhir_gaps.inc_by(missed);
     }
 
     fn render(&self) -> String {

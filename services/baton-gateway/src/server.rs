@@ -72,11 +72,26 @@ pub async fn run(
         None => None,
     };
     let ingest = baton_client::grpc::ingest_lazy(&config.ingest_url, tls.as_ref())?;
+    let query = baton_client::grpc::query_lazy(&config.query_url, tls.as_ref())?;
     let metrics = Arc::new(Metrics::new());
     let (reporter, _health_service) = tonic_health::server::health_reporter();
     let health = Health::new(reporter, GATEWAY_SERVICE);
     health.set(true).await;
     let mut tasks = Supervisor::new(shutdown.clone(), health.clone(), metrics.clone());
+    let handler = Handler {
+        ingest,
+        mapping,
+        ids: Ids::new(&config.id_salt),
+        zone: config.time_zone.clone(),
+        append_timeout: config.append_timeout,
+        metrics: metrics.clone(),
+        readiness: health.readiness(),
+    };
+    let fhir = crate::fhir_api::router(crate::fhir_api::FhirApi {
+        handler: handler.clone(),
+        query,
+        seen: Default::default(),
+    });
     let registry = config.tls.registry(|_| true)?;
     let http_port = HttpPort {
         listener: http_listener,
@@ -89,18 +104,9 @@ pub async fn run(
         &mut tasks,
         http_port,
         health.readiness(),
-        crate::metrics::router(metrics.clone()),
+        crate::metrics::router(metrics.clone()).merge(fhir),
         &shutdown,
     )?;
-    let handler = Handler {
-        ingest,
-        mapping,
-        ids: Ids::new(&config.id_salt),
-        zone: config.time_zone.clone(),
-        append_timeout: config.append_timeout,
-        metrics: metrics.clone(),
-        readiness: health.readiness(),
-    };
     let port = MllpPort {
         listener,
         handler,

@@ -61,6 +61,21 @@ impl Ids {
     }
 
     fn id(&self, what: &str, parts: &[&str]) -> String {
+        self.keyed("hl7", what, parts)
+    }
+
+    /// The hand-off id of a FHIR Task with this business identifier.
+    pub fn fhir(&self, system: &str, value: &str) -> String {
+        self.keyed("fhir", "task", &[system, value])
+    }
+
+    /// The id of a Task change's event: the hand-off, the event type and
+    /// the Task's version (`lastModified`), so a PUT sent twice is one event.
+    pub fn fhir_event(&self, handoff: &str, event_type: &str, version: &str) -> String {
+        self.keyed("fhir", "event", &[handoff, event_type, version])
+    }
+
+    fn keyed(&self, prefix: &str, what: &str, parts: &[&str]) -> String {
         let tag = hmac::sign(&self.0, format!("{what}|{}", parts.join("|")).as_bytes());
         let mut hex: String = tag.as_ref()[..12]
             .iter()
@@ -71,7 +86,7 @@ impl Ids {
         if !hex.bytes().any(|b| b.is_ascii_alphabetic()) {
             hex.replace_range(..1, "a");
         }
-        format!("hl7-{hex}")
+        format!("{prefix}-{hex}")
     }
 }
 
