@@ -141,6 +141,21 @@ impl Https {
         }
     }
 
+    /// A TLS connection to `addr` (as `localhost`), handshake done.
+    pub async fn connect(
+        &self,
+        addr: SocketAddr,
+    ) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let name = rustls_pki_types::ServerName::try_from("localhost").expect("a name");
+        self.connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS handshake: {e}"))
+    }
+
     /// One request over TLS to `addr` (as `localhost`); an error if the
     /// handshake or the exchange fails.
     pub async fn request(
@@ -151,15 +166,7 @@ impl Https {
         headers: &[&str],
         body: &str,
     ) -> Result<Answer, String> {
-        let tcp = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        let name = rustls_pki_types::ServerName::try_from("localhost").expect("a name");
-        let tls = self
-            .connector
-            .connect(name, tcp)
-            .await
-            .map_err(|e| format!("TLS handshake: {e}"))?;
+        let tls = self.connect(addr).await?;
         exchange(tls, method, path, headers, body).await
     }
 

@@ -140,6 +140,16 @@ pub async fn start_ingest_with(nats_url: &str, catalog: &Path, stream_replicas: 
 /// `ingest` and reading FHIR Tasks back from the projector at `query`, with
 /// the mapping at `mapping`; HL7 times without an offset are read in UTC.
 pub async fn start_gateway(ingest: SocketAddr, query: SocketAddr, mapping: &Path) -> Running {
+    start_gateway_with(ingest, query, mapping, Default::default()).await
+}
+
+/// [`start_gateway`] with `tls` on its MLLP and HTTP ports.
+pub async fn start_gateway_with(
+    ingest: SocketAddr,
+    query: SocketAddr,
+    mapping: &Path,
+    tls: baton_runtime::security::TlsArgs,
+) -> Running {
     let mllp = listener().await;
     let http = listener().await;
     let addr = mllp.local_addr().expect("bound");
@@ -158,7 +168,7 @@ pub async fn start_gateway(ingest: SocketAddr, query: SocketAddr, mapping: &Path
         max_connections: 16,
         idle_timeout: Duration::from_secs(60),
         append_timeout: Duration::from_secs(5),
-        tls: Default::default(),
+        tls,
         http: Default::default(),
     };
     let http_addr = config.http_listen;

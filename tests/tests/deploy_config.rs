@@ -231,6 +231,97 @@ fn the_shipped_caller_registry_fits_the_shipped_catalog() {
     }
 }
 
+/// The gateway's production flags, read from its env file through each
+/// flag's environment twin (by name, without touching the process's
+/// environment, which the test above owns).
+#[test]
+fn the_gateway_runs_in_production_on_tls_as_its_own_caller() {
+    use clap::CommandFactory;
+    let command = baton_gateway::Config::command();
+    let vars = variables(include_str!("../../deploy/production/baton-gateway.env"));
+    let mut argv = vec!["baton-gateway".to_owned()];
+    // BATON_LOG_FORMAT is read by every service's logging, before its flags.
+    for (key, value) in vars.iter().filter(|(k, _)| k != "BATON_LOG_FORMAT") {
+        let flag = command
+            .get_arguments()
+            .find(|a| a.get_env().is_some_and(|e| e == key.as_str()))
+            .and_then(|a| a.get_long())
+            .unwrap_or_else(|| panic!("{key} is no flag's environment twin"));
+        argv.push(format!("--{flag}={value}"));
+    }
+    assert!(
+        !vars.iter().any(|(k, _)| k == "BATON_GATEWAY_ID_SALT"),
+        "the id salt belongs in the secret store"
+    );
+    argv.push("--id-salt=from-the-secret-store".to_owned());
+    let config = baton_gateway::Config::try_parse_from(&argv).expect("gateway flags");
+    assert!(
+        config.tls.tls_cert.is_some() && config.tls.callers.is_some(),
+        "MLLP and the side port on TLS"
+    );
+    assert!(config.ingest_url.starts_with("https://") && config.query_url.starts_with("https://"));
+    assert!(
+        config.ingest_cert.is_some() && config.ingest_key.is_some(),
+        "its own certificate"
+    );
+    assert!(
+        !config.listen.ip().is_loopback(),
+        "the senders are other machines"
+    );
+    let unit = include_str!("../../deploy/production/baton-gateway.service");
+    let limit: u64 = unit_value(unit, "LimitNOFILE")
+        .expect("LimitNOFILE")
+        .parse()
+        .expect("a number");
+    let needed = (config.max_connections + config.http.http_max_connections) as u64
+        + baton_runtime::ports::OTHER_FILES;
+    assert!(
+        limit >= 2 * needed,
+        "LimitNOFILE={limit} under twice {needed}"
+    );
+    assert_eq!(
+        unit_value(unit, "EnvironmentFile"),
+        Some("/run/secrets/baton-gateway.env")
+    );
+    assert_eq!(
+        unit_value(unit, "ExecStart"),
+        Some("/usr/local/bin/baton-gateway")
+    );
+}
+
+#[test]
+fn the_gateway_may_append_for_exactly_the_departments_its_mapping_names() {
+    let catalog = baton_domain::Catalog::from_json(include_str!("../../deploy/catalog.json"))
+        .expect("catalog");
+    let registry =
+        baton_domain::access::Registry::from_json(include_str!("../../deploy/callers.json"), |d| {
+            catalog.has_department(d)
+        })
+        .expect("deploy/callers.json");
+    let mapping = baton_gateway::mapping::Mapping::from_json(include_str!(
+        "../../deploy/gateway/hl7-lab.json"
+    ))
+    .expect("deploy/gateway/hl7-lab.json");
+    let named: std::collections::BTreeSet<String> = mapping
+        .locations
+        .values()
+        .cloned()
+        .chain(mapping.services.values().map(|s| s.supplier.clone()))
+        .collect();
+    let gateway = registry
+        .identify(["hl7-gateway"])
+        .expect("the gateway is a caller");
+    let may: std::collections::BTreeSet<String> =
+        gateway.departments.iter().map(|d| d.to_string()).collect();
+    assert_eq!(may, named);
+    for department in &named {
+        assert!(
+            catalog.has_department(&baton_domain::Token::parse(department).expect("token")),
+            "{department} is the catalog's"
+        );
+    }
+}
+
 #[test]
 fn production_nats_requires_tls_with_client_certificates_and_users() {
     let conf = include_str!("../../deploy/production/nats.conf");

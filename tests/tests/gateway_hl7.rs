@@ -18,17 +18,19 @@ use tokio::{
 const PATIENT: [&str; 4] = ["ZZPATIENT4711", "TESTPERSON", "QUINCY", "19450101"];
 
 /// An MLLP sender: one connection, a message at a time, waiting for its ACK.
-struct Sender(TcpStream);
+struct Sender<S>(S);
 
-impl Sender {
-    async fn connect(addr: SocketAddr) -> Sender {
+impl Sender<TcpStream> {
+    async fn connect(addr: SocketAddr) -> Sender<TcpStream> {
         Sender(
             TcpStream::connect(addr)
                 .await
                 .expect("connect to the gateway"),
         )
     }
+}
 
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Sender<S> {
     async fn send_bytes(&mut self, bytes: &[u8]) {
         self.0.write_all(bytes).await.expect("write");
     }
@@ -340,4 +342,44 @@ async fn hl7_orders_and_results_become_hand_offs_acknowledged_only_when_stored()
         }
         assert!(!text.contains(value), "{value} reached the logs");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_certificate_mllp_is_spoken_inside_tls_only() {
+    let baton = Baton::start_with_catalog(TEST_CATALOG).await;
+    let ingest = baton.ingest.as_ref().expect("ingest").addr;
+    let projector = baton.projector.as_ref().expect("projector").addr;
+    let pki = baton_e2e::secure::Pki::new();
+    let callers = pki.path("callers.json");
+    std::fs::write(&callers, r#"{"callers": []}"#).expect("callers");
+    let gateway =
+        baton_e2e::start_gateway_with(ingest, projector, &mapping(), pki.server_args(&callers))
+            .await;
+
+    let https = baton_e2e::http::Https::new(&pki.path("ca.crt"), None);
+    let tls = https.connect(gateway.addr).await.expect("a TLS handshake");
+    let mut sender = Sender(tls);
+    let ack = sender
+        .send(&order("T-1", "P-900", "TROP", "WARD5", &hl7_time(5, true)))
+        .await
+        .expect("an ACK inside TLS");
+    assert_eq!(code(&ack), "AA", "{ack}");
+
+    // Plain MLLP to the TLS port is never answered as HL7: at most a TLS
+    // alert, then the connection closes.
+    let mut plain = TcpStream::connect(gateway.addr).await.expect("connect");
+    let message = order("T-2", "P-901", "TROP", "WARD5", &hl7_time(5, true));
+    plain
+        .write_all(&[&[0x0B][..], message.as_bytes(), &[0x1C, 0x0D]].concat())
+        .await
+        .expect("write");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), plain.read_to_end(&mut answer))
+        .await
+        .expect("closed within 20 s")
+        .ok();
+    assert!(
+        !contains(&answer, "MSA|"),
+        "an ACK in plaintext: {answer:?}"
+    );
 }

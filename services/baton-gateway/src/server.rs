@@ -2,7 +2,7 @@
 //! on connections, a largest message, an idle deadline) and the HTTP side
 //! port (health, metrics), under one supervisor.
 
-use std::{sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use baton_runtime::{
     ports::ConnectionCap,
@@ -12,7 +12,7 @@ use baton_runtime::{
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
+    net::TcpListener,
     task::JoinSet,
 };
 use tokio_util::sync::CancellationToken;
@@ -93,6 +93,10 @@ pub async fn run(
         seen: Default::default(),
     });
     let registry = config.tls.registry(|_| true)?;
+    baton_runtime::ports::check_open_files(
+        config.max_connections,
+        config.http.http_max_connections,
+    );
     let http_port = HttpPort {
         listener: http_listener,
         args: &config.http,
@@ -109,6 +113,7 @@ pub async fn run(
     )?;
     let port = MllpPort {
         listener,
+        tls: config.tls.http_tls()?,
         handler,
         max_connections: config.max_connections,
         max_message_bytes: config.max_message_bytes,
@@ -125,6 +130,8 @@ pub async fn run(
 /// The MLLP port and what its connections need.
 struct MllpPort {
     listener: TcpListener,
+    /// With `--tls-cert`: MLLP inside TLS, as the side port's.
+    tls: Option<tokio_rustls::TlsAcceptor>,
     handler: Handler,
     max_connections: usize,
     max_message_bytes: usize,
@@ -154,14 +161,29 @@ async fn serve_mllp(port: MllpPort, shutdown: CancellationToken) -> Result<(), s
             idle_timeout: port.idle_timeout,
         };
         let stop = shutdown.clone();
+        let tls = port.tls.clone();
         connections.spawn(async move {
-            connection.serve(stream, stop).await;
+            match tls {
+                None => connection.serve(stream, peer, stop).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => connection.serve(stream, peer, stop).await,
+                        Ok(Err(e)) => {
+                            tracing::warn!(%peer, error = %e, "MLLP TLS handshake failed")
+                        }
+                        Err(_) => tracing::warn!(%peer, "MLLP TLS handshake took too long"),
+                    }
+                }
+            }
             drop(slot);
         });
     }
     while connections.join_next().await.is_some() {}
     Ok(())
 }
+
+/// How long a TLS handshake may take.
+const HANDSHAKE: Duration = Duration::from_secs(10);
 
 /// One sender's connection: its messages answered in the order they came.
 struct Connection {
@@ -171,8 +193,10 @@ struct Connection {
 }
 
 impl Connection {
-    async fn serve(self, mut stream: TcpStream, shutdown: CancellationToken) {
-        let peer = stream.peer_addr().ok();
+    async fn serve<S>(self, mut stream: S, peer: SocketAddr, shutdown: CancellationToken)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
         let mut deframer = Deframer::new(self.max_message_bytes);
         let mut buf = vec![0u8; 16 * 1024];
         loop {
@@ -182,7 +206,7 @@ impl Connection {
                     Ok(None) => break,
                     Err(e) => {
                         // Out of step with the sender: say why, and close.
-                        tracing::warn!(?peer, error = %e, "MLLP connection closed");
+                        tracing::warn!(%peer, error = %e, "MLLP connection closed");
                         self.handler.metrics.answered("unreadable", "AR");
                         let problem = ack::Problem {
                             field: "",
@@ -213,7 +237,7 @@ impl Connection {
                 Ok(Ok(0)) => {
                     if deframer.is_mid_frame() {
                         tracing::warn!(
-                            ?peer,
+                            %peer,
                             "MLLP connection ended mid-message; nothing of it was stored"
                         );
                     }
@@ -222,7 +246,7 @@ impl Connection {
                 Ok(Ok(n)) => deframer.push(&buf[..n]),
                 Ok(Err(_)) => return,
                 Err(_) => {
-                    tracing::info!(?peer, "MLLP connection idle too long; closed");
+                    tracing::info!(%peer, "MLLP connection idle too long; closed");
                     return;
                 }
             }
