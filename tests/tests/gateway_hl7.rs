@@ -383,3 +383,110 @@ async fn with_a_certificate_mllp_is_spoken_inside_tls_only() {
         "an ACK in plaintext: {answer:?}"
     );
 }
+
+/// A lab day: 24 orders an hour apart, STAT every third, resulted after
+/// 0-299 minutes, every seventh never.
+fn lab_day(start: jiff::Timestamp) -> Vec<(jiff::Timestamp, bool, Option<jiff::Timestamp>)> {
+    (0..24i64)
+        .map(|i| {
+            let ordered = start + jiff::SignedDuration::from_hours(i);
+            let resulted =
+                (i % 7 != 0).then(|| ordered + jiff::SignedDuration::from_mins(i * 17 % 300));
+            (ordered, i % 3 == 0, resulted)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lab_day_as_hl7_gives_the_figures_it_gives_as_baton_events() {
+    let baton = Baton::start_with_catalog(TEST_CATALOG).await;
+    let ingest_addr = baton.ingest.as_ref().expect("ingest").addr;
+    let projector = baton.projector.as_ref().expect("projector").addr;
+    let gateway = start_gateway(ingest_addr, projector, &mapping()).await;
+    let day = lab_day(jiff::Timestamp::now() - jiff::SignedDuration::from_hours(30));
+    let hl7 = |t: jiff::Timestamp| t.strftime("%Y%m%d%H%M%S+0000").to_string();
+
+    // Ward 5's day through the gateway.
+    let mut lis = Sender::connect(gateway.addr).await;
+    for (i, (ordered, stat, resulted)) in day.iter().enumerate() {
+        let priority = if *stat { "S" } else { "R" };
+        let message = order(
+            &format!("D-{i}"),
+            &format!("DAY-{i}"),
+            "CBC",
+            "WARD5",
+            &hl7(*ordered),
+        )
+        .replace("^^^^^S|", &format!("^^^^^{priority}|"));
+        let ack = lis.send(&message).await.expect("ACK");
+        assert_eq!(code(&ack), "AA", "{ack}");
+        if let Some(at) = resulted {
+            let ack = lis
+                .send(&result(
+                    &format!("DR-{i}"),
+                    &format!("DAY-{i}"),
+                    "F",
+                    &hl7(*at),
+                ))
+                .await
+                .expect("ACK");
+            assert_eq!(code(&ack), "AA", "{ack}");
+        }
+    }
+
+    // Ward 6's same day as baton.v1 events.
+    let mut ingest = baton.ingest().await;
+    for (i, (ordered, stat, resulted)) in day.iter().enumerate() {
+        let priority = if *stat {
+            v1::Priority::Stat
+        } else {
+            v1::Priority::Routine
+        };
+        let id = format!("day-{i}");
+        let mut request = baton_e2e::requested(
+            &id,
+            "lab",
+            "lab",
+            "ward-6",
+            priority,
+            ordered.as_millisecond(),
+        );
+        request
+            .attributes
+            .insert("test".into(), "blood-count".into());
+        ingest
+            .append(baton_e2e::append(request))
+            .await
+            .expect("requested");
+        if let Some(at) = resulted {
+            let done = baton_e2e::later(&id, v1::EventType::Completed, at.as_millisecond());
+            ingest
+                .append(baton_e2e::append(done))
+                .await
+                .expect("completed");
+        }
+    }
+
+    let query = baton.query().await;
+    let figures = |customer: &'static str| {
+        let mut query = query.clone();
+        async move {
+            query
+                .get_compliance(v1::GetComplianceRequest {
+                    policy_id: "lab-turnaround".into(),
+                    customer: Some(customer.into()),
+                    ..Default::default()
+                })
+                .await
+                .ok()?
+                .into_inner()
+                .compliance
+                .filter(|c| c.total == 24)
+        }
+    };
+    let as_hl7 = eventually("ward 5's day in the views", || figures("ward-5")).await;
+    let as_events = eventually("ward 6's day in the views", || figures("ward-6")).await;
+    let key = |c: &v1::Compliance| (c.total, c.met, c.breached, c.open, c.p50, c.p90, c.max);
+    assert!(as_hl7.breached > 0 && as_hl7.met > 0, "{as_hl7:?}");
+    assert_eq!(key(&as_hl7), key(&as_events));
+}
