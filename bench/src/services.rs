@@ -48,6 +48,36 @@ where
     Running { addr, stop, task }
 }
 
+/// The gateway on the shipped lab mapping, appending to the ingest at `ingest`.
+pub async fn start_gateway(ingest: SocketAddr) -> anyhow::Result<Running> {
+    let mllp = listener().await?;
+    let http = listener().await?;
+    let addr = mllp.local_addr()?;
+    let config = baton_gateway::Config {
+        listen: addr,
+        http_listen: http.local_addr()?,
+        ingest_url: format!("http://{ingest}"),
+        query_url: "http://127.0.0.1:9".to_owned(),
+        ingest_ca: None,
+        ingest_cert: None,
+        ingest_key: None,
+        mapping: Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/gateway/hl7-lab.json"),
+        time_zone: jiff::tz::TimeZone::UTC,
+        id_salt: "bench".to_owned(),
+        max_message_bytes: 64 * 1024,
+        max_connections: 1_024,
+        idle_timeout: Duration::from_secs(600),
+        append_timeout: Duration::from_secs(10),
+        tls: Default::default(),
+        http: Default::default(),
+    };
+    Ok(spawn(addr, move |stop| async move {
+        baton_gateway::run(config, mllp, http, stop)
+            .await
+            .map_err(|e| anyhow::anyhow!("gateway failed: {e}"))
+    }))
+}
+
 pub async fn start_ingest(nats_url: &str, catalog: &Path) -> anyhow::Result<Running> {
     let grpc = listener().await?;
     let http = listener().await?;

@@ -25,13 +25,14 @@ use crate::{
 };
 
 /// (2) Unary Append with ingest alone, as (1b) ran: no projector and no
-/// queries sharing the machine's cores, so the ratio shows ingest's own cost.
+/// queries sharing the machine's cores, so the ratio shows ingest's own
+/// cost. Returns its rate.
 pub async fn unary_alone(
     setup: &Setup<'_>,
     report: &mut Report,
     ingest_channels: &[Channel],
     bare_alone: f64,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<f64> {
     let args = setup.args;
     let clock = cpu::CpuClock::start(setup.nats.pid());
     let solo = load::unary(
@@ -65,7 +66,7 @@ pub async fn unary_alone(
         "ingest's own share of the gap",
     );
     report_cpu_of(report, "2", "unary Append, ingest alone", solo_cpu);
-    Ok(())
+    Ok(solo.rate())
 }
 
 /// (2) AppendBatch with ingest alone, against raw publish with ids (1).

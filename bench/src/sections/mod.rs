@@ -1,11 +1,13 @@
 //! The sections measured against one nats-server with default syncing:
-//! the limits (1) and (1b), Baton on top of them (2), (4) and (5), the
+//! the limits (1) and (1b), Baton on top of them (2), (4) and (5), HL7
+//! through the gateway against (2) in (2h), the
 //! raw consumer and the rebuild (1c) and (3), and the scale-out (7). Each
 //! section is a function that adds its rows to the report; [`main_server`]
 //! runs them in the order the report lists them and hands each the
 //! figures it compares with.
 
 mod bare;
+mod gateway;
 mod ingest;
 mod rebuild;
 mod rows;
@@ -58,7 +60,8 @@ pub async fn main_server(
     let views = tempfile::tempdir()?;
     let ingest = services::start_ingest(&nats.url(), catalog).await?;
     let ingest_channels = services::channels(ingest.addr, args.connections).await?;
-    ingest::unary_alone(&setup, report, &ingest_channels, bare_alone).await?;
+    let unary_alone = ingest::unary_alone(&setup, report, &ingest_channels, bare_alone).await?;
+    gateway::hl7_orders(&setup, report, ingest.addr, unary_alone).await?;
     ingest::batch_alone(&setup, report, &ingest_channels, raw_ids).await?;
     let projector = ingest::start_live_projector(&setup, views.path()).await?;
     let unary = ingest::unary_pairs(
