@@ -490,3 +490,86 @@ async fn a_lab_day_as_hl7_gives_the_figures_it_gives_as_baton_events() {
     assert!(as_hl7.breached > 0 && as_hl7.met > 0, "{as_hl7:?}");
     assert_eq!(key(&as_hl7), key(&as_events));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrected_result_after_a_breach_changes_nothing_however_often_it_comes() {
+    let baton = Baton::start_with_catalog(TEST_CATALOG).await;
+    let ingest = baton.ingest.as_ref().expect("ingest").addr;
+    let projector = baton.projector.as_ref().expect("projector").addr;
+    let gateway = start_gateway(ingest, projector, &mapping()).await;
+    let mut lis = Sender::connect(gateway.addr).await;
+    // STAT, 1 h promised: ordered 3 h ago, resulted 30 min ago, so broken.
+    let ack = lis
+        .send(&order(
+            "C-1",
+            "P-700",
+            "TROP",
+            "WARD5",
+            &hl7_time(180, true),
+        ))
+        .await
+        .expect("ACK");
+    assert_eq!(code(&ack), "AA", "{ack}");
+    let ack = lis
+        .send(&result("C-2", "P-700", "F", &hl7_time(30, true)))
+        .await
+        .expect("ACK");
+    assert_eq!(code(&ack), "AA", "{ack}");
+    let query = baton.query().await;
+    let breaches = || {
+        let mut query = query.clone();
+        async move {
+            query
+                .list_breaches(v1::ListBreachesRequest {
+                    customer: "ward-5".into(),
+                    ..Default::default()
+                })
+                .await
+                .ok()
+                .map(|r| r.into_inner().breaches)
+        }
+    };
+    let first = eventually("the breach", || async {
+        breaches().await.filter(|b| b.len() == 1)
+    })
+    .await;
+    let handoff = first[0].handoff_id.clone();
+    let mut q = baton.query().await;
+    baton_e2e::projected(&mut q, &handoff, 2).await;
+    // The lab corrects the result, and its system sends the correction twice.
+    for control in ["C-3", "C-3", "C-4"] {
+        let ack = lis
+            .send(&result(control, "P-700", "C", &hl7_time(5, true)))
+            .await
+            .expect("ACK");
+        assert_eq!(code(&ack), "AA", "{ack}");
+    }
+    let h = q
+        .get_handoff(v1::GetHandoffRequest {
+            handoff_id: handoff,
+        })
+        .await
+        .expect("the hand-off")
+        .into_inner()
+        .handoff
+        .expect("a hand-off");
+    assert_eq!(
+        h.version, 2,
+        "requested and completed; corrections append nothing"
+    );
+    assert_eq!(h.status, HandoffStatus::Completed as i32);
+    assert_eq!(
+        breaches().await.map(|b| b.len()),
+        Some(1),
+        "one breach, not withdrawn"
+    );
+    assert_eq!(ward5(&mut q).await.len(), 1, "no new hand-off");
+    let ignored = baton_e2e::http::get(gateway.http.expect("side port"), "/metrics").await;
+    assert!(
+        ignored
+            .body
+            .contains("baton_gateway_ignored_total{reason=\"corrected result\"} 3"),
+        "{}",
+        ignored.body
+    );
+}
