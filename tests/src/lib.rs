@@ -181,6 +181,37 @@ pub async fn start_gateway_with(
     running
 }
 
+/// Starts `baton-notify` in this process on the routes at `routes`, with
+/// `attempts` per delivery and waits from `backoff` (doubling, at most 1 s).
+pub async fn start_notify(
+    nats_url: &str,
+    routes: &Path,
+    attempts: u32,
+    backoff: Duration,
+) -> Running {
+    let http = listener().await;
+    let addr = http.local_addr().expect("bound");
+    let config = baton_notify::Config {
+        nats_url: nats_url.to_owned(),
+        http_listen: addr,
+        routes: routes.to_owned(),
+        board_url: "http://board.test".to_owned(),
+        attempts,
+        backoff,
+        backoff_max: Duration::from_secs(1),
+        tls: Default::default(),
+        http: Default::default(),
+        nats: Default::default(),
+    };
+    let mut running = spawn(addr, move |stop| async move {
+        if let Err(e) = baton_notify::run(config, http, stop).await {
+            panic!("notify failed: {e}");
+        }
+    });
+    running.http = Some(addr);
+    running
+}
+
 /// Starts `baton-projector` in this process.
 pub async fn start_projector(nats_url: &str, catalog: &Path, data_dir: &Path) -> Running {
     start_projector_with(nats_url, catalog, data_dir, 1).await

@@ -20,21 +20,24 @@ use crate::{
 };
 
 /// A Baton service as its binary runs it: parsed from flags, bound to its
-/// two ports (its own, and the HTTP side port), run until a signal.
+/// ports (its own, if it has one, and the HTTP side port), run until a
+/// signal.
 pub trait Service: clap::Parser + Send + 'static {
     /// The binary's name, for its last words.
     const NAME: &'static str;
     /// Why `run` failed.
     type Error: std::error::Error + Send + Sync + 'static;
     /// The service's own port (`--listen`): gRPC for ingest and the
-    /// projector, MLLP for the gateway.
-    fn listen_address(&self) -> SocketAddr;
+    /// projector, MLLP for the gateway; `None` for a service that has only
+    /// its side port (notify).
+    fn listen_address(&self) -> Option<SocketAddr>;
     /// The HTTP side port's address (`--http-listen`).
     fn http_address(&self) -> SocketAddr;
-    /// Serves on the two listeners until `shutdown` fires.
+    /// Serves on the listeners until `shutdown` fires; `listener` is bound
+    /// to [`Service::listen_address`] when that is `Some`.
     fn run(
         self,
-        listener: TcpListener,
+        listener: Option<TcpListener>,
         http: TcpListener,
         shutdown: CancellationToken,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
@@ -60,7 +63,7 @@ pub enum MainError<E: std::error::Error + 'static> {
 }
 
 /// The whole life of a service binary: its flags (`--help` exits here),
-/// logging, a multi-threaded runtime, both listeners, SIGTERM/SIGINT, and
+/// logging, a multi-threaded runtime, its listeners, SIGTERM/SIGINT, and
 /// the service's `run`. `started` runs once logging is set up (the binary's
 /// own first log lines).
 pub fn main<S: Service>(started: impl FnOnce()) -> Result<(), MainError<S::Error>> {
@@ -72,7 +75,10 @@ pub fn main<S: Service>(started: impl FnOnce()) -> Result<(), MainError<S::Error
         .build()
         .map_err(MainError::Runtime)?;
     runtime.block_on(async move {
-        let listener = bind(config.listen_address()).await?;
+        let listener = match config.listen_address() {
+            Some(address) => Some(bind(address).await?),
+            None => None,
+        };
         let http = bind(config.http_address()).await?;
         let shutdown = crate::shutdown_on_signals();
         config

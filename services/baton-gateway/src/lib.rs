@@ -46,8 +46,8 @@ impl baton_runtime::serve::Service for Config {
     const NAME: &'static str = "baton-gateway";
     type Error = server::StartError;
 
-    fn listen_address(&self) -> std::net::SocketAddr {
-        self.listen
+    fn listen_address(&self) -> Option<std::net::SocketAddr> {
+        Some(self.listen)
     }
 
     fn http_address(&self) -> std::net::SocketAddr {
@@ -56,10 +56,12 @@ impl baton_runtime::serve::Service for Config {
 
     fn run(
         self,
-        listener: tokio::net::TcpListener,
+        listener: Option<tokio::net::TcpListener>,
         http: tokio::net::TcpListener,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> impl std::future::Future<Output = Result<(), Self::Error>> + Send {
+        // `serve::main` binds `--listen`, which the gateway always has.
+        let listener = listener.expect("the MLLP port is bound by serve::main");
         server::run(self, listener, http, shutdown)
     }
 }

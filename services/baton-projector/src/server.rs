@@ -373,8 +373,8 @@ impl baton_runtime::serve::Service for Config {
     const NAME: &'static str = "baton-projector";
     type Error = StartError;
 
-    fn listen_address(&self) -> std::net::SocketAddr {
-        self.listen
+    fn listen_address(&self) -> Option<std::net::SocketAddr> {
+        Some(self.listen)
     }
 
     fn http_address(&self) -> std::net::SocketAddr {
@@ -383,10 +383,12 @@ impl baton_runtime::serve::Service for Config {
 
     fn run(
         self,
-        grpc: tokio::net::TcpListener,
+        grpc: Option<tokio::net::TcpListener>,
         http: tokio::net::TcpListener,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> impl std::future::Future<Output = Result<(), Self::Error>> + Send {
+        // `serve::main` binds `--listen`, which this service always has.
+        let grpc = grpc.expect("the gRPC port is bound by serve::main");
         crate::run(self, grpc, http, shutdown)
     }
 }

@@ -1,0 +1,240 @@
+//! The delivery loop: a durable JetStream consumer on `BATON_SLA`; each
+//! signal delivered to every (route, channel) that takes it, each delivery
+//! retried with backoff up to the bound and then parked on
+//! `baton.notify.parked.<route>.<channel>` (stream `BATON_NOTIFY_PARKED`)
+//! with the reason. A signal is acknowledged to JetStream only when every
+//! one of its deliveries arrived or was parked, so a crash in between
+//! delivers it again: the receiver recognises the repeat by its delivery id.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use async_nats::jetstream::{self, consumer::pull, AckKind};
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    channel::{Channel, Delivery, WebhookChannel},
+    metrics::Metrics,
+    notice::{notice, Notice},
+    retry::Backoff,
+    routes::Routes,
+};
+
+/// The durable consumer's name: a restarted notify resumes where it was.
+pub const CONSUMER: &str = "baton-notify";
+/// Where undeliverable notices are parked.
+pub const PARKED_STREAM: &str = "BATON_NOTIFY_PARKED";
+pub const PARKED_PREFIX: &str = "baton.notify.parked.";
+
+/// Why the delivery loop stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliverError {
+    #[error("NATS: {0}")]
+    Nats(String),
+    #[error("the stream {0} ended")]
+    Ended(&'static str),
+}
+
+fn nats(e: impl std::fmt::Display) -> DeliverError {
+    DeliverError::Nats(e.to_string())
+}
+
+/// What the loop needs.
+#[derive(Debug, Clone)]
+pub struct Deliverer {
+    pub js: jetstream::Context,
+    pub routes: Arc<Routes>,
+    pub channels: Arc<BTreeMap<String, WebhookChannel>>,
+    pub backoff: Backoff,
+    /// The board's address, for the link in each notice.
+    pub board: String,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The id a delivery keeps across attempts and restarts.
+pub fn delivery_id(subject: &str, sequence: u64, route: &str, channel: &str) -> String {
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
+        format!("{subject}|{sequence}|{route}|{channel}").as_bytes(),
+    );
+    digest.as_ref()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Deliverer {
+    /// Delivers until `shutdown`; an error if NATS fails.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), DeliverError> {
+        self.js
+            .get_or_create_stream(jetstream::stream::Config {
+                name: PARKED_STREAM.to_owned(),
+                subjects: vec![format!("{PARKED_PREFIX}>")],
+                storage: jetstream::stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(nats)?;
+        let consumer = self.consumer(&shutdown).await?;
+        let Some(consumer) = consumer else {
+            return Ok(());
+        };
+        let mut messages = consumer.messages().await.map_err(nats)?;
+        loop {
+            let message = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                next = messages.next() => next,
+            };
+            let message = message.ok_or(DeliverError::Ended(baton_log::subject::SLA_STREAM))?;
+            self.handle(message.map_err(nats)?).await?;
+        }
+    }
+
+    /// The durable consumer, once `BATON_SLA` exists (ingest or the
+    /// projector creates it); `None` if shut down first. A new consumer
+    /// starts at new signals: notify never pages for what came before it.
+    async fn consumer(
+        &self,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<jetstream::consumer::Consumer<pull::Config>>, DeliverError> {
+        let stream = loop {
+            match self.js.get_stream(baton_log::subject::SLA_STREAM).await {
+                Ok(stream) => break stream,
+                Err(e) => {
+                    tracing::info!(error = %e, "waiting for the stream BATON_SLA");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Ok(None),
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            }
+        };
+        let waits =
+            self.backoff.attempts as u64 * (self.longest_timeout() + self.backoff.max).as_secs();
+        stream
+            .get_or_create_consumer(
+                CONSUMER,
+                pull::Config {
+                    durable_name: Some(CONSUMER.to_owned()),
+                    filter_subject: baton_log::subject::ALL_SLA.to_owned(),
+                    deliver_policy: jetstream::consumer::DeliverPolicy::New,
+                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                    // Progress acks extend it during retries; this covers one attempt.
+                    ack_wait: Duration::from_secs(waits.clamp(30, 3_600)),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map(Some)
+            .map_err(nats)
+    }
+
+    fn longest_timeout(&self) -> Duration {
+        self.channels
+            .values()
+            .map(WebhookChannel::timeout)
+            .max()
+            .unwrap_or(Duration::from_secs(5))
+    }
+
+    async fn handle(&self, message: jetstream::Message) -> Result<(), DeliverError> {
+        let sequence = message.info().map_err(nats)?.stream_sequence;
+        let subject = message.subject.to_string();
+        let notice = match notice(&subject, sequence, &message.payload, &self.board) {
+            Ok(Some(n)) => n,
+            Ok(None) => return message.ack().await.map_err(nats),
+            Err(e) => {
+                tracing::warn!(%subject, error = %e, "a message on BATON_SLA notify cannot read; skipped");
+                self.metrics.unreadable();
+                return message.ack().await.map_err(nats);
+            }
+        };
+        let body = Bytes::from(notice.body.to_string());
+        let deliveries = self.routes.deliveries(&notice);
+        let outcomes = futures::future::join_all(deliveries.iter().map(|(route, channel)| {
+            self.deliver_or_park(&notice, &route.name, channel, body.clone(), &message)
+        }))
+        .await;
+        outcomes.into_iter().collect::<Result<Vec<()>, _>>()?;
+        message.ack().await.map_err(nats)
+    }
+
+    /// Delivers to one channel, retrying; parks it after the last attempt.
+    /// An error only if parking failed (the signal is then delivered again).
+    async fn deliver_or_park(
+        &self,
+        notice: &Notice,
+        route: &str,
+        channel: &str,
+        body: Bytes,
+        message: &jetstream::Message,
+    ) -> Result<(), DeliverError> {
+        let Some(target) = self.channels.get(channel) else {
+            return Ok(());
+        };
+        let delivery = Delivery {
+            id: delivery_id(&notice.subject, notice.sequence, route, channel),
+            body,
+        };
+        let mut jitter =
+            baton_rng::Rng::new(jiff::Timestamp::now().as_nanosecond() as u64 ^ notice.sequence);
+        let mut last = String::new();
+        for attempt in 1..=self.backoff.attempts {
+            match target.deliver(&delivery).await {
+                Ok(()) => {
+                    self.metrics.delivered(route, channel);
+                    tracing::info!(%route, %channel, delivery = %delivery.id, attempt, "delivered");
+                    return Ok(());
+                }
+                Err(e) => {
+                    self.metrics.attempt_failed(route, channel);
+                    tracing::warn!(%route, %channel, delivery = %delivery.id, attempt, error = %e, "delivery failed");
+                    last = e.to_string();
+                }
+            }
+            if attempt < self.backoff.attempts {
+                let _ = message.ack_with(AckKind::Progress).await;
+                let fraction = jitter.below(1_000) as f64 / 1_000.0;
+                tokio::time::sleep(self.backoff.wait(attempt, fraction)).await;
+            }
+        }
+        self.park(notice, route, channel, &delivery, &last, message)
+            .await
+    }
+
+    async fn park(
+        &self,
+        notice: &Notice,
+        route: &str,
+        channel: &str,
+        delivery: &Delivery,
+        reason: &str,
+        message: &jetstream::Message,
+    ) -> Result<(), DeliverError> {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Baton-Delivery", delivery.id.as_str());
+        headers.insert("Baton-Signal-Subject", notice.subject.as_str());
+        headers.insert(
+            "Baton-Signal-Sequence",
+            notice.sequence.to_string().as_str(),
+        );
+        headers.insert(
+            "Baton-Reason",
+            format!("{} attempts; the last: {reason}", self.backoff.attempts).as_str(),
+        );
+        self.js
+            .publish_with_headers(
+                format!("{PARKED_PREFIX}{route}.{channel}"),
+                headers,
+                message.payload.clone(),
+            )
+            .await
+            .map_err(nats)?
+            .await
+            .map_err(nats)?;
+        self.metrics.parked(route, channel);
+        tracing::error!(%route, %channel, delivery = %delivery.id, %reason, "delivery parked after its last attempt");
+        Ok(())
+    }
+}

@@ -1,0 +1,51 @@
+//! Baton's notifier: reads breaches, warnings, escalations and corrections
+//! from `BATON_SLA` with a durable consumer and delivers each to the
+//! channels its routes name (webhooks, signed), retrying with backoff and
+//! parking what cannot be delivered, so a breach is never lost between
+//! Baton and the people who must act on it.
+//!
+//! Layout:
+//! - [`routes`]: the routes file and matching (pure).
+//! - [`notice`]: a signal as routes see it, and its JSON body (pure).
+//! - [`retry`]: the backoff (pure).
+//! - [`channel`]: the channel trait and the webhook.
+//! - [`deliver`]: the consumer loop: deliver, retry, park, acknowledge.
+//! - [`server`]: wiring; [`metrics`]: Prometheus metrics.
+//!
+//! It must never acknowledge a signal to JetStream before each of its
+//! deliveries arrived or was parked, and never page for signals announced
+//! before its consumer first started.
+
+pub mod channel;
+pub mod config;
+pub mod deliver;
+pub mod metrics;
+pub mod notice;
+pub mod retry;
+pub mod routes;
+pub mod server;
+
+pub use config::Config;
+pub use server::run;
+
+impl baton_runtime::serve::Service for Config {
+    const NAME: &'static str = "baton-notify";
+    type Error = server::StartError;
+
+    fn listen_address(&self) -> Option<std::net::SocketAddr> {
+        None
+    }
+
+    fn http_address(&self) -> std::net::SocketAddr {
+        self.http_listen
+    }
+
+    fn run(
+        self,
+        _listener: Option<tokio::net::TcpListener>,
+        http: tokio::net::TcpListener,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> impl std::future::Future<Output = Result<(), Self::Error>> + Send {
+        server::run(self, http, shutdown)
+    }
+}

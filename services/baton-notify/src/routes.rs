@@ -1,0 +1,350 @@
+//! The routes file: which signals go to which channels. JSON, read at
+//! start and refused with its path, line and column, or the route or
+//! channel at fault. Pure but for reading the file and the channels'
+//! secrets.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use serde::Deserialize;
+
+use crate::notice::{Kind, Notice};
+
+/// Why the routes cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RoutesError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the routes {path}, line {line} column {column}: {message}")]
+    Syntax {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("the routes {path}: {at}: {message}")]
+    Invalid {
+        path: String,
+        at: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoutes {
+    channels: BTreeMap<String, RawChannel>,
+    routes: Vec<RawRoute>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChannel {
+    webhook: RawWebhook,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    url: String,
+    /// File holding the HMAC key the receiver verifies signatures with.
+    secret_file: PathBuf,
+    /// PEM CA that signs an https receiver's certificate.
+    #[serde(default)]
+    ca_file: Option<PathBuf>,
+    #[serde(default = "default_timeout")]
+    timeout: String,
+}
+
+fn default_timeout() -> String {
+    "5s".to_owned()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    name: String,
+    #[serde(rename = "match", default)]
+    matches: Match,
+    deliver: Vec<String>,
+}
+
+/// What a route takes; an empty list takes any.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Match {
+    #[serde(default)]
+    pub signals: BTreeSet<Kind>,
+    #[serde(default)]
+    pub policy: BTreeSet<String>,
+    #[serde(default)]
+    pub supplier: BTreeSet<String>,
+    #[serde(default)]
+    pub customer: BTreeSet<String>,
+    #[serde(default)]
+    pub priority: BTreeSet<String>,
+    /// Escalation targets (`duty-coordinator`).
+    #[serde(default)]
+    pub target: BTreeSet<String>,
+}
+
+impl Match {
+    pub fn takes(&self, n: &Notice) -> bool {
+        let any = |set: &BTreeSet<String>, value: &str| set.is_empty() || set.contains(value);
+        (self.signals.is_empty() || self.signals.contains(&n.kind))
+            && any(&self.policy, &n.policy)
+            && any(&self.supplier, &n.supplier)
+            && any(&self.customer, &n.customer)
+            && any(&self.priority, &n.priority)
+            && (self.target.is_empty()
+                || n.target.as_ref().is_some_and(|t| self.target.contains(t)))
+    }
+}
+
+/// `250ms`, or a duration as the catalog writes one (`5s`, `1m`).
+fn timeout(text: &str) -> Result<Duration, String> {
+    match text.strip_suffix("ms") {
+        Some(ms) => ms
+            .parse()
+            .map(Duration::from_millis)
+            .map_err(|_| format!("{text:?} is not a whole number of ms")),
+        None => baton_domain::time::parse_duration(text).map_err(|e| e.to_string()),
+    }
+}
+
+/// A webhook receiver.
+#[derive(Clone)]
+pub struct Webhook {
+    pub url: hyper::Uri,
+    pub secret: Vec<u8>,
+    pub ca_file: Option<PathBuf>,
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("url", &self.url)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A route, checked.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub name: String,
+    pub matches: Match,
+    pub deliver: Vec<String>,
+}
+
+/// The routes and their channels.
+#[derive(Debug, Clone)]
+pub struct Routes {
+    pub channels: BTreeMap<String, Webhook>,
+    pub routes: Vec<Route>,
+}
+
+impl Routes {
+    pub fn load(path: &Path) -> Result<Routes, RoutesError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| RoutesError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        Routes::from_json(&text, &shown)
+    }
+
+    /// Reads routes from `text`; `path` names it in errors.
+    pub fn from_json(text: &str, path: &str) -> Result<Routes, RoutesError> {
+        let raw: RawRoutes = serde_json::from_str(text).map_err(|e| RoutesError::Syntax {
+            path: path.to_owned(),
+            line: e.line(),
+            column: e.column(),
+            message: e
+                .to_string()
+                .split(" at line ")
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+        })?;
+        let invalid = |at: String, message: String| RoutesError::Invalid {
+            path: path.to_owned(),
+            at,
+            message,
+        };
+        let mut channels = BTreeMap::new();
+        for (name, channel) in raw.channels {
+            // Names go into the parked subject and the metrics' labels.
+            baton_domain::id::check_token(&name)
+                .map_err(|e| invalid(format!("channels.{name}"), e.to_string()))?;
+            let at = |what: &str| format!("channels.{name}.webhook.{what}");
+            let w = channel.webhook;
+            let url: hyper::Uri = w
+                .url
+                .parse()
+                .map_err(|e| invalid(at("url"), format!("{:?} is not a URL: {e}", w.url)))?;
+            if !matches!(url.scheme_str(), Some("http" | "https")) || url.host().is_none() {
+                return Err(invalid(
+                    at("url"),
+                    format!("{:?} is not an http:// or https:// URL", w.url),
+                ));
+            }
+            let secret = std::fs::read(&w.secret_file).map_err(|e| {
+                invalid(
+                    at("secret_file"),
+                    format!("{}: {e}", w.secret_file.display()),
+                )
+            })?;
+            if secret.len() < 16 {
+                return Err(invalid(
+                    at("secret_file"),
+                    "the key must be at least 16 bytes".into(),
+                ));
+            }
+            let timeout = timeout(&w.timeout).map_err(|e| invalid(at("timeout"), e))?;
+            channels.insert(
+                name.clone(),
+                Webhook {
+                    url,
+                    secret,
+                    ca_file: w.ca_file,
+                    timeout,
+                },
+            );
+        }
+        let mut routes = Vec::new();
+        for (i, route) in raw.routes.into_iter().enumerate() {
+            baton_domain::id::check_token(&route.name)
+                .map_err(|e| invalid(format!("routes[{i}].name"), e.to_string()))?;
+            for channel in &route.deliver {
+                if !channels.contains_key(channel) {
+                    return Err(invalid(
+                        format!("routes[{i}] ({}).deliver", route.name),
+                        format!("no channel {channel:?}"),
+                    ));
+                }
+            }
+            routes.push(Route {
+                name: route.name,
+                matches: route.matches,
+                deliver: route.deliver,
+            });
+        }
+        Ok(Routes { channels, routes })
+    }
+
+    /// Every (route, channel) that takes `notice`, each pair once.
+    pub fn deliveries<'a>(&'a self, notice: &Notice) -> Vec<(&'a Route, &'a str)> {
+        self.routes
+            .iter()
+            .filter(|r| r.matches.takes(notice))
+            .flat_map(|r| r.deliver.iter().map(move |c| (r, c.as_str())))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notice(kind: Kind, supplier: &str, priority: &str, target: Option<&str>) -> Notice {
+        Notice {
+            kind,
+            subject: "baton.sla.x".into(),
+            sequence: 1,
+            policy: "repair-response".into(),
+            supplier: supplier.into(),
+            customer: "ward-5".into(),
+            priority: priority.into(),
+            handoff: "pump-1".into(),
+            target: target.map(str::to_owned),
+            body: serde_json::Value::Null,
+        }
+    }
+
+    fn routes(dir: &Path) -> String {
+        let secret = dir.join("secret");
+        std::fs::write(&secret, "0123456789abcdef0123").expect("secret");
+        format!(
+            r#"{{"channels": {{"chat": {{"webhook": {{"url": "http://127.0.0.1:9/hook", "secret_file": {secret:?}, "timeout": "2s"}}}},
+                             "pager": {{"webhook": {{"url": "https://pager.example/x", "secret_file": {secret:?}}}}}}},
+               "routes": [
+                 {{"name": "engineering", "match": {{"signals": ["breach", "escalation"], "supplier": ["engineering"]}}, "deliver": ["chat"]}},
+                 {{"name": "stat", "match": {{"signals": ["breach"], "priority": ["stat"]}}, "deliver": ["pager", "chat"]}},
+                 {{"name": "duty", "match": {{"signals": ["escalation"], "target": ["duty-coordinator"]}}, "deliver": ["pager"]}}
+               ]}}"#
+        )
+    }
+
+    #[test]
+    fn a_signal_goes_where_its_routes_say() {
+        let dir = tempfile::tempdir().expect("dir");
+        let r = Routes::from_json(&routes(dir.path()), "routes.json").expect("valid");
+        let names = |n: &Notice| {
+            r.deliveries(n)
+                .iter()
+                .map(|(route, channel)| format!("{}:{channel}", route.name))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(&notice(Kind::Breach, "engineering", "stat", None)),
+            ["engineering:chat", "stat:pager", "stat:chat"]
+        );
+        assert_eq!(
+            names(&notice(Kind::Breach, "lab", "routine", None)),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            names(&notice(Kind::Warning, "engineering", "stat", None)),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            names(&notice(
+                Kind::Escalation,
+                "lab",
+                "urgent",
+                Some("duty-coordinator")
+            )),
+            ["duty:pager"]
+        );
+        assert_eq!(r.channels["chat"].timeout, Duration::from_secs(2));
+        assert_eq!(r.channels["pager"].timeout, Duration::from_secs(5));
+        assert_eq!(timeout("250ms"), Ok(Duration::from_millis(250)));
+        assert!(timeout("fast").is_err());
+    }
+
+    #[test]
+    fn a_wrong_routes_file_names_where() {
+        let dir = tempfile::tempdir().expect("dir");
+        let good = routes(dir.path());
+        let bad = good.replace(r#""deliver": ["chat"]"#, r#""deliver": ["sms"]"#);
+        let e = Routes::from_json(&bad, "r.json")
+            .expect_err("no such channel")
+            .to_string();
+        assert!(
+            e.contains("routes[0] (engineering).deliver") && e.contains("sms"),
+            "{e}"
+        );
+        let bad = good.replace("http://127.0.0.1:9/hook", "ftp://x/y");
+        let e = Routes::from_json(&bad, "r.json")
+            .expect_err("scheme")
+            .to_string();
+        assert!(e.contains("channels.chat.webhook.url"), "{e}");
+        let bad = good.replace(
+            r#""signals": ["breach", "escalation"]"#,
+            r#""signals": ["page"]"#,
+        );
+        let e = Routes::from_json(&bad, "r.json")
+            .expect_err("signal")
+            .to_string();
+        assert!(e.contains("line") && e.contains("page"), "{e}");
+    }
+}

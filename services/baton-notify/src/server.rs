@@ -1,0 +1,100 @@
+//! Wiring: the routes and their channels, NATS, the delivery loop and the
+//! HTTP side port (health, metrics), under one supervisor.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use baton_runtime::{
+    serve::HttpPort,
+    supervise::{Supervisor, TaskFailed},
+    Health,
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    channel::WebhookChannel,
+    config::Config,
+    deliver::Deliverer,
+    metrics::Metrics,
+    retry::Backoff,
+    routes::{Routes, RoutesError},
+};
+
+/// Why notify could not start or stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Routes(#[from] RoutesError),
+    #[error("channel {channel}: {reason}")]
+    Channel { channel: String, reason: String },
+    #[error(transparent)]
+    Log(#[from] baton_log::LogError),
+    #[error(transparent)]
+    Security(#[from] baton_runtime::security::SecurityError),
+    /// A long-running task failed.
+    #[error(transparent)]
+    Task(#[from] TaskFailed),
+}
+
+/// What health notify reports.
+pub const NOTIFY_SERVICE: &str = "baton.notify.Deliver";
+
+/// Runs notify until `shutdown`; a delivery in flight is abandoned at
+/// shutdown and, unacknowledged, delivered again after the restart.
+pub async fn run(
+    config: Config,
+    http_listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), StartError> {
+    let routes = Arc::new(Routes::load(&config.routes)?);
+    let mut channels = BTreeMap::new();
+    for (name, hook) in &routes.channels {
+        let channel = WebhookChannel::new(hook.clone()).map_err(|reason| StartError::Channel {
+            channel: name.clone(),
+            reason,
+        })?;
+        channels.insert(name.clone(), channel);
+    }
+    tracing::info!(
+        routes = routes.routes.len(),
+        channels = channels.len(),
+        "routes loaded"
+    );
+    let client = baton_log::connect_secured(&config.nats_url, "baton-notify", &config.nats).await?;
+    let metrics = Arc::new(Metrics::new());
+    let (reporter, _health_service) = tonic_health::server::health_reporter();
+    let health = Health::new(reporter, NOTIFY_SERVICE);
+    health.set(true).await;
+    let mut tasks = Supervisor::new(shutdown.clone(), health.clone(), metrics.clone());
+    let registry = config.tls.registry(|_| true)?;
+    let http_port = HttpPort {
+        listener: http_listener,
+        args: &config.http,
+        tls: &config.tls,
+        registry,
+        counters: metrics.ports.port("http"),
+    };
+    baton_runtime::serve::spawn_side_port(
+        &mut tasks,
+        http_port,
+        health.readiness(),
+        crate::metrics::router(metrics.clone()),
+        &shutdown,
+    )?;
+    let deliverer = Deliverer {
+        js: async_nats::jetstream::new(client.clone()),
+        routes,
+        channels: Arc::new(channels),
+        backoff: Backoff {
+            attempts: config.attempts,
+            base: config.backoff,
+            max: config.backoff_max,
+        },
+        board: config.board_url.clone(),
+        metrics,
+    };
+    tasks.spawn("deliver", deliverer.run(shutdown.clone()));
+    tasks.wait().await?;
+    tracing::info!("notify stopped");
+    Ok(())
+}

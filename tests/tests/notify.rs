@@ -1,0 +1,296 @@
+//! Notify end to end: real nats-server, ingest, projector and notify, and
+//! webhook receivers that are real HTTP servers on free ports. A receiver
+//! that fails the first two deliveries gets the breach on the third, every
+//! attempt under the same delivery id, the waits growing, the signature
+//! checked by this test's own HMAC; a receiver that never answers has the
+//! delivery parked, with the reason, after the last attempt; notify stopped
+//! before a breach is delivered delivers it after its restart.
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use baton_e2e::{
+    append, eventually, http, now_millis, requested, start_notify, Baton, TEST_CATALOG,
+};
+use baton_proto::v1::Priority;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// What a receiver got: each request's headers (lower-cased names), body
+/// and arrival.
+#[derive(Debug, Clone)]
+struct Request {
+    headers: Vec<(String, String)>,
+    body: String,
+    at: Instant,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    }
+}
+
+/// How a receiver answers.
+#[derive(Debug, Clone, Copy)]
+enum Behaviour {
+    /// 500 to the first n requests, then 200.
+    FailFirst(usize),
+    /// Reads the request and never answers.
+    Hang,
+}
+
+/// A webhook receiver on a free port.
+async fn receiver(behaviour: Behaviour) -> (SocketAddr, Arc<Mutex<Vec<Request>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let got: Arc<Mutex<Vec<Request>>> = Arc::default();
+    let record = got.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let record = record.clone();
+            tokio::spawn(async move {
+                let Some(request) = read_request(&mut stream).await else {
+                    return;
+                };
+                let n = {
+                    let mut got = record.lock().expect("lock");
+                    got.push(request);
+                    got.len()
+                };
+                let status = match behaviour {
+                    Behaviour::FailFirst(k) if n <= k => "500 Internal Server Error",
+                    Behaviour::FailFirst(_) => "200 OK",
+                    Behaviour::Hang => {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                        return;
+                    }
+                };
+                let answer =
+                    format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                let _ = stream.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    (addr, got)
+}
+
+async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<Request> {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        data.extend_from_slice(&buf[..n]);
+        let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&data[..end]).into_owned();
+        let headers: Vec<(String, String)> = head
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        let length: usize = headers
+            .iter()
+            .find(|(k, _)| k == "content-length")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        if data.len() >= end + 4 + length {
+            let body = String::from_utf8_lossy(&data[end + 4..end + 4 + length]).into_owned();
+            return Some(Request {
+                headers,
+                body,
+                at: Instant::now(),
+            });
+        }
+    }
+}
+
+/// HMAC-SHA-256 by RFC 2104's construction on SHA-256: the test's own,
+/// not notify's.
+fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
+    use ring::digest::{digest, SHA256};
+    let mut block = [0u8; 64];
+    block[..key.len()].copy_from_slice(key);
+    let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
+    let inner = digest(&SHA256, &[pad(0x36), message.to_vec()].concat());
+    let outer = digest(&SHA256, &[pad(0x5c), inner.as_ref().to_vec()].concat());
+    outer.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+const SECRET: &str = "engineering-webhook-key-0001";
+
+fn routes(dir: &std::path::Path, flaky: SocketAddr, hung: SocketAddr) -> std::path::PathBuf {
+    let secret = dir.join("webhook.key");
+    std::fs::write(&secret, SECRET).expect("secret");
+    let routes = dir.join("routes.json");
+    let text = serde_json::json!({
+        "channels": {
+            "chat": {"webhook": {"url": format!("http://{flaky}/hooks/baton"), "secret_file": secret, "timeout": "2s"}},
+            "pager": {"webhook": {"url": format!("http://{hung}/page"), "secret_file": secret, "timeout": "300ms"}}
+        },
+        "routes": [
+            {"name": "repairs", "match": {"signals": ["breach"], "supplier": ["engineering"]}, "deliver": ["chat", "pager"]}
+        ]
+    });
+    std::fs::write(&routes, text.to_string()).expect("routes");
+    routes
+}
+
+/// Waits until notify's durable consumer exists: it takes only signals
+/// announced after that.
+async fn consumer_ready(baton: &Baton) {
+    let js = async_nats::jetstream::new(baton.nats_client().await);
+    eventually("notify's consumer on BATON_SLA", || {
+        let js = js.clone();
+        async move {
+            let stream = js.get_stream("BATON_SLA").await.ok()?;
+            stream.consumer_info("baton-notify").await.ok().map(|_| ())
+        }
+    })
+    .await;
+}
+
+/// Appends a STAT repair for engineering requested 3 s ago: its 2 s
+/// promise is broken at once.
+async fn breach(baton: &Baton, handoff: &str) {
+    let mut ingest = baton.ingest().await;
+    let event = requested(
+        handoff,
+        "repair",
+        "engineering",
+        "ward-5",
+        Priority::Stat,
+        now_millis() - 3_000,
+    );
+    ingest.append(append(event)).await.expect("append");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_breach_is_delivered_once_as_the_receiver_counts_or_parked() {
+    let baton = Baton::start_with_catalog(TEST_CATALOG).await;
+    let (flaky, flaky_got) = receiver(Behaviour::FailFirst(2)).await;
+    let (hung, hung_got) = receiver(Behaviour::Hang).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let routes = routes(dir.path(), flaky, hung);
+    let notify = start_notify(&baton.nats.url(), &routes, 3, Duration::from_millis(100)).await;
+    consumer_ready(&baton).await;
+
+    breach(&baton, "pump-41").await;
+    let attempts = eventually("three attempts at the chat receiver", || async {
+        let got = flaky_got.lock().expect("lock").clone();
+        (got.len() >= 3).then_some(got)
+    })
+    .await;
+    assert_eq!(attempts.len(), 3, "two failures and the delivery");
+    let id = attempts[0].header("x-baton-delivery").to_owned();
+    assert_eq!(id.len(), 32, "{id}");
+    assert!(
+        attempts.iter().all(|a| a.header("x-baton-delivery") == id),
+        "one id on every attempt"
+    );
+    // Waits of 50-100 ms, then 100-200 ms.
+    let first = attempts[1].at - attempts[0].at;
+    let second = attempts[2].at - attempts[1].at;
+    assert!(first >= Duration::from_millis(50), "{first:?}");
+    assert!(second >= Duration::from_millis(100), "{second:?}");
+    for a in &attempts {
+        let ts = a.header("x-baton-timestamp");
+        let expected = hmac_sha256_hex(SECRET.as_bytes(), format!("{ts}.{}", a.body).as_bytes());
+        assert_eq!(a.header("x-baton-signature"), format!("v1={expected}"));
+    }
+    let body: serde_json::Value = serde_json::from_str(&attempts[2].body).expect("json");
+    assert_eq!(body["signal"], "breach");
+    assert_eq!(body["handoff"], "pump-41");
+    assert_eq!(body["priority"], "stat");
+    assert_eq!(body["board"], "http://board.test/handoff/pump-41");
+
+    // The pager never answers: three attempts, then parked with the reason.
+    let js = async_nats::jetstream::new(baton.nats_client().await);
+    let parked = eventually("the pager's delivery parked", || {
+        let js = js.clone();
+        async move {
+            let stream = js.get_stream("BATON_NOTIFY_PARKED").await.ok()?;
+            let message = stream
+                .get_last_raw_message_by_subject("baton.notify.parked.repairs.pager")
+                .await
+                .ok()?;
+            Some(message)
+        }
+    })
+    .await;
+    let reason = parked
+        .headers
+        .get("Baton-Reason")
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    assert!(
+        reason.contains("3 attempts") && reason.contains("no answer within"),
+        "{reason}"
+    );
+    assert_eq!(hung_got.lock().expect("lock").len(), 3);
+
+    let web = notify.http.expect("side port");
+    let metrics = http::get(web, "/metrics").await.body;
+    for line in [
+        r#"baton_notify_deliveries_total{route="repairs",channel="chat",result="delivered"} 1"#,
+        r#"baton_notify_deliveries_total{route="repairs",channel="pager",result="parked"} 1"#,
+        r#"baton_notify_failed_attempts_total{route="repairs",channel="chat"} 2"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_breach_announced_while_notify_is_down_is_delivered_after_its_restart() {
+    let baton = Baton::start_with_catalog(TEST_CATALOG).await;
+    let (chat, got) = receiver(Behaviour::FailFirst(0)).await;
+    let (pager, _) = receiver(Behaviour::FailFirst(0)).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let routes = routes(dir.path(), chat, pager);
+    let notify = start_notify(&baton.nats.url(), &routes, 3, Duration::from_millis(100)).await;
+    consumer_ready(&baton).await;
+    assert!(notify.stop().await, "notify stops");
+
+    breach(&baton, "pump-42").await;
+    // The breach is on the stream while nobody delivers it.
+    let js = async_nats::jetstream::new(baton.nats_client().await);
+    eventually("the breach announced", || {
+        let js = js.clone();
+        async move {
+            let stream = js.get_stream("BATON_SLA").await.ok()?;
+            stream
+                .get_last_raw_message_by_subject(
+                    "baton.sla.breached.repair-response.engineering.ward-5.pump-42",
+                )
+                .await
+                .ok()
+        }
+    })
+    .await;
+    assert!(got.lock().expect("lock").is_empty());
+
+    let _again = start_notify(&baton.nats.url(), &routes, 3, Duration::from_millis(100)).await;
+    let delivered = eventually("the breach delivered after the restart", || async {
+        let got = got.lock().expect("lock").clone();
+        (!got.is_empty()).then_some(got)
+    })
+    .await;
+    let body: serde_json::Value = serde_json::from_str(&delivered[0].body).expect("json");
+    assert_eq!(body["handoff"], "pump-42");
+}
