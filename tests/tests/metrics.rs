@@ -312,6 +312,35 @@ async fn appends_breaches_and_views_move_the_series_by_what_happened() {
     );
     let mut declared = declared_names(&ingest_text);
     declared.extend(declared_names(&scrape(projector_http).await));
+    // The gateway's and notify's families, declared before any sample.
+    let ingest_addr = baton.ingest.as_ref().expect("ingest").addr;
+    let projector_addr = baton.projector.as_ref().expect("projector").addr;
+    let mapping =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/gateway/hl7-lab.json");
+    let gateway = baton_e2e::start_gateway(ingest_addr, projector_addr, &mapping).await;
+    let routes = baton.dir.path().join("routes.json");
+    let secret = baton.dir.path().join("webhook.key");
+    std::fs::write(&secret, "a-key-of-sixteen-bytes-or-more").expect("secret");
+    let text = serde_json::json!({
+        "channels": {"chat": {"webhook": {"url": "http://127.0.0.1:9/hook", "secret_file": secret}}},
+        "routes": [{"name": "all", "deliver": ["chat"]}]
+    });
+    std::fs::write(&routes, text.to_string()).expect("routes");
+    let notify = baton_e2e::start_notify(
+        &baton.nats.url(),
+        &routes,
+        1,
+        std::time::Duration::from_secs(1),
+    )
+    .await;
+    for side in [gateway.http, notify.http] {
+        let text = eventually("a side port's metrics", || async {
+            let text = scrape(side.expect("side port")).await;
+            text.contains("# EOF").then_some(text)
+        })
+        .await;
+        declared.extend(declared_names(&text));
+    }
     check_deploy_files(&declared);
 }
 

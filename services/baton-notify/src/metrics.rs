@@ -93,6 +93,26 @@ impl Metrics {
         }
     }
 
+    /// Every (route, channel)'s series at zero from the start, so an
+    /// alert's `increase()` sees the first parked delivery.
+    pub fn zero(&self, routes: &crate::routes::Routes) {
+        for route in &routes.routes {
+            for channel in &route.deliver {
+                for result in ["delivered", "parked"] {
+                    let _zero = self.deliveries.get_or_create(&DeliveryLabels {
+                        route: route.name.clone(),
+                        channel: channel.clone(),
+                        result,
+                    });
+                }
+                let _zero = self.failed.get_or_create(&ChannelLabels {
+                    route: route.name.clone(),
+                    channel: channel.clone(),
+                });
+            }
+        }
+    }
+
     fn delivery(&self, route: &str, channel: &str, result: &'static str) {
         self.deliveries
             .get_or_create(&DeliveryLabels {

@@ -62,6 +62,7 @@ pub async fn run(
     );
     let client = baton_log::connect_secured(&config.nats_url, "baton-notify", &config.nats).await?;
     let metrics = Arc::new(Metrics::new());
+    metrics.zero(&routes);
     let (reporter, _health_service) = tonic_health::server::health_reporter();
     let health = Health::new(reporter, NOTIFY_SERVICE);
     health.set(true).await;
