@@ -294,3 +294,67 @@ async fn a_breach_announced_while_notify_is_down_is_delivered_after_its_restart(
     let body: serde_json::Value = serde_json::from_str(&delivered[0].body).expect("json");
     assert_eq!(body["handoff"], "pump-42");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_delivery_sent_again_arrives_under_its_first_id() {
+    let baton = Baton::start_with_catalog(TEST_CATALOG).await;
+    let (chat, _) = receiver(Behaviour::FailFirst(0)).await;
+    let (pager, pager_got) = receiver(Behaviour::FailFirst(3)).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let routes = routes(dir.path(), chat, pager);
+    let notify = start_notify(&baton.nats.url(), &routes, 3, Duration::from_millis(50)).await;
+    consumer_ready(&baton).await;
+
+    breach(&baton, "pump-43").await;
+    let js = async_nats::jetstream::new(baton.nats_client().await);
+    let parked = eventually("the pager's delivery parked", || {
+        let js = js.clone();
+        async move {
+            let parked = baton_notify::parked::list(&js).await.ok()?;
+            (parked.len() == 1).then_some(parked)
+        }
+    })
+    .await;
+    let p = &parked[0];
+    assert_eq!((p.route.as_str(), p.channel.as_str()), ("repairs", "pager"));
+    assert!(p.reason.contains("answered 500"), "{}", p.reason);
+    assert!(
+        p.signal_subject.ends_with(".pump-43"),
+        "{}",
+        p.signal_subject
+    );
+    let first_id = pager_got.lock().expect("lock")[0]
+        .header("x-baton-delivery")
+        .to_owned();
+    assert_eq!(p.delivery, first_id);
+
+    // The pager is back: sent again, it arrives under the same id, and
+    // nothing stays parked.
+    assert_eq!(
+        baton_notify::parked::redrive(&js, None, Some("pager"))
+            .await
+            .expect("redrive"),
+        1
+    );
+    let got = eventually("the re-driven delivery", || async {
+        let got = pager_got.lock().expect("lock").clone();
+        (got.len() == 4).then_some(got)
+    })
+    .await;
+    assert_eq!(got[3].header("x-baton-delivery"), first_id);
+    assert!(baton_notify::parked::list(&js)
+        .await
+        .expect("list")
+        .is_empty());
+    let web = notify.http.expect("side port");
+    let delivered =
+        r#"baton_notify_deliveries_total{route="repairs",channel="pager",result="delivered"} 1"#;
+    eventually("the pager's delivery counted", || async {
+        http::get(web, "/metrics")
+            .await
+            .body
+            .contains(delivered)
+            .then_some(())
+    })
+    .await;
+}

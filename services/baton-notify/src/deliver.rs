@@ -23,9 +23,12 @@ use crate::{
 
 /// The durable consumer's name: a restarted notify resumes where it was.
 pub const CONSUMER: &str = "baton-notify";
-/// Where undeliverable notices are parked.
+/// The consumer of re-driven deliveries.
+pub const REDRIVE_CONSUMER: &str = "baton-notify-redrive";
+/// Where undeliverable notices are parked, and re-driven from.
 pub const PARKED_STREAM: &str = "BATON_NOTIFY_PARKED";
 pub const PARKED_PREFIX: &str = "baton.notify.parked.";
+pub const REDRIVE_PREFIX: &str = "baton.notify.redrive.";
 
 /// Why the delivery loop stopped.
 #[derive(Debug, thiserror::Error)]
@@ -67,15 +70,7 @@ pub fn delivery_id(subject: &str, sequence: u64, route: &str, channel: &str) -> 
 impl Deliverer {
     /// Delivers until `shutdown`; an error if NATS fails.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), DeliverError> {
-        self.js
-            .get_or_create_stream(jetstream::stream::Config {
-                name: PARKED_STREAM.to_owned(),
-                subjects: vec![format!("{PARKED_PREFIX}>")],
-                storage: jetstream::stream::StorageType::File,
-                ..Default::default()
-            })
-            .await
-            .map_err(nats)?;
+        self.parked_stream().await?;
         let consumer = self.consumer(&shutdown).await?;
         let Some(consumer) = consumer else {
             return Ok(());
@@ -89,6 +84,79 @@ impl Deliverer {
             let message = message.ok_or(DeliverError::Ended(baton_log::subject::SLA_STREAM))?;
             self.handle(message.map_err(nats)?).await?;
         }
+    }
+
+    /// Delivers what `batonctl notify retry` re-drives, until `shutdown`:
+    /// each to its one (route, channel), under its first delivery id.
+    pub async fn redrive(self, shutdown: CancellationToken) -> Result<(), DeliverError> {
+        let stream = self.parked_stream().await?;
+        let consumer = stream
+            .get_or_create_consumer(
+                REDRIVE_CONSUMER,
+                pull::Config {
+                    durable_name: Some(REDRIVE_CONSUMER.to_owned()),
+                    filter_subject: format!("{REDRIVE_PREFIX}>"),
+                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                    ack_wait: Duration::from_secs(300),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(nats)?;
+        let mut messages = consumer.messages().await.map_err(nats)?;
+        loop {
+            let message = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                next = messages.next() => next,
+            };
+            let message = message
+                .ok_or(DeliverError::Ended(PARKED_STREAM))?
+                .map_err(nats)?;
+            self.redeliver(message).await?;
+        }
+    }
+
+    async fn redeliver(&self, message: jetstream::Message) -> Result<(), DeliverError> {
+        let rest = message
+            .subject
+            .strip_prefix(REDRIVE_PREFIX)
+            .unwrap_or("")
+            .to_owned();
+        let (route, channel) = rest.split_once('.').unwrap_or((rest.as_str(), ""));
+        let header = |name: &str| {
+            message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(name))
+                .map(|v| v.to_string())
+                .unwrap_or_default()
+        };
+        let subject = header("Baton-Signal-Subject");
+        let sequence = header("Baton-Signal-Sequence").parse().unwrap_or(0);
+        match notice(&subject, sequence, &message.payload, &self.board) {
+            Ok(Some(n)) => {
+                let body = Bytes::from(n.body.to_string());
+                self.deliver_or_park(&n, route, channel, body, &message)
+                    .await?;
+            }
+            Ok(None) | Err(_) => {
+                tracing::warn!(%subject, "a re-driven delivery notify cannot read; dropped");
+                self.metrics.unreadable();
+            }
+        }
+        message.ack().await.map_err(nats)
+    }
+
+    async fn parked_stream(&self) -> Result<jetstream::stream::Stream, DeliverError> {
+        self.js
+            .get_or_create_stream(jetstream::stream::Config {
+                name: PARKED_STREAM.to_owned(),
+                subjects: vec![format!("{PARKED_PREFIX}>"), format!("{REDRIVE_PREFIX}>")],
+                storage: jetstream::stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(nats)
     }
 
     /// The durable consumer, once `BATON_SLA` exists (ingest or the

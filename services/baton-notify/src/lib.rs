@@ -9,7 +9,9 @@
 //! - [`notice`]: a signal as routes see it, and its JSON body (pure).
 //! - [`retry`]: the backoff (pure).
 //! - [`channel`]: the channel trait and the webhook.
-//! - [`deliver`]: the consumer loop: deliver, retry, park, acknowledge.
+//! - [`deliver`]: the consumer loops: deliver, retry, park, acknowledge;
+//!   and deliver again what was re-driven.
+//! - [`parked`]: parked deliveries listed and re-driven (for batonctl).
 //! - [`server`]: wiring; [`metrics`]: Prometheus metrics.
 //!
 //! It must never acknowledge a signal to JetStream before each of its
@@ -21,6 +23,7 @@ pub mod config;
 pub mod deliver;
 pub mod metrics;
 pub mod notice;
+pub mod parked;
 pub mod retry;
 pub mod routes;
 pub mod server;

@@ -94,6 +94,7 @@ pub async fn run(
         board: config.board_url.clone(),
         metrics,
     };
+    tasks.spawn("redrive", deliverer.clone().redrive(shutdown.clone()));
     tasks.spawn("deliver", deliverer.run(shutdown.clone()));
     tasks.wait().await?;
     tracing::info!("notify stopped");

@@ -103,6 +103,8 @@ const EXAMPLES: &str = "Examples:
   batonctl report --department lab --month 2026-11 --format html > lab-2026-11.html
   batonctl report --month 2026-11 --format csv
   batonctl hl7 send --gateway 127.0.0.1:2575 lab-orders.hl7
+  batonctl notify parked
+  batonctl notify retry --channel duty-pager
   batonctl validate-catalog deploy/catalog.json
   batonctl status --wait
   batonctl tail 'baton.sla.>'";
@@ -147,6 +149,8 @@ enum Command {
     Import(cmd::import::Args),
     /// Send HL7 v2 messages from a file to the gateway over MLLP.
     Hl7(cmd::hl7::Args),
+    /// Notices notify could not deliver: list them, send them again.
+    Notify(cmd::notify::Args),
     /// Tokens for wall screens and scrapers, and their hashes for the caller registry.
     Token(cmd::token::Args),
     /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
@@ -211,6 +215,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Simulate(args) => cmd::simulate::run(&cli.ingest_url, &cli.query_url, args).await,
         Command::Import(args) => cmd::import::run(&cli.ingest_url, args).await,
         Command::Hl7(args) => cmd::hl7::run(args).await,
+        Command::Notify(args) => cmd::notify::run(&cli.nats_url, args, out).await,
         Command::Token(args) => cmd::token::run(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;

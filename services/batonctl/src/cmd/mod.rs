@@ -9,6 +9,7 @@ pub mod get;
 pub mod hl7;
 pub mod import;
 pub mod matrix;
+pub mod notify;
 pub mod rate;
 pub mod report;
 pub mod simulate;
