@@ -287,13 +287,14 @@ pub fn decide(
             actual: version,
         });
     }
-    let mut record = event.clone();
+    // The routing fields the client left out are filled from the hand-off.
+    let mut filled = event.clone();
     let handoff = match history {
-        None => Handoff::open(&record)?,
+        None => Handoff::open(&filled)?,
         Some(history) => {
             let mut handoff = history.handoff.clone();
-            handoff.complete(&mut record)?;
-            handoff.apply(&record)?;
+            handoff.complete(&mut filled)?;
+            handoff.apply(&filled)?;
             handoff
         }
     };
@@ -305,7 +306,7 @@ pub fn decide(
     };
     Ok(Decision::Append(Box::new(Append {
         record: RecordedEvent {
-            event: record,
+            event: filled,
             envelope,
         },
         handoff,
