@@ -99,8 +99,8 @@ impl IngestService {
         let event = request
             .event
             .ok_or_else(|| Status::invalid_argument("event: is required"))?;
-        // The event's own output-only fields are ignored: what the request
-        // asks for counts.
+        // Whether it is history is the request's to ask; the event's
+        // output-only fields are ignored.
         let event = event_from_proto(event).map_err(IngestError::from)?;
         let handoff_id = event.handoff_id.clone();
         let event_type = event.event_type;
