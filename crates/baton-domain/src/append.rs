@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use crate::{
     access::{Action, Caller, Denied, Role},
     catalog::Catalog,
-    event::{Event, EventType, Limits, Priority, ValidationError},
+    event::{Envelope, Event, EventType, Limits, Priority, RecordedEvent, ValidationError},
     lifecycle::{Handoff, LifecycleError},
     time::Timestamp,
 };
@@ -77,36 +77,41 @@ impl History {
     /// error if the events do not make a hand-off (the log holds something
     /// ingest would never have appended).
     pub fn replay(
-        records: impl IntoIterator<Item = (u64, Event)>,
+        records: impl IntoIterator<Item = (u64, RecordedEvent)>,
     ) -> Result<Option<History>, LifecycleError> {
         let mut history: Option<History> = None;
-        for (sequence, event) in records {
+        for (sequence, record) in records {
             history = Some(match history {
-                None => History::extended(Handoff::open(&event)?, HashMap::new(), sequence, event),
+                None => History::extended(
+                    Handoff::open(&record.event)?,
+                    HashMap::new(),
+                    sequence,
+                    record,
+                ),
                 Some(mut history) => {
-                    history.handoff.apply(&event)?;
-                    History::extended(history.handoff, history.events, sequence, event)
+                    history.handoff.apply(&record.event)?;
+                    History::extended(history.handoff, history.events, sequence, record)
                 }
             });
         }
         Ok(history)
     }
 
-    /// `handoff` (which already counts `event`) with `event` added to
+    /// `handoff` (which already counts `record`) with `record` added to
     /// `events`, stored at `sequence`.
     fn extended(
         handoff: Handoff,
         mut events: HashMap<String, StoredEvent>,
         sequence: u64,
-        event: Event,
+        record: RecordedEvent,
     ) -> History {
         let stored = StoredEvent {
-            version: event.version,
+            version: record.envelope.version,
             sequence,
-            event_type: event.event_type,
-            occurred_at: event.occurred_at,
+            event_type: record.event.event_type,
+            occurred_at: record.event.occurred_at,
         };
-        events.insert(event.event_id, stored);
+        events.insert(record.event.event_id, stored);
         History {
             handoff,
             last_sequence: sequence,
@@ -140,36 +145,56 @@ impl History {
 /// bounds, the catalog, the patient-data screen, and whether its caller may
 /// load history. It carries who sent it, and whether it is history.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckedEvent(Event);
+pub struct CheckedEvent {
+    event: Event,
+    /// The authenticated caller's id; empty without authentication.
+    sent_by: String,
+    /// To be loaded as history.
+    backfill: bool,
+}
 
 impl CheckedEvent {
-    /// Stamps `event` with its `caller` (`None`: ingest runs without
-    /// authentication) and checks it as of `now`, the receiver's clock (for
-    /// the future-skew bound). History (`backfill`) is an importer's to
-    /// load, and an importer's events are always history.
+    /// Checks `event` from `caller` (`None`: ingest runs without
+    /// authentication) as of `now`, the receiver's clock (for the
+    /// future-skew bound); `backfill` is whether the request asks for it to
+    /// be loaded as history. History is an importer's to load, and an
+    /// importer's events are always history.
     pub fn check(
-        mut event: Event,
+        event: Event,
+        backfill: bool,
         caller: Option<&Caller>,
         catalog: &Catalog,
         limits: &Limits,
         now: Timestamp,
     ) -> Result<CheckedEvent, DecideError> {
-        event.sent_by = caller.map(|c| c.id.clone()).unwrap_or_default();
-        if let Some(caller) = caller {
-            if caller.role == Role::Importer {
-                event.backfill = true;
-            } else if event.backfill {
-                caller.may_backfill()?;
-            }
-        }
+        let backfill = match caller {
+            Some(caller) if caller.role == Role::Importer => true,
+            Some(caller) if backfill => caller.may_backfill().map(|()| true)?,
+            _ => backfill,
+        };
         event.validate(limits, now)?;
         check_catalog(&event, catalog)?;
         event.check_patient_data(catalog.attributes.as_ref())?;
-        Ok(CheckedEvent(event))
+        Ok(CheckedEvent {
+            event,
+            sent_by: caller.map(|c| c.id.clone()).unwrap_or_default(),
+            backfill,
+        })
     }
 
     pub fn event(&self) -> &Event {
-        &self.0
+        &self.event
+    }
+
+    /// Whether it is to be loaded as history.
+    pub fn backfill(&self) -> bool {
+        self.backfill
+    }
+
+    /// Who sent it: the authenticated caller's id, empty without
+    /// authentication.
+    pub fn sent_by(&self) -> &str {
+        &self.sent_by
     }
 }
 
@@ -207,8 +232,8 @@ pub enum Decision {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Append {
     /// The event as it is to be recorded: routing fields the client left
-    /// out filled from the hand-off, its version and `recorded_at` set.
-    pub record: Event,
+    /// out filled from the hand-off, in the envelope ingest records it in.
+    pub record: RecordedEvent,
     /// The hand-off once the record is applied.
     pub handoff: Handoff,
     /// Where the hand-off's last event was in the log when this was
@@ -229,7 +254,8 @@ impl Append {
 
 /// Decides what to do with `event` against its hand-off's `history`
 /// (`None`: the hand-off has no events) for `caller` (`None`: ingest runs
-/// without authentication), as of `now` (the record's `recorded_at`).
+/// without authentication), as of `now` (the record's `recorded_at`). The
+/// record to append is made here, and only here.
 /// `expected_version`, when the client gives one, is the version it
 /// believes the hand-off is at.
 ///
@@ -238,12 +264,16 @@ impl Append {
 /// must be the expected one; the lifecycle must allow the event.
 pub fn decide(
     history: Option<&History>,
-    event: &CheckedEvent,
+    checked: &CheckedEvent,
     caller: Option<&Caller>,
     expected_version: Option<u64>,
     now: Timestamp,
 ) -> Result<Decision, DecideError> {
-    let event = &event.0;
+    let CheckedEvent {
+        event,
+        sent_by,
+        backfill,
+    } = checked;
     if let Some(caller) = caller {
         check_caller(history, event, caller)?;
     }
@@ -257,20 +287,28 @@ pub fn decide(
             actual: version,
         });
     }
-    let mut record = event.clone();
+    // The routing fields the client left out are filled from the hand-off.
+    let mut filled = event.clone();
     let handoff = match history {
-        None => Handoff::open(&record)?,
+        None => Handoff::open(&filled)?,
         Some(history) => {
             let mut handoff = history.handoff.clone();
-            handoff.complete(&mut record)?;
-            handoff.apply(&record)?;
+            handoff.complete(&mut filled)?;
+            handoff.apply(&filled)?;
             handoff
         }
     };
-    record.version = handoff.version;
-    record.recorded_at = Some(now);
+    let envelope = Envelope {
+        version: handoff.version,
+        recorded_at: now,
+        sent_by: sent_by.clone(),
+        backfill: *backfill,
+    };
     Ok(Decision::Append(Box::new(Append {
-        record,
+        record: RecordedEvent {
+            event: filled,
+            envelope,
+        },
         handoff,
         after_sequence: history.map_or(0, |h| h.last_sequence),
     })))
@@ -319,7 +357,7 @@ fn resend(stored: &StoredEvent, event: &Event) -> Result<Decision, DecideError> 
 mod tests {
     use super::*;
     use crate::{
-        event::tests::{later, requested, token},
+        event::tests::{later, recorded, requested, token},
         event::Rating,
         lifecycle::MAX_ATTRIBUTE_BYTES_PER_HANDOFF,
         HandoffStatus,
@@ -367,7 +405,16 @@ mod tests {
     }
 
     fn check(event: Event, caller: Option<&Caller>) -> Result<CheckedEvent, DecideError> {
-        CheckedEvent::check(event, caller, &catalog(), &Limits::default(), NOW)
+        check_as(event, false, caller)
+    }
+
+    /// `event` checked for `caller`, asked to be loaded as history or not.
+    fn check_as(
+        event: Event,
+        backfill: bool,
+        caller: Option<&Caller>,
+    ) -> Result<CheckedEvent, DecideError> {
+        CheckedEvent::check(event, backfill, caller, &catalog(), &Limits::default(), NOW)
     }
 
     fn checked(event: Event) -> CheckedEvent {
@@ -400,8 +447,8 @@ mod tests {
     #[test]
     fn a_request_for_a_new_hand_off_is_appended_as_its_first_version() {
         let append = as_append(decided(None, requested("h1", 5)));
-        assert_eq!(append.record.version, 1);
-        assert_eq!(append.record.recorded_at, Some(NOW));
+        assert_eq!(append.record.envelope.version, 1);
+        assert_eq!(append.record.envelope.recorded_at, NOW);
         assert_eq!(append.after_sequence, 0, "on condition it has no event yet");
         assert_eq!(append.handoff.status, HandoffStatus::Requested);
         assert_eq!(append.handoff.version, 1);
@@ -413,12 +460,12 @@ mod tests {
             Some(&opened()),
             later("h1", EventType::Acknowledged, 5),
         ));
-        let record = &append.record;
+        let (record, envelope) = (&append.record.event, &append.record.envelope);
         assert_eq!(record.kind, Some(token("repair")));
         assert_eq!(record.supplier, Some(token("engineering")));
         assert_eq!(record.customer, Some(token("ward-5")));
         assert_eq!(record.priority, Some(Priority::Routine));
-        assert_eq!((record.version, record.recorded_at), (2, Some(NOW)));
+        assert_eq!((envelope.version, envelope.recorded_at), (2, NOW));
         assert_eq!(append.after_sequence, 10);
         assert_eq!(append.handoff.status, HandoffStatus::Acknowledged);
     }
@@ -432,8 +479,8 @@ mod tests {
         let mut ack = later("h1", EventType::Acknowledged, day_before.0 + 1);
         ack.event_id = "h1-ack".into();
         let append = as_append(decided(Some(&history), ack));
-        assert_eq!(append.record.occurred_at, Timestamp(day_before.0 + 1));
-        assert_eq!(append.record.recorded_at, Some(NOW));
+        assert_eq!(append.record.event.occurred_at, Timestamp(day_before.0 + 1));
+        assert_eq!(append.record.envelope.recorded_at, NOW);
     }
 
     #[test]
@@ -625,31 +672,32 @@ mod tests {
     fn history_is_an_importers_to_load_and_every_event_names_its_sender() {
         let ward = department("ward-5-system", &["ward-5"]);
         let importer = with_role("history-import", Role::Importer);
-        let mut backfill = requested("h1", 0);
-        backfill.backfill = true;
         assert_eq!(
-            check(backfill.clone(), Some(&ward)),
+            check_as(requested("h1", 0), true, Some(&ward)),
             Err(DecideError::Denied(Denied::NotAnImporter {
                 caller: "ward-5-system".into()
             }))
         );
         let by_ward = check(requested("h1", 0), Some(&ward)).expect("checked");
         assert_eq!(
-            (by_ward.event().sent_by.as_str(), by_ward.event().backfill),
+            (by_ward.sent_by(), by_ward.backfill()),
             ("ward-5-system", false)
         );
         // An importer's events are history whether or not it says so.
         let by_importer = check(requested("h1", 0), Some(&importer)).expect("checked");
         assert_eq!(
-            (
-                by_importer.event().sent_by.as_str(),
-                by_importer.event().backfill
-            ),
+            (by_importer.sent_by(), by_importer.backfill()),
             ("history-import", true)
         );
-        let mut forged = requested("h1", 0);
-        forged.sent_by = "someone-else".into();
-        assert_eq!(checked(forged).event().sent_by, "", "ignored on input");
+        // Who sent it is never the event's to say: without authentication
+        // nobody is named.
+        assert_eq!(checked(requested("h1", 0)).sent_by(), "");
+        let record = as_append(decide(None, &by_importer, None, None, NOW)).record;
+        assert_eq!(
+            (record.envelope.sent_by.as_str(), record.envelope.backfill),
+            ("history-import", true),
+            "the record carries who sent it and whether it is history"
+        );
     }
 
     #[test]
@@ -759,8 +807,7 @@ mod tests {
     #[test]
     fn a_stream_that_does_not_make_a_hand_off_does_not_replay() {
         assert_eq!(History::replay(Vec::new()), Ok(None));
-        let mut ack = later("h1", EventType::Acknowledged, 5);
-        ack.version = 1;
+        let ack = recorded(later("h1", EventType::Acknowledged, 5), 1, 5);
         assert_eq!(
             History::replay(vec![(3, ack)]),
             Err(LifecycleError::UnknownHandoff(token("h1")))
@@ -857,13 +904,13 @@ mod tests {
             for (sequence, event) in (1..).zip(events("h1", &steps)) {
                 if let Ok(Decision::Append(append)) = decided(history.as_ref(), event) {
                     let length = history.as_ref().map_or(0, |h| h.handoff().version);
-                    prop_assert_eq!(append.record.version, length + 1);
+                    prop_assert_eq!(append.record.envelope.version, length + 1);
                     prop_assert_eq!(append.handoff.version, length + 1);
                     prop_assert_eq!(
                         append.after_sequence,
                         history.as_ref().map_or(0, History::last_sequence)
                     );
-                    prop_assert_eq!(append.record.recorded_at, Some(NOW));
+                    prop_assert_eq!(append.record.envelope.recorded_at, NOW);
                     history = Some(append.into_history(history, sequence));
                 }
             }
@@ -881,7 +928,7 @@ mod tests {
             for (event, decision) in events.into_iter().zip(decisions) {
                 let Ok(Decision::Append(first)) = decision else { continue };
                 let stored = history.find(&event.event_id).expect("stored");
-                prop_assert_eq!(stored.version, first.record.version);
+                prop_assert_eq!(stored.version, first.record.envelope.version);
                 prop_assert_eq!(
                     decided(Some(&history), event),
                     Ok(Decision::AlreadyStored { version: stored.version, sequence: stored.sequence })
@@ -899,7 +946,7 @@ mod tests {
         ) {
             let events = events("h1", &steps);
             let (decisions, built) = run(&events, &mut (1..));
-            let records: Vec<(u64, Event)> = (1..)
+            let records: Vec<(u64, RecordedEvent)> = (1..)
                 .zip(decisions.into_iter().filter_map(|d| match d {
                     Ok(Decision::Append(append)) => Some(append.record),
                     _ => None,

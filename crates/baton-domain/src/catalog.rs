@@ -75,7 +75,7 @@ pub struct Policy {
     pub calendar_id: Option<Token>,
     /// How far back a live event may be dated and still be read as dated:
     /// one entered later is read as `recorded_at - max_entry_lag` (see
-    /// [`crate::event::Event::clock_time`]).
+    /// [`crate::event::RecordedEvent::clock_time`]).
     pub max_entry_lag: Duration,
     /// When the clock runs.
     #[serde(skip)]

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     catalog::Policy,
-    event::{Event, EventType, Priority},
+    event::{EventType, Priority, RecordedEvent},
     id::Token,
     time::{duration_millis, Timestamp},
 };
@@ -273,21 +273,21 @@ fn retarget(current: Option<i64>, new: Option<i64>, elapsed_at_change: Option<i6
 /// for a hand-off requested at `priority`: one outcome per cycle, oldest
 /// first. Empty if the promise has no target for any priority it held.
 ///
-/// Each event counts at its [`Event::clock_time`] under the promise's
+/// Each event counts at its [`RecordedEvent::clock_time`] under the promise's
 /// `max_entry_lag`; ties are broken by version. REPRIORITIZED events change
 /// the target as [`retarget`] says.
 pub fn evaluate(
     policy: &Policy,
     priority: Priority,
-    events: &[Event],
+    events: &[RecordedEvent],
     now: Timestamp,
 ) -> Vec<ClockOutcome> {
     let target_of = |p: Priority| policy.target(p).map(duration_millis);
     let mut target = target_of(priority);
     let lag = policy.max_entry_lag;
-    let mut ordered: Vec<(Timestamp, &Event)> =
+    let mut ordered: Vec<(Timestamp, &RecordedEvent)> =
         events.iter().map(|e| (e.clock_time(lag), e)).collect();
-    ordered.sort_by_key(|(at, e)| (*at, e.version));
+    ordered.sort_by_key(|(at, e)| (*at, e.envelope.version));
 
     let mut cycles = Vec::new();
     let mut current: Option<Cycle> = None;
@@ -299,7 +299,7 @@ pub fn evaluate(
         }
     };
 
-    for (at, event) in ordered {
+    for (at, RecordedEvent { event, .. }) in ordered {
         let t = event.event_type;
         if t == EventType::Reprioritized {
             if let Some(p) = event.priority {
@@ -390,8 +390,8 @@ mod tests {
     use crate::{
         catalog::Catalog,
         event::{
-            tests::{later, requested},
-            EventType,
+            tests::{self, later, requested},
+            Event, EventType,
         },
     };
     use proptest::prelude::*;
@@ -412,14 +412,17 @@ mod tests {
         .expect("catalog")
     }
 
-    fn history(steps: &[(EventType, i64)]) -> Vec<Event> {
-        let mut events = vec![requested("h1", 0)];
+    /// `event` recorded at `version` as it happened.
+    fn at_version(event: Event, version: u64) -> RecordedEvent {
+        let at = event.occurred_at.0;
+        tests::recorded(event, version, at)
+    }
+
+    fn history(steps: &[(EventType, i64)]) -> Vec<RecordedEvent> {
+        let mut events = vec![at_version(requested("h1", 0), 1)];
         for (i, (t, at)) in steps.iter().enumerate() {
-            let mut e = later("h1", *t, *at);
-            e.version = i as u64 + 2;
-            events.push(e);
+            events.push(at_version(later("h1", *t, *at), i as u64 + 2));
         }
-        events[0].version = 1;
         events
     }
 
@@ -580,8 +583,7 @@ mod tests {
         let policy = catalog.policy("work").expect("policy");
         // Monday 1970-01-05 16:00 UTC, requested one hour before closing.
         let monday_16h = (4 * 24 + 16) * 60 * MIN;
-        let mut events = vec![requested("h1", monday_16h)];
-        events[0].version = 1;
+        let mut events = vec![at_version(requested("h1", monday_16h), 1)];
         let tuesday_8h = (5 * 24 + 8) * 60 * MIN;
         let overnight = last(evaluate(
             policy,
@@ -596,9 +598,8 @@ mod tests {
             "the night did not count"
         );
         assert_eq!(overnight.deadline, Some(Timestamp(tuesday_8h + 60 * MIN)));
-        let mut done = later("h1", EventType::Completed, tuesday_8h + 90 * MIN);
-        done.version = 2;
-        events.push(done);
+        let done = later("h1", EventType::Completed, tuesday_8h + 90 * MIN);
+        events.push(at_version(done, 2));
         let late = last(evaluate(policy, Priority::Routine, &events, Timestamp(0)));
         assert_eq!(
             (late.state, late.elapsed),
@@ -623,8 +624,8 @@ mod tests {
             (Reassigned, 50 * MIN),
             (Acknowledged, 60 * MIN),
         ]);
-        events[1].supplier = Some(Token::parse("cardiology").expect("token"));
-        events[2].supplier = Some(Token::parse("dentistry").expect("token"));
+        events[1].event.supplier = Some(Token::parse("cardiology").expect("token"));
+        events[2].event.supplier = Some(Token::parse("dentistry").expect("token"));
         let cycles = evaluate(policy, Priority::Routine, &events, Timestamp(0));
         let summary: Vec<_> = cycles
             .iter()
@@ -789,18 +790,14 @@ mod tests {
     fn recorded(
         priority: Priority,
         steps: &[(EventType, i64, i64, Option<Priority>)],
-    ) -> Vec<Event> {
+    ) -> Vec<RecordedEvent> {
         let mut first = requested("h1", 0);
         first.priority = Some(priority);
-        first.version = 1;
-        first.recorded_at = Some(Timestamp(0));
-        let mut events = vec![first];
+        let mut events = vec![tests::recorded(first, 1, 0)];
         for (i, &(t, at, recorded_at, p)) in steps.iter().enumerate() {
             let mut e = later("h1", t, at);
-            e.version = i as u64 + 2;
-            e.recorded_at = Some(Timestamp(recorded_at));
             e.priority = p;
-            events.push(e);
+            events.push(tests::recorded(e, i as u64 + 2, recorded_at));
         }
         events
     }
@@ -895,7 +892,7 @@ mod tests {
         // A request entered an hour after its date starts the clock five
         // minutes before its entry.
         let mut events = recorded(Stat, &[]);
-        events[0].recorded_at = Some(Timestamp(60 * MIN));
+        events[0].envelope.recorded_at = Timestamp(60 * MIN);
         let catalog = catalog();
         let policy = catalog.policy("response").expect("policy");
         let c = last(evaluate(policy, Stat, &events, Timestamp(60 * MIN)));
@@ -908,7 +905,7 @@ mod tests {
             )
         );
         // History loaded by an importer reads as dated.
-        events[0].backfill = true;
+        events[0].envelope.backfill = true;
         let c = last(evaluate(policy, Stat, &events, Timestamp(60 * MIN)));
         assert_eq!(
             (c.state, c.started_at),
@@ -971,8 +968,6 @@ mod tests {
                 };
                 let occurred = occurred.max(0);
                 let mut e = later("h1", t, occurred);
-                e.version = i as u64 + 2;
-                e.recorded_at = Some(Timestamp(entered));
                 if t == Reassigned {
                     e.supplier = Some(Token::parse(&format!("s{i}")).expect("token"));
                 }
@@ -984,7 +979,7 @@ mod tests {
                 if read_at <= deadline {
                     within = true;
                 }
-                events.push(e);
+                events.push(tests::recorded(e, i as u64 + 2, entered));
             }
             let first = evaluate(policy, priority, &events, Timestamp(entered))
                 .into_iter()

@@ -125,11 +125,7 @@ impl DisruptionEvent {
             priority: None,
             actor: String::new(),
             attributes: self.scope.clone(),
-            version: 0,
-            recorded_at: None,
             rating: None,
-            sent_by: String::new(),
-            backfill: false,
         };
         as_event
             .validate_attributes(limits)

@@ -1,5 +1,5 @@
-//! One fact about a hand-off, and the checks every event passes before it may
-//! reach the log.
+//! One fact about a hand-off, the checks every event passes before it may
+//! reach the log, and the envelope ingest records it in.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -116,7 +116,7 @@ impl fmt::Display for Priority {
     }
 }
 
-/// One fact about a hand-off, as recorded in the log.
+/// One fact about a hand-off, as the caller states it.
 ///
 /// `kind`, `supplier`, `customer` and `priority` are optional on the wire for
 /// every event but REQUESTED; ingest fills them in from the hand-off before the
@@ -133,18 +133,58 @@ pub struct Event {
     pub priority: Option<Priority>,
     pub actor: String,
     pub attributes: BTreeMap<String, String>,
-    /// The hand-off's version after this event; 0 until ingest assigns it.
-    pub version: u64,
-    /// When ingest accepted it; `None` until then.
-    pub recorded_at: Option<Timestamp>,
     /// The customer's rating; only on RATED.
     pub rating: Option<Rating>,
-    /// Audit: the authenticated caller that sent the event, set by ingest
-    /// (empty when ingest runs without authentication). Ignored on input.
+}
+
+/// What ingest records about an event it accepts: when, from whom, at which
+/// version of the hand-off, and whether it is history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The hand-off's version after this event (1 for REQUESTED).
+    pub version: u64,
+    /// When ingest accepted it (the receiver's clock).
+    pub recorded_at: Timestamp,
+    /// Audit: the authenticated caller that sent the event (empty when
+    /// ingest runs without authentication).
     pub sent_by: String,
-    /// Set by ingest: history loaded by an importer. Its clocks read
-    /// `occurred_at` as it stands (no late-entry bound), and it pages nobody.
+    /// History loaded by an importer. Its clocks read `occurred_at` as it
+    /// stands (no late-entry bound), and it pages nobody.
     pub backfill: bool,
+}
+
+/// An event as the log of record holds it: the fact, and what ingest
+/// recorded about it. The hand-off's history, its clocks and the views are
+/// built from these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedEvent {
+    pub event: Event,
+    pub envelope: Envelope,
+}
+
+impl RecordedEvent {
+    /// How long after it happened the event was entered: `recorded_at -
+    /// occurred_at` (zero if it was dated ahead).
+    pub fn entry_lag(&self) -> Duration {
+        self.envelope.recorded_at.since(self.event.occurred_at)
+    }
+
+    /// The time a promise's clock reads for this event: `occurred_at`, but
+    /// for a live entry never earlier than `max_entry_lag` before it was
+    /// recorded. A late entry still counts, only not further back than the
+    /// bound; history loaded by an importer (`backfill`) reads as dated.
+    pub fn clock_time(&self, max_entry_lag: Duration) -> Timestamp {
+        if self.envelope.backfill {
+            return self.event.occurred_at;
+        }
+        let earliest = Timestamp(
+            self.envelope
+                .recorded_at
+                .0
+                .saturating_sub(crate::time::duration_millis(max_entry_lag)),
+        );
+        self.event.occurred_at.max(earliest)
+    }
 }
 
 /// How the customer rated a completed hand-off.
@@ -225,30 +265,6 @@ impl Event {
             privacy::check_text("rating.comment", &rating.comment)?;
         }
         Ok(())
-    }
-
-    /// How long after it happened the event was entered: `recorded_at -
-    /// occurred_at` (zero if it was dated ahead); `None` until recorded.
-    pub fn entry_lag(&self) -> Option<Duration> {
-        self.recorded_at.map(|r| r.since(self.occurred_at))
-    }
-
-    /// The time a promise's clock reads for this event: `occurred_at`, but
-    /// for a live entry never earlier than `max_entry_lag` before it was
-    /// recorded. A late entry still counts, only not further back than the
-    /// bound; history loaded by an importer (`backfill`) reads as dated.
-    pub fn clock_time(&self, max_entry_lag: Duration) -> Timestamp {
-        match self.recorded_at {
-            Some(recorded_at) if !self.backfill => {
-                let earliest = Timestamp(
-                    recorded_at
-                        .0
-                        .saturating_sub(crate::time::duration_millis(max_entry_lag)),
-                );
-                self.occurred_at.max(earliest)
-            }
-            _ => self.occurred_at,
-        }
     }
 
     /// Checks everything that can be checked without the hand-off's history or
@@ -493,11 +509,21 @@ pub(crate) mod tests {
             priority: Some(Priority::Routine),
             actor: "desk-1".into(),
             attributes: BTreeMap::new(),
-            version: 0,
-            recorded_at: None,
             rating: None,
-            sent_by: String::new(),
-            backfill: false,
+        }
+    }
+
+    /// `event` as ingest records it: at `version`, accepted at
+    /// `recorded_at`, live and from no authenticated caller.
+    pub(crate) fn recorded(event: Event, version: u64, recorded_at: i64) -> RecordedEvent {
+        RecordedEvent {
+            event,
+            envelope: Envelope {
+                version,
+                recorded_at: Timestamp(recorded_at),
+                sent_by: String::new(),
+                backfill: false,
+            },
         }
     }
 
@@ -615,35 +641,35 @@ pub(crate) mod tests {
     #[test]
     fn a_late_entry_is_read_no_earlier_than_the_bound_before_its_recording() {
         let bound = Duration::from_secs(300);
-        let mut e = requested("h1", 1_000_000);
+        let mut e = recorded(requested("h1", 1_000_000), 1, 1_000_000);
         assert_eq!(
             e.clock_time(bound),
             Timestamp(1_000_000),
-            "not yet recorded"
+            "recorded as it happened"
         );
-        e.recorded_at = Some(Timestamp(1_000_000 + 120_000));
+        e.envelope.recorded_at = Timestamp(1_000_000 + 120_000);
         assert_eq!(
             e.clock_time(bound),
             Timestamp(1_000_000),
             "within the bound"
         );
-        assert_eq!(e.entry_lag(), Some(Duration::from_secs(120)));
-        e.recorded_at = Some(Timestamp(1_000_000 + 3_600_000));
+        assert_eq!(e.entry_lag(), Duration::from_secs(120));
+        e.envelope.recorded_at = Timestamp(1_000_000 + 3_600_000);
         assert_eq!(
             e.clock_time(bound),
             Timestamp(1_000_000 + 3_300_000),
             "an hour late reads as five minutes before its entry"
         );
-        e.backfill = true;
+        e.envelope.backfill = true;
         assert_eq!(
             e.clock_time(bound),
             Timestamp(1_000_000),
             "history reads as dated"
         );
-        e.backfill = false;
-        e.recorded_at = Some(Timestamp(1_000_000 - 1_000));
+        e.envelope.backfill = false;
+        e.envelope.recorded_at = Timestamp(1_000_000 - 1_000);
         assert_eq!(e.clock_time(bound), Timestamp(1_000_000), "dated ahead");
-        assert_eq!(e.entry_lag(), Some(Duration::ZERO));
+        assert_eq!(e.entry_lag(), Duration::ZERO);
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! Layout:
 //! - [`id`]: subject-safe tokens (department, kind, hand-off and policy ids).
 //! - [`time`]: event time as milliseconds since the Unix epoch.
-//! - [`event`]: one fact about a hand-off, and its validation.
+//! - [`event`]: one fact about a hand-off, its validation, and the envelope
+//!   ingest records it in.
 //! - [`lifecycle`]: the hand-off state machine.
 //! - [`calendar`]: when clocks run: always, or working hours in a time zone.
 //! - [`catalog`]: departments, kinds and promises, parsed and validated from JSON.
@@ -41,7 +42,7 @@ pub mod validation;
 
 pub use catalog::{Catalog, CatalogError, Policy};
 pub use clock::{ClockOutcome, SlaState};
-pub use event::{Event, EventType, Priority, ValidationError};
+pub use event::{Envelope, Event, EventType, Priority, RecordedEvent, ValidationError};
 pub use id::Token;
 pub use lifecycle::{Handoff, HandoffStatus, LifecycleError};
 pub use time::Timestamp;

@@ -24,7 +24,7 @@ use std::{collections::BTreeMap, sync::OnceLock, time::Duration};
 
 use baton_domain::{
     clock::{evaluate, ClockOutcome, SlaState},
-    Catalog, Event, EventType, Policy, Priority, Timestamp, Token,
+    Catalog, Envelope, Event, EventType, Policy, Priority, RecordedEvent, Timestamp, Token,
 };
 use jiff::{civil, tz::TimeZone};
 use proptest::prelude::*;
@@ -305,8 +305,9 @@ fn steps(max_gap: i64, max_len: usize) -> impl Strategy<Value = Vec<Step>> {
 }
 
 /// The history as recorded: REQUESTED by the ward from supplier s0 at
-/// `start_minute`, then the steps, versions in history order.
-fn history(start_minute: i64, steps: &[Step]) -> Vec<Event> {
+/// `start_minute`, then the steps, versions in history order, each entered
+/// as it happened.
+fn history(start_minute: i64, steps: &[Step]) -> Vec<RecordedEvent> {
     let base = Event {
         event_id: "h-1".into(),
         handoff_id: token("h"),
@@ -318,13 +319,9 @@ fn history(start_minute: i64, steps: &[Step]) -> Vec<Event> {
         priority: Some(Priority::Routine),
         actor: "desk".into(),
         attributes: BTreeMap::new(),
-        version: 1,
-        recorded_at: None,
         rating: None,
-        sent_by: String::new(),
-        backfill: false,
     };
-    let mut events = vec![base.clone()];
+    let mut events = vec![recorded(base.clone(), 1)];
     let mut holder = "s0".to_string();
     let mut minute = start_minute;
     for (i, step) in steps.iter().enumerate() {
@@ -337,7 +334,7 @@ fn history(start_minute: i64, steps: &[Step]) -> Vec<Event> {
         } else {
             None
         };
-        events.push(Event {
+        let event = Event {
             event_id: format!("h-{}", i + 2),
             event_type: step.event_type,
             occurred_at: Timestamp(minute * MIN),
@@ -345,15 +342,28 @@ fn history(start_minute: i64, steps: &[Step]) -> Vec<Event> {
             supplier,
             customer: None,
             priority: None,
-            version: i as u64 + 2,
             ..base.clone()
-        });
+        };
+        events.push(recorded(event, i as u64 + 2));
     }
     events
 }
 
+/// `event` recorded at `version` the moment it happened.
+fn recorded(event: Event, version: u64) -> RecordedEvent {
+    RecordedEvent {
+        envelope: Envelope {
+            version,
+            recorded_at: event.occurred_at,
+            sent_by: String::new(),
+            backfill: false,
+        },
+        event,
+    }
+}
+
 /// Arrival order: a Fisher-Yates shuffle driven by `seed`.
-fn shuffled(mut events: Vec<Event>, seed: u64) -> Vec<Event> {
+fn shuffled(mut events: Vec<RecordedEvent>, seed: u64) -> Vec<RecordedEvent> {
     let mut s = seed;
     for i in (1..events.len()).rev() {
         s = s
@@ -459,16 +469,20 @@ impl Reference<'_> {
 
     /// The cycles, for `events` in history order (all on whole minutes) and
     /// `now_minute` no earlier than the last event.
-    fn run(&self, events: &[Event], now_minute: i64) -> Vec<ClockOutcome> {
+    fn run(&self, events: &[RecordedEvent], now_minute: i64) -> Vec<ClockOutcome> {
         let p = self.policy;
         let mut cycles = Vec::new();
         let mut holder = "s0".to_string();
         let mut walk: Option<Walk> = None;
         let mut next = 0;
-        let mut minute = events[0].occurred_at.0 / MIN;
+        let mut minute = events[0].event.occurred_at.0 / MIN;
         let mut at_now: Option<(i64, bool)> = None;
         loop {
-            while let Some(e) = events.get(next).filter(|e| e.occurred_at.0 == minute * MIN) {
+            while let Some(e) = events
+                .get(next)
+                .map(|r| &r.event)
+                .filter(|e| e.occurred_at.0 == minute * MIN)
+            {
                 next += 1;
                 let t = e.event_type;
                 let named = e.supplier.as_ref().map(|s| s.as_str().to_owned());
@@ -581,7 +595,7 @@ impl Reference<'_> {
 fn check(
     template: &Policy,
     shape: &Shape,
-    events: Vec<Event>,
+    events: Vec<RecordedEvent>,
     now_minute: i64,
     seed: u64,
     open: &dyn Fn(i64) -> Option<bool>,
@@ -639,7 +653,7 @@ proptest! {
         // 2026, so that nothing is near the epoch.
         let start_minute = 20_454 * 1440 + start;
         let events = history(start_minute, &steps);
-        let now_minute = events.last().expect("an event").occurred_at.0 / MIN + after;
+        let now_minute = events.last().expect("an event").event.occurred_at.0 / MIN + after;
         check(template, &shape, events, now_minute, seed, &|_| Some(true))?;
     }
 
@@ -658,7 +672,7 @@ proptest! {
         let table = &office_tables()[window];
         let start_minute = table.first_minute + start;
         let events = history(start_minute, &steps);
-        let now_minute = events.last().expect("an event").occurred_at.0 / MIN + after;
+        let now_minute = events.last().expect("an event").event.occurred_at.0 / MIN + after;
         check(template, &shape, events, now_minute, seed, &|m| table.is_open(m))?;
     }
 }

@@ -17,7 +17,7 @@ use std::{
 };
 
 use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage};
-use baton_domain::{event::Event, Token};
+use baton_domain::{event::RecordedEvent, Token};
 use bytes::Bytes;
 use prost::Message as _;
 
@@ -28,11 +28,11 @@ use crate::{
 
 const EXPECTED_SUBJECT_HEADER: &str = "Nats-Expected-Last-Subject-Sequence-Subject";
 
-/// An event as stored, with its place in the stream.
+/// A recorded event with its place in the stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordedEvent {
+pub struct LoggedEvent {
     pub sequence: u64,
-    pub event: Event,
+    pub record: RecordedEvent,
 }
 
 /// What JetStream said to an append.
@@ -53,9 +53,9 @@ pub struct EventLog {
     server_checked: Arc<AtomicBool>,
 }
 
-/// Encodes an event as its stream payload.
-pub fn encode(event: &Event) -> Bytes {
-    Bytes::from(baton_proto::convert::event_to_proto(event).encode_to_vec())
+/// Encodes a recorded event as its stream payload.
+pub fn encode(record: &RecordedEvent) -> Bytes {
+    Bytes::from(baton_proto::convert::record_to_proto(record).encode_to_vec())
 }
 
 /// Decodes a stream message's payload as wire type `W` and converts it to
@@ -75,29 +75,30 @@ pub(crate) fn decode_as<W: prost::Message + Default, T>(
     convert(wire).map_err(|e| undecodable(e.to_string()))
 }
 
-/// Decodes a stream payload into an event.
-pub fn decode(sequence: u64, subject: &str, payload: &[u8]) -> Result<Event, LogError> {
-    let event = decode_as(
+/// Decodes a stream payload into a recorded event.
+pub fn decode(sequence: u64, subject: &str, payload: &[u8]) -> Result<RecordedEvent, LogError> {
+    let record = decode_as(
         sequence,
         subject,
         payload,
-        baton_proto::convert::event_from_proto,
+        baton_proto::convert::record_from_proto,
     )?;
     let undecodable = |reason: String| LogError::Undecodable {
         sequence,
         subject: subject.to_owned(),
         reason,
     };
+    let event = &record.event;
     if event.kind.is_none()
         || event.supplier.is_none()
         || event.customer.is_none()
-        || event.version == 0
+        || record.envelope.version == 0
     {
         return Err(undecodable(
             "recorded events carry kind, supplier, customer and version".into(),
         ));
     }
-    Ok(event)
+    Ok(record)
 }
 
 impl EventLog {
@@ -141,10 +142,15 @@ impl EventLog {
         }
     }
 
-    /// Appends `event` (with routing fields and version filled in) if the
-    /// hand-off's last event is still at `last_sequence` (0: no event yet).
-    pub async fn append(&self, event: &Event, last_sequence: u64) -> Result<Appended, LogError> {
+    /// Appends `record` (with routing fields filled in) if the hand-off's
+    /// last event is still at `last_sequence` (0: no event yet).
+    pub async fn append(
+        &self,
+        record: &RecordedEvent,
+        last_sequence: u64,
+    ) -> Result<Appended, LogError> {
         self.ensure_connected()?;
+        let event = &record.event;
         let (Some(kind), Some(supplier), Some(customer)) =
             (&event.kind, &event.supplier, &event.customer)
         else {
@@ -152,7 +158,7 @@ impl EventLog {
         };
         let subject = subject::event(kind, supplier, customer, &event.handoff_id);
         let publish = PublishMessage::build()
-            .payload(encode(event))
+            .payload(encode(record))
             .message_id(format!("{}:{}", event.handoff_id, event.event_id))
             .expected_last_subject_sequence(last_sequence)
             .header(
@@ -197,14 +203,14 @@ impl EventLog {
     }
 
     /// Every event of one hand-off, in stream order; empty if it has none.
-    pub async fn history(&self, handoff_id: &Token) -> Result<Vec<RecordedEvent>, LogError> {
+    pub async fn history(&self, handoff_id: &Token) -> Result<Vec<LoggedEvent>, LogError> {
         let messages = self
             .messages_on(&subject::handoff_events(handoff_id))
             .await?;
         messages
             .into_iter()
             .map(|(sequence, subject, payload)| {
-                decode(sequence, &subject, &payload).map(|event| RecordedEvent { sequence, event })
+                decode(sequence, &subject, &payload).map(|record| LoggedEvent { sequence, record })
             })
             .collect()
     }

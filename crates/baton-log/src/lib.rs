@@ -30,7 +30,7 @@ pub mod version;
 use std::time::Duration;
 
 pub use error::{JetStreamCode, LogError, NatsError, NotReady, Request};
-pub use events::{Appended, EventLog, RecordedEvent};
+pub use events::{Appended, EventLog, LoggedEvent};
 pub use partitions::Partition;
 pub use streams::StreamSettings;
 

@@ -25,7 +25,7 @@ use std::{
 use baton_domain::{
     event::{Limits, Priority},
     lifecycle::Handoff,
-    Catalog, Event, EventType, Timestamp, Token,
+    Catalog, Envelope, Event, EventType, RecordedEvent, Timestamp, Token,
 };
 use baton_proto::{convert, v1};
 use proptest::{
@@ -94,12 +94,13 @@ fn take_payload(subject: &str, payload: &[u8]) {
         }
     }
     let _ = baton_log::disruptions::decode(1, subject, payload);
-    if let Ok(event) = baton_log::events::decode(1, subject, payload) {
+    if let Ok(record) = baton_log::events::decode(1, subject, payload) {
+        let event = &record.event;
         assert!(event.kind.is_some() && event.supplier.is_some() && event.customer.is_some());
-        assert!(event.version > 0);
-        let again = baton_log::events::decode(1, subject, &baton_log::events::encode(&event))
+        assert!(record.envelope.version > 0);
+        let again = baton_log::events::decode(1, subject, &baton_log::events::encode(&record))
             .expect("a decoded event re-encodes to a decodable one");
-        assert_eq!(again, event);
+        assert_eq!(again, record);
     }
 }
 
@@ -468,7 +469,7 @@ fn judge(
     catalog: &Catalog,
     live: &BTreeMap<Token, Handoff>,
     wire: v1::HandoffEvent,
-) -> Option<(Event, Handoff)> {
+) -> Option<(RecordedEvent, Handoff)> {
     let bytes = wire.encode_to_vec();
     let wire = v1::HandoffEvent::decode(bytes.as_slice()).ok()?;
     let mut event = convert::event_from_proto(wire).ok()?;
@@ -490,9 +491,13 @@ fn judge(
             h
         }
     };
-    event.version = next.version;
-    event.recorded_at = Some(NOW);
-    Some((event, next))
+    let envelope = Envelope {
+        version: next.version,
+        recorded_at: NOW,
+        sent_by: String::new(),
+        backfill: false,
+    };
+    Some((RecordedEvent { event, envelope }, next))
 }
 
 #[test]
@@ -508,9 +513,10 @@ fn arbitrary_event_sequences_accept_only_what_keeps_the_invariants() {
                 let mut recorded: BTreeMap<Token, Vec<Event>> = BTreeMap::new();
                 for wire in sequence {
                     executed.fetch_add(1, Ordering::Relaxed);
-                    let Some((event, next)) = judge(&catalog, &live, wire) else {
+                    let Some((record, next)) = judge(&catalog, &live, wire) else {
                         continue;
                     };
+                    let event = &record.event;
                     accepted_total.fetch_add(1, Ordering::Relaxed);
                     // Routing fields are filled and known to the catalog.
                     prop_assert!(event.kind.as_ref().is_some_and(|k| catalog.has_kind(k)));
@@ -518,7 +524,7 @@ fn arbitrary_event_sequences_accept_only_what_keeps_the_invariants() {
                     prop_assert!(event.priority.is_some());
                     prop_assert_ne!(&event.supplier, &event.customer);
                     let history = recorded.entry(event.handoff_id.clone()).or_default();
-                    prop_assert_eq!(event.version, history.len() as u64 + 1);
+                    prop_assert_eq!(record.envelope.version, history.len() as u64 + 1);
                     if let Some(closed) = history.iter().position(|e| e.event_type.is_terminal()) {
                         prop_assert_eq!(history[closed].event_type, EventType::Completed);
                         prop_assert_eq!(event.event_type, EventType::Rated);
@@ -526,7 +532,7 @@ fn arbitrary_event_sequences_accept_only_what_keeps_the_invariants() {
                     }
                     prop_assert!(event.occurred_at >= Timestamp(0));
                     // No patient data in anything typed, whichever rule caught it.
-                    prop_assert!(!carries_patient_data(&event), "{:?}", event);
+                    prop_assert!(!carries_patient_data(event), "{:?}", event);
                     // What is recorded is what the projector reads back.
                     let subject = baton_log::subject::event(
                         event.kind.as_ref().expect("kind"),
@@ -535,8 +541,8 @@ fn arbitrary_event_sequences_accept_only_what_keeps_the_invariants() {
                         &event.handoff_id,
                     );
                     let read =
-                        baton_log::events::decode(1, &subject, &baton_log::events::encode(&event));
-                    prop_assert_eq!(read.as_ref().ok(), Some(&event));
+                        baton_log::events::decode(1, &subject, &baton_log::events::encode(&record));
+                    prop_assert_eq!(read.as_ref().ok(), Some(&record));
                     history.push(event.clone());
                     live.insert(event.handoff_id.clone(), next);
                 }

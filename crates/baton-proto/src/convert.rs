@@ -8,7 +8,7 @@ use std::time::Duration;
 use baton_domain::{
     clock::{ClockOutcome, SlaState},
     disruption::{DisruptionEvent, Phase},
-    event::{Event, EventType, Priority, Rating, ValidationError},
+    event::{Envelope, Event, EventType, Priority, Rating, RecordedEvent, ValidationError},
     id::Token,
     lifecycle::HandoffStatus,
     time::Timestamp,
@@ -187,7 +187,10 @@ pub fn optional_token(field: &str, value: &str) -> Result<Option<Token>, Validat
     }
 }
 
-/// Maps a wire event to the domain, naming the first field that does not map.
+/// Maps a wire event, as a caller sends it, to the domain, naming the first
+/// field that does not map. The output-only fields (`version`,
+/// `recorded_at`, `sent_by`, `backfill`, `entry_lag`) are ignored: they are
+/// ingest's to record.
 pub fn event_from_proto(e: v1::HandoffEvent) -> Result<Event, ValidationError> {
     let handoff_id = token("handoff_id", &e.handoff_id)?;
     let event_type = event_type_from_proto(e.r#type)?;
@@ -206,20 +209,34 @@ pub fn event_from_proto(e: v1::HandoffEvent) -> Result<Event, ValidationError> {
         priority: priority_from_proto(e.priority)?,
         actor: e.actor,
         attributes: e.attributes.into_iter().collect(),
-        version: e.version,
-        recorded_at: match &e.recorded_at {
-            Some(at) => Some(timestamp_from_proto("recorded_at", at)?),
-            None => None,
-        },
         rating: e.rating.map(|r| Rating {
             score: u8::try_from(r.score).unwrap_or(u8::MAX),
             comment: r.comment,
         }),
-        sent_by: e.sent_by,
-        backfill: e.backfill,
     })
 }
 
+/// Maps a recorded wire event (a stream payload) to the domain: the event
+/// and its envelope, which must say when it was recorded.
+pub fn record_from_proto(e: v1::HandoffEvent) -> Result<RecordedEvent, ValidationError> {
+    let recorded_at = match &e.recorded_at {
+        Some(at) => timestamp_from_proto("recorded_at", at)?,
+        None => return Err(ValidationError::new("recorded_at", "is required")),
+    };
+    let envelope = Envelope {
+        version: e.version,
+        recorded_at,
+        sent_by: e.sent_by.clone(),
+        backfill: e.backfill,
+    };
+    Ok(RecordedEvent {
+        event: event_from_proto(e)?,
+        envelope,
+    })
+}
+
+/// Maps an event to the wire as a caller sends it: the output-only fields
+/// are left empty.
 pub fn event_to_proto(e: &Event) -> v1::HandoffEvent {
     v1::HandoffEvent {
         event_id: e.event_id.clone(),
@@ -244,16 +261,29 @@ pub fn event_to_proto(e: &Event) -> v1::HandoffEvent {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
-        version: e.version,
-        recorded_at: e.recorded_at.map(timestamp_to_proto),
+        version: 0,
+        recorded_at: None,
         rating: e.rating.as_ref().map(|r| v1::Rating {
             score: u32::from(r.score),
             comment: r.comment.clone(),
         }),
-        sent_by: e.sent_by.clone(),
-        backfill: e.backfill,
+        sent_by: String::new(),
+        backfill: false,
+        entry_lag: None,
+    }
+}
+
+/// Maps a recorded event to the wire (the stream payload, and query
+/// answers): the event with its envelope.
+pub fn record_to_proto(r: &RecordedEvent) -> v1::HandoffEvent {
+    v1::HandoffEvent {
+        version: r.envelope.version,
+        recorded_at: Some(timestamp_to_proto(r.envelope.recorded_at)),
+        sent_by: r.envelope.sent_by.clone(),
+        backfill: r.envelope.backfill,
         // Derived, for query answers only; the stream stores the two times.
         entry_lag: None,
+        ..event_to_proto(&r.event)
     }
 }
 
@@ -350,6 +380,47 @@ mod tests {
         let back = event_to_proto(&event);
         assert_eq!(back.occurred_at.map(|t| t.nanos), Some(123_000_000));
         assert_eq!(event_from_proto(back), Ok(event));
+    }
+
+    #[test]
+    fn what_ingest_records_is_ignored_on_input() {
+        let forged = v1::HandoffEvent {
+            version: 7,
+            recorded_at: Some(prost_types::Timestamp {
+                seconds: 1,
+                nanos: 0,
+            }),
+            sent_by: "someone-else".into(),
+            backfill: true,
+            ..wire()
+        };
+        assert_eq!(event_from_proto(forged), event_from_proto(wire()));
+    }
+
+    #[test]
+    fn a_record_round_trips_with_its_envelope() {
+        let record = RecordedEvent {
+            event: event_from_proto(wire()).expect("valid"),
+            envelope: Envelope {
+                version: 3,
+                recorded_at: Timestamp(1_700_000_060_000),
+                sent_by: "ward-5-system".into(),
+                backfill: true,
+            },
+        };
+        let back = record_to_proto(&record);
+        assert_eq!(
+            back.occurred_at,
+            wire().occurred_at.map(|t| prost_types::Timestamp {
+                nanos: 123_000_000,
+                ..t
+            })
+        );
+        assert_eq!(record_from_proto(back), Ok(record));
+        assert_eq!(
+            record_from_proto(wire()).expect_err("not recorded").field,
+            "recorded_at"
+        );
     }
 
     #[test]

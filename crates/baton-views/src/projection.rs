@@ -25,7 +25,7 @@ use baton_domain::{
     clock::{self, ClockOutcome, SlaState},
     compliance::{bucket_start, Contribution, Tallies},
     disruption::{Change, Disruption, DisruptionEvent},
-    event::{Event, EventType},
+    event::{EventType, RecordedEvent},
     lifecycle::{Handoff, HandoffStatus},
     signal::{self, Breach, ClockId, Signalled, Warning, Withdrawal},
     Catalog, Timestamp, Token,
@@ -79,18 +79,20 @@ pub struct Projection<'a> {
     announce_horizon: Option<std::time::Duration>,
 }
 
-/// Whether `event`, entered into `view`, could withdraw a breach: one was
+/// Whether `record`, entered into `view`, could withdraw a breach: one was
 /// recorded, or a running deadline had passed by the event's entry (the
 /// views may not have settled it yet). Only then is the costlier check of
 /// [`Projection::withdrawn_by`] made.
-fn may_withdraw(view: &HandoffView, event: &Event) -> bool {
+fn may_withdraw(view: &HandoffView, record: &RecordedEvent) -> bool {
     // History loaded by an importer withdraws nothing anyone saw.
-    let history = event.backfill || view.events.first().is_some_and(|e| e.backfill);
-    !history
-        && (!view.breached.is_empty()
-            || event
-                .recorded_at
-                .is_some_and(|at| view.deadlines.iter().any(|(_, d)| *d < at)))
+    let history = record.envelope.backfill || is_history(view);
+    let entered = record.envelope.recorded_at;
+    !history && (!view.breached.is_empty() || view.deadlines.iter().any(|(_, d)| *d < entered))
+}
+
+/// Whether the hand-off was loaded as history by an importer.
+fn is_history(view: &HandoffView) -> bool {
+    view.events.first().is_some_and(|e| e.envelope.backfill)
 }
 
 /// Every clock of a hand-off as of `now`: each covering promise's cycles,
@@ -98,13 +100,14 @@ fn may_withdraw(view: &HandoffView, event: &Event) -> bool {
 pub fn clocks_of(
     catalog: &Catalog,
     handoff: &Handoff,
-    events: &[Event],
+    events: &[RecordedEvent],
     now: Timestamp,
 ) -> Vec<ClockOutcome> {
     // Clocks are judged from the priority the hand-off was requested at;
     // its REPRIORITIZED events change their targets as they go.
     let requested = events
         .iter()
+        .map(|r| &r.event)
         .find(|e| e.event_type == EventType::Requested)
         .and_then(|e| e.priority)
         .unwrap_or(handoff.priority);
@@ -180,9 +183,10 @@ impl<'a> Projection<'a> {
         &mut self,
         sequence: u64,
         logged_at: Timestamp,
-        event: Event,
+        record: RecordedEvent,
     ) -> Result<ApplyOutcome, ViewsError> {
         let now = self.reach(sequence, logged_at)?;
+        let event = &record.event;
         // The hand-off before this event, kept when the event may withdraw
         // a breach that had happened by the time it was entered.
         let mut prior = None;
@@ -194,20 +198,20 @@ impl<'a> Projection<'a> {
             }
             Some((mut view, dirty)) => {
                 let mut handoff = view.handoff.clone();
-                if let Err(e) = handoff.apply(&event) {
+                if let Err(e) = handoff.apply(event) {
                     self.cache.restore_handoff(view, dirty);
                     return Ok(ApplyOutcome::Refused(e.into()));
                 }
                 if let Some(supplier) = &event.supplier {
                     handoff.supplier = supplier.clone();
                 }
-                if may_withdraw(&view, &event) {
+                if may_withdraw(&view, &record) {
                     prior = Some(view.handoff.clone());
                 }
                 view.handoff = handoff;
                 view
             }
-            None => match Handoff::open(&event) {
+            None => match Handoff::open(event) {
                 Ok(handoff) => {
                     let requested = Key::requested(
                         &handoff.supplier,
@@ -232,14 +236,14 @@ impl<'a> Projection<'a> {
                 Err(e) => return Ok(ApplyOutcome::Refused(e.into())),
             },
         };
-        let cause = Cause::of(&event);
-        let pages = !event.backfill;
+        let cause = Cause::of(&record);
+        let pages = !record.envelope.backfill;
         let withdrawals = match prior {
-            Some(prior) if pages => self.withdrawn_by(&prior, &view, &event),
+            Some(prior) if pages => self.withdrawn_by(&prior, &view, &record),
             _ => Vec::new(),
         };
         view.corrections.extend(withdrawals);
-        view.events.push(event);
+        view.events.push(record);
         view.last_sequence = sequence;
         self.recompute(view, now, Some(cause), pages)?;
         Ok(ApplyOutcome::Applied)
@@ -296,7 +300,7 @@ impl<'a> Projection<'a> {
     ) -> Result<(), ViewsError> {
         // History loaded by an importer pages nobody, now or when its
         // deadlines pass later.
-        let pages = pages && !view.events.first().is_some_and(|e| e.backfill);
+        let pages = pages && !is_history(&view);
         let handoff = &view.handoff;
         let clocks = clocks_of(self.catalog, handoff, &view.events, now);
 
@@ -506,18 +510,21 @@ impl<'a> Projection<'a> {
         Ok(pair)
     }
 
-    /// The breaches `event` withdraws: clocks of `view` (its events before
-    /// `event`, the hand-off `prior` to it) breached as of the event's
+    /// The breaches `record` withdraws: clocks of `view` (its events before
+    /// `record`, the hand-off `prior` to it) breached as of the event's
     /// entry and no longer breached with it, each a [`Correction`] caused
     /// by it. Decided by the hand-off's own events and their times alone,
     /// so every replica and every replay records the same.
-    fn withdrawn_by(&self, prior: &Handoff, view: &HandoffView, event: &Event) -> Vec<Correction> {
-        let Some(entered) = event.recorded_at else {
-            return Vec::new();
-        };
+    fn withdrawn_by(
+        &self,
+        prior: &Handoff,
+        view: &HandoffView,
+        record: &RecordedEvent,
+    ) -> Vec<Correction> {
+        let entered = record.envelope.recorded_at;
         let before = clocks_of(self.catalog, prior, &view.events, entered);
         let mut with = view.events.clone();
-        with.push(event.clone());
+        with.push(record.clone());
         let after = clocks_of(self.catalog, &view.handoff, &with, entered);
         before
             .iter()
@@ -535,7 +542,7 @@ impl<'a> Projection<'a> {
                     cycle: b.cycle,
                     deadline: b.deadline?,
                     corrected_at: entered,
-                    cause: Cause::of(event),
+                    cause: Cause::of(record),
                 })
             })
             .collect()
@@ -765,7 +772,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use baton_domain::{
-        event::{EventType, Priority},
+        event::{Envelope, Event, EventType, Priority},
         lifecycle::HandoffStatus,
     };
     use proptest::prelude::*;
@@ -779,7 +786,7 @@ mod tests {
         fn apply_recorded(
             &mut self,
             sequence: u64,
-            event: Event,
+            record: RecordedEvent,
         ) -> Result<ApplyOutcome, ViewsError>;
         fn disrupt_recorded(
             &mut self,
@@ -792,10 +799,10 @@ mod tests {
         fn apply_recorded(
             &mut self,
             sequence: u64,
-            event: Event,
+            record: RecordedEvent,
         ) -> Result<ApplyOutcome, ViewsError> {
-            let at = event.recorded_at.unwrap_or(event.occurred_at);
-            self.apply(sequence, at, event)
+            let at = record.envelope.recorded_at;
+            self.apply(sequence, at, record)
         }
 
         fn disrupt_recorded(
@@ -826,8 +833,15 @@ mod tests {
         Token::parse(s).expect("token")
     }
 
-    fn event(handoff: &str, event_type: EventType, at: i64, version: u64, customer: &str) -> Event {
-        Event {
+    /// An event recorded at `version` the moment it happened.
+    fn event(
+        handoff: &str,
+        event_type: EventType,
+        at: i64,
+        version: u64,
+        customer: &str,
+    ) -> RecordedEvent {
+        let event = Event {
             event_id: format!("{handoff}-{version}"),
             handoff_id: t(handoff),
             event_type,
@@ -838,11 +852,16 @@ mod tests {
             priority: Some(Priority::Routine),
             actor: String::new(),
             attributes: BTreeMap::new(),
-            version,
-            recorded_at: Some(Timestamp(at)),
             rating: None,
-            sent_by: String::new(),
-            backfill: false,
+        };
+        RecordedEvent {
+            event,
+            envelope: Envelope {
+                version,
+                recorded_at: Timestamp(at),
+                sent_by: String::new(),
+                backfill: false,
+            },
         }
     }
 
@@ -1009,7 +1028,7 @@ mod tests {
 
         // Recorded at 40 min, but it happened at 10 min: the promise was kept.
         let mut late = event("h1", EventType::Acknowledged, 10 * MIN, 2, "ward-5");
-        late.recorded_at = Some(Timestamp(40 * MIN));
+        late.envelope.recorded_at = Timestamp(40 * MIN);
         let mut p = Projection::new(&views, &catalog).expect("projection");
         p.apply_recorded(2, late).expect("apply");
         assert_eq!(p.newly_signalled(), 1);
@@ -1044,10 +1063,10 @@ mod tests {
         // The supplier acknowledges h1 late (within the hour's bound); the
         // ward cancels h2 late, dated before its deadline.
         let mut ack = event("h1", EventType::Acknowledged, 10 * MIN, 2, "ward-5");
-        ack.recorded_at = Some(Timestamp(40 * MIN));
-        ack.sent_by = "engineering-desk".into();
+        ack.envelope.recorded_at = Timestamp(40 * MIN);
+        ack.envelope.sent_by = "engineering-desk".into();
         let mut cancel = event("h2", EventType::Cancelled, 20 * MIN, 2, "ward-6");
-        cancel.recorded_at = Some(Timestamp(41 * MIN));
+        cancel.envelope.recorded_at = Timestamp(41 * MIN);
         let mut p = Projection::new(&views, &catalog).expect("projection");
         p.apply_recorded(3, ack).expect("apply");
         p.apply_recorded(4, cancel).expect("apply");
@@ -1104,8 +1123,8 @@ mod tests {
                 1,
                 "ward-5",
             );
-            old.recorded_at = Some(Timestamp(60 * year));
-            old.backfill = true;
+            old.envelope.recorded_at = Timestamp(60 * year);
+            old.envelope.backfill = true;
             p.apply_recorded(n as u64 + 1, old).expect("apply");
         }
         let now = 60 * year;
@@ -1140,7 +1159,7 @@ mod tests {
         // Acknowledged late: no longer open, still the pair's breach.
         let mut p = Projection::new(&views, &catalog).expect("projection");
         let mut ack = event("live-1", EventType::Acknowledged, now, 2, "ward-5");
-        ack.recorded_at = Some(Timestamp(now));
+        ack.envelope.recorded_at = Timestamp(now);
         p.apply_recorded(200, ack).expect("apply");
         p.commit().expect("commit");
         let (live, total) = views.open_breaches(true, 10).expect("live");
@@ -1157,7 +1176,7 @@ mod tests {
         let (_dir, views) = open_views(&catalog);
         let mut p = Projection::new(&views, &catalog).expect("projection");
         let mut old = event("h1", EventType::Requested, 0, 1, "ward-5");
-        old.backfill = true;
+        old.envelope.backfill = true;
         p.apply_recorded(1, old).expect("apply");
         p.apply_recorded(2, event("h2", EventType::Requested, 0, 1, "ward-5"))
             .expect("apply");
@@ -1194,7 +1213,7 @@ mod tests {
         // The announcer is publishing it when the late stop lands: the
         // projection drops the pending entry, thinking it unannounced...
         let mut late = event("h1", EventType::Acknowledged, 10 * MIN, 2, "ward-5");
-        late.recorded_at = Some(Timestamp(40 * MIN));
+        late.envelope.recorded_at = Timestamp(40 * MIN);
         let mut p = Projection::new(&views, &catalog).expect("projection");
         p.apply_recorded(2, late).expect("apply");
         p.commit().expect("commit");
@@ -1218,7 +1237,7 @@ mod tests {
         let (key, signal, record) = views.outbox(10).expect("outbox").remove(0);
         // The late stop is staged, not landed yet, when the announcer is done.
         let mut late = event("h1", EventType::Acknowledged, 10 * MIN, 2, "ward-5");
-        late.recorded_at = Some(Timestamp(40 * MIN));
+        late.envelope.recorded_at = Timestamp(40 * MIN);
         let mut p = Projection::new(&views, &catalog).expect("projection");
         p.apply_recorded(2, late).expect("apply");
         let corrected = p.seal().expect("sealed").expect("changes");
@@ -1424,10 +1443,10 @@ mod tests {
         // Reassigned to cardiology at 40 min, acknowledged at 50: cycle 2 met.
         let mut p = Projection::new(&views, &catalog).expect("projection");
         let mut reassigned = event("h1", EventType::Reassigned, 40 * MIN, 2, "ward-5");
-        reassigned.supplier = Some(t("cardiology"));
+        reassigned.event.supplier = Some(t("cardiology"));
         p.apply_recorded(2, reassigned).expect("apply");
         let mut ack = event("h1", EventType::Acknowledged, 50 * MIN, 3, "ward-5");
-        ack.supplier = Some(t("cardiology"));
+        ack.event.supplier = Some(t("cardiology"));
         p.apply_recorded(3, ack).expect("apply");
         p.commit().expect("commit");
         let engineering = views
@@ -1464,19 +1483,24 @@ mod tests {
         let catalog = rich_catalog();
         let follow = |handoff: &str, event_type: EventType, at: i64, version: u64| {
             let mut e = event(handoff, event_type, at, version, "ward-5");
-            (e.kind, e.supplier, e.customer, e.priority) = (None, None, None, None);
+            (
+                e.event.kind,
+                e.event.supplier,
+                e.event.customer,
+                e.event.priority,
+            ) = (None, None, None, None);
             e
         };
         let mut reassigned = follow("h1", EventType::Reassigned, 5 * MIN, 2);
-        reassigned.supplier = Some(t("cardiology"));
+        reassigned.event.supplier = Some(t("cardiology"));
         let mut back = follow("h1", EventType::Reassigned, 6 * MIN, 3);
-        back.supplier = Some(t("engineering"));
+        back.event.supplier = Some(t("engineering"));
         let mut rated = follow("h1", EventType::Rated, 46 * MIN, 6);
-        rated.rating = Some(baton_domain::event::Rating {
+        rated.event.rating = Some(baton_domain::event::Rating {
             score: 2,
             comment: "late".into(),
         });
-        let steps: Vec<(u64, Event)> = vec![
+        let steps: Vec<(u64, RecordedEvent)> = vec![
             (1, event("h1", EventType::Requested, 0, 1, "ward-5")),
             (2, event("h2", EventType::Requested, MIN, 1, "ward-6")),
             (3, reassigned),
@@ -1615,9 +1639,9 @@ mod tests {
         use baton_domain::disruption::Phase;
         let catalog = catalog();
         let mut h1 = event("h1", EventType::Requested, 10 * MIN, 1, "ward-5");
-        h1.recorded_at = Some(Timestamp(10 * MIN));
+        h1.envelope.recorded_at = Timestamp(10 * MIN);
         let mut h2 = event("h2", EventType::Requested, 100 * MIN, 1, "ward-5");
-        h2.recorded_at = Some(Timestamp(100 * MIN));
+        h2.envelope.recorded_at = Timestamp(100 * MIN);
         // Announced at 60 min, though it started at 0: h1 broke at 40 min.
         let started = disruption(Phase::Started, 0, 60 * MIN);
         let ended = disruption(Phase::Ended, 90 * MIN, 110 * MIN);
@@ -1684,7 +1708,7 @@ mod tests {
         p.apply_recorded(3, event("h1", EventType::Completed, 2 * MIN, 3, "ward-5"))
             .expect("apply");
         let mut rated = event("h1", EventType::Rated, 3 * MIN, 4, "ward-5");
-        rated.rating = Some(baton_domain::event::Rating {
+        rated.event.rating = Some(baton_domain::event::Rating {
             score: 4,
             comment: "fast".into(),
         });
@@ -1721,7 +1745,7 @@ mod tests {
             batch in 1usize..5,
         ) {
             let catalog = catalog();
-            let mut per_handoff: Vec<Vec<Event>> = Vec::new();
+            let mut per_handoff: Vec<Vec<RecordedEvent>> = Vec::new();
             for (i, ack) in acks.iter().enumerate() {
                 let id = format!("h{i}");
                 let customer = if i % 2 == 0 { "ward-5" } else { "ward-6" };
@@ -1731,9 +1755,9 @@ mod tests {
                 }
                 per_handoff.push(events);
             }
-            let in_order: Vec<Event> = per_handoff.iter().flatten().cloned().collect();
+            let in_order: Vec<RecordedEvent> = per_handoff.iter().flatten().cloned().collect();
             // A random interleaving that keeps each hand-off's own order.
-            let mut queues: Vec<std::collections::VecDeque<Event>> =
+            let mut queues: Vec<std::collections::VecDeque<RecordedEvent>> =
                 per_handoff.iter().map(|e| e.iter().cloned().collect()).collect();
             let mut shuffled = Vec::new();
             let mut s = seed;
@@ -1743,7 +1767,7 @@ mod tests {
                 let pick = live[(s >> 33) as usize % live.len()];
                 shuffled.extend(queues[pick].pop_front());
             }
-            let run = |events: &[Event], batch: usize| {
+            let run = |events: &[RecordedEvent], batch: usize| {
                 let (_dir, views) = open_views(&catalog);
                 for (chunk_index, chunk) in events.chunks(batch).enumerate() {
                     let mut p = Projection::new(&views, &catalog).expect("projection");
@@ -1846,12 +1870,12 @@ mod tests {
                     events.push(event(&id, EventType::Acknowledged, (i as i64 * 5 + ack) * MIN, 2, "ward-5"));
                 }
             }
-            events.sort_by_key(|e| e.occurred_at);
+            events.sort_by_key(|e| e.event.occurred_at);
             let (_dir, one_at_a_time) = open_views(&catalog);
             let (_dir2, pipelined) = open_views(&catalog);
             let mut landing: Option<Sealed> = None;
             for (chunk_index, chunk) in events.chunks(batch).enumerate() {
-                let now = chunk.last().map(|e| e.occurred_at.0 + tick * MIN).unwrap_or(0);
+                let now = chunk.last().map(|e| e.event.occurred_at.0 + tick * MIN).unwrap_or(0);
                 let fold = |views: &Views| {
                     let mut p = Projection::new(views, &catalog).expect("projection");
                     for (i, e) in chunk.iter().enumerate() {

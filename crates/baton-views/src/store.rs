@@ -35,7 +35,9 @@ pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 // 5: no `d/` deadline index in the tree (it is kept in memory).
 // 6: events carry `backfill`; hand-offs keep their corrections; pairs count
 //    late-entry corrections; breach records carry a correction's cause.
-pub const SCHEMA_VERSION: u32 = 6;
+// 7: a hand-off's events are stored as recorded events: the event, then its
+//    envelope (version, recorded_at, sent_by, backfill).
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// How the store was found on open.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@
 use baton_domain::{
     compliance::Contribution,
     disruption::Disruption,
-    event::{Event, Priority},
+    event::{Priority, RecordedEvent},
     lifecycle::Handoff,
     Timestamp, Token,
 };
@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HandoffView {
     pub handoff: Handoff,
-    /// Every event in stream order.
-    pub events: Vec<Event>,
+    /// Every event in stream order, as recorded.
+    pub events: Vec<RecordedEvent>,
     pub last_sequence: u64,
     /// What each of its clocks counts as in the compliance tallies.
     pub contributions: Vec<Contribution>,
@@ -68,12 +68,13 @@ pub struct Cause {
 }
 
 impl Cause {
-    pub fn of(event: &Event) -> Cause {
+    pub fn of(record: &RecordedEvent) -> Cause {
+        let event = &record.event;
         Cause {
             event_id: event.event_id.clone(),
             event_type: event.event_type,
-            sent_by: event.sent_by.clone(),
-            entry_lag: event.entry_lag().unwrap_or_default(),
+            sent_by: record.envelope.sent_by.clone(),
+            entry_lag: record.entry_lag(),
             by_supplier: baton_domain::access::side_of(event.event_type)
                 == baton_domain::access::Side::Supplier,
         }
@@ -85,7 +86,7 @@ impl HandoffView {
     pub fn first_supplier(&self) -> &Token {
         self.events
             .first()
-            .and_then(|e| e.supplier.as_ref())
+            .and_then(|e| e.event.supplier.as_ref())
             .unwrap_or(&self.handoff.supplier)
     }
 }

@@ -99,14 +99,20 @@ impl IngestService {
         let event = request
             .event
             .ok_or_else(|| Status::invalid_argument("event: is required"))?;
-        let mut event = event_from_proto(event).map_err(IngestError::from)?;
-        // Output only on the event: what the request asks for counts.
-        event.backfill = request.backfill;
+        // Whether it is history is the request's to ask; the event's
+        // output-only fields are ignored.
+        let event = event_from_proto(event).map_err(IngestError::from)?;
         let handoff_id = event.handoff_id.clone();
         let event_type = event.event_type;
         let accepted = self
             .ingestor
-            .append_as(event, request.expected_version, baton_runtime::now(), caller)
+            .append_as(
+                event,
+                request.backfill,
+                request.expected_version,
+                baton_runtime::now(),
+                caller,
+            )
             .await
             .inspect_err(|e| tracing::debug!(handoff = loggable(&handoff_id), event = %event_type, error = %e, "append refused"))?;
         Ok(v1::AppendResponse {

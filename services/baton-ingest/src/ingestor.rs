@@ -120,16 +120,18 @@ impl Ingestor {
     /// and `recorded_at`) for an authenticated `caller` (`None`: ingest
     /// runs without authentication), who is recorded in `sent_by` and must
     /// be allowed the event on this hand-off
-    /// ([`baton_domain::access::allowed`]). What may be appended, and as
-    /// what, is [`CheckedEvent::check`]'s and [`decide`]'s to say.
+    /// ([`baton_domain::access::allowed`]); `backfill` when the request
+    /// asks to load it as history. What may be appended, and as what, is
+    /// [`CheckedEvent::check`]'s and [`decide`]'s to say.
     pub async fn append_as(
         &self,
         event: Event,
+        backfill: bool,
         expected_version: Option<u64>,
         now: Timestamp,
         caller: Option<&Caller>,
     ) -> Result<Accepted, IngestError> {
-        let event = CheckedEvent::check(event, caller, &self.catalog, &self.limits, now)?;
+        let event = CheckedEvent::check(event, backfill, caller, &self.catalog, &self.limits, now)?;
         let handoff_id = &event.event().handoff_id;
         let stripe = self.hasher.hash_one(handoff_id) as usize % STRIPES;
         let _serialised = self.stripes[stripe].lock().await;
@@ -171,11 +173,11 @@ impl Ingestor {
         before: Option<Arc<History>>,
         append: Append,
     ) -> Result<Attempt, IngestError> {
-        let handoff_id = append.record.handoff_id.clone();
+        let handoff_id = append.record.event.handoff_id.clone();
         match self.log.append(&append.record, append.after_sequence).await {
             Ok(appended) if !appended.duplicate => {
                 let accepted = Accepted {
-                    version: append.record.version,
+                    version: append.record.envelope.version,
                     sequence: appended.sequence,
                     duplicate: false,
                 };
@@ -295,12 +297,11 @@ impl Ingestor {
             return Ok(Some(history));
         }
         let records = self.log.history(handoff_id).await?;
-        let history = History::replay(records.into_iter().map(|r| (r.sequence, r.event))).map_err(
-            |source| IngestError::Unreplayable {
+        let history = History::replay(records.into_iter().map(|r| (r.sequence, r.record)))
+            .map_err(|source| IngestError::Unreplayable {
                 handoff_id: handoff_id.clone(),
                 source,
-            },
-        )?;
+            })?;
         let Some(history) = history else {
             return Ok(None);
         };
@@ -312,7 +313,7 @@ impl Ingestor {
 
     /// Caches the history `append`, stored at `sequence`, makes of `before`.
     fn remember(&self, before: Option<Arc<History>>, append: Append, sequence: u64) {
-        let handoff_id = append.record.handoff_id.clone();
+        let handoff_id = append.record.event.handoff_id.clone();
         // The cache's reference goes first, so ours is (all but always) the
         // only one and the event ids are extended in place: copying them
         // made each append cost the hand-off's length, and a hand-off's

@@ -45,11 +45,7 @@ fn event(handoff: &str, event_type: EventType, minute: i64) -> Event {
         priority: requested.then_some(Priority::Routine),
         actor: "desk-1".into(),
         attributes: BTreeMap::new(),
-        version: 0,
-        recorded_at: None,
         rating: None,
-        sent_by: String::new(),
-        backfill: false,
     }
 }
 
@@ -97,7 +93,13 @@ impl Rig {
             .await
             .expect("history")
             .into_iter()
-            .map(|r| (r.sequence, r.event.event_type, r.event.version))
+            .map(|r| {
+                (
+                    r.sequence,
+                    r.record.event.event_type,
+                    r.record.envelope.version,
+                )
+            })
             .collect()
     }
 }
@@ -107,18 +109,30 @@ async fn a_resend_is_answered_from_the_stream_by_a_replica_that_never_saw_it() {
     let rig = Rig::start().await;
     let first = rig.replica(Counter::default());
     first
-        .append_as(event("h1", EventType::Requested, 0), None, NOW, None)
+        .append_as(event("h1", EventType::Requested, 0), false, None, NOW, None)
         .await
         .expect("request");
     let ack = first
-        .append_as(event("h1", EventType::Acknowledged, 1), None, NOW, None)
+        .append_as(
+            event("h1", EventType::Acknowledged, 1),
+            false,
+            None,
+            NOW,
+            None,
+        )
         .await
         .expect("acknowledgement");
     assert_eq!((ack.version, ack.duplicate), (2, false));
 
     let second = rig.replica(Counter::default());
     let resent = second
-        .append_as(event("h1", EventType::Acknowledged, 1), None, NOW, None)
+        .append_as(
+            event("h1", EventType::Acknowledged, 1),
+            false,
+            None,
+            NOW,
+            None,
+        )
         .await
         .expect("resend");
     assert_eq!(
@@ -135,17 +149,23 @@ async fn an_append_overtaken_by_another_replica_is_decided_again() {
     let first = rig.replica(conflicts.clone());
     let second = rig.replica(Counter::default());
     first
-        .append_as(event("h1", EventType::Requested, 0), None, NOW, None)
+        .append_as(event("h1", EventType::Requested, 0), false, None, NOW, None)
         .await
         .expect("request");
     // The second replica appends behind the first one's back: the first
     // one's cache still has the hand-off at version 1.
     second
-        .append_as(event("h1", EventType::Acknowledged, 1), None, NOW, None)
+        .append_as(
+            event("h1", EventType::Acknowledged, 1),
+            false,
+            None,
+            NOW,
+            None,
+        )
         .await
         .expect("acknowledgement");
     let started = first
-        .append_as(event("h1", EventType::Started, 2), None, NOW, None)
+        .append_as(event("h1", EventType::Started, 2), false, None, NOW, None)
         .await
         .expect("started, after reading the stream again");
     assert_eq!(started.version, 3);
@@ -175,12 +195,12 @@ async fn a_refused_event_stores_nothing() {
     let rig = Rig::start().await;
     let ingest = rig.replica(Counter::default());
     ingest
-        .append_as(event("h1", EventType::Requested, 0), None, NOW, None)
+        .append_as(event("h1", EventType::Requested, 0), false, None, NOW, None)
         .await
         .expect("request");
     let mut reused = event("h1", EventType::Requested, 0);
     reused.occurred_at = Timestamp(reused.occurred_at.0 + 1);
-    let refused = ingest.append_as(reused, None, NOW, None).await;
+    let refused = ingest.append_as(reused, false, None, NOW, None).await;
     assert!(
         matches!(
             refused,
@@ -195,7 +215,7 @@ async fn a_refused_event_stores_nothing() {
     // refusal keeps them out of the stream.
     let mut again = event("h1", EventType::Requested, 1);
     again.event_id = "h1-requested-again".into();
-    let refused = ingest.append_as(again, None, NOW, None).await;
+    let refused = ingest.append_as(again, false, None, NOW, None).await;
     assert!(
         matches!(
             refused,
@@ -211,7 +231,7 @@ async fn a_refused_event_stores_nothing() {
         Some(token("engineering")),
         Some(token("ward-5")),
     );
-    let refused = ingest.append_as(ack, Some(4), NOW, None).await;
+    let refused = ingest.append_as(ack, false, Some(4), NOW, None).await;
     assert!(
         matches!(
             refused,
@@ -223,7 +243,13 @@ async fn a_refused_event_stores_nothing() {
         "{refused:?}"
     );
     let refused = ingest
-        .append_as(event("h2", EventType::Acknowledged, 1), None, NOW, None)
+        .append_as(
+            event("h2", EventType::Acknowledged, 1),
+            false,
+            None,
+            NOW,
+            None,
+        )
         .await;
     assert!(
         matches!(

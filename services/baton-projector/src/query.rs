@@ -5,7 +5,7 @@ use std::{pin::Pin, sync::Arc};
 use baton_domain::{event::ValidationError, Timestamp, Token};
 use baton_proto::{
     convert::{
-        clock_to_proto, duration_to_proto, event_to_proto, optional_token, priority_to_proto,
+        clock_to_proto, duration_to_proto, optional_token, priority_to_proto, record_to_proto,
         status_from_proto, status_to_proto, timestamp_from_proto, timestamp_to_proto, token,
     },
     v1::{self, query_server::Query},
@@ -159,9 +159,9 @@ impl QueryService {
             events: if with_events {
                 view.events
                     .iter()
-                    .map(|e| v1::HandoffEvent {
-                        entry_lag: e.entry_lag().map(duration_to_proto),
-                        ..event_to_proto(e)
+                    .map(|r| v1::HandoffEvent {
+                        entry_lag: Some(duration_to_proto(r.entry_lag())),
+                        ..record_to_proto(r)
                     })
                     .collect()
             } else {

@@ -10,7 +10,7 @@ use baton_domain::{
     compliance::Tallies,
     event::{EventType, Priority},
     lifecycle::HandoffStatus,
-    Catalog, ClockOutcome, Event, SlaState, Timestamp, Token,
+    Catalog, ClockOutcome, RecordedEvent, SlaState, Timestamp, Token,
 };
 use baton_views::{
     projection::clocks_of, BreachRecord, Correction, DisruptionView, HandoffView, MatrixCell,
@@ -69,6 +69,7 @@ impl Names {
         let Some(request) = view
             .events
             .iter()
+            .map(|r| &r.event)
             .find(|e| e.event_type == EventType::Requested)
         else {
             return;
@@ -886,8 +887,8 @@ fn timeline(
     tz: &TimeZone,
 ) -> Vec<(Timestamp, &'static str, String)> {
     let mut items: Vec<Line> = Vec::new();
-    for e in &view.events {
-        items.push((e.occurred_at, 0, "event", event_text(e)));
+    for r in &view.events {
+        items.push((r.event.occurred_at, 0, "event", event_text(r)));
     }
     for c in &view.corrections {
         items.push((c.corrected_at, 6, "met", correction_text(c, now, tz)));
@@ -959,6 +960,7 @@ fn clock_lines(
         for e in view
             .events
             .iter()
+            .map(|r| &r.event)
             .filter(|e| (started..=end).contains(&e.occurred_at))
         {
             if policy.pause.contains(&e.event_type) {
@@ -1004,7 +1006,8 @@ fn clock_lines(
     }
 }
 
-fn event_text(e: &Event) -> String {
+fn event_text(r: &RecordedEvent) -> String {
+    let (e, envelope) = (&r.event, &r.envelope);
     let mut text = format!("<strong>{}</strong>", e.event_type.name());
     if let Some(s) = &e.supplier {
         let _ = write!(text, " supplier {}", Escaped(s.as_str()));
@@ -1029,19 +1032,24 @@ fn event_text(e: &Event) -> String {
             let _ = write!(text, ": &ldquo;{}&rdquo;", Escaped(&r.comment));
         }
     }
-    if let Some(lag) = e.entry_lag().filter(|lag| lag.as_secs() >= 1) {
+    let lag = r.entry_lag();
+    if lag.as_secs() >= 1 {
         let _ = write!(
             text,
             " <span class=\"dim\">(entered {} later{})</span>",
             duration(lag),
-            if e.backfill { ", as history" } else { "" }
+            if envelope.backfill {
+                ", as history"
+            } else {
+                ""
+            }
         );
     }
-    if !e.sent_by.is_empty() {
+    if !envelope.sent_by.is_empty() {
         let _ = write!(
             text,
             " <span class=\"dim\">sent by {}</span>",
-            Escaped(&e.sent_by)
+            Escaped(&envelope.sent_by)
         );
     }
     text

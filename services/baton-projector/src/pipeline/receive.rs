@@ -47,7 +47,7 @@ pub(crate) struct Received {
 
 /// A message of the events stream, by its subject.
 pub(crate) enum Decoded {
-    Handoff(baton_domain::Event),
+    Handoff(baton_domain::RecordedEvent),
     Disruption(baton_domain::disruption::DisruptionEvent),
 }
 
@@ -62,7 +62,7 @@ impl Decoded {
 
     fn recorded_at(&self) -> Option<Timestamp> {
         match self {
-            Decoded::Handoff(e) => e.recorded_at,
+            Decoded::Handoff(r) => Some(r.envelope.recorded_at),
             Decoded::Disruption(d) => d.recorded_at,
         }
     }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use baton_domain::{
     event::{EventType, Priority},
-    Catalog, Event, Timestamp, Token,
+    Catalog, Envelope, Event, RecordedEvent, Timestamp, Token,
 };
 use baton_views::{
     projection::clocks_of, BreachFilter, HandoffFilter, MatrixCell, Projection, Views,
@@ -34,8 +34,27 @@ fn t(s: &str) -> Token {
     Token::parse(s).expect("token")
 }
 
-fn requested(handoff: &str, kind: &str, supplier: &str, priority: Priority, at: i64) -> Event {
-    Event {
+/// `event` recorded at `version` the moment it happened.
+fn recorded(event: Event, version: u64) -> RecordedEvent {
+    RecordedEvent {
+        envelope: Envelope {
+            version,
+            recorded_at: event.occurred_at,
+            sent_by: String::new(),
+            backfill: false,
+        },
+        event,
+    }
+}
+
+fn requested(
+    handoff: &str,
+    kind: &str,
+    supplier: &str,
+    priority: Priority,
+    at: i64,
+) -> RecordedEvent {
+    let event = Event {
         event_id: format!("{handoff}-1"),
         handoff_id: t(handoff),
         event_type: EventType::Requested,
@@ -46,16 +65,13 @@ fn requested(handoff: &str, kind: &str, supplier: &str, priority: Priority, at: 
         priority: Some(priority),
         actor: HOSTILE.to_owned(),
         attributes: BTreeMap::from([("note".to_owned(), HOSTILE.to_owned())]),
-        version: 1,
-        recorded_at: Some(Timestamp(at)),
         rating: None,
-        sent_by: String::new(),
-        backfill: false,
-    }
+    };
+    recorded(event, 1)
 }
 
-fn later(handoff: &str, event_type: EventType, at: i64, version: u64) -> Event {
-    Event {
+fn later(handoff: &str, event_type: EventType, at: i64, version: u64) -> RecordedEvent {
+    let event = Event {
         event_id: format!("{handoff}-{version}"),
         handoff_id: t(handoff),
         event_type,
@@ -66,12 +82,9 @@ fn later(handoff: &str, event_type: EventType, at: i64, version: u64) -> Event {
         priority: None,
         actor: String::new(),
         attributes: BTreeMap::new(),
-        version,
-        recorded_at: Some(Timestamp(at)),
         rating: None,
-        sent_by: String::new(),
-        backfill: false,
-    }
+    };
+    recorded(event, version)
 }
 
 /// Views holding: a routine repair (deadline 30m), a STAT repair requested
@@ -90,7 +103,7 @@ fn filled(catalog: &Catalog) -> (tempfile::TempDir, Views) {
         later("lab-1", EventType::Resumed, 3 * MIN, 3),
     ];
     for (i, e) in events.into_iter().enumerate() {
-        let at = e.recorded_at.unwrap_or(e.occurred_at);
+        let at = e.envelope.recorded_at;
         p.apply(i as u64 + 1, at, e).expect("apply");
     }
     p.advance(Timestamp(11 * MIN)).expect("advance");
@@ -247,8 +260,8 @@ fn a_handoff_timeline_shows_how_late_events_were_entered_and_what_they_withdrew(
     let (_dir, views) = filled(&catalog);
     let mut view = views.handoff(&t("late")).expect("read").expect("late");
     let mut ack = later("late", EventType::Acknowledged, 9 * MIN, 2);
-    ack.recorded_at = Some(Timestamp(12 * MIN));
-    ack.sent_by = "engineering-desk".into();
+    ack.envelope.recorded_at = Timestamp(12 * MIN);
+    ack.envelope.sent_by = "engineering-desk".into();
     view.events.push(ack.clone());
     view.corrections.push(baton_views::Correction {
         policy_id: t("repair-response"),
