@@ -95,6 +95,19 @@ pub fn priority_to_proto(p: Priority) -> v1::Priority {
 }
 
 /// `Ok(None)` for PRIORITY_UNSPECIFIED.
+/// A wire priority as a word (`stat`, `urgent`, `routine`); the number for
+/// one this build does not know.
+pub fn priority_word(value: i32) -> String {
+    v1::Priority::try_from(value)
+        .map(|p| {
+            let name = p.as_str_name();
+            name.strip_prefix("PRIORITY_")
+                .unwrap_or(name)
+                .to_lowercase()
+        })
+        .unwrap_or_else(|_| value.to_string())
+}
+
 pub fn priority_from_proto(value: i32) -> Result<Option<Priority>, ValidationError> {
     match v1::Priority::try_from(value) {
         Ok(v1::Priority::Unspecified) => Ok(None),

@@ -407,16 +407,7 @@ pub fn share_kept(compliance: f64, decided: u64) -> String {
 }
 
 /// `PRIORITY_STAT` -> `stat`.
-pub fn priority(p: i32) -> String {
-    v1::Priority::try_from(p)
-        .map(|p| {
-            let name = p.as_str_name();
-            name.strip_prefix("PRIORITY_")
-                .unwrap_or(name)
-                .to_lowercase()
-        })
-        .unwrap_or_else(|_| p.to_string())
-}
+pub use baton_proto::convert::priority_word as priority;
 
 /// An instant as RFC 3339 to the second; `-` when absent.
 pub fn format_time(t: &Option<prost_types::Timestamp>) -> String {

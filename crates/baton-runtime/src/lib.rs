@@ -307,6 +307,7 @@ where
     }
 }
 
+pub mod exposition;
 pub mod failpoint;
 pub mod grpc;
 pub mod http;

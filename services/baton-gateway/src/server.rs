@@ -77,7 +77,11 @@ pub async fn run(
     let (reporter, _health_service) = tonic_health::server::health_reporter();
     let health = Health::new(reporter, GATEWAY_SERVICE);
     health.set(true).await;
-    let mut tasks = Supervisor::new(shutdown.clone(), health.clone(), metrics.clone());
+    let mut tasks = Supervisor::new(
+        shutdown.clone(),
+        health.clone(),
+        Arc::new(metrics.task_failures.clone()),
+    );
     let handler = Handler {
         ingest,
         mapping,

@@ -22,7 +22,7 @@ use std::{
     time::Duration,
 };
 
-use axum::{http::header, routing::get, Router};
+use axum::Router;
 use baton_proto::v1;
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -35,9 +35,6 @@ use prometheus_client::{
     registry::Registry,
 };
 use tonic::{Code, Status};
-
-/// The content type of the OpenMetrics text exposition.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EventLabels {
@@ -63,7 +60,8 @@ pub struct Metrics {
     nats_connected: Gauge,
     /// Connections and side-port access, counted by the ports themselves.
     pub ports: baton_runtime::ports::PortMetrics,
-    task_failures: Family<TaskLabel, Counter>,
+    /// What the supervisor counts task failures into.
+    pub task_failures: baton_runtime::exposition::TaskFailures,
 }
 
 /// One request counted in `baton_ingest_in_flight` until dropped.
@@ -76,11 +74,6 @@ impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.gauge.dec();
     }
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct TaskLabel {
-    task: &'static str,
 }
 
 impl Default for Metrics {
@@ -135,12 +128,8 @@ impl Metrics {
             "1 while the service is connected to NATS, else 0",
             nats_connected.clone(),
         );
-        let task_failures = Family::<TaskLabel, Counter>::default();
-        registry.register(
-            "ingest_task_failures",
-            "Long-running tasks that failed (panicked, returned an error or ended early); each ends the process",
-            task_failures.clone(),
-        );
+        let task_failures = baton_runtime::exposition::TaskFailures::default();
+        task_failures.register(&mut registry, "ingest_task_failures");
         let ports = baton_runtime::ports::PortMetrics::default();
         ports.register(&mut registry);
         Metrics {
@@ -202,11 +191,7 @@ impl Metrics {
     /// The exposition, with the connection state as of now.
     pub fn render(&self, nats_connected: bool) -> String {
         self.nats_connected.set(i64::from(nats_connected));
-        let mut text = String::new();
-        if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
-            tracing::error!(error = %e, "cannot encode the metrics");
-        }
-        text
+        baton_runtime::exposition::encode(&self.registry)
     }
 }
 
@@ -236,23 +221,7 @@ fn result_label<T>(answer: &Result<T, Status>, duplicate: impl FnOnce(&T) -> boo
 
 /// `GET /metrics` for the HTTP side port.
 pub fn router(metrics: Arc<Metrics>, client: async_nats::Client) -> Router {
-    Router::new().route(
-        "/metrics",
-        get(move || {
-            let body = metrics.render(baton_log::is_connected(&client));
-            async move { ([(header::CONTENT_TYPE, CONTENT_TYPE)], body) }
-        }),
-    )
-}
-
-impl baton_runtime::supervise::TaskCounter for Metrics {
-    fn started(&self, task: &'static str) {
-        let _zero = self.task_failures.get_or_create(&TaskLabel { task });
-    }
-
-    fn failed(&self, task: &'static str) {
-        self.task_failures.get_or_create(&TaskLabel { task }).inc();
-    }
+    baton_runtime::exposition::route(move || metrics.render(baton_log::is_connected(&client)))
 }
 
 #[cfg(test)]

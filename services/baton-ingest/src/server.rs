@@ -81,7 +81,11 @@ pub async fn run(
     let (reporter, health_service) = tonic_health::server::health_reporter();
     let health = Health::new(reporter, INGEST_SERVICE);
     health.set(false).await;
-    let mut tasks = Supervisor::new(shutdown.clone(), health.clone(), metrics.clone());
+    let mut tasks = Supervisor::new(
+        shutdown.clone(),
+        health.clone(),
+        Arc::new(metrics.task_failures.clone()),
+    );
     let settings = StreamSettings {
         replicas: config.stream_replicas,
         ..StreamSettings::default()

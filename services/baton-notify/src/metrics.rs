@@ -9,14 +9,11 @@
 
 use std::sync::Arc;
 
-use axum::{http::header, routing::get, Router};
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family},
     registry::Registry,
 };
-
-const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DeliveryLabels {
@@ -31,11 +28,6 @@ struct ChannelLabels {
     channel: String,
 }
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct TaskLabel {
-    task: &'static str,
-}
-
 /// Notify's metrics and the registry that encodes them.
 #[derive(Debug)]
 pub struct Metrics {
@@ -43,7 +35,8 @@ pub struct Metrics {
     deliveries: Family<DeliveryLabels, Counter>,
     failed: Family<ChannelLabels, Counter>,
     unreadable: Counter,
-    task_failures: Family<TaskLabel, Counter>,
+    /// What the supervisor counts task failures into.
+    pub task_failures: baton_runtime::exposition::TaskFailures,
     pub ports: baton_runtime::ports::PortMetrics,
 }
 
@@ -75,12 +68,8 @@ impl Metrics {
             "Messages on BATON_SLA notify could not read",
             unreadable.clone(),
         );
-        let task_failures = Family::<TaskLabel, Counter>::default();
-        notify.register(
-            "task_failures",
-            "Long-running tasks that failed",
-            task_failures.clone(),
-        );
+        let task_failures = baton_runtime::exposition::TaskFailures::default();
+        task_failures.register(notify, "task_failures");
         let ports = baton_runtime::ports::PortMetrics::default();
         ports.register(&mut registry);
         Metrics {
@@ -145,31 +134,11 @@ impl Metrics {
     }
 
     fn render(&self) -> String {
-        let mut out = String::new();
-        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
-            tracing::error!(error = %e, "cannot encode the metrics");
-        }
-        out
-    }
-}
-
-impl baton_runtime::supervise::TaskCounter for Metrics {
-    fn started(&self, task: &'static str) {
-        let _zero = self.task_failures.get_or_create(&TaskLabel { task });
-    }
-
-    fn failed(&self, task: &'static str) {
-        self.task_failures.get_or_create(&TaskLabel { task }).inc();
+        baton_runtime::exposition::encode(&self.registry)
     }
 }
 
 /// `/metrics`.
-pub fn router(metrics: Arc<Metrics>) -> Router {
-    Router::new().route(
-        "/metrics",
-        get(move || {
-            let body = metrics.render();
-            async move { ([(header::CONTENT_TYPE, CONTENT_TYPE)], body) }
-        }),
-    )
+pub fn router(metrics: Arc<Metrics>) -> axum::Router {
+    baton_runtime::exposition::route(move || metrics.render())
 }

@@ -2,7 +2,7 @@
 //! the JSON body a receiver gets. Pure.
 
 use baton_client::Signal;
-use baton_proto::v1;
+use baton_proto::convert::priority_word as priority;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -44,17 +44,6 @@ pub struct Notice {
     pub target: Option<String>,
     /// What the receiver gets.
     pub body: Value,
-}
-
-fn priority(p: i32) -> String {
-    v1::Priority::try_from(p)
-        .map(|p| {
-            let name = p.as_str_name();
-            name.strip_prefix("PRIORITY_")
-                .unwrap_or(name)
-                .to_lowercase()
-        })
-        .unwrap_or_else(|_| p.to_string())
 }
 
 fn time(t: &Option<prost_types::Timestamp>) -> Value {

@@ -66,7 +66,11 @@ pub async fn run(
     let (reporter, _health_service) = tonic_health::server::health_reporter();
     let health = Health::new(reporter, NOTIFY_SERVICE);
     health.set(true).await;
-    let mut tasks = Supervisor::new(shutdown.clone(), health.clone(), metrics.clone());
+    let mut tasks = Supervisor::new(
+        shutdown.clone(),
+        health.clone(),
+        Arc::new(metrics.task_failures.clone()),
+    );
     let registry = config.tls.registry(|_| true)?;
     let http_port = HttpPort {
         listener: http_listener,

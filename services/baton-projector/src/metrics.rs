@@ -60,7 +60,7 @@ use prometheus_client::{
 use crate::Shared;
 
 /// The content type of the OpenMetrics text exposition.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub use baton_runtime::exposition::CONTENT_TYPE;
 
 /// How long a scrape waits for JetStream's stream info.
 const STREAM_INFO_TIMEOUT: Duration = Duration::from_secs(2);
@@ -118,7 +118,7 @@ pub struct Metrics {
     pair_late_entries: Family<PairLabels, Gauge>,
     forged_signals: Counter,
     stalled: Family<PartLabel, Gauge>,
-    task_failures: Family<TaskLabel, Counter>,
+    task_failures: baton_runtime::exposition::TaskFailures,
     nats_connected: Gauge,
     /// Connections and side-port access, counted by the ports themselves.
     pub ports: baton_runtime::ports::PortMetrics,
@@ -127,11 +127,6 @@ pub struct Metrics {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PartLabel {
     part: &'static str,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct TaskLabel {
-    task: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -179,7 +174,7 @@ impl Metrics {
             pair_late_entries: Family::default(),
             forged_signals: Counter::default(),
             stalled: Family::default(),
-            task_failures: Family::default(),
+            task_failures: Default::default(),
             nats_connected: Gauge::default(),
             ports: baton_runtime::ports::PortMetrics::default(),
             registry: Registry::default(),
@@ -273,11 +268,8 @@ impl Metrics {
             "1 while a part (announcer, timer) has made no progress for longer than --stall-after",
             self.stalled.clone(),
         );
-        registry.register(
-            "projector_task_failures",
-            "Long-running tasks that failed (panicked, returned an error or ended early); each ends the process",
-            self.task_failures.clone(),
-        );
+        self.task_failures
+            .register(registry, "projector_task_failures");
         registry.register(
             "nats_connected",
             "1 while the service is connected to NATS, else 0",
@@ -418,11 +410,7 @@ impl Metrics {
     }
 
     fn encode(&self) -> String {
-        let mut text = String::new();
-        if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
-            tracing::error!(error = %e, "cannot encode the metrics");
-        }
-        text
+        baton_runtime::exposition::encode(&self.registry)
     }
 }
 
@@ -519,10 +507,10 @@ pub fn router(
 
 impl baton_runtime::supervise::TaskCounter for Metrics {
     fn started(&self, task: &'static str) {
-        let _zero = self.task_failures.get_or_create(&TaskLabel { task });
+        self.task_failures.started(task);
     }
 
     fn failed(&self, task: &'static str) {
-        self.task_failures.get_or_create(&TaskLabel { task }).inc();
+        self.task_failures.failed(task);
     }
 }
