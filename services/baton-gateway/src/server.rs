@@ -153,7 +153,9 @@ async fn serve_mllp(port: MllpPort, shutdown: CancellationToken) -> Result<(), s
             _ = shutdown.cancelled() => break,
             accepted = port.listener.accept() => accepted?,
         };
-        while connections.try_join_next().is_some() {}
+        while let Some(ended) = connections.try_join_next() {
+            log_panic(ended);
+        }
         let Some(slot) = cap.admit() else {
             tracing::warn!(%peer, max = port.max_connections, "MLLP connection refused: the cap is full");
             drop(stream);
@@ -182,8 +184,20 @@ async fn serve_mllp(port: MllpPort, shutdown: CancellationToken) -> Result<(), s
             drop(slot);
         });
     }
-    while connections.join_next().await.is_some() {}
+    while let Some(ended) = connections.join_next().await {
+        log_panic(ended);
+    }
     Ok(())
+}
+
+/// A connection's task that panicked is a bug: say so (the other
+/// connections and the port go on; its sender got no ACK and sends again).
+fn log_panic(ended: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = ended {
+        if e.is_panic() {
+            tracing::error!(error = %baton_runtime::supervise::panic_text(e), "an MLLP connection's task panicked");
+        }
+    }
 }
 
 /// How long a TLS handshake may take.
