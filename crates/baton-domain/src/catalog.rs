@@ -622,22 +622,25 @@ struct ClockEvents {
     reset: Vec<EventType>,
 }
 
+/// A JSON file's syntax error without the line and column serde_json ends
+/// its text with, for errors that name the place once, themselves (the
+/// catalog's, and the gateway's and notify's files).
+pub fn json_message(e: &serde_json::Error) -> String {
+    let message = e.to_string();
+    let location = format!(" at line {} column {}", e.line(), e.column());
+    message
+        .strip_suffix(&location)
+        .unwrap_or(&message)
+        .to_owned()
+}
+
 impl Catalog {
     /// Parses and validates a catalog from its JSON text.
     pub fn from_json(source: &str) -> Result<Catalog, CatalogError> {
-        let raw: RawCatalog = serde_json::from_str(source).map_err(|e| {
-            // serde_json ends its message with the location, which the
-            // error already says once.
-            let message = e.to_string();
-            let location = format!(" at line {} column {}", e.line(), e.column());
-            CatalogError::Syntax {
-                line: e.line(),
-                column: e.column(),
-                message: message
-                    .strip_suffix(&location)
-                    .unwrap_or(&message)
-                    .to_owned(),
-            }
+        let raw: RawCatalog = serde_json::from_str(source).map_err(|e| CatalogError::Syntax {
+            line: e.line(),
+            column: e.column(),
+            message: json_message(&e),
         })?;
         let check = Checker { source };
         let (departments, department_ids) = check.departments(&raw.departments)?;

@@ -99,13 +99,7 @@ impl Mapping {
             path: "-".into(),
             line: e.line(),
             column: e.column(),
-            // serde_json's text ends with the place, which the error says once.
-            message: e
-                .to_string()
-                .split(" at line ")
-                .next()
-                .unwrap_or_default()
-                .to_owned(),
+            message: baton_domain::catalog::json_message(&e),
         })?;
         let invalid = |at: String, message: String| MappingError::Invalid {
             path: "-".into(),

@@ -168,12 +168,7 @@ impl Routes {
             path: path.to_owned(),
             line: e.line(),
             column: e.column(),
-            message: e
-                .to_string()
-                .split(" at line ")
-                .next()
-                .unwrap_or_default()
-                .to_owned(),
+            message: baton_domain::catalog::json_message(&e),
         })?;
         let invalid = |at: String, message: String| RoutesError::Invalid {
             path: path.to_owned(),
