@@ -28,7 +28,7 @@ pub enum Phase {
     Ended,
 }
 
-/// One fact about a disruption, as recorded in the log.
+/// One fact about a disruption, as its sender states it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DisruptionEvent {
     pub disruption_id: Token,
@@ -42,10 +42,17 @@ pub struct DisruptionEvent {
     /// What is wrong, in a few words ("analyzer down"). Never patient data.
     pub reason: String,
     pub actor: String,
-    /// When ingest accepted it; `None` until then.
-    pub recorded_at: Option<Timestamp>,
-    /// Audit: the authenticated caller that sent it, set by ingest (empty
-    /// without authentication). Ignored on input.
+}
+
+/// A disruption event as the log of record holds it: the fact, and what
+/// ingest recorded about it. Only ingest makes one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedDisruption {
+    pub event: DisruptionEvent,
+    /// When ingest accepted it (the receiver's clock).
+    pub recorded_at: Timestamp,
+    /// Audit: the authenticated caller that sent it (empty without
+    /// authentication).
     pub sent_by: String,
 }
 
@@ -142,11 +149,12 @@ pub enum Change {
 }
 
 impl Disruption {
-    /// Folds `event` into the disruption as it stands (`None`: unknown yet).
+    /// Folds `record` into the disruption as it stands (`None`: unknown yet).
     pub fn apply(
         current: Option<&Disruption>,
-        event: &DisruptionEvent,
+        record: &RecordedDisruption,
     ) -> Result<Change, DisruptionError> {
+        let event = &record.event;
         let id = event.disruption_id.clone();
         match (current, event.phase) {
             (None, Phase::Started) => Ok(Change::Applied(Disruption {
@@ -157,7 +165,7 @@ impl Disruption {
                 reason: event.reason.clone(),
                 started_at: event.occurred_at,
                 ended_at: None,
-                announced_at: event.recorded_at,
+                announced_at: Some(record.recorded_at),
             })),
             (None, Phase::Ended) => Err(DisruptionError::NotStarted(id)),
             (Some(d), _) if d.supplier != event.supplier => Err(DisruptionError::WrongSupplier {
@@ -224,8 +232,6 @@ mod tests {
             occurred_at: Timestamp(1_000),
             reason: "analyzer down".into(),
             actor: "lab-desk".into(),
-            recorded_at: None,
-            sent_by: String::new(),
         };
         assert_eq!(clean.check_patient_data(None), Ok(()));
         let id = |s: &str| Token::parse(s).expect("token");
@@ -284,7 +290,14 @@ mod tests {
             occurred_at: Timestamp(at),
             reason: "chemistry analyzer down".into(),
             actor: "lab-desk".into(),
-            recorded_at: Some(Timestamp(at + 5)),
+        }
+    }
+
+    /// `event` as ingest records it, 5 ms after it happened.
+    fn recorded(event: DisruptionEvent) -> RecordedDisruption {
+        RecordedDisruption {
+            recorded_at: Timestamp(event.occurred_at.0 + 5),
+            event,
             sent_by: String::new(),
         }
     }
@@ -305,8 +318,27 @@ mod tests {
     }
 
     #[test]
+    fn a_disruption_is_announced_when_ingest_recorded_its_start() {
+        let mut late = recorded(started(100));
+        late.recorded_at = Timestamp(9_000);
+        let open = applied(Disruption::apply(None, &late));
+        assert_eq!(
+            (open.started_at, open.announced_at),
+            (Timestamp(100), Some(Timestamp(9_000)))
+        );
+        let mut end = recorded(ended(500));
+        end.recorded_at = Timestamp(20_000);
+        let closed = applied(Disruption::apply(Some(&open), &end));
+        assert_eq!(
+            closed.announced_at,
+            Some(Timestamp(9_000)),
+            "the end does not re-announce"
+        );
+    }
+
+    #[test]
     fn covers_requests_inside_its_span_and_scope() {
-        let open = applied(Disruption::apply(None, &started(100)));
+        let open = applied(Disruption::apply(None, &recorded(started(100))));
         let scoped = BTreeMap::from([("analyzer".to_owned(), "chem-2".to_owned())]);
         let (lab, kind) = (token("lab"), token("lab"));
         assert!(open.covers(&lab, &kind, &scoped, Timestamp(100)));
@@ -314,7 +346,7 @@ mod tests {
         assert!(!open.covers(&lab, &kind, &scoped, Timestamp(99)));
         assert!(!open.covers(&lab, &kind, &BTreeMap::new(), Timestamp(200)));
         assert!(!open.covers(&token("pharmacy"), &kind, &scoped, Timestamp(200)));
-        let closed = applied(Disruption::apply(Some(&open), &ended(500)));
+        let closed = applied(Disruption::apply(Some(&open), &recorded(ended(500))));
         assert!(closed.covers(&lab, &kind, &scoped, Timestamp(499)));
         assert!(!closed.covers(&lab, &kind, &scoped, Timestamp(500)));
         assert!(closed.is_active(Timestamp(499)) && !closed.is_active(Timestamp(500)));
@@ -322,36 +354,36 @@ mod tests {
 
     #[test]
     fn starts_once_ends_once_and_tolerates_retries() {
-        let open = applied(Disruption::apply(None, &started(100)));
+        let open = applied(Disruption::apply(None, &recorded(started(100))));
         assert_eq!(
-            Disruption::apply(Some(&open), &started(100)),
+            Disruption::apply(Some(&open), &recorded(started(100))),
             Ok(Change::Duplicate)
         );
         assert_eq!(
-            Disruption::apply(Some(&open), &started(101)),
+            Disruption::apply(Some(&open), &recorded(started(101))),
             Err(DisruptionError::AlreadyStarted(token("analyzer-1")))
         );
         assert_eq!(
-            Disruption::apply(None, &ended(200)),
+            Disruption::apply(None, &recorded(ended(200))),
             Err(DisruptionError::NotStarted(token("analyzer-1")))
         );
         assert_eq!(
-            Disruption::apply(Some(&open), &ended(99)),
+            Disruption::apply(Some(&open), &recorded(ended(99))),
             Err(DisruptionError::EndsBeforeStart)
         );
-        let closed = applied(Disruption::apply(Some(&open), &ended(200)));
+        let closed = applied(Disruption::apply(Some(&open), &recorded(ended(200))));
         assert_eq!(
-            Disruption::apply(Some(&closed), &ended(200)),
+            Disruption::apply(Some(&closed), &recorded(ended(200))),
             Ok(Change::Duplicate)
         );
         assert_eq!(
-            Disruption::apply(Some(&closed), &ended(300)),
+            Disruption::apply(Some(&closed), &recorded(ended(300))),
             Err(DisruptionError::AlreadyEnded(token("analyzer-1")))
         );
         let mut elsewhere = ended(300);
         elsewhere.supplier = token("pharmacy");
         assert!(matches!(
-            Disruption::apply(Some(&open), &elsewhere),
+            Disruption::apply(Some(&open), &recorded(elsewhere)),
             Err(DisruptionError::WrongSupplier { .. })
         ));
     }

@@ -7,22 +7,26 @@
 //! appends are: two writers racing on one disruption cannot both win.
 
 use async_nats::jetstream::message::PublishMessage;
-use baton_domain::{disruption::DisruptionEvent, Token};
+use baton_domain::{disruption::RecordedDisruption, Token};
 use bytes::Bytes;
 use prost::Message as _;
 
 use crate::{subject, Appended, EventLog, LogError};
 
-pub fn encode(event: &DisruptionEvent) -> Bytes {
-    Bytes::from(baton_proto::convert::disruption_to_proto(event).encode_to_vec())
+pub fn encode(record: &RecordedDisruption) -> Bytes {
+    Bytes::from(baton_proto::convert::recorded_disruption_to_proto(record).encode_to_vec())
 }
 
-pub fn decode(sequence: u64, subject: &str, payload: &[u8]) -> Result<DisruptionEvent, LogError> {
+pub fn decode(
+    sequence: u64,
+    subject: &str,
+    payload: &[u8],
+) -> Result<RecordedDisruption, LogError> {
     crate::events::decode_as(
         sequence,
         subject,
         payload,
-        baton_proto::convert::disruption_from_proto,
+        baton_proto::convert::recorded_disruption_from_proto,
     )
 }
 
@@ -31,17 +35,18 @@ impl EventLog {
     /// `last_sequence` (0: none yet).
     pub async fn append_disruption(
         &self,
-        event: &DisruptionEvent,
+        record: &RecordedDisruption,
         last_sequence: u64,
     ) -> Result<Appended, LogError> {
         self.ensure_connected()?;
+        let event = &record.event;
         let subject = subject::disruption(&event.supplier, &event.disruption_id);
         let phase = match event.phase {
             baton_domain::disruption::Phase::Started => "started",
             baton_domain::disruption::Phase::Ended => "ended",
         };
         let publish = PublishMessage::build()
-            .payload(encode(event))
+            .payload(encode(record))
             .message_id(format!("{subject}:{phase}"))
             .expected_last_subject_sequence(last_sequence);
         self.publish(subject, publish).await
@@ -52,7 +57,7 @@ impl EventLog {
         &self,
         supplier: &Token,
         disruption_id: &Token,
-    ) -> Result<Vec<(u64, DisruptionEvent)>, LogError> {
+    ) -> Result<Vec<(u64, RecordedDisruption)>, LogError> {
         let filter = subject::disruption(supplier, disruption_id);
         let messages = self.messages_on(&filter).await?;
         messages

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use baton_domain::{
     clock::{ClockOutcome, SlaState},
-    disruption::{DisruptionEvent, Phase},
+    disruption::{DisruptionEvent, Phase, RecordedDisruption},
     event::{Envelope, Event, EventType, Priority, Rating, RecordedEvent, ValidationError},
     id::Token,
     lifecycle::HandoffStatus,
@@ -300,7 +300,8 @@ pub fn record_to_proto(r: &RecordedEvent) -> v1::HandoffEvent {
     }
 }
 
-/// Maps a wire disruption event to the domain, naming the first bad field.
+/// Maps a wire disruption event to the fact it states, naming the first bad
+/// field. `recorded_at` and `sent_by` are output only: ignored here.
 pub fn disruption_from_proto(d: v1::DisruptionEvent) -> Result<DisruptionEvent, ValidationError> {
     let phase = match v1::DisruptionPhase::try_from(d.phase) {
         Ok(v1::DisruptionPhase::Started) => Phase::Started,
@@ -327,12 +328,39 @@ pub fn disruption_from_proto(d: v1::DisruptionEvent) -> Result<DisruptionEvent, 
         },
         reason: d.reason,
         actor: d.actor,
-        recorded_at: match &d.recorded_at {
-            Some(at) => Some(timestamp_from_proto("recorded_at", at)?),
-            None => None,
-        },
-        sent_by: d.sent_by,
     })
+}
+
+/// Maps a disruption event as the log holds it, which carries when ingest
+/// recorded it and for whom.
+pub fn recorded_disruption_from_proto(
+    mut d: v1::DisruptionEvent,
+) -> Result<RecordedDisruption, ValidationError> {
+    let recorded_at = match d.recorded_at.take() {
+        Some(at) => timestamp_from_proto("recorded_at", &at)?,
+        None => {
+            return Err(ValidationError::new(
+                "recorded_at",
+                "is required on a recorded event",
+            ))
+        }
+    };
+    let sent_by = std::mem::take(&mut d.sent_by);
+    Ok(RecordedDisruption {
+        event: disruption_from_proto(d)?,
+        recorded_at,
+        sent_by,
+    })
+}
+
+/// A recorded disruption event on the wire: the log's payload, and what
+/// watchers of disruptions receive.
+pub fn recorded_disruption_to_proto(r: &RecordedDisruption) -> v1::DisruptionEvent {
+    v1::DisruptionEvent {
+        recorded_at: Some(timestamp_to_proto(r.recorded_at)),
+        sent_by: r.sent_by.clone(),
+        ..disruption_to_proto(&r.event)
+    }
 }
 
 pub fn disruption_to_proto(d: &DisruptionEvent) -> v1::DisruptionEvent {
@@ -352,8 +380,8 @@ pub fn disruption_to_proto(d: &DisruptionEvent) -> v1::DisruptionEvent {
         occurred_at: Some(timestamp_to_proto(d.occurred_at)),
         reason: d.reason.clone(),
         actor: d.actor.clone(),
-        recorded_at: d.recorded_at.map(timestamp_to_proto),
-        sent_by: d.sent_by.clone(),
+        recorded_at: None,
+        sent_by: String::new(),
     }
 }
 
@@ -457,6 +485,46 @@ mod tests {
                 nanos: 0
             })),
             "occurred_at"
+        );
+    }
+
+    #[test]
+    fn a_disruption_records_its_envelope_and_ignores_it_on_input() {
+        let wire = v1::DisruptionEvent {
+            disruption_id: "analyzer-1".into(),
+            phase: v1::DisruptionPhase::Started as i32,
+            supplier: "lab".into(),
+            occurred_at: Some(prost_types::Timestamp {
+                seconds: 1_700_000_000,
+                nanos: 0,
+            }),
+            reason: "analyzer down".into(),
+            ..Default::default()
+        };
+        let forged = v1::DisruptionEvent {
+            recorded_at: Some(prost_types::Timestamp {
+                seconds: 1,
+                nanos: 0,
+            }),
+            sent_by: "someone-else".into(),
+            ..wire.clone()
+        };
+        let fact = disruption_from_proto(wire.clone()).expect("valid");
+        assert_eq!(disruption_from_proto(forged), Ok(fact.clone()));
+        let record = RecordedDisruption {
+            event: fact,
+            recorded_at: Timestamp(1_700_000_060_000),
+            sent_by: "lab-system".into(),
+        };
+        assert_eq!(
+            recorded_disruption_from_proto(recorded_disruption_to_proto(&record)),
+            Ok(record)
+        );
+        assert_eq!(
+            recorded_disruption_from_proto(wire)
+                .expect_err("not recorded")
+                .field,
+            "recorded_at"
         );
     }
 }

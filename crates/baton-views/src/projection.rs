@@ -24,7 +24,7 @@
 use baton_domain::{
     clock::{self, ClockOutcome, SlaState},
     compliance::{bucket_start, Contribution, Tallies},
-    disruption::{Change, Disruption, DisruptionEvent},
+    disruption::{Change, Disruption, RecordedDisruption},
     event::{EventType, RecordedEvent},
     lifecycle::{Handoff, HandoffStatus},
     signal::{self, Breach, ClockId, Signalled, Warning, Withdrawal},
@@ -667,16 +667,17 @@ impl<'a> Projection<'a> {
         &mut self,
         sequence: u64,
         logged_at: Timestamp,
-        event: DisruptionEvent,
+        record: RecordedDisruption,
     ) -> Result<ApplyOutcome, ViewsError> {
         let now = self.reach(sequence, logged_at)?;
+        let event = &record.event;
         let key = Key::disruption(&event.supplier, &event.disruption_id).to_bytes();
         let stored: Option<DisruptionView> = self.batch.get(&key)?;
         if stored.as_ref().is_some_and(|v| sequence <= v.last_sequence) {
             return Ok(ApplyOutcome::AlreadyApplied);
         }
         let current = stored.as_ref().map(|v| &v.disruption);
-        let updated = match Disruption::apply(current, &event) {
+        let updated = match Disruption::apply(current, &record) {
             Err(e) => return Ok(ApplyOutcome::Refused(e.into())),
             Ok(Change::Duplicate) => return Ok(ApplyOutcome::AlreadyApplied),
             Ok(Change::Applied(d)) => d,
@@ -791,7 +792,7 @@ mod tests {
         fn disrupt_recorded(
             &mut self,
             sequence: u64,
-            event: DisruptionEvent,
+            record: RecordedDisruption,
         ) -> Result<ApplyOutcome, ViewsError>;
     }
 
@@ -808,10 +809,10 @@ mod tests {
         fn disrupt_recorded(
             &mut self,
             sequence: u64,
-            event: DisruptionEvent,
+            record: RecordedDisruption,
         ) -> Result<ApplyOutcome, ViewsError> {
-            let at = event.recorded_at.unwrap_or(event.occurred_at);
-            self.apply_disruption(sequence, at, event)
+            let at = record.recorded_at;
+            self.apply_disruption(sequence, at, record)
         }
     }
 
@@ -1596,17 +1597,19 @@ mod tests {
         phase: baton_domain::disruption::Phase,
         at: i64,
         recorded: i64,
-    ) -> DisruptionEvent {
-        DisruptionEvent {
-            disruption_id: t("lift-2"),
-            phase,
-            supplier: t("engineering"),
-            kind: None,
-            scope: BTreeMap::new(),
-            occurred_at: Timestamp(at),
-            reason: "lift out of order".into(),
-            actor: String::new(),
-            recorded_at: Some(Timestamp(recorded)),
+    ) -> RecordedDisruption {
+        RecordedDisruption {
+            event: baton_domain::disruption::DisruptionEvent {
+                disruption_id: t("lift-2"),
+                phase,
+                supplier: t("engineering"),
+                kind: None,
+                scope: BTreeMap::new(),
+                occurred_at: Timestamp(at),
+                reason: "lift out of order".into(),
+                actor: String::new(),
+            },
+            recorded_at: Timestamp(recorded),
             sent_by: String::new(),
         }
     }
@@ -1679,7 +1682,7 @@ mod tests {
         let (_dir2, replay) = open_views(&catalog);
         let mut p = Projection::new(&replay, &catalog).expect("projection");
         let mut early_start = started;
-        early_start.recorded_at = Some(Timestamp(0));
+        early_start.recorded_at = Timestamp(0);
         p.disrupt_recorded(1, early_start).expect("apply");
         p.apply_recorded(2, h1).expect("apply");
         p.apply_recorded(3, h2).expect("apply");

@@ -18,7 +18,7 @@ use std::{
 use baton_domain::{
     access::Caller,
     append::{decide, Append, CheckedEvent, Decision, History, StoredEvent},
-    disruption::{Change, Disruption, DisruptionEvent},
+    disruption::{Change, Disruption, DisruptionEvent, RecordedDisruption},
     event::{Event, Limits, ValidationError},
     Catalog, EventType, Timestamp, Token,
 };
@@ -214,11 +214,10 @@ impl Ingestor {
     /// must speak for the disrupted supplier.
     pub async fn append_disruption_as(
         &self,
-        mut event: DisruptionEvent,
+        event: DisruptionEvent,
         now: Timestamp,
         caller: Option<&Caller>,
     ) -> Result<Accepted, IngestError> {
-        event.sent_by = caller.map(|c| c.id.clone()).unwrap_or_default();
         event.validate(&self.limits, now)?;
         if let Some(caller) = caller {
             caller.may_disrupt(&event.supplier)?;
@@ -238,6 +237,12 @@ impl Ingestor {
             )
             .into());
         }
+        let record = RecordedDisruption {
+            event,
+            recorded_at: now,
+            sent_by: caller.map(|c| c.id.clone()).unwrap_or_default(),
+        };
+        let event = &record.event;
         for _ in 0..MAX_ATTEMPTS {
             let history = self
                 .log
@@ -250,11 +255,11 @@ impl Ingestor {
                 }
             }
             let last_sequence = history.last().map(|(seq, _)| *seq).unwrap_or(0);
-            match Disruption::apply(current.as_ref(), &event)? {
+            match Disruption::apply(current.as_ref(), &record)? {
                 Change::Duplicate => {
                     let sequence = history
                         .iter()
-                        .find(|(_, past)| past.phase == event.phase)
+                        .find(|(_, past)| past.event.phase == event.phase)
                         .map(|(seq, _)| *seq)
                         .unwrap_or(last_sequence);
                     return Ok(Accepted {
@@ -265,8 +270,6 @@ impl Ingestor {
                 }
                 Change::Applied(_) => {}
             }
-            let mut record = event.clone();
-            record.recorded_at = Some(now);
             match self.log.append_disruption(&record, last_sequence).await {
                 Ok(appended) => {
                     return Ok(Accepted {

@@ -292,7 +292,7 @@ fn fold(
         let applied = match event {
             Ok(Decoded::Handoff(event)) => projection.apply(sequence, at, event)?,
             Ok(Decoded::Disruption(event)) => {
-                let relayed = baton_proto::convert::disruption_to_proto(&event);
+                let relayed = baton_proto::convert::recorded_disruption_to_proto(&event);
                 let applied = projection.apply_disruption(sequence, at, event)?;
                 if applied == ApplyOutcome::Applied {
                     disruptions.push(relayed);

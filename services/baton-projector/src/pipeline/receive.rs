@@ -48,7 +48,7 @@ pub(crate) struct Received {
 /// A message of the events stream, by its subject.
 pub(crate) enum Decoded {
     Handoff(baton_domain::RecordedEvent),
-    Disruption(baton_domain::disruption::DisruptionEvent),
+    Disruption(baton_domain::disruption::RecordedDisruption),
 }
 
 impl Decoded {
@@ -60,9 +60,9 @@ impl Decoded {
         }
     }
 
-    fn recorded_at(&self) -> Option<Timestamp> {
+    fn recorded_at(&self) -> Timestamp {
         match self {
-            Decoded::Handoff(r) => Some(r.envelope.recorded_at),
+            Decoded::Handoff(r) => r.envelope.recorded_at,
             Decoded::Disruption(d) => d.recorded_at,
         }
     }
@@ -71,8 +71,6 @@ impl Decoded {
 /// Why a message's time does not fit the time JetStream gave it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum Untimely {
-    #[error("recorded events carry recorded_at")]
-    NoRecordedAt,
     #[error(
         "recorded_at {} is {} s from {} when JetStream stored the message; at most {} s apart is accepted",
         recorded_at.rfc3339(),
@@ -103,9 +101,7 @@ pub(crate) fn logged_at(
     whole_stream: bool,
     skew: Duration,
 ) -> Result<Timestamp, Untimely> {
-    let Some(recorded_at) = decoded.recorded_at() else {
-        return Err(Untimely::NoRecordedAt);
-    };
+    let recorded_at = decoded.recorded_at();
     let skew_ms = baton_domain::time::duration_millis(skew);
     let apart = recorded_at.0.saturating_sub(stored_at.0);
     let too_far = if whole_stream {
@@ -299,19 +295,25 @@ async fn park(
 mod tests {
     use super::*;
 
-    fn decoded(recorded_at: Option<i64>) -> Decoded {
-        Decoded::Disruption(baton_domain::disruption::DisruptionEvent {
-            disruption_id: baton_domain::Token::parse("d-1").expect("token"),
-            phase: baton_domain::disruption::Phase::Started,
-            supplier: baton_domain::Token::parse("lab").expect("token"),
-            kind: None,
-            scope: Default::default(),
-            occurred_at: Timestamp(0),
-            reason: "analyzer down".into(),
-            actor: String::new(),
-            recorded_at: recorded_at.map(Timestamp),
+    fn disruption(recorded_at: i64) -> baton_domain::disruption::RecordedDisruption {
+        baton_domain::disruption::RecordedDisruption {
+            event: baton_domain::disruption::DisruptionEvent {
+                disruption_id: baton_domain::Token::parse("d-1").expect("token"),
+                phase: baton_domain::disruption::Phase::Started,
+                supplier: baton_domain::Token::parse("lab").expect("token"),
+                kind: None,
+                scope: Default::default(),
+                occurred_at: Timestamp(0),
+                reason: "analyzer down".into(),
+                actor: String::new(),
+            },
+            recorded_at: Timestamp(recorded_at),
             sent_by: String::new(),
-        })
+        }
+    }
+
+    fn decoded(recorded_at: i64) -> Decoded {
+        Decoded::Disruption(disruption(recorded_at))
     }
 
     const SKEW: Duration = Duration::from_secs(60);
@@ -320,20 +322,30 @@ mod tests {
     fn the_whole_stream_counts_at_jetstream_s_time_within_the_skew() {
         let stored = Timestamp(10_000_000);
         assert_eq!(
-            logged_at(&decoded(Some(9_990_000)), stored, true, SKEW),
+            logged_at(&decoded(9_990_000), stored, true, SKEW),
             Ok(stored)
         );
-        let future = logged_at(&decoded(Some(10_000_000 + 50 * 60_000)), stored, true, SKEW)
+        let future = logged_at(&decoded(10_000_000 + 50 * 60_000), stored, true, SKEW)
             .expect_err("fifty minutes ahead");
         assert!(
             matches!(future, Untimely::Skewed { apart_ms, .. } if apart_ms == 50 * 60_000),
             "{future}"
         );
         assert!(future.to_string().contains("3000 s from"), "{future}");
-        assert!(logged_at(&decoded(Some(10_000_000 - 61_000)), stored, true, SKEW).is_err());
-        assert_eq!(
-            logged_at(&decoded(None), stored, true, SKEW),
-            Err(Untimely::NoRecordedAt)
+        assert!(logged_at(&decoded(10_000_000 - 61_000), stored, true, SKEW).is_err());
+    }
+
+    #[test]
+    fn a_message_without_recorded_at_is_not_a_baton_event() {
+        use prost::Message as _;
+        let subject = "baton.disruption.lab.d-1";
+        let mut wire = baton_proto::convert::recorded_disruption_to_proto(&disruption(5));
+        assert!(Decoded::of(1, subject, &wire.encode_to_vec()).is_ok());
+        wire.recorded_at = None;
+        let refused = Decoded::of(1, subject, &wire.encode_to_vec()).err();
+        assert!(
+            refused.is_some_and(|e| e.to_string().contains("recorded_at")),
+            "a disruption nobody recorded is parked"
         );
     }
 
@@ -342,10 +354,10 @@ mod tests {
         let copied = Timestamp(10_000_000);
         let long_before = Timestamp(1_000);
         assert_eq!(
-            logged_at(&decoded(Some(long_before.0)), copied, false, SKEW),
+            logged_at(&decoded(long_before.0), copied, false, SKEW),
             Ok(long_before),
             "re-sourced long after it was recorded"
         );
-        assert!(logged_at(&decoded(Some(10_000_000 + 61_000)), copied, false, SKEW).is_err());
+        assert!(logged_at(&decoded(10_000_000 + 61_000), copied, false, SKEW).is_err());
     }
 }
