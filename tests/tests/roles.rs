@@ -31,7 +31,7 @@ const PARTIES: [(&str, &str); 4] = [
 
 /// The table, as the docs write it: may the customer, the supplier, an
 /// operator, an importer do this?
-const TABLE: [(&str, [bool; 4]); 13] = [
+const TABLE: [(&str, [bool; 4]); 14] = [
     ("requested", [true, false, false, true]),
     ("acknowledged", [false, true, false, true]),
     ("started", [false, true, false, true]),
@@ -44,6 +44,7 @@ const TABLE: [(&str, [bool; 4]); 13] = [
     ("reprioritized, raising", [true, true, true, true]),
     ("reprioritized, lowering", [true, false, true, true]),
     ("rated", [true, false, false, true]),
+    ("amended", [false, true, false, true]),
     ("disruption started", [false, true, false, true]),
 ];
 
@@ -90,6 +91,15 @@ fn cell(action: &str, id: &str, t0: i64) -> (Vec<v1::HandoffEvent>, Option<v1::H
                     step(EventType::Completed, 1_000),
                 ],
                 Some(rating),
+            );
+        }
+        "amended" => {
+            return (
+                vec![
+                    request(Priority::Routine),
+                    step(EventType::Completed, 1_000),
+                ],
+                Some(step(EventType::Amended, 2_000)),
             );
         }
         "acknowledged" => EventType::Acknowledged,

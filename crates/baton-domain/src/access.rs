@@ -104,7 +104,8 @@ pub fn side_of(event_type: EventType) -> Side {
         | EventType::Resumed
         | EventType::Completed
         | EventType::Rejected
-        | EventType::Reassigned => Side::Supplier,
+        | EventType::Reassigned
+        | EventType::Amended => Side::Supplier,
         EventType::Reprioritized => Side::Either,
     }
 }

@@ -551,6 +551,21 @@ impl Checker<'_> {
                 bad.name(),
             ));
         }
+        for (field, events) in [
+            ("start", std::slice::from_ref(&start)),
+            ("stop", &stop[..]),
+            ("pause", &pause[..]),
+            ("resume", &resume[..]),
+            ("reset", &reset[..]),
+        ] {
+            if let Some(bad) = events.iter().find(|t| t.follows_the_end()) {
+                return Err(self.fail(
+                    at(field),
+                    format!("{bad} follows a completed hand-off and moves no clock"),
+                    bad.name(),
+                ));
+            }
+        }
         Ok(ClockEvents {
             start,
             stop,
@@ -767,6 +782,31 @@ mod tests {
      "targets": {"routine": "30m", "urgent": "15m", "stat": "5m"}}
   ]
 }"#;
+
+    #[test]
+    fn a_clock_is_not_moved_by_what_follows_a_completion() {
+        for (field, from, to) in [
+            (
+                "stop",
+                r#""stop": ["acknowledged"]"#,
+                r#""stop": ["amended"]"#,
+            ),
+            ("start", r#""start": "requested""#, r#""start": "rated""#),
+            (
+                "pause",
+                r#""stop": ["acknowledged"]"#,
+                r#""stop": ["acknowledged"], "pause": ["amended"], "resume": ["resumed"]"#,
+            ),
+        ] {
+            let err = Catalog::from_json(&GOOD.replace(from, to)).expect_err(field);
+            let text = err.to_string();
+            assert!(
+                text.contains(&format!("promises[0].{field}"))
+                    && text.contains("follows a completed hand-off"),
+                "{text}"
+            );
+        }
+    }
 
     #[test]
     fn reads_a_good_catalog() {

@@ -32,10 +32,14 @@ pub enum EventType {
     Reprioritized,
     /// The customer's rating of a completed hand-off (once).
     Rated,
+    /// The supplier corrected what it delivered (a corrected lab result).
+    /// Only after COMPLETED, as often as it happens; the status and the
+    /// clocks stay as they were.
+    Amended,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 11] = [
+    pub const ALL: [EventType; 12] = [
         EventType::Requested,
         EventType::Acknowledged,
         EventType::Started,
@@ -47,6 +51,7 @@ impl EventType {
         EventType::Reassigned,
         EventType::Reprioritized,
         EventType::Rated,
+        EventType::Amended,
     ];
 
     /// The catalog's spelling: `requested`, `on_hold`, ...
@@ -63,11 +68,17 @@ impl EventType {
             EventType::Reassigned => "reassigned",
             EventType::Reprioritized => "reprioritized",
             EventType::Rated => "rated",
+            EventType::Amended => "amended",
         }
     }
 
     pub fn from_name(name: &str) -> Option<EventType> {
         EventType::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// Said of a COMPLETED hand-off (a rating, an amendment): moves no clock.
+    pub fn follows_the_end(self) -> bool {
+        matches!(self, EventType::Rated | EventType::Amended)
     }
 
     /// Closes the hand-off: nothing may follow.

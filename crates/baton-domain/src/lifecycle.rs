@@ -9,8 +9,10 @@
 //! | ON_HOLD      | -         | -            | -           | -       | status before hold | that end | -         | same |
 //! | COMPLETED, REJECTED, CANCELLED | - | - | - | - | - | - | - | - |
 //!
-//! RATED is the one event after the end: the customer may rate a COMPLETED
-//! hand-off once; its status stays COMPLETED.
+//! Two events may follow a COMPLETED hand-off, and its status stays
+//! COMPLETED: RATED, the customer's rating, once; and AMENDED, the supplier
+//! correcting what it delivered (a corrected lab result), as often as that
+//! happens. Neither moves a clock: the delivery was when it was.
 //!
 //! "-" is refused. A reassigned hand-off goes back to REQUESTED: the new
 //! supplier must acknowledge it. An on-hold hand-off must resume before it is
@@ -282,6 +284,7 @@ impl Handoff {
                 self.rating = event.rating.as_ref().map(|r| r.score);
                 self.status
             }
+            EventType::Amended => self.status,
             EventType::Requested => unreachable_requested(),
         };
         self.version += 1;
@@ -298,6 +301,9 @@ impl Handoff {
                 None => Ok(()),
             };
         }
+        if event_type == E::Amended && self.status == S::Completed {
+            return Ok(());
+        }
         if self.status.is_closed() {
             return Err(LifecycleError::Closed {
                 handoff: self.handoff_id.clone(),
@@ -313,7 +319,7 @@ impl Handoff {
             E::Completed | E::Rejected | E::Cancelled => true,
             E::Reassigned => self.status != S::OnHold,
             E::Reprioritized => true,
-            E::Rated => false,
+            E::Rated | E::Amended => false,
         };
         if allowed {
             Ok(())
@@ -402,12 +408,12 @@ mod tests {
     }
 
     #[test]
-    fn nothing_but_a_rating_follows_a_closed_handoff() {
+    fn nothing_but_a_rating_or_an_amendment_follows_a_closed_handoff() {
         use EventType::*;
         for end in [Completed, Rejected, Cancelled] {
             for next in EventType::ALL {
-                if (end, next) == (Completed, Rated) {
-                    continue; // a_completed_hand_off_is_rated_once
+                if (end, next) == (Completed, Rated) || (end, next) == (Completed, Amended) {
+                    continue; // a_completed_hand_off_is_rated_once, ..._amended_...
                 }
                 let result = run(&[end, next]);
                 assert!(
@@ -550,6 +556,22 @@ mod tests {
     }
 
     #[test]
+    fn a_completed_result_is_amended_as_often_as_it_is_corrected() {
+        use EventType::*;
+        let before = run(&[Acknowledged, Amended]);
+        assert!(
+            matches!(
+                before,
+                Err(LifecycleError::NotAllowed { event: Amended, .. })
+            ),
+            "nothing delivered, nothing to correct: {before:?}"
+        );
+        let h = run(&[Started, Completed, Amended, Amended]).expect("two corrections");
+        assert_eq!((h.status, h.version), (HandoffStatus::Completed, 5));
+        assert!(run(&[Rejected, Amended]).is_err());
+    }
+
+    #[test]
     fn attribute_bytes_are_bounded_per_hand_off() {
         let mut h = opened();
         let mut accepted = 0;
@@ -621,15 +643,18 @@ mod tests {
             prop_assert_eq!(h.version as usize, accepted.len());
             let closed_at = accepted.iter().position(|t| t.is_terminal());
             if let Some(pos) = closed_at {
-                // Only one rating may follow the end, and only a completion.
+                // Only a completion is followed, by one rating at most and
+                // by amendments.
                 let after = &accepted[pos + 1..];
-                prop_assert!(after.is_empty() || after == [EventType::Rated]);
+                prop_assert!(after.iter().all(|t| matches!(t, EventType::Rated | EventType::Amended)));
+                prop_assert!(after.iter().filter(|t| **t == EventType::Rated).count() <= 1);
                 if !after.is_empty() {
                     prop_assert_eq!(accepted[pos], EventType::Completed);
                 }
                 prop_assert!(h.status.is_closed());
             }
-            prop_assert!(closed_at.is_some() || !accepted.contains(&EventType::Rated));
+            let after_the_end = |t: &EventType| matches!(t, EventType::Rated | EventType::Amended);
+            prop_assert!(closed_at.is_some() || !accepted.iter().any(after_the_end));
             let mut held = false;
             for t in &accepted {
                 match t {
