@@ -113,6 +113,15 @@ fn result(control: &str, placer: &str, status: &str, at: &str) -> String {
     )
 }
 
+/// [`result`] with OBR-14, when the lab received the specimen.
+fn result_received(control: &str, placer: &str, status: &str, at: &str, received: &str) -> String {
+    result(control, placer, status, at).replacen(
+        &format!("TROP{}", "|".repeat(18)),
+        &format!("TROP{}{received}{}", "|".repeat(10), "|".repeat(8)),
+        1,
+    )
+}
+
 /// An HL7 time `minutes` before now, in UTC, with or without its offset.
 fn hl7_time(minutes_ago: i64, with_offset: bool) -> String {
     let t = jiff::Timestamp::now() - jiff::SignedDuration::from_mins(minutes_ago);
@@ -492,7 +501,7 @@ async fn a_lab_day_as_hl7_gives_the_figures_it_gives_as_baton_events() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_corrected_result_after_a_breach_changes_nothing_however_often_it_comes() {
+async fn a_corrected_result_is_recorded_once_per_correction_and_moves_no_clock() {
     let baton = Baton::start_with_catalog(TEST_CATALOG).await;
     let ingest = baton.ingest.as_ref().expect("ingest").addr;
     let projector = baton.projector.as_ref().expect("projector").addr;
@@ -544,6 +553,7 @@ async fn a_corrected_result_after_a_breach_changes_nothing_however_often_it_come
             .expect("ACK");
         assert_eq!(code(&ack), "AA", "{ack}");
     }
+    baton_e2e::projected(&mut q, &handoff, 4).await;
     let h = q
         .get_handoff(v1::GetHandoffRequest {
             handoff_id: handoff,
@@ -553,9 +563,16 @@ async fn a_corrected_result_after_a_breach_changes_nothing_however_often_it_come
         .into_inner()
         .handoff
         .expect("a hand-off");
+    let types: Vec<i32> = h.events.iter().map(|e| e.r#type).collect();
     assert_eq!(
-        h.version, 2,
-        "requested and completed; corrections append nothing"
+        types,
+        [
+            v1::EventType::Requested as i32,
+            v1::EventType::Completed as i32,
+            v1::EventType::Amended as i32,
+            v1::EventType::Amended as i32,
+        ],
+        "two corrections, the resend of the first one is no third"
     );
     assert_eq!(h.status, HandoffStatus::Completed as i32);
     assert_eq!(
@@ -564,12 +581,76 @@ async fn a_corrected_result_after_a_breach_changes_nothing_however_often_it_come
         "one breach, not withdrawn"
     );
     assert_eq!(ward5(&mut q).await.len(), 1, "no new hand-off");
-    let ignored = baton_e2e::http::get(gateway.http.expect("side port"), "/metrics").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_specimen_s_arrival_is_acknowledged_once_and_never_blocks_a_result() {
+    let baton = Baton::start_with_catalog(TEST_CATALOG).await;
+    let ingest = baton.ingest.as_ref().expect("ingest").addr;
+    let projector = baton.projector.as_ref().expect("projector").addr;
+    let gateway = start_gateway(ingest, projector, &mapping()).await;
+    let mut lis = Sender::connect(gateway.addr).await;
+    let received = hl7_time(50, true);
+    // One order whose results both carry the arrival, and one whose
+    // arrival is first told on its final result, after it was started.
+    let messages = [
+        order("R-1", "P-801", "TROP", "WARD5", &hl7_time(60, true)),
+        result_received("R-2", "P-801", "P", &hl7_time(40, true), &received),
+        result_received("R-3", "P-801", "F", &hl7_time(30, true), &received),
+        order("R-4", "P-802", "TROP", "WARD5", &hl7_time(60, true)),
+        result("R-5", "P-802", "P", &hl7_time(40, true)),
+        result_received("R-6", "P-802", "F", &hl7_time(30, true), &received),
+    ];
+    for message in &messages {
+        let ack = lis.send(message).await.expect("ACK");
+        assert_eq!(code(&ack), "AA", "{ack}");
+    }
+    let mut q = baton.query().await;
+    let handoffs = eventually("both hand-offs completed", || {
+        let mut q = q.clone();
+        async move {
+            let all = ward5(&mut q).await;
+            let done = all
+                .iter()
+                .filter(|h| h.status == HandoffStatus::Completed as i32)
+                .count();
+            (done == 2).then_some(all)
+        }
+    })
+    .await;
+    let mut timelines = Vec::new();
+    for h in handoffs {
+        let h = q
+            .get_handoff(v1::GetHandoffRequest {
+                handoff_id: h.handoff_id,
+            })
+            .await
+            .expect("the hand-off")
+            .into_inner()
+            .handoff
+            .expect("a hand-off");
+        timelines.push(h.events.iter().map(|e| e.r#type).collect::<Vec<_>>());
+    }
+    timelines.sort_by_key(Vec::len);
+    use v1::EventType::{Acknowledged, Completed, Requested, Started};
+    assert_eq!(
+        timelines,
+        [
+            vec![Requested as i32, Started as i32, Completed as i32],
+            vec![
+                Requested as i32,
+                Acknowledged as i32,
+                Started as i32,
+                Completed as i32
+            ],
+        ]
+    );
+    let metrics = baton_e2e::http::get(gateway.http.expect("side port"), "/metrics").await;
     assert!(
-        ignored
+        metrics
             .body
-            .contains("baton_gateway_ignored_total{reason=\"corrected result\"} 3"),
+            .contains("baton_gateway_ignored_total{reason=\"already past\"} 1"),
         "{}",
-        ignored.body
+        metrics.body
     );
 }

@@ -78,9 +78,15 @@ impl Handler {
                 return Some(ack::ack(Some(&message), code, Some(problem), now));
             }
         };
-        for event in events {
-            match self.append(event).await {
+        for told in events {
+            match self.append(told.event).await {
                 Ok(()) => {}
+                Err(Failure::Refused(status))
+                    if told.may_be_past && status.code() == Code::FailedPrecondition =>
+                {
+                    // The hand-off moved past it before this message told it.
+                    self.metrics.ignored("already past");
+                }
                 Err(Failure::Refused(status)) => {
                     self.metrics.answered(&kind, "AE");
                     self.metrics.refused("ingest");

@@ -7,7 +7,11 @@
 use std::collections::BTreeMap;
 
 /// The segments kept; everything else is dropped unread.
-pub const KEPT: [&str; 4] = ["MSH", "ORC", "OBR", "TQ1"];
+pub const KEPT: [&str; 5] = ["MSH", "ORC", "OBR", "TQ1", "SPM"];
+
+/// Of a specimen (SPM) only SPM-18, when the lab received it, is kept: its
+/// other fields hold specimen ids and free text.
+const SPM_RECEIVED: usize = 18;
 
 /// Why a message could not be read at all (answered AR).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,6 +91,13 @@ impl Message {
                 }
                 let mut fields: Vec<String> = line.split(field).map(str::to_owned).collect();
                 fields.remove(0);
+                if name == "SPM" {
+                    for (i, value) in fields.iter_mut().enumerate() {
+                        if i + 1 != SPM_RECEIVED {
+                            value.clear();
+                        }
+                    }
+                }
                 if name == "MSH" {
                     // MSH-1 is the separator itself, which split removed.
                     fields.insert(0, field.to_string());
@@ -123,8 +134,8 @@ impl Message {
         Ok((kind, trigger))
     }
 
-    /// Sub-messages that each tell one order: an ORC and the OBR and TQ1
-    /// that follow it (or an OBR alone, as ORU^R01 without ORC has it).
+    /// Sub-messages that each tell one order: an ORC and the OBR, TQ1 and
+    /// SPM that follow it (or an OBR alone, as ORU^R01 without ORC has it).
     pub fn orders(&self) -> Vec<Order<'_>> {
         let mut orders: Vec<Order<'_>> = Vec::new();
         for s in &self.segments {
@@ -134,6 +145,7 @@ impl Message {
                     orc: Some(s),
                     obr: None,
                     tq1: None,
+                    spm: None,
                 }),
                 "OBR" => match orders.last_mut() {
                     Some(o) if o.obr.is_none() => o.obr = Some(s),
@@ -142,11 +154,17 @@ impl Message {
                         orc: None,
                         obr: Some(s),
                         tq1: None,
+                        spm: None,
                     }),
                 },
                 "TQ1" => {
                     if let Some(o) = orders.last_mut() {
                         o.tq1.get_or_insert(s);
+                    }
+                }
+                "SPM" => {
+                    if let Some(o) = orders.last_mut() {
+                        o.spm.get_or_insert(s);
                     }
                 }
                 _ => {}
@@ -201,22 +219,24 @@ impl Segment {
     }
 }
 
-/// One order of a message: its ORC, OBR and TQ1, where present.
+/// One order of a message: its ORC, OBR, TQ1 and first SPM, where present.
 #[derive(Debug, Clone, Copy)]
 pub struct Order<'m> {
     message: &'m Message,
     pub orc: Option<&'m Segment>,
     pub obr: Option<&'m Segment>,
     pub tq1: Option<&'m Segment>,
+    pub spm: Option<&'m Segment>,
 }
 
 impl Order<'_> {
-    /// `SEG-n.c` of this order's `segment` (ORC, OBR or TQ1).
+    /// `SEG-n.c` of this order's `segment` (ORC, OBR, TQ1 or SPM).
     pub fn value(&self, segment: &str, field: usize, component: usize) -> Option<String> {
         let s = match segment {
             "ORC" => self.orc,
             "OBR" => self.obr,
             "TQ1" => self.tq1,
+            "SPM" => self.spm,
             _ => None,
         }?;
         s.value(self.message, field, component)
@@ -308,6 +328,22 @@ ORC|NW|PL-881^OE|FL-42^LIS||SC||^^^^^S||202612051028+0100||||WARD5\r\
 OBR|1|PL-881^OE|FL-42^LIS|TROP^Troponin T^L|||202612051025+0100\r";
 
     #[test]
+    fn of_a_specimen_only_the_time_the_lab_received_it_is_kept() {
+        let text = format!(
+            "{ORDER}SPM|1|SP-7781^LIS||BLD^Blood||||||||||Haemolysed, from left arm|||202612051031+0100|202612051040+0100\r"
+        );
+        let m = Message::parse(text.as_bytes()).expect("parses");
+        let o = m.orders()[0];
+        assert_eq!(o.value("SPM", 18, 1).as_deref(), Some("202612051040+0100"));
+        for field in (1..=19).filter(|f| *f != 18) {
+            assert_eq!(o.value("SPM", field, 1), None, "SPM-{field} dropped");
+        }
+        for kept_nowhere in ["SP-7781", "Haemolysed", "BLD", "202612051031"] {
+            assert!(!format!("{m:?}").contains(kept_nowhere), "{kept_nowhere}");
+        }
+    }
+
+    #[test]
     fn an_order_reads_as_its_fields_and_drops_the_patient() {
         let m = Message::parse(ORDER.as_bytes()).expect("parses");
         assert_eq!(
@@ -374,7 +410,7 @@ OBR|1|PL-881^OE|FL-42^LIS|TROP^Troponin T^L|||202612051025+0100\r";
             let text = format!("MSH{sep}^~\\&{sep}{body}");
             if let Ok(m) = Message::parse(text.as_bytes()) {
                 for o in m.orders() {
-                    for seg in ["ORC", "OBR", "TQ1"] {
+                    for seg in ["ORC", "OBR", "TQ1", "SPM"] {
                         for field in 0..30 {
                             let _ = o.value(seg, field, 0);
                             let _ = o.value(seg, field, 3);

@@ -42,15 +42,6 @@ pub struct Service {
     pub attributes: BTreeMap<String, String>,
 }
 
-/// What a status in a message means for the hand-off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Meaning {
-    /// This lifecycle event.
-    Event(EventType),
-    /// A corrected result of a completed hand-off: acknowledged, nothing appended.
-    Correction,
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawMapping {
@@ -61,6 +52,8 @@ struct RawMapping {
     default_priority: String,
     order_control: BTreeMap<String, String>,
     result_status: BTreeMap<String, String>,
+    #[serde(default)]
+    received: Option<String>,
 }
 
 fn routine() -> String {
@@ -77,10 +70,13 @@ pub struct Mapping {
     /// ORC-7.6 / TQ1-9.1 to a priority.
     pub priorities: BTreeMap<String, Priority>,
     pub default_priority: Priority,
-    /// ORC-1 (or `ORC-1:ORC-5`, which wins) to a meaning.
-    pub order_control: BTreeMap<String, Meaning>,
-    /// OBR-25 to a meaning.
-    pub result_status: BTreeMap<String, Meaning>,
+    /// ORC-1 (or `ORC-1:ORC-5`, which wins) to the event it tells.
+    pub order_control: BTreeMap<String, EventType>,
+    /// OBR-25 to the event it tells (`C`, a corrected result: amended).
+    pub result_status: BTreeMap<String, EventType>,
+    /// The event a specimen's arrival in the lab tells (SPM-18, else
+    /// OBR-14), if any: usually acknowledged.
+    pub received: Option<EventType>,
 }
 
 impl Mapping {
@@ -125,22 +121,27 @@ impl Mapping {
         for (code, name) in &raw.priorities {
             priorities.insert(code.clone(), priority(format!("priorities.{code}"), name)?);
         }
-        let meanings = |table: &str, raw: &BTreeMap<String, String>| {
+        let event = |at: String, name: &str| {
+            event_type(name).ok_or_else(|| {
+                invalid(
+                    at,
+                    format!("{name:?} is not an event type a message can tell"),
+                )
+            })
+        };
+        let events = |table: &str, raw: &BTreeMap<String, String>| {
             raw.iter()
-                .map(|(code, name)| {
-                    meaning(name).map(|m| (code.clone(), m)).ok_or_else(|| {
-                        invalid(
-                            format!("{table}.{code}"),
-                            format!("{name:?} is not an event type or \"correction\""),
-                        )
-                    })
-                })
-                .collect::<Result<BTreeMap<_, _>, _>>()
+                .map(|(code, name)| Ok((code.clone(), event(format!("{table}.{code}"), name)?)))
+                .collect::<Result<BTreeMap<_, _>, MappingError>>()
         };
         Ok(Mapping {
             default_priority: priority("default_priority".into(), &raw.default_priority)?,
-            order_control: meanings("order_control", &raw.order_control)?,
-            result_status: meanings("result_status", &raw.result_status)?,
+            order_control: events("order_control", &raw.order_control)?,
+            result_status: events("result_status", &raw.result_status)?,
+            received: match &raw.received {
+                Some(name) => Some(event("received".into(), name)?),
+                None => None,
+            },
             locations: raw.locations,
             services: raw.services,
             priorities,
@@ -148,13 +149,11 @@ impl Mapping {
     }
 }
 
-fn meaning(name: &str) -> Option<Meaning> {
-    if name == "correction" {
-        return Some(Meaning::Correction);
-    }
+/// An event type by the catalog's name (`on_hold`), if a message can tell
+/// it: not a rating, which is the customer's, and no message's.
+fn event_type(name: &str) -> Option<EventType> {
     EventType::from_str_name(&format!("EVENT_TYPE_{}", name.to_uppercase()))
         .filter(|t| !matches!(t, EventType::Unspecified | EventType::Rated))
-        .map(Meaning::Event)
 }
 
 impl MappingError {
@@ -189,11 +188,9 @@ mod tests {
     fn the_shipped_lab_mapping_is_valid() {
         let text = include_str!("../../../deploy/gateway/hl7-lab.json");
         let m = Mapping::from_json(text).expect("valid");
-        assert_eq!(
-            m.order_control.get("NW"),
-            Some(&Meaning::Event(EventType::Requested))
-        );
-        assert_eq!(m.result_status.get("C"), Some(&Meaning::Correction));
+        assert_eq!(m.order_control.get("NW"), Some(&EventType::Requested));
+        assert_eq!(m.result_status.get("C"), Some(&EventType::Amended));
+        assert_eq!(m.received, Some(EventType::Acknowledged));
         assert_eq!(m.priorities.get("S"), Some(&Priority::Stat));
     }
 
@@ -212,6 +209,9 @@ mod tests {
         );
         let e = Mapping::from_json(&bad).expect_err("bad event").to_string();
         assert!(e.contains("order_control.NW"), "{e}");
+        let bad = format!(r#"{}, "received": "rated"}}"#, &base[..base.len() - 1]);
+        let e = Mapping::from_json(&bad).expect_err("a rating").to_string();
+        assert!(e.contains("received") && e.contains("rated"), "{e}");
         let bad = base.replace(r#""locations": {}"#, r#""locations": {"W5": "ward 5"}"#);
         let e = Mapping::from_json(&bad)
             .expect_err("bad department")

@@ -7,8 +7,10 @@
 //!   send again).
 //! - `baton_gateway_refusals_total{field}`: messages refused (AE, AR) by the
 //!   field that was wrong.
-//! - `baton_gateway_ignored_total{reason}`: messages acknowledged with
-//!   nothing to append (a corrected result, a status the mapping does not name).
+//! - `baton_gateway_ignored_total{reason}`: what was acknowledged and not
+//!   appended: a message whose status the mapping does not name ("status
+//!   not mapped"), a specimen's arrival told after the hand-off had moved
+//!   past it ("already past").
 //! - `baton_gateway_fhir_gaps_total`: FHIR subscription events never
 //!   received (a skipped event number): Tasks lost on the way.
 //! - `baton_gateway_task_failures_total{task}`: long-running tasks that failed.

@@ -8,17 +8,27 @@ use ring::hmac;
 
 use crate::{
     hl7::{self, Message, Order},
-    mapping::{Mapping, Meaning},
+    mapping::Mapping,
 };
 
 /// What a message asks of Baton.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Translation {
     /// These events, appended in order.
-    Events(Vec<v1::HandoffEvent>),
-    /// Nothing to append (a corrected result, a status the mapping does not
-    /// name); acknowledged, and counted as `reason`.
+    Events(Vec<Told>),
+    /// Nothing to append (a status the mapping does not name);
+    /// acknowledged, and counted as `reason`.
     Nothing { reason: &'static str },
+}
+
+/// One event a message tells.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Told {
+    pub event: v1::HandoffEvent,
+    /// Told again by later messages about the order (a specimen's arrival
+    /// repeats on each result): if the hand-off has moved past it, ingest
+    /// refusing it out of order is no fault of the message.
+    pub may_be_past: bool,
 }
 
 /// Why a message Baton can read is refused (answered AE, or AR for a
@@ -130,20 +140,20 @@ pub fn translate(
         ));
     }
     let mut events = Vec::new();
-    let mut nothing = "status not mapped";
     for (i, order) in orders.iter().enumerate() {
-        let meaning = if is_result {
+        let event_type = if is_result {
             result_meaning(order, mapping)
         } else {
             order_meaning(order, mapping)?
         };
-        let event_type = match meaning {
-            Some(Meaning::Event(t)) => t,
-            Some(Meaning::Correction) => {
-                nothing = "corrected result";
-                continue;
-            }
-            None => continue,
+        let handoff_id = || handoff_id(order, ids);
+        let received = match mapping.received.filter(|r| Some(*r) != event_type) {
+            Some(t) => received(order, t, ids, &handoff_id()?, &sender, zone)?,
+            None => None,
+        };
+        let Some(event_type) = event_type else {
+            events.extend(received);
+            continue;
         };
         let places: &[(&str, usize)] = if is_result {
             &[("OBR", 22), ("ORC", 9)]
@@ -153,7 +163,7 @@ pub fn translate(
         let occurred_at = when(order, places, sent_at.as_deref(), zone)?;
         let mut event = v1::HandoffEvent {
             event_id: ids.id("event", &[&sender, &control, &i.to_string()]),
-            handoff_id: handoff_id(order, ids)?,
+            handoff_id: handoff_id()?,
             r#type: event_type as i32,
             occurred_at: Some(baton_proto::convert::timestamp_to_proto(
                 baton_domain::Timestamp(occurred_at),
@@ -161,19 +171,75 @@ pub fn translate(
             actor: sender.clone(),
             ..Default::default()
         };
-        if event_type == EventType::Requested {
+        let told = if event_type == EventType::Requested {
             describe_request(&mut event, order, mapping)?;
-        }
-        events.push(event);
+            [
+                Some(Told {
+                    event,
+                    may_be_past: false,
+                }),
+                received,
+            ]
+        } else {
+            [
+                received,
+                Some(Told {
+                    event,
+                    may_be_past: false,
+                }),
+            ]
+        };
+        events.extend(told.into_iter().flatten());
     }
     if events.is_empty() {
-        return Ok(Translation::Nothing { reason: nothing });
+        return Ok(Translation::Nothing {
+            reason: "status not mapped",
+        });
     }
     Ok(Translation::Events(events))
 }
 
+/// The specimen's arrival in the lab (SPM-18, else OBR-14) as `event_type`.
+/// Its id is the hand-off's and the time's, so every message repeating
+/// it tells the one event again, which ingest takes as a resend.
+fn received(
+    order: &Order<'_>,
+    event_type: EventType,
+    ids: &Ids,
+    handoff_id: &str,
+    sender: &str,
+    zone: &jiff::tz::TimeZone,
+) -> Result<Option<Told>, Refusal> {
+    let Some((field, text)) = order.first_of(&[("SPM", 18), ("OBR", 14)]) else {
+        return Ok(None);
+    };
+    let at = hl7::timestamp(&text, zone).ok_or_else(|| not_a_time(&field))?;
+    let event = v1::HandoffEvent {
+        event_id: ids.id("received", &[handoff_id, &at.to_string()]),
+        handoff_id: handoff_id.to_owned(),
+        r#type: event_type as i32,
+        occurred_at: Some(baton_proto::convert::timestamp_to_proto(
+            baton_domain::Timestamp(at),
+        )),
+        actor: sender.to_owned(),
+        ..Default::default()
+    };
+    Ok(Some(Told {
+        event,
+        may_be_past: true,
+    }))
+}
+
+fn not_a_time(field: &str) -> Refusal {
+    Refusal::new(
+        field,
+        102,
+        "not an HL7 date/time (YYYYMMDDHHMM[SS][+/-ZZZZ])",
+    )
+}
+
 /// ORC-1 with ORC-5 (`SC:IP`) if the mapping names the pair, else ORC-1.
-fn order_meaning(order: &Order<'_>, mapping: &Mapping) -> Result<Option<Meaning>, Refusal> {
+fn order_meaning(order: &Order<'_>, mapping: &Mapping) -> Result<Option<EventType>, Refusal> {
     let control = order
         .value("ORC", 1, 1)
         .ok_or_else(|| Refusal::new("ORC-1", 101, "the order control code is missing"))?;
@@ -185,7 +251,7 @@ fn order_meaning(order: &Order<'_>, mapping: &Mapping) -> Result<Option<Meaning>
         .copied())
 }
 
-fn result_meaning(order: &Order<'_>, mapping: &Mapping) -> Option<Meaning> {
+fn result_meaning(order: &Order<'_>, mapping: &Mapping) -> Option<EventType> {
     let status = order.value("OBR", 25, 1)?;
     mapping.result_status.get(&status).copied()
 }
@@ -201,13 +267,7 @@ fn when(
         .first_of(places)
         .or_else(|| sent_at.map(|t| ("MSH-7".to_owned(), t.to_owned())))
         .ok_or_else(|| Refusal::new("MSH-7", 101, "no time for the event"))?;
-    hl7::timestamp(&text, zone).ok_or_else(|| {
-        Refusal::new(
-            field,
-            102,
-            "not an HL7 date/time (YYYYMMDDHHMM[SS][+/-ZZZZ])",
-        )
-    })
+    hl7::timestamp(&text, zone).ok_or_else(|| not_a_time(&field))
 }
 
 /// The hand-off's id: the placer order number with its namespace (ORC-2,
@@ -301,11 +361,44 @@ OBR|1|PL-1^OE||{code}^Troponin\r"
         translate(&m, &mapping(), &Ids::new("salt"), &jiff::tz::TimeZone::UTC)
     }
 
-    fn events(text: &str) -> Vec<v1::HandoffEvent> {
+    fn told(text: &str) -> Vec<Told> {
         match translate_text(text).expect("translates") {
             Translation::Events(e) => e,
             other => panic!("{other:?}"),
         }
+    }
+
+    fn events(text: &str) -> Vec<v1::HandoffEvent> {
+        told(text).into_iter().map(|t| t.event).collect()
+    }
+
+    /// A segment with `fields` (1-based) set and the rest empty.
+    fn segment(name: &str, fields: &[(usize, &str)]) -> String {
+        let last = fields.iter().map(|(n, _)| *n).max().unwrap_or(0);
+        let mut values = vec![""; last];
+        for (n, v) in fields {
+            values[n - 1] = v;
+        }
+        format!("{name}|{}\r", values.join("|"))
+    }
+
+    /// An ORU^R01 for order PL-1 with OBR-25 `status`, and `extra` fields
+    /// on its OBR, then `after` (an SPM).
+    fn result_with(status: &str, extra: &[(usize, &str)], after: &str) -> String {
+        let mut obr = vec![
+            (1, "1"),
+            (2, "PL-1^OE"),
+            (3, "FL-9^LIS"),
+            (4, "TROP"),
+            (22, "202612051129+0100"),
+            (25, status),
+        ];
+        obr.extend_from_slice(extra);
+        format!(
+            "MSH|^~\\&|LIS|NORTH|OE|NORTH|202612051130||ORU^R01|R-{status}|P|2.5\r\
+PID|1||PAT123\r{}OBX|1|NM|TROP||42|ng/L\r{after}",
+            segment("OBR", &obr)
+        )
     }
 
     #[test]
@@ -382,14 +475,8 @@ OBR|1|PL-1^OE||{code}^Troponin\r"
     }
 
     #[test]
-    fn results_start_and_complete_and_a_correction_appends_nothing() {
-        let result = |status: &str| {
-            format!(
-                "MSH|^~\\&|LIS|NORTH|OE|NORTH|202612051130||ORU^R01|R-{status}|P|2.5\r\
-PID|1||PAT123\rOBR|1|PL-1^OE|FL-9^LIS|TROP||||||||||||||||||202612051129+0100|||{status}\r\
-OBX|1|NM|TROP||42|ng/L\r"
-            )
-        };
+    fn results_start_and_complete_and_a_correction_amends() {
+        let result = |status: &str| result_with(status, &[], "");
         let p = events(&result("P"));
         assert_eq!(p[0].r#type, EventType::Started as i32);
         let f = events(&result("F"));
@@ -403,11 +490,64 @@ OBX|1|NM|TROP||42|ng/L\r"
             f[0].handoff_id, request[0].handoff_id,
             "the result finds its order"
         );
+        let c = events(&result("C"));
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].r#type, EventType::Amended as i32);
+        assert_eq!(c[0].handoff_id, f[0].handoff_id, "the same hand-off");
+        assert_eq!(c[0].occurred_at, f[0].occurred_at, "reported at OBR-22");
+    }
+
+    #[test]
+    fn the_specimen_s_arrival_is_told_once_however_often_it_is_repeated() {
+        let obr14 = [(14, "202612051050+0100")];
+        let p = told(&result_with("P", &obr14, ""));
+        assert_eq!(p.len(), 2);
+        let (received, started) = (&p[0], &p[1]);
+        assert!(received.may_be_past && !started.may_be_past);
+        assert_eq!(received.event.r#type, EventType::Acknowledged as i32);
+        assert_eq!(started.event.r#type, EventType::Started as i32);
+        assert_eq!(received.event.handoff_id, started.event.handoff_id);
+        // 10:50 +01:00.
         assert_eq!(
-            translate_text(&result("C")),
-            Ok(Translation::Nothing {
-                reason: "corrected result"
-            })
+            received.event.occurred_at.as_ref().map(|t| t.seconds),
+            Some(1_796_464_200)
+        );
+        let f = told(&result_with("F", &obr14, ""));
+        assert_eq!(f[0], p[0], "the final result repeats it: one event");
+        assert_ne!(f[1].event.event_id, p[1].event.event_id);
+
+        // SPM-18 wins over OBR-14.
+        let spm = segment("SPM", &[(1, "1"), (18, "202612051045+0100")]);
+        let both = told(&result_with("F", &obr14, &spm));
+        assert_eq!(
+            both[0].event.occurred_at.as_ref().map(|t| t.seconds),
+            Some(1_796_463_900)
+        );
+        assert_ne!(both[0].event.event_id, p[0].event.event_id);
+
+        // An order that says when the specimen arrived: requested first.
+        let new = order("NW", "", "TROP", "WARD5").replace(
+            "OBR|1|PL-1^OE||TROP^Troponin\r",
+            &segment(
+                "OBR",
+                &[
+                    (1, "1"),
+                    (2, "PL-1^OE"),
+                    (4, "TROP"),
+                    (14, "202612051050+0100"),
+                ],
+            ),
+        );
+        let types: Vec<i32> = events(&new).iter().map(|e| e.r#type).collect();
+        assert_eq!(
+            types,
+            [EventType::Requested as i32, EventType::Acknowledged as i32]
+        );
+
+        let bad = translate_text(&result_with("F", &[(14, "yesterday")], ""));
+        assert_eq!(
+            bad.map(|_| ()).map_err(|e| e.field),
+            Err("OBR-14".to_owned())
         );
     }
 }
