@@ -311,6 +311,7 @@ pub mod exposition;
 pub mod failpoint;
 pub mod grpc;
 pub mod http;
+pub mod http_client;
 pub mod ports;
 pub mod security;
 pub mod serve;

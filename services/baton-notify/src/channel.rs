@@ -5,11 +5,10 @@
 //! timestamp and the body, and names the delivery so the receiver can
 //! recognise a retry.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{future::Future, time::Duration};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+use http_body_util::Full;
 use ring::hmac;
 
 use crate::routes::Webhook;
@@ -58,46 +57,38 @@ pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
 }
 
 /// A webhook, with its TLS set up once.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct WebhookChannel {
     hook: Webhook,
-    tls: Option<tokio_rustls::TlsConnector>,
+    client: baton_runtime::http_client::Client,
 }
 
-impl std::fmt::Debug for WebhookChannel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebhookChannel")
-            .field("hook", &self.hook)
-            .finish_non_exhaustive()
-    }
-}
+/// Most of a receiver's answer read (it is not used).
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 impl WebhookChannel {
     pub fn new(hook: Webhook) -> Result<WebhookChannel, String> {
-        let tls = match hook.url.scheme_str() {
-            Some("https") => Some(connector(hook.ca_file.as_deref())?),
-            _ => None,
-        };
-        Ok(WebhookChannel { hook, tls })
+        let client = baton_runtime::http_client::Client::for_url(&hook.url, hook.ca_file.as_deref())
+            .map_err(|e| match e {
+                baton_runtime::http_client::ClientError::NoCa => {
+                    "an https webhook needs ca_file, the CA that signs its certificate".to_owned()
+                }
+                other => other.to_string(),
+            })?;
+        Ok(WebhookChannel { hook, client })
     }
 
     /// How long one attempt may take.
     pub fn timeout(&self) -> Duration {
         self.hook.timeout
     }
+}
 
-    async fn post(&self, delivery: &Delivery) -> Result<(), DeliveryError> {
-        let url = &self.hook.url;
-        let host = url.host().unwrap_or_default().to_owned();
-        let port = url
-            .port_u16()
-            .unwrap_or(if self.tls.is_some() { 443 } else { 80 });
-        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
-            .await
-            .map_err(|e| DeliveryError::Connect(e.to_string()))?;
+impl Channel for WebhookChannel {
+    async fn deliver(&self, delivery: &Delivery) -> Result<(), DeliveryError> {
+        use baton_runtime::http_client::RequestError;
         let now = jiff::Timestamp::now().as_second();
-        let request = hyper::Request::post(url.clone())
-            .header(hyper::header::HOST, host.as_str())
+        let request = hyper::Request::post(self.hook.url.clone())
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .header("X-Baton-Delivery", delivery.id.as_str())
             .header("X-Baton-Timestamp", now.to_string())
@@ -107,74 +98,22 @@ impl WebhookChannel {
             )
             .body(Full::new(delivery.body.clone()))
             .map_err(|e| DeliveryError::Http(e.to_string()))?;
-        let status = match &self.tls {
-            None => send(tcp, request).await?,
-            Some(tls) => {
-                let name = rustls_pki_types::ServerName::try_from(host.clone())
-                    .map_err(|e| DeliveryError::Connect(e.to_string()))?;
-                let stream = tls
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|e| DeliveryError::Connect(format!("TLS: {e}")))?;
-                send(stream, request).await?
-            }
-        };
+        let answer = self
+            .client
+            .send(request, MAX_ANSWER_BYTES, self.hook.timeout)
+            .await
+            .map_err(|e| match e {
+                RequestError::TimedOut(after) => DeliveryError::TimedOut(after),
+                RequestError::Connect(why) => DeliveryError::Connect(why),
+                other => DeliveryError::Http(other.to_string()),
+            })?;
+        let status = answer.status().as_u16();
         if (200..300).contains(&status) {
             Ok(())
         } else {
             Err(DeliveryError::Status(status))
         }
     }
-}
-
-impl Channel for WebhookChannel {
-    async fn deliver(&self, delivery: &Delivery) -> Result<(), DeliveryError> {
-        let timeout = self.hook.timeout;
-        tokio::time::timeout(timeout, self.post(delivery))
-            .await
-            .map_err(|_| DeliveryError::TimedOut(timeout))?
-    }
-}
-
-/// Sends `request` on a fresh HTTP/1.1 connection; the answer's status.
-async fn send<S>(stream: S, request: hyper::Request<Full<Bytes>>) -> Result<u16, DeliveryError>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| DeliveryError::Http(e.to_string()))?;
-    let driver = tokio::spawn(connection);
-    let answer = sender
-        .send_request(request)
-        .await
-        .map_err(|e| DeliveryError::Http(e.to_string()))?;
-    let status = answer.status().as_u16();
-    // Read the body so the connection ends cleanly; its content is not used.
-    let _ = answer.into_body().collect().await;
-    driver.abort();
-    Ok(status)
-}
-
-fn connector(ca_file: Option<&std::path::Path>) -> Result<tokio_rustls::TlsConnector, String> {
-    use rustls_pki_types::{pem::PemObject, CertificateDer};
-    use tokio_rustls::rustls;
-    let ca = ca_file.ok_or("an https webhook needs ca_file, the CA that signs its certificate")?;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).map_err(|e| format!("{}: {e}", ca.display()))? {
-        let cert = cert.map_err(|e| format!("{}: {e}", ca.display()))?;
-        roots
-            .add(cert)
-            .map_err(|e| format!("{}: {e}", ca.display()))?;
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
 #[cfg(test)]
