@@ -150,10 +150,20 @@ pub async fn start_gateway_with(
     mapping: &Path,
     tls: baton_runtime::security::TlsArgs,
 ) -> Running {
+    start_gateway_configured(ingest, query, mapping, |c| c.tls = tls).await
+}
+
+/// [`start_gateway`], its configuration changed by `change` first.
+pub async fn start_gateway_configured(
+    ingest: SocketAddr,
+    query: SocketAddr,
+    mapping: &Path,
+    change: impl FnOnce(&mut baton_gateway::Config),
+) -> Running {
     let mllp = listener().await;
     let http = listener().await;
     let addr = mllp.local_addr().expect("bound");
-    let config = baton_gateway::Config {
+    let mut config = baton_gateway::Config {
         listen: addr,
         http_listen: http.local_addr().expect("bound"),
         ingest_url: format!("http://{ingest}"),
@@ -168,9 +178,14 @@ pub async fn start_gateway_with(
         max_connections: 16,
         idle_timeout: Duration::from_secs(60),
         append_timeout: Duration::from_secs(5),
-        tls,
+        fhir_server: None,
+        fhir_server_ca: None,
+        fhir_server_token: None,
+        fhir_fetch_timeout: Duration::from_secs(5),
+        tls: Default::default(),
         http: Default::default(),
     };
+    change(&mut config);
     let http_addr = config.http_listen;
     let mut running = spawn(addr, move |stop| async move {
         if let Err(e) = baton_gateway::run(config, mllp, http, stop).await {

@@ -268,6 +268,15 @@ fn the_gateway_runs_in_production_on_tls_as_its_own_caller() {
         !config.listen.ip().is_loopback(),
         "the senders are other machines"
     );
+    assert!(
+        config
+            .fhir_server
+            .as_deref()
+            .is_some_and(|s| s.starts_with("https://"))
+            && config.fhir_server_ca.is_some()
+            && config.fhir_server_token.is_none(),
+        "Tasks fetched over TLS, the token from the secret store"
+    );
     let unit = include_str!("../../deploy/production/baton-gateway.service");
     let limit: u64 = unit_value(unit, "LimitNOFILE")
         .expect("LimitNOFILE")

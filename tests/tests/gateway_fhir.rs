@@ -3,13 +3,24 @@
 //! an owner change, in progress, on hold and back, completed), an
 //! impossible transition refused with an OperationOutcome and nothing
 //! appended, the Task read back as Baton knows it, and subscription
-//! notifications whose event numbers skip one: counted and reported.
+//! notifications whose event numbers skip one: counted and reported; id-only
+//! notifications whose Tasks are fetched from a FHIR server the test runs
+//! (and from no other).
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+};
 
-use baton_e2e::{eventually, http, start_gateway, Baton, TEST_CATALOG};
+use baton_e2e::{eventually, http, start_gateway, start_gateway_configured, Baton, TEST_CATALOG};
 use baton_proto::v1::{self, EventType, HandoffStatus};
 use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn mapping() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/gateway/hl7-lab.json")
@@ -204,10 +215,168 @@ async fn a_notification_that_skips_an_event_number_is_reported() {
     })
     .await;
     assert_eq!(handoffs.len(), 2);
-    // An id-only notification is refused: the Task would be lost silently.
+    // An id-only notification, and no --fhir-server to fetch its Task from:
+    // refused, so the sender knows the Task was not taken.
     let id_only = json!({"resourceType": "Bundle", "type": "subscription-notification", "entry": [
         {"resource": {"resourceType": "SubscriptionStatus", "subscription": {"reference": "Subscription/lab-orders"},
           "notificationEvent": [{"eventNumber": "4", "focus": {"reference": "Task/N-4"}}]}}]});
     let (status, outcome) = call(web, "POST", "/fhir/notification", &id_only).await;
     assert_eq!(status, 422, "{outcome}");
+}
+
+/// A FHIR server holding Tasks by id: `GET /fhir/Task/{id}` with the bearer
+/// token answers the Task (404 if it has none, 401 without the token).
+/// Counts the fetches it answered.
+struct FhirServer {
+    addr: SocketAddr,
+    tasks: Arc<Mutex<HashMap<String, Value>>>,
+    fetches: Arc<AtomicUsize>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl FhirServer {
+    async fn start(token: &'static str) -> FhirServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("bound");
+        let tasks: Arc<Mutex<HashMap<String, Value>>> = Arc::default();
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let (held, counted) = (tasks.clone(), fetches.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let (tasks, fetches) = (held.clone(), counted.clone());
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+                        match conn.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&head).to_lowercase();
+                    let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+                    let (status, body) =
+                        if !head.contains(&format!("authorization: bearer {token}")) {
+                            ("401 Unauthorized", String::new())
+                        } else {
+                            let id = path.strip_prefix("/fhir/task/").unwrap_or("");
+                            let found = tasks.lock().expect("tasks").get(id).cloned();
+                            match found {
+                                Some(task) => {
+                                    fetches.fetch_add(1, Ordering::SeqCst);
+                                    ("200 OK", task.to_string())
+                                }
+                                None => ("404 Not Found", String::new()),
+                            }
+                        };
+                    let answer = format!(
+                        "HTTP/1.1 {status}\r\nContent-Type: application/fhir+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = conn.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        FhirServer {
+            addr,
+            tasks,
+            fetches,
+            accept,
+        }
+    }
+
+    fn hold(&self, id: &str, task: Value) {
+        self.tasks
+            .lock()
+            .expect("tasks")
+            .insert(id.to_lowercase(), task);
+    }
+}
+
+/// An R5 id-only notification of event `number` about `focus`.
+fn id_only(number: u64, focus: &str) -> Value {
+    json!({"resourceType": "Bundle", "type": "subscription-notification", "entry": [
+        {"resource": {"resourceType": "SubscriptionStatus", "type": "event-notification",
+          "subscription": {"reference": "Subscription/lab-orders"},
+          "notificationEvent": [{"eventNumber": number.to_string(), "focus": {"reference": focus}}]}}]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_only_notification_s_tasks_are_fetched_from_the_configured_server_only() {
+    let baton = Baton::start_with_catalog(TEST_CATALOG).await;
+    let ingest = baton.ingest.as_ref().expect("ingest").addr;
+    let projector = baton.projector.as_ref().expect("projector").addr;
+    let ehr = FhirServer::start("ehr-secret").await;
+    let base = format!("http://{}/fhir", ehr.addr);
+    let gateway = start_gateway_configured(ingest, projector, &mapping(), |c| {
+        c.fhir_server = Some(base.clone());
+        c.fhir_server_token = Some("ehr-secret".to_owned());
+    })
+    .await;
+    let web = gateway.http.expect("side port");
+
+    ehr.hold("T-7", task("requested", 0, "LAB"));
+    let (status, answer) = call(web, "POST", "/fhir/notification", &id_only(1, "Task/T-7")).await;
+    assert_eq!(status, 200, "{answer}");
+    let query = baton.query().await;
+    let handoff = eventually("the fetched Task as a hand-off", || {
+        let mut query = query.clone();
+        async move {
+            let h = query
+                .list_handoffs(v1::ListHandoffsRequest {
+                    customer: "ward-5".into(),
+                    ..Default::default()
+                })
+                .await
+                .ok()?
+                .into_inner()
+                .handoffs;
+            h.into_iter().next()
+        }
+    })
+    .await;
+
+    // The Task moves on at the server; the notification says only its id.
+    ehr.hold("T-7", task("completed", 30, "LAB"));
+    let absolute = format!("{base}/Task/T-7");
+    let (status, answer) = call(web, "POST", "/fhir/notification", &id_only(2, &absolute)).await;
+    assert_eq!(status, 200, "{answer}");
+    let done = at_version(&baton, &handoff.handoff_id, 2).await;
+    assert_eq!(done.status, HandoffStatus::Completed as i32);
+    assert_eq!(ehr.fetches.load(Ordering::SeqCst), 2);
+
+    // A focus on another server is refused and never fetched; a Task the
+    // server does not have is refused naming it.
+    for (number, focus) in [
+        (3, "http://attacker.example/fhir/Task/T-7".to_owned()),
+        (4, "Task/T-404".to_owned()),
+    ] {
+        let (status, outcome) =
+            call(web, "POST", "/fhir/notification", &id_only(number, &focus)).await;
+        assert_eq!(status, 422, "{outcome}");
+        assert!(outcome.to_string().contains(&focus), "{outcome}");
+    }
+    assert_eq!(
+        ehr.fetches.load(Ordering::SeqCst),
+        2,
+        "nothing more fetched"
+    );
+
+    // The server away: not taken, to be sent again, and counted.
+    ehr.accept.abort();
+    let _ = ehr.accept.await;
+    let (status, outcome) = call(web, "POST", "/fhir/notification", &id_only(5, "Task/T-7")).await;
+    assert_eq!(status, 503, "{outcome}");
+    assert_eq!(
+        http::metric(web, "baton_gateway_fhir_fetch_failures_total").await,
+        Some(1.0)
+    );
+    let ready = http::get(web, "/readyz").await;
+    assert_eq!(
+        ready.status, 200,
+        "no event number was skipped: {}",
+        ready.body
+    );
 }

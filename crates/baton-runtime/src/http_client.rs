@@ -86,6 +86,14 @@ impl Client {
                 .map_err(|e| RequestError::Http(e.to_string()))?;
             request.headers_mut().insert(http::header::HOST, value);
         }
+        // On a direct connection the request line carries the path only
+        // (origin form); the absolute form is for proxies.
+        let origin = uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| RequestError::Http(e.to_string()))?;
+        *request.uri_mut() = origin;
         let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
             .await
             .map_err(|e| RequestError::Connect(e.to_string()))?;

@@ -84,6 +84,25 @@ pub struct Config {
     #[arg(long, env = "BATON_GATEWAY_APPEND_TIMEOUT", default_value = "10s", value_parser = baton_runtime::duration_flag)]
     pub append_timeout: Duration,
 
+    /// The FHIR server whose subscriptions notify the gateway (its base URL,
+    /// `https://ehr.example/fhir`). The Tasks of id-only notifications are
+    /// fetched from it, and only from it; without it, id-only notifications
+    /// are refused (422).
+    #[arg(long, env = "BATON_GATEWAY_FHIR_SERVER")]
+    pub fhir_server: Option<String>,
+
+    /// CA certificate that signs the FHIR server's certificate (https).
+    #[arg(long, env = "BATON_GATEWAY_FHIR_SERVER_CA")]
+    pub fhir_server_ca: Option<PathBuf>,
+
+    /// Bearer token sent with each fetch from the FHIR server.
+    #[arg(long, env = "BATON_GATEWAY_FHIR_SERVER_TOKEN", hide_env_values = true)]
+    pub fhir_server_token: Option<String>,
+
+    /// How long one fetch of a Task from the FHIR server may take.
+    #[arg(long, env = "BATON_GATEWAY_FHIR_FETCH_TIMEOUT", default_value = "10s", value_parser = baton_runtime::duration_flag)]
+    pub fhir_fetch_timeout: Duration,
+
     /// TLS and authentication of the HTTP side port.
     #[command(flatten)]
     pub tls: baton_runtime::security::TlsArgs,

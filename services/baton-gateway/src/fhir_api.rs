@@ -1,7 +1,8 @@
 //! The FHIR routes on the gateway's HTTP side port: `POST /fhir/Task`,
 //! `PUT /fhir/Task/{id}`, `GET /fhir/Task/{id}`, and `POST /fhir/notification`
 //! for topic-based subscription notifications (R4B/R5 `SubscriptionStatus`,
-//! or the R4 backport's `Parameters`) with full-resource payloads. A gap in
+//! or the R4 backport's `Parameters`) with full-resource payloads, or
+//! id-only ones whose Tasks are fetched from `--fhir-server`. A gap in
 //! a subscription's event numbers means Tasks were lost on the way: it is
 //! counted, logged and holds `/readyz` not ready until the gateway restarts.
 
@@ -31,6 +32,8 @@ pub struct FhirApi {
     pub query: QueryClient<Channel>,
     /// The last event number seen per subscription.
     pub seen: Arc<std::sync::Mutex<HashMap<String, u64>>>,
+    /// Where the Tasks of id-only notifications are fetched from.
+    pub source: Option<crate::fhir_fetch::TaskSource>,
 }
 
 /// The routes, to merge into the side port.
@@ -209,16 +212,15 @@ async fn notification(State(api): State<Arc<FhirApi>>, body: Bytes) -> Response 
         Err(r) => return refused(&r),
     };
     api.check_gap(&notice);
-    if notice.tasks.is_empty() && !notice.focus.is_empty() {
-        return refused(&Refused {
-            http: 422,
-            expression: "Bundle.entry".to_owned(),
-            diagnostics:
-                "id-only notifications are not taken: subscribe with full-resource content"
-                    .to_owned(),
-        });
-    }
-    for task in &notice.tasks {
+    let tasks = if notice.tasks.is_empty() && !notice.focus.is_empty() {
+        match api.fetch_focus(&notice.focus).await {
+            Ok(tasks) => tasks,
+            Err(answer) => return answer,
+        }
+    } else {
+        notice.tasks
+    };
+    for task in &tasks {
         let answer = api.apply(task, None).await;
         if !answer.status().is_success() {
             return answer;
@@ -229,10 +231,37 @@ async fn notification(State(api): State<Arc<FhirApi>>, body: Bytes) -> Response 
         &fhir::outcome(
             "information",
             "informational",
-            &format!("{} Tasks taken", notice.tasks.len()),
+            &format!("{} Tasks taken", tasks.len()),
             None,
         ),
     )
+}
+
+impl FhirApi {
+    /// The Tasks an id-only notification names, fetched from the FHIR
+    /// server; or the answer that refuses the notification.
+    async fn fetch_focus(&self, focus: &[String]) -> Result<Vec<Task>, Response> {
+        let Some(source) = &self.source else {
+            return Err(refused(&Refused {
+                http: 422,
+                expression: "Bundle.entry".to_owned(),
+                diagnostics: "an id-only notification, and no --fhir-server to fetch its Tasks from: subscribe with full-resource content".to_owned(),
+            }));
+        };
+        let mut tasks = Vec::with_capacity(focus.len());
+        for reference in focus {
+            match source.fetch(reference).await {
+                Ok(task) => tasks.push(task),
+                Err(crate::fhir_fetch::FetchError::Refused(r)) => return Err(refused(&r)),
+                Err(e @ crate::fhir_fetch::FetchError::Unavailable { .. }) => {
+                    tracing::warn!(error = %e, "a notification's Task could not be fetched; it is to be sent again");
+                    self.handler.metrics.fhir_fetch_failed();
+                    return Err(unavailable(&format!("not taken, send again: {e}")));
+                }
+            }
+        }
+        Ok(tasks)
+    }
 }
 
 impl FhirApi {

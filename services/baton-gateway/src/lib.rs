@@ -16,13 +16,14 @@
 //! - [`handle`]: one message from frame to ACK, appending through ingest.
 //! - [`fhir`], [`fhir_notice`]: FHIR `Task` and subscription notifications
 //!   read, and what a Task's change means for its hand-off (pure);
-//!   [`fhir_api`]: their routes on the side port.
+//!   [`fhir_fetch`]: the Tasks of id-only notifications, from the one
+//!   configured FHIR server; [`fhir_api`]: their routes on the side port.
 //! - [`server`]: wiring: the MLLP port, the side port, the supervisor.
 //! - [`metrics`]: Prometheus metrics.
 //!
 //! It must never keep, log, forward or echo anything of a patient: PID,
-//! PV1, NK1, IN1, OBX, NTE and every other segment than MSH, ORC, OBR and
-//! TQ1 are dropped as a message is parsed, and an ACK carries only the
+//! PV1, NK1, IN1, OBX, NTE and every other segment than MSH, ORC, OBR, TQ1
+//! and SPM (of which only SPM-18 is kept) are dropped as a message is parsed, and an ACK carries only the
 //! sender's application, facility and control id. It must never answer AA
 //! for an event ingest has not stored.
 
@@ -30,6 +31,7 @@ pub mod ack;
 pub mod config;
 pub mod fhir;
 pub mod fhir_api;
+pub mod fhir_fetch;
 pub mod fhir_notice;
 pub mod handle;
 pub mod hl7;

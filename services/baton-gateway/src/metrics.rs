@@ -13,6 +13,9 @@
 //!   past it ("already past").
 //! - `baton_gateway_fhir_gaps_total`: FHIR subscription events never
 //!   received (a skipped event number): Tasks lost on the way.
+//! - `baton_gateway_fhir_fetch_failures_total`: id-only notifications not
+//!   taken because the FHIR server could not give their Tasks (the sender is
+//!   answered 503 and is to send them again).
 //! - `baton_gateway_task_failures_total{task}`: long-running tasks that failed.
 //! - the ports' connection counters ([`baton_runtime::ports::PortMetrics`]);
 //!   the MLLP port counts as `grpc`, the service's own port.
@@ -49,6 +52,7 @@ pub struct Metrics {
     refusals: Family<FieldLabel, Counter>,
     ignored: Family<ReasonLabel, Counter>,
     fhir_gaps: Counter,
+    fhir_fetch_failures: Counter,
     /// What the supervisor counts task failures into.
     pub task_failures: baton_runtime::exposition::TaskFailures,
     pub ports: baton_runtime::ports::PortMetrics,
@@ -88,6 +92,12 @@ impl Metrics {
             "FHIR subscription events never received (skipped event numbers)",
             fhir_gaps.clone(),
         );
+        let fhir_fetch_failures = Counter::default();
+        gateway.register(
+            "fhir_fetch_failures",
+            "id-only FHIR notifications not taken: the FHIR server could not give their Tasks",
+            fhir_fetch_failures.clone(),
+        );
         let task_failures = baton_runtime::exposition::TaskFailures::default();
         task_failures.register(gateway, "task_failures");
         let ports = baton_runtime::ports::PortMetrics::default();
@@ -98,6 +108,7 @@ impl Metrics {
             refusals,
             ignored,
             fhir_gaps,
+            fhir_fetch_failures,
             task_failures,
             ports,
         }
@@ -128,6 +139,11 @@ impl Metrics {
     /// A subscription skipped `missed` event numbers.
     pub fn fhir_gap(&self, missed: u64) {
         self.fhir_gaps.inc_by(missed);
+    }
+
+    /// An id-only notification's Tasks could not be fetched.
+    pub fn fhir_fetch_failed(&self) {
+        self.fhir_fetch_failures.inc();
     }
 
     fn render(&self) -> String {

@@ -38,6 +38,8 @@ pub enum StartError {
     Security(#[from] baton_runtime::security::SecurityError),
     #[error("--id-salt must not be empty: it keys the ids of hand-offs and events")]
     NoSalt,
+    #[error(transparent)]
+    FhirServer(#[from] crate::fhir_fetch::SourceError),
     #[error("MLLP port: {0}")]
     Io(#[from] std::io::Error),
     /// A long-running task failed.
@@ -91,10 +93,20 @@ pub async fn run(
         metrics: metrics.clone(),
         readiness: health.readiness(),
     };
+    let source = match &config.fhir_server {
+        Some(base) => Some(crate::fhir_fetch::TaskSource::new(
+            base,
+            config.fhir_server_ca.as_deref(),
+            config.fhir_server_token.clone(),
+            config.fhir_fetch_timeout,
+        )?),
+        None => None,
+    };
     let fhir = crate::fhir_api::router(crate::fhir_api::FhirApi {
         handler: handler.clone(),
         query,
         seen: Default::default(),
+        source,
     });
     let registry = config.tls.registry(|_| true)?;
     baton_runtime::ports::check_open_files(

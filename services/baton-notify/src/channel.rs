@@ -68,13 +68,15 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 impl WebhookChannel {
     pub fn new(hook: Webhook) -> Result<WebhookChannel, String> {
-        let client = baton_runtime::http_client::Client::for_url(&hook.url, hook.ca_file.as_deref())
-            .map_err(|e| match e {
-                baton_runtime::http_client::ClientError::NoCa => {
-                    "an https webhook needs ca_file, the CA that signs its certificate".to_owned()
-                }
-                other => other.to_string(),
-            })?;
+        let client =
+            baton_runtime::http_client::Client::for_url(&hook.url, hook.ca_file.as_deref())
+                .map_err(|e| match e {
+                    baton_runtime::http_client::ClientError::NoCa => {
+                        "an https webhook needs ca_file, the CA that signs its certificate"
+                            .to_owned()
+                    }
+                    other => other.to_string(),
+                })?;
         Ok(WebhookChannel { hook, client })
     }
 
