@@ -68,6 +68,10 @@ pub async fn start_gateway(ingest: SocketAddr) -> anyhow::Result<Running> {
         max_connections: 1_024,
         idle_timeout: Duration::from_secs(600),
         append_timeout: Duration::from_secs(10),
+        fhir_server: None,
+        fhir_server_ca: None,
+        fhir_server_token: None,
+        fhir_fetch_timeout: Duration::from_secs(10),
         tls: Default::default(),
         http: Default::default(),
     };
