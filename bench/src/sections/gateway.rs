@@ -87,6 +87,7 @@ async fn send_orders(
         let (next, ordered) = (next.clone(), ordered.clone());
         tasks.push(tokio::spawn(async move {
             let mut stream = tokio::net::TcpStream::connect(gateway).await?;
+            stream.set_nodelay(true)?;
             let mut latency = Samples::default();
             let (mut accepted, mut refused) = (0, 0);
             loop {

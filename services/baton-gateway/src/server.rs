@@ -161,18 +161,15 @@ async fn serve_mllp(port: MllpPort, shutdown: CancellationToken) -> Result<(), s
     let cap = ConnectionCap::new(port.max_connections, port.counters.clone());
     let mut connections = JoinSet::new();
     loop {
-        let (stream, peer) = tokio::select! {
+        // Refused beyond the cap (counted), accept errors waited out, and
+        // TCP_NODELAY: an ACK is one small write the sender waits for.
+        let (stream, peer, slot) = tokio::select! {
             _ = shutdown.cancelled() => break,
-            accepted = port.listener.accept() => accepted?,
+            accepted = baton_runtime::ports::accept(&port.listener, &cap) => accepted,
         };
         while let Some(ended) = connections.try_join_next() {
             log_panic(ended);
         }
-        let Some(slot) = cap.admit() else {
-            tracing::warn!(%peer, max = port.max_connections, "MLLP connection refused: the cap is full");
-            drop(stream);
-            continue;
-        };
         let connection = Connection {
             handler: port.handler.clone(),
             max_message_bytes: port.max_message_bytes,
