@@ -55,7 +55,7 @@ pub struct Lifecycle {
 
 impl Lifecycle {
     /// What becomes of `request`: never answered, cancelled, or answered
-    /// (acknowledged against a response target, else started), perhaps
+    /// (see [`crate::Line::answer`]), perhaps
     /// first reassigned, then rejected, or perhaps held and resumed, and
     /// completed, perhaps rated.
     pub fn plan(
@@ -77,12 +77,7 @@ impl Lifecycle {
             return plan;
         }
         plan.reassign(rng, hospital, request, fates);
-        plan.events
-            .push(if request.line.has_response_target(request.priority) {
-                EventType::Acknowledged
-            } else {
-                EventType::Started
-            });
+        plan.events.push(request.line.answer(request.priority));
         if request.line.kind == "lab" && rng.chance(fates.rejected_lab) {
             plan.events.push(EventType::Rejected);
             return plan;

@@ -68,11 +68,16 @@ impl Line {
             .find_map(|p| p.target(priority))
     }
 
-    /// Whether a promise holds a response target for `priority`: one
-    /// stopped by an acknowledgement or a start.
-    pub fn has_response_target(&self, priority: Priority) -> bool {
-        self.target(priority, &[EventType::Acknowledged, EventType::Started])
-            .is_some()
+    /// The supplier's first answer to a request at `priority`: an
+    /// acknowledgement where a promise with a target for it stops on one,
+    /// else work started (which stops the rest: a porter's pickup, a
+    /// consultant's arrival), so that the answer stops the response clock
+    /// it is meant to.
+    pub fn answer(&self, priority: Priority) -> EventType {
+        match self.target(priority, &[EventType::Acknowledged]) {
+            Some(_) => EventType::Acknowledged,
+            None => EventType::Started,
+        }
     }
 
     /// Whether any of its promises pauses (the work can be put on hold).
@@ -98,6 +103,41 @@ impl Line {
             wanted
         } else {
             *rng.pick(&self.priorities)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{testing, Hospital};
+
+    /// A porter's pickup is met by the start of the move, a repair call by
+    /// its acknowledgement: the answer a line gives stops each response
+    /// clock its promises run at that priority.
+    #[test]
+    fn the_answer_stops_every_response_clock() {
+        for catalog in [testing::shipped(), testing::demo()] {
+            let hospital = Hospital::of(&catalog).expect("a hospital");
+            for line in &hospital.lines {
+                for priority in &line.priorities {
+                    let answer = line.answer(*priority);
+                    let responses = line.promises.iter().filter(|p| {
+                        p.target(*priority).is_some()
+                            && p.stop
+                                .iter()
+                                .any(|s| matches!(s, EventType::Acknowledged | EventType::Started))
+                    });
+                    for promise in responses {
+                        assert!(
+                            promise.stop.contains(&answer),
+                            "{} at {priority:?}: {answer:?} does not stop {}",
+                            line.kind,
+                            promise.id
+                        );
+                    }
+                }
+            }
         }
     }
 }

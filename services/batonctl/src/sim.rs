@@ -354,16 +354,17 @@ impl Timeline {
                 self.t += targets.base * plan.draw(rng) * 0.6;
                 (self.t, reassigned_to, None)
             }
-            // The supplier's answer: acknowledged against the response
-            // target, or else work started.
-            EventType::Acknowledged => {
-                let share = plan.draw(rng);
-                self.t += targets.respond.unwrap_or(targets.base) * share;
-                self.late = share > 1.0;
-                (self.t, None, None)
-            }
-            EventType::Started => {
-                self.t += targets.base * plan.draw(rng) * 0.3;
+            // The supplier's answer, against the response target; work
+            // started where there is none.
+            EventType::Acknowledged | EventType::Started => {
+                match targets.respond {
+                    Some(target) => {
+                        let share = plan.draw(rng);
+                        self.t += target * share;
+                        self.late = share > 1.0;
+                    }
+                    None => self.t += targets.base * plan.draw(rng) * 0.3,
+                }
                 (self.t, None, None)
             }
             EventType::Rejected => (self.t + targets.base * 0.1, None, None),
