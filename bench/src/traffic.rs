@@ -16,9 +16,7 @@ use baton_proto::{
 };
 use baton_traffic::{Fates, Hospital, Lifecycle};
 
-pub use baton_traffic::Route;
-
-pub use baton_traffic::Rng;
+pub use baton_traffic::{Rng, Route};
 
 /// The traffic a catalog gives.
 #[derive(Debug, Clone)]
