@@ -22,7 +22,10 @@ use prost::Message as _;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use crate::stats::rate;
+use crate::{
+    stats::rate,
+    traffic::{Route, Traffic},
+};
 
 /// A file-storage stream for a limit measurement.
 pub async fn bench_stream(
@@ -69,14 +72,19 @@ pub async fn raw_publish(
     n: usize,
     window: usize,
     headers: Headers,
+    traffic: &Traffic,
 ) -> anyhow::Result<f64> {
     let stream_name = format!("BENCH_{}", prefix.replace('.', "_").to_uppercase());
     bench_stream(js, &stream_name, &format!("{prefix}.>")).await?;
-    let routes = crate::traffic::routes();
+    let routes = traffic.routes();
     let mut in_flight = FuturesUnordered::new();
     let started = Instant::now();
     for i in 0..n {
-        let [kind, supplier, customer] = routes[i % routes.len()];
+        let Route {
+            kind,
+            supplier,
+            customer,
+        } = routes[i % routes.len()];
         let mut message = PublishMessage::build().payload(payload.clone());
         if headers != Headers::None {
             message = message.message_id(format!("h{i}:e0"));

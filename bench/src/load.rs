@@ -20,7 +20,7 @@ use tonic::transport::Channel;
 
 use crate::{
     stats::Samples,
-    traffic::{self, millis_of, now_millis, timestamp, Rng},
+    traffic::{self, millis_of, now_millis, timestamp, Rng, Traffic},
 };
 
 /// Hand-offs, each the events one client sends in order.
@@ -29,7 +29,7 @@ pub type Workload = Arc<Vec<Vec<v1::HandoffEvent>>>;
 /// Hand-offs of realistic traffic totalling at least `events` events, with
 /// ids unique to `tag`. Requested a few minutes ago, so every event is in
 /// the past when sent, and promises are mostly kept.
-pub fn workload(tag: &str, events: usize, seed: u64) -> Workload {
+pub fn workload(traffic: &Traffic, tag: &str, events: usize, seed: u64) -> Workload {
     let mut rng = Rng::new(seed);
     let base = now_millis() - 4 * 60_000;
     let mut handoffs = Vec::new();
@@ -40,7 +40,7 @@ pub fn workload(tag: &str, events: usize, seed: u64) -> Workload {
         // patient-data screen refuses.
         let id = format!("{tag}-h{}", traffic::serial(handoffs.len()));
         let at = base + rng.below(60_000) as i64;
-        let h = traffic::handoff(&mut rng, &id, at, 120_000);
+        let h = traffic.handoff(&mut rng, &id, at, 120_000);
         total += h.len();
         handoffs.push(h);
     }
@@ -385,8 +385,9 @@ mod tests {
     /// screen, with tags ending in digits as the paired runs use them.
     #[test]
     fn workload_ids_pass_the_patient_data_screen() {
+        let traffic = crate::traffic::tests::shipped();
         for tag in ["bare", "uni0", "half12", "bat2", "syn"] {
-            for handoff in workload(tag, 5_000, 12).iter() {
+            for handoff in workload(&traffic, tag, 5_000, 12).iter() {
                 for e in handoff {
                     for text in [&e.handoff_id, &e.event_id, &e.actor]
                         .into_iter()

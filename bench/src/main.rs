@@ -214,20 +214,21 @@ fn nats_version() -> String {
 }
 
 /// A realistic recorded event's payload: what one stream message carries.
-fn realistic_payload() -> bytes::Bytes {
+/// A lab request (the commonest kind), with its test attribute, when the
+/// catalog has lab work; else its first request.
+fn realistic_payload(traffic: &traffic::Traffic) -> bytes::Bytes {
     let mut rng = traffic::Rng::new(1);
-    // A lab request (the commonest kind), with its test attribute.
-    loop {
-        let (_, e) = traffic::recorded_request(
-            &mut rng,
-            "bench-0000042",
-            traffic::now_millis(),
-            traffic::now_millis(),
-        );
-        if e.kind == "lab" {
-            return bytes::Bytes::from(e.encode_to_vec());
-        }
-    }
+    let now = traffic::now_millis();
+    let mut requests = (0..1_000).map(|_| {
+        traffic
+            .recorded_request(&mut rng, "bench-0000042", now, now)
+            .1
+    });
+    let first = requests.next().unwrap_or_default();
+    let lab = std::iter::once(first.clone())
+        .chain(requests)
+        .find(|e| e.kind == "lab");
+    bytes::Bytes::from(lab.unwrap_or(first).encode_to_vec())
 }
 
 /// The whole run: every section against a nats-server with default
@@ -237,9 +238,10 @@ fn realistic_payload() -> bytes::Bytes {
 async fn bench(args: Args) -> anyhow::Result<()> {
     let catalog_dir = tempfile::tempdir()?;
     let catalog = bench_catalog(&catalog_path(&args.catalog)?, catalog_dir.path())?;
+    let traffic = traffic::Traffic::load(&catalog)?;
     let mut report = new_report(&args)?;
     let run_started = Instant::now();
-    let payload = realistic_payload();
+    let payload = realistic_payload(&traffic);
     eprintln!(
         "baton-bench: payload {} bytes, catalog {}",
         payload.len(),
@@ -255,24 +257,35 @@ async fn bench(args: Args) -> anyhow::Result<()> {
 
     // ---- (1), (1b), (2)..(5), (7) on a nats-server with default syncing ----
     let nats = NatsServer::start();
-    let figures =
-        sections::main_server(&args, &mut report, &nats, &catalog, payload.clone()).await?;
+    let figures = sections::main_server(
+        &args,
+        &mut report,
+        &nats,
+        &catalog,
+        &traffic,
+        payload.clone(),
+    )
+    .await?;
     drop(nats);
 
     // ---- the same limits and ingest with sync_interval: always ----
     if !args.skip_sync_always {
-        sync_always::run(&args, &mut report, &catalog, payload, &figures).await?;
+        sync_always::run(&args, &mut report, &catalog, &traffic, payload, &figures).await?;
     }
 
     // ---- (6) scale ----
     if !args.skip_scale {
+        let breaches = scale::BreachClocks {
+            count: args.breach_clocks,
+            lead: Duration::from_millis(args.breach_lead_ms),
+            spread: Duration::from_millis(args.breach_spread_ms),
+        };
         scale::run(
             &mut report,
             &catalog,
+            &traffic,
             &args.scale,
-            args.breach_clocks,
-            Duration::from_millis(args.breach_lead_ms),
-            Duration::from_millis(args.breach_spread_ms),
+            &breaches,
             args.window,
         )
         .await?;

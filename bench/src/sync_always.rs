@@ -9,6 +9,7 @@ use baton_testkit::NatsServer;
 use crate::{
     limits, load, services,
     stats::{rate, Report},
+    traffic::Traffic,
     Args, Figures,
 };
 
@@ -18,6 +19,7 @@ pub async fn run(
     args: &Args,
     report: &mut Report,
     catalog: &Path,
+    traffic: &Traffic,
     payload: bytes::Bytes,
     default: &Figures,
 ) -> anyhow::Result<()> {
@@ -26,7 +28,7 @@ pub async fn run(
     std::fs::write(&conf, "jetstream {\n  sync_interval: always\n}\n")?;
     let conf = conf.display().to_string();
     let nats = NatsServer::start_with(&["-c", &conf]);
-    let always = measure(args, report, &nats, catalog, payload).await?;
+    let always = measure(args, report, &nats, catalog, traffic, payload).await?;
     drop(nats);
     report.ratio(
         "1s",
@@ -50,12 +52,13 @@ async fn measure(
     report: &mut Report,
     nats: &NatsServer,
     catalog: &Path,
+    traffic: &Traffic,
     payload: bytes::Bytes,
 ) -> anyhow::Result<Figures> {
     let client = async_nats::connect(nats.url()).await?;
     let js = async_nats::jetstream::new(client.clone());
-    let raw_ids = raw_publish(args, report, &js, payload).await?;
-    let e2e = unary_until_applied(args, report, nats, &js, catalog).await?;
+    let raw_ids = raw_publish(args, report, &js, payload, traffic).await?;
+    let e2e = unary_until_applied(args, report, nats, &js, catalog, traffic).await?;
     Ok(Figures { raw_ids, e2e })
 }
 
@@ -66,6 +69,7 @@ async fn raw_publish(
     report: &mut Report,
     js: &async_nats::jetstream::Context,
     payload: bytes::Bytes,
+    traffic: &Traffic,
 ) -> anyhow::Result<f64> {
     let raw = limits::raw_publish(
         js,
@@ -74,6 +78,7 @@ async fn raw_publish(
         args.raw_events / 4,
         args.window,
         limits::Headers::None,
+        traffic,
     )
     .await?;
     report.add(
@@ -90,6 +95,7 @@ async fn raw_publish(
         args.raw_events / 4,
         args.window,
         limits::Headers::Id,
+        traffic,
     )
     .await?;
     report.add(
@@ -110,6 +116,7 @@ async fn unary_until_applied(
     nats: &NatsServer,
     js: &async_nats::jetstream::Context,
     catalog: &Path,
+    traffic: &Traffic,
 ) -> anyhow::Result<f64> {
     let dir = tempfile::tempdir()?;
     let ingest = services::start_ingest(&nats.url(), catalog).await?;
@@ -124,7 +131,7 @@ async fn unary_until_applied(
     let started = Instant::now();
     let e2e = load::unary(
         &ingest_channels,
-        load::workload("syn", args.events / 2, 15),
+        load::workload(traffic, "syn", args.events / 2, 15),
         args.clients,
         None,
     )

@@ -66,6 +66,7 @@ async fn publish(setup: &Setup<'_>, stream: &str, headers: limits::Headers) -> a
         setup.args.raw_events,
         setup.args.window,
         headers,
+        setup.traffic,
     )
     .await
 }
@@ -120,7 +121,7 @@ impl BareHandler {
         let clock = cpu::CpuClock::start(setup.nats.pid());
         let outcome = load::unary(
             &self.channels,
-            load::workload(tag, args.events, 11),
+            load::workload(setup.traffic, tag, args.events, 11),
             args.clients,
             None,
         )

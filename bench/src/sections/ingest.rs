@@ -37,7 +37,7 @@ pub async fn unary_alone(
     let clock = cpu::CpuClock::start(setup.nats.pid());
     let solo = load::unary(
         ingest_channels,
-        load::workload("solo", args.events, 10),
+        load::workload(setup.traffic, "solo", args.events, 10),
         args.clients,
         None,
     )
@@ -80,7 +80,7 @@ pub async fn batch_alone(
     let clock = cpu::CpuClock::start(setup.nats.pid());
     let solo_batch = load::batches(
         ingest_channels,
-        load::workload("solob", args.events, 9),
+        load::workload(setup.traffic, "solob", args.events, 9),
         args.clients,
         args.batch_handoffs,
     )
@@ -173,7 +173,7 @@ async fn unary_pair(
     let clock = cpu::CpuClock::start(setup.nats.pid());
     let e2e = load::unary(
         ingest_channels,
-        load::workload(&format!("uni{round}"), args.events, 12),
+        load::workload(setup.traffic, &format!("uni{round}"), args.events, 12),
         args.clients,
         None,
     )
@@ -361,7 +361,7 @@ pub async fn paced(
     ] {
         let paced = load::unary(
             ingest_channels,
-            load::workload(&format!("half{seed}"), args.events, seed),
+            load::workload(setup.traffic, &format!("half{seed}"), args.events, seed),
             args.clients,
             Some(offered),
         )
@@ -426,6 +426,7 @@ async fn batch_pair(
         args.raw_events,
         args.window,
         limits::Headers::Id,
+        setup.traffic,
     )
     .await?;
     let raw_cpu = clock.and_then(|c| c.per_event(args.raw_events));
@@ -433,7 +434,7 @@ async fn batch_pair(
     let clock = cpu::CpuClock::start(setup.nats.pid());
     let batch = load::batches(
         ingest_channels,
-        load::workload(&format!("bat{round}"), args.events, 14),
+        load::workload(setup.traffic, &format!("bat{round}"), args.events, 14),
         args.clients,
         args.batch_handoffs,
     )

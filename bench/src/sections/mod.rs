@@ -16,7 +16,7 @@ use std::path::Path;
 
 use baton_testkit::NatsServer;
 
-use crate::{services, stats::Report, Args, Figures};
+use crate::{services, stats::Report, traffic::Traffic, Args, Figures};
 
 /// What every section run against the nats-server needs.
 pub struct Setup<'a> {
@@ -26,6 +26,8 @@ pub struct Setup<'a> {
     pub js: async_nats::jetstream::Context,
     /// The catalog the services run on.
     pub catalog: &'a Path,
+    /// The traffic of that catalog.
+    pub traffic: &'a Traffic,
     /// What every raw publish sends: a realistic recorded event.
     pub payload: bytes::Bytes,
 }
@@ -37,6 +39,7 @@ pub async fn main_server(
     report: &mut Report,
     nats: &NatsServer,
     catalog: &Path,
+    traffic: &Traffic,
     payload: bytes::Bytes,
 ) -> anyhow::Result<Figures> {
     let client = async_nats::connect(nats.url()).await?;
@@ -47,6 +50,7 @@ pub async fn main_server(
         client,
         js,
         catalog,
+        traffic,
         payload,
     };
 

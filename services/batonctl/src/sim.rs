@@ -2,30 +2,27 @@
 //! becomes of each. Pure: a catalog, a seed and the settings in, a sorted
 //! list of planned events out; no I/O, no clock. `cmd::simulate` plays it.
 //!
-//! - Departments and pairs come from the catalog's promises: a promise
-//!   naming its supplier (the lab) serves the clinical departments; one that
-//!   does not (consults) is served by one clinical department to another.
+//! - What is requested of whom, and the shape of each hand-off's lifecycle
+//!   (reassigned, held, rejected, cancelled, never answered, rated), come
+//!   from [`baton_traffic`], the generator the benchmark uses too: lines of
+//!   work from the catalog's promises, weighted by kind.
 //! - Requests arrive as a Poisson process whose rate follows the hour of
 //!   the day ([`HOURLY`]: quiet nights, a morning peak), compressed by
 //!   `speed`, so a day of arrivals plays in `24 h / speed`.
 //! - Service times are drawn against the target of the promise they will be
-//!   judged by (log-normal, median [`Profile::median`] of the target), so
+//!   judged by (log-normal, median [`baton_traffic::Profile::median`] of the target), so
 //!   most are in time and a tail is late, in whatever time base the catalog
 //!   uses (seconds in the demo catalog, hours in the shipped one). They are
 //!   not compressed: the clocks judge them against those same targets.
-//! - Some consults are reassigned to another specialty, some work is put on
-//!   hold and resumed, some samples rejected, some requests cancelled or
-//!   never answered (those breach); completed work is often rated 1-5, late
-//!   work lower. A disruption or two (a supplier down for a while) slows its
-//!   work.
+//!   Late work is rated lower.
+//! - A disruption or two (a supplier down for a while) slows its work.
 //!
 //! Ids are `sim-<run>-h<n>` (and `sim-<run>-down-<i>`): never a patient,
 //! and never what the patient-data screen would take for one (the `h`
 //! keeps digits at the end of `<run>` apart from the count).
 
-use std::collections::BTreeSet;
-
-use baton_domain::{Catalog, EventType, Policy, Priority};
+use baton_domain::{Catalog, EventType, Priority};
+use baton_traffic::{rating, Fates, Hospital, Lifecycle, Line, Request, Rng};
 
 /// Relative arrival rate by hour of day (normalised to its mean): quiet at night, a peak
 /// in the morning rounds, a second smaller one after lunch.
@@ -84,135 +81,15 @@ pub enum What {
     },
 }
 
-/// How a kind of work behaves.
-#[derive(Debug, Clone, Copy)]
-struct Profile {
-    /// Share of the day's requests.
-    weight: f64,
-    /// Median service time as a share of the promise's target.
-    median: f64,
-    /// Log-normal spread (larger: a fatter tail of late ones).
-    sigma: f64,
-}
-
-fn profile(kind: &str) -> Profile {
-    let (weight, median, sigma) = match kind {
-        "lab" => (0.32, 0.45, 0.55),
-        "transport" => (0.14, 0.5, 0.6),
-        "pharmacy" => (0.12, 0.4, 0.6),
-        "imaging" => (0.1, 0.5, 0.55),
-        "consult" => (0.1, 0.45, 0.75),
-        "repair" => (0.08, 0.55, 0.7),
-        "blood" => (0.06, 0.45, 0.5),
-        // The Sepsis log: about 4 in 10 get antibiotics within the hour.
-        "sepsis-antibiotics" => (0.04, 1.2, 0.9),
-        _ => (0.05, 0.5, 0.6),
-    };
-    Profile {
-        weight,
-        median,
-        sigma,
-    }
-}
-
-pub use baton_rng::Rng;
-
-/// A kind of work the catalog promises, and who can do it for whom.
-#[derive(Debug)]
-struct Line<'c> {
-    kind: &'c str,
-    profile: Profile,
-    /// Promises covering the kind without attribute matches.
-    promises: Vec<&'c Policy>,
-    suppliers: Vec<&'c str>,
-    priorities: Vec<Priority>,
-}
-
-/// What the catalog offers to simulate.
-#[derive(Debug)]
-struct Hospital<'c> {
-    lines: Vec<Line<'c>>,
-    clinical: Vec<&'c str>,
-}
-
-impl<'c> Hospital<'c> {
-    fn of(catalog: &'c Catalog) -> Hospital<'c> {
-        let service: BTreeSet<&str> = catalog
-            .promises
-            .iter()
-            .filter_map(|p| p.supplier.as_ref().map(|s| s.as_str()))
-            .collect();
-        let clinical: Vec<&str> = catalog
-            .departments
-            .iter()
-            .map(|d| d.id.as_str())
-            .filter(|d| !service.contains(d))
-            .collect();
-        let mut lines = Vec::new();
-        for kind in &catalog.kinds {
-            let promises: Vec<&Policy> = catalog
-                .promises
-                .iter()
-                .filter(|p| p.kind == *kind && p.matches.is_empty())
-                .collect();
-            if promises.is_empty() {
-                continue;
-            }
-            let mut suppliers: Vec<&str> = promises
-                .iter()
-                .filter_map(|p| p.supplier.as_ref().map(|s| s.as_str()))
-                .collect();
-            suppliers.dedup();
-            if suppliers.is_empty() {
-                suppliers = clinical.clone();
-            }
-            let priorities: BTreeSet<Priority> = promises
-                .iter()
-                .flat_map(|p| p.targets.keys().copied())
-                .collect();
-            lines.push(Line {
-                kind: kind.as_str(),
-                profile: profile(kind.as_str()),
-                promises,
-                suppliers,
-                priorities: priorities.into_iter().collect(),
-            });
-        }
-        Hospital { lines, clinical }
-    }
-
-    fn pick_line(&self, rng: &mut Rng) -> &Line<'c> {
-        let total: f64 = self.lines.iter().map(|l| l.profile.weight).sum();
-        let mut x = rng.unit() * total;
-        for line in &self.lines {
-            x -= line.profile.weight;
-            if x < 0.0 {
-                return line;
-            }
-        }
-        &self.lines[self.lines.len() - 1]
-    }
-}
-
-/// The target (ms) of the first promise of `line` that stops on one of
-/// `stops` and has a target for `priority`.
-fn target_ms(line: &Line<'_>, priority: Priority, stops: &[EventType]) -> Option<f64> {
-    line.promises
-        .iter()
-        .filter(|p| p.stop.iter().any(|s| stops.contains(s)))
-        .find_map(|p| p.target(priority))
-        .map(|d| d.as_millis() as f64)
-}
-
 const HOUR_MS: f64 = 3_600_000.0;
 
-/// Generates the day. The same catalog and settings give the same events.
+/// Generates the day. The same catalog and settings give the same events;
+/// a catalog that offers no traffic (see [`Hospital::of`]) gives none.
 pub fn generate(catalog: &Catalog, settings: &Settings) -> Vec<Planned> {
-    let hospital = Hospital::of(catalog);
+    let Ok(hospital) = Hospital::of(catalog) else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
-    if hospital.lines.is_empty() || hospital.clinical.len() < 2 {
-        return out;
-    }
     let mut rng = Rng::new(settings.seed);
     let disruptions = plan_disruptions(&mut out, &mut rng, &hospital, settings);
     plan_arrivals(&mut out, &mut rng, &hospital, &disruptions, settings);
@@ -227,12 +104,12 @@ fn speed(settings: &Settings) -> f64 {
 }
 
 /// A supplier down for a while: its work of one kind is slower.
-struct Disruption<'c> {
+struct Disruption<'h> {
     /// Simulated ms after the start.
     from: f64,
     until: f64,
-    supplier: &'c str,
-    kind: &'c str,
+    supplier: &'h str,
+    kind: &'h str,
 }
 
 impl Disruption<'_> {
@@ -243,25 +120,25 @@ impl Disruption<'_> {
 
 /// A disruption or two: a supplier down for 30-90 simulated minutes,
 /// somewhere in the busy part of the day. Plans their start and end.
-fn plan_disruptions<'c>(
+fn plan_disruptions<'h>(
     out: &mut Vec<Planned>,
     rng: &mut Rng,
-    hospital: &Hospital<'c>,
+    hospital: &'h Hospital,
     settings: &Settings,
-) -> Vec<Disruption<'c>> {
+) -> Vec<Disruption<'h>> {
     let span_ms = settings.hours * HOUR_MS;
     let mut disruptions = Vec::new();
     let count = if settings.hours >= 12.0 { 2 } else { 1 };
     for i in 0..count {
         let line = hospital.pick_line(rng);
-        if line.promises.iter().all(|p| p.supplier.is_none()) {
+        if !line.has_named_supplier() {
             continue;
         }
-        let supplier = *rng.pick(&line.suppliers);
+        let supplier = rng.pick(&line.suppliers).as_str();
         let from = span_ms * (0.2 + 0.6 * rng.unit());
         let until = from + HOUR_MS * (0.5 + rng.unit());
         let id = format!("sim-{}-down-{i}", settings.run);
-        let reason = match line.kind {
+        let reason = match line.kind.as_str() {
             "lab" => "analyzer down",
             "pharmacy" => "a drug out of stock",
             "imaging" => "scanner down",
@@ -275,7 +152,7 @@ fn plan_disruptions<'c>(
                     disruption_id: id.clone(),
                     started,
                     supplier: supplier.to_owned(),
-                    kind: Some(line.kind.to_owned()),
+                    kind: Some(line.kind.clone()),
                     reason: reason.to_owned(),
                 },
             });
@@ -284,7 +161,7 @@ fn plan_disruptions<'c>(
             from,
             until,
             supplier,
-            kind: line.kind,
+            kind: &line.kind,
         });
     }
     disruptions
@@ -295,7 +172,7 @@ fn plan_disruptions<'c>(
 fn plan_arrivals(
     out: &mut Vec<Planned>,
     rng: &mut Rng,
-    hospital: &Hospital<'_>,
+    hospital: &Hospital,
     disruptions: &[Disruption<'_>],
     settings: &Settings,
 ) {
@@ -316,70 +193,38 @@ fn plan_arrivals(
         if !rng.chance(HOURLY[hour as usize] / peak) {
             continue;
         }
-        let line = hospital.pick_line(rng);
-        let supplier = *rng.pick(&line.suppliers);
-        let customers: Vec<&str> = hospital
-            .clinical
-            .iter()
-            .copied()
-            .filter(|c| *c != supplier)
-            .collect();
-        let customer = *rng.pick(&customers);
-        let priority = pick_priority(rng, &line.priorities);
+        let request = hospital.pick_request(rng);
         let slowed = disruptions
             .iter()
-            .any(|d| d.slows(supplier, line.kind, sim_ms));
+            .any(|d| d.slows(request.supplier, &request.line.kind, sim_ms));
         let handoff_id = format!(
             "sim-{}-h{}",
             settings.run,
             baton_domain::privacy::id_number(n)
         );
         n += 1;
-        plan_handoff(
-            out,
-            rng,
-            &HandoffPlan {
-                handoff_id,
-                line,
-                supplier,
-                customer,
-                priority,
-                requested_ms: sim_ms / speed(settings),
-                hour,
-                slowed,
-                other_suppliers: &hospital.clinical,
-            },
-        );
+        let lifecycle = Lifecycle::plan(rng, hospital, &request, &Fates::HOSPITAL_DAY);
+        let plan = HandoffPlan {
+            handoff_id,
+            request,
+            requested_ms: sim_ms / speed(settings),
+            hour,
+            slowed,
+        };
+        plan.time(out, rng, &lifecycle);
     }
 }
 
-fn pick_priority(rng: &mut Rng, available: &[Priority]) -> Priority {
-    let wanted = match rng.unit() {
-        x if x < 0.7 => Priority::Routine,
-        x if x < 0.92 => Priority::Urgent,
-        _ => Priority::Stat,
-    };
-    if available.contains(&wanted) {
-        wanted
-    } else {
-        *rng.pick(available)
-    }
-}
-
-struct HandoffPlan<'a, 'c> {
+struct HandoffPlan<'h> {
     handoff_id: String,
-    line: &'a Line<'c>,
-    supplier: &'c str,
-    customer: &'c str,
-    priority: Priority,
+    request: Request<'h>,
     /// Real ms after the start of play.
     requested_ms: f64,
     hour: u32,
     slowed: bool,
-    other_suppliers: &'a [&'c str],
 }
 
-impl HandoffPlan<'_, '_> {
+impl HandoffPlan<'_> {
     /// Plans one of the hand-off's events at `at` (real ms); what the
     /// request carries goes on REQUESTED only.
     fn push(
@@ -396,10 +241,10 @@ impl HandoffPlan<'_, '_> {
             what: What::Handoff {
                 handoff_id: self.handoff_id.clone(),
                 event_type,
-                kind: requested.then(|| self.line.kind.to_owned()),
+                kind: requested.then(|| self.request.line.kind.clone()),
                 supplier: supplier.map(str::to_owned),
-                customer: requested.then(|| self.customer.to_owned()),
-                priority: requested.then_some(self.priority),
+                customer: requested.then(|| self.request.customer.to_owned()),
+                priority: requested.then_some(self.request.priority),
                 score,
                 hour: self.hour,
             },
@@ -409,8 +254,31 @@ impl HandoffPlan<'_, '_> {
     /// How long, as a share of the target, with a heavier hand when the
     /// supplier is disrupted.
     fn draw(&self, rng: &mut Rng) -> f64 {
+        let profile = self.request.line.profile;
         let slow = if self.slowed { 2.5 } else { 1.0 };
-        self.line.profile.median * slow * (self.line.profile.sigma * rng.normal()).exp()
+        profile.median * slow * (profile.sigma * rng.normal()).exp()
+    }
+
+    /// Plans the events of `lifecycle` at service times drawn against
+    /// the promises' targets.
+    fn time(&self, out: &mut Vec<Planned>, rng: &mut Rng, lifecycle: &Lifecycle) {
+        let targets = Targets::of(self.request.line, self.request.priority);
+        let mut clock = Timeline {
+            t: self.requested_ms,
+            late: false,
+            work_share: None,
+            resumed_at: None,
+        };
+        for event_type in &lifecycle.events {
+            let (at, supplier, score) = clock.next(
+                rng,
+                self,
+                &targets,
+                *event_type,
+                lifecycle.reassigned_to.as_deref(),
+            );
+            self.push(out, at, *event_type, supplier, score);
+        }
     }
 }
 
@@ -425,138 +293,114 @@ struct Targets {
 }
 
 impl Targets {
-    fn of(line: &Line<'_>, priority: Priority) -> Targets {
-        let respond = target_ms(
-            line,
-            priority,
-            &[EventType::Acknowledged, EventType::Started],
-        );
-        let complete = target_ms(line, priority, &[EventType::Completed]);
+    fn of(line: &Line, priority: Priority) -> Targets {
+        let ms = |stops: &[EventType]| line.target(priority, stops).map(|d| d.as_millis() as f64);
+        let respond = ms(&[EventType::Acknowledged, EventType::Started]);
+        let complete = ms(&[EventType::Completed]);
         Targets {
             respond,
             complete,
             base: respond.or(complete).unwrap_or(HOUR_MS),
         }
     }
+
+    /// What the work is judged by: the completion target, else the base.
+    fn work(&self) -> f64 {
+        self.complete.unwrap_or(self.base)
+    }
 }
 
-fn plan_handoff(out: &mut Vec<Planned>, rng: &mut Rng, plan: &HandoffPlan<'_, '_>) {
-    let t0 = plan.requested_ms;
-    plan.push(out, t0, EventType::Requested, Some(plan.supplier), None);
-    let targets = Targets::of(plan.line, plan.priority);
-
-    let fate = rng.unit();
-    if fate < 0.03 {
-        return; // never answered: its clocks breach
-    }
-    if fate < 0.05 {
-        let at = t0 + targets.base * (0.2 + rng.unit());
-        plan.push(out, at, EventType::Cancelled, None, None);
-        return;
-    }
-    let t = plan_reassignment(out, rng, plan, &targets, t0);
-    let (t, late) = plan_response(out, rng, plan, &targets, t);
-    if plan.line.kind == "lab" && rng.chance(0.03) {
-        plan.push(out, t + targets.base * 0.1, EventType::Rejected, None, None);
-        return;
-    }
-    plan_work(out, rng, plan, &targets, t, late);
-}
-
-/// A consult passed on to another specialty: the response clock restarts.
-/// Returns the time after it (`t` when there is none).
-fn plan_reassignment(
-    out: &mut Vec<Planned>,
-    rng: &mut Rng,
-    plan: &HandoffPlan<'_, '_>,
-    targets: &Targets,
+/// Where one hand-off's timing stands, event by event.
+struct Timeline {
+    /// Real ms of the last answer or step of work.
     t: f64,
-) -> f64 {
-    if plan.line.kind != "consult" || !rng.chance(0.15) {
-        return t;
-    }
-    let others: Vec<&str> = plan
-        .other_suppliers
-        .iter()
-        .copied()
-        .filter(|s| *s != plan.supplier && *s != plan.customer)
-        .collect();
-    if others.is_empty() {
-        return t;
-    }
-    let t = t + targets.base * plan.draw(rng) * 0.6;
-    plan.push(
-        out,
-        t,
-        EventType::Reassigned,
-        Some(*rng.pick(&others)),
-        None,
-    );
-    t
+    /// Whether any of it was late (rated lower).
+    late: bool,
+    /// The work's service time as a share of its target, once drawn.
+    work_share: Option<f64>,
+    /// When a hold ends.
+    resumed_at: Option<f64>,
 }
 
-/// The supplier's first answer after `t`: acknowledged against the response
-/// target, or else work started. Returns its time and whether it was late.
-fn plan_response(
-    out: &mut Vec<Planned>,
-    rng: &mut Rng,
-    plan: &HandoffPlan<'_, '_>,
-    targets: &Targets,
-    t: f64,
-) -> (f64, bool) {
-    match targets.respond {
-        Some(target) => {
-            let share = plan.draw(rng);
-            let t = t + target * share;
-            plan.push(out, t, EventType::Acknowledged, None, None);
-            (t, share > 1.0)
-        }
-        None => {
-            let t = t + targets.base * plan.draw(rng) * 0.3;
-            plan.push(out, t, EventType::Started, None, None);
-            (t, false)
+impl Timeline {
+    /// The work's share, drawn once for a hold and the completion.
+    fn work_share(&mut self, rng: &mut Rng, plan: &HandoffPlan<'_>) -> f64 {
+        match self.work_share {
+            Some(share) => share,
+            None => {
+                let share = plan.draw(rng);
+                self.work_share = Some(share);
+                share
+            }
         }
     }
-}
 
-/// The work after the answer at `t`: perhaps held and resumed, then
-/// completed, and often rated (lower when any of it was `late`).
-fn plan_work(
-    out: &mut Vec<Planned>,
-    rng: &mut Rng,
-    plan: &HandoffPlan<'_, '_>,
-    targets: &Targets,
-    mut t: f64,
-    mut late: bool,
-) {
-    let work = targets.complete.unwrap_or(targets.base);
-    let mut share = plan.draw(rng);
-    let pausable = plan.line.promises.iter().any(|p| !p.pause.is_empty());
-    if pausable && rng.chance(0.08) {
-        let hold_at = t + work * share * 0.3;
-        let hold_for = work * (0.2 + rng.unit() * 0.5);
-        plan.push(out, hold_at, EventType::OnHold, None, None);
-        plan.push(out, hold_at + hold_for, EventType::Resumed, None, None);
-        t += hold_for;
-    }
-    if targets.complete.is_none() && targets.respond.is_some() {
-        share *= 0.5; // the promise is the response; the work follows it
-    }
-    late |= targets.complete.is_some() && share > 1.0;
-    t += work * share;
-    plan.push(out, t, EventType::Completed, None, None);
-    if rng.chance(0.3) {
-        let score = if late {
-            1 + rng.below(3) as u8
-        } else {
-            3 + rng.below(3) as u8
-        };
-        plan.push(out, t + work * 0.05, EventType::Rated, None, Some(score));
+    /// The time of `event_type` (real ms), and the supplier and score it
+    /// carries.
+    fn next<'a>(
+        &mut self,
+        rng: &mut Rng,
+        plan: &HandoffPlan<'a>,
+        targets: &Targets,
+        event_type: EventType,
+        reassigned_to: Option<&'a str>,
+    ) -> (f64, Option<&'a str>, Option<u8>) {
+        let t0 = plan.requested_ms;
+        match event_type {
+            EventType::Requested => (t0, Some(plan.request.supplier), None),
+            EventType::Cancelled => (t0 + targets.base * (0.2 + rng.unit()), None, None),
+            // A consult passed on to another specialty: the response clock restarts.
+            EventType::Reassigned => {
+                self.t += targets.base * plan.draw(rng) * 0.6;
+                (self.t, reassigned_to, None)
+            }
+            // The supplier's answer, against the response target; work
+            // started where there is none.
+            EventType::Acknowledged | EventType::Started => {
+                match targets.respond {
+                    Some(target) => {
+                        let share = plan.draw(rng);
+                        self.t += target * share;
+                        self.late = share > 1.0;
+                    }
+                    None => self.t += targets.base * plan.draw(rng) * 0.3,
+                }
+                (self.t, None, None)
+            }
+            EventType::Rejected => (self.t + targets.base * 0.1, None, None),
+            EventType::OnHold => {
+                let work = targets.work();
+                let hold_at = self.t + work * self.work_share(rng, plan) * 0.3;
+                let hold_for = work * (0.2 + rng.unit() * 0.5);
+                self.resumed_at = Some(hold_at + hold_for);
+                self.t += hold_for;
+                (hold_at, None, None)
+            }
+            EventType::Resumed => (self.resumed_at.take().unwrap_or(self.t), None, None),
+            EventType::Completed => {
+                let mut share = self.work_share(rng, plan);
+                if targets.complete.is_none() && targets.respond.is_some() {
+                    share *= 0.5; // the promise is the response; the work follows it
+                }
+                self.late |= targets.complete.is_some() && share > 1.0;
+                self.t += targets.work() * share;
+                (self.t, None, None)
+            }
+            EventType::Rated => (
+                self.t + targets.work() * 0.05,
+                None,
+                Some(rating(rng, self.late)),
+            ),
+            // Not in a planned lifecycle; at the last step's time if it were.
+            EventType::Reprioritized | EventType::Amended => (self.t, None, None),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     fn catalog() -> Catalog {
