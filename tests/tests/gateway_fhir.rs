@@ -79,6 +79,27 @@ async fn at_version(baton: &Baton, id: &str, version: u64) -> v1::Handoff {
     .await
 }
 
+/// Ward 5's hand-offs once the projector shows `count` of them.
+async fn ward5(baton: &Baton, count: usize) -> Vec<v1::Handoff> {
+    let query = baton.query().await;
+    eventually(&format!("{count} hand-offs of ward 5"), || {
+        let mut query = query.clone();
+        async move {
+            let h = query
+                .list_handoffs(v1::ListHandoffsRequest {
+                    customer: "ward-5".into(),
+                    ..Default::default()
+                })
+                .await
+                .ok()?
+                .into_inner()
+                .handoffs;
+            (h.len() == count).then_some(h)
+        }
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_s_life_through_puts_becomes_its_hand_off_s_events() {
     let baton = Baton::start_with_catalog(TEST_CATALOG).await;
@@ -197,23 +218,7 @@ async fn a_notification_that_skips_an_event_number_is_reported() {
         Some(1.0)
     );
     // Both Tasks that did arrive are hand-offs.
-    let query = baton.query().await;
-    let handoffs = eventually("two hand-offs from notifications", || {
-        let mut query = query.clone();
-        async move {
-            let h = query
-                .list_handoffs(v1::ListHandoffsRequest {
-                    customer: "ward-5".into(),
-                    ..Default::default()
-                })
-                .await
-                .ok()?
-                .into_inner()
-                .handoffs;
-            (h.len() == 2).then_some(h)
-        }
-    })
-    .await;
+    let handoffs = ward5(&baton, 2).await;
     assert_eq!(handoffs.len(), 2);
     // An id-only notification, and no --fhir-server to fetch its Task from:
     // refused, so the sender knows the Task was not taken.
@@ -320,23 +325,7 @@ async fn an_id_only_notification_s_tasks_are_fetched_from_the_configured_server_
     ehr.hold("T-7", task("requested", 0, "LAB"));
     let (status, answer) = call(web, "POST", "/fhir/notification", &id_only(1, "Task/T-7")).await;
     assert_eq!(status, 200, "{answer}");
-    let query = baton.query().await;
-    let handoff = eventually("the fetched Task as a hand-off", || {
-        let mut query = query.clone();
-        async move {
-            let h = query
-                .list_handoffs(v1::ListHandoffsRequest {
-                    customer: "ward-5".into(),
-                    ..Default::default()
-                })
-                .await
-                .ok()?
-                .into_inner()
-                .handoffs;
-            h.into_iter().next()
-        }
-    })
-    .await;
+    let handoff = ward5(&baton, 1).await.remove(0);
 
     // The Task moves on at the server; the notification says only its id.
     ehr.hold("T-7", task("completed", 30, "LAB"));

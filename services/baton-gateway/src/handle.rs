@@ -15,7 +15,7 @@ use crate::{
     hl7::Message,
     mapping::Mapping,
     metrics::Metrics,
-    translate::{translate, Ids, Translation},
+    translate::{translate, Ids, Told, Translation},
 };
 
 /// The readiness fault held while ingest cannot store events.
@@ -78,45 +78,55 @@ impl Handler {
                 return Some(ack::ack(Some(&message), code, Some(problem), now));
             }
         };
+        match self.append_all(events).await {
+            Ok(()) => {
+                self.readiness.clear(INGEST_FAULT);
+                self.metrics.answered(&kind, "AA");
+                Some(ack::ack(Some(&message), ack::Code::Accept, None, now))
+            }
+            Err(Failure::Refused(status)) => {
+                self.metrics.answered(&kind, "AE");
+                self.metrics.refused("ingest");
+                // Ingest's reason names Baton's field, not an HL7 one.
+                let problem = Problem {
+                    field: "",
+                    code: 207,
+                    text: status.message(),
+                };
+                Some(ack::ack(
+                    Some(&message),
+                    ack::Code::Error,
+                    Some(problem),
+                    now,
+                ))
+            }
+            Err(Failure::Unavailable(reason)) => {
+                tracing::warn!(%reason, "ingest could not store an event; the message goes unanswered");
+                self.readiness.fault(
+                    INGEST_FAULT,
+                    format!("ingest cannot store events: {reason}"),
+                );
+                self.metrics.answered(&kind, "none");
+                None
+            }
+        }
+    }
+
+    /// Appends a message's events in order, up to the first that is not
+    /// stored. An event the hand-off has moved past (a specimen's arrival
+    /// told again late) is skipped and counted, not a failure.
+    async fn append_all(&self, events: Vec<Told>) -> Result<(), Failure> {
         for told in events {
             match self.append(told.event).await {
-                Ok(()) => {}
                 Err(Failure::Refused(status))
                     if told.may_be_past && status.code() == Code::FailedPrecondition =>
                 {
-                    // The hand-off moved past it before this message told it.
                     self.metrics.ignored("already past");
                 }
-                Err(Failure::Refused(status)) => {
-                    self.metrics.answered(&kind, "AE");
-                    self.metrics.refused("ingest");
-                    // Ingest's reason names Baton's field, not an HL7 one.
-                    let problem = Problem {
-                        field: "",
-                        code: 207,
-                        text: status.message(),
-                    };
-                    return Some(ack::ack(
-                        Some(&message),
-                        ack::Code::Error,
-                        Some(problem),
-                        now,
-                    ));
-                }
-                Err(Failure::Unavailable(reason)) => {
-                    tracing::warn!(%reason, "ingest could not store an event; the message goes unanswered");
-                    self.readiness.fault(
-                        INGEST_FAULT,
-                        format!("ingest cannot store events: {reason}"),
-                    );
-                    self.metrics.answered(&kind, "none");
-                    return None;
-                }
+                other => other?,
             }
         }
-        self.readiness.clear(INGEST_FAULT);
-        self.metrics.answered(&kind, "AA");
-        Some(ack::ack(Some(&message), ack::Code::Accept, None, now))
+        Ok(())
     }
 
     /// Appends `event` through ingest, telling a refusal from ingest being away.

@@ -63,18 +63,7 @@ pub async fn run(
     }
     let mapping = Arc::new(Mapping::load(&config.mapping)?);
     tracing::info!(mapping = %config.mapping.display(), services = mapping.services.len(), locations = mapping.locations.len(), "mapping loaded");
-    let tls = match &config.ingest_ca {
-        Some(ca) => Some(baton_client::grpc::Tls::from_files(
-            ca,
-            config
-                .ingest_cert
-                .as_deref()
-                .zip(config.ingest_key.as_deref()),
-        )?),
-        None => None,
-    };
-    let ingest = baton_client::grpc::ingest_lazy(&config.ingest_url, tls.as_ref())?;
-    let query = baton_client::grpc::query_lazy(&config.query_url, tls.as_ref())?;
+    let (ingest, query) = clients(&config)?;
     let metrics = Arc::new(Metrics::new());
     let (reporter, _health_service) = tonic_health::server::health_reporter();
     let health = Health::new(reporter, GATEWAY_SERVICE);
@@ -93,20 +82,11 @@ pub async fn run(
         metrics: metrics.clone(),
         readiness: health.readiness(),
     };
-    let source = match &config.fhir_server {
-        Some(base) => Some(crate::fhir_fetch::TaskSource::new(
-            base,
-            config.fhir_server_ca.as_deref(),
-            config.fhir_server_token.clone(),
-            config.fhir_fetch_timeout,
-        )?),
-        None => None,
-    };
     let fhir = crate::fhir_api::router(crate::fhir_api::FhirApi {
         handler: handler.clone(),
         query,
         seen: Default::default(),
-        source,
+        source: task_source(&config)?,
     });
     let registry = config.tls.registry(|_| true)?;
     baton_runtime::ports::check_open_files(
@@ -141,6 +121,46 @@ pub async fn run(
     tasks.wait().await?;
     tracing::info!("gateway stopped");
     Ok(())
+}
+
+/// Ingest's and the projector's clients, over (mutual) TLS when the
+/// configuration names a CA; both connect on first use.
+fn clients(
+    config: &Config,
+) -> Result<
+    (
+        baton_proto::v1::ingest_client::IngestClient<tonic::transport::Channel>,
+        baton_proto::v1::query_client::QueryClient<tonic::transport::Channel>,
+    ),
+    StartError,
+> {
+    let tls = match &config.ingest_ca {
+        Some(ca) => Some(baton_client::grpc::Tls::from_files(
+            ca,
+            config
+                .ingest_cert
+                .as_deref()
+                .zip(config.ingest_key.as_deref()),
+        )?),
+        None => None,
+    };
+    Ok((
+        baton_client::grpc::ingest_lazy(&config.ingest_url, tls.as_ref())?,
+        baton_client::grpc::query_lazy(&config.query_url, tls.as_ref())?,
+    ))
+}
+
+/// Where id-only notifications' Tasks are fetched from, if anywhere.
+fn task_source(config: &Config) -> Result<Option<crate::fhir_fetch::TaskSource>, StartError> {
+    let Some(base) = &config.fhir_server else {
+        return Ok(None);
+    };
+    Ok(Some(crate::fhir_fetch::TaskSource::new(
+        base,
+        config.fhir_server_ca.as_deref(),
+        config.fhir_server_token.clone(),
+        config.fhir_fetch_timeout,
+    )?))
 }
 
 /// The MLLP port and what its connections need.

@@ -108,29 +108,7 @@ pub fn translate(
     ids: &Ids,
     zone: &jiff::tz::TimeZone,
 ) -> Result<Translation, Refusal> {
-    let (kind, trigger) = message
-        .message_type()
-        .map_err(|e| Refusal::new("MSH-9", 101, e.to_string()))?;
-    let is_result = match (kind.as_str(), trigger.as_str()) {
-        ("ORM", "O01") | ("OML", "O21") => false,
-        ("ORU", "R01") => true,
-        _ => {
-            return Err(Refusal::new(
-                "MSH-9",
-                200,
-                format!(
-                    "{kind}^{trigger} is not a message Baton takes (ORM^O01, OML^O21, ORU^R01)"
-                ),
-            ))
-        }
-    };
-    let sender = message
-        .value("MSH", 3, 1)
-        .ok_or_else(|| Refusal::new("MSH-3", 101, "the sending application is missing"))?;
-    let control = message
-        .value("MSH", 10, 1)
-        .ok_or_else(|| Refusal::new("MSH-10", 101, "the message control id is missing"))?;
-    let sent_at = message.value("MSH", 7, 1);
+    let cx = Context::of(message, mapping, ids, zone)?;
     let orders = message.orders();
     if orders.is_empty() {
         return Err(Refusal::new(
@@ -141,55 +119,7 @@ pub fn translate(
     }
     let mut events = Vec::new();
     for (i, order) in orders.iter().enumerate() {
-        let event_type = if is_result {
-            result_meaning(order, mapping)
-        } else {
-            order_meaning(order, mapping)?
-        };
-        let handoff_id = || handoff_id(order, ids);
-        let received = match mapping.received.filter(|r| Some(*r) != event_type) {
-            Some(t) => received(order, t, ids, &handoff_id()?, &sender, zone)?,
-            None => None,
-        };
-        let Some(event_type) = event_type else {
-            events.extend(received);
-            continue;
-        };
-        let places: &[(&str, usize)] = if is_result {
-            &[("OBR", 22), ("ORC", 9)]
-        } else {
-            &[("ORC", 9), ("OBR", 7)]
-        };
-        let occurred_at = when(order, places, sent_at.as_deref(), zone)?;
-        let mut event = v1::HandoffEvent {
-            event_id: ids.id("event", &[&sender, &control, &i.to_string()]),
-            handoff_id: handoff_id()?,
-            r#type: event_type as i32,
-            occurred_at: Some(baton_proto::convert::timestamp_to_proto(
-                baton_domain::Timestamp(occurred_at),
-            )),
-            actor: sender.clone(),
-            ..Default::default()
-        };
-        let told = if event_type == EventType::Requested {
-            describe_request(&mut event, order, mapping)?;
-            [
-                Some(Told {
-                    event,
-                    may_be_past: false,
-                }),
-                received,
-            ]
-        } else {
-            [
-                received,
-                Some(Told {
-                    event,
-                    may_be_past: false,
-                }),
-            ]
-        };
-        events.extend(told.into_iter().flatten());
+        events.extend(cx.tell(i, order)?);
     }
     if events.is_empty() {
         return Ok(Translation::Nothing {
@@ -197,6 +127,107 @@ pub fn translate(
         });
     }
     Ok(Translation::Events(events))
+}
+
+/// What every order of one message is read with.
+struct Context<'a> {
+    mapping: &'a Mapping,
+    ids: &'a Ids,
+    zone: &'a jiff::tz::TimeZone,
+    /// ORU^R01 (else an order message).
+    is_result: bool,
+    /// MSH-3, the sending application.
+    sender: String,
+    /// MSH-10, its message control id.
+    control: String,
+    /// MSH-7, the time of last resort.
+    sent_at: Option<String>,
+}
+
+impl<'a> Context<'a> {
+    fn of(
+        message: &Message,
+        mapping: &'a Mapping,
+        ids: &'a Ids,
+        zone: &'a jiff::tz::TimeZone,
+    ) -> Result<Context<'a>, Refusal> {
+        let (kind, trigger) = message
+            .message_type()
+            .map_err(|e| Refusal::new("MSH-9", 101, e.to_string()))?;
+        let is_result = match (kind.as_str(), trigger.as_str()) {
+            ("ORM", "O01") | ("OML", "O21") => false,
+            ("ORU", "R01") => true,
+            _ => {
+                return Err(Refusal::new(
+                    "MSH-9",
+                    200,
+                    format!(
+                        "{kind}^{trigger} is not a message Baton takes (ORM^O01, OML^O21, ORU^R01)"
+                    ),
+                ))
+            }
+        };
+        Ok(Context {
+            mapping,
+            ids,
+            zone,
+            is_result,
+            sender: message
+                .value("MSH", 3, 1)
+                .ok_or_else(|| Refusal::new("MSH-3", 101, "the sending application is missing"))?,
+            control: message
+                .value("MSH", 10, 1)
+                .ok_or_else(|| Refusal::new("MSH-10", 101, "the message control id is missing"))?,
+            sent_at: message.value("MSH", 7, 1),
+        })
+    }
+
+    /// The events the `i`th order tells: its status or result, and the
+    /// specimen's arrival where the mapping names an event for it.
+    fn tell(&self, i: usize, order: &Order<'_>) -> Result<Vec<Told>, Refusal> {
+        let event_type = if self.is_result {
+            result_meaning(order, self.mapping)
+        } else {
+            order_meaning(order, self.mapping)?
+        };
+        let handoff_id = || handoff_id(order, self.ids);
+        let received = match self.mapping.received.filter(|r| Some(*r) != event_type) {
+            Some(t) => received(order, t, self.ids, &handoff_id()?, &self.sender, self.zone)?,
+            None => None,
+        };
+        let Some(event_type) = event_type else {
+            return Ok(received.into_iter().collect());
+        };
+        let places: &[(&str, usize)] = if self.is_result {
+            &[("OBR", 22), ("ORC", 9)]
+        } else {
+            &[("ORC", 9), ("OBR", 7)]
+        };
+        let occurred_at = when(order, places, self.sent_at.as_deref(), self.zone)?;
+        let mut event = v1::HandoffEvent {
+            event_id: self
+                .ids
+                .id("event", &[&self.sender, &self.control, &i.to_string()]),
+            handoff_id: handoff_id()?,
+            r#type: event_type as i32,
+            occurred_at: Some(baton_proto::convert::timestamp_to_proto(
+                baton_domain::Timestamp(occurred_at),
+            )),
+            actor: self.sender.clone(),
+            ..Default::default()
+        };
+        let own = |event| Told {
+            event,
+            may_be_past: false,
+        };
+        let told = if event_type == EventType::Requested {
+            describe_request(&mut event, order, self.mapping)?;
+            [Some(own(event)), received]
+        } else {
+            [received, Some(own(event))]
+        };
+        Ok(told.into_iter().flatten().collect())
+    }
 }
 
 /// The specimen's arrival in the lab (SPM-18, else OBR-14) as `event_type`.

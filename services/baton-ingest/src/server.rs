@@ -86,16 +86,16 @@ pub async fn run(
         health.clone(),
         Arc::new(metrics.task_failures.clone()),
     );
-    let settings = StreamSettings {
-        replicas: config.stream_replicas,
-        ..StreamSettings::default()
-    };
+    let replicas = config.stream_replicas;
     tasks.spawn(
         "health",
         report_health(
             log.clone(),
             ingestor.clone(),
-            settings,
+            StreamSettings {
+                replicas,
+                ..StreamSettings::default()
+            },
             health.clone(),
             failpoints,
             shutdown.clone(),
@@ -121,10 +121,7 @@ pub async fn run(
     tracing::info!(addr = ?grpc_listener.local_addr().ok(), "ingest serving");
     let service =
         IngestService::with_max_in_flight(ingestor, config.max_in_flight).with_metrics(metrics);
-    let routes = Routes::new(health_service).add_service(IngestServer::with_interceptor(
-        service,
-        baton_runtime::security::interceptor(registry),
-    ));
+    let routes = routes(service, health_service, registry);
     let port = GrpcPort {
         listener: grpc_listener,
         args: &config.grpc,
@@ -140,6 +137,20 @@ pub async fn run(
     supervised?;
     tracing::info!("ingest stopped");
     Ok(())
+}
+
+/// The gRPC routes: health, and ingest behind the callers' check.
+fn routes(
+    service: IngestService,
+    health: tonic_health::pb::health_server::HealthServer<
+        impl tonic_health::pb::health_server::Health,
+    >,
+    registry: Option<Arc<baton_domain::access::Registry>>,
+) -> Routes {
+    Routes::new(health).add_service(IngestServer::with_interceptor(
+        service,
+        baton_runtime::security::interceptor(registry),
+    ))
 }
 
 /// The append rules' I/O side, as the flags size its cache and bound the
