@@ -63,6 +63,26 @@ impl Outcome {
     pub fn rate(&self) -> f64 {
         crate::stats::rate(self.events, self.elapsed)
     }
+
+    /// The clients' outcomes as one, timed from `started` to the last.
+    async fn gather(
+        tasks: Vec<tokio::task::JoinHandle<Outcome>>,
+        started: Instant,
+    ) -> anyhow::Result<Outcome> {
+        let mut total = Outcome::default();
+        for task in tasks {
+            let out = task.await.context("client task")?;
+            total.events += out.events;
+            total.errors += out.errors;
+            total.latency.extend(out.latency);
+            total.last_sequence = total.last_sequence.max(out.last_sequence);
+            if total.first_error.is_none() {
+                total.first_error = out.first_error;
+            }
+        }
+        total.elapsed = started.elapsed();
+        Ok(total)
+    }
 }
 
 /// `clients` concurrent clients, each taking the next hand-off and sending
@@ -122,19 +142,7 @@ pub async fn unary(
             out
         }));
     }
-    let mut total = Outcome::default();
-    for task in tasks {
-        let out = task.await.context("client task")?;
-        total.events += out.events;
-        total.errors += out.errors;
-        total.latency.extend(out.latency);
-        total.last_sequence = total.last_sequence.max(out.last_sequence);
-        if total.first_error.is_none() {
-            total.first_error = out.first_error;
-        }
-    }
-    total.elapsed = started.elapsed();
-    Ok(total)
+    Outcome::gather(tasks, started.into_std()).await
 }
 
 /// `clients` concurrent clients sending AppendBatch requests of
@@ -204,19 +212,7 @@ pub async fn batches(
             out
         }));
     }
-    let mut total = Outcome::default();
-    for task in tasks {
-        let out = task.await.context("client task")?;
-        total.events += out.events;
-        total.errors += out.errors;
-        total.latency.extend(out.latency);
-        total.last_sequence = total.last_sequence.max(out.last_sequence);
-        if total.first_error.is_none() {
-            total.first_error = out.first_error;
-        }
-    }
-    total.elapsed = started.elapsed();
-    Ok(total)
+    Outcome::gather(tasks, started).await
 }
 
 /// Latencies of the two dashboard queries.
