@@ -5,7 +5,7 @@
 //! ingest away; the synthetic patient values the messages carry are then
 //! searched for in the stream and in everything the services logged.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use baton_e2e::{contains, eventually, start_gateway, stream_payloads, Baton, TEST_CATALOG};
 use baton_proto::v1::{self, HandoffStatus};
@@ -653,4 +653,68 @@ async fn the_specimen_s_arrival_is_acknowledged_once_and_never_blocks_a_result()
         "{}",
         metrics.body
     );
+}
+
+/// Many senders at once: their events travel to ingest in shared batches,
+/// and each message is still answered on its own: the orders AA, the
+/// results for orders nobody placed AE, whichever batch they shared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn senders_at_once_are_answered_each_on_its_own() {
+    let baton = Baton::start_with_catalog(TEST_CATALOG).await;
+    let ingest = baton.ingest.as_ref().expect("ingest").addr;
+    let projector = baton.projector.as_ref().expect("projector").addr;
+    let gateway = start_gateway(ingest, projector, &mapping()).await;
+    // As many as the test gateway's connection cap.
+    const SENDERS: usize = 16;
+    let start = Arc::new(tokio::sync::Barrier::new(SENDERS));
+    let mut senders = Vec::new();
+    let addr = gateway.addr;
+    for i in 0..SENDERS {
+        let start = start.clone();
+        senders.push(tokio::spawn(async move {
+            let mut lis = Sender::connect(addr).await;
+            let message = if i % 2 == 0 {
+                order(
+                    &format!("M-{i}"),
+                    &format!("P-9{i:02}"),
+                    "TROP",
+                    "WARD5",
+                    &hl7_time(20, true),
+                )
+            } else {
+                result(
+                    &format!("M-{i}"),
+                    &format!("P-NONE-{i}"),
+                    "F",
+                    &hl7_time(10, true),
+                )
+            };
+            start.wait().await;
+            let ack = lis.send(&message).await.expect("an ACK");
+            (i, code(&ack).to_owned())
+        }));
+    }
+    for sender in senders {
+        let (i, ack) = sender.await.expect("a sender");
+        let expected = if i % 2 == 0 { "AA" } else { "AE" };
+        assert_eq!(ack, expected, "message {i}");
+    }
+    let mut q = baton.query().await;
+    eventually("the orders in the views", || {
+        let mut q = q.clone();
+        async move { (ward5(&mut q).await.len() == SENDERS / 2).then_some(()) }
+    })
+    .await;
+    assert_eq!(
+        ward5(&mut q).await.len(),
+        SENDERS / 2,
+        "no result made a hand-off"
+    );
+    let metrics = baton_e2e::http::get(gateway.http.expect("side port"), "/metrics").await;
+    let sent = baton_e2e::http::metric(
+        gateway.http.expect("side port"),
+        "baton_gateway_appended_events_total",
+    )
+    .await;
+    assert_eq!(sent, Some(SENDERS as f64), "{}", metrics.body);
 }

@@ -6,9 +6,12 @@
 
 use std::time::Duration;
 
-use baton_proto::v1::{self, ingest_client::IngestClient};
+use baton_proto::v1;
 use baton_runtime::Readiness;
-use tonic::{transport::Channel, Code};
+use tonic::Code;
+
+use crate::appender::Appender;
+pub(crate) use crate::appender::Failure;
 
 use crate::{
     ack::{self, Problem},
@@ -24,7 +27,7 @@ pub const INGEST_FAULT: &str = "ingest";
 /// What a connection needs to answer messages.
 #[derive(Debug, Clone)]
 pub struct Handler {
-    pub ingest: IngestClient<Channel>,
+    pub appender: Appender,
     pub mapping: std::sync::Arc<Mapping>,
     pub ids: Ids,
     pub zone: jiff::tz::TimeZone,
@@ -131,40 +134,12 @@ impl Handler {
 
     /// Appends `event` through ingest, telling a refusal from ingest being away.
     pub(crate) async fn append(&self, event: v1::HandoffEvent) -> Result<(), Failure> {
-        let request = v1::AppendRequest {
-            event: Some(event),
-            expected_version: None,
-            backfill: false,
-        };
-        let mut ingest = self.ingest.clone();
-        match tokio::time::timeout(self.append_timeout, ingest.append(request)).await {
+        match tokio::time::timeout(self.append_timeout, self.appender.append(event)).await {
             Err(_) => Err(Failure::Unavailable(format!(
                 "no answer within {:?}",
                 self.append_timeout
             ))),
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(status)) => match status.code() {
-                Code::InvalidArgument
-                | Code::FailedPrecondition
-                | Code::AlreadyExists
-                | Code::PermissionDenied
-                | Code::Unauthenticated
-                | Code::NotFound
-                | Code::OutOfRange => Err(Failure::Refused(status)),
-                _ => Err(Failure::Unavailable(format!(
-                    "{:?}: {}",
-                    status.code(),
-                    status.message()
-                ))),
-            },
+            Ok(answer) => answer,
         }
     }
-}
-
-/// Why an event was not stored.
-pub(crate) enum Failure {
-    /// Ingest refused it: the message is wrong (AE).
-    Refused(tonic::Status),
-    /// Ingest could not store it now: the sender must send again (no ACK).
-    Unavailable(String),
 }

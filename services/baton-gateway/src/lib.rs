@@ -13,7 +13,8 @@
 //! - [`mapping`]: the mapping file.
 //! - [`translate`]: a message to its events, with ids from a keyed hash (pure).
 //! - [`ack`]: AA, AE and AR acknowledgements (pure).
-//! - [`handle`]: one message from frame to ACK, appending through ingest.
+//! - [`handle`]: one message from frame to ACK, appending through ingest;
+//!   [`appender`]: many senders' events to ingest in shared batches.
 //! - [`fhir`], [`fhir_notice`]: FHIR `Task` and subscription notifications
 //!   read, and what a Task's change means for its hand-off (pure);
 //!   [`fhir_fetch`]: the Tasks of id-only notifications, from the one
@@ -28,6 +29,7 @@
 //! for an event ingest has not stored.
 
 pub mod ack;
+pub mod appender;
 pub mod config;
 pub mod fhir;
 pub mod fhir_api;

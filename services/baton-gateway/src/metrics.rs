@@ -16,6 +16,9 @@
 //! - `baton_gateway_fhir_fetch_failures_total`: id-only notifications not
 //!   taken because the FHIR server could not give their Tasks (the sender is
 //!   answered 503 and is to send them again).
+//! - `baton_gateway_append_batches_total`, `baton_gateway_appended_events_total`:
+//!   `AppendBatch` requests sent to ingest and the events they carried
+//!   (their ratio is the events a batch shares).
 //! - `baton_gateway_task_failures_total{task}`: long-running tasks that failed.
 //! - the ports' connection counters ([`baton_runtime::ports::PortMetrics`]);
 //!   the MLLP port counts as `grpc`, the service's own port.
@@ -53,6 +56,8 @@ pub struct Metrics {
     ignored: Family<ReasonLabel, Counter>,
     fhir_gaps: Counter,
     fhir_fetch_failures: Counter,
+    append_batches: Counter,
+    appended_events: Counter,
     /// What the supervisor counts task failures into.
     pub task_failures: baton_runtime::exposition::TaskFailures,
     pub ports: baton_runtime::ports::PortMetrics,
@@ -98,6 +103,18 @@ impl Metrics {
             "id-only FHIR notifications not taken: the FHIR server could not give their Tasks",
             fhir_fetch_failures.clone(),
         );
+        let append_batches = Counter::default();
+        gateway.register(
+            "append_batches",
+            "AppendBatch requests sent to ingest",
+            append_batches.clone(),
+        );
+        let appended_events = Counter::default();
+        gateway.register(
+            "appended_events",
+            "events sent to ingest in AppendBatch requests",
+            appended_events.clone(),
+        );
         let task_failures = baton_runtime::exposition::TaskFailures::default();
         task_failures.register(gateway, "task_failures");
         let ports = baton_runtime::ports::PortMetrics::default();
@@ -109,6 +126,8 @@ impl Metrics {
             ignored,
             fhir_gaps,
             fhir_fetch_failures,
+            append_batches,
+            appended_events,
             task_failures,
             ports,
         }
@@ -139,6 +158,12 @@ impl Metrics {
     /// A subscription skipped `missed` event numbers.
     pub fn fhir_gap(&self, missed: u64) {
         self.fhir_gaps.inc_by(missed);
+    }
+
+    /// An `AppendBatch` of `events` sent to ingest.
+    pub fn batch_sent(&self, events: usize) {
+        self.append_batches.inc();
+        self.appended_events.inc_by(events as u64);
     }
 
     /// An id-only notification's Tasks could not be fetched.

@@ -73,8 +73,10 @@ pub async fn run(
         health.clone(),
         Arc::new(metrics.task_failures.clone()),
     );
+    let (appender, send_batches) = crate::appender::Appender::new(ingest, metrics.clone());
+    tasks.spawn("appender", send_batches);
     let handler = Handler {
-        ingest,
+        appender,
         mapping,
         ids: Ids::new(&config.id_salt),
         zone: config.time_zone.clone(),
