@@ -358,3 +358,90 @@ async fn a_parked_delivery_sent_again_arrives_under_its_first_id() {
     })
     .await;
 }
+
+/// A routes file with one route for engineering's breaches to the webhook
+/// at `to`.
+fn routes_to(path: &std::path::Path, to: SocketAddr, secret: &std::path::Path) {
+    let text = serde_json::json!({
+        "channels": {
+            "chat": {"webhook": {"url": format!("http://{to}/hooks/baton"), "secret_file": secret, "timeout": "2s"}}
+        },
+        "routes": [
+            {"name": "repairs", "match": {"signals": ["breach"], "supplier": ["engineering"]}, "deliver": ["chat"]}
+        ]
+    });
+    std::fs::write(path, text.to_string()).expect("routes");
+}
+
+/// SIGHUP to this process, where notify runs.
+fn hang_up() {
+    let sent = std::process::Command::new("kill")
+        .args(["-HUP", &std::process::id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_are_reloaded_on_sighup_and_a_bad_file_leaves_them_working() {
+    let baton = Baton::start_with_catalog(TEST_CATALOG).await;
+    let (first, first_got) = receiver(Behaviour::FailFirst(0)).await;
+    let (second, second_got) = receiver(Behaviour::FailFirst(0)).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let secret = dir.path().join("webhook.key");
+    std::fs::write(&secret, SECRET).expect("secret");
+    let routes = dir.path().join("routes.json");
+    routes_to(&routes, first, &secret);
+    let notify = start_notify(&baton.nats.url(), &routes, 3, Duration::from_millis(100)).await;
+    let web = notify.http.expect("side port");
+    consumer_ready(&baton).await;
+    let reloads = |result: &'static str| async move {
+        let body = http::get(web, "/metrics").await.body;
+        let line = format!("baton_notify_route_reloads_total{{result=\"{result}\"}} ");
+        body.lines()
+            .find_map(|l| l.strip_prefix(line.as_str()))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+
+    breach(&baton, "pump-51").await;
+    eventually("the first breach at the first receiver", || async {
+        (first_got.lock().expect("lock").len() == 1).then_some(())
+    })
+    .await;
+
+    routes_to(&routes, second, &secret);
+    hang_up();
+    eventually("the new routes applied", || async {
+        (reloads("applied").await == Some(1.0)).then_some(())
+    })
+    .await;
+    breach(&baton, "pump-52").await;
+    eventually("the second breach at the second receiver", || async {
+        (second_got.lock().expect("lock").len() == 1).then_some(())
+    })
+    .await;
+
+    std::fs::write(&routes, "{\"routes\": [").expect("a broken file");
+    let logs = baton_e2e::capture_logs();
+    hang_up();
+    eventually("the broken file refused", || async {
+        (reloads("refused").await == Some(1.0)).then_some(())
+    })
+    .await;
+    let text = logs.text();
+    assert!(
+        text.contains("routes not reloaded") && text.contains("routes.json"),
+        "the refusal is logged with its reason: {text}"
+    );
+    breach(&baton, "pump-53").await;
+    eventually("the third breach, by the routes still in force", || async {
+        (second_got.lock().expect("lock").len() == 2).then_some(())
+    })
+    .await;
+    assert_eq!(
+        first_got.lock().expect("lock").len(),
+        1,
+        "the old receiver heard nothing after the reload"
+    );
+    notify.stop().await;
+}

@@ -6,7 +6,7 @@
 //! one of its deliveries arrived or was parked, so a crash in between
 //! delivers it again: the receiver recognises the repeat by its delivery id.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use async_nats::jetstream::{self, consumer::pull, AckKind};
 use bytes::Bytes;
@@ -14,11 +14,11 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    channel::{Channel, Delivery, WebhookChannel},
+    channel::{Channel, Delivery},
     metrics::Metrics,
     notice::{notice, Notice},
     retry::Backoff,
-    routes::Routes,
+    table::{InForce, Table},
 };
 
 /// The durable consumer's name: a restarted notify resumes where it was.
@@ -47,8 +47,8 @@ fn nats(e: impl std::fmt::Display) -> DeliverError {
 #[derive(Debug, Clone)]
 pub struct Deliverer {
     pub js: jetstream::Context,
-    pub routes: Arc<Routes>,
-    pub channels: Arc<BTreeMap<String, WebhookChannel>>,
+    /// The routes and channels in force (reloaded on SIGHUP).
+    pub table: InForce,
     pub backoff: Backoff,
     /// The board's address, for the link in each notice.
     pub board: String,
@@ -136,7 +136,8 @@ impl Deliverer {
         match notice(&subject, sequence, &message.payload, &self.board) {
             Ok(Some(n)) => {
                 let body = Bytes::from(n.body.to_string());
-                self.deliver_or_park(&n, route, channel, body, &message)
+                let table = self.table.now();
+                self.deliver_or_park(&table, &n, route, channel, body, &message)
                     .await?;
             }
             Ok(None) | Err(_) => {
@@ -178,8 +179,8 @@ impl Deliverer {
                 }
             }
         };
-        let waits =
-            self.backoff.attempts as u64 * (self.longest_timeout() + self.backoff.max).as_secs();
+        let waits = self.backoff.attempts as u64
+            * (self.table.now().longest_timeout() + self.backoff.max).as_secs();
         stream
             .get_or_create_consumer(
                 CONSUMER,
@@ -198,14 +199,6 @@ impl Deliverer {
             .map_err(nats)
     }
 
-    fn longest_timeout(&self) -> Duration {
-        self.channels
-            .values()
-            .map(WebhookChannel::timeout)
-            .max()
-            .unwrap_or(Duration::from_secs(5))
-    }
-
     async fn handle(&self, message: jetstream::Message) -> Result<(), DeliverError> {
         let sequence = message.info().map_err(nats)?.stream_sequence;
         let subject = message.subject.to_string();
@@ -219,9 +212,17 @@ impl Deliverer {
             }
         };
         let body = Bytes::from(notice.body.to_string());
-        let deliveries = self.routes.deliveries(&notice);
+        let table = self.table.now();
+        let deliveries = table.routes.deliveries(&notice);
         let outcomes = futures::future::join_all(deliveries.iter().map(|(route, channel)| {
-            self.deliver_or_park(&notice, &route.name, channel, body.clone(), &message)
+            self.deliver_or_park(
+                &table,
+                &notice,
+                &route.name,
+                channel,
+                body.clone(),
+                &message,
+            )
         }))
         .await;
         outcomes.into_iter().collect::<Result<Vec<()>, _>>()?;
@@ -232,13 +233,17 @@ impl Deliverer {
     /// An error only if parking failed (the signal is then delivered again).
     async fn deliver_or_park(
         &self,
+        table: &Table,
         notice: &Notice,
         route: &str,
         channel: &str,
         body: Bytes,
         message: &jetstream::Message,
     ) -> Result<(), DeliverError> {
-        let Some(target) = self.channels.get(channel) else {
+        let Some(target) = table.channels.get(channel) else {
+            // Only a re-driven delivery can name a channel the routes in
+            // force no longer have.
+            tracing::warn!(%route, %channel, "a re-driven delivery's channel is no longer in the routes; dropped");
             return Ok(());
         };
         let delivery = Delivery {

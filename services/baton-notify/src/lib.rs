@@ -9,6 +9,7 @@
 //! - [`notice`]: a signal as routes see it, and its JSON body (pure).
 //! - [`retry`]: the backoff (pure).
 //! - [`channel`]: the channel trait and the webhook.
+//! - [`table`]: the routes and channels in force, reloaded on SIGHUP.
 //! - [`deliver`]: the consumer loops: deliver, retry, park, acknowledge;
 //!   and deliver again what was re-driven.
 //! - [`parked`]: parked deliveries listed and re-driven (for batonctl).
@@ -27,6 +28,7 @@ pub mod parked;
 pub mod retry;
 pub mod routes;
 pub mod server;
+pub mod table;
 
 pub use config::Config;
 pub use server::run;

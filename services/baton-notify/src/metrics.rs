@@ -5,6 +5,8 @@
 //! - `baton_notify_failed_attempts_total{route, channel}`: attempts that
 //!   failed (each retried until the bound).
 //! - `baton_notify_unreadable_total`: messages on `BATON_SLA` notify could not read.
+//! - `baton_notify_route_reloads_total{result}`: routes files read on SIGHUP,
+//!   put in force (`applied`) or refused as invalid (`refused`).
 //! - `baton_notify_task_failures_total{task}` and the side port's counters.
 
 use std::sync::Arc;
@@ -23,6 +25,11 @@ struct DeliveryLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ChannelLabels {
     route: String,
     channel: String,
@@ -35,6 +42,7 @@ pub struct Metrics {
     deliveries: Family<DeliveryLabels, Counter>,
     failed: Family<ChannelLabels, Counter>,
     unreadable: Counter,
+    reloads: Family<ResultLabel, Counter>,
     /// What the supervisor counts task failures into.
     pub task_failures: baton_runtime::exposition::TaskFailures,
     pub ports: baton_runtime::ports::PortMetrics,
@@ -68,6 +76,15 @@ impl Metrics {
             "Messages on BATON_SLA notify could not read",
             unreadable.clone(),
         );
+        let reloads = Family::<ResultLabel, Counter>::default();
+        notify.register(
+            "route_reloads",
+            "Routes files read on SIGHUP, applied or refused",
+            reloads.clone(),
+        );
+        for result in ["applied", "refused"] {
+            let _zero = reloads.get_or_create(&ResultLabel { result });
+        }
         let task_failures = baton_runtime::exposition::TaskFailures::default();
         task_failures.register(notify, "task_failures");
         let ports = baton_runtime::ports::PortMetrics::default();
@@ -77,6 +94,7 @@ impl Metrics {
             deliveries,
             failed,
             unreadable,
+            reloads,
             task_failures,
             ports,
         }
@@ -131,6 +149,11 @@ impl Metrics {
 
     pub fn unreadable(&self) {
         self.unreadable.inc();
+    }
+
+    /// A routes file read on SIGHUP: `applied` or `refused`.
+    pub fn reloaded(&self, result: &'static str) {
+        self.reloads.get_or_create(&ResultLabel { result }).inc();
     }
 
     fn render(&self) -> String {

@@ -1,7 +1,7 @@
 //! Wiring: the routes and their channels, NATS, the delivery loop and the
 //! HTTP side port (health, metrics), under one supervisor.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::sync::Arc;
 
 use baton_runtime::{
     serve::HttpPort,
@@ -12,21 +12,20 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    channel::WebhookChannel,
     config::Config,
     deliver::Deliverer,
     metrics::Metrics,
     retry::Backoff,
-    routes::{Routes, RoutesError},
+    table::{InForce, Table, TableError},
 };
 
 /// Why notify could not start or stopped early.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
-    Routes(#[from] RoutesError),
-    #[error("channel {channel}: {reason}")]
-    Channel { channel: String, reason: String },
+    Routes(#[from] TableError),
+    #[error("listening for SIGHUP: {0}")]
+    Signal(std::io::Error),
     #[error(transparent)]
     Log(#[from] baton_log::LogError),
     #[error(transparent)]
@@ -46,23 +45,19 @@ pub async fn run(
     http_listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), StartError> {
-    let routes = Arc::new(Routes::load(&config.routes)?);
-    let mut channels = BTreeMap::new();
-    for (name, hook) in &routes.channels {
-        let channel = WebhookChannel::new(hook.clone()).map_err(|reason| StartError::Channel {
-            channel: name.clone(),
-            reason,
-        })?;
-        channels.insert(name.clone(), channel);
-    }
+    let table = Table::load(&config.routes)?;
     tracing::info!(
-        routes = routes.routes.len(),
-        channels = channels.len(),
+        routes = table.routes.routes.len(),
+        channels = table.channels.len(),
         "routes loaded"
     );
+    // Registered before anything can send it: SIGHUP's default ends the process.
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(StartError::Signal)?;
     let client = baton_log::connect_secured(&config.nats_url, "baton-notify", &config.nats).await?;
     let metrics = Arc::new(Metrics::new());
-    metrics.zero(&routes);
+    metrics.zero(&table.routes);
+    let table = InForce::new(table);
     let (reporter, _health_service) = tonic_health::server::health_reporter();
     let health = Health::new(reporter, NOTIFY_SERVICE);
     health.set(true).await;
@@ -88,16 +83,25 @@ pub async fn run(
     )?;
     let deliverer = Deliverer {
         js: async_nats::jetstream::new(client.clone()),
-        routes,
-        channels: Arc::new(channels),
+        table: table.clone(),
         backoff: Backoff {
             attempts: config.attempts,
             base: config.backoff,
             max: config.backoff_max,
         },
         board: config.board_url.clone(),
-        metrics,
+        metrics: metrics.clone(),
     };
+    tasks.spawn(
+        "reload",
+        crate::table::reload_on_hangup(
+            config.routes.clone(),
+            table,
+            metrics.clone(),
+            hangups,
+            shutdown.clone(),
+        ),
+    );
     tasks.spawn("redrive", deliverer.clone().redrive(shutdown.clone()));
     tasks.spawn("deliver", deliverer.run(shutdown.clone()));
     tasks.wait().await?;
