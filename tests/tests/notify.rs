@@ -445,3 +445,85 @@ async fn routes_are_reloaded_on_sighup_and_a_bad_file_leaves_them_working() {
     );
     notify.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supplier_s_disruption_reaches_the_routes_that_take_it() {
+    let baton = Baton::start_with_catalog(TEST_CATALOG).await;
+    let (lab, lab_got) = receiver(Behaviour::FailFirst(0)).await;
+    let (repairs, repairs_got) = receiver(Behaviour::FailFirst(0)).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let secret = dir.path().join("webhook.key");
+    std::fs::write(&secret, SECRET).expect("secret");
+    let routes = dir.path().join("routes.json");
+    let text = serde_json::json!({
+        "channels": {
+            "lab-desk": {"webhook": {"url": format!("http://{lab}/hooks/baton"), "secret_file": secret, "timeout": "2s"}},
+            "repairs": {"webhook": {"url": format!("http://{repairs}/hooks/baton"), "secret_file": secret, "timeout": "2s"}}
+        },
+        "routes": [
+            {"name": "lab-down", "match": {"signals": ["disruption"], "supplier": ["lab"]}, "deliver": ["lab-desk"]},
+            {"name": "repairs", "match": {"signals": ["breach"], "supplier": ["engineering"]}, "deliver": ["repairs"]}
+        ]
+    });
+    std::fs::write(&routes, text.to_string()).expect("routes");
+    let notify = start_notify(&baton.nats.url(), &routes, 3, Duration::from_millis(100)).await;
+    let js = async_nats::jetstream::new(baton.nats_client().await);
+    eventually("notify's consumer of disruptions", || {
+        let js = js.clone();
+        async move {
+            let stream = js.get_stream("BATON_HANDOFFS").await.ok()?;
+            stream
+                .consumer_info("baton-notify-disruptions")
+                .await
+                .ok()
+                .map(|_| ())
+        }
+    })
+    .await;
+
+    let mut ingest = baton.ingest().await;
+    for phase in [
+        baton_proto::v1::DisruptionPhase::Started,
+        baton_proto::v1::DisruptionPhase::Ended,
+    ] {
+        let disruption = baton_proto::v1::DisruptionEvent {
+            disruption_id: "analyzer-2".into(),
+            phase: phase as i32,
+            supplier: "lab".into(),
+            reason: "chemistry analyzer down".into(),
+            occurred_at: Some(baton_e2e::timestamp(now_millis() - 1_000)),
+            ..Default::default()
+        };
+        ingest
+            .append_disruption(baton_proto::v1::AppendDisruptionRequest {
+                disruption: Some(disruption),
+            })
+            .await
+            .expect("a disruption");
+    }
+    let got = eventually("the start and the end at the lab's desk", || async {
+        let got = lab_got.lock().expect("lock").clone();
+        (got.len() == 2).then_some(got)
+    })
+    .await;
+    let bodies: Vec<serde_json::Value> = got
+        .iter()
+        .map(|r| serde_json::from_str(&r.body).expect("JSON"))
+        .collect();
+    let phases: Vec<&str> = bodies.iter().filter_map(|b| b["phase"].as_str()).collect();
+    assert_eq!(phases.len(), 2);
+    assert!(
+        phases.contains(&"started") && phases.contains(&"ended"),
+        "{bodies:?}"
+    );
+    for body in &bodies {
+        assert_eq!(body["signal"], "disruption");
+        assert_eq!(body["reason"], "chemistry analyzer down");
+        assert_eq!(body["supplier"], "lab");
+    }
+    assert!(
+        repairs_got.lock().expect("lock").is_empty(),
+        "a breach route hears no disruption"
+    );
+    notify.stop().await;
+}

@@ -23,6 +23,9 @@ use crate::{
 
 /// The durable consumer's name: a restarted notify resumes where it was.
 pub const CONSUMER: &str = "baton-notify";
+
+/// The durable consumer of disruptions on the events stream.
+pub const DISRUPTIONS_CONSUMER: &str = "baton-notify-disruptions";
 /// The consumer of re-driven deliveries.
 pub const REDRIVE_CONSUMER: &str = "baton-notify-redrive";
 /// Where undeliverable notices are parked, and re-driven from.
@@ -67,11 +70,39 @@ pub fn delivery_id(subject: &str, sequence: u64, route: &str, channel: &str) -> 
         .collect()
 }
 
+/// Where notify reads signals from: a stream, the subjects it takes there,
+/// and its durable consumer's name.
+#[derive(Debug, Clone, Copy)]
+pub struct Source {
+    pub stream: &'static str,
+    pub filter: &'static str,
+    pub consumer: &'static str,
+}
+
+/// Breaches, warnings, escalations and corrections.
+pub const SLA: Source = Source {
+    stream: baton_log::subject::SLA_STREAM,
+    filter: baton_log::subject::ALL_SLA,
+    consumer: CONSUMER,
+};
+
+/// Disruptions a supplier announces and ends, from the events stream.
+pub const DISRUPTIONS: Source = Source {
+    stream: baton_log::subject::EVENTS_STREAM,
+    filter: baton_log::subject::ALL_DISRUPTIONS,
+    consumer: DISRUPTIONS_CONSUMER,
+};
+
 impl Deliverer {
-    /// Delivers until `shutdown`; an error if NATS fails.
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), DeliverError> {
+    /// Delivers what `source` announces until `shutdown`; an error if NATS
+    /// fails.
+    pub async fn run(
+        self,
+        source: Source,
+        shutdown: CancellationToken,
+    ) -> Result<(), DeliverError> {
         self.parked_stream().await?;
-        let consumer = self.consumer(&shutdown).await?;
+        let consumer = self.consumer(source, &shutdown).await?;
         let Some(consumer) = consumer else {
             return Ok(());
         };
@@ -81,7 +112,7 @@ impl Deliverer {
                 _ = shutdown.cancelled() => return Ok(()),
                 next = messages.next() => next,
             };
-            let message = message.ok_or(DeliverError::Ended(baton_log::subject::SLA_STREAM))?;
+            let message = message.ok_or(DeliverError::Ended(source.stream))?;
             self.handle(message.map_err(nats)?).await?;
         }
     }
@@ -160,18 +191,19 @@ impl Deliverer {
             .map_err(nats)
     }
 
-    /// The durable consumer, once `BATON_SLA` exists (ingest or the
-    /// projector creates it); `None` if shut down first. A new consumer
+    /// The source's durable consumer, once its stream exists (ingest or
+    /// the projector creates it); `None` if shut down first. A new consumer
     /// starts at new signals: notify never pages for what came before it.
     async fn consumer(
         &self,
+        source: Source,
         shutdown: &CancellationToken,
     ) -> Result<Option<jetstream::consumer::Consumer<pull::Config>>, DeliverError> {
         let stream = loop {
-            match self.js.get_stream(baton_log::subject::SLA_STREAM).await {
+            match self.js.get_stream(source.stream).await {
                 Ok(stream) => break stream,
                 Err(e) => {
-                    tracing::info!(error = %e, "waiting for the stream BATON_SLA");
+                    tracing::info!(stream = source.stream, error = %e, "waiting for the stream");
                     tokio::select! {
                         _ = shutdown.cancelled() => return Ok(None),
                         _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -183,10 +215,10 @@ impl Deliverer {
             * (self.table.now().longest_timeout() + self.backoff.max).as_secs();
         stream
             .get_or_create_consumer(
-                CONSUMER,
+                source.consumer,
                 pull::Config {
-                    durable_name: Some(CONSUMER.to_owned()),
-                    filter_subject: baton_log::subject::ALL_SLA.to_owned(),
+                    durable_name: Some(source.consumer.to_owned()),
+                    filter_subject: source.filter.to_owned(),
                     deliver_policy: jetstream::consumer::DeliverPolicy::New,
                     ack_policy: jetstream::consumer::AckPolicy::Explicit,
                     // Progress acks extend it during retries; this covers one attempt.
@@ -206,7 +238,7 @@ impl Deliverer {
             Ok(Some(n)) => n,
             Ok(None) => return message.ack().await.map_err(nats),
             Err(e) => {
-                tracing::warn!(%subject, error = %e, "a message on BATON_SLA notify cannot read; skipped");
+                tracing::warn!(%subject, error = %e, "a message notify cannot read; skipped");
                 self.metrics.unreadable();
                 return message.ack().await.map_err(nats);
             }

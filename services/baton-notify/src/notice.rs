@@ -1,5 +1,6 @@
-//! A signal from `BATON_SLA` as notify sees it: what routes match on, and
-//! the JSON body a receiver gets. Pure.
+//! A signal as notify sees it (from `BATON_SLA`, or a disruption from the
+//! events stream): what routes match on, and the JSON body a receiver gets.
+//! Pure.
 
 use baton_client::Signal;
 use baton_proto::convert::priority_word as priority;
@@ -14,6 +15,7 @@ pub enum Kind {
     Correction,
     Warning,
     Escalation,
+    Disruption,
 }
 
 impl Kind {
@@ -23,6 +25,7 @@ impl Kind {
             Kind::Correction => "correction",
             Kind::Warning => "warning",
             Kind::Escalation => "escalation",
+            Kind::Disruption => "disruption",
         }
     }
 }
@@ -52,8 +55,8 @@ fn time(t: &Option<prost_types::Timestamp>) -> Value {
         .map_or(Value::Null, |t| json!(t.to_string()))
 }
 
-/// The notice of a message from `BATON_SLA`, or `None` for one notify does
-/// not route (an event, a disruption, a parked message).
+/// The notice of a signal, or `None` for a message notify does not route
+/// (an event, a parked message).
 pub fn notice(
     subject: &str,
     sequence: u64,
@@ -67,7 +70,8 @@ pub fn notice(
             (Kind::Escalation, Some(target), Some(breach), None)
         }
         Signal::Warning(w) => (Kind::Warning, None, None, Some(w)),
-        Signal::Event(_) | Signal::Disruption(_) => return Ok(None),
+        Signal::Disruption(d) => return Ok(Some(disruption(subject, sequence, &d, board))),
+        Signal::Event(_) => return Ok(None),
     };
     let (policy, supplier, customer, prio, handoff, deadline) = match (&breach, &warning) {
         (Some(b), _) => (
@@ -114,4 +118,82 @@ pub fn notice(
         target,
         body,
     }))
+}
+
+/// A disruption's start or end: routed by its supplier; it has no customer,
+/// promise or priority of its own.
+fn disruption(
+    subject: &str,
+    sequence: u64,
+    d: &baton_proto::v1::DisruptionEvent,
+    board: &str,
+) -> Notice {
+    let phase = match baton_proto::v1::DisruptionPhase::try_from(d.phase) {
+        Ok(baton_proto::v1::DisruptionPhase::Ended) => "ended",
+        _ => "started",
+    };
+    let body = json!({
+        "signal": "disruption",
+        "subject": subject,
+        "disruption": d.disruption_id,
+        "phase": phase,
+        "supplier": d.supplier,
+        "kind": d.kind,
+        "scope": d.scope,
+        "reason": d.reason,
+        "occurred_at": time(&d.occurred_at),
+        "board": format!("{}/department/{}", board.trim_end_matches('/'), d.supplier),
+    });
+    Notice {
+        kind: Kind::Disruption,
+        subject: subject.to_owned(),
+        sequence,
+        policy: String::new(),
+        supplier: d.supplier.clone(),
+        customer: String::new(),
+        priority: String::new(),
+        handoff: String::new(),
+        target: None,
+        body,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message as _;
+
+    fn announced(phase: baton_proto::v1::DisruptionPhase) -> Vec<u8> {
+        baton_proto::v1::DisruptionEvent {
+            disruption_id: "analyzer-2".into(),
+            phase: phase as i32,
+            supplier: "lab".into(),
+            kind: "lab".into(),
+            reason: "chemistry analyzer down".into(),
+            occurred_at: Some(prost_types::Timestamp {
+                seconds: 1_796_464_200,
+                nanos: 0,
+            }),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn a_disruption_is_a_notice_routed_by_its_supplier() {
+        let subject = "baton.disruption.lab.analyzer-2";
+        let started = announced(baton_proto::v1::DisruptionPhase::Started);
+        let n = notice(subject, 7, &started, "https://board.test/")
+            .expect("reads")
+            .expect("a notice");
+        assert_eq!((n.kind, n.supplier.as_str()), (Kind::Disruption, "lab"));
+        assert_eq!(n.body["phase"], "started");
+        assert_eq!(n.body["reason"], "chemistry analyzer down");
+        assert_eq!(n.body["board"], "https://board.test/department/lab");
+        let ended = announced(baton_proto::v1::DisruptionPhase::Ended);
+        let n = notice(subject, 8, &ended, "https://board.test")
+            .expect("reads")
+            .expect("a notice");
+        assert_eq!(n.body["phase"], "ended");
+    }
 }

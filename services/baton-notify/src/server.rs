@@ -103,7 +103,16 @@ pub async fn run(
         ),
     );
     tasks.spawn("redrive", deliverer.clone().redrive(shutdown.clone()));
-    tasks.spawn("deliver", deliverer.run(shutdown.clone()));
+    tasks.spawn(
+        "deliver-disruptions",
+        deliverer
+            .clone()
+            .run(crate::deliver::DISRUPTIONS, shutdown.clone()),
+    );
+    tasks.spawn(
+        "deliver",
+        deliverer.run(crate::deliver::SLA, shutdown.clone()),
+    );
     tasks.wait().await?;
     tracing::info!("notify stopped");
     Ok(())
