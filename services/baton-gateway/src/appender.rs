@@ -10,7 +10,7 @@
 //! silently: when a batch gets no answer, every event in it is reported
 //! unavailable and its sender sends the message again.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use baton_proto::v1::{self, ingest_client::IngestClient};
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -66,16 +66,22 @@ pub struct Appender {
 
 impl Appender {
     /// The appender, and the task that sends its batches: run it under the
-    /// supervisor; it ends when every `Appender` is dropped.
+    /// supervisor; it ends when every `Appender` is dropped. A batch
+    /// unanswered after `timeout` is given up: each of its events is
+    /// reported unavailable, and its slot is free for the next.
     pub fn new(
         ingest: IngestClient<Channel>,
+        timeout: Duration,
         metrics: Arc<Metrics>,
     ) -> (
         Appender,
         impl std::future::Future<Output = Result<(), std::convert::Infallible>>,
     ) {
         let (queue, received) = mpsc::channel(QUEUE);
-        (Appender { queue }, send_batches(ingest, received, metrics))
+        (
+            Appender { queue },
+            send_batches(ingest, received, timeout, metrics),
+        )
     }
 
     /// Appends `event`; `Ok` once ingest stored it.
@@ -105,6 +111,7 @@ impl Appender {
 async fn send_batches(
     ingest: IngestClient<Channel>,
     mut received: mpsc::Receiver<Pending>,
+    timeout: Duration,
     metrics: Arc<Metrics>,
 ) -> Result<(), std::convert::Infallible> {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
@@ -120,21 +127,31 @@ async fn send_batches(
         let taken = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
         metrics.batch_sent(taken.len());
         tokio::spawn(async move {
-            send(ingest, taken).await;
+            send(ingest, taken, timeout).await;
             drop(slot);
         });
     }
 }
 
 /// One `AppendBatch`; each event's sender gets its own answer.
-async fn send(mut ingest: IngestClient<Channel>, batch: Vec<Pending>) {
+async fn send(mut ingest: IngestClient<Channel>, batch: Vec<Pending>, timeout: Duration) {
     let (requests, replies): (Vec<_>, Vec<_>) =
         batch.into_iter().map(|p| (p.request, p.reply)).unzip();
     let sent = requests.len();
-    match ingest
-        .append_batch(v1::AppendBatchRequest { requests })
-        .await
-    {
+    let answered = tokio::time::timeout(
+        timeout,
+        ingest.append_batch(v1::AppendBatchRequest { requests }),
+    )
+    .await;
+    let Ok(answered) = answered else {
+        for reply in replies {
+            let _ = reply.send(Err(Failure::Unavailable(format!(
+                "no answer within {timeout:?}"
+            ))));
+        }
+        return;
+    };
+    match answered {
         Ok(answer) => {
             let results = answer.into_inner().results;
             if results.len() != sent {

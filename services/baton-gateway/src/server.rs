@@ -73,7 +73,8 @@ pub async fn run(
         health.clone(),
         Arc::new(metrics.task_failures.clone()),
     );
-    let (appender, send_batches) = crate::appender::Appender::new(ingest, metrics.clone());
+    let (appender, send_batches) =
+        crate::appender::Appender::new(ingest, config.append_timeout, metrics.clone());
     tasks.spawn("appender", send_batches);
     let handler = Handler {
         appender,
