@@ -190,9 +190,8 @@ impl<'a> Context<'a> {
         } else {
             order_meaning(order, self.mapping)?
         };
-        let handoff_id = || handoff_id(order, self.ids);
         let received = match self.mapping.received.filter(|r| Some(*r) != event_type) {
-            Some(t) => received(order, t, self.ids, &handoff_id()?, &self.sender, self.zone)?,
+            Some(t) => received(order, t, self.ids, &self.sender, self.zone)?,
             None => None,
         };
         let Some(event_type) = event_type else {
@@ -208,7 +207,7 @@ impl<'a> Context<'a> {
             event_id: self
                 .ids
                 .id("event", &[&self.sender, &self.control, &i.to_string()]),
-            handoff_id: handoff_id()?,
+            handoff_id: handoff_id(order, self.ids)?,
             r#type: event_type as i32,
             occurred_at: Some(baton_proto::convert::timestamp_to_proto(
                 baton_domain::Timestamp(occurred_at),
@@ -237,7 +236,6 @@ fn received(
     order: &Order<'_>,
     event_type: EventType,
     ids: &Ids,
-    handoff_id: &str,
     sender: &str,
     zone: &jiff::tz::TimeZone,
 ) -> Result<Option<Told>, Refusal> {
@@ -245,9 +243,10 @@ fn received(
         return Ok(None);
     };
     let at = hl7::timestamp(&text, zone).ok_or_else(|| not_a_time(&field))?;
+    let handoff_id = handoff_id(order, ids)?;
     let event = v1::HandoffEvent {
-        event_id: ids.id("received", &[handoff_id, &at.to_string()]),
-        handoff_id: handoff_id.to_owned(),
+        event_id: ids.id("received", &[&handoff_id, &at.to_string()]),
+        handoff_id,
         r#type: event_type as i32,
         occurred_at: Some(baton_proto::convert::timestamp_to_proto(
             baton_domain::Timestamp(at),
@@ -487,6 +486,17 @@ PID|1||PAT123\r{}OBX|1|NM|TROP||42|ng/L\r{after}",
         assert_eq!(e[0].r#type, EventType::Completed as i32);
         assert_eq!(
             translate_text(&order("SC", "ZZ", "TROP", "WARD5")),
+            Ok(Translation::Nothing {
+                reason: "status not mapped"
+            })
+        );
+    }
+
+    #[test]
+    fn a_status_the_mapping_lacks_is_ignored_even_without_an_order_number() {
+        let text = order("SC", "ZZ", "TROP", "WARD5").replace("PL-1^OE", "");
+        assert_eq!(
+            translate_text(&text),
             Ok(Translation::Nothing {
                 reason: "status not mapped"
             })
