@@ -41,7 +41,11 @@ pub enum FetchError {
 pub enum SourceError {
     #[error("--fhir-server {url:?} is not an http(s) URL")]
     Url { url: String },
-    #[error("--fhir-server: {0}")]
+    #[error(
+        "--fhir-server {url:?} is https: give --fhir-server-ca, the CA that signs its certificate"
+    )]
+    NoCa { url: String },
+    #[error("--fhir-server-ca: {0}")]
     Client(#[from] ClientError),
 }
 
@@ -59,8 +63,12 @@ impl TaskSource {
         if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
             return Err(SourceError::Url { url: base });
         }
+        let client = match Client::for_url(&uri, ca) {
+            Err(ClientError::NoCa) => return Err(SourceError::NoCa { url: base }),
+            other => other?,
+        };
         Ok(TaskSource {
-            client: Client::for_url(&uri, ca)?,
+            client,
             base,
             token,
             timeout,
@@ -207,14 +215,14 @@ mod tests {
                 "{bad}"
             );
         }
-        assert!(matches!(
-            TaskSource::new(
-                "https://ehr.example/fhir",
-                None,
-                None,
-                Duration::from_secs(1)
-            ),
-            Err(SourceError::Client(ClientError::NoCa))
-        ));
+        let no_ca = TaskSource::new(
+            "https://ehr.example/fhir",
+            None,
+            None,
+            Duration::from_secs(1),
+        )
+        .expect_err("https without a CA");
+        assert!(matches!(no_ca, SourceError::NoCa { .. }));
+        assert!(no_ca.to_string().contains("--fhir-server-ca"), "{no_ca}");
     }
 }
