@@ -17,6 +17,7 @@ pub mod http;
 pub mod load;
 pub mod power;
 pub mod secure;
+pub mod webhook;
 
 use std::{
     future::Future,

@@ -6,120 +6,14 @@
 //! delivery parked, with the reason, after the last attempt; notify stopped
 //! before a breach is delivered delivers it after its restart.
 
-use std::{
-    net::SocketAddr,
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::{net::SocketAddr, time::Duration};
 
 use baton_e2e::{
-    append, eventually, http, now_millis, requested, start_notify, Baton, TEST_CATALOG,
+    append, eventually, http, now_millis, requested, start_notify,
+    webhook::{consumer_ready, disruptions_consumer_ready, receiver, Behaviour},
+    Baton, TEST_CATALOG,
 };
 use baton_proto::v1::Priority;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// What a receiver got: each request's headers (lower-cased names), body
-/// and arrival.
-#[derive(Debug, Clone)]
-struct Request {
-    headers: Vec<(String, String)>,
-    body: String,
-    at: Instant,
-}
-
-impl Request {
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("")
-    }
-}
-
-/// How a receiver answers.
-#[derive(Debug, Clone, Copy)]
-enum Behaviour {
-    /// 500 to the first n requests, then 200.
-    FailFirst(usize),
-    /// Reads the request and never answers.
-    Hang,
-}
-
-/// A webhook receiver on a free port.
-async fn receiver(behaviour: Behaviour) -> (SocketAddr, Arc<Mutex<Vec<Request>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let got: Arc<Mutex<Vec<Request>>> = Arc::default();
-    let record = got.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
-                return;
-            };
-            let record = record.clone();
-            tokio::spawn(async move {
-                let Some(request) = read_request(&mut stream).await else {
-                    return;
-                };
-                let n = {
-                    let mut got = record.lock().expect("lock");
-                    got.push(request);
-                    got.len()
-                };
-                let status = match behaviour {
-                    Behaviour::FailFirst(k) if n <= k => "500 Internal Server Error",
-                    Behaviour::FailFirst(_) => "200 OK",
-                    Behaviour::Hang => {
-                        tokio::time::sleep(Duration::from_secs(3600)).await;
-                        return;
-                    }
-                };
-                let answer =
-                    format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-                let _ = stream.write_all(answer.as_bytes()).await;
-            });
-        }
-    });
-    (addr, got)
-}
-
-async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<Request> {
-    let mut data = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = stream.read(&mut buf).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        data.extend_from_slice(&buf[..n]);
-        let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") else {
-            continue;
-        };
-        let head = String::from_utf8_lossy(&data[..end]).into_owned();
-        let headers: Vec<(String, String)> = head
-            .lines()
-            .skip(1)
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-            .collect();
-        let length: usize = headers
-            .iter()
-            .find(|(k, _)| k == "content-length")
-            .and_then(|(_, v)| v.parse().ok())
-            .unwrap_or(0);
-        if data.len() >= end + 4 + length {
-            let body = String::from_utf8_lossy(&data[end + 4..end + 4 + length]).into_owned();
-            return Some(Request {
-                headers,
-                body,
-                at: Instant::now(),
-            });
-        }
-    }
-}
 
 /// HMAC-SHA-256 by RFC 2104's construction on SHA-256: the test's own,
 /// not notify's.
@@ -150,20 +44,6 @@ fn routes(dir: &std::path::Path, flaky: SocketAddr, hung: SocketAddr) -> std::pa
     });
     std::fs::write(&routes, text.to_string()).expect("routes");
     routes
-}
-
-/// Waits until notify's durable consumer exists: it takes only signals
-/// announced after that.
-async fn consumer_ready(baton: &Baton) {
-    let js = async_nats::jetstream::new(baton.nats_client().await);
-    eventually("notify's consumer on BATON_SLA", || {
-        let js = js.clone();
-        async move {
-            let stream = js.get_stream("BATON_SLA").await.ok()?;
-            stream.consumer_info("baton-notify").await.ok().map(|_| ())
-        }
-    })
-    .await;
 }
 
 /// Appends a STAT repair for engineering requested 3 s ago: its 2 s
@@ -467,19 +347,7 @@ async fn a_supplier_s_disruption_reaches_the_routes_that_take_it() {
     });
     std::fs::write(&routes, text.to_string()).expect("routes");
     let notify = start_notify(&baton.nats.url(), &routes, 3, Duration::from_millis(100)).await;
-    let js = async_nats::jetstream::new(baton.nats_client().await);
-    eventually("notify's consumer of disruptions", || {
-        let js = js.clone();
-        async move {
-            let stream = js.get_stream("BATON_HANDOFFS").await.ok()?;
-            stream
-                .consumer_info("baton-notify-disruptions")
-                .await
-                .ok()
-                .map(|_| ())
-        }
-    })
-    .await;
+    disruptions_consumer_ready(&baton).await;
 
     let mut ingest = baton.ingest().await;
     for phase in [

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     channel::{Channel, Delivery},
+    group::Groups,
     metrics::Metrics,
     notice::{notice, Notice},
     retry::Backoff,
@@ -56,7 +57,34 @@ pub struct Deliverer {
     /// The board's address, for the link in each notice.
     pub board: String,
     pub metrics: Arc<Metrics>,
+    /// Signals held by their routes' policies (shared by every loop).
+    pub groups: Groups,
 }
+
+/// Signals handled at once by one loop: each waits for its deliveries
+/// (retries, a held group) before it is acknowledged, without holding up
+/// the signals behind it.
+pub const MAX_IN_FLIGHT: usize = 512;
+
+/// How often a signal waiting for its group tells JetStream it is still
+/// being worked on (well inside the consumer's ack wait, at least 30 s).
+const KEEPALIVE: Duration = Duration::from_secs(10);
+
+/// What a parked delivery carries: enough to deliver it again.
+#[derive(Debug, Clone)]
+struct Parcel<'a> {
+    /// The signal's subject and sequence (a group's: `baton.notify.group.<route>`
+    /// and its first member's).
+    subject: &'a str,
+    sequence: u64,
+    /// The signal's payload, or a group's rendered body.
+    payload: Bytes,
+    grouped: bool,
+}
+
+/// The header marking a parked grouped message, whose payload is the body
+/// itself.
+const GROUPED_HEADER: &str = "Baton-Grouped";
 
 /// The id a delivery keeps across attempts and restarts.
 pub fn delivery_id(subject: &str, sequence: u64, route: &str, channel: &str) -> String {
@@ -107,13 +135,19 @@ impl Deliverer {
             return Ok(());
         };
         let mut messages = consumer.messages().await.map_err(nats)?;
+        let mut in_flight = tokio::task::JoinSet::new();
         loop {
-            let message = tokio::select! {
+            tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
-                next = messages.next() => next,
-            };
-            let message = message.ok_or(DeliverError::Ended(source.stream))?;
-            self.handle(message.map_err(nats)?).await?;
+                Some(done) = in_flight.join_next() => {
+                    done.map_err(|e| DeliverError::Nats(format!("a delivery task failed: {e}")))??;
+                }
+                next = messages.next(), if in_flight.len() < MAX_IN_FLIGHT => {
+                    let message = next.ok_or(DeliverError::Ended(source.stream))?.map_err(nats)?;
+                    let me = self.clone();
+                    in_flight.spawn(async move { me.handle(message).await });
+                }
+            }
         }
     }
 
@@ -164,11 +198,30 @@ impl Deliverer {
         };
         let subject = header("Baton-Signal-Subject");
         let sequence = header("Baton-Signal-Sequence").parse().unwrap_or(0);
+        let parcel = Parcel {
+            subject: &subject,
+            sequence,
+            payload: message.payload.clone(),
+            grouped: !header(GROUPED_HEADER).is_empty(),
+        };
+        let table = self.table.now();
+        if parcel.grouped {
+            // A grouped message was parked as its body, under its own id.
+            let delivery = Delivery {
+                id: header("Baton-Delivery"),
+                body: message.payload.clone(),
+            };
+            self.deliver_or_park(&table, route, channel, delivery, parcel, Some(&message))
+                .await?;
+            return message.ack().await.map_err(nats);
+        }
         match notice(&subject, sequence, &message.payload, &self.board) {
             Ok(Some(n)) => {
-                let body = Bytes::from(n.body.to_string());
-                let table = self.table.now();
-                self.deliver_or_park(&table, &n, route, channel, body, &message)
+                let delivery = Delivery {
+                    id: delivery_id(&subject, sequence, route, channel),
+                    body: Bytes::from(n.body.to_string()),
+                };
+                self.deliver_or_park(&table, route, channel, delivery, parcel, Some(&message))
                     .await?;
             }
             Ok(None) | Err(_) => {
@@ -243,22 +296,143 @@ impl Deliverer {
                 return message.ack().await.map_err(nats);
             }
         };
-        let body = Bytes::from(notice.body.to_string());
         let table = self.table.now();
-        let deliveries = table.routes.deliveries(&notice);
-        let outcomes = futures::future::join_all(deliveries.iter().map(|(route, channel)| {
+        let now = jiff::Timestamp::now();
+        let body = Bytes::from(notice.body.to_string());
+        let parcel = Parcel {
+            subject: &notice.subject,
+            sequence: notice.sequence,
+            payload: message.payload.clone(),
+            grouped: false,
+        };
+        let mut at_once = Vec::new();
+        let mut held = Vec::new();
+        for route in table
+            .routes
+            .routes
+            .iter()
+            .filter(|r| r.matches.takes(&notice))
+        {
+            match route.policy.hold_until(&notice, now) {
+                None => at_once.extend(route.deliver.iter().map(|c| (route.name.as_str(), c))),
+                Some(until) => held.push(self.hold(&table, &route.name, &notice, now, until)),
+            }
+        }
+        let delivered = futures::future::join_all(at_once.into_iter().map(|(route, channel)| {
+            let delivery = Delivery {
+                id: delivery_id(&notice.subject, notice.sequence, route, channel),
+                body: body.clone(),
+            };
             self.deliver_or_park(
                 &table,
-                &notice,
-                &route.name,
+                route,
                 channel,
-                body.clone(),
-                &message,
+                delivery,
+                parcel.clone(),
+                Some(&message),
             )
+        }));
+        let (delivered, grouped) = tokio::join!(delivered, self.wait_for_groups(held, &message));
+        delivered.into_iter().collect::<Result<Vec<()>, _>>()?;
+        grouped?;
+        message.ack().await.map_err(nats)
+    }
+
+    /// Holds `notice` in `route`'s group, delivered at `until` (scheduled
+    /// by the signal that opens the group).
+    fn hold(
+        &self,
+        table: &Arc<Table>,
+        route: &str,
+        notice: &Notice,
+        now: jiff::Timestamp,
+        until: jiff::Timestamp,
+    ) -> tokio::sync::oneshot::Receiver<crate::group::Outcome> {
+        let (answer, opened) = self.groups.join(table, route, notice, now);
+        self.metrics.held(route);
+        if opened {
+            let me = self.clone();
+            let route = route.to_owned();
+            tokio::spawn(async move {
+                let wait = until.duration_since(jiff::Timestamp::now());
+                tokio::time::sleep(Duration::try_from(wait).unwrap_or_default()).await;
+                me.deliver_group(&route).await;
+            });
+        }
+        answer
+    }
+
+    /// Waits for the groups a signal joined, telling JetStream meanwhile
+    /// that it is still being worked on.
+    async fn wait_for_groups(
+        &self,
+        held: Vec<tokio::sync::oneshot::Receiver<crate::group::Outcome>>,
+        message: &jetstream::Message,
+    ) -> Result<(), DeliverError> {
+        if held.is_empty() {
+            return Ok(());
+        }
+        let all = futures::future::join_all(held);
+        tokio::pin!(all);
+        let outcomes = loop {
+            tokio::select! {
+                outcomes = &mut all => break outcomes,
+                _ = tokio::time::sleep(KEEPALIVE) => {
+                    let _ = message.ack_with(AckKind::Progress).await;
+                }
+            }
+        };
+        for outcome in outcomes {
+            outcome
+                .map_err(|_| DeliverError::Nats("a group ended without delivering".to_owned()))?
+                .map_err(DeliverError::Nats)?;
+        }
+        Ok(())
+    }
+
+    /// Delivers `route`'s group to each of its channels (retried, parked
+    /// like any delivery) and tells its members how it went.
+    async fn deliver_group(&self, route: &str) {
+        let Some(group) = self.groups.take(route) else {
+            return;
+        };
+        let members = &group.members;
+        let body = Bytes::from(crate::group::body(route, members, group.opened_at).to_string());
+        let subject = format!("baton.notify.group.{route}");
+        let parcel = Parcel {
+            subject: &subject,
+            sequence: members.first().map_or(0, |n| n.sequence),
+            payload: body.clone(),
+            grouped: true,
+        };
+        let channels = group
+            .table
+            .routes
+            .routes
+            .iter()
+            .find(|r| r.name == route)
+            .map(|r| r.deliver.clone())
+            .unwrap_or_default();
+        let outcomes = futures::future::join_all(channels.iter().map(|channel| {
+            let delivery = Delivery {
+                id: crate::group::delivery_id(route, channel, members),
+                body: body.clone(),
+            };
+            self.deliver_or_park(&group.table, route, channel, delivery, parcel.clone(), None)
         }))
         .await;
-        outcomes.into_iter().collect::<Result<Vec<()>, _>>()?;
-        message.ack().await.map_err(nats)
+        let outcome = outcomes
+            .into_iter()
+            .collect::<Result<Vec<()>, _>>()
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        if outcome.is_ok() {
+            self.metrics.grouped(route);
+            tracing::info!(%route, signals = members.len(), "grouped message sent");
+        }
+        for waiter in group.waiters {
+            let _ = waiter.send(outcome.clone());
+        }
     }
 
     /// Delivers to one channel, retrying; parks it after the last attempt.
@@ -266,11 +440,11 @@ impl Deliverer {
     async fn deliver_or_park(
         &self,
         table: &Table,
-        notice: &Notice,
         route: &str,
         channel: &str,
-        body: Bytes,
-        message: &jetstream::Message,
+        delivery: Delivery,
+        parcel: Parcel<'_>,
+        message: Option<&jetstream::Message>,
     ) -> Result<(), DeliverError> {
         let Some(target) = table.channels.get(channel) else {
             // Only a re-driven delivery can name a channel the routes in
@@ -278,12 +452,8 @@ impl Deliverer {
             tracing::warn!(%route, %channel, "a re-driven delivery's channel is no longer in the routes; dropped");
             return Ok(());
         };
-        let delivery = Delivery {
-            id: delivery_id(&notice.subject, notice.sequence, route, channel),
-            body,
-        };
         let mut jitter =
-            baton_rng::Rng::new(jiff::Timestamp::now().as_nanosecond() as u64 ^ notice.sequence);
+            baton_rng::Rng::new(jiff::Timestamp::now().as_nanosecond() as u64 ^ parcel.sequence);
         let mut last = String::new();
         for attempt in 1..=self.backoff.attempts {
             match target.deliver(&delivery).await {
@@ -299,31 +469,34 @@ impl Deliverer {
                 }
             }
             if attempt < self.backoff.attempts {
-                let _ = message.ack_with(AckKind::Progress).await;
+                if let Some(message) = message {
+                    let _ = message.ack_with(AckKind::Progress).await;
+                }
                 let fraction = jitter.below(1_000) as f64 / 1_000.0;
                 tokio::time::sleep(self.backoff.wait(attempt, fraction)).await;
             }
         }
-        self.park(notice, route, channel, &delivery, &last, message)
-            .await
+        self.park(&parcel, route, channel, &delivery, &last).await
     }
 
     async fn park(
         &self,
-        notice: &Notice,
+        parcel: &Parcel<'_>,
         route: &str,
         channel: &str,
         delivery: &Delivery,
         reason: &str,
-        message: &jetstream::Message,
     ) -> Result<(), DeliverError> {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("Baton-Delivery", delivery.id.as_str());
-        headers.insert("Baton-Signal-Subject", notice.subject.as_str());
+        headers.insert("Baton-Signal-Subject", parcel.subject);
         headers.insert(
             "Baton-Signal-Sequence",
-            notice.sequence.to_string().as_str(),
+            parcel.sequence.to_string().as_str(),
         );
+        if parcel.grouped {
+            headers.insert(GROUPED_HEADER, "1");
+        }
         headers.insert(
             "Baton-Reason",
             format!("{} attempts; the last: {reason}", self.backoff.attempts).as_str(),
@@ -332,7 +505,7 @@ impl Deliverer {
             .publish_with_headers(
                 format!("{PARKED_PREFIX}{route}.{channel}"),
                 headers,
-                message.payload.clone(),
+                parcel.payload.clone(),
             )
             .await
             .map_err(nats)?

@@ -8,6 +8,9 @@
 //! - [`routes`]: the routes file and matching (pure).
 //! - [`notice`]: a signal as routes see it, and its JSON body (pure).
 //! - [`retry`]: the backoff (pure).
+//! - [`policy`]: a route's grouping and quiet hours (pure).
+//! - [`group`]: signals held by a route's policy, and the one message
+//!   that delivers them.
 //! - [`channel`]: the channel trait and the webhook.
 //! - [`table`]: the routes and channels in force, reloaded on SIGHUP.
 //! - [`deliver`]: the consumer loops: deliver, retry, park, acknowledge;
@@ -22,9 +25,11 @@
 pub mod channel;
 pub mod config;
 pub mod deliver;
+pub mod group;
 pub mod metrics;
 pub mod notice;
 pub mod parked;
+pub mod policy;
 pub mod retry;
 pub mod routes;
 pub mod server;

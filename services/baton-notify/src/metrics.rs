@@ -30,6 +30,11 @@ struct ResultLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabel {
+    route: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ChannelLabels {
     route: String,
     channel: String,
@@ -43,6 +48,8 @@ pub struct Metrics {
     failed: Family<ChannelLabels, Counter>,
     unreadable: Counter,
     reloads: Family<ResultLabel, Counter>,
+    held: Family<RouteLabel, Counter>,
+    groups: Family<RouteLabel, Counter>,
     /// What the supervisor counts task failures into.
     pub task_failures: baton_runtime::exposition::TaskFailures,
     pub ports: baton_runtime::ports::PortMetrics,
@@ -85,6 +92,18 @@ impl Metrics {
         for result in ["applied", "refused"] {
             let _zero = reloads.get_or_create(&ResultLabel { result });
         }
+        let held = Family::<RouteLabel, Counter>::default();
+        notify.register(
+            "held",
+            "Signals a route held for a grouped message (grouping, quiet hours)",
+            held.clone(),
+        );
+        let groups = Family::<RouteLabel, Counter>::default();
+        notify.register(
+            "groups",
+            "Grouped messages a route sent (each to all its channels)",
+            groups.clone(),
+        );
         let task_failures = baton_runtime::exposition::TaskFailures::default();
         task_failures.register(notify, "task_failures");
         let ports = baton_runtime::ports::PortMetrics::default();
@@ -95,6 +114,8 @@ impl Metrics {
             failed,
             unreadable,
             reloads,
+            held,
+            groups,
             task_failures,
             ports,
         }
@@ -104,6 +125,11 @@ impl Metrics {
     /// alert's `increase()` sees the first parked delivery.
     pub fn zero(&self, routes: &crate::routes::Routes) {
         for route in &routes.routes {
+            let label = RouteLabel {
+                route: route.name.clone(),
+            };
+            let _zero = self.held.get_or_create(&label);
+            let _zero = self.groups.get_or_create(&label);
             for channel in &route.deliver {
                 for result in ["delivered", "parked"] {
                     let _zero = self.deliveries.get_or_create(&DeliveryLabels {
@@ -143,6 +169,24 @@ impl Metrics {
             .get_or_create(&ChannelLabels {
                 route: route.to_owned(),
                 channel: channel.to_owned(),
+            })
+            .inc();
+    }
+
+    /// A signal `route` held for its next grouped message.
+    pub fn held(&self, route: &str) {
+        self.held
+            .get_or_create(&RouteLabel {
+                route: route.to_owned(),
+            })
+            .inc();
+    }
+
+    /// A grouped message of `route` sent to its channels.
+    pub fn grouped(&self, route: &str) {
+        self.groups
+            .get_or_create(&RouteLabel {
+                route: route.to_owned(),
             })
             .inc();
     }

@@ -11,7 +11,10 @@ use std::{
 
 use serde::Deserialize;
 
-use crate::notice::{Kind, Notice};
+use crate::{
+    notice::{Kind, Notice},
+    policy::{Policy, Quiet},
+};
 
 /// Why the routes cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +77,20 @@ struct RawRoute {
     #[serde(rename = "match", default)]
     matches: Match,
     deliver: Vec<String>,
+    /// Deliver what the route takes as one message per interval (`"5m"`).
+    #[serde(default)]
+    group: Option<String>,
+    /// Hours in which the route holds all but STAT work.
+    #[serde(default)]
+    quiet: Option<RawQuiet>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQuiet {
+    from: String,
+    until: String,
+    time_zone: String,
 }
 
 /// What a route takes; an empty list takes any.
@@ -143,6 +160,55 @@ pub struct Route {
     pub name: String,
     pub matches: Match,
     pub deliver: Vec<String>,
+    /// Grouping and quiet hours.
+    pub policy: Policy,
+}
+
+/// A route's `group` and `quiet`, checked; `at` names the route in errors.
+fn policy(
+    group: Option<&str>,
+    quiet: Option<&RawQuiet>,
+    at: &str,
+) -> Result<Policy, (String, String)> {
+    let group = group
+        .map(|g| match timeout(g) {
+            Ok(every) if every >= Duration::from_secs(1) => Ok(every),
+            Ok(_) => Err((format!("{at}.group"), format!("{g:?} is under a second"))),
+            Err(e) => Err((format!("{at}.group"), e)),
+        })
+        .transpose()?;
+    let quiet = quiet
+        .map(|q| {
+            let time = |field: &str, text: &str| {
+                jiff::civil::Time::strptime("%H:%M", text).map_err(|_| {
+                    (
+                        format!("{at}.quiet.{field}"),
+                        format!("{text:?} is not a time of day (HH:MM)"),
+                    )
+                })
+            };
+            let from = time("from", &q.from)?;
+            let until = time("until", &q.until)?;
+            if from == until {
+                return Err((
+                    format!("{at}.quiet"),
+                    "from and until are the same time".to_owned(),
+                ));
+            }
+            let time_zone = jiff::tz::TimeZone::get(&q.time_zone).map_err(|_| {
+                (
+                    format!("{at}.quiet.time_zone"),
+                    format!("{:?} is not a time zone", q.time_zone),
+                )
+            })?;
+            Ok(Quiet {
+                from,
+                until,
+                time_zone,
+            })
+        })
+        .transpose()?;
+    Ok(Policy { group, quiet })
 }
 
 /// The routes and their channels.
@@ -227,10 +293,17 @@ impl Routes {
                     ));
                 }
             }
+            let policy = policy(
+                route.group.as_deref(),
+                route.quiet.as_ref(),
+                &format!("routes[{i}] ({})", route.name),
+            )
+            .map_err(|(at, message)| invalid(at, message))?;
             routes.push(Route {
                 name: route.name,
                 matches: route.matches,
                 deliver: route.deliver,
+                policy,
             });
         }
         Ok(Routes { channels, routes })
@@ -334,6 +407,50 @@ mod tests {
         assert_eq!(r.channels["pager"].timeout, Duration::from_secs(5));
         assert_eq!(timeout("250ms"), Ok(Duration::from_millis(250)));
         assert!(timeout("fast").is_err());
+    }
+
+    #[test]
+    fn a_route_s_grouping_and_quiet_hours_are_read_and_checked() {
+        let dir = tempfile::tempdir().expect("dir");
+        let good = routes(dir.path()).replace(
+            r#""deliver": ["chat"]}"#,
+            r#""deliver": ["chat"], "group": "5m",
+                "quiet": {"from": "22:00", "until": "07:00", "time_zone": "Europe/Amsterdam"}}"#,
+        );
+        let r = Routes::from_json(&good, "r.json").expect("valid");
+        let policy = &r.routes[0].policy;
+        assert_eq!(policy.group, Some(Duration::from_secs(300)));
+        let quiet = policy.quiet.as_ref().expect("quiet hours");
+        assert_eq!(quiet.from, jiff::civil::Time::constant(22, 0, 0, 0));
+        assert_eq!(r.routes[1].policy, Policy::default());
+        for (wrong, at) in [
+            (r#""group": "5m""#, r#""group": "soon""#),
+            (r#""group": "5m""#, r#""group": "500ms""#),
+            (r#""from": "22:00""#, r#""from": "25:00""#),
+            (r#""until": "07:00""#, r#""until": "22:00""#),
+            (r#""Europe/Amsterdam""#, r#""Mars/Olympus""#),
+        ]
+        .map(|(from, to)| (good.replace(from, to), to))
+        {
+            let e = Routes::from_json(&wrong, "r.json")
+                .expect_err(at)
+                .to_string();
+            assert!(e.contains("routes[0] (engineering)"), "{at}: {e}");
+        }
+        let e = Routes::from_json(
+            &good.replace(r#""group": "5m""#, r#""group": "soon""#),
+            "r.json",
+        )
+        .expect_err("group")
+        .to_string();
+        assert!(e.contains("routes[0] (engineering).group"), "{e}");
+        let e = Routes::from_json(&good.replace("Europe/Amsterdam", "Mars/Olympus"), "r.json")
+            .expect_err("zone")
+            .to_string();
+        assert!(
+            e.contains(".quiet.time_zone") && e.contains("Mars/Olympus"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -91,6 +91,7 @@ pub async fn run(
         },
         board: config.board_url.clone(),
         metrics: metrics.clone(),
+        groups: Default::default(),
     };
     tasks.spawn(
         "reload",
