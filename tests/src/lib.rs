@@ -205,9 +205,20 @@ pub async fn start_notify(
     attempts: u32,
     backoff: Duration,
 ) -> Running {
+    start_notify_configured(nats_url, routes, attempts, backoff, |_| {}).await
+}
+
+/// [`start_notify`], with its configuration changed by `configure` first.
+pub async fn start_notify_configured(
+    nats_url: &str,
+    routes: &Path,
+    attempts: u32,
+    backoff: Duration,
+    configure: impl FnOnce(&mut baton_notify::Config),
+) -> Running {
     let http = listener().await;
     let addr = http.local_addr().expect("bound");
-    let config = baton_notify::Config {
+    let mut config = baton_notify::Config {
         nats_url: nats_url.to_owned(),
         http_listen: addr,
         routes: routes.to_owned(),
@@ -219,6 +230,7 @@ pub async fn start_notify(
         http: Default::default(),
         nats: Default::default(),
     };
+    configure(&mut config);
     let mut running = spawn(addr, move |stop| async move {
         if let Err(e) = baton_notify::run(config, http, stop).await {
             panic!("notify failed: {e}");

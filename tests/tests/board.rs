@@ -447,6 +447,7 @@ BATON_NATS_INGEST_PASSWORD: "ingest-test-secret"
 BATON_NATS_PROJECTOR_PASSWORD: "projector-test-secret"
 BATON_NATS_SUBSCRIBER_PASSWORD: "subscriber-test-secret"
 BATON_NATS_OPERATOR_PASSWORD: "operator-test-secret"
+BATON_NATS_NOTIFY_PASSWORD: "notify-test-secret"
 "#;
 
 const WALL_TOKEN: &str = "ops-wall-token-5c1e9b7d";

@@ -298,6 +298,71 @@ fn the_gateway_runs_in_production_on_tls_as_its_own_caller() {
     );
 }
 
+/// Notify's production flags, read from its env file through each flag's
+/// environment twin, like the gateway's.
+#[test]
+fn notify_runs_in_production_on_tls_as_its_own_nats_user() {
+    use clap::CommandFactory;
+    let command = baton_notify::Config::command();
+    let vars = variables(include_str!("../../deploy/production/baton-notify.env"));
+    let mut argv = vec!["baton-notify".to_owned()];
+    for (key, value) in vars.iter().filter(|(k, _)| k != "BATON_LOG_FORMAT") {
+        let flag = command
+            .get_arguments()
+            .find(|a| a.get_env().is_some_and(|e| e == key.as_str()))
+            .and_then(|a| a.get_long())
+            .unwrap_or_else(|| panic!("{key} is no flag's environment twin"));
+        argv.push(format!("--{flag}={value}"));
+    }
+    assert!(
+        !vars.iter().any(|(k, _)| k == "NATS_PASSWORD"),
+        "the password belongs in the secret store"
+    );
+    argv.push("--nats-password=from-the-secret-store".to_owned());
+    let config = baton_notify::Config::try_parse_from(&argv).expect("notify flags");
+    assert_eq!(config.nats.nats_user.as_deref(), Some("baton-notify"));
+    assert!(
+        config.nats_url.split(',').all(|u| u.starts_with("tls://"))
+            && config.nats.nats_ca.is_some()
+            && config.nats.nats_cert.is_some(),
+        "NATS over TLS with its own certificate"
+    );
+    assert!(
+        config.tls.tls_cert.is_some() && config.tls.callers.is_some(),
+        "the side port on TLS, authenticated"
+    );
+    assert!(config.board_url.starts_with("https://"));
+    assert!(config.routes.is_absolute(), "{:?}", config.routes);
+    // Its NATS user exists in the shipped users.
+    assert!(include_str!("../../deploy/nats/auth.conf").contains("user: baton-notify"));
+
+    let unit = include_str!("../../deploy/production/baton-notify.service");
+    let limit: u64 = unit_value(unit, "LimitNOFILE")
+        .expect("LimitNOFILE")
+        .parse()
+        .expect("a number");
+    let needed = config.http.http_max_connections as u64
+        + baton_notify::deliver::MAX_ATTEMPTS_AT_ONCE as u64
+        + baton_runtime::ports::OTHER_FILES;
+    assert!(
+        limit >= 2 * needed,
+        "LimitNOFILE={limit} under twice {needed}"
+    );
+    assert_eq!(
+        unit_value(unit, "EnvironmentFile"),
+        Some("/run/secrets/baton-notify.env")
+    );
+    assert_eq!(
+        unit_value(unit, "ExecStart"),
+        Some("/usr/local/bin/baton-notify")
+    );
+    assert_eq!(
+        unit_value(unit, "ExecReload"),
+        Some("/bin/kill -HUP $MAINPID"),
+        "systemctl reload reads the routes again"
+    );
+}
+
 #[test]
 fn the_gateway_may_append_for_exactly_the_departments_its_mapping_names() {
     let catalog = baton_domain::Catalog::from_json(include_str!("../../deploy/catalog.json"))

@@ -21,6 +21,7 @@ BATON_NATS_INGEST_PASSWORD: "ingest-test-secret"
 BATON_NATS_PROJECTOR_PASSWORD: "projector-test-secret"
 BATON_NATS_SUBSCRIBER_PASSWORD: "subscriber-test-secret"
 BATON_NATS_OPERATOR_PASSWORD: "operator-test-secret"
+BATON_NATS_NOTIFY_PASSWORD: "notify-test-secret"
 "#;
 
 fn user(name: &str) -> NatsSecurity {
@@ -307,4 +308,130 @@ async fn each_nats_user_can_do_its_job_and_nothing_else() {
     println!("nats permission cases tried: {tried}");
     ingest.stop().await;
     projector.stop().await;
+}
+
+/// Notify as its own user: it delivers a breach, parks what cannot arrive,
+/// and `batonctl notify parked` / `retry` (which log in as it) list and
+/// re-drive the parked one; it may not publish a signal or an event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_delivers_parks_and_redrives_as_its_own_user_and_forges_nothing() {
+    use baton_e2e::webhook::{receiver, Behaviour};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("auth.conf");
+    let shipped = include_str!("../../deploy/nats/auth.conf");
+    std::fs::write(&conf, format!("{PASSWORDS}\n{shipped}")).expect("write config");
+    let nats = NatsServer::start_with(&["-c", conf.to_str().expect("utf-8 path")]);
+    let catalog = dir.path().join("catalog.json");
+    std::fs::write(&catalog, TEST_CATALOG).expect("catalog");
+    let ingest = start_ingest_configured(&nats.url(), &catalog, |c| c.nats = user("ingest")).await;
+    let projector =
+        start_projector_configured(&nats.url(), &catalog, &dir.path().join("views"), |c| {
+            c.nats = user("projector")
+        })
+        .await;
+    wait_serving(ingest.addr, "baton.v1.Ingest").await;
+    wait_serving(projector.addr, "baton.v1.Query").await;
+
+    // One attempt: the receiver's first answer (500) parks the breach.
+    let (desk, got) = receiver(Behaviour::FailFirst(1)).await;
+    let secret = dir.path().join("desk.key");
+    std::fs::write(&secret, "engineering-desk-key-000001").expect("secret");
+    let routes = dir.path().join("routes.json");
+    let text = serde_json::json!({
+        "channels": {"desk": {"webhook": {"url": format!("http://{desk}/hook"), "secret_file": secret}}},
+        "routes": [{"name": "repairs", "match": {"signals": ["breach", "disruption"]}, "deliver": ["desk"]}]
+    });
+    std::fs::write(&routes, text.to_string()).expect("routes");
+    let _notify = baton_e2e::start_notify_configured(
+        &nats.url(),
+        &routes,
+        1,
+        Duration::from_millis(100),
+        |c| c.nats = user("notify"),
+    )
+    .await;
+    let (as_notify, mut notify_errors) = connect_as(&nats.url(), "notify").await;
+    let js = async_nats::jetstream::new(as_notify.clone());
+    eventually("notify's consumers, created as baton-notify", || {
+        let js = js.clone();
+        async move {
+            let sla = js.get_stream("BATON_SLA").await.ok()?;
+            sla.consumer_info("baton-notify").await.ok()?;
+            let events = js.get_stream("BATON_HANDOFFS").await.ok()?;
+            events
+                .consumer_info("baton-notify-disruptions")
+                .await
+                .ok()
+                .map(|_| ())
+        }
+    })
+    .await;
+
+    let mut ingest_client = IngestClient::new(baton_e2e::channel(ingest.addr).await);
+    ingest_client
+        .append(append(requested(
+            "notify-1",
+            "repair",
+            "engineering",
+            "ward-5",
+            Priority::Stat,
+            now_millis() - 60_000,
+        )))
+        .await
+        .expect("append");
+    let parked = eventually("the breach parked", || {
+        let js = js.clone();
+        async move {
+            let parked = baton_notify::parked::list(&js)
+                .await
+                .expect("list as baton-notify");
+            (parked.len() == 1).then_some(parked)
+        }
+    })
+    .await;
+    assert_eq!(parked[0].route, "repairs");
+    let moved = baton_notify::parked::redrive(&js, None, None)
+        .await
+        .expect("re-drive as baton-notify");
+    assert_eq!(moved, 1);
+    eventually("the re-driven breach delivered", || {
+        let got = got.clone();
+        async move { (got.lock().expect("lock").len() == 2).then_some(()) }
+    })
+    .await;
+    let first = got.lock().expect("lock")[0]
+        .header("x-baton-delivery")
+        .to_owned();
+    assert_eq!(
+        got.lock().expect("lock")[1].header("x-baton-delivery"),
+        first
+    );
+    assert!(baton_notify::parked::list(&js)
+        .await
+        .expect("list")
+        .is_empty());
+    // Its acknowledgements reach JetStream: nothing is left to redeliver.
+    eventually("notify's breach acknowledged", || {
+        let js = js.clone();
+        async move {
+            let sla = js.get_stream("BATON_SLA").await.ok()?;
+            let info = sla.consumer_info("baton-notify").await.ok()?;
+            (info.num_ack_pending == 0 && info.delivered.stream_sequence > 0).then_some(())
+        }
+    })
+    .await;
+
+    // Notify's user may not forge a signal or an event.
+    for subject in [
+        "baton.sla.breached.repair-response.engineering.ward-5.forged",
+        "baton.handoff.forged.repair.engineering.ward-5",
+        "baton.disruption.engineering.forged",
+    ] {
+        as_notify
+            .publish(subject, "forged".into())
+            .await
+            .expect("sent");
+        as_notify.flush().await.expect("flush");
+        violation(&mut notify_errors, subject).await;
+    }
 }

@@ -112,7 +112,7 @@ async fn a_warning_storm_is_grouped_and_a_stat_breach_in_it_is_delivered_at_once
     let mut waited = 0;
     let all = loop {
         let all = bodies(&got.lock().expect("lock"));
-        if grouped_count(&all) >= STORM as u64 + 1 {
+        if grouped_count(&all) > STORM as u64 {
             break all;
         }
         // The groups take their interval: wait for up to four of them.

@@ -59,7 +59,13 @@ pub struct Deliverer {
     pub metrics: Arc<Metrics>,
     /// Signals held by their routes' policies (shared by every loop).
     pub groups: Groups,
+    /// Attempts under way at once, across loops ([`MAX_ATTEMPTS_AT_ONCE`]).
+    pub attempt_slots: Arc<tokio::sync::Semaphore>,
 }
+
+/// Delivery attempts under way at once: each may hold a connection, so
+/// this bounds notify's outgoing connections (and sizes LimitNOFILE).
+pub const MAX_ATTEMPTS_AT_ONCE: usize = 256;
 
 /// Signals handled at once by one loop: each waits for its deliveries
 /// (retries, a held group) before it is acknowledged, without holding up
@@ -456,7 +462,15 @@ impl Deliverer {
             baton_rng::Rng::new(jiff::Timestamp::now().as_nanosecond() as u64 ^ parcel.sequence);
         let mut last = String::new();
         for attempt in 1..=self.backoff.attempts {
-            match target.deliver(&delivery).await {
+            let outcome = {
+                let _slot = self
+                    .attempt_slots
+                    .acquire()
+                    .await
+                    .map_err(|_| DeliverError::Nats("the attempt slots closed".to_owned()))?;
+                target.deliver(&delivery).await
+            };
+            match outcome {
                 Ok(()) => {
                     self.metrics.delivered(route, channel);
                     tracing::info!(%route, %channel, delivery = %delivery.id, attempt, "delivered");

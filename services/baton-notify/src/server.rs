@@ -92,6 +92,9 @@ pub async fn run(
         board: config.board_url.clone(),
         metrics: metrics.clone(),
         groups: Default::default(),
+        attempt_slots: Arc::new(tokio::sync::Semaphore::new(
+            crate::deliver::MAX_ATTEMPTS_AT_ONCE,
+        )),
     };
     tasks.spawn(
         "reload",
