@@ -222,6 +222,7 @@ pub async fn start_notify_configured(
         nats_url: nats_url.to_owned(),
         http_listen: addr,
         routes: routes.to_owned(),
+        routes_check: Duration::from_secs(5),
         board_url: "http://board.test".to_owned(),
         attempts,
         backoff,

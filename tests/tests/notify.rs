@@ -9,7 +9,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use baton_e2e::{
-    append, eventually, http, now_millis, requested, start_notify,
+    append, eventually, http, now_millis, requested, start_notify, start_notify_configured,
     webhook::{consumer_ready, disruptions_consumer_ready, receiver, Behaviour},
     Baton, TEST_CATALOG,
 };
@@ -272,7 +272,15 @@ async fn routes_are_reloaded_on_sighup_and_a_bad_file_leaves_them_working() {
     std::fs::write(&secret, SECRET).expect("secret");
     let routes = dir.path().join("routes.json");
     routes_to(&routes, first, &secret);
-    let notify = start_notify(&baton.nats.url(), &routes, 3, Duration::from_millis(100)).await;
+    // Only SIGHUP reloads here: the file is not looked at on its own.
+    let notify = start_notify_configured(
+        &baton.nats.url(),
+        &routes,
+        3,
+        Duration::from_millis(100),
+        |c| c.routes_check = Duration::from_secs(3_600),
+    )
+    .await;
     let web = notify.http.expect("side port");
     consumer_ready(&baton).await;
     let reloads = |result: &'static str| async move {
@@ -323,6 +331,69 @@ async fn routes_are_reloaded_on_sighup_and_a_bad_file_leaves_them_working() {
         1,
         "the old receiver heard nothing after the reload"
     );
+    notify.stop().await;
+}
+
+/// `baton_notify_route_reloads_total{result}` on notify's side port.
+async fn reloads(web: SocketAddr, result: &str) -> Option<f64> {
+    let body = http::get(web, "/metrics").await.body;
+    let line = format!("baton_notify_route_reloads_total{{result=\"{result}\"}} ");
+    body.lines()
+        .find_map(|l| l.strip_prefix(line.as_str()))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_are_reloaded_when_the_file_changes_and_a_bad_change_is_refused_once() {
+    let baton = Baton::start_with_catalog(TEST_CATALOG).await;
+    let (first, first_got) = receiver(Behaviour::FailFirst(0)).await;
+    let (second, second_got) = receiver(Behaviour::FailFirst(0)).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let secret = dir.path().join("webhook.key");
+    std::fs::write(&secret, SECRET).expect("secret");
+    let routes = dir.path().join("routes.json");
+    routes_to(&routes, first, &secret);
+    let notify = start_notify_configured(
+        &baton.nats.url(),
+        &routes,
+        3,
+        Duration::from_millis(100),
+        |c| c.routes_check = Duration::from_millis(200),
+    )
+    .await;
+    let web = notify.http.expect("side port");
+    consumer_ready(&baton).await;
+
+    // The file replaced as configuration tools do: written beside, renamed.
+    let beside = dir.path().join("routes.json.new");
+    routes_to(&beside, second, &secret);
+    std::fs::rename(&beside, &routes).expect("rename");
+    eventually("the changed routes applied", || async {
+        (reloads(web, "applied").await == Some(1.0)).then_some(())
+    })
+    .await;
+    breach(&baton, "pump-61").await;
+    eventually("the breach at the second receiver", || async {
+        (second_got.lock().expect("lock").len() == 1).then_some(())
+    })
+    .await;
+
+    std::fs::write(&routes, "{\"routes\": [").expect("a broken file");
+    eventually("the broken change refused", || async {
+        (reloads(web, "refused").await == Some(1.0)).then_some(())
+    })
+    .await;
+    // Looked at again and again, the same broken file is refused once.
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(reloads(web, "refused").await, Some(1.0));
+    breach(&baton, "pump-62").await;
+    eventually("the next breach, by the routes still in force", || async {
+        (second_got.lock().expect("lock").len() == 2).then_some(())
+    })
+    .await;
+    assert!(first_got.lock().expect("lock").is_empty());
     notify.stop().await;
 }
 

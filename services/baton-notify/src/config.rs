@@ -27,6 +27,12 @@ pub struct Config {
     )]
     pub routes: PathBuf,
 
+    /// How often the routes file is looked at: a change is read as a
+    /// SIGHUP would (the files the routes name, keys and CAs, are read
+    /// again only then).
+    #[arg(long, env = "BATON_NOTIFY_ROUTES_CHECK", default_value = "5s", value_parser = baton_runtime::duration_flag)]
+    pub routes_check: Duration,
+
     /// The board's address, for the link to the hand-off in each notice.
     #[arg(long, env = "BATON_BOARD_URL", default_value = "http://127.0.0.1:9452")]
     pub board_url: String,

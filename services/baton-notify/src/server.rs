@@ -98,11 +98,12 @@ pub async fn run(
     };
     tasks.spawn(
         "reload",
-        crate::table::reload_on_hangup(
+        crate::table::reload_on_change(
             config.routes.clone(),
             table,
             metrics.clone(),
             hangups,
+            config.routes_check,
             shutdown.clone(),
         ),
     );

@@ -1,5 +1,6 @@
 //! The routes in force and their channels. Read from the routes file at
-//! start, and again on each SIGHUP: a valid file replaces the table whole;
+//! start, and again on each SIGHUP or when its content changes: a valid
+//! file replaces the table whole;
 //! an invalid one is refused with its reason (logged, counted) and the
 //! routes in force keep working. A signal is routed and delivered with the
 //! one table it was picked up under, so a reload never strands a delivery
@@ -81,34 +82,68 @@ impl InForce {
     }
 }
 
-/// Reads `path` again on each of `hangups` until `shutdown`.
-pub async fn reload_on_hangup(
+/// What the routes file holds now, as a digest (or why it cannot be read),
+/// to tell a change from the same file read again.
+fn fingerprint(path: &Path) -> Vec<u8> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) => format!("unreadable: {:?}", e.kind()).into_bytes(),
+    };
+    ring::digest::digest(&ring::digest::SHA256, &bytes)
+        .as_ref()
+        .to_vec()
+}
+
+/// Reads `path` again on each of `hangups`, and whenever its content has
+/// changed when it is looked at (every `every`), until `shutdown`. A
+/// change is tried once: a refused file is not logged again until it
+/// changes again (or a SIGHUP asks).
+pub async fn reload_on_change(
     path: PathBuf,
     in_force: InForce,
     metrics: Arc<Metrics>,
     mut hangups: Signal,
+    every: Duration,
     shutdown: CancellationToken,
 ) -> Result<(), std::convert::Infallible> {
+    let mut seen = fingerprint(&path);
+    let mut look = tokio::time::interval(every.max(Duration::from_millis(100)));
+    look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    look.tick().await;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
-            _ = hangups.recv() => {}
+            _ = hangups.recv() => {
+                seen = fingerprint(&path);
+                apply(&path, &in_force, &metrics, "SIGHUP");
+            }
+            _ = look.tick() => {
+                let now = fingerprint(&path);
+                if now != seen {
+                    seen = now;
+                    apply(&path, &in_force, &metrics, "the file changed");
+                }
+            }
         }
-        match Table::load(&path) {
-            Ok(table) => {
-                metrics.zero(&table.routes);
-                tracing::info!(
-                    routes = table.routes.routes.len(),
-                    channels = table.channels.len(),
-                    "routes reloaded"
-                );
-                in_force.replace(table);
-                metrics.reloaded("applied");
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "routes not reloaded: the file is refused; the routes in force keep working");
-                metrics.reloaded("refused");
-            }
+    }
+}
+
+fn apply(path: &Path, in_force: &InForce, metrics: &Metrics, why: &'static str) {
+    match Table::load(path) {
+        Ok(table) => {
+            metrics.zero(&table.routes);
+            tracing::info!(
+                routes = table.routes.routes.len(),
+                channels = table.channels.len(),
+                why,
+                "routes reloaded"
+            );
+            in_force.replace(table);
+            metrics.reloaded("applied");
+        }
+        Err(e) => {
+            tracing::error!(error = %e, why, "routes not reloaded: the file is refused; the routes in force keep working");
+            metrics.reloaded("refused");
         }
     }
 }
