@@ -13,6 +13,7 @@ mod cpu;
 mod docs;
 mod limits;
 mod load;
+mod notify;
 mod pairs;
 mod projection;
 mod record;
@@ -107,6 +108,11 @@ struct Args {
     /// publish with ids); the pair with the median ratio is reported.
     #[arg(long, env = "BATON_BENCH_PAIRS", default_value_t = 3)]
     pairs: usize,
+
+    /// Breaches run out at once for notify's delivery rate in the scale
+    /// section (8); 0 leaves it out.
+    #[arg(long, env = "BATON_BENCH_NOTIFY_BURST", default_value_t = 2_000)]
+    notify_burst: usize,
 
     /// Leave out the scale section.
     #[arg(long, env = "BATON_BENCH_SKIP_SCALE")]
@@ -279,6 +285,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
             count: args.breach_clocks,
             lead: Duration::from_millis(args.breach_lead_ms),
             spread: Duration::from_millis(args.breach_spread_ms),
+            notify_burst: args.notify_burst,
         };
         scale::run(
             &mut report,

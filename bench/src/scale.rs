@@ -144,6 +144,8 @@ pub struct BreachClocks {
     pub count: usize,
     pub lead: Duration,
     pub spread: Duration,
+    /// Breaches run out at once for notify's delivery rate.
+    pub notify_burst: usize,
 }
 
 /// Grows the views to each size in `sizes` (hand-offs, each one REQUESTED
@@ -158,6 +160,8 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let nats = NatsServer::start();
     let mut views = Views::start(report, &nats.url(), catalog, traffic).await?;
+    // (8) Notify delivers every breach the section sets off to a webhook.
+    let notify = crate::notify::Notify::start(&nats.url(), &views.js).await?;
     let mut rng = Rng::new(6);
     let mut have = 0usize;
     let mut last_seq = 0;
@@ -179,8 +183,19 @@ pub async fn run(
             last_seq = views
                 .report_breach_delay(report, breaches, size, &label)
                 .await?;
+            notify
+                .report_delay(report, &format!("s{size}"), breaches.count, &label)
+                .await;
         }
     }
+    if breaches.notify_burst > 0 {
+        notify
+            .report_burst(report, &views.js, breaches.notify_burst)
+            .await?;
+        last_seq = services::last_sequence(&views.js, baton_log::subject::EVENTS_STREAM).await?;
+        wait_acked(&views.js, "baton-projector", last_seq).await?;
+    }
+    drop(notify);
     if have > 0 {
         restart(
             report,
