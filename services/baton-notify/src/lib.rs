@@ -1,6 +1,7 @@
 //! Baton's notifier: reads breaches, warnings, escalations and corrections
 //! from `BATON_SLA` with a durable consumer and delivers each to the
-//! channels its routes name (webhooks, signed), retrying with backoff and
+//! channels its routes name (webhooks, signed; e-mail through an SMTP relay
+//! over STARTTLS), retrying with backoff and
 //! parking what cannot be delivered, so a breach is never lost between
 //! Baton and the people who must act on it.
 //!
@@ -8,7 +9,9 @@
 //! - [`routes`]: the routes file and matching (pure).
 //! - [`notice`]: a signal as routes see it, and its JSON body (pure).
 //! - [`retry`]: the backoff (pure).
-//! - [`channel`]: the channel trait and the webhook.
+//! - [`channel`]: the channel trait, the webhook, and the enum of both.
+//! - [`email`]: the e-mail channel: a notice rendered as a message (pure),
+//!   sent by [`smtp`], a small SMTP client (STARTTLS required).
 //! - [`table`]: the routes and channels in force, reloaded on SIGHUP.
 //! - [`deliver`]: the consumer loops: deliver, retry, park, acknowledge;
 //!   and deliver again what was re-driven.
@@ -22,12 +25,14 @@
 pub mod channel;
 pub mod config;
 pub mod deliver;
+pub mod email;
 pub mod metrics;
 pub mod notice;
 pub mod parked;
 pub mod retry;
 pub mod routes;
 pub mod server;
+pub mod smtp;
 pub mod table;
 
 pub use config::Config;
