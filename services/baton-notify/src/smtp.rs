@@ -230,6 +230,16 @@ async fn exchange(
         .map_err(|e| SmtpError::Tls(e.to_string()))?;
     let mut s = Session::new(stream);
     let ehlo = s.expect(Some(&format!("EHLO {me}")), &[250]).await?;
+    transfer(&mut s, &ehlo, envelope).await
+}
+
+/// Logs in if the envelope says so, and sends the message: on a session
+/// that is inside TLS by now.
+async fn transfer<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut Session<S>,
+    ehlo: &Reply,
+    envelope: &Envelope<'_>,
+) -> Result<(), SmtpError> {
     if let Some((user, password)) = envelope.login {
         if !ehlo.offers_auth("PLAIN") {
             s.quit().await;
