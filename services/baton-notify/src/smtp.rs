@@ -438,4 +438,57 @@ mod tests {
             "AHRpbQB0YW5zdGFhZnRhbnN0YWFm"
         );
     }
+
+    #[tokio::test]
+    async fn what_the_relay_sends_after_its_starttls_answer_is_refused() {
+        use tokio::io::AsyncWriteExt as _;
+        let (client, mut relay) = tokio::io::duplex(1024);
+        relay
+            .write_all(b"220 go ahead\r\n250 injected before TLS\r\n")
+            .await
+            .expect("write");
+        let mut s = Session::new(client);
+        assert_eq!(s.expect(None, &[220]).await.expect("the 220").code, 220);
+        assert!(matches!(s.into_inner(), Err(SmtpError::Protocol(_))));
+
+        let (client, mut relay) = tokio::io::duplex(1024);
+        relay.write_all(b"220 go ahead\r\n").await.expect("write");
+        let mut s = Session::new(client);
+        s.expect(None, &[220]).await.expect("the 220");
+        assert!(s.into_inner().is_ok(), "nothing unread");
+    }
+
+    #[tokio::test]
+    async fn a_reply_is_read_within_bounds() {
+        use tokio::io::AsyncWriteExt as _;
+        let (client, mut relay) = tokio::io::duplex(64 * 1024);
+        relay
+            .write_all(b"250-relay.test\r\n250-STARTTLS\r\n250 8BITMIME\r\n452 4.3.1 full\r\n")
+            .await
+            .expect("write");
+        let mut s = Session::new(client);
+        let ehlo = s.expect(None, &[250]).await.expect("the EHLO answer");
+        assert_eq!(ehlo.lines, ["relay.test", "STARTTLS", "8BITMIME"]);
+        match s.expect(None, &[250]).await {
+            Err(SmtpError::Reply { code: 452, text }) => assert_eq!(text, "4.3.1 full"),
+            other => panic!("{other:?}"),
+        }
+
+        let (client, mut relay) = tokio::io::duplex(64 * 1024);
+        let long = format!("250 {}\r\n", "x".repeat(MAX_LINE as usize));
+        relay.write_all(long.as_bytes()).await.expect("write");
+        let mut s = Session::new(client);
+        assert!(matches!(
+            s.expect(None, &[250]).await,
+            Err(SmtpError::Protocol(_))
+        ));
+
+        let (client, relay) = tokio::io::duplex(1024);
+        drop(relay);
+        let mut s = Session::new(client);
+        assert!(matches!(
+            s.expect(None, &[220]).await,
+            Err(SmtpError::Io(_))
+        ));
+    }
 }
