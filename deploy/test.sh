@@ -12,6 +12,8 @@ deploy/install-old-nats.sh >/dev/null
 deploy/install-chromium.sh >/dev/null
 deploy/install-fuse.sh >/dev/null
 deploy/install-promtool.sh >/dev/null
+# Python's aiosmtpd: the SMTP relay (with STARTTLS) of notify's e-mail test.
+deploy/install-aiosmtpd.sh >/dev/null
 cargo test --workspace --all-targets "$@"
 # The alert rules: valid, and firing when their unit tests say they should.
 promtool check rules deploy/prometheus/alerts.yml

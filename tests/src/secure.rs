@@ -123,6 +123,20 @@ impl Pki {
         Pki { dir }
     }
 
+    /// A server certificate saved as `name` (.crt, .key) for localhost and
+    /// 127.0.0.1, signed by `ca` ("ca" or "rogue"): `server` is the one
+    /// signed by "ca"; one signed by "rogue" is a server nobody should trust.
+    pub fn server_named(&self, ca: &str, name: &str) -> String {
+        key_and_csr(self.dir.path(), name, "localhost");
+        sign(
+            self.dir.path(),
+            ca,
+            name,
+            "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
+        );
+        name.to_owned()
+    }
+
     /// A client certificate for `identity` signed by `ca` ("ca" or
     /// "rogue"): with `identity` as DNS SAN and CN, or as CN only.
     pub fn client(&self, ca: &str, identity: &str, san: bool) -> String {

@@ -3,7 +3,7 @@
 //! gateway's FHIR fetches need, and nothing more (no pool, no redirects, no
 //! proxy, no system roots: a hospital's servers are signed by its own CA).
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{path::Path, time::Duration};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -155,23 +155,10 @@ impl Drop for AbortOnDrop {
 }
 
 fn connector(ca: &Path) -> Result<tokio_rustls::TlsConnector, ClientError> {
-    use rustls_pki_types::{pem::PemObject, CertificateDer};
-    use tokio_rustls::rustls;
-    let failed = |message: String| ClientError::Ca {
-        path: ca.display().to_string(),
-        message,
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).map_err(|e| failed(e.to_string()))? {
-        let cert = cert.map_err(|e| failed(e.to_string()))?;
-        roots.add(cert).map_err(|e| failed(e.to_string()))?;
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| ClientError::Tls(e.to_string()))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+    crate::tls_client::connector(ca).map_err(|e| match e {
+        crate::tls_client::TlsClientError::Ca { path, message } => {
+            ClientError::Ca { path, message }
+        }
+        crate::tls_client::TlsClientError::Tls(why) => ClientError::Tls(why),
+    })
 }

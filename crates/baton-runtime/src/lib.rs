@@ -3,7 +3,8 @@
 //! bounded, TLS, authenticated by [`web_auth`]), gRPC plumbing ([`grpc`]:
 //! the bounded accept loop, reflection), one way to start and serve a
 //! service ([`serve`]), supervised tasks ([`supervise`]), the bounds both
-//! ports share ([`ports`]) and the wall clock.
+//! ports share ([`ports`]), outgoing TLS trusting one named CA
+//! ([`tls_client`], [`http_client`]) and the wall clock.
 //!
 //! This is the only crate that reads the machine's clock, so the domain never
 //! does. It must never hold business rules.
@@ -316,6 +317,7 @@ pub mod ports;
 pub mod security;
 pub mod serve;
 pub mod supervise;
+pub mod tls_client;
 pub mod web_auth;
 
 /// Parses a duration flag the way the catalog spells durations (`45s`, `5m`, `1h`).

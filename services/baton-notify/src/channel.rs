@@ -1,9 +1,14 @@
 //! Where a notice is delivered. A channel is a small trait, so a paging
-//! product is one more implementation: deliver the body, say whether it
-//! arrived, and tell a failure worth retrying from one that is not.
-//! [`Webhook`] posts JSON over HTTP(S), signed with HMAC-SHA-256 over the
-//! timestamp and the body, and names the delivery so the receiver can
-//! recognise a retry.
+//! product is one more implementation: deliver the body (the notice's
+//! JSON) under the delivery's id, and say whether it arrived; every failure
+//! is retried by [`crate::deliver`]'s backoff and parked after the last
+//! attempt. [`WebhookChannel`] posts the JSON over HTTP(S), signed with
+//! HMAC-SHA-256 over the timestamp and the body, and names the delivery so
+//! the receiver can recognise a retry; [`EmailChannel`] sends it as a
+//! plain-text message through an SMTP relay over STARTTLS, its
+//! `Message-ID` made of the delivery id. [`AnyChannel`] is the one the
+//! routes file configures: a new kind is a variant there, a key in the
+//! routes file's channel (`crate::routes`) and its implementation.
 
 use std::{future::Future, time::Duration};
 
@@ -11,7 +16,8 @@ use bytes::Bytes;
 use http_body_util::Full;
 use ring::hmac;
 
-use crate::routes::Webhook;
+pub use crate::email::EmailChannel;
+use crate::routes::{ChannelConfig, Webhook};
 
 /// One delivery: the same id on every attempt.
 #[derive(Debug, Clone)]
@@ -33,6 +39,16 @@ pub enum DeliveryError {
     Status(u16),
     #[error("HTTP: {0}")]
     Http(String),
+    /// An SMTP relay refused a command (a 4xx is retried like a 5xx: the
+    /// retries and parking are the delivery loop's).
+    #[error("the relay answered {code} {text}")]
+    Smtp { code: u16, text: String },
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// Any other failure of an e-mail: the relay broke the protocol, did
+    /// not offer STARTTLS, the connection failed mid-way.
+    #[error("SMTP: {0}")]
+    Mail(String),
 }
 
 /// Something a notice can be delivered to.
@@ -114,6 +130,40 @@ impl Channel for WebhookChannel {
             Ok(())
         } else {
             Err(DeliveryError::Status(status))
+        }
+    }
+}
+
+/// A channel of any kind the routes file configures.
+#[derive(Debug, Clone)]
+pub enum AnyChannel {
+    Webhook(WebhookChannel),
+    Email(EmailChannel),
+}
+
+impl AnyChannel {
+    /// The channel `config` describes, its TLS set up; why not, if not.
+    pub fn new(config: ChannelConfig) -> Result<AnyChannel, String> {
+        match config {
+            ChannelConfig::Webhook(hook) => WebhookChannel::new(hook).map(AnyChannel::Webhook),
+            ChannelConfig::Email(email) => EmailChannel::new(email).map(AnyChannel::Email),
+        }
+    }
+
+    /// How long one attempt may take.
+    pub fn timeout(&self) -> Duration {
+        match self {
+            AnyChannel::Webhook(c) => c.timeout(),
+            AnyChannel::Email(c) => c.timeout(),
+        }
+    }
+}
+
+impl Channel for AnyChannel {
+    async fn deliver(&self, delivery: &Delivery) -> Result<(), DeliveryError> {
+        match self {
+            AnyChannel::Webhook(c) => c.deliver(delivery).await,
+            AnyChannel::Email(c) => c.deliver(delivery).await,
         }
     }
 }

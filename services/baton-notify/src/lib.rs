@@ -1,6 +1,7 @@
 //! Baton's notifier: reads breaches, warnings, escalations and corrections
 //! from `BATON_SLA` with a durable consumer and delivers each to the
-//! channels its routes name (webhooks, signed), retrying with backoff and
+//! channels its routes name (webhooks, signed; e-mail through an SMTP relay
+//! over STARTTLS), retrying with backoff and
 //! parking what cannot be delivered, so a breach is never lost between
 //! Baton and the people who must act on it.
 //!
@@ -11,8 +12,11 @@
 //! - [`policy`]: a route's grouping and quiet hours (pure).
 //! - [`group`]: signals held by a route's policy, and the one message
 //!   that delivers them.
-//! - [`channel`]: the channel trait and the webhook.
-//! - [`table`]: the routes and channels in force, reloaded on SIGHUP.
+//! - [`channel`]: the channel trait, the webhook, and the enum of both.
+//! - [`email`]: the e-mail channel: a notice rendered as a message (pure),
+//!   sent by [`smtp`], a small SMTP client (STARTTLS required).
+//! - [`table`]: the routes and channels in force, reloaded on SIGHUP or
+//!   when the file changes.
 //! - [`deliver`]: the consumer loops: deliver, retry, park, acknowledge;
 //!   and deliver again what was re-driven.
 //! - [`parked`]: parked deliveries listed and re-driven (for batonctl).
@@ -25,6 +29,7 @@
 pub mod channel;
 pub mod config;
 pub mod deliver;
+pub mod email;
 pub mod group;
 pub mod metrics;
 pub mod notice;
@@ -33,6 +38,7 @@ pub mod policy;
 pub mod retry;
 pub mod routes;
 pub mod server;
+pub mod smtp;
 pub mod table;
 
 pub use config::Config;

@@ -47,10 +47,14 @@ struct RawRoutes {
     routes: Vec<RawRoute>,
 }
 
+/// Exactly one of its kinds.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawChannel {
-    webhook: RawWebhook,
+    #[serde(default)]
+    webhook: Option<RawWebhook>,
+    #[serde(default)]
+    email: Option<RawEmail>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -68,6 +72,29 @@ struct RawWebhook {
 
 fn default_timeout() -> String {
     "5s".to_owned()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEmail {
+    /// `host:port` of the SMTP relay.
+    relay: String,
+    from: String,
+    to: Vec<String>,
+    /// PEM CA that signs the relay's certificate: STARTTLS is required.
+    ca_file: PathBuf,
+    #[serde(default)]
+    username: Option<String>,
+    /// File holding the password for AUTH PLAIN (after STARTTLS only).
+    #[serde(default)]
+    password_file: Option<PathBuf>,
+    #[serde(default = "default_email_timeout")]
+    timeout: String,
+}
+
+/// An SMTP exchange is a dozen round trips, and relays greet slowly.
+fn default_email_timeout() -> String {
+    "10s".to_owned()
 }
 
 #[derive(Debug, Deserialize)]
@@ -154,6 +181,147 @@ impl std::fmt::Debug for Webhook {
     }
 }
 
+/// An SMTP relay and the mailbox(es) it delivers to. The password is
+/// never shown (not in `Debug`, not in errors).
+#[derive(Clone)]
+pub struct Email {
+    /// The relay's host: what its certificate must name.
+    pub host: String,
+    pub port: u16,
+    pub from: String,
+    /// Never empty.
+    pub to: Vec<String>,
+    pub ca_file: PathBuf,
+    /// User name and password for AUTH PLAIN.
+    pub login: Option<(String, String)>,
+    /// The whole exchange, from connecting to the relay's answer to the
+    /// message.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for Email {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Email")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .field("user", &self.login.as_ref().map(|(user, _)| user))
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A channel as the routes file configures it.
+#[derive(Debug, Clone)]
+pub enum ChannelConfig {
+    Webhook(Webhook),
+    Email(Email),
+}
+
+impl ChannelConfig {
+    /// How long one attempt may take.
+    pub fn timeout(&self) -> Duration {
+        match self {
+            ChannelConfig::Webhook(w) => w.timeout,
+            ChannelConfig::Email(e) => e.timeout,
+        }
+    }
+}
+
+/// A mailbox as an envelope and a header carry it, checked minimally: one
+/// `@` with something on each side, and nothing that could end a command
+/// or a header or bracket an address (CR, LF, other controls, spaces, `<`,
+/// `>`).
+pub fn check_address(address: &str) -> Result<(), String> {
+    if let Some(c) = address
+        .chars()
+        .find(|c| c.is_control() || c.is_whitespace() || matches!(c, '<' | '>'))
+    {
+        return Err(format!("{address:?} is not an address: it holds {c:?}"));
+    }
+    match address.split_once('@') {
+        Some((local, domain))
+            if !local.is_empty() && !domain.is_empty() && !domain.contains('@') =>
+        {
+            Ok(())
+        }
+        _ => Err(format!(
+            "{address:?} is not an address: it needs one @ with a mailbox and a domain"
+        )),
+    }
+}
+
+/// `host:port`, `[v6-address]:port`.
+fn relay(text: &str) -> Result<(String, u16), String> {
+    let wrong = || format!("{text:?} is not host:port");
+    let (host, port) = text.rsplit_once(':').ok_or_else(wrong)?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let port: u16 = port.parse().map_err(|_| wrong())?;
+    if host.is_empty() || port == 0 || host.contains(|c: char| c.is_whitespace() || c == '/') {
+        return Err(wrong());
+    }
+    Ok((host.to_owned(), port))
+}
+
+fn email(raw: RawEmail, at: &dyn Fn(&str) -> String) -> Result<Email, (String, String)> {
+    let (host, port) = relay(&raw.relay).map_err(|e| (at("relay"), e))?;
+    check_address(&raw.from).map_err(|e| (at("from"), e))?;
+    if raw.to.is_empty() {
+        return Err((at("to"), "name at least one address".to_owned()));
+    }
+    for (i, to) in raw.to.iter().enumerate() {
+        check_address(to).map_err(|e| (at(&format!("to[{i}]")), e))?;
+    }
+    let login = match (raw.username, raw.password_file) {
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err((
+                at("password_file"),
+                "a username needs its password_file".to_owned(),
+            ))
+        }
+        (None, Some(_)) => {
+            return Err((
+                at("username"),
+                "a password_file needs its username".to_owned(),
+            ))
+        }
+        (Some(user), Some(file)) => {
+            if user.is_empty() || user.contains(|c: char| c.is_control()) {
+                return Err((
+                    at("username"),
+                    "empty or holds a control character".to_owned(),
+                ));
+            }
+            let password = std::fs::read_to_string(&file)
+                .map_err(|e| (at("password_file"), format!("{}: {e}", file.display())))?;
+            // A file written by `echo` ends with a newline that is not the password's.
+            let password = password.trim_end_matches(['\r', '\n']).to_owned();
+            if password.is_empty() || password.contains(|c: char| c.is_control()) {
+                return Err((
+                    at("password_file"),
+                    format!("{}: empty or holds a control character", file.display()),
+                ));
+            }
+            Some((user, password))
+        }
+    };
+    let timeout = timeout(&raw.timeout).map_err(|e| (at("timeout"), e))?;
+    Ok(Email {
+        host,
+        port,
+        from: raw.from,
+        to: raw.to,
+        ca_file: raw.ca_file,
+        login,
+        timeout,
+    })
+}
+
 /// A route, checked.
 #[derive(Debug, Clone)]
 pub struct Route {
@@ -214,7 +382,7 @@ fn policy(
 /// The routes and their channels.
 #[derive(Debug, Clone)]
 pub struct Routes {
-    pub channels: BTreeMap<String, Webhook>,
+    pub channels: BTreeMap<String, ChannelConfig>,
     pub routes: Vec<Route>,
 }
 
@@ -246,8 +414,40 @@ impl Routes {
             // Names go into the parked subject and the metrics' labels.
             baton_domain::id::check_token(&name)
                 .map_err(|e| invalid(format!("channels.{name}"), e.to_string()))?;
+            let w = match channel {
+                RawChannel {
+                    webhook: Some(w),
+                    email: None,
+                } => w,
+                RawChannel {
+                    webhook: None,
+                    email: Some(e),
+                } => {
+                    let at = |what: &str| format!("channels.{name}.email.{what}");
+                    let email = self::email(e, &at).map_err(|(at, m)| invalid(at, m))?;
+                    channels.insert(name.clone(), ChannelConfig::Email(email));
+                    continue;
+                }
+                RawChannel {
+                    webhook: None,
+                    email: None,
+                } => {
+                    return Err(invalid(
+                        format!("channels.{name}"),
+                        "name its kind: webhook or email".into(),
+                    ))
+                }
+                RawChannel {
+                    webhook: Some(_),
+                    email: Some(_),
+                } => {
+                    return Err(invalid(
+                        format!("channels.{name}"),
+                        "a channel is a webhook or an email, not both".into(),
+                    ))
+                }
+            };
             let at = |what: &str| format!("channels.{name}.webhook.{what}");
-            let w = channel.webhook;
             let url: hyper::Uri = w
                 .url
                 .parse()
@@ -273,12 +473,12 @@ impl Routes {
             let timeout = timeout(&w.timeout).map_err(|e| invalid(at("timeout"), e))?;
             channels.insert(
                 name.clone(),
-                Webhook {
+                ChannelConfig::Webhook(Webhook {
                     url,
                     secret,
                     ca_file: w.ca_file,
                     timeout,
-                },
+                }),
             );
         }
         let mut routes = Vec::new();
@@ -403,8 +603,8 @@ mod tests {
             )),
             ["duty:pager"]
         );
-        assert_eq!(r.channels["chat"].timeout, Duration::from_secs(2));
-        assert_eq!(r.channels["pager"].timeout, Duration::from_secs(5));
+        assert_eq!(r.channels["chat"].timeout(), Duration::from_secs(2));
+        assert_eq!(r.channels["pager"].timeout(), Duration::from_secs(5));
         assert_eq!(timeout("250ms"), Ok(Duration::from_millis(250)));
         assert!(timeout("fast").is_err());
     }
@@ -478,5 +678,138 @@ mod tests {
             .expect_err("signal")
             .to_string();
         assert!(e.contains("line") && e.contains("page"), "{e}");
+    }
+
+    fn email_routes(dir: &Path, email: serde_json::Value) -> String {
+        let secret = dir.join("secret");
+        std::fs::write(&secret, "0123456789abcdef0123").expect("secret");
+        serde_json::json!({
+            "channels": {"mail": email},
+            "routes": [{"name": "all", "deliver": ["mail"]}]
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn an_email_channel_names_its_relay_mailboxes_and_ca() {
+        let dir = tempfile::tempdir().expect("dir");
+        let password = dir.path().join("password");
+        std::fs::write(&password, "s3cret\n").expect("password");
+        let text = email_routes(
+            dir.path(),
+            serde_json::json!({"email": {
+                "relay": "smtp.hospital.test:587", "from": "baton@hospital.test",
+                "to": ["ward-5@hospital.test", "duty@hospital.test"],
+                "ca_file": "/etc/baton/smtp-ca.pem",
+                "username": "baton", "password_file": password,
+            }}),
+        );
+        let r = Routes::from_json(&text, "r.json").expect("valid");
+        let ChannelConfig::Email(e) = &r.channels["mail"] else {
+            panic!("an email channel")
+        };
+        assert_eq!((e.host.as_str(), e.port), ("smtp.hospital.test", 587));
+        assert_eq!(e.to.len(), 2);
+        assert_eq!(e.login, Some(("baton".into(), "s3cret".into())));
+        assert_eq!(e.timeout, Duration::from_secs(10));
+        assert!(
+            !format!("{e:?}").contains("s3cret"),
+            "the password is never shown"
+        );
+        let v6 = text.replace("smtp.hospital.test:587", "[::1]:2525");
+        let r = Routes::from_json(&v6, "r.json").expect("valid");
+        let ChannelConfig::Email(e) = &r.channels["mail"] else {
+            panic!("an email channel")
+        };
+        assert_eq!((e.host.as_str(), e.port), ("::1", 2525));
+    }
+
+    #[test]
+    fn a_wrong_email_channel_names_its_field() {
+        let dir = tempfile::tempdir().expect("dir");
+        let good = serde_json::json!({
+            "relay": "smtp.test:25", "from": "baton@hospital.test",
+            "to": ["ward-5@hospital.test"], "ca_file": "/ca.pem", "timeout": "3s",
+        });
+        let with = |field: &str, value: serde_json::Value| {
+            let mut email = good.clone();
+            email[field] = value;
+            email_routes(dir.path(), serde_json::json!({ "email": email }))
+        };
+        let error = |text: String| {
+            Routes::from_json(&text, "r.json")
+                .expect_err("refused")
+                .to_string()
+        };
+        for (field, value, at) in [
+            (
+                "relay",
+                serde_json::json!("smtp.test"),
+                "channels.mail.email.relay",
+            ),
+            (
+                "relay",
+                serde_json::json!(":25"),
+                "channels.mail.email.relay",
+            ),
+            (
+                "from",
+                serde_json::json!("baton"),
+                "channels.mail.email.from",
+            ),
+            (
+                "from",
+                serde_json::json!("a@b@c"),
+                "channels.mail.email.from",
+            ),
+            ("to", serde_json::json!([]), "channels.mail.email.to"),
+            (
+                "to",
+                serde_json::json!(["x@y", "ward 5@h"]),
+                "channels.mail.email.to[1]",
+            ),
+            (
+                "to",
+                serde_json::json!(["x@y\r\nRCPT TO:<z@w>"]),
+                "channels.mail.email.to[0]",
+            ),
+            (
+                "to",
+                serde_json::json!(["<x@y>"]),
+                "channels.mail.email.to[0]",
+            ),
+            (
+                "timeout",
+                serde_json::json!("soon"),
+                "channels.mail.email.timeout",
+            ),
+            (
+                "username",
+                serde_json::json!("baton"),
+                "channels.mail.email.password_file",
+            ),
+            (
+                "password_file",
+                serde_json::json!("/nowhere"),
+                "channels.mail.email.username",
+            ),
+        ] {
+            let e = error(with(field, value.clone()));
+            assert!(e.contains(at), "{field}={value}: {e}");
+        }
+        let e = error(with("starttls", serde_json::json!(false)));
+        assert!(e.contains("starttls") && e.contains("line"), "{e}");
+        let e = error(email_routes(
+            dir.path(),
+            serde_json::json!({"email": good, "webhook": {"url": "http://x/", "secret_file": "/s"}}),
+        ));
+        assert!(e.contains("channels.mail") && e.contains("not both"), "{e}");
+        let e = error(email_routes(dir.path(), serde_json::json!({})));
+        assert!(
+            e.contains("channels.mail") && e.contains("webhook or email"),
+            "{e}"
+        );
+        let e = error(email_routes(dir.path(), serde_json::json!({"sms": {}})));
+        assert!(e.contains("sms"), "{e}");
     }
 }

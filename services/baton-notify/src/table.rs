@@ -17,7 +17,7 @@ use tokio::signal::unix::Signal;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    channel::WebhookChannel,
+    channel::AnyChannel,
     metrics::Metrics,
     routes::{Routes, RoutesError},
 };
@@ -35,16 +35,16 @@ pub enum TableError {
 #[derive(Debug)]
 pub struct Table {
     pub routes: Routes,
-    pub channels: BTreeMap<String, WebhookChannel>,
+    pub channels: BTreeMap<String, AnyChannel>,
 }
 
 impl Table {
     pub fn load(path: &Path) -> Result<Table, TableError> {
         let routes = Routes::load(path)?;
         let mut channels = BTreeMap::new();
-        for (name, hook) in &routes.channels {
+        for (name, config) in &routes.channels {
             let channel =
-                WebhookChannel::new(hook.clone()).map_err(|reason| TableError::Channel {
+                AnyChannel::new(config.clone()).map_err(|reason| TableError::Channel {
                     channel: name.clone(),
                     reason,
                 })?;
@@ -57,7 +57,7 @@ impl Table {
     pub fn longest_timeout(&self) -> Duration {
         self.channels
             .values()
-            .map(WebhookChannel::timeout)
+            .map(AnyChannel::timeout)
             .max()
             .unwrap_or(Duration::from_secs(5))
     }
