@@ -31,7 +31,7 @@ const PARTIES: [(&str, &str); 4] = [
 
 /// The table, as the docs write it: may the customer, the supplier, an
 /// operator, an importer do this?
-const TABLE: [(&str, [bool; 4]); 14] = [
+const TABLE: [(&str, [bool; 4]); 15] = [
     ("requested", [true, false, false, true]),
     ("acknowledged", [false, true, false, true]),
     ("started", [false, true, false, true]),
@@ -45,6 +45,7 @@ const TABLE: [(&str, [bool; 4]); 14] = [
     ("reprioritized, lowering", [true, false, true, true]),
     ("rated", [true, false, false, true]),
     ("amended", [false, true, false, true]),
+    ("escalation_acknowledged", [false, false, true, true]),
     ("disruption started", [false, true, false, true]),
 ];
 
@@ -102,6 +103,7 @@ fn cell(action: &str, id: &str, t0: i64) -> (Vec<v1::HandoffEvent>, Option<v1::H
                 Some(step(EventType::Amended, 2_000)),
             );
         }
+        "escalation_acknowledged" => EventType::EscalationAcknowledged,
         "acknowledged" => EventType::Acknowledged,
         "started" => EventType::Started,
         "on_hold" => EventType::OnHold,

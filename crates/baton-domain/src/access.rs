@@ -31,7 +31,8 @@
 //! hand-off: as the customer it may request, cancel, rate and reprioritize;
 //! as the (current) supplier it may acknowledge, start, hold, resume,
 //! complete, reject, reassign and reprioritize, and open and close
-//! disruptions of that supplier. An `operator` may only read. An `importer`
+//! disruptions of that supplier. An `operator` may only read, change a
+//! priority and acknowledge an escalation. An `importer`
 //! may append anything (loading history); give it to no live system.
 //!
 //! Pure: the rules are decided from values, never from I/O.
@@ -90,6 +91,8 @@ pub enum Side {
     Customer,
     Supplier,
     Either,
+    /// Neither department: the duty coordinator's desk.
+    Operator,
 }
 
 /// The side of the hand-off that may send `event_type`. REPRIORITIZED is
@@ -107,6 +110,7 @@ pub fn side_of(event_type: EventType) -> Side {
         | EventType::Reassigned
         | EventType::Amended => Side::Supplier,
         EventType::Reprioritized => Side::Either,
+        EventType::EscalationAcknowledged => Side::Operator,
     }
 }
 
@@ -153,7 +157,10 @@ impl Action {
 pub fn allowed(party: Party, action: Action) -> bool {
     match party {
         Party::Importer => true,
-        Party::Operator => matches!(action, Action::Raise | Action::Lower),
+        Party::Operator => matches!(
+            action,
+            Action::Raise | Action::Lower | Action::Event(EventType::EscalationAcknowledged)
+        ),
         Party::Customer => match action {
             Action::Raise | Action::Lower => true,
             Action::Disrupt => false,
@@ -172,9 +179,13 @@ pub fn allowed(party: Party, action: Action) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Denied {
     #[error(
-        "caller {caller} is read-only but for priorities: an operator may only raise or lower a hand-off's priority"
+        "caller {caller} is read-only but for priorities and escalations: an operator may only raise or lower a hand-off's priority or acknowledge its escalation"
     )]
     ReadOnly { caller: String },
+    #[error(
+        "caller {caller} may not acknowledge an escalation: only an operator (the duty coordinator's desk) may"
+    )]
+    OperatorOnly { caller: String },
     #[error(
         "caller {caller} may not append {event} as {side} {department}: it speaks for {speaks_for}"
     )]
@@ -252,6 +263,9 @@ impl Caller {
         };
         Err(match (self.role, action) {
             (Role::Operator, _) => Denied::ReadOnly { caller },
+            (_, Action::Event(t)) if side_of(t) == Side::Operator => {
+                Denied::OperatorOnly { caller }
+            }
             (_, Action::Lower) if parties.contains(&Party::Supplier) => Denied::LowerOwnPriority {
                 caller,
                 supplier: supplier.clone(),
@@ -622,12 +636,16 @@ mod tests {
     }
 
     #[test]
-    fn operators_only_change_priorities_and_importers_append_anything() {
+    fn operators_only_change_priorities_and_acknowledge_escalations_and_importers_append_anything()
+    {
         let operator = caller("duty-desk");
         let importer = caller("history-import");
         for t_ in EventType::ALL {
             let answer = operator.may_append(t_, &t("lab"), &t("ward-5"));
-            if t_ == EventType::Reprioritized {
+            if matches!(
+                t_,
+                EventType::Reprioritized | EventType::EscalationAcknowledged
+            ) {
                 assert_eq!(answer, Ok(()));
             } else {
                 assert!(matches!(answer, Err(Denied::ReadOnly { .. })), "{t_}");
@@ -639,6 +657,18 @@ mod tests {
         assert!(operator.may_backfill().is_err());
         assert_eq!(importer.may_backfill(), Ok(()));
         assert!(caller("lab-system").may_backfill().is_err());
+        // Neither department acknowledges an escalation of its own hand-off.
+        for department in ["lab-system", "ward-5-system"] {
+            let answer = caller(department).may_append(
+                EventType::EscalationAcknowledged,
+                &t("lab"),
+                &t("ward-5"),
+            );
+            assert!(
+                matches!(answer, Err(Denied::OperatorOnly { .. })),
+                "{department}: {answer:?}"
+            );
+        }
     }
 
     #[test]

@@ -558,10 +558,15 @@ impl Checker<'_> {
             ("resume", &resume[..]),
             ("reset", &reset[..]),
         ] {
-            if let Some(bad) = events.iter().find(|t| t.follows_the_end()) {
+            if let Some(bad) = events.iter().find(|t| t.moves_no_clock()) {
+                let why = if bad.follows_the_end() {
+                    "follows a completed hand-off"
+                } else {
+                    "is said about the hand-off, not done in it,"
+                };
                 return Err(self.fail(
                     at(field),
-                    format!("{bad} follows a completed hand-off and moves no clock"),
+                    format!("{bad} {why} and moves no clock"),
                     bad.name(),
                 ));
             }
@@ -793,6 +798,11 @@ mod tests {
             ),
             ("start", r#""start": "requested""#, r#""start": "rated""#),
             (
+                "stop",
+                r#""stop": ["acknowledged"]"#,
+                r#""stop": ["escalation_acknowledged"]"#,
+            ),
+            (
                 "pause",
                 r#""stop": ["acknowledged"]"#,
                 r#""stop": ["acknowledged"], "pause": ["amended"], "resume": ["resumed"]"#,
@@ -801,8 +811,7 @@ mod tests {
             let err = Catalog::from_json(&GOOD.replace(from, to)).expect_err(field);
             let text = err.to_string();
             assert!(
-                text.contains(&format!("promises[0].{field}"))
-                    && text.contains("follows a completed hand-off"),
+                text.contains(&format!("promises[0].{field}")) && text.contains("moves no clock"),
                 "{text}"
             );
         }

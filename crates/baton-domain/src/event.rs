@@ -36,10 +36,15 @@ pub enum EventType {
     /// Only after COMPLETED, as often as it happens; the status and the
     /// clocks stay as they were.
     Amended,
+    /// An operator (the duty coordinator) acknowledged the escalation of
+    /// the hand-off's broken promises: someone is on it. In any status
+    /// after REQUESTED, as often as it is sent (the first after a breach
+    /// counts for it); the status and the clocks stay as they were.
+    EscalationAcknowledged,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 12] = [
+    pub const ALL: [EventType; 13] = [
         EventType::Requested,
         EventType::Acknowledged,
         EventType::Started,
@@ -52,6 +57,7 @@ impl EventType {
         EventType::Reprioritized,
         EventType::Rated,
         EventType::Amended,
+        EventType::EscalationAcknowledged,
     ];
 
     /// The catalog's spelling: `requested`, `on_hold`, ...
@@ -69,6 +75,7 @@ impl EventType {
             EventType::Reprioritized => "reprioritized",
             EventType::Rated => "rated",
             EventType::Amended => "amended",
+            EventType::EscalationAcknowledged => "escalation_acknowledged",
         }
     }
 
@@ -79,6 +86,12 @@ impl EventType {
     /// Said of a COMPLETED hand-off (a rating, an amendment): moves no clock.
     pub fn follows_the_end(self) -> bool {
         matches!(self, EventType::Rated | EventType::Amended)
+    }
+
+    /// Said about the hand-off rather than done in it: a catalog promise
+    /// may not start, stop, pause, resume or reset on it.
+    pub fn moves_no_clock(self) -> bool {
+        self.follows_the_end() || self == EventType::EscalationAcknowledged
     }
 
     /// Closes the hand-off: nothing may follow.

@@ -284,7 +284,7 @@ impl Handoff {
                 self.rating = event.rating.as_ref().map(|r| r.score);
                 self.status
             }
-            EventType::Amended => self.status,
+            EventType::Amended | EventType::EscalationAcknowledged => self.status,
             EventType::Requested => unreachable_requested(),
         };
         self.version += 1;
@@ -304,6 +304,11 @@ impl Handoff {
         if event_type == E::Amended && self.status == S::Completed {
             return Ok(());
         }
+        // A promise broken while the work was under way may be escalated
+        // and acknowledged after it closed.
+        if event_type == E::EscalationAcknowledged {
+            return Ok(());
+        }
         if self.status.is_closed() {
             return Err(LifecycleError::Closed {
                 handoff: self.handoff_id.clone(),
@@ -320,6 +325,7 @@ impl Handoff {
             E::Reassigned => self.status != S::OnHold,
             E::Reprioritized => true,
             E::Rated | E::Amended => false,
+            E::EscalationAcknowledged => true,
         };
         if allowed {
             Ok(())
@@ -412,8 +418,11 @@ mod tests {
         use EventType::*;
         for end in [Completed, Rejected, Cancelled] {
             for next in EventType::ALL {
-                if (end, next) == (Completed, Rated) || (end, next) == (Completed, Amended) {
-                    continue; // a_completed_hand_off_is_rated_once, ..._amended_...
+                if (end, next) == (Completed, Rated)
+                    || (end, next) == (Completed, Amended)
+                    || next == EscalationAcknowledged
+                {
+                    continue; // a_completed_hand_off_is_rated_once, ..._amended_..., ..._acknowledged_...
                 }
                 let result = run(&[end, next]);
                 assert!(
@@ -572,6 +581,34 @@ mod tests {
     }
 
     #[test]
+    fn an_escalation_is_acknowledged_in_any_status_and_changes_nothing() {
+        use EventType::*;
+        for before in [
+            &[][..],
+            &[Acknowledged],
+            &[OnHold],
+            &[Started, Completed],
+            &[Rejected],
+            &[Cancelled],
+        ] {
+            let mut history = before.to_vec();
+            let without = run(&history).expect("the history");
+            history.extend([EscalationAcknowledged, EscalationAcknowledged]);
+            let with = run(&history).expect("acknowledged twice");
+            assert_eq!(
+                (with.status, with.priority, &with.supplier, with.version),
+                (
+                    without.status,
+                    without.priority,
+                    &without.supplier,
+                    without.version + 2
+                ),
+                "after {before:?}"
+            );
+        }
+    }
+
+    #[test]
     fn attribute_bytes_are_bounded_per_hand_off() {
         let mut h = opened();
         let mut accepted = 0;
@@ -641,6 +678,12 @@ mod tests {
                 }
             }
             prop_assert_eq!(h.version as usize, accepted.len());
+            // An acknowledgement of an escalation may come at any time and
+            // changes nothing else: the rest is checked without it.
+            let accepted: Vec<EventType> = accepted
+                .into_iter()
+                .filter(|t| *t != EventType::EscalationAcknowledged)
+                .collect();
             let closed_at = accepted.iter().position(|t| t.is_terminal());
             if let Some(pos) = closed_at {
                 // Only a completion is followed, by one rating at most and

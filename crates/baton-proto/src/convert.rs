@@ -63,6 +63,7 @@ pub fn event_type_to_proto(t: EventType) -> v1::EventType {
         EventType::Reprioritized => v1::EventType::Reprioritized,
         EventType::Rated => v1::EventType::Rated,
         EventType::Amended => v1::EventType::Amended,
+        EventType::EscalationAcknowledged => v1::EventType::EscalationAcknowledged,
     }
 }
 
@@ -80,6 +81,7 @@ pub fn event_type_from_proto(value: i32) -> Result<EventType, ValidationError> {
         Ok(v1::EventType::Reprioritized) => Ok(EventType::Reprioritized),
         Ok(v1::EventType::Rated) => Ok(EventType::Rated),
         Ok(v1::EventType::Amended) => Ok(EventType::Amended),
+        Ok(v1::EventType::EscalationAcknowledged) => Ok(EventType::EscalationAcknowledged),
         Ok(v1::EventType::Unspecified) => Err(ValidationError::new("type", "is required")),
         Err(_) => Err(ValidationError::new(
             "type",

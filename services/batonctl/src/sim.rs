@@ -392,7 +392,9 @@ impl Timeline {
                 Some(rating(rng, self.late)),
             ),
             // Not in a planned lifecycle; at the last step's time if it were.
-            EventType::Reprioritized | EventType::Amended => (self.t, None, None),
+            EventType::Reprioritized | EventType::Amended | EventType::EscalationAcknowledged => {
+                (self.t, None, None)
+            }
         }
     }
 }
