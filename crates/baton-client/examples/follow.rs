@@ -40,6 +40,10 @@ async fn main() -> anyhow::Result<()> {
                     breach.policy_id, breach.handoff_id
                 )
             }
+            Signal::Acknowledgement(b) => println!(
+                "ACKED     {} {} by {}",
+                b.policy_id, b.handoff_id, b.acknowledged_by
+            ),
             Signal::Event(_) | Signal::Disruption(_) => {}
         }
     }

@@ -95,6 +95,9 @@ pub enum Signal {
     Warning(v1::SlaWarning),
     /// `baton.sla.escalated.<target>.…`
     Escalation { target: String, breach: v1::Breach },
+    /// `baton.sla.acknowledged.…`: a breach whose escalation someone
+    /// acknowledged (`acknowledged_by`, `acknowledged_at`).
+    Acknowledgement(v1::Breach),
     /// `baton.disruption.…`
     Disruption(v1::DisruptionEvent),
 }
@@ -130,6 +133,9 @@ pub fn decode(subject: &str, payload: &[u8]) -> Result<Signal, ClientError> {
         On::Signal(Sla::Breached) => parse(subject, payload, "Breach").map(Signal::Breach),
         On::Signal(Sla::Corrected) => parse(subject, payload, "Breach").map(Signal::Correction),
         On::Signal(Sla::Warning) => parse(subject, payload, "SlaWarning").map(Signal::Warning),
+        On::Signal(Sla::Acknowledged) => {
+            parse(subject, payload, "Breach").map(Signal::Acknowledgement)
+        }
         On::Escalation { target } => {
             parse(subject, payload, "Breach").map(|breach| Signal::Escalation {
                 target: target.to_owned(),

@@ -125,6 +125,11 @@ impl ClockSubject<'_> {
         self.signal(Signal::Warning)
     }
 
+    /// The breach's escalation was acknowledged (who and when in the payload).
+    pub fn acknowledgement(&self) -> String {
+        self.signal(Signal::Acknowledged)
+    }
+
     pub fn escalation(&self, target: &Token) -> String {
         format!("{}{target}.{}", Signal::Escalated.prefix(), self.tail())
     }
@@ -143,14 +148,17 @@ pub enum Signal {
     /// A breach, again, for the promise's escalation target (the subject
     /// carries the target before the clock).
     Escalated,
+    /// A breach whose escalation someone acknowledged.
+    Acknowledged,
 }
 
 impl Signal {
-    const ALL: [Signal; 4] = [
+    const ALL: [Signal; 5] = [
         Signal::Breached,
         Signal::Corrected,
         Signal::Warning,
         Signal::Escalated,
+        Signal::Acknowledged,
     ];
 
     /// `baton.sla.<signal>.`
@@ -160,6 +168,7 @@ impl Signal {
             Signal::Corrected => "baton.sla.corrected.",
             Signal::Warning => "baton.sla.warning.",
             Signal::Escalated => "baton.sla.escalated.",
+            Signal::Acknowledged => "baton.sla.acknowledged.",
         }
     }
 }

@@ -284,6 +284,7 @@ fn outbox_tag(signal: Signal) -> u8 {
         Signal::Breach => b'b',
         Signal::Correction => b'c',
         Signal::Warning => b'w',
+        Signal::Acknowledged => b'a',
     }
 }
 
@@ -292,6 +293,7 @@ fn signal_of(tag: u8) -> Option<Signal> {
         b'b' => Some(Signal::Breach),
         b'c' => Some(Signal::Correction),
         b'w' => Some(Signal::Warning),
+        b'a' => Some(Signal::Acknowledged),
         _ => None,
     }
 }

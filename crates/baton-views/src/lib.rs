@@ -34,8 +34,8 @@ pub use projection::{ApplyOutcome, Projection, Refusal};
 pub use query::{BreachFilter, Bucketing, ComplianceScope, HandoffFilter, MatrixCell, Page};
 pub use store::{Discarded, Opened, Sealed, Views};
 pub use view::{
-    BreachRecord, Cause, Correction, DisruptionView, HandoffView, PairContribution, PairTallies,
-    Signal,
+    Acknowledgement, BreachRecord, Cause, Correction, DisruptionView, HandoffView,
+    PairContribution, PairTallies, Signal,
 };
 
 /// Why the views could not be read or written. Cloned to be reported both

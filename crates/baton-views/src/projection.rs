@@ -37,8 +37,8 @@ use crate::{
     store::{Batch, Sealed},
     timers::next_due,
     view::{
-        BreachRecord, Cause, Correction, DisruptionView, HandoffView, PairContribution,
-        PairTallies, Signal,
+        Acknowledgement, BreachRecord, Cause, Correction, DisruptionView, HandoffView,
+        PairContribution, PairTallies, Signal,
     },
     Views, ViewsError,
 };
@@ -376,11 +376,16 @@ impl<'a> Projection<'a> {
         } in breaches
         {
             let mut record = self.record(handoff, c, deadline);
+            if record.escalate_to.is_some() {
+                record.acknowledged = Acknowledgement::among(&view.events, deadline);
+            }
             let key = Key::breach(&c.policy_id, id, c.cycle).to_bytes();
             let stored = match is_new {
                 false => self.batch.get::<BreachRecord>(&key)?,
                 true => None,
             };
+            let newly_acknowledged = record.acknowledged.is_some()
+                && stored.as_ref().is_none_or(|s| s.acknowledged.is_none());
             record.announce = if is_new {
                 pages && signal::within_horizon(deadline, now, self.announce_horizon)
             } else {
@@ -389,6 +394,11 @@ impl<'a> Projection<'a> {
             self.reindex_breach(stored.as_ref(), Some(&record));
             if is_new && record.announce {
                 let outbox = Key::outbox(Signal::Breach, &c.policy_id, id, c.cycle);
+                self.batch.put(outbox.to_bytes(), &record)?;
+                self.newly_signalled += 1;
+            }
+            if newly_acknowledged && record.announce {
+                let outbox = Key::outbox(Signal::Acknowledged, &c.policy_id, id, c.cycle);
                 self.batch.put(outbox.to_bytes(), &record)?;
                 self.newly_signalled += 1;
             }
@@ -595,6 +605,7 @@ impl<'a> Projection<'a> {
                 .policy(c.policy_id.as_str())
                 .and_then(|p| p.escalate_to.clone()),
             cause: None,
+            acknowledged: None,
         }
     }
 

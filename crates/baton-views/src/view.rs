@@ -197,6 +197,36 @@ pub struct BreachRecord {
     pub escalate_to: Option<Token>,
     /// On a correction: the event that withdrew the breach.
     pub cause: Option<Cause>,
+    /// Who acknowledged its escalation, and when (only a promise with an
+    /// escalation target is acknowledged).
+    pub acknowledged: Option<Acknowledgement>,
+}
+
+/// The first acknowledgement of a breach's escalation: the actor of the
+/// earliest ESCALATION_ACKNOWLEDGED event (by event time) at or after the
+/// deadline, so the same events in any order name the same person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acknowledgement {
+    pub by: String,
+    pub at: Timestamp,
+}
+
+impl Acknowledgement {
+    /// The acknowledgement of a breach at `deadline` among `events`.
+    pub fn among(events: &[RecordedEvent], deadline: Timestamp) -> Option<Acknowledgement> {
+        events
+            .iter()
+            .map(|r| &r.event)
+            .filter(|e| {
+                e.event_type == baton_domain::EventType::EscalationAcknowledged
+                    && e.occurred_at >= deadline
+            })
+            .min_by(|a, b| (a.occurred_at, &a.actor).cmp(&(b.occurred_at, &b.actor)))
+            .map(|e| Acknowledgement {
+                by: e.actor.clone(),
+                at: e.occurred_at,
+            })
+    }
 }
 
 impl BreachRecord {
@@ -219,4 +249,6 @@ pub enum Signal {
     Correction,
     /// A running clock crossed its warning share of the target.
     Warning,
+    /// Someone acknowledged a breach's escalation.
+    Acknowledged,
 }

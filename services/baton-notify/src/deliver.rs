@@ -92,6 +92,17 @@ struct Parcel<'a> {
 /// itself.
 const GROUPED_HEADER: &str = "Baton-Grouped";
 
+/// The subject an escalation's acknowledgement is announced on:
+/// `baton.sla.escalated.<target>.<clock>` -> `baton.sla.acknowledged.<clock>`.
+pub fn acknowledgement_subject(escalation: &str) -> Option<String> {
+    let rest = escalation.strip_prefix(baton_log::subject::Signal::Escalated.prefix())?;
+    let (_target, clock) = rest.split_once('.')?;
+    Some(format!(
+        "{}{clock}",
+        baton_log::subject::Signal::Acknowledged.prefix()
+    ))
+}
+
 /// The id a delivery keeps across attempts and restarts.
 pub fn delivery_id(subject: &str, sequence: u64, route: &str, channel: &str) -> String {
     let digest = ring::digest::digest(
@@ -313,12 +324,16 @@ impl Deliverer {
         };
         let mut at_once = Vec::new();
         let mut held = Vec::new();
+        let mut escalating = Vec::new();
         for route in table
             .routes
             .routes
             .iter()
             .filter(|r| r.matches.takes(&notice))
         {
+            if notice.kind == crate::notice::Kind::Escalation && !route.renotify.is_empty() {
+                escalating.push(route);
+            }
             match route.policy.hold_until(&notice, now) {
                 None => at_once.extend(route.deliver.iter().map(|c| (route.name.as_str(), c))),
                 Some(until) => held.push(self.hold(&table, &route.name, &notice, now, until)),
@@ -341,7 +356,102 @@ impl Deliverer {
         let (delivered, grouped) = tokio::join!(delivered, self.wait_for_groups(held, &message));
         delivered.into_iter().collect::<Result<Vec<()>, _>>()?;
         grouped?;
+        // Unacknowledged escalations go up a level after a while; the
+        // signal stays unacknowledged to JetStream until that is settled,
+        // so a restart picks the chain up where the clock says it is.
+        let renotified = futures::future::join_all(
+            escalating
+                .into_iter()
+                .map(|route| self.renotify(&table, route, &notice, &message)),
+        )
+        .await;
+        renotified.into_iter().collect::<Result<Vec<()>, _>>()?;
         message.ack().await.map_err(nats)
+    }
+
+    /// Tells `route`'s next levels of an escalation nobody acknowledged:
+    /// at each level's time past the breach (notify's clock), unless the
+    /// acknowledgement is on `baton.sla.acknowledged.…` by then.
+    async fn renotify(
+        &self,
+        table: &Table,
+        route: &crate::routes::Route,
+        notice: &Notice,
+        message: &jetstream::Message,
+    ) -> Result<(), DeliverError> {
+        let Some(acknowledgement) = acknowledgement_subject(&notice.subject) else {
+            return Ok(());
+        };
+        let breached = notice.body["deadline"]
+            .as_str()
+            .and_then(|d| d.parse::<jiff::Timestamp>().ok())
+            .unwrap_or_else(jiff::Timestamp::now);
+        for (n, level) in route.renotify.iter().enumerate() {
+            let due = breached
+                .checked_add(jiff::SignedDuration::try_from(level.after).unwrap_or_default())
+                .unwrap_or(breached);
+            loop {
+                let left = due.duration_since(jiff::Timestamp::now());
+                let Ok(left) = Duration::try_from(left) else {
+                    break;
+                };
+                if left.is_zero() {
+                    break;
+                }
+                tokio::time::sleep(left.min(KEEPALIVE)).await;
+                let _ = message.ack_with(AckKind::Progress).await;
+            }
+            if self.acknowledged(&acknowledgement).await? {
+                tracing::info!(route = %route.name, handoff = %notice.handoff, "escalation acknowledged: no next level");
+                return Ok(());
+            }
+            let mut body = notice.body.clone();
+            body["renotify"] = serde_json::json!(n + 1);
+            body["unacknowledged_for"] = serde_json::json!(format!("{}s", level.after.as_secs()));
+            let body = Bytes::from(body.to_string());
+            let parcel = Parcel {
+                subject: &notice.subject,
+                sequence: notice.sequence,
+                payload: message.payload.clone(),
+                grouped: false,
+            };
+            let level_route = format!("{}~{}", route.name, n + 1);
+            let sent = futures::future::join_all(level.deliver.iter().map(|channel| {
+                let delivery = Delivery {
+                    id: delivery_id(&notice.subject, notice.sequence, &level_route, channel),
+                    body: body.clone(),
+                };
+                self.deliver_or_park(
+                    table,
+                    &route.name,
+                    channel,
+                    delivery,
+                    parcel.clone(),
+                    Some(message),
+                )
+            }))
+            .await;
+            sent.into_iter().collect::<Result<Vec<()>, _>>()?;
+            self.metrics.renotified(&route.name);
+            tracing::warn!(route = %route.name, handoff = %notice.handoff, level = n + 1, "escalation unacknowledged: next level told");
+        }
+        Ok(())
+    }
+
+    /// Whether `subject` (an acknowledgement's) holds a message.
+    async fn acknowledged(&self, subject: &str) -> Result<bool, DeliverError> {
+        let stream = self
+            .js
+            .get_stream(baton_log::subject::SLA_STREAM)
+            .await
+            .map_err(nats)?;
+        match stream.direct_get_last_for_subject(subject).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == async_nats::jetstream::stream::DirectGetErrorKind::NotFound => {
+                Ok(false)
+            }
+            Err(e) => Err(nats(e)),
+        }
     }
 
     /// Holds `notice` in `route`'s group, delivered at `until` (scheduled

@@ -50,6 +50,7 @@ pub struct Metrics {
     reloads: Family<ResultLabel, Counter>,
     held: Family<RouteLabel, Counter>,
     groups: Family<RouteLabel, Counter>,
+    renotified: Family<RouteLabel, Counter>,
     /// What the supervisor counts task failures into.
     pub task_failures: baton_runtime::exposition::TaskFailures,
     pub ports: baton_runtime::ports::PortMetrics,
@@ -104,6 +105,12 @@ impl Metrics {
             "Grouped messages a route sent (each to all its channels)",
             groups.clone(),
         );
+        let renotified = Family::<RouteLabel, Counter>::default();
+        notify.register(
+            "renotified",
+            "Escalations nobody acknowledged, told to a route's next level",
+            renotified.clone(),
+        );
         let task_failures = baton_runtime::exposition::TaskFailures::default();
         task_failures.register(notify, "task_failures");
         let ports = baton_runtime::ports::PortMetrics::default();
@@ -116,6 +123,7 @@ impl Metrics {
             reloads,
             held,
             groups,
+            renotified,
             task_failures,
             ports,
         }
@@ -130,6 +138,7 @@ impl Metrics {
             };
             let _zero = self.held.get_or_create(&label);
             let _zero = self.groups.get_or_create(&label);
+            let _zero = self.renotified.get_or_create(&label);
             for channel in &route.deliver {
                 for result in ["delivered", "parked"] {
                     let _zero = self.deliveries.get_or_create(&DeliveryLabels {
@@ -185,6 +194,15 @@ impl Metrics {
     /// A grouped message of `route` sent to its channels.
     pub fn grouped(&self, route: &str) {
         self.groups
+            .get_or_create(&RouteLabel {
+                route: route.to_owned(),
+            })
+            .inc();
+    }
+
+    /// An unacknowledged escalation of `route` told to its next level.
+    pub fn renotified(&self, route: &str) {
+        self.renotified
             .get_or_create(&RouteLabel {
                 route: route.to_owned(),
             })

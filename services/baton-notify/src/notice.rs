@@ -16,6 +16,8 @@ pub enum Kind {
     Warning,
     Escalation,
     Disruption,
+    /// Someone acknowledged a breach's escalation.
+    Acknowledgement,
 }
 
 impl Kind {
@@ -26,6 +28,7 @@ impl Kind {
             Kind::Warning => "warning",
             Kind::Escalation => "escalation",
             Kind::Disruption => "disruption",
+            Kind::Acknowledgement => "acknowledgement",
         }
     }
 }
@@ -69,6 +72,7 @@ pub fn notice(
         Signal::Escalation { target, breach } => {
             (Kind::Escalation, Some(target), Some(breach), None)
         }
+        Signal::Acknowledgement(b) => (Kind::Acknowledgement, None, Some(b), None),
         Signal::Warning(w) => (Kind::Warning, None, None, Some(w)),
         Signal::Disruption(d) => return Ok(Some(disruption(subject, sequence, &d, board))),
         Signal::Event(_) => return Ok(None),
@@ -105,6 +109,10 @@ pub fn notice(
     });
     if let Some(t) = &target {
         body["escalated_to"] = json!(t);
+    }
+    if let Some(b) = breach.as_ref().filter(|b| !b.acknowledged_by.is_empty()) {
+        body["acknowledged_by"] = json!(b.acknowledged_by);
+        body["acknowledged_at"] = time(&b.acknowledged_at);
     }
     Ok(Some(Notice {
         kind,

@@ -110,6 +110,24 @@ struct RawRoute {
     /// Hours in which the route holds all but STAT work.
     #[serde(default)]
     quiet: Option<RawQuiet>,
+    /// Escalations nobody acknowledged, told to the next level after a while.
+    #[serde(default)]
+    renotify: Vec<RawLevel>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLevel {
+    after: String,
+    deliver: Vec<String>,
+}
+
+/// The next level an unacknowledged escalation is told to: `after` this
+/// long past the breach, to these channels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Level {
+    pub after: Duration,
+    pub deliver: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -330,6 +348,8 @@ pub struct Route {
     pub deliver: Vec<String>,
     /// Grouping and quiet hours.
     pub policy: Policy,
+    /// For escalations: the levels told while nobody acknowledges, in order.
+    pub renotify: Vec<Level>,
 }
 
 /// A route's `group` and `quiet`, checked; `at` names the route in errors.
@@ -386,6 +406,126 @@ pub struct Routes {
     pub routes: Vec<Route>,
 }
 
+/// Where in the file something is wrong, and what.
+type Fault = (String, String);
+
+/// The channel `name`, checked.
+fn channel(name: &str, raw: RawChannel) -> Result<ChannelConfig, Fault> {
+    // Names go into the parked subject and the metrics' labels.
+    baton_domain::id::check_token(name).map_err(|e| (format!("channels.{name}"), e.to_string()))?;
+    match raw {
+        RawChannel {
+            webhook: Some(w),
+            email: None,
+        } => webhook(w, &|what: &str| format!("channels.{name}.webhook.{what}"))
+            .map(ChannelConfig::Webhook),
+        RawChannel {
+            webhook: None,
+            email: Some(e),
+        } => {
+            let at = |what: &str| format!("channels.{name}.email.{what}");
+            email(e, &at).map(ChannelConfig::Email)
+        }
+        RawChannel {
+            webhook: None,
+            email: None,
+        } => Err((
+            format!("channels.{name}"),
+            "name its kind: webhook or email".into(),
+        )),
+        RawChannel {
+            webhook: Some(_),
+            email: Some(_),
+        } => Err((
+            format!("channels.{name}"),
+            "a channel is a webhook or an email, not both".into(),
+        )),
+    }
+}
+
+/// A webhook channel, checked; `at` names its fields.
+fn webhook(w: RawWebhook, at: &dyn Fn(&str) -> String) -> Result<Webhook, Fault> {
+    let url: hyper::Uri = w
+        .url
+        .parse()
+        .map_err(|e| (at("url"), format!("{:?} is not a URL: {e}", w.url)))?;
+    if !matches!(url.scheme_str(), Some("http" | "https")) || url.host().is_none() {
+        return Err((
+            at("url"),
+            format!("{:?} is not an http:// or https:// URL", w.url),
+        ));
+    }
+    let secret = std::fs::read(&w.secret_file).map_err(|e| {
+        (
+            at("secret_file"),
+            format!("{}: {e}", w.secret_file.display()),
+        )
+    })?;
+    if secret.len() < 16 {
+        return Err((
+            at("secret_file"),
+            "the key must be at least 16 bytes".into(),
+        ));
+    }
+    let timeout = timeout(&w.timeout).map_err(|e| (at("timeout"), e))?;
+    Ok(Webhook {
+        url,
+        secret,
+        ca_file: w.ca_file,
+        timeout,
+    })
+}
+
+/// Route `i`, checked against the `channels` it may deliver to.
+fn route(
+    i: usize,
+    raw: RawRoute,
+    channels: &BTreeMap<String, ChannelConfig>,
+) -> Result<Route, Fault> {
+    baton_domain::id::check_token(&raw.name)
+        .map_err(|e| (format!("routes[{i}].name"), e.to_string()))?;
+    let at = format!("routes[{i}] ({})", raw.name);
+    if let Some(missing) = raw.deliver.iter().find(|c| !channels.contains_key(*c)) {
+        return Err((format!("{at}.deliver"), format!("no channel {missing:?}")));
+    }
+    let policy = policy(raw.group.as_deref(), raw.quiet.as_ref(), &at)?;
+    let renotify = levels(&at, &raw.renotify, channels)?;
+    Ok(Route {
+        name: raw.name,
+        matches: raw.matches,
+        deliver: raw.deliver,
+        policy,
+        renotify,
+    })
+}
+
+/// A route's re-notification levels, each later than the one before.
+fn levels(
+    at: &str,
+    raw: &[RawLevel],
+    channels: &BTreeMap<String, ChannelConfig>,
+) -> Result<Vec<Level>, Fault> {
+    let mut levels: Vec<Level> = Vec::new();
+    for (n, level) in raw.iter().enumerate() {
+        let here = |field: &str| format!("{at}.renotify[{n}].{field}");
+        let after = timeout(&level.after).map_err(|e| (here("after"), e))?;
+        if levels.last().is_some_and(|l| l.after >= after) {
+            return Err((
+                here("after"),
+                "each level comes after the one before".to_owned(),
+            ));
+        }
+        if let Some(missing) = level.deliver.iter().find(|c| !channels.contains_key(*c)) {
+            return Err((here("deliver"), format!("no channel {missing:?}")));
+        }
+        levels.push(Level {
+            after,
+            deliver: level.deliver.clone(),
+        });
+    }
+    Ok(levels)
+}
+
 impl Routes {
     pub fn load(path: &Path) -> Result<Routes, RoutesError> {
         let shown = path.display().to_string();
@@ -409,103 +549,18 @@ impl Routes {
             at,
             message,
         };
+        let at_fault = |(at, message): Fault| invalid(at, message);
         let mut channels = BTreeMap::new();
-        for (name, channel) in raw.channels {
-            // Names go into the parked subject and the metrics' labels.
-            baton_domain::id::check_token(&name)
-                .map_err(|e| invalid(format!("channels.{name}"), e.to_string()))?;
-            let w = match channel {
-                RawChannel {
-                    webhook: Some(w),
-                    email: None,
-                } => w,
-                RawChannel {
-                    webhook: None,
-                    email: Some(e),
-                } => {
-                    let at = |what: &str| format!("channels.{name}.email.{what}");
-                    let email = self::email(e, &at).map_err(|(at, m)| invalid(at, m))?;
-                    channels.insert(name.clone(), ChannelConfig::Email(email));
-                    continue;
-                }
-                RawChannel {
-                    webhook: None,
-                    email: None,
-                } => {
-                    return Err(invalid(
-                        format!("channels.{name}"),
-                        "name its kind: webhook or email".into(),
-                    ))
-                }
-                RawChannel {
-                    webhook: Some(_),
-                    email: Some(_),
-                } => {
-                    return Err(invalid(
-                        format!("channels.{name}"),
-                        "a channel is a webhook or an email, not both".into(),
-                    ))
-                }
-            };
-            let at = |what: &str| format!("channels.{name}.webhook.{what}");
-            let url: hyper::Uri = w
-                .url
-                .parse()
-                .map_err(|e| invalid(at("url"), format!("{:?} is not a URL: {e}", w.url)))?;
-            if !matches!(url.scheme_str(), Some("http" | "https")) || url.host().is_none() {
-                return Err(invalid(
-                    at("url"),
-                    format!("{:?} is not an http:// or https:// URL", w.url),
-                ));
-            }
-            let secret = std::fs::read(&w.secret_file).map_err(|e| {
-                invalid(
-                    at("secret_file"),
-                    format!("{}: {e}", w.secret_file.display()),
-                )
-            })?;
-            if secret.len() < 16 {
-                return Err(invalid(
-                    at("secret_file"),
-                    "the key must be at least 16 bytes".into(),
-                ));
-            }
-            let timeout = timeout(&w.timeout).map_err(|e| invalid(at("timeout"), e))?;
-            channels.insert(
-                name.clone(),
-                ChannelConfig::Webhook(Webhook {
-                    url,
-                    secret,
-                    ca_file: w.ca_file,
-                    timeout,
-                }),
-            );
+        for (name, raw) in raw.channels {
+            let built = channel(&name, raw).map_err(at_fault)?;
+            channels.insert(name, built);
         }
-        let mut routes = Vec::new();
-        for (i, route) in raw.routes.into_iter().enumerate() {
-            baton_domain::id::check_token(&route.name)
-                .map_err(|e| invalid(format!("routes[{i}].name"), e.to_string()))?;
-            for channel in &route.deliver {
-                if !channels.contains_key(channel) {
-                    return Err(invalid(
-                        format!("routes[{i}] ({}).deliver", route.name),
-                        format!("no channel {channel:?}"),
-                    ));
-                }
-            }
-            let policy = policy(
-                route.group.as_deref(),
-                route.quiet.as_ref(),
-                &format!("routes[{i}] ({})", route.name),
-            )
-            .map_err(|(at, message)| invalid(at, message))?;
-            routes.push(Route {
-                name: route.name,
-                matches: route.matches,
-                deliver: route.deliver,
-                policy,
-            });
-        }
+        let routes = raw
+            .routes
+            .into_iter()
+            .enumerate()
+            .map(|(i, raw)| route(i, raw, &channels).map_err(at_fault))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Routes { channels, routes })
     }
 
@@ -651,6 +706,55 @@ mod tests {
             e.contains(".quiet.time_zone") && e.contains("Mars/Olympus"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn re_notification_levels_come_one_after_another_to_known_channels() {
+        let dir = tempfile::tempdir().expect("dir");
+        let with = |levels: &str| {
+            routes(dir.path()).replace(
+                r#""deliver": ["pager"]}"#,
+                &format!(r#""deliver": ["pager"], "renotify": {levels}}}"#),
+            )
+        };
+        let r = Routes::from_json(
+            &with(r#"[{"after": "15m", "deliver": ["chat"]}, {"after": "30m", "deliver": ["pager", "chat"]}]"#),
+            "r.json",
+        )
+        .expect("valid");
+        let duty = r.routes.iter().find(|r| r.name == "duty").expect("duty");
+        assert_eq!(
+            duty.renotify,
+            [
+                Level {
+                    after: Duration::from_secs(900),
+                    deliver: vec!["chat".into()]
+                },
+                Level {
+                    after: Duration::from_secs(1800),
+                    deliver: vec!["pager".into(), "chat".into()]
+                }
+            ]
+        );
+        for (levels, at) in [
+            (
+                r#"[{"after": "30m", "deliver": ["chat"]}, {"after": "15m", "deliver": ["chat"]}]"#,
+                "routes[2] (duty).renotify[1].after",
+            ),
+            (
+                r#"[{"after": "15m", "deliver": ["sms"]}]"#,
+                "routes[2] (duty).renotify[0].deliver",
+            ),
+            (
+                r#"[{"after": "soon", "deliver": ["chat"]}]"#,
+                "routes[2] (duty).renotify[0].after",
+            ),
+        ] {
+            let e = Routes::from_json(&with(levels), "r.json")
+                .expect_err(levels)
+                .to_string();
+            assert!(e.contains(at), "{e}");
+        }
     }
 
     #[test]

@@ -38,6 +38,30 @@ pub enum StartError {
 /// What health notify reports.
 pub const NOTIFY_SERVICE: &str = "baton.notify.Deliver";
 
+/// What the delivery loops share.
+fn deliverer(
+    config: &Config,
+    client: &async_nats::Client,
+    table: &InForce,
+    metrics: &Arc<Metrics>,
+) -> Deliverer {
+    Deliverer {
+        js: async_nats::jetstream::new(client.clone()),
+        table: table.clone(),
+        backoff: Backoff {
+            attempts: config.attempts,
+            base: config.backoff,
+            max: config.backoff_max,
+        },
+        board: config.board_url.clone(),
+        metrics: metrics.clone(),
+        groups: Default::default(),
+        attempt_slots: Arc::new(tokio::sync::Semaphore::new(
+            crate::deliver::MAX_ATTEMPTS_AT_ONCE,
+        )),
+    }
+}
+
 /// Runs notify until `shutdown`; a delivery in flight is abandoned at
 /// shutdown and, unacknowledged, delivered again after the restart.
 pub async fn run(
@@ -81,21 +105,7 @@ pub async fn run(
         crate::metrics::router(metrics.clone()),
         &shutdown,
     )?;
-    let deliverer = Deliverer {
-        js: async_nats::jetstream::new(client.clone()),
-        table: table.clone(),
-        backoff: Backoff {
-            attempts: config.attempts,
-            base: config.backoff,
-            max: config.backoff_max,
-        },
-        board: config.board_url.clone(),
-        metrics: metrics.clone(),
-        groups: Default::default(),
-        attempt_slots: Arc::new(tokio::sync::Semaphore::new(
-            crate::deliver::MAX_ATTEMPTS_AT_ONCE,
-        )),
-    };
+    let deliverer = deliverer(&config, &client, &table, &metrics);
     tasks.spawn(
         "reload",
         crate::table::reload_on_change(

@@ -7,7 +7,8 @@
 //! A correction (a late event showed an announced breach was a kept
 //! promise after all) goes the same way on `baton.sla.corrected.…`, a
 //! warning on `baton.sla.warning.…`, and a breach of a promise with an
-//! escalation target also on `baton.sla.escalated.<target>.…`.
+//! escalation target also on `baton.sla.escalated.<target>.…`, and the
+//! acknowledgement of that escalation on `baton.sla.acknowledged.…`.
 //!
 //! A subject that already holds a message is checked: the same signal (a
 //! replica, or this projector before a crash, got there first) is fine;
@@ -117,6 +118,14 @@ fn announcements_of(signal: Signal, record: &BreachRecord) -> (Relayed, Vec<Anno
             }
             (Relayed::Breach(message), announcements)
         }
+        Signal::Acknowledged => {
+            let message = breach_to_proto(record, baton_runtime::now());
+            let payload = message.encode_to_vec().into();
+            (
+                Relayed::Acknowledgement(message),
+                vec![(label, clock.acknowledgement(), payload)],
+            )
+        }
         Signal::Warning => {
             let message = warning_to_proto(record);
             let payload = message.encode_to_vec().into();
@@ -169,6 +178,23 @@ async fn publish(
 /// instant (deadline, or when the warning share was crossed).
 fn same_signal(expected: &Relayed, stored: &[u8]) -> bool {
     match expected {
+        Relayed::Acknowledgement(b) => v1::Breach::decode(stored).is_ok_and(|s| {
+            (
+                &s.handoff_id,
+                &s.policy_id,
+                s.cycle,
+                &s.deadline,
+                &s.acknowledged_by,
+                &s.acknowledged_at,
+            ) == (
+                &b.handoff_id,
+                &b.policy_id,
+                b.cycle,
+                &b.deadline,
+                &b.acknowledged_by,
+                &b.acknowledged_at,
+            )
+        }),
         Relayed::Breach(b) | Relayed::Correction(b) => v1::Breach::decode(stored).is_ok_and(|s| {
             (
                 &s.handoff_id,

@@ -308,6 +308,7 @@ impl Metrics {
             Signal::Breach => "breach",
             Signal::Correction => "correction",
             Signal::Warning => "warning",
+            Signal::Acknowledged => "acknowledgement",
         }
     }
 

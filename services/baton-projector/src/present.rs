@@ -30,6 +30,15 @@ pub fn breach_to_proto(record: &BreachRecord, now: Timestamp) -> v1::Breach {
             .unwrap_or_default(),
         target: Some(duration_to_proto(record.target)),
         cause: record.cause.as_ref().map(cause_to_proto),
+        acknowledged_by: record
+            .acknowledged
+            .as_ref()
+            .map(|a| a.by.clone())
+            .unwrap_or_default(),
+        acknowledged_at: record
+            .acknowledged
+            .as_ref()
+            .map(|a| timestamp_to_proto(a.at)),
     }
 }
 

@@ -25,6 +25,8 @@ pub enum Relayed {
     Correction(v1::Breach),
     Warning(v1::SlaWarning),
     Disruption(v1::DisruptionEvent),
+    /// A breach whose escalation someone acknowledged.
+    Acknowledgement(v1::Breach),
 }
 
 /// The in-process channel of relayed signals.

@@ -131,6 +131,8 @@ enum Command {
     Matrix(cmd::matrix::MatrixArgs),
     /// Rate a completed hand-off, once (as its customer).
     Rate(cmd::rate::RateArgs),
+    /// Acknowledge a hand-off's escalated breaches (as the duty coordinator).
+    Ack(cmd::ack::AckArgs),
     /// Start or end a service disruption of a supplier.
     Disruption(cmd::disruption::DisruptionArgs),
     /// List disruptions and what they affected.
@@ -206,6 +208,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Clocks(args) => cmd::clocks::clocks(&cli.query_url, args, out).await,
         Command::Matrix(args) => cmd::matrix::matrix(&cli.query_url, args, out).await,
         Command::Rate(args) => cmd::rate::rate(&cli.ingest_url, args, out).await,
+        Command::Ack(args) => cmd::ack::ack(&cli.ingest_url, args, out).await,
         Command::Disruption(args) => cmd::disruption::disruption(&cli.ingest_url, args, out).await,
         Command::Disruptions(args) => cmd::disruption::disruptions(&cli.query_url, args, out).await,
         Command::Status(args) => cmd::status::run(&cli.query_url, args, out).await,

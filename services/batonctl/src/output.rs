@@ -138,6 +138,8 @@ pub fn breach_json(b: &v1::Breach) -> Value {
         "cycle": b.cycle,
         "overrun": time::format_duration(&b.overrun),
         "escalate_to": b.escalate_to,
+        "acknowledged_by": b.acknowledged_by,
+        "acknowledged_at": time::format(&b.acknowledged_at),
     })
 }
 

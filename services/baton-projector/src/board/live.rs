@@ -97,6 +97,7 @@ pub fn board_event(signal: &Relayed) -> Option<Event> {
         Relayed::Correction(b) => ("correction", breach_json(b)),
         Relayed::Warning(w) => ("warning", warning_json(w)),
         Relayed::Disruption(d) => ("disruption", disruption_json(d)),
+        Relayed::Acknowledgement(b) => ("acknowledgement", breach_json(b)),
     };
     Some(event(name, &data))
 }
@@ -135,6 +136,7 @@ pub fn breach_json(b: &v1::Breach) -> Value {
         "corrected": b.corrected,
         "target_ms": duration_millis(b.target.as_ref()),
         "escalate_to": b.escalate_to,
+        "acknowledged_by": b.acknowledged_by,
     })
 }
 

@@ -373,7 +373,23 @@ fn breach_rows(
             esc = r
                 .escalate_to
                 .as_ref()
-                .map(|t| format!(" <span class=\"tag\">escalated to {}</span>", Escaped(t.as_str())))
+                .map(|t| {
+                    let acked = r
+                        .acknowledged
+                        .as_ref()
+                        .map(|a| {
+                            format!(
+                                " <span class=\"tag acked\">acknowledged by {} {}</span>",
+                                Escaped(&a.by),
+                                instant(a.at, now, tz)
+                            )
+                        })
+                        .unwrap_or_default();
+                    format!(
+                        " <span class=\"tag\">escalated to {}</span>{acked}",
+                        Escaped(t.as_str())
+                    )
+                })
                 .unwrap_or_default(),
         );
     }

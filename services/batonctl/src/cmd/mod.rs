@@ -1,3 +1,4 @@
+pub mod ack;
 pub mod append;
 pub mod breaches;
 pub mod catalog;

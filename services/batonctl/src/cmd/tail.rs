@@ -41,7 +41,9 @@ pub async fn run(nats_url: &str, args: Args) -> anyhow::Result<()> {
 fn json_payload(subject: &str, payload: &[u8]) -> Option<serde_json::Value> {
     match baton_client::decode(subject, payload).ok()? {
         Signal::Event(e) => Some(output::event_json(&e)),
-        Signal::Breach(b) | Signal::Correction(b) => Some(output::breach_json(&b)),
+        Signal::Breach(b) | Signal::Correction(b) | Signal::Acknowledgement(b) => {
+            Some(output::breach_json(&b))
+        }
         Signal::Escalation { target, breach } => {
             let mut json = output::breach_json(&breach);
             json["escalated_to"] = json!(target);
