@@ -9,7 +9,10 @@
 //! writes no header. It must never put patient data in a span: hand-off
 //! ids, subjects and counts only, never an event's attributes.
 
-use std::time::Duration;
+use std::{
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
 
 use opentelemetry::{
     propagation::{Extractor, TextMapPropagator},
@@ -87,6 +90,7 @@ impl Telemetry {
             .with_resource(Resource::builder().with_service_name(service).build())
             .build();
         opentelemetry::global::set_tracer_provider(provider.clone());
+        EXPORTING.store(true, Ordering::Release);
         Ok(Telemetry { provider })
     }
 
@@ -104,6 +108,16 @@ impl Telemetry {
             tracing::warn!(error = %e, "shutting down the span exporter");
         }
     }
+}
+
+/// Set once a tracer provider exports this process's spans.
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process exports spans ([`Telemetry::install`] ran): where
+/// nothing is exported and no caller's context is to be passed on, a
+/// service starts no span at all.
+pub fn exporting() -> bool {
+    EXPORTING.load(Ordering::Acquire)
 }
 
 /// The tracer of one Baton service (its instrumentation scope): a no-op

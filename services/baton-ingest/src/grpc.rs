@@ -157,6 +157,10 @@ impl IngestService {
 /// caller's `traceparent`, or of the batch's span), the one JetStream's
 /// message headers carry on. A no-op span when tracing is off.
 fn append_span(request: &v1::AppendRequest) -> Context {
+    if !baton_runtime::otel::exporting() && !Context::current().has_active_span() {
+        // Tracing off and no caller's context: nothing to start or carry.
+        return Context::current();
+    }
     let handoff = request
         .event
         .as_ref()

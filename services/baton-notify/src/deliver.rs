@@ -11,7 +11,7 @@ use std::{sync::Arc, time::Duration};
 use async_nats::jetstream::{self, consumer::pull, AckKind};
 use baton_runtime::otel::opentelemetry::{
     context::FutureExt as _,
-    trace::{SpanKind, TraceContextExt as _, Tracer as _},
+    trace::{Link, SpanKind, TraceContextExt as _, Tracer as _},
     Context, KeyValue,
 };
 use bytes::Bytes;
@@ -455,14 +455,38 @@ impl Deliverer {
             .find(|r| r.name == route)
             .map(|r| r.deliver.clone())
             .unwrap_or_default();
-        let outcomes = futures::future::join_all(channels.iter().map(|channel| {
+        let deliveries = futures::future::join_all(channels.iter().map(|channel| {
             let delivery = Delivery {
                 id: crate::group::delivery_id(route, channel, members),
                 body: body.clone(),
             };
             self.deliver_or_park(&group.table, route, channel, delivery, parcel.clone(), None)
-        }))
-        .await;
+        }));
+        // Traced members: the grouped delivery is a trace of its own,
+        // linked to each of theirs.
+        let outcomes = if group.traces.is_empty() {
+            deliveries.await
+        } else {
+            let tracer = baton_runtime::otel::tracer(crate::NAME);
+            let links = group
+                .traces
+                .iter()
+                .map(|cx| Link::with_context(cx.clone()))
+                .collect();
+            let span = tracer
+                .span_builder("notify.deliver_group")
+                .with_kind(SpanKind::Internal)
+                .with_links(links)
+                .with_attributes([
+                    baton_runtime::otel::service(crate::NAME),
+                    KeyValue::new("baton.route", route.to_owned()),
+                    KeyValue::new("baton.group.members", members.len() as i64),
+                ])
+                .start_with_context(&tracer, &Context::new());
+            deliveries
+                .with_context(Context::new().with_span(span))
+                .await
+        };
         let outcome = outcomes
             .into_iter()
             .collect::<Result<Vec<()>, _>>()
