@@ -97,6 +97,7 @@ impl Notify {
             tls: Default::default(),
             http: Default::default(),
             nats: Default::default(),
+            otlp: Default::default(),
         };
         let stop = CancellationToken::new();
         let stopped = stop.clone();

@@ -101,6 +101,7 @@ pub async fn start_ingest(nats_url: &str, catalog: &Path) -> anyhow::Result<Runn
         grpc: Default::default(),
         http: Default::default(),
         nats: Default::default(),
+        otlp: Default::default(),
         failpoints: Vec::new(),
     };
     let running = spawn(addr, move |stop| async move {
@@ -144,6 +145,7 @@ pub fn projector_config(
         grpc: Default::default(),
         http: Default::default(),
         nats: Default::default(),
+        otlp: Default::default(),
     }
 }
 

@@ -124,6 +124,7 @@ pub async fn start_ingest_with(nats_url: &str, catalog: &Path, stream_replicas: 
         grpc: Default::default(),
         http: Default::default(),
         nats: Default::default(),
+        otlp: Default::default(),
         failpoints: Vec::new(),
     };
     let http_addr = config.http_listen;
@@ -230,6 +231,7 @@ pub async fn start_notify_configured(
         tls: Default::default(),
         http: Default::default(),
         nats: Default::default(),
+        otlp: Default::default(),
     };
     configure(&mut config);
     let mut running = spawn(addr, move |stop| async move {
@@ -339,6 +341,7 @@ pub async fn spawn_projector(
         grpc: Default::default(),
         http: Default::default(),
         nats: Default::default(),
+        otlp: Default::default(),
     };
     let http_addr = config.http_listen;
     let mut running = spawn(addr, move |stop| async move {

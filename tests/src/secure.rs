@@ -253,6 +253,7 @@ pub fn ingest_config(
         grpc: Default::default(),
         http: Default::default(),
         nats: Default::default(),
+        otlp: Default::default(),
         failpoints: Vec::new(),
     }
 }
@@ -351,5 +352,6 @@ pub fn projector_config(
         grpc: Default::default(),
         http: Default::default(),
         nats: Default::default(),
+        otlp: Default::default(),
     }
 }

@@ -206,6 +206,7 @@ async fn start_or_refuse(baton: &Baton) -> Met {
         grpc: Default::default(),
         http: Default::default(),
         nats: Default::default(),
+        otlp: Default::default(),
     };
     let stop = tokio_util::sync::CancellationToken::new();
     let mut task = tokio::spawn(baton_projector::run(config, grpc, http, stop.clone()));

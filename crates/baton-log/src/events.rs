@@ -157,7 +157,13 @@ impl EventLog {
             return Err(LogError::Unrouted);
         };
         let subject = subject::event(kind, supplier, customer, &event.handoff_id);
-        let publish = PublishMessage::build()
+        // The append's trace context (ingest's span), for the projector to
+        // continue; no header when there is none.
+        let publish = match crate::trace::current_headers() {
+            Some(headers) => PublishMessage::build().headers(headers),
+            None => PublishMessage::build(),
+        };
+        let publish = publish
             .payload(encode(record))
             .message_id(format!("{}:{}", event.handoff_id, event.event_id))
             .expected_last_subject_sequence(last_sequence)

@@ -25,6 +25,7 @@ pub mod partitions;
 pub mod signals;
 pub mod streams;
 pub mod subject;
+pub mod trace;
 pub mod version;
 
 use std::time::Duration;

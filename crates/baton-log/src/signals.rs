@@ -34,14 +34,16 @@ pub async fn announce_once(
 
 /// [`announce_once`], and if the subject already holds a message, whether
 /// it is this announcement: `same` is asked of the stored payload, and a
-/// message it does not recognise is [`Announced::Squatted`].
+/// message it does not recognise is [`Announced::Squatted`]. `headers`
+/// go with the message (its trace context, if any).
 pub async fn announce_once_checked(
     js: &jetstream::Context,
     subject: String,
     payload: Bytes,
+    headers: async_nats::HeaderMap,
     same: impl FnOnce(&[u8]) -> bool,
 ) -> Result<Announced, LogError> {
-    match announce_once(js, subject.clone(), payload).await? {
+    match announce_once_with(js, subject.clone(), payload, headers).await? {
         Announced::Already => {}
         done => return Ok(done),
     }

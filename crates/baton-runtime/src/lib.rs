@@ -313,6 +313,7 @@ pub mod failpoint;
 pub mod grpc;
 pub mod http;
 pub mod http_client;
+pub mod otel;
 pub mod ports;
 pub mod security;
 pub mod serve;

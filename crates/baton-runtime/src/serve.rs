@@ -33,6 +33,10 @@ pub trait Service: clap::Parser + Send + 'static {
     fn listen_address(&self) -> Option<SocketAddr>;
     /// The HTTP side port's address (`--http-listen`).
     fn http_address(&self) -> SocketAddr;
+    /// Where spans are exported (`--otlp-endpoint`); `None`: tracing off.
+    fn otlp_endpoint(&self) -> Option<&str> {
+        None
+    }
     /// Serves on the listeners until `shutdown` fires; `listener` is bound
     /// to [`Service::listen_address`] when that is `Some`.
     fn run(
@@ -54,6 +58,8 @@ pub enum MainError<E: std::error::Error + 'static> {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Telemetry(#[from] crate::otel::OtelError),
     #[error("{name} failed: {source}")]
     Failed {
         name: &'static str,
@@ -74,7 +80,22 @@ pub fn main<S: Service>(started: impl FnOnce()) -> Result<(), MainError<S::Error
         .enable_all()
         .build()
         .map_err(MainError::Runtime)?;
-    runtime.block_on(async move {
+    // Built on the runtime (the exporter's channel lives there); only when
+    // --otlp-endpoint is set: otherwise nothing is installed.
+    let telemetry = match config.otlp_endpoint() {
+        Some(endpoint) => {
+            let _entered = runtime.enter();
+            let telemetry = crate::otel::Telemetry::install(
+                endpoint,
+                S::NAME,
+                std::time::Duration::from_secs(5),
+            )?;
+            tracing::info!(endpoint, "exporting traces over OTLP");
+            Some(telemetry)
+        }
+        None => None,
+    };
+    let result = runtime.block_on(async move {
         let listener = match config.listen_address() {
             Some(address) => Some(bind(address).await?),
             None => None,
@@ -88,7 +109,12 @@ pub fn main<S: Service>(started: impl FnOnce()) -> Result<(), MainError<S::Error
                 name: S::NAME,
                 source,
             })
-    })
+    });
+    // The runtime still runs the exporter's channel while the last spans go.
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown();
+    }
+    result
 }
 
 /// The exit code of a service binary that ran [`main`]: 0 after a clean

@@ -68,6 +68,10 @@ pub struct Config {
     #[command(flatten)]
     pub nats: baton_log::NatsSecurity,
 
+    /// Where traces go (OpenTelemetry over OTLP/gRPC); off when unset.
+    #[command(flatten)]
+    pub otlp: baton_runtime::otel::OtlpArgs,
+
     /// Test-only failure injection (`name=action[@n]`, see
     /// `baton_runtime::failpoint`); refused by release builds.
     #[arg(

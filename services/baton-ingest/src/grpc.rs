@@ -7,6 +7,11 @@ use baton_proto::{
     convert::{disruption_from_proto, event_from_proto},
     v1::{self, ingest_server::Ingest},
 };
+use baton_runtime::otel::opentelemetry::{
+    context::FutureExt as _,
+    trace::{SpanKind, TraceContextExt as _, Tracer as _},
+    Context, KeyValue,
+};
 use futures::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Request, Response, Status};
@@ -84,7 +89,8 @@ impl IngestService {
     ) -> Result<v1::AppendResponse, Status> {
         let started = std::time::Instant::now();
         let event_type = request.event.as_ref().map(|e| e.r#type);
-        let answer = self.append_checked(request, caller).await;
+        let cx = append_span(&request);
+        let answer = self.append_checked(request, caller).with_context(cx).await;
         let took = started.elapsed();
         self.metrics
             .appended(event_type, &answer, |ok| ok.duplicate, took);
@@ -147,6 +153,39 @@ impl IngestService {
     }
 }
 
+/// The context an append runs in: a span `ingest.append` (child of the
+/// caller's `traceparent`, or of the batch's span), the one JetStream's
+/// message headers carry on. A no-op span when tracing is off.
+fn append_span(request: &v1::AppendRequest) -> Context {
+    if !baton_runtime::otel::exporting() && !Context::current().has_active_span() {
+        // Tracing off and no caller's context: nothing to start or carry.
+        return Context::current();
+    }
+    let handoff = request
+        .event
+        .as_ref()
+        .and_then(|e| baton_domain::Token::parse(&e.handoff_id).ok());
+    let mut attributes = vec![baton_runtime::otel::service(crate::NAME)];
+    if let Some(handoff) = &handoff {
+        attributes.push(KeyValue::new(
+            "baton.handoff_id",
+            loggable(handoff).to_owned(),
+        ));
+    }
+    let tracer = baton_runtime::otel::tracer(crate::NAME);
+    let span = tracer
+        .span_builder("ingest.append")
+        .with_kind(SpanKind::Server)
+        .with_attributes(attributes)
+        .start_with_context(&tracer, &Context::current());
+    Context::current_with_span(span)
+}
+
+/// The caller's trace context from the request's metadata, or the current one.
+fn caller_context<T>(request: &Request<T>) -> Context {
+    baton_runtime::otel::remote_parent(request.metadata()).unwrap_or_else(Context::current)
+}
+
 /// An id for a log line: withheld when it looks like patient data (the
 /// screen may be why it was refused).
 fn loggable(id: &baton_domain::Token) -> &str {
@@ -178,7 +217,9 @@ impl Ingest for IngestService {
             }
         };
         let caller = baton_runtime::security::caller(&request).cloned();
+        let parent = caller_context(&request);
         self.append_one(request.into_inner(), caller.as_ref())
+            .with_context(parent)
             .await
             .map(Response::new)
     }
@@ -190,6 +231,7 @@ impl Ingest for IngestService {
     ) -> Result<Response<v1::AppendBatchResponse>, Status> {
         let _permit = self.admit()?;
         let caller = baton_runtime::security::caller(&request).cloned();
+        let parent = caller_context(&request);
         let requests = request.into_inner().requests;
         if requests.len() > MAX_BATCH {
             return Err(Status::invalid_argument(format!(
@@ -233,6 +275,7 @@ impl Ingest for IngestService {
             }))
             .buffer_unordered(BATCH_CONCURRENCY)
             .collect()
+            .with_context(parent)
             .await;
         let mut results = vec![v1::AppendResult { outcome: None }; total];
         for (index, outcome) in outcomes.into_iter().flatten() {

@@ -18,6 +18,9 @@
 //! It must never keep state that the stream does not also hold: its cache is
 //! only a shortcut, checked by JetStream on every append.
 
+/// This service's name: its spans' `baton.service` and tracer scope.
+pub const NAME: &str = "baton-ingest";
+
 pub mod config;
 pub mod error;
 pub mod grpc;

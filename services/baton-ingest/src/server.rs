@@ -230,7 +230,7 @@ async fn report_health(
 }
 
 impl baton_runtime::serve::Service for Config {
-    const NAME: &'static str = "baton-ingest";
+    const NAME: &'static str = crate::NAME;
     type Error = StartError;
 
     fn listen_address(&self) -> Option<std::net::SocketAddr> {
@@ -239,6 +239,10 @@ impl baton_runtime::serve::Service for Config {
 
     fn http_address(&self) -> std::net::SocketAddr {
         self.http_listen
+    }
+
+    fn otlp_endpoint(&self) -> Option<&str> {
+        self.otlp.otlp_endpoint.as_deref()
     }
 
     fn run(

@@ -9,6 +9,11 @@
 use std::{sync::Arc, time::Duration};
 
 use async_nats::jetstream::{self, consumer::pull, AckKind};
+use baton_runtime::otel::opentelemetry::{
+    context::FutureExt as _,
+    trace::{Link, SpanKind, TraceContextExt as _, Tracer as _},
+    Context, KeyValue,
+};
 use bytes::Bytes;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -75,6 +80,15 @@ pub const MAX_IN_FLIGHT: usize = 512;
 /// How often a signal waiting for its group tells JetStream it is still
 /// being worked on (well inside the consumer's ack wait, at least 30 s).
 const KEEPALIVE: Duration = Duration::from_secs(10);
+
+/// Says on the current span (a `notify.deliver`, if traced) how the
+/// delivery ended and after how many attempts.
+fn outcome_on_span(outcome: &'static str, attempts: u32) {
+    let cx = Context::current();
+    let span = cx.span();
+    span.set_attribute(KeyValue::new("baton.outcome", outcome));
+    span.set_attribute(KeyValue::new("baton.attempts", i64::from(attempts)));
+}
 
 /// What a parked delivery carries: enough to deliver it again.
 #[derive(Debug, Clone)]
@@ -301,7 +315,29 @@ impl Deliverer {
             .map_err(nats)
     }
 
+    /// Handles one signal; one that carries a trace context is handled in
+    /// a `notify.handle` span continuing it (its deliveries' spans are its
+    /// children).
     async fn handle(&self, message: jetstream::Message) -> Result<(), DeliverError> {
+        match baton_log::trace::extract(message.headers.as_ref()) {
+            Some(parent) => {
+                let tracer = baton_runtime::otel::tracer(crate::NAME);
+                let span = tracer
+                    .span_builder("notify.handle")
+                    .with_kind(SpanKind::Consumer)
+                    .with_attributes([
+                        baton_runtime::otel::service(crate::NAME),
+                        KeyValue::new("baton.signal_subject", message.subject.to_string()),
+                    ])
+                    .start_with_context(&tracer, &parent);
+                let cx = Context::new().with_span(span);
+                self.handle_signal(message).with_context(cx).await
+            }
+            None => self.handle_signal(message).await,
+        }
+    }
+
+    async fn handle_signal(&self, message: jetstream::Message) -> Result<(), DeliverError> {
         let sequence = message.info().map_err(nats)?.stream_sequence;
         let subject = message.subject.to_string();
         let notice = match notice(&subject, sequence, &message.payload, &self.board) {
@@ -529,14 +565,38 @@ impl Deliverer {
             .find(|r| r.name == route)
             .map(|r| r.deliver.clone())
             .unwrap_or_default();
-        let outcomes = futures::future::join_all(channels.iter().map(|channel| {
+        let deliveries = futures::future::join_all(channels.iter().map(|channel| {
             let delivery = Delivery {
                 id: crate::group::delivery_id(route, channel, members),
                 body: body.clone(),
             };
             self.deliver_or_park(&group.table, route, channel, delivery, parcel.clone(), None)
-        }))
-        .await;
+        }));
+        // Traced members: the grouped delivery is a trace of its own,
+        // linked to each of theirs.
+        let outcomes = if group.traces.is_empty() {
+            deliveries.await
+        } else {
+            let tracer = baton_runtime::otel::tracer(crate::NAME);
+            let links = group
+                .traces
+                .iter()
+                .map(|cx| Link::with_context(cx.clone()))
+                .collect();
+            let span = tracer
+                .span_builder("notify.deliver_group")
+                .with_kind(SpanKind::Internal)
+                .with_links(links)
+                .with_attributes([
+                    baton_runtime::otel::service(crate::NAME),
+                    KeyValue::new("baton.route", route.to_owned()),
+                    KeyValue::new("baton.group.members", members.len() as i64),
+                ])
+                .start_with_context(&tracer, &Context::new());
+            deliveries
+                .with_context(Context::new().with_span(span))
+                .await
+        };
         let outcome = outcomes
             .into_iter()
             .collect::<Result<Vec<()>, _>>()
@@ -553,7 +613,42 @@ impl Deliverer {
 
     /// Delivers to one channel, retrying; parks it after the last attempt.
     /// An error only if parking failed (the signal is then delivered again).
+    /// Within a trace (the signal's, see [`Deliverer::handle`]) in a
+    /// `notify.deliver` span of its own; untraced, no span is started.
     async fn deliver_or_park(
+        &self,
+        table: &Table,
+        route: &str,
+        channel: &str,
+        delivery: Delivery,
+        parcel: Parcel<'_>,
+        message: Option<&jetstream::Message>,
+    ) -> Result<(), DeliverError> {
+        let parent = Context::current();
+        if !parent.span().span_context().is_valid() {
+            return self
+                .deliver_or_park_untraced(table, route, channel, delivery, parcel, message)
+                .await;
+        }
+        let tracer = baton_runtime::otel::tracer(crate::NAME);
+        let span = tracer
+            .span_builder("notify.deliver")
+            .with_kind(SpanKind::Client)
+            .with_attributes([
+                baton_runtime::otel::service(crate::NAME),
+                KeyValue::new("baton.route", route.to_owned()),
+                KeyValue::new("baton.channel", channel.to_owned()),
+                KeyValue::new("baton.delivery", delivery.id.clone()),
+                KeyValue::new("baton.grouped", parcel.grouped),
+            ])
+            .start_with_context(&tracer, &parent);
+        let cx = parent.with_span(span);
+        self.deliver_or_park_untraced(table, route, channel, delivery, parcel, message)
+            .with_context(cx)
+            .await
+    }
+
+    async fn deliver_or_park_untraced(
         &self,
         table: &Table,
         route: &str,
@@ -582,6 +677,7 @@ impl Deliverer {
             };
             match outcome {
                 Ok(()) => {
+                    outcome_on_span("delivered", attempt);
                     self.metrics.delivered(route, channel);
                     tracing::info!(%route, %channel, delivery = %delivery.id, attempt, "delivered");
                     return Ok(());
@@ -600,6 +696,7 @@ impl Deliverer {
                 tokio::time::sleep(self.backoff.wait(attempt, fraction)).await;
             }
         }
+        outcome_on_span("parked", self.backoff.attempts);
         self.park(&parcel, route, channel, &delivery, &last).await
     }
 

@@ -11,6 +11,10 @@ use std::{
     sync::{Arc, Mutex},
 };
 
+use baton_runtime::otel::opentelemetry::{
+    trace::{SpanContext, TraceContextExt as _},
+    Context,
+};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
@@ -33,6 +37,9 @@ pub struct Open {
     pub members: Vec<Notice>,
     pub opened_at: jiff::Timestamp,
     pub waiters: Vec<oneshot::Sender<Outcome>>,
+    /// The trace context of each member that was handled in one: the
+    /// grouped delivery's span links to them.
+    pub traces: Vec<SpanContext>,
 }
 
 /// The open groups, one per route.
@@ -58,9 +65,14 @@ impl Groups {
             members: Vec::new(),
             opened_at: now,
             waiters: Vec::new(),
+            traces: Vec::new(),
         });
         group.members.push(notice.clone());
         group.waiters.push(tx);
+        let traced = Context::current().span().span_context().clone();
+        if traced.is_valid() {
+            group.traces.push(traced);
+        }
         (rx, opened)
     }
 

@@ -26,6 +26,9 @@
 //! deliveries arrived or was parked, and never page for signals announced
 //! before its consumer first started.
 
+/// This service's name: its spans' `baton.service` and tracer scope.
+pub const NAME: &str = "baton-notify";
+
 pub mod channel;
 pub mod config;
 pub mod deliver;
@@ -45,7 +48,7 @@ pub use config::Config;
 pub use server::run;
 
 impl baton_runtime::serve::Service for Config {
-    const NAME: &'static str = "baton-notify";
+    const NAME: &'static str = crate::NAME;
     type Error = server::StartError;
 
     fn listen_address(&self) -> Option<std::net::SocketAddr> {
@@ -54,6 +57,10 @@ impl baton_runtime::serve::Service for Config {
 
     fn http_address(&self) -> std::net::SocketAddr {
         self.http_listen
+    }
+
+    fn otlp_endpoint(&self) -> Option<&str> {
+        self.otlp.otlp_endpoint.as_deref()
     }
 
     fn run(

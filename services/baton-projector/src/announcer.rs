@@ -25,6 +25,10 @@ use baton_log::{
     subject::ClockSubject,
 };
 use baton_proto::v1;
+use baton_runtime::otel::opentelemetry::{
+    trace::{SpanKind, TraceContextExt as _, Tracer as _},
+    Context, KeyValue,
+};
 use prost::Message as _;
 use tokio_util::sync::CancellationToken;
 
@@ -147,10 +151,18 @@ async fn publish(
     relayed: &Relayed,
     announcements: Vec<Announcement>,
 ) -> Result<bool, TaskError> {
+    // The trace of the event that started the clock, if it was traced.
+    let traced = shared.traces.of(record.handoff_id.as_str());
     for (label, subject, payload) in announcements {
         let expected = relayed.clone();
         let same = move |stored: &[u8]| same_signal(&expected, stored);
-        match announce_once_checked(js, subject.clone(), payload, same).await {
+        let mut headers = async_nats::HeaderMap::new();
+        let _span = traced.as_ref().map(|parent| {
+            let cx = announce_span(parent, label, record);
+            baton_log::trace::inject(&cx, &mut headers);
+            cx
+        });
+        match announce_once_checked(js, subject.clone(), payload, headers, same).await {
             Ok(Announced::Now(sequence)) => {
                 tracing::info!(%subject, sequence, "announced");
                 shared.metrics.announced(
@@ -171,6 +183,23 @@ async fn publish(
         }
     }
     Ok(true)
+}
+
+/// A `projector.announce` span, child of the applied event's span
+/// (`parent`): the context the signal's message carries to notify.
+fn announce_span(parent: &Context, label: &'static str, record: &BreachRecord) -> Context {
+    let tracer = baton_runtime::otel::tracer(crate::traces::NAME);
+    let span = tracer
+        .span_builder("projector.announce")
+        .with_kind(SpanKind::Producer)
+        .with_attributes([
+            baton_runtime::otel::service(crate::traces::NAME),
+            KeyValue::new("baton.signal", label),
+            KeyValue::new("baton.handoff_id", record.handoff_id.to_string()),
+            KeyValue::new("baton.policy_id", record.policy_id.to_string()),
+        ])
+        .start_with_context(&tracer, parent);
+    Context::new().with_span(span)
 }
 
 /// Whether `stored`, found on a signal's subject, is the signal the views

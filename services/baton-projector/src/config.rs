@@ -152,4 +152,8 @@ pub struct Config {
     /// NATS user and TLS.
     #[command(flatten)]
     pub nats: baton_log::NatsSecurity,
+
+    /// Where traces go (OpenTelemetry over OTLP/gRPC); off when unset.
+    #[command(flatten)]
+    pub otlp: baton_runtime::otel::OtlpArgs,
 }

@@ -35,6 +35,7 @@ pub mod relay;
 pub mod route;
 pub mod server;
 pub mod timer;
+pub mod traces;
 pub mod watchdog;
 
 use std::sync::{
@@ -142,6 +143,8 @@ pub struct Shared {
     pub health: baton_runtime::Health,
     /// Test-only failure injection (nothing in release builds).
     pub failpoints: Failpoints,
+    /// Per hand-off, the trace context its signals continue.
+    pub traces: traces::Traces,
     /// The first storage error anywhere: the views are in doubt, and the
     /// supervised `storage` task ends the process so they are checked (and
     /// rebuilt if damaged) at the next start.
@@ -229,6 +232,7 @@ impl Shared {
                 QUERY_SERVICE,
             ),
             failpoints: Failpoints::default(),
+            traces: traces::Traces::default(),
             storage_failed: tokio::sync::watch::Sender::new(None),
         }
     }

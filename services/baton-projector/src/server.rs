@@ -381,6 +381,10 @@ impl baton_runtime::serve::Service for Config {
         self.http_listen
     }
 
+    fn otlp_endpoint(&self) -> Option<&str> {
+        self.otlp.otlp_endpoint.as_deref()
+    }
+
     fn run(
         self,
         grpc: Option<tokio::net::TcpListener>,

@@ -204,6 +204,7 @@ async fn views_after_repeated_sigkill_equal_a_clean_rebuild() {
         grpc: Default::default(),
         http: Default::default(),
         nats: Default::default(),
+        otlp: Default::default(),
         failpoints: Vec::new(),
     };
     let ingest_task = tokio::spawn(baton_ingest::run(config, grpc, http, stop.clone()));
@@ -422,6 +423,7 @@ async fn killed_at_each_commit_and_announce_point_it_loses_and_repeats_nothing()
         grpc: Default::default(),
         http: Default::default(),
         nats: Default::default(),
+        otlp: Default::default(),
         failpoints: Vec::new(),
     };
     let ingest_task = tokio::spawn(baton_ingest::run(config, grpc, http, stop.clone()));

@@ -93,6 +93,7 @@ impl Rig {
             grpc: Default::default(),
             http: Default::default(),
             nats: Default::default(),
+            otlp: Default::default(),
             failpoints: Vec::new(),
         };
         tokio::spawn(baton_ingest::run(config, grpc, http, stop.clone()));

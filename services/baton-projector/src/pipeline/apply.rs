@@ -264,10 +264,12 @@ async fn stage(shared: &Arc<Shared>, received: Received) -> Result<InFlight, Con
         last,
         last_pending,
         unstaged,
+        traced,
     } = received;
     let count = decoded.len() as u64;
+    let traces = shared.traces.clone();
     let task = shared
-        .project(move |projection| fold(projection, decoded))
+        .project(move |projection| fold(projection, decoded, &traces, traced))
         .await;
     // Staged, or failed and never to be: later writes read it as applied.
     drop(unstaged);
@@ -282,15 +284,38 @@ async fn stage(shared: &Arc<Shared>, received: Received) -> Result<InFlight, Con
 
 /// Applies each decoded message in turn (skipping what is not a Baton
 /// event, or does not fit its history); returns the disruptions applied,
-/// relayed to the board once the batch has landed.
+/// relayed to the board once the batch has landed. A hand-off event whose
+/// message carried a trace context (`traced`) is applied in a span of its
+/// own, continuing that trace (see [`crate::traces`]).
 fn fold(
     projection: &mut baton_views::Projection<'_>,
     decoded: Vec<(u64, baton_domain::Timestamp, Result<Decoded, LogError>)>,
+    traces: &crate::traces::Traces,
+    traced: Vec<(u64, baton_runtime::otel::opentelemetry::Context)>,
 ) -> Result<Vec<baton_proto::v1::DisruptionEvent>, baton_views::ViewsError> {
+    let parents: Vec<_> = traced.iter().map(|(_, cx)| cx.clone()).collect();
+    let batch = crate::traces::batch_span(&parents, decoded.len());
+    let mut traced = traced.into_iter().peekable();
     let mut disruptions = Vec::new();
     for (sequence, at, event) in decoded {
+        let parent = traced
+            .next_if(|(traced_at, _)| *traced_at == sequence)
+            .map(|(_, cx)| cx);
         let applied = match event {
-            Ok(Decoded::Handoff(event)) => projection.apply(sequence, at, event)?,
+            Ok(Decoded::Handoff(event)) => match parent {
+                Some(parent) => {
+                    let handoff_id = event.event.handoff_id.to_string();
+                    crate::traces::applying(
+                        traces,
+                        &parent,
+                        batch.as_ref(),
+                        &handoff_id,
+                        sequence,
+                        || projection.apply(sequence, at, event),
+                    )?
+                }
+                None => projection.apply(sequence, at, event)?,
+            },
             Ok(Decoded::Disruption(event)) => {
                 let relayed = baton_proto::convert::recorded_disruption_to_proto(&event);
                 let applied = projection.apply_disruption(sequence, at, event)?;

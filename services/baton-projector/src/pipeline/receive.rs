@@ -43,6 +43,9 @@ pub(crate) struct Received {
     pub last_pending: u64,
     /// Counts the batch as unstaged until dropped.
     pub unstaged: Unstaged,
+    /// The trace context of each message that carried one, by its stream
+    /// sequence (empty unless someone traces).
+    pub traced: Vec<(u64, baton_runtime::otel::opentelemetry::Context)>,
 }
 
 /// A message of the events stream, by its subject.
@@ -188,6 +191,7 @@ async fn receive(
     // moment for more: one commit for several events.
     fill(&mut messages, chunks, batching).await?;
     let mut decoded = Vec::with_capacity(messages.len());
+    let mut traced = Vec::new();
     let mut last_pending = 0;
     for message in &messages {
         let info = message.info().map_err(nats(Step::ReadDelivery))?;
@@ -219,6 +223,8 @@ async fn receive(
         });
         if let Err(e) = &event {
             park(shared, js, stream_name, sequence, message, e).await?;
+        } else if let Some(cx) = baton_log::trace::extract(message.headers.as_ref()) {
+            traced.push((sequence, cx));
         }
         decoded.push((sequence, at, event));
     }
@@ -227,6 +233,7 @@ async fn receive(
         last,
         last_pending,
         unstaged,
+        traced,
     }))
 }
 
