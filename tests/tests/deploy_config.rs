@@ -332,6 +332,31 @@ fn notify_runs_in_production_on_tls_as_its_own_nats_user() {
         "the side port on TLS, authenticated"
     );
     assert!(config.board_url.starts_with("https://"));
+    assert!(
+        config.ack_key.is_some()
+            && config
+                .ack_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://"))
+            && config.ingest_url.starts_with("https://")
+            && config.ingest_cert.is_some(),
+        "acknowledgement links over TLS, appended as notify's own caller"
+    );
+    let catalog = baton_domain::Catalog::from_json(include_str!("../../deploy/catalog.json"))
+        .expect("catalog");
+    let registry =
+        baton_domain::access::Registry::from_json(include_str!("../../deploy/callers.json"), |d| {
+            catalog.has_department(d)
+        })
+        .expect("deploy/callers.json");
+    let notify = registry
+        .identify(["baton-notify"])
+        .expect("notify is a caller");
+    assert_eq!(
+        notify.role,
+        baton_domain::access::Role::Operator,
+        "it acknowledges escalations"
+    );
     assert!(config.routes.is_absolute(), "{:?}", config.routes);
     // Its NATS user exists in the shipped users.
     assert!(include_str!("../../deploy/nats/auth.conf").contains("user: baton-notify"));

@@ -259,3 +259,140 @@ fn millis_of(value: &serde_json::Value) -> i64 {
         .map(|t| t.as_millisecond())
         .expect("an RFC 3339 time")
 }
+
+/// The escalation notice carries a link, signed by notify, that
+/// acknowledges it: opening it changes nothing (a link preview or a mail
+/// scanner may open it), pressing its button records the acknowledgement
+/// as the link's addressee, and the next level is not told. A link changed
+/// in any part is refused, and so is one past its time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_escalation_acknowledged_by_its_link_is_not_told_to_the_next_level() {
+    use baton_e2e::webhook::{consumer_ready, receiver, Behaviour};
+    let baton = Baton::start_with_catalog(CATALOG).await;
+    let (duty, duty_got) = receiver(Behaviour::FailFirst(0)).await;
+    let (manager, manager_got) = receiver(Behaviour::FailFirst(0)).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let secret = dir.path().join("pager.key");
+    std::fs::write(&secret, "duty-pager-key-000000000001").expect("secret");
+    let ack_key = dir.path().join("ack.key");
+    std::fs::write(&ack_key, "notify-ack-link-key-0123456789abcdef").expect("ack key");
+    let routes = dir.path().join("routes.json");
+    let text = serde_json::json!({
+        "channels": {
+            "duty-pager": {"webhook": {"url": format!("http://{duty}/page"), "secret_file": secret}},
+            "manager-pager": {"webhook": {"url": format!("http://{manager}/page"), "secret_file": secret}}
+        },
+        "routes": [
+            {"name": "duty", "match": {"signals": ["escalation"], "target": ["duty-coordinator"]},
+             "deliver": ["duty-pager"], "renotify": [{"after": "4s", "deliver": ["manager-pager"]}]}
+        ]
+    });
+    std::fs::write(&routes, text.to_string()).expect("routes");
+    let ingest_addr = baton.ingest.as_ref().expect("ingest").addr;
+    let notify = baton_e2e::start_notify_configured(
+        &baton.nats.url(),
+        &routes,
+        3,
+        Duration::from_millis(100),
+        |c| {
+            c.ack_key = Some(ack_key.clone());
+            c.ack_url = Some(format!("http://{}", c.http_listen));
+            c.ingest_url = format!("http://{ingest_addr}");
+        },
+    )
+    .await;
+    let web = notify.http.expect("side port");
+    consumer_ready(&baton).await;
+    let mut ingest = baton.ingest().await;
+    ingest
+        .append(append(requested(
+            "pump-91",
+            "repair",
+            "engineering",
+            "ward-5",
+            Priority::Stat,
+            now_millis() - 3_000,
+        )))
+        .await
+        .expect("requested");
+    let paged = eventually("the escalation at the duty pager", || async {
+        duty_got.lock().expect("lock").first().cloned()
+    })
+    .await;
+    let body: serde_json::Value = serde_json::from_str(&paged.body).expect("JSON");
+    let link = body["acknowledge"].as_str().expect("a link").to_owned();
+    let prefix = format!("http://{web}");
+    let path = link.strip_prefix(&prefix).expect("a link to notify");
+    assert!(
+        path.starts_with("/ack?handoff=pump-91&by=duty.duty-pager&"),
+        "{path}"
+    );
+    let query = path.trim_start_matches("/ack?").to_owned();
+
+    // Opened: a page with a button, and nothing recorded.
+    let page = http::get(web, path).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("<form method=\"post\""), "{}", page.body);
+    assert_eq!(breach_of(&baton, "pump-91").await.acknowledged_by, "");
+
+    // Tampered with, or out of time: refused, nothing recorded.
+    let post = |form: String| async move {
+        let stream = tokio::net::TcpStream::connect(web).await.expect("connect");
+        http::exchange(
+            stream,
+            "POST",
+            "/ack",
+            &["Content-Type: application/x-www-form-urlencoded"],
+            &form,
+        )
+        .await
+        .expect("an answer")
+    };
+    let forged = query.replace("pump-91", "pump-92");
+    assert_eq!(post(forged).await.status, 403);
+    let expires: String = query
+        .split('&')
+        .find_map(|p| p.strip_prefix("expires="))
+        .expect("expires")
+        .to_owned();
+    let later = query.replace(&format!("expires={expires}"), "expires=9999999999");
+    assert_eq!(post(later).await.status, 403, "a longer life is a forgery");
+    assert_eq!(breach_of(&baton, "pump-91").await.acknowledged_by, "");
+
+    // Pressed: recorded as the link's addressee, and the manager is spared.
+    let pressed = post(query).await;
+    assert_eq!(pressed.status, 200, "{}", pressed.body);
+    let acknowledged = eventually("the acknowledgement on the breach", || {
+        let baton = &baton;
+        async move {
+            let b = breach_of(baton, "pump-91").await;
+            (!b.acknowledged_by.is_empty()).then_some(b)
+        }
+    })
+    .await;
+    assert_eq!(acknowledged.acknowledged_by, "duty.duty-pager");
+    // The escalation is acknowledged to JetStream only once its chain is
+    // settled: past the level's time, notify looked and found it.
+    let js = async_nats::jetstream::new(baton.nats_client().await);
+    eventually("notify's escalation settled", || {
+        let js = js.clone();
+        async move {
+            let sla = js.get_stream("BATON_SLA").await.ok()?;
+            let info = sla.consumer_info("baton-notify").await.ok()?;
+            (info.num_ack_pending == 0
+                && info.num_pending == 0
+                && info.delivered.stream_sequence >= 2)
+                .then_some(())
+        }
+    })
+    .await;
+    assert!(
+        now_millis() >= millis_of(&body["deadline"]) + 4_000,
+        "settled only at the level's time"
+    );
+    assert_eq!(
+        http::metric(web, "baton_notify_renotified_total{route=\"duty\"}").await,
+        Some(0.0)
+    );
+    assert!(manager_got.lock().expect("lock").is_empty());
+}

@@ -125,15 +125,18 @@ async fn a_breach_is_delivered_once_as_the_receiver_counts_or_parked() {
     );
     assert_eq!(hung_got.lock().expect("lock").len(), 3);
 
+    // Counted once the parked copy is stored: read when it is.
     let web = notify.http.expect("side port");
-    let metrics = http::get(web, "/metrics").await.body;
-    for line in [
+    let lines = [
         r#"baton_notify_deliveries_total{route="repairs",channel="chat",result="delivered"} 1"#,
         r#"baton_notify_deliveries_total{route="repairs",channel="pager",result="parked"} 1"#,
         r#"baton_notify_failed_attempts_total{route="repairs",channel="chat"} 2"#,
-    ] {
-        assert!(metrics.contains(line), "{line} in {metrics}");
-    }
+    ];
+    eventually("the deliveries counted", || async {
+        let metrics = http::get(web, "/metrics").await.body;
+        lines.iter().all(|l| metrics.contains(l)).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `/healthz`, `/readyz` | anyone (load balancers) |
 //! | `/login`, `/logout` | anyone: a screen exchanges its token for a session cookie |
+//! | `/ack` | anyone holding a link notify signed (notify checks it) |
 //! | `/metrics` | a `scraper`, with `Authorization: Bearer <token>` |
 //! | everything else (the board, `/handoff/<id>`, `/events`, ...) | a `screen` (session cookie or bearer token), or a `department` or `operator` caller presenting its client certificate |
 //!
@@ -245,7 +246,9 @@ pub enum Access {
 /// The class of `path`: anything not named here is the board's.
 pub fn access_of(path: &str) -> Access {
     match path {
-        "/healthz" | "/readyz" | "/login" | "/logout" => Access::Open,
+        // `/ack`: notify's acknowledgement links, each its own
+        // authentication (signed by notify, expiring).
+        "/healthz" | "/readyz" | "/login" | "/logout" | "/ack" => Access::Open,
         "/metrics" => Access::Metrics,
         _ => Access::Board,
     }

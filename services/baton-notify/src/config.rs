@@ -50,6 +50,41 @@ pub struct Config {
     #[arg(long, env = "BATON_NOTIFY_BACKOFF_MAX", default_value = "1m", value_parser = baton_runtime::duration_flag)]
     pub backoff_max: Duration,
 
+    /// Key file (at least 32 bytes) that signs the links in escalation
+    /// notices that acknowledge them; without it, notices carry no link.
+    #[arg(long, env = "BATON_NOTIFY_ACK_KEY", requires = "ack_url")]
+    pub ack_key: Option<PathBuf>,
+
+    /// Where people reach this side port, for the links
+    /// (`https://notify.hospital.internal:9454`).
+    #[arg(long, env = "BATON_NOTIFY_ACK_URL")]
+    pub ack_url: Option<String>,
+
+    /// How long a link acknowledges.
+    #[arg(long, env = "BATON_NOTIFY_ACK_LINK_LIFETIME", default_value = "24h", value_parser = baton_runtime::duration_flag)]
+    pub ack_link_lifetime: Duration,
+
+    /// Ingest, where an acknowledgement by link is appended.
+    #[arg(
+        long,
+        env = "BATON_INGEST_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub ingest_url: String,
+
+    /// CA certificate that signs ingest's certificate (an https:// URL).
+    #[arg(long, env = "BATON_NOTIFY_INGEST_CA")]
+    pub ingest_ca: Option<PathBuf>,
+
+    /// Notify's own certificate towards ingest (mutual TLS): an operator
+    /// caller in ingest's registry, since it acknowledges escalations.
+    #[arg(long, env = "BATON_NOTIFY_INGEST_CERT", requires = "ingest_key")]
+    pub ingest_cert: Option<PathBuf>,
+
+    /// The private key of --ingest-cert.
+    #[arg(long, env = "BATON_NOTIFY_INGEST_KEY", requires = "ingest_cert")]
+    pub ingest_key: Option<PathBuf>,
+
     /// TLS and authentication of the HTTP side port.
     #[command(flatten)]
     pub tls: baton_runtime::security::TlsArgs,

@@ -64,6 +64,8 @@ pub struct Deliverer {
     pub metrics: Arc<Metrics>,
     /// Signals held by their routes' policies (shared by every loop).
     pub groups: Groups,
+    /// Signs the acknowledgement links of escalation notices, if set up.
+    pub acks: Option<Arc<crate::ack::Acks>>,
     /// Attempts under way at once, across loops ([`MAX_ATTEMPTS_AT_ONCE`]).
     pub attempt_slots: Arc<tokio::sync::Semaphore>,
 }
@@ -378,7 +380,7 @@ impl Deliverer {
         let delivered = futures::future::join_all(at_once.into_iter().map(|(route, channel)| {
             let delivery = Delivery {
                 id: delivery_id(&notice.subject, notice.sequence, route, channel),
-                body: body.clone(),
+                body: self.with_link(&notice, &notice.body, route, channel, &body),
             };
             self.deliver_or_park(
                 &table,
@@ -441,10 +443,10 @@ impl Deliverer {
                 tracing::info!(route = %route.name, handoff = %notice.handoff, "escalation acknowledged: no next level");
                 return Ok(());
             }
-            let mut body = notice.body.clone();
-            body["renotify"] = serde_json::json!(n + 1);
-            body["unacknowledged_for"] = serde_json::json!(format!("{}s", level.after.as_secs()));
-            let body = Bytes::from(body.to_string());
+            let mut json = notice.body.clone();
+            json["renotify"] = serde_json::json!(n + 1);
+            json["unacknowledged_for"] = serde_json::json!(format!("{}s", level.after.as_secs()));
+            let body = Bytes::from(json.to_string());
             let parcel = Parcel {
                 subject: &notice.subject,
                 sequence: notice.sequence,
@@ -455,7 +457,7 @@ impl Deliverer {
             let sent = futures::future::join_all(level.deliver.iter().map(|channel| {
                 let delivery = Delivery {
                     id: delivery_id(&notice.subject, notice.sequence, &level_route, channel),
-                    body: body.clone(),
+                    body: self.with_link(notice, &json, &route.name, channel, &body),
                 };
                 self.deliver_or_park(
                     table,
@@ -472,6 +474,27 @@ impl Deliverer {
             tracing::warn!(route = %route.name, handoff = %notice.handoff, level = n + 1, "escalation unacknowledged: next level told");
         }
         Ok(())
+    }
+
+    /// The body for `route`'s `channel`: an escalation's with the link that
+    /// acknowledges it as sent there (when links are set up), else `plain`
+    /// (`json` as it is).
+    fn with_link(
+        &self,
+        notice: &Notice,
+        json: &serde_json::Value,
+        route: &str,
+        channel: &str,
+        plain: &Bytes,
+    ) -> Bytes {
+        match &self.acks {
+            Some(acks) if notice.kind == crate::notice::Kind::Escalation => {
+                let mut json = json.clone();
+                json["acknowledge"] = serde_json::json!(acks.link(&notice.handoff, route, channel));
+                Bytes::from(json.to_string())
+            }
+            _ => plain.clone(),
+        }
     }
 
     /// Whether `subject` (an acknowledgement's) holds a message.

@@ -7,6 +7,7 @@
 //!
 //! Layout:
 //! - [`routes`]: the routes file and matching (pure).
+//! - [`ack`]: signed links in escalation notices that acknowledge them.
 //! - [`notice`]: a signal as routes see it, and its JSON body (pure).
 //! - [`retry`]: the backoff (pure).
 //! - [`policy`]: a route's grouping and quiet hours (pure).
@@ -29,6 +30,7 @@
 /// This service's name: its spans' `baton.service` and tracer scope.
 pub const NAME: &str = "baton-notify";
 
+pub mod ack;
 pub mod channel;
 pub mod config;
 pub mod deliver;

@@ -30,9 +30,44 @@ pub enum StartError {
     Log(#[from] baton_log::LogError),
     #[error(transparent)]
     Security(#[from] baton_runtime::security::SecurityError),
+    #[error(transparent)]
+    Ack(#[from] crate::ack::AckSetupError),
     /// A long-running task failed.
     #[error(transparent)]
     Task(#[from] TaskFailed),
+}
+
+/// The acknowledgement links, when `--ack-key` is set.
+fn acks(config: &Config) -> Result<Option<Arc<crate::ack::Acks>>, StartError> {
+    let Some(key) = &config.ack_key else {
+        return Ok(None);
+    };
+    let signer = crate::ack::Signer::from_file(key)?;
+    let base_url = config
+        .ack_url
+        .clone()
+        .ok_or(crate::ack::AckSetupError::NoUrl)?;
+    let tls = match &config.ingest_ca {
+        Some(ca) => Some(
+            baton_client::grpc::Tls::from_files(
+                ca,
+                config
+                    .ingest_cert
+                    .as_deref()
+                    .zip(config.ingest_key.as_deref()),
+            )
+            .map_err(crate::ack::AckSetupError::from)?,
+        ),
+        None => None,
+    };
+    let ingest = baton_client::grpc::ingest_lazy(&config.ingest_url, tls.as_ref())
+        .map_err(crate::ack::AckSetupError::from)?;
+    Ok(Some(Arc::new(crate::ack::Acks {
+        signer,
+        base_url,
+        lifetime: config.ack_link_lifetime,
+        ingest,
+    })))
 }
 
 /// What health notify reports.
@@ -56,6 +91,7 @@ fn deliverer(
         board: config.board_url.clone(),
         metrics: metrics.clone(),
         groups: Default::default(),
+        acks: None,
         attempt_slots: Arc::new(tokio::sync::Semaphore::new(
             crate::deliver::MAX_ATTEMPTS_AT_ONCE,
         )),
@@ -98,14 +134,22 @@ pub async fn run(
         registry,
         counters: metrics.ports.port("http"),
     };
+    let acks = acks(&config)?;
+    let routes = match &acks {
+        Some(acks) => {
+            crate::metrics::router(metrics.clone()).merge(crate::ack::router(acks.clone()))
+        }
+        None => crate::metrics::router(metrics.clone()),
+    };
     baton_runtime::serve::spawn_side_port(
         &mut tasks,
         http_port,
         health.readiness(),
-        crate::metrics::router(metrics.clone()),
+        routes,
         &shutdown,
     )?;
-    let deliverer = deliverer(&config, &client, &table, &metrics);
+    let mut deliverer = deliverer(&config, &client, &table, &metrics);
+    deliverer.acks = acks;
     tasks.spawn(
         "reload",
         crate::table::reload_on_change(
