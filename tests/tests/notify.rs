@@ -27,6 +27,30 @@ fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
     outer.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// How a receiver checks a request (its own code, not notify's): the
+/// signature over the timestamp and body, and a timestamp no older than
+/// five minutes at `now` (unix seconds), so a recorded request cannot be
+/// replayed later.
+fn verify(request: &baton_e2e::webhook::Request, now: i64) -> Result<(), &'static str> {
+    let ts = request.header("x-baton-timestamp");
+    let expected = hmac_sha256_hex(
+        SECRET.as_bytes(),
+        format!("{ts}.{}", request.body).as_bytes(),
+    );
+    if request.header("x-baton-signature") != format!("v1={expected}") {
+        return Err("forged");
+    }
+    let sent: i64 = ts.parse().map_err(|_| "forged")?;
+    if now - sent > 300 {
+        return Err("too old: a replay");
+    }
+    Ok(())
+}
+
+fn now_secs() -> i64 {
+    now_millis() / 1_000
+}
+
 const SECRET: &str = "engineering-webhook-key-0001";
 
 fn routes(dir: &std::path::Path, flaky: SocketAddr, hung: SocketAddr) -> std::path::PathBuf {
@@ -94,6 +118,27 @@ async fn a_breach_is_delivered_once_as_the_receiver_counts_or_parked() {
         let expected = hmac_sha256_hex(SECRET.as_bytes(), format!("{ts}.{}", a.body).as_bytes());
         assert_eq!(a.header("x-baton-signature"), format!("v1={expected}"));
     }
+    // The receiver's side: the delivery checks out when it arrives; the
+    // same request replayed ten minutes later is refused as too old; with
+    // its body or its timestamp changed it is refused as forged.
+    let delivered = &attempts[2];
+    let sent_at: i64 = delivered
+        .header("x-baton-timestamp")
+        .parse()
+        .expect("unix seconds");
+    let arrived = now_secs();
+    assert_eq!(verify(delivered, arrived), Ok(()));
+    assert_eq!(verify(delivered, sent_at + 600), Err("too old: a replay"));
+    let mut tampered = delivered.clone();
+    tampered.body = tampered.body.replace("pump-41", "pump-49");
+    assert_eq!(verify(&tampered, arrived), Err("forged"));
+    let mut refreshed = delivered.clone();
+    for (name, value) in &mut refreshed.headers {
+        if name == "x-baton-timestamp" {
+            *value = (sent_at + 600).to_string();
+        }
+    }
+    assert_eq!(verify(&refreshed, sent_at + 600), Err("forged"));
     let body: serde_json::Value = serde_json::from_str(&attempts[2].body).expect("json");
     assert_eq!(body["signal"], "breach");
     assert_eq!(body["handoff"], "pump-41");

@@ -1,9 +1,9 @@
 //! A route's grouping end to end (real nats-server, ingest, projector,
 //! notify and a webhook receiver): an analyzer's disruption followed by a
-//! storm of 200 warnings reaches the route as grouped messages, one per
-//! interval, that count and list every one of them; a STAT breach in the
-//! middle of the storm is delivered the moment it is announced, before
-//! the group.
+//! storm of 600 warnings reaches the route as grouped messages, one per
+//! interval, that count every one and list the first 500 of each; a STAT
+//! breach announced after 560 of them, while they are all held, is
+//! delivered the moment it is announced, before the group.
 
 use std::time::{Duration, Instant};
 
@@ -30,7 +30,10 @@ const CATALOG: &str = r#"{
 
 /// The route's interval.
 const GROUP: Duration = Duration::from_secs(10);
-const STORM: usize = 200;
+/// More than a group lists (500), and more signals held at once than
+/// notify once read ahead (512): the STAT breach comes after them.
+const STORM: usize = 600;
+const STAT_AFTER: usize = 560;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_warning_storm_is_grouped_and_a_stat_breach_in_it_is_delivered_at_once() {
@@ -75,7 +78,7 @@ async fn a_warning_storm_is_grouped_and_a_stat_breach_in_it_is_delivered_at_once
     // breached its 2 s a second ago.
     let warned = |i: usize| format!("pump-{i}");
     for i in 0..STORM {
-        if i == STORM / 2 {
+        if i == STAT_AFTER {
             let stat = requested(
                 "stat-1",
                 "repair",
@@ -151,9 +154,14 @@ async fn a_warning_storm_is_grouped_and_a_stat_breach_in_it_is_delivered_at_once
     assert_eq!(grouped_count(&all), STORM as u64 + 1, "{groups:?}");
     let mut listed: Vec<String> = Vec::new();
     let mut disruptions = 0;
+    let mut warnings = 0;
     for (b, _) in &groups {
         let signals = b["signals"].as_array().expect("a list");
-        assert_eq!(signals.len() as u64, b["count"].as_u64().expect("count"));
+        assert_eq!(
+            signals.len() as u64 + b["not_listed"].as_u64().expect("not listed"),
+            b["count"].as_u64().expect("count")
+        );
+        warnings += b["counts"]["warning"].as_u64().unwrap_or(0);
         assert_eq!(b["route"], "engineering");
         disruptions += b["counts"]["disruption"].as_u64().unwrap_or(0);
         for s in signals {
@@ -164,9 +172,11 @@ async fn a_warning_storm_is_grouped_and_a_stat_breach_in_it_is_delivered_at_once
         }
     }
     listed.sort();
-    let mut expected: Vec<String> = (0..STORM).map(warned).collect();
-    expected.sort();
-    assert_eq!(listed, expected);
+    listed.dedup();
+    let expected: Vec<String> = (0..STORM).map(warned).collect();
+    assert!(listed.iter().all(|h| expected.contains(h)), "{listed:?}");
+    assert!(listed.len() >= STORM.min(500) - 1, "{}", listed.len());
+    assert_eq!(warnings, STORM as u64);
     assert_eq!(disruptions, 1);
     let mut arrivals: Vec<Instant> = groups.iter().map(|(_, at)| *at).collect();
     arrivals.sort();

@@ -74,10 +74,13 @@ pub struct Deliverer {
 /// this bounds notify's outgoing connections (and sizes LimitNOFILE).
 pub const MAX_ATTEMPTS_AT_ONCE: usize = 256;
 
-/// Signals handled at once by one loop: each waits for its deliveries
-/// (retries, a held group) before it is acknowledged, without holding up
-/// the signals behind it.
-pub const MAX_IN_FLIGHT: usize = 512;
+/// Signals one loop holds unacknowledged at once: being delivered, waiting
+/// for their group, or for an escalation's next level. Held signals wait
+/// for minutes or hours, so the bound is far above what is delivered at
+/// once (that is [`MAX_ATTEMPTS_AT_ONCE`]): a warning storm held for its
+/// group must never keep the next STAT breach from being read. It is also
+/// the consumers' `max_ack_pending`, so JetStream keeps sending.
+pub const MAX_UNACKED: usize = 10_000;
 
 /// How often a signal waiting for its group tells JetStream it is still
 /// being worked on (well inside the consumer's ack wait, at least 30 s).
@@ -175,7 +178,7 @@ impl Deliverer {
                 Some(done) = in_flight.join_next() => {
                     done.map_err(|e| DeliverError::Nats(format!("a delivery task failed: {e}")))??;
                 }
-                next = messages.next(), if in_flight.len() < MAX_IN_FLIGHT => {
+                next = messages.next(), if in_flight.len() < MAX_UNACKED => {
                     let message = next.ok_or(DeliverError::Ended(source.stream))?.map_err(nats)?;
                     let me = self.clone();
                     in_flight.spawn(async move { me.handle(message).await });
@@ -307,6 +310,7 @@ impl Deliverer {
                     filter_subject: source.filter.to_owned(),
                     deliver_policy: jetstream::consumer::DeliverPolicy::New,
                     ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                    max_ack_pending: MAX_UNACKED as i64,
                     // Progress acks extend it during retries; this covers one attempt.
                     ack_wait: Duration::from_secs(waits.clamp(30, 3_600)),
                     ..Default::default()
