@@ -27,6 +27,23 @@ fn variables(env_file: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The command line an env file amounts to: each variable as the flag
+/// whose environment twin it is (without touching the process's
+/// environment). BATON_LOG_FORMAT is read by every service's logging,
+/// before its flags.
+fn argv_of(command: &clap::Command, name: &str, vars: &[(String, String)]) -> Vec<String> {
+    let mut argv = vec![name.to_owned()];
+    for (key, value) in vars.iter().filter(|(k, _)| k != "BATON_LOG_FORMAT") {
+        let flag = command
+            .get_arguments()
+            .find(|a| a.get_env().is_some_and(|e| e == key.as_str()))
+            .and_then(|a| a.get_long())
+            .unwrap_or_else(|| panic!("{key} is no flag's environment twin"));
+        argv.push(format!("--{flag}={value}"));
+    }
+    argv
+}
+
 /// One test, because it sets the process environment the flags read.
 #[test]
 fn production_sets_tls_authentication_and_nats_security_through_the_env_twins() {
@@ -237,18 +254,8 @@ fn the_shipped_caller_registry_fits_the_shipped_catalog() {
 #[test]
 fn the_gateway_runs_in_production_on_tls_as_its_own_caller() {
     use clap::CommandFactory;
-    let command = baton_gateway::Config::command();
     let vars = variables(include_str!("../../deploy/production/baton-gateway.env"));
-    let mut argv = vec!["baton-gateway".to_owned()];
-    // BATON_LOG_FORMAT is read by every service's logging, before its flags.
-    for (key, value) in vars.iter().filter(|(k, _)| k != "BATON_LOG_FORMAT") {
-        let flag = command
-            .get_arguments()
-            .find(|a| a.get_env().is_some_and(|e| e == key.as_str()))
-            .and_then(|a| a.get_long())
-            .unwrap_or_else(|| panic!("{key} is no flag's environment twin"));
-        argv.push(format!("--{flag}={value}"));
-    }
+    let mut argv = argv_of(&baton_gateway::Config::command(), "baton-gateway", &vars);
     assert!(
         !vars.iter().any(|(k, _)| k == "BATON_GATEWAY_ID_SALT"),
         "the id salt belongs in the secret store"
@@ -303,17 +310,8 @@ fn the_gateway_runs_in_production_on_tls_as_its_own_caller() {
 #[test]
 fn notify_runs_in_production_on_tls_as_its_own_nats_user() {
     use clap::CommandFactory;
-    let command = baton_notify::Config::command();
     let vars = variables(include_str!("../../deploy/production/baton-notify.env"));
-    let mut argv = vec!["baton-notify".to_owned()];
-    for (key, value) in vars.iter().filter(|(k, _)| k != "BATON_LOG_FORMAT") {
-        let flag = command
-            .get_arguments()
-            .find(|a| a.get_env().is_some_and(|e| e == key.as_str()))
-            .and_then(|a| a.get_long())
-            .unwrap_or_else(|| panic!("{key} is no flag's environment twin"));
-        argv.push(format!("--{flag}={value}"));
-    }
+    let mut argv = argv_of(&baton_notify::Config::command(), "baton-notify", &vars);
     assert!(
         !vars.iter().any(|(k, _)| k == "NATS_PASSWORD"),
         "the password belongs in the secret store"

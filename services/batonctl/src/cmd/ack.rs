@@ -21,7 +21,6 @@ pub struct AckArgs {
 }
 
 pub async fn ack(url: &str, args: AckArgs, out: Output) -> anyhow::Result<()> {
-    let mut client = super::ingest(url).await?;
     let at = time::parse(&args.at)?;
     let event = v1::HandoffEvent {
         // One acknowledgement per person and moment: a repeat of this
@@ -37,15 +36,7 @@ pub async fn ack(url: &str, args: AckArgs, out: Output) -> anyhow::Result<()> {
         actor: args.by.clone(),
         ..Default::default()
     };
-    let r = client
-        .append(v1::AppendRequest {
-            event: Some(event),
-            expected_version: None,
-            backfill: false,
-        })
-        .await
-        .map_err(super::status)?
-        .into_inner();
+    let r = super::append_one(url, event).await?;
     out.print(
         || format!("{}: escalation acknowledged by {} (version {})", args.handoff, args.by, r.version),
         || json!({"handoff_id": args.handoff, "acknowledged_by": args.by, "version": r.version, "duplicate": r.duplicate}),

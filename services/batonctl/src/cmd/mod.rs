@@ -40,6 +40,20 @@ pub async fn ingest(url: &str) -> anyhow::Result<IngestClient<Channel>> {
     Ok(baton_client::grpc::ingest(url, TLS.get()).await?)
 }
 
+/// Appends one live event through ingest at `url`.
+pub async fn append_one(
+    url: &str,
+    event: baton_proto::v1::HandoffEvent,
+) -> anyhow::Result<baton_proto::v1::AppendResponse> {
+    let mut client = ingest(url).await?;
+    let request = baton_proto::v1::AppendRequest {
+        event: Some(event),
+        expected_version: None,
+        backfill: false,
+    };
+    Ok(client.append(request).await.map_err(status)?.into_inner())
+}
+
 pub async fn query(url: &str) -> anyhow::Result<QueryClient<Channel>> {
     Ok(baton_client::grpc::query(url, TLS.get()).await?)
 }

@@ -23,7 +23,6 @@ pub struct RateArgs {
 }
 
 pub async fn rate(url: &str, args: RateArgs, out: Output) -> anyhow::Result<()> {
-    let mut client = super::ingest(url).await?;
     let event = v1::HandoffEvent {
         event_id: format!("{}-rated", args.handoff),
         handoff_id: args.handoff.clone(),
@@ -36,15 +35,7 @@ pub async fn rate(url: &str, args: RateArgs, out: Output) -> anyhow::Result<()> 
         }),
         ..Default::default()
     };
-    let r = client
-        .append(v1::AppendRequest {
-            event: Some(event),
-            expected_version: None,
-            backfill: false,
-        })
-        .await
-        .map_err(super::status)?
-        .into_inner();
+    let r = super::append_one(url, event).await?;
     out.print(
         || format!("{} rated {} (version {})", args.handoff, args.score, r.version),
         || json!({"handoff_id": args.handoff, "score": args.score, "version": r.version, "duplicate": r.duplicate}),
