@@ -52,7 +52,7 @@ pub struct Link {
 pub enum LinkError {
     #[error("this link was not made by Baton (its signature does not match)")]
     Forged,
-    #[error("this link expired: acknowledge with batonctl ack, or on the board's duty desk")]
+    #[error("this link expired: acknowledge from an operator's terminal with batonctl ack <hand-off> --by <your id>")]
     Expired,
 }
 
