@@ -34,6 +34,7 @@ pub mod query;
 pub mod relay;
 pub mod route;
 pub mod server;
+pub mod timeline;
 pub mod timer;
 pub mod traces;
 pub mod watchdog;
@@ -61,7 +62,9 @@ const LANDING: &str = "views land";
 
 /// A failpoint's error, as sled would report a failed write or read.
 fn injected_io(e: baton_runtime::failpoint::Injected) -> ViewsError {
-    ViewsError::Sled(sled::Error::Io(std::io::Error::other(e)))
+    // As text: sled shows an I/O error by its Debug form, in which the
+    // failpoint's own words would be lost.
+    ViewsError::Sled(sled::Error::Io(std::io::Error::other(e.to_string())))
 }
 
 /// A blocking task doing work on the views ended without an answer. That
