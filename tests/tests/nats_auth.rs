@@ -295,14 +295,17 @@ async fn each_nats_user_can_do_its_job_and_nothing_else() {
     assert!(ready.body.contains("nats-3"), "{}", ready.body);
     let mut js = async_nats::jetstream::new(as_projector.clone());
     js.set_timeout(Duration::from_millis(500));
+    let events = js
+        .get_stream("BATON_HANDOFFS")
+        .await
+        .expect("stream info is allowed");
     assert!(
-        js.get_stream("BATON_HANDOFFS")
-            .await
-            .expect("stream info is allowed")
-            .get_raw_message(1)
-            .await
-            .is_err(),
-        "the projector may not read the events stream's messages by sequence"
+        events.get_raw_message(1).await.is_ok(),
+        "the projector reads a hand-off's timeline from the events stream"
+    );
+    assert!(
+        events.delete_message(1).await.is_err(),
+        "the projector may not delete an event"
     );
     tried += 1;
     println!("nats permission cases tried: {tried}");

@@ -7,6 +7,7 @@
 //!
 //! Layout:
 //! - [`view`]: what the views store (hand-offs, breaches, disruptions, figures).
+//! - [`compact`]: what a view keeps of its hand-off's request and events.
 //! - [`keys`]: the key space of the tree: every kind of key, built and read back.
 //! - [`codec`]: stored values, encoded and decoded.
 //! - [`store`]: the sled tree, opening (or discarding) it, and atomic
@@ -23,6 +24,7 @@
 
 mod cache;
 pub mod codec;
+pub mod compact;
 pub mod keys;
 pub mod projection;
 pub mod query;
@@ -34,8 +36,8 @@ pub use projection::{ApplyOutcome, Projection, Refusal};
 pub use query::{BreachFilter, Bucketing, ComplianceScope, HandoffFilter, MatrixCell, Page};
 pub use store::{Discarded, Opened, Sealed, Views};
 pub use view::{
-    Acknowledgement, BreachRecord, Cause, Correction, DisruptionView, HandoffView,
-    PairContribution, PairTallies, Signal,
+    Acknowledgement, BreachRecord, Cause, Correction, DisruptionView, HandoffView, OpenClock,
+    PairContribution, PairTallies, RunningClock, Signal,
 };
 
 /// Why the views could not be read or written. Cloned to be reported both

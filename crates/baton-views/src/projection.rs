@@ -33,12 +33,13 @@ use baton_domain::{
 
 use crate::{
     cache::Cache,
+    compact,
     keys::{instant_bytes, Key, KeyError, KeyKind, Prefix},
     store::{Batch, Sealed},
     timers::next_due,
     view::{
         Acknowledgement, BreachRecord, Cause, Correction, DisruptionView, HandoffView,
-        PairContribution, PairTallies, Signal,
+        PairContribution, PairTallies, RunningClock, Signal,
     },
     Views, ViewsError,
 };
@@ -87,7 +88,7 @@ fn may_withdraw(view: &HandoffView, record: &RecordedEvent) -> bool {
     // History loaded by an importer withdraws nothing anyone saw.
     let history = record.envelope.backfill || is_history(view);
     let entered = record.envelope.recorded_at;
-    !history && (!view.breached.is_empty() || view.deadlines.iter().any(|(_, d)| *d < entered))
+    !history && (!view.breached.is_empty() || view.deadlines.iter().any(|c| c.deadline < entered))
 }
 
 /// Whether the hand-off was loaded as history by an importer.
@@ -212,7 +213,8 @@ impl<'a> Projection<'a> {
                 view
             }
             None => match Handoff::open(event) {
-                Ok(handoff) => {
+                Ok(mut handoff) => {
+                    compact::trim_attributes(self.catalog, &mut handoff);
                     let requested = Key::requested(
                         &handoff.supplier,
                         handoff.requested_at,
@@ -243,7 +245,7 @@ impl<'a> Projection<'a> {
             _ => Vec::new(),
         };
         view.corrections.extend(withdrawals);
-        view.events.push(record);
+        view.events.push(compact::clock_record(record));
         view.last_sequence = sequence;
         self.recompute(view, now, Some(cause), pages)?;
         Ok(ApplyOutcome::Applied)
@@ -318,10 +320,7 @@ impl<'a> Projection<'a> {
         }
 
         // The timer's index: running deadlines, and warnings not yet due.
-        let deadlines: Vec<(Token, Timestamp)> = clocks
-            .iter()
-            .filter_map(|c| c.running_deadline().map(|d| (c.policy_id.clone(), d)))
-            .collect();
+        let deadlines: Vec<RunningClock> = clocks.iter().filter_map(RunningClock::of).collect();
         let warnings: Vec<(Token, Timestamp)> = clocks
             .iter()
             .filter_map(|c| c.running_warning().map(|w| (c.policy_id.clone(), w)))
@@ -1839,6 +1838,9 @@ mod tests {
             p.advance(Timestamp(now * MIN)).expect("advance");
             p.commit().expect("commit");
 
+            // The views' time: the last event's, or `now` once advanced past it.
+            let last_event = handoffs.iter().map(|(at, ack, _)| at + ack.unwrap_or(0)).max().unwrap_or(0);
+            let views_time = Timestamp(now.max(last_event) * MIN);
             for customer in [None, Some(t("ward-6"))] {
                 let mut every: Vec<(Timestamp, String, String)> = Vec::new();
                 for (key, value) in views.dump().expect("dump") {
@@ -1847,8 +1849,14 @@ mod tests {
                         if customer.as_ref().is_some_and(|c| c != &view.handoff.customer) {
                             continue;
                         }
-                        for (policy, deadline) in &view.deadlines {
-                            every.push((*deadline, view.handoff.handoff_id.to_string(), policy.to_string()));
+                        // What the lists show of a clock is what evaluating it now says.
+                        let evaluated: Vec<RunningClock> = clocks_of(&catalog, &view.handoff, &view.events, views_time)
+                            .iter()
+                            .filter_map(RunningClock::of)
+                            .collect();
+                        prop_assert_eq!(&view.deadlines, &evaluated);
+                        for clock in &view.deadlines {
+                            every.push((clock.deadline, view.handoff.handoff_id.to_string(), clock.policy_id.to_string()));
                         }
                     }
                 }
@@ -1859,7 +1867,7 @@ mod tests {
                     .open_clocks(&filter, limit)
                     .expect("open clocks")
                     .into_iter()
-                    .map(|(deadline, policy, view)| (deadline, view.handoff.handoff_id.to_string(), policy.to_string()))
+                    .map(|o| (o.clock.deadline, o.handoff.handoff_id.to_string(), o.clock.policy_id.to_string()))
                     .collect();
                 prop_assert_eq!(listed, every);
             }

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use crate::{
     codec::decode,
     keys::{instant_bytes, Key, KeyError, KeyKind, PairKey, Prefix},
-    view::{BreachRecord, DisruptionView, HandoffView, PairTallies, Signal},
+    view::{BreachRecord, DisruptionView, HandoffView, OpenClock, PairTallies, Signal},
     Views, ViewsError,
 };
 
@@ -413,8 +413,8 @@ impl Views {
         Ok(cells)
     }
 
-    /// Running clocks by time left (earliest deadline first):
-    /// (deadline, policy, hand-off).
+    /// Running clocks by time left (earliest deadline first), each with
+    /// its hand-off.
     ///
     /// Walks the timer's index in order, a piece at a time (so the projector
     /// is never held up for long). A hand-off falls due there no later than
@@ -424,13 +424,16 @@ impl Views {
         &self,
         filter: &HandoffFilter,
         limit: usize,
-    ) -> Result<Vec<(Timestamp, Token, HandoffView)>, ViewsError> {
+    ) -> Result<Vec<OpenClock>, ViewsError> {
         const PIECE: usize = 256;
-        let by_time_left = |a: &(Timestamp, Token, HandoffView),
-                            b: &(Timestamp, Token, HandoffView)| {
-            (a.0, &a.2.handoff.handoff_id, &a.1).cmp(&(b.0, &b.2.handoff.handoff_id, &b.1))
+        let by_time_left = |a: &OpenClock, b: &OpenClock| {
+            (a.clock.deadline, &a.handoff.handoff_id, &a.clock.policy_id).cmp(&(
+                b.clock.deadline,
+                &b.handoff.handoff_id,
+                &b.clock.policy_id,
+            ))
         };
-        let mut found: Vec<(Timestamp, Token, HandoffView)> = Vec::new();
+        let mut found: Vec<OpenClock> = Vec::new();
         let mut last = None;
         'walk: loop {
             let piece = self.with_timers(|timers| timers.after(last.as_ref(), PIECE))?;
@@ -438,7 +441,7 @@ impl Views {
                 if found.len() >= limit {
                     found.sort_by(by_time_left);
                     found.truncate(limit);
-                    if found.last().is_none_or(|(deadline, _, _)| *deadline < *due) {
+                    if found.last().is_none_or(|o| o.clock.deadline < *due) {
                         break 'walk;
                     }
                 }
@@ -450,8 +453,11 @@ impl Views {
                     && matches(&filter.customer, &h.customer)
                     && matches(&filter.kind, &h.kind)
                 {
-                    for (policy, deadline) in &view.deadlines {
-                        found.push((*deadline, policy.clone(), view.clone()));
+                    for clock in &view.deadlines {
+                        found.push(OpenClock {
+                            clock: clock.clone(),
+                            handoff: view.handoff.clone(),
+                        });
                     }
                 }
             }

@@ -37,7 +37,11 @@ pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 //    late-entry corrections; breach records carry a correction's cause.
 // 7: a hand-off's events are stored as recorded events: the event, then its
 //    envelope (version, recorded_at, sent_by, backfill).
-pub const SCHEMA_VERSION: u32 = 8;
+// 8: breaches name their acknowledgement.
+// 9: a hand-off keeps its events as its clocks read them and only the
+//    request attributes promises match on or lists show; its running
+//    clocks carry what the lists show of them.
+pub const SCHEMA_VERSION: u32 = 9;
 
 /// How the store was found on open.
 #[derive(Debug, Clone)]

@@ -16,14 +16,17 @@
 use std::{collections::BTreeSet, ops::Bound};
 
 use baton_domain::{Timestamp, Token};
+
+use crate::view::RunningClock;
 use foldhash::HashMap;
 
 /// The earliest instant among a hand-off's running deadlines and warnings.
 pub(crate) fn next_due(
-    deadlines: &[(Token, Timestamp)],
+    deadlines: &[RunningClock],
     warnings: &[(Token, Timestamp)],
 ) -> Option<Timestamp> {
-    deadlines.iter().chain(warnings).map(|(_, at)| *at).min()
+    let deadlines = deadlines.iter().map(|c| c.deadline);
+    deadlines.chain(warnings.iter().map(|(_, at)| *at)).min()
 }
 
 /// Hand-offs by the instant their clocks next fall due.
@@ -194,7 +197,16 @@ mod tests {
 
     #[test]
     fn the_next_due_is_the_earliest_deadline_or_warning() {
-        let deadlines = [(t("ack"), Timestamp(30)), (t("done"), Timestamp(90))];
+        let running = |policy: &str, deadline: i64| RunningClock {
+            policy_id: t(policy),
+            cycle: 1,
+            deadline: Timestamp(deadline),
+            target: std::time::Duration::from_millis(30),
+            started_at: Some(Timestamp(0)),
+            warn_at: None,
+            warned: false,
+        };
+        let deadlines = [running("ack", 30), running("done", 90)];
         let warnings = [(t("ack"), Timestamp(20))];
         assert_eq!(next_due(&deadlines, &warnings), Some(Timestamp(20)));
         assert_eq!(next_due(&deadlines, &[]), Some(Timestamp(30)));

@@ -18,14 +18,15 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HandoffView {
     pub handoff: Handoff,
-    /// Every event in stream order, as recorded.
+    /// Every event in stream order as its clocks read it
+    /// ([`crate::compact::clock_record`]): the log holds them whole.
     pub events: Vec<RecordedEvent>,
     pub last_sequence: u64,
     /// What each of its clocks counts as in the compliance tallies.
     pub contributions: Vec<Contribution>,
-    /// Deadlines of its running clocks: (policy, deadline). The timer's
-    /// index is derived from these and `warnings`.
-    pub deadlines: Vec<(Token, Timestamp)>,
+    /// Its running clocks, with what the lists show of them. The timer's
+    /// index is derived from their deadlines and `warnings`.
+    pub deadlines: Vec<RunningClock>,
     /// Warnings of its running clocks not yet due: (policy, warning).
     pub warnings: Vec<(Token, Timestamp)>,
     /// Clock cycles that are breached (a `b/` record exists).
@@ -39,6 +40,44 @@ pub struct HandoffView {
     pub disruptions: Vec<(Token, bool)>,
     /// Announced breaches a later event withdrew, oldest first.
     pub corrections: Vec<Correction>,
+}
+
+/// A running clock as the lists show it, kept when its hand-off's clocks
+/// are evaluated so a list never evaluates them again for a row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunningClock {
+    pub policy_id: Token,
+    /// 1 for the first cycle; each reset event starts the next.
+    pub cycle: u32,
+    pub deadline: Timestamp,
+    pub target: std::time::Duration,
+    pub started_at: Option<Timestamp>,
+    pub warn_at: Option<Timestamp>,
+    /// Past its warning share when last evaluated (a warning's instant
+    /// falls due on the timer, which evaluates it again).
+    pub warned: bool,
+}
+
+impl RunningClock {
+    /// The clock, if it is running (its deadline still ahead).
+    pub fn of(clock: &baton_domain::clock::ClockOutcome) -> Option<RunningClock> {
+        Some(RunningClock {
+            policy_id: clock.policy_id.clone(),
+            cycle: clock.cycle,
+            deadline: clock.running_deadline()?,
+            target: clock.target,
+            started_at: clock.started_at,
+            warn_at: clock.warn_at,
+            warned: clock.warned,
+        })
+    }
+}
+
+/// A running clock and the hand-off it runs on, as a list shows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenClock {
+    pub clock: RunningClock,
+    pub handoff: Handoff,
 }
 
 /// An announced breach withdrawn by a later event.

@@ -12,7 +12,7 @@ use baton_proto::{
 };
 use baton_views::{
     projection::clocks_of, BreachFilter, Bucketing, ComplianceScope, HandoffFilter, HandoffView,
-    ViewsError,
+    OpenClock, ViewsError,
 };
 
 use crate::{
@@ -46,6 +46,9 @@ pub enum QueryError {
     Task(#[from] crate::TaskGone),
     #[error("the views are being rebuilt from the stream ({applied} events applied so far): try again shortly")]
     Rebuilding { applied: u64 },
+    /// A timeline's events could not be read from the log.
+    #[error(transparent)]
+    Timeline(#[from] crate::timeline::TimelineError),
     /// Not current, and nothing to build them from until NATS is back.
     #[error("the views are not current ({applied} events applied so far): {reason}")]
     NatsUnreachable { applied: u64, reason: String },
@@ -58,9 +61,9 @@ impl From<QueryError> for Status {
             QueryError::Invalid(_) => Status::invalid_argument(message),
             QueryError::NotFound(_) => Status::not_found(message),
             QueryError::Views(_) | QueryError::Task(_) => Status::internal(message),
-            QueryError::Rebuilding { .. } | QueryError::NatsUnreachable { .. } => {
-                Status::unavailable(message)
-            }
+            QueryError::Rebuilding { .. }
+            | QueryError::NatsUnreachable { .. }
+            | QueryError::Timeline(_) => Status::unavailable(message),
         }
     }
 }
@@ -141,7 +144,13 @@ impl QueryService {
         })
     }
 
-    fn handoff_to_proto(&self, view: HandoffView, with_events: bool) -> v1::Handoff {
+    /// The hand-off as answered: with `events` (its timeline, read from
+    /// the log) or without (a list's row).
+    fn handoff_to_proto(
+        &self,
+        view: HandoffView,
+        events: &[baton_domain::RecordedEvent],
+    ) -> v1::Handoff {
         let now = baton_runtime::now();
         let h = &view.handoff;
         let slas = clocks_of(&self.shared.catalog, h, &view.events, now)
@@ -156,17 +165,13 @@ impl QueryService {
             priority: priority_to_proto(h.priority) as i32,
             status: status_to_proto(h.status) as i32,
             version: h.version,
-            events: if with_events {
-                view.events
-                    .iter()
-                    .map(|r| v1::HandoffEvent {
-                        entry_lag: Some(duration_to_proto(r.entry_lag())),
-                        ..record_to_proto(r)
-                    })
-                    .collect()
-            } else {
-                Vec::new()
-            },
+            events: events
+                .iter()
+                .map(|r| v1::HandoffEvent {
+                    entry_lag: Some(duration_to_proto(r.entry_lag())),
+                    ..record_to_proto(r)
+                })
+                .collect(),
             slas,
             catalog_version: self.shared.catalog.version().to_owned(),
             rating: h.rating.map(u32::from).unwrap_or(0),
@@ -326,8 +331,11 @@ impl Query for QueryService {
             .await
             .map_err(QueryError::from)?
             .ok_or_else(|| QueryError::NotFound(format!("hand-off {id} is not known")))?;
+        let events = crate::timeline::events(&self.client, &view)
+            .await
+            .map_err(QueryError::from)?;
         Ok(Response::new(v1::GetHandoffResponse {
-            handoff: Some(self.handoff_to_proto(view, true)),
+            handoff: Some(self.handoff_to_proto(view, &events)),
         }))
     }
 
@@ -354,7 +362,7 @@ impl Query for QueryService {
             handoffs: page
                 .items
                 .into_iter()
-                .map(|v| self.handoff_to_proto(v, false))
+                .map(|v| self.handoff_to_proto(v, &[]))
                 .collect(),
             next_page_token: page.next.unwrap_or_default(),
         }))
@@ -433,7 +441,6 @@ impl Query for QueryService {
             kind: optional_token("kind", &r.kind).map_err(QueryError::from)?,
             status: None,
         };
-        let now = baton_runtime::now();
         let open = self
             .shared
             .read(move |views| views.open_clocks(&filter, page_size(r.limit)))
@@ -441,26 +448,17 @@ impl Query for QueryService {
             .map_err(QueryError::from)?;
         let clocks = open
             .into_iter()
-            .map(|(deadline, policy, view)| {
-                let h = &view.handoff;
-                let clock = clocks_of(&self.shared.catalog, h, &view.events, now)
-                    .into_iter()
-                    .rfind(|c| c.policy_id == policy);
-                v1::OpenClock {
-                    handoff_id: h.handoff_id.to_string(),
-                    policy_id: policy.to_string(),
-                    supplier: h.supplier.to_string(),
-                    customer: h.customer.to_string(),
-                    kind: h.kind.to_string(),
-                    priority: priority_to_proto(h.priority) as i32,
-                    deadline: Some(timestamp_to_proto(deadline)),
-                    warned: clock.as_ref().is_some_and(|c| c.warned),
-                    cycle: clock.as_ref().map_or(1, |c| c.cycle),
-                    started_at: clock
-                        .as_ref()
-                        .and_then(|c| c.started_at)
-                        .map(timestamp_to_proto),
-                }
+            .map(|OpenClock { clock, handoff: h }| v1::OpenClock {
+                handoff_id: h.handoff_id.to_string(),
+                policy_id: clock.policy_id.to_string(),
+                supplier: h.supplier.to_string(),
+                customer: h.customer.to_string(),
+                kind: h.kind.to_string(),
+                priority: priority_to_proto(h.priority) as i32,
+                deadline: Some(timestamp_to_proto(clock.deadline)),
+                warned: clock.warned,
+                cycle: clock.cycle,
+                started_at: clock.started_at.map(timestamp_to_proto),
             })
             .collect();
         Ok(Response::new(v1::ListOpenClocksResponse { clocks }))

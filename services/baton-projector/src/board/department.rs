@@ -75,7 +75,7 @@ impl BoardState {
         let mut names = pages::Names::of(&self.shared.catalog);
         let mut open = |filter: HandoffFilter| -> Result<Vec<pages::ClockRow>, BoardError> {
             let open = views.open_clocks(&filter, ROWS)?;
-            Ok(self.clock_rows(open, now, &mut names))
+            Ok(self.clock_rows(open, &mut names))
         };
         let owes = open(HandoffFilter {
             supplier: Some(id.clone()),

@@ -190,14 +190,13 @@ impl BoardState {
     /// Board rows of running clocks, remembering what each request said.
     fn clock_rows(
         &self,
-        open: Vec<(Timestamp, Token, baton_views::HandoffView)>,
-        now: Timestamp,
+        open: Vec<baton_views::OpenClock>,
         names: &mut pages::Names,
     ) -> Vec<pages::ClockRow> {
-        for (_, _, view) in &open {
-            names.remember_request(&self.shared.catalog, view);
+        for o in &open {
+            names.remember_request(&self.shared.catalog, &o.handoff);
         }
-        pages::clock_rows(&self.shared.catalog, open, now)
+        pages::clock_rows(open)
     }
 
     /// Remembers what the requests of `breaches`' hand-offs said (a read of
@@ -209,7 +208,7 @@ impl BoardState {
     ) -> Result<(), BoardError> {
         for breach in breaches {
             if let Some(view) = self.shared.views.handoff(&breach.handoff_id)? {
-                names.remember_request(&self.shared.catalog, &view);
+                names.remember_request(&self.shared.catalog, &view.handoff);
             }
         }
         Ok(())
@@ -259,7 +258,7 @@ impl BoardState {
         let views = &self.shared.views;
         let mut names = pages::Names::of(&self.shared.catalog);
         let mut board = if parts.clocks {
-            self.board_clocks(now, &mut names)?
+            self.board_clocks(&mut names)?
         } else {
             pages::Board::default()
         };
@@ -275,14 +274,10 @@ impl BoardState {
     }
 
     /// Running clocks and open breaches.
-    fn board_clocks(
-        &self,
-        now: Timestamp,
-        names: &mut pages::Names,
-    ) -> Result<pages::Board, BoardError> {
+    fn board_clocks(&self, names: &mut pages::Names) -> Result<pages::Board, BoardError> {
         let views = &self.shared.views;
         let open = views.open_clocks(&HandoffFilter::default(), ROWS)?;
-        let clocks = self.clock_rows(open, now, names);
+        let clocks = self.clock_rows(open, names);
         // From the open-breach index, newest first: what was announced, and
         // apart from it what history loaded without paging anyone.
         let (breaches, breaches_total) = views.open_breaches(true, ROWS)?;
@@ -485,7 +480,18 @@ async fn handoff(
     .ok_or_else(|| BoardError::NotFound(format!("no hand-off {id} in the views")))?;
     let catalog = &state.shared.catalog;
     let clocks = clocks_of(catalog, &view.handoff, &view.events, now);
-    let body = pages::handoff(&view, &clocks, catalog, now, &state.config.time_zone);
+    let (events, unread) = match crate::timeline::events(&state.client, &view).await {
+        Ok(events) => (events, None),
+        Err(e) => {
+            tracing::warn!(handoff = %id, error = %e, "hand-off page without the log's events");
+            (Vec::new(), Some(e.to_string()))
+        }
+    };
+    let story = match &unread {
+        None => pages::Story::FromLog(&events),
+        Some(why) => pages::Story::AsClocksRead { why },
+    };
+    let body = pages::handoff(&view, story, &clocks, catalog, now, &state.config.time_zone);
     let mut shell = state.shell(&title, "handoff", now);
     shell.subject = Some(id.as_str());
     Ok(page(StatusCode::OK, shell.wrap(&body)))

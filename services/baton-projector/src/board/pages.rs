@@ -8,13 +8,11 @@ use std::{collections::BTreeMap, fmt::Write as _, time::Duration};
 
 use baton_domain::{
     compliance::Tallies,
-    event::{EventType, Priority},
-    lifecycle::HandoffStatus,
+    event::Priority,
+    lifecycle::{Handoff, HandoffStatus},
     Catalog, ClockOutcome, RecordedEvent, SlaState, Timestamp, Token,
 };
-use baton_views::{
-    projection::clocks_of, BreachRecord, Correction, DisruptionView, HandoffView, MatrixCell,
-};
+use baton_views::{BreachRecord, Correction, DisruptionView, HandoffView, MatrixCell, OpenClock};
 use jiff::tz::TimeZone;
 
 use super::html::{
@@ -48,9 +46,6 @@ pub struct Names {
     requests: BTreeMap<String, Vec<(String, String)>>,
 }
 
-/// At most this many of a request's attributes on a row.
-const REQUEST_ATTRIBUTES: usize = 3;
-
 impl Names {
     pub fn of(catalog: &Catalog) -> Names {
         Names {
@@ -63,28 +58,14 @@ impl Names {
         }
     }
 
-    /// Remembers what `view`'s request said: its attributes the catalog
+    /// Remembers what `handoff`'s request said: its attributes the catalog
     /// lists (all of them when it lists none), at most a few.
-    pub fn remember_request(&mut self, catalog: &Catalog, view: &HandoffView) {
-        let Some(request) = view
-            .events
-            .iter()
-            .map(|r| &r.event)
-            .find(|e| e.event_type == EventType::Requested)
-        else {
-            return;
-        };
-        let listed = |key: &String| catalog.attributes.as_ref().is_none_or(|a| a.contains(key));
-        let said: Vec<(String, String)> = request
-            .attributes
-            .iter()
-            .filter(|(key, _)| listed(key))
-            .take(REQUEST_ATTRIBUTES)
+    pub fn remember_request(&mut self, catalog: &Catalog, handoff: &Handoff) {
+        let said: Vec<(String, String)> = baton_views::compact::shown_attributes(catalog, handoff)
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         if !said.is_empty() {
-            self.requests
-                .insert(view.handoff.handoff_id.to_string(), said);
+            self.requests.insert(handoff.handoff_id.to_string(), said);
         }
     }
 
@@ -132,33 +113,22 @@ impl Names {
     }
 }
 
-/// The running clocks of `open` (deadline, promise, hand-off) as board rows,
-/// least time left first.
-pub fn clock_rows(
-    catalog: &Catalog,
-    open: Vec<(Timestamp, Token, HandoffView)>,
-    now: Timestamp,
-) -> Vec<ClockRow> {
+/// The running clocks of `open` as board rows, least time left first.
+pub fn clock_rows(open: Vec<OpenClock>) -> Vec<ClockRow> {
     let mut rows: Vec<ClockRow> = open
         .into_iter()
-        .map(|(deadline, policy, view)| {
-            let h = &view.handoff;
-            let clock = clocks_of(catalog, h, &view.events, now)
-                .into_iter()
-                .find(|c| c.policy_id == policy && c.running_deadline() == Some(deadline));
-            ClockRow {
-                deadline,
-                warn_at: clock.as_ref().and_then(|c| c.warn_at),
-                cycle: clock.as_ref().map_or(1, |c| c.cycle),
-                target: clock.as_ref().map_or(Duration::ZERO, |c| c.target),
-                policy,
-                handoff_id: h.handoff_id.clone(),
-                kind: h.kind.clone(),
-                supplier: h.supplier.clone(),
-                customer: h.customer.clone(),
-                priority: h.priority,
-                status: h.status,
-            }
+        .map(|OpenClock { clock, handoff: h }| ClockRow {
+            deadline: clock.deadline,
+            warn_at: clock.warn_at,
+            cycle: clock.cycle,
+            target: clock.target,
+            policy: clock.policy_id,
+            handoff_id: h.handoff_id,
+            kind: h.kind,
+            supplier: h.supplier,
+            customer: h.customer,
+            priority: h.priority,
+            status: h.status,
         })
         .collect();
     order_by_time_left(&mut rows);
@@ -764,10 +734,19 @@ fn trend_chart(out: &mut String, days: &[(Timestamp, Tallies)], tz: &TimeZone) {
     out.push_str("</tbody></table></details>\n");
 }
 
+/// A hand-off's events for its timeline: read whole from the log, or, when
+/// the log could not be read, as the views keep them, with the reason.
+#[derive(Debug, Clone, Copy)]
+pub enum Story<'a> {
+    FromLog(&'a [RecordedEvent]),
+    AsClocksRead { why: &'a str },
+}
+
 /// The hand-off page's body: header, clocks, and one timeline of events and
 /// clock points.
 pub fn handoff(
     view: &HandoffView,
+    story: Story<'_>,
     clocks: &[ClockOutcome],
     catalog: &Catalog,
     now: Timestamp,
@@ -776,8 +755,21 @@ pub fn handoff(
     let mut out = String::new();
     handoff_header(&mut out, view, now, tz);
     promises_table(&mut out, clocks, now, tz);
-    out.push_str("<section><h2>Timeline</h2><ol class=\"timeline\">\n");
-    for (at, class, text) in timeline(view, clocks, catalog, now, tz) {
+    out.push_str("<section><h2>Timeline</h2>");
+    let events = match story {
+        Story::FromLog(events) => events,
+        Story::AsClocksRead { why } => {
+            put!(
+                &mut out,
+                "<p class=\"unread\">Shown as the clocks read the events: who sent them and what they said \
+                 could not be read from the log ({}).</p>",
+                Escaped(why)
+            );
+            &view.events[..]
+        }
+    };
+    out.push_str("<ol class=\"timeline\">\n");
+    for (at, class, text) in timeline(view, events, clocks, catalog, now, tz) {
         put!(
             &mut out,
             "<li class=\"{class}\"><time>{}</time> {text}</li>\n",
@@ -897,13 +889,14 @@ type Line = (Timestamp, u8, &'static str, String);
 
 fn timeline(
     view: &HandoffView,
+    events: &[RecordedEvent],
     clocks: &[ClockOutcome],
     catalog: &Catalog,
     now: Timestamp,
     tz: &TimeZone,
 ) -> Vec<(Timestamp, &'static str, String)> {
     let mut items: Vec<Line> = Vec::new();
-    for r in &view.events {
+    for r in events {
         items.push((r.event.occurred_at, 0, "event", event_text(r)));
     }
     for c in &view.corrections {

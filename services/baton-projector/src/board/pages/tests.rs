@@ -94,15 +94,7 @@ fn filled(catalog: &Catalog) -> (tempfile::TempDir, Views) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (views, _) = Views::open(dir.path(), catalog.version()).expect("open");
     let mut p = Projection::new(&views, catalog).expect("projection");
-    let events = [
-        requested("late", "repair", "engineering", Priority::Stat, 0),
-        requested("routine", "repair", "engineering", Priority::Routine, 0),
-        requested("stat", "repair", "engineering", Priority::Stat, 5 * MIN),
-        requested("lab-1", "lab", "lab", Priority::Routine, MIN),
-        later("lab-1", EventType::OnHold, 2 * MIN, 2),
-        later("lab-1", EventType::Resumed, 3 * MIN, 3),
-    ];
-    for (i, e) in events.into_iter().enumerate() {
+    for (i, e) in logged().into_iter().enumerate() {
         let at = e.envelope.recorded_at;
         p.apply(i as u64 + 1, at, e).expect("apply");
     }
@@ -111,18 +103,37 @@ fn filled(catalog: &Catalog) -> (tempfile::TempDir, Views) {
     (dir, views)
 }
 
+/// The hand-off's events as the log holds them (the page's story).
+fn log_of(handoff: &str) -> Vec<RecordedEvent> {
+    let mut events = logged();
+    events.retain(|e| e.event.handoff_id.as_str() == handoff);
+    events
+}
+
+/// Every event `filled` applies, in stream order.
+fn logged() -> Vec<RecordedEvent> {
+    vec![
+        requested("late", "repair", "engineering", Priority::Stat, 0),
+        requested("routine", "repair", "engineering", Priority::Routine, 0),
+        requested("stat", "repair", "engineering", Priority::Stat, 5 * MIN),
+        requested("lab-1", "lab", "lab", Priority::Routine, MIN),
+        later("lab-1", EventType::OnHold, 2 * MIN, 2),
+        later("lab-1", EventType::Resumed, 3 * MIN, 3),
+    ]
+}
+
 fn utc() -> TimeZone {
     TimeZone::UTC
 }
 
-fn board_of(views: &Views, catalog: &Catalog, now: Timestamp) -> Board {
+fn board_of(views: &Views, catalog: &Catalog) -> Board {
     let open = views
         .open_clocks(&HandoffFilter::default(), 50)
         .expect("open clocks");
     let (breaches, breaches_total) = views.open_breaches(true, 100).expect("breaches");
     let (history, history_total) = views.open_breaches(false, 5).expect("history");
     Board {
-        clocks: clock_rows(catalog, open, now),
+        clocks: clock_rows(open),
         breaches,
         breaches_total,
         history,
@@ -139,7 +150,7 @@ fn running_clocks_are_listed_by_time_left() {
     let catalog = catalog();
     let (_dir, views) = filled(&catalog);
     let now = Timestamp(12 * MIN);
-    let board = board_of(&views, &catalog, now);
+    let board = board_of(&views, &catalog);
     let ids: Vec<&str> = board.clocks.iter().map(|r| r.handoff_id.as_str()).collect();
     assert_eq!(ids, ["stat", "routine", "lab-1"]);
 
@@ -194,13 +205,21 @@ fn nothing_a_client_sent_becomes_markup() {
     let now = Timestamp(12 * MIN);
     let view = views.handoff(&t("lab-1")).expect("read").expect("lab-1");
     let clocks = clocks_of(&catalog, &view.handoff, &view.events, now);
-    let html = handoff(&view, &clocks, &catalog, now, &utc());
+    let story = log_of("lab-1");
+    let html = handoff(
+        &view,
+        Story::FromLog(&story),
+        &clocks,
+        &catalog,
+        now,
+        &utc(),
+    );
     assert!(!html.contains("<script>"), "{html}");
     assert!(html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&quot;&amp;"));
 
     // Matrix keys and disruption reasons are escaped too; a name that is not
     // a token is not made into a link.
-    let mut board = board_of(&views, &catalog, now);
+    let mut board = board_of(&views, &catalog);
     board.matrix.insert(
         (HOSTILE.to_owned(), "ward-5".to_owned()),
         MatrixCell::default(),
@@ -234,7 +253,14 @@ fn a_handoff_timeline_shows_pauses_and_the_breach_point() {
 
     let lab = views.handoff(&t("lab-1")).expect("read").expect("lab-1");
     let clocks = clocks_of(&catalog, &lab.handoff, &lab.events, now);
-    let html = handoff(&lab, &clocks, &catalog, now, &utc());
+    let html = handoff(
+        &lab,
+        Story::FromLog(&log_of("lab-1")),
+        &clocks,
+        &catalog,
+        now,
+        &utc(),
+    );
     let paused = html
         .find("clock lab-turnaround paused")
         .expect("pause shown");
@@ -246,7 +272,14 @@ fn a_handoff_timeline_shows_pauses_and_the_breach_point() {
 
     let late = views.handoff(&t("late")).expect("read").expect("late");
     let clocks = clocks_of(&catalog, &late.handoff, &late.events, now);
-    let html = handoff(&late, &clocks, &catalog, now, &utc());
+    let html = handoff(
+        &late,
+        Story::FromLog(&log_of("late")),
+        &clocks,
+        &catalog,
+        now,
+        &utc(),
+    );
     assert!(
         html.contains("<li class=\"breached\"><time>00:10:00</time> <strong>breach</strong>"),
         "{html}"
@@ -263,6 +296,8 @@ fn a_handoff_timeline_shows_how_late_events_were_entered_and_what_they_withdrew(
     ack.envelope.recorded_at = Timestamp(12 * MIN);
     ack.envelope.sent_by = "engineering-desk".into();
     view.events.push(ack.clone());
+    let mut story = log_of("late");
+    story.push(ack.clone());
     view.corrections.push(baton_views::Correction {
         policy_id: t("repair-response"),
         cycle: 1,
@@ -272,7 +307,14 @@ fn a_handoff_timeline_shows_how_late_events_were_entered_and_what_they_withdrew(
     });
     let now = Timestamp(13 * MIN);
     let clocks = clocks_of(&catalog, &view.handoff, &view.events, now);
-    let html = handoff(&view, &clocks, &catalog, now, &utc());
+    let html = handoff(
+        &view,
+        Story::FromLog(&story),
+        &clocks,
+        &catalog,
+        now,
+        &utc(),
+    );
     assert!(html.contains("(entered 3m later)"), "{html}");
     assert!(html.contains("sent by engineering-desk"), "{html}");
     assert!(
@@ -287,7 +329,7 @@ fn the_matrix_shows_breaches_kept_only_by_late_entries() {
     let catalog = catalog();
     let (_dir, views) = filled(&catalog);
     let now = Timestamp(12 * MIN);
-    let mut board = board_of(&views, &catalog, now);
+    let mut board = board_of(&views, &catalog);
     let html = board_page(&board, now);
     assert!(!html.contains("kept only by late entry"), "none yet");
     let cell = board
@@ -346,7 +388,7 @@ fn rows_name_departments_and_keep_the_id_on_hover() {
     let catalog = catalog();
     let (_dir, views) = filled(&catalog);
     let now = Timestamp(12 * MIN);
-    let html = board_page(&board_of(&views, &catalog, now), now);
+    let html = board_page(&board_of(&views, &catalog), now);
     let running = html
         .split("data-clock=\"repair-response/stat\"")
         .nth(1)
@@ -378,11 +420,26 @@ fn a_breach_on_the_timeline_says_whom_it_was_escalated_to() {
         promise.escalate_to = Some(t("duty-coordinator"));
     }
     let clocks = clocks_of(&escalating, &late.handoff, &late.events, now);
-    let html = handoff(&late, &clocks, &escalating, now, &utc());
+    let story = log_of("late");
+    let html = handoff(
+        &late,
+        Story::FromLog(&story),
+        &clocks,
+        &escalating,
+        now,
+        &utc(),
+    );
     assert!(
         html.contains("ran out of its 10m target, escalated to <strong>duty-coordinator</strong>"),
         "{html}"
     );
-    let quiet = handoff(&late, &clocks, &catalog, now, &utc());
+    let quiet = handoff(
+        &late,
+        Story::FromLog(&story),
+        &clocks,
+        &catalog,
+        now,
+        &utc(),
+    );
     assert!(!quiet.contains("escalated"), "{quiet}");
 }

@@ -1,0 +1,42 @@
+//! A hand-off's events as recorded, read from the log of record.
+//!
+//! The views keep only what a hand-off's clocks read of its events
+//! ([`baton_views::compact`]); its story (ids, actors, attributes, who sent
+//! each) is read from `BATON_HANDOFFS` by the hand-off's subjects when a
+//! timeline is asked for. It must never be taken as what the figures were
+//! computed from: only the events the views applied are shown.
+
+use std::time::Duration;
+
+use baton_domain::event::RecordedEvent;
+use baton_log::{EventLog, LogError};
+use baton_views::HandoffView;
+
+/// How long a timeline may wait for the log before the answer says it is
+/// unavailable.
+const LOG_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a timeline could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum TimelineError {
+    #[error("the hand-off's events could not be read from the log: {0}")]
+    Log(#[from] LogError),
+    #[error("the hand-off's events could not be read from the log: no NATS server answered within {0:?}")]
+    NotConnected(Duration),
+}
+
+/// The events of `view`'s hand-off the views applied, whole, in stream
+/// order: the first as many as the view holds (the log may hold newer ones
+/// the views have not reached yet).
+pub async fn events(
+    client: &async_nats::Client,
+    view: &HandoffView,
+) -> Result<Vec<RecordedEvent>, TimelineError> {
+    let log = EventLog::new(client.clone(), LOG_TIMEOUT);
+    tokio::time::timeout(LOG_TIMEOUT, log.check_server())
+        .await
+        .map_err(|_| TimelineError::NotConnected(LOG_TIMEOUT))??;
+    let mut logged = log.history(&view.handoff.handoff_id).await?;
+    logged.truncate(view.events.len());
+    Ok(logged.into_iter().map(|l| l.record).collect())
+}
