@@ -248,6 +248,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     let mut report = new_report(&args)?;
     let run_started = Instant::now();
     let payload = realistic_payload(&traffic);
+    let payload_len = payload.len();
     eprintln!(
         "baton-bench: payload {} bytes, catalog {}",
         payload.len(),
@@ -294,6 +295,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
             &args.scale,
             &breaches,
             args.window,
+            payload_len,
         )
         .await?;
     }
