@@ -50,11 +50,12 @@ struct Args {
     command: Option<Command>,
 
     /// Events appended end to end through gRPC (unary at --clients in flight;
-    /// also the size of the bare-tonic and batch runs and of the sled run).
+    /// also the size of the bare-tonic and batch runs).
     #[arg(long, env = "BATON_BENCH_EVENTS", default_value_t = 20_000)]
     events: usize,
 
-    /// Messages published in each raw JetStream run.
+    /// Messages published in each raw JetStream run; also the events of
+    /// the raw sled run.
     #[arg(long, env = "BATON_BENCH_RAW_EVENTS", default_value_t = 100_000)]
     raw_events: usize,
 
@@ -248,6 +249,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     let mut report = new_report(&args)?;
     let run_started = Instant::now();
     let payload = realistic_payload(&traffic);
+    let payload_len = payload.len();
     eprintln!(
         "baton-bench: payload {} bytes, catalog {}",
         payload.len(),
@@ -294,6 +296,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
             &args.scale,
             &breaches,
             args.window,
+            payload_len,
         )
         .await?;
     }
@@ -361,4 +364,6 @@ struct Figures {
     raw_ids: f64,
     /// Unary Append until the projector applied the last, events/s.
     e2e: f64,
+    /// AppendBatch until the projector applied the last, events/s.
+    batch_e2e: f64,
 }

@@ -1,6 +1,7 @@
 //! Scale: a projector in a child process (so its memory is its own) over
 //! views holding many hand-offs with open clocks: RSS per open clock, sled
-//! bytes per event, apply rate, query latency and breach delay as the views grow.
+//! bytes per event (and as a multiple of the event payload), apply rate,
+//! query latency and breach delay as the views grow.
 
 use std::{
     path::{Path, PathBuf},
@@ -149,7 +150,9 @@ pub struct BreachClocks {
 }
 
 /// Grows the views to each size in `sizes` (hand-offs, each one REQUESTED
-/// event, clocks open and due well after the run) and measures at each.
+/// event, clocks open and due well after the run) and measures at each;
+/// sled's bytes an event are also given as a multiple of `event_payload`,
+/// the run's realistic event's encoded size in bytes.
 pub async fn run(
     report: &mut Report,
     catalog: &Path,
@@ -157,9 +160,10 @@ pub async fn run(
     sizes: &[usize],
     breaches: &BreachClocks,
     window: usize,
+    event_payload: usize,
 ) -> anyhow::Result<()> {
     let nats = NatsServer::start();
-    let mut views = Views::start(report, &nats.url(), catalog, traffic).await?;
+    let mut views = Views::start(report, &nats.url(), catalog, traffic, event_payload).await?;
     // (8) Notify delivers every breach the section sets off to a webhook.
     let notify = crate::notify::Notify::start(&nats.url(), &views.js).await?;
     let mut rng = Rng::new(6);
@@ -226,6 +230,9 @@ struct Views {
     baseline: u64,
     /// What the views are grown with.
     traffic: Traffic,
+    /// The run's realistic event's encoded size, bytes: what sled's bytes
+    /// an event are compared with.
+    event_payload: usize,
 }
 
 impl Views {
@@ -236,6 +243,7 @@ impl Views {
         nats_url: &str,
         catalog: &Path,
         traffic: &Traffic,
+        event_payload: usize,
     ) -> anyhow::Result<Views> {
         let client = async_nats::connect(nats_url).await?;
         let js = async_nats::jetstream::new(client.clone());
@@ -262,6 +270,7 @@ impl Views {
             query,
             baseline,
             traffic: traffic.clone(),
+            event_payload,
         })
     }
 
@@ -357,12 +366,20 @@ impl Views {
             "MiB",
             "du of the data dir",
         );
+        let per_event = disk as f64 / last_seq.max(1) as f64;
         report.add(
             "6",
             &format!("sled disk per event at {label}"),
-            disk as f64 / last_seq.max(1) as f64,
+            per_event,
             "bytes",
             "",
+        );
+        report.times(
+            "6",
+            &format!("sled bytes an event / event payload at {label}"),
+            per_event,
+            self.event_payload as f64,
+            "target <= 3 at 10^6",
         );
         Ok(open)
     }

@@ -125,6 +125,14 @@ impl Report {
         }
     }
 
+    /// Adds `a / b` as a multiple ("x"), if both were measured: for
+    /// costs, where the target is how many times the limit's Baton's may be.
+    pub fn times(&mut self, section: &str, name: &str, a: f64, b: f64, note: &str) {
+        if b > 0.0 {
+            self.add(section, name, a / b, "x", note);
+        }
+    }
+
     /// The value of the row named `name`, if the run measured it.
     pub fn value(&self, name: &str) -> Option<f64> {
         self.rows.iter().find(|r| r.name == name).map(|r| r.value)

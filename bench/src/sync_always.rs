@@ -42,7 +42,14 @@ pub async fn run(
         "end-to-end unary, sync always / default",
         always.e2e,
         default.e2e,
-        "",
+        "target >= 50%",
+    );
+    report.ratio(
+        "2s",
+        "end-to-end AppendBatch, sync always / default",
+        always.batch_e2e,
+        default.batch_e2e,
+        "target >= 50%",
     );
     Ok(())
 }
@@ -58,8 +65,12 @@ async fn measure(
     let client = async_nats::connect(nats.url()).await?;
     let js = async_nats::jetstream::new(client.clone());
     let raw_ids = raw_publish(args, report, &js, payload, traffic).await?;
-    let e2e = unary_until_applied(args, report, nats, &js, catalog, traffic).await?;
-    Ok(Figures { raw_ids, e2e })
+    let (e2e, batch_e2e) = until_applied(args, report, nats, &js, catalog, traffic).await?;
+    Ok(Figures {
+        raw_ids,
+        e2e,
+        batch_e2e,
+    })
 }
 
 /// (1s) Raw publish, a quarter of --raw-events (every write waits for the
@@ -108,16 +119,17 @@ async fn raw_publish(
     Ok(raw_ids)
 }
 
-/// (2s) Unary Append end to end, half of --events, with ingest and a
-/// projector on this server; returns events/s until applied.
-async fn unary_until_applied(
+/// (2s) Unary Append, then AppendBatch (as the default run's batches),
+/// end to end, half of --events each, with ingest and a projector on this
+/// server; returns the events/s of each until applied.
+async fn until_applied(
     args: &Args,
     report: &mut Report,
     nats: &NatsServer,
     js: &async_nats::jetstream::Context,
     catalog: &Path,
     traffic: &Traffic,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<(f64, f64)> {
     let dir = tempfile::tempdir()?;
     let ingest = services::start_ingest(&nats.url(), catalog).await?;
     let projector = services::start_projector(
@@ -139,9 +151,56 @@ async fn unary_until_applied(
     services::wait_acked(js, "baton-projector", e2e.last_sequence).await?;
     let e2e_rate = rate(e2e.events, started.elapsed());
     report_unary(args, report, e2e_rate, &e2e);
+    let batch_rate = batch_until_applied(args, report, js, &ingest_channels, traffic).await?;
     ingest.stop().await?;
     projector.stop().await?;
-    Ok(e2e_rate)
+    Ok((e2e_rate, batch_rate))
+}
+
+/// (2s) AppendBatch end to end, half of --events in batches of
+/// --batch-handoffs hand-offs from --clients clients, as the default
+/// run's pairs; events/s until the projector applied the last.
+async fn batch_until_applied(
+    args: &Args,
+    report: &mut Report,
+    js: &async_nats::jetstream::Context,
+    ingest_channels: &[tonic::transport::Channel],
+    traffic: &Traffic,
+) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let batch = load::batches(
+        ingest_channels,
+        load::workload(traffic, "synb", args.events / 2, 17),
+        args.clients,
+        args.batch_handoffs,
+    )
+    .await?;
+    services::wait_acked(js, "baton-projector", batch.last_sequence).await?;
+    let batch_rate = rate(batch.events, started.elapsed());
+    report.add(
+        "2s",
+        "sync always: AppendBatch, until applied",
+        batch_rate,
+        "events/s",
+        &format!("{} hand-offs a batch", args.batch_handoffs),
+    );
+    report.add(
+        "2s",
+        "sync always: AppendBatch p99 per batch",
+        batch.latency.quantile_ms(0.99),
+        "ms",
+        "",
+    );
+    if batch.errors > 0 {
+        report.add(
+            "2s",
+            "sync always: AppendBatch errors",
+            batch.errors as f64,
+            "",
+            batch.first_error.as_deref().unwrap_or(""),
+        );
+    }
+    Ok(batch_rate)
 }
 
 fn report_unary(args: &Args, report: &mut Report, e2e_rate: f64, e2e: &load::Outcome) {

@@ -1,7 +1,9 @@
 //! The sections measured against one nats-server with default syncing:
 //! the limits (1) and (1b), Baton on top of them (2), (4) and (5), HL7
 //! through the gateway against (2) in (2h), the
-//! raw consumer and the rebuild (1c) and (3), and the scale-out (7). Each
+//! raw consumer and the rebuild (1c) and (3), each end-to-end run's CPU an
+//! event against its limit pipeline's ((1b) or raw publish, then (1c),
+//! then raw sled with the views' minimum), and the scale-out (7). Each
 //! section is a function that adds its rows to the report; [`main_server`]
 //! runs them in the order the report lists them and hands each the
 //! figures it compares with.
@@ -16,7 +18,7 @@ use std::path::Path;
 
 use baton_testkit::NatsServer;
 
-use crate::{services, stats::Report, traffic::Traffic, Args, Figures};
+use crate::{cpu, services, stats::Report, traffic::Traffic, Args, Figures};
 
 /// What every section run against the nats-server needs.
 pub struct Setup<'a> {
@@ -55,7 +57,7 @@ pub async fn main_server(
     };
 
     let raw_ids = bare::raw_publish(&setup, report).await?;
-    let sled_rate = bare::raw_sled(&setup, report).await?;
+    let (sled_rate, sled_cpu) = bare::raw_sled_minimum(&setup, report).await?;
     let bare_handler = bare::BareHandler::start(&setup).await?;
     let bare_alone = bare_handler.run_alone(&setup, report).await?;
 
@@ -79,26 +81,75 @@ pub async fn main_server(
     bare_handler.stop().await;
     let unary = ingest::report_unary_pairs(&setup, report, unary, raw_ids)?;
     ingest::paced(&setup, report, &ingest_channels, &unary).await?;
-    ingest::batch_pairs(&setup, report, &ingest_channels).await?;
+    let batch = ingest::batch_pairs(&setup, report, &ingest_channels).await?;
     ingest::breach_delay(&setup, report).await?;
     ingest.stop().await?;
     projector.stop().await?;
 
     let events = services::last_sequence(&setup.js, baton_log::subject::EVENTS_STREAM).await?;
-    let rebuild = rebuild::consume_and_rebuild(&setup, report, events).await?;
-    rebuild::projection_alone(&setup, report, events, rebuild).await?;
+    let consumed = rebuild::consume_and_rebuild(&setup, report, events).await?;
+    rebuild::projection_alone(&setup, report, events, consumed.rebuild).await?;
     report.ratio(
         "1",
-        "raw sled / raw publish with ids",
+        "raw sled minimum / raw publish with ids",
         sled_rate,
         raw_ids,
         "which limit binds",
     );
-    rebuild::scale_out(&setup, report, events, rebuild).await?;
+    let limits = Limits {
+        sled: sled_cpu,
+        consumer: consumed.consumer_cpu,
+    };
+    report_limit_pipelines(report, &limits, &unary, &batch);
+    rebuild::scale_out(&setup, report, events, consumed.rebuild).await?;
     drop(views);
 
     Ok(Figures {
         raw_ids,
         e2e: unary.until_applied,
+        batch_e2e: batch.until_applied,
     })
+}
+
+/// What the limits every pipeline shares cost in CPU an event.
+struct Limits {
+    /// Raw sled with the views' minimum (1).
+    sled: Option<cpu::CpuPerEvent>,
+    /// The raw pull consumer (1c), its median run.
+    consumer: Option<cpu::CpuPerEvent>,
+}
+
+/// (1) and (2) Each end-to-end run's CPU an event against its limit
+/// pipeline's: the publishing limit its pair ran ((1b) for unary, raw
+/// publish with ids for AppendBatch), then (1c), then raw sled with the
+/// views' minimum.
+fn report_limit_pipelines(
+    report: &mut Report,
+    limits: &Limits,
+    unary: &ingest::Unary,
+    batch: &ingest::Batch,
+) {
+    let tail = [("(1c)", limits.consumer), ("raw sled minimum", limits.sled)];
+    let unary_pipeline = rows::LimitPipeline {
+        name: "limit pipeline",
+        parts: [("(1b) median pair", unary.cpu.map(|c| c.0))]
+            .into_iter()
+            .chain(tail)
+            .collect(),
+        ours: unary.cpu.map(|c| c.1),
+        ratio: "unary Append until applied CPU / limit pipeline CPU",
+        target: "target <= 1.2",
+    };
+    rows::report_limit_pipeline(report, &unary_pipeline);
+    let batch_pipeline = rows::LimitPipeline {
+        name: "AppendBatch limit",
+        parts: [("raw publish with ids median pair", batch.cpu.map(|c| c.0))]
+            .into_iter()
+            .chain(tail)
+            .collect(),
+        ours: batch.cpu.map(|c| c.1),
+        ratio: "AppendBatch until applied CPU / its limit",
+        target: "target <= 1.3",
+    };
+    rows::report_limit_pipeline(report, &batch_pipeline);
 }

@@ -1,7 +1,8 @@
-//! Reading the stream back, (1c), (3) and (7): the raw pull consumer, the
-//! projector rebuilding its views from an empty data dir, the projection
-//! alone without NATS (what bounds the rebuild), and the same stream split
-//! among several projectors.
+//! Reading the stream back, (1c), (3) and (7): the raw pull consumer and
+//! its CPU an event, the projector rebuilding its views from an empty data
+//! dir, the projection alone without NATS (what bounds the rebuild; and
+//! its CPU an event in live-sized batches against the rebuild's), and the
+//! same stream split among several projectors.
 
 use std::{
     path::Path,
@@ -10,39 +11,45 @@ use std::{
 
 use anyhow::Context as _;
 
-use super::Setup;
+use super::{rows::report_cpu_of, Setup};
 use crate::{
-    limits, projection, services,
+    cpu, limits, projection, services,
     stats::{median, rate, Report},
 };
 
+/// What (1c) and (3) measured, for the rows after them.
+#[derive(Debug, Clone, Copy)]
+pub struct Consumed {
+    /// The rebuild's events/s (median run).
+    pub rebuild: f64,
+    /// The raw consumer's CPU an event, in its median run.
+    pub consumer_cpu: Option<cpu::CpuPerEvent>,
+}
+
 /// (1c) and (3): the raw consumer, then a rebuild, over the same stream
-/// of `events`; returns the rebuild's events/s.
+/// of `events`.
 pub async fn consume_and_rebuild(
     setup: &Setup<'_>,
     report: &mut Report,
     events: u64,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<Consumed> {
     let filtered = filtered_consume(setup, events).await?;
     // The machine is shared and a single run of either swings by tens of
     // percent: take turns, --rebuild-runs times each, and compare medians.
     let (mut consumes, mut rebuilds) = (Vec::new(), Vec::new());
     for run in 0..setup.args.rebuild_runs.max(1) {
-        consumes.push(
-            limits::raw_consume(
-                &setup.js,
-                baton_log::subject::EVENTS_STREAM,
-                events,
-                500,
-                &[],
-            )
-            .await?,
-        );
+        consumes.push(consume_once(setup, events).await?);
         rebuilds.push(rebuild_once(setup, events, run).await?);
     }
-    let (consume, consume_runs) = median(&mut consumes);
+    let mut rates: Vec<f64> = consumes.iter().map(|(rate, _)| *rate).collect();
+    let (consume, consume_runs) = median(&mut rates);
+    let consumer_cpu = consumes
+        .iter()
+        .find(|(rate, _)| *rate == consume)
+        .and_then(|(_, cpu)| *cpu);
     let (rebuild, rebuild_runs) = median(&mut rebuilds);
     report_raw_consumer(report, events, consume, &consume_runs, filtered);
+    report_cpu_of(report, "1c", "raw pull consumer (1c)", consumer_cpu);
     report.add(
         "3",
         "rebuild from an empty data dir",
@@ -64,7 +71,28 @@ pub async fn consume_and_rebuild(
         filtered,
         "",
     );
-    Ok(rebuild)
+    Ok(Consumed {
+        rebuild,
+        consumer_cpu,
+    })
+}
+
+/// (1c) One run of the raw consumer over the whole stream of `events`:
+/// its events/s and CPU an event.
+async fn consume_once(
+    setup: &Setup<'_>,
+    events: u64,
+) -> anyhow::Result<(f64, Option<cpu::CpuPerEvent>)> {
+    let clock = cpu::CpuClock::start(setup.nats.pid());
+    let rate = limits::raw_consume(
+        &setup.js,
+        baton_log::subject::EVENTS_STREAM,
+        events,
+        500,
+        &[],
+    )
+    .await?;
+    Ok((rate, clock.and_then(|c| c.per_event(events as usize))))
 }
 
 /// (1c) The raw consumer with the projector's consumer's filters (both of
@@ -126,20 +154,27 @@ fn report_raw_consumer(
     );
 }
 
-/// (3) The same events without NATS: what bounds the rebuild, and how
-/// near the `rebuild` rate comes to it.
+/// The live projector's batches are small (what its linger gathers);
+/// section 3 folds the same events in these as well as in the rebuild's.
+const LIVE_BATCH: usize = 100;
+
+/// (3) The same events without NATS: what bounds the rebuild, how near
+/// the `rebuild` rate comes to it, and what an event costs in CPU in
+/// live-sized batches against the rebuild's.
 pub async fn projection_alone(
     setup: &Setup<'_>,
     report: &mut Report,
     events: u64,
     rebuild: f64,
 ) -> anyhow::Result<()> {
-    let timings = time_projection(setup, events).await?;
+    let rebuild_batch = baton_projector::config::DEFAULT_BATCH_SIZE;
+    let runs = time_projection(setup, events, &[rebuild_batch, LIVE_BATCH]).await?;
+    let timings: Vec<projection::Timing> = runs[0].iter().map(|(t, _)| *t).collect();
     let rates = |of: fn(&projection::Timing) -> f64| timings.iter().map(of).collect::<Vec<_>>();
     let mut sequential = rates(projection::Timing::sequential_rate);
     let mut computing = rates(|t| rate(t.events, t.compute));
     let mut applying = rates(|t| rate(t.events, t.apply));
-    let (sequential, runs) = median(&mut sequential);
+    let (sequential, sequential_runs) = median(&mut sequential);
     let (computing, _) = median(&mut computing);
     let (applying, _) = median(&mut applying);
     report.add(
@@ -148,8 +183,7 @@ pub async fn projection_alone(
         sequential,
         "events/s",
         &format!(
-            "the rebuild's events, {} a batch, no NATS; median of {runs}",
-            baton_projector::config::DEFAULT_BATCH_SIZE
+            "the rebuild's events, {rebuild_batch} a batch, no NATS; median of {sequential_runs}"
         ),
     );
     report.add(
@@ -173,15 +207,59 @@ pub async fn projection_alone(
         computing.min(applying),
         "how near the pipeline comes to its own bound",
     );
+    report_live_against_rebuild(report, &runs, rebuild_batch);
     Ok(())
 }
 
+/// (3) The projection's CPU an event (the bench process's; nothing else
+/// runs then) in the rebuild's batches and in live-sized ones, each the
+/// median over its runs, and their ratio.
+fn report_live_against_rebuild(
+    report: &mut Report,
+    runs: &[Vec<(projection::Timing, Option<cpu::CpuPerEvent>)>],
+    rebuild_batch: usize,
+) {
+    let mut medians = Vec::new();
+    for (batch, runs) in [rebuild_batch, LIVE_BATCH].into_iter().zip(runs) {
+        let mut costs: Vec<f64> = runs
+            .iter()
+            .filter_map(|(_, cost)| cost.map(|c| c.own_us))
+            .collect();
+        if costs.is_empty() {
+            return;
+        }
+        let (cost, listed) = median(&mut costs);
+        report.add(
+            "3",
+            &format!("projection alone, batches of {batch}: CPU an event"),
+            cost,
+            "us",
+            &format!("bench process; median of {listed}"),
+        );
+        medians.push(cost);
+    }
+    if let [rebuild_cost, live_cost] = medians[..] {
+        report.times(
+            "3",
+            &format!(
+                "projection CPU an event, batches of {LIVE_BATCH} / batches of {rebuild_batch}"
+            ),
+            live_cost,
+            rebuild_cost,
+            "target <= 1.3",
+        );
+    }
+}
+
 /// Reads the stream's `events` into memory once and projects them
-/// --rebuild-runs times, each into an empty data dir.
+/// --rebuild-runs times in batches of each of `batches` (taking turns),
+/// each into an empty data dir; each run's timing and CPU an event, by
+/// batch size in the order given.
 async fn time_projection(
     setup: &Setup<'_>,
     events: u64,
-) -> anyhow::Result<Vec<projection::Timing>> {
+    batches: &[usize],
+) -> anyhow::Result<Vec<Vec<(projection::Timing, Option<cpu::CpuPerEvent>)>>> {
     let catalog = setup.catalog;
     let stored =
         projection::fetch_all(&setup.js, baton_log::subject::EVENTS_STREAM, events).await?;
@@ -189,23 +267,20 @@ async fn time_projection(
         .with_context(|| format!("reading {}", catalog.display()))?;
     let parsed = std::sync::Arc::new(baton_domain::Catalog::from_json(&catalog_json)?);
     let stored = std::sync::Arc::new(stored);
-    let mut timings = Vec::new();
+    let mut runs = vec![Vec::new(); batches.len()];
     for _ in 0..setup.args.rebuild_runs.max(1) {
-        let (stored, parsed) = (stored.clone(), parsed.clone());
-        let dir = tempfile::tempdir()?;
-        timings.push(
-            tokio::task::spawn_blocking(move || {
-                projection::project(
-                    &stored,
-                    &parsed,
-                    &dir.path().join("views"),
-                    baton_projector::config::DEFAULT_BATCH_SIZE,
-                )
+        for (&batch, runs) in batches.iter().zip(runs.iter_mut()) {
+            let (stored, parsed) = (stored.clone(), parsed.clone());
+            let dir = tempfile::tempdir()?;
+            let clock = cpu::CpuClock::start(setup.nats.pid());
+            let timing = tokio::task::spawn_blocking(move || {
+                projection::project(&stored, &parsed, &dir.path().join("views"), batch)
             })
-            .await??,
-        );
+            .await??;
+            runs.push((timing, clock.and_then(|c| c.per_event(timing.events))));
+        }
     }
-    Ok(timings)
+    Ok(runs)
 }
 
 /// (7) Scale-out: the same stream of `events`, split among as many

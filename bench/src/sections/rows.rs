@@ -1,5 +1,6 @@
-//! Rows more than one section adds: what an event cost in CPU, and the
-//! appends a run saw refused.
+//! Rows more than one section adds: what an event cost in CPU, Baton's
+//! CPU an event against a limit pipeline's (the limits' CPU an event
+//! added up), and the appends a run saw refused.
 
 use crate::{cpu, load, stats::Report};
 
@@ -46,6 +47,49 @@ pub fn report_cpu_of(
             ),
         );
     }
+}
+
+/// A limit pipeline: the limits whose CPU an event, added up, is the
+/// least Baton's run could cost, and the target on their ratio.
+pub struct LimitPipeline<'a> {
+    /// The row naming the sum ("<name>: CPU an event").
+    pub name: &'a str,
+    /// Each limit's name in the note and its CPU an event.
+    pub parts: Vec<(&'a str, Option<cpu::CpuPerEvent>)>,
+    /// Baton's run: its CPU an event.
+    pub ours: Option<cpu::CpuPerEvent>,
+    /// The ratio row's name, ours over the pipeline's.
+    pub ratio: &'a str,
+    /// The ratio row's note.
+    pub target: &'a str,
+}
+
+/// The pipeline's CPU an event (the sum of its parts', bench process and
+/// nats-server both) and Baton's over it as a multiple; nothing if any of
+/// them went unmeasured.
+pub fn report_limit_pipeline(report: &mut Report, pipeline: &LimitPipeline<'_>) {
+    let parts: Option<Vec<(&str, f64)>> = pipeline
+        .parts
+        .iter()
+        .map(|(name, cost)| cost.map(|c| (*name, c.total_us())))
+        .collect();
+    let (Some(parts), Some(ours)) = (parts, pipeline.ours) else {
+        return;
+    };
+    let limit: f64 = parts.iter().map(|(_, us)| us).sum();
+    let note = parts
+        .iter()
+        .map(|(name, us)| format!("{name} {us:.1}"))
+        .collect::<Vec<_>>()
+        .join(" + ");
+    report.add(
+        "1",
+        &format!("{}: CPU an event", pipeline.name),
+        limit,
+        "us",
+        &note,
+    );
+    report.times("2", pipeline.ratio, ours.total_us(), limit, pipeline.target);
 }
 
 /// A row for the appends a run saw refused, if any (a run with errors is
