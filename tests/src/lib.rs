@@ -279,6 +279,8 @@ pub struct ProjectorSetup {
     pub partition: u32,
     /// `--query-partitions`.
     pub query_partitions: Vec<String>,
+    /// `--views-retention` (zero: keep every view).
+    pub views_retention: Duration,
 }
 
 impl Default for ProjectorSetup {
@@ -288,6 +290,7 @@ impl Default for ProjectorSetup {
             partitions: 1,
             partition: 0,
             query_partitions: Vec::new(),
+            views_retention: Duration::ZERO,
         }
     }
 }
@@ -339,6 +342,7 @@ pub async fn spawn_projector(
         query_tls: Default::default(),
         views_cache_mb: 64,
         announce_horizon: Duration::from_secs(3600),
+        views_retention: setup.views_retention,
         max_recorded_skew: Duration::from_secs(60),
         stall_after: Duration::from_secs(60),
         failpoints: Vec::new(),

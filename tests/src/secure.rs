@@ -343,6 +343,7 @@ pub fn projector_config(
         query_tls: Default::default(),
         views_cache_mb: 64,
         announce_horizon: Duration::from_secs(3600),
+        views_retention: Duration::ZERO,
         max_recorded_skew: Duration::from_secs(60),
         stall_after: Duration::from_secs(60),
         failpoints: Vec::new(),

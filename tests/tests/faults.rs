@@ -197,6 +197,7 @@ async fn start_or_refuse(baton: &Baton) -> Met {
         query_tls: Default::default(),
         views_cache_mb: 64,
         announce_horizon: std::time::Duration::from_secs(3600),
+        views_retention: std::time::Duration::ZERO,
         max_recorded_skew: std::time::Duration::from_secs(60),
         stall_after: std::time::Duration::from_secs(60),
         failpoints: Vec::new(),

@@ -286,6 +286,7 @@ async fn partitioned_projectors_answer_as_one() {
             partitions: PARTITIONS,
             partition: index as u32,
             query_partitions: query_urls.clone(),
+            ..ProjectorSetup::default()
         };
         let data = dir.path().join(format!("views-{index}"));
         partitions.push(start_projector_setup(&urls, &catalog, &data, &setup, grpc).await);

@@ -43,6 +43,8 @@ pub(crate) struct Cache {
     pairs: HashMap<Vec<u8>, Slot<PairTallies>>,
     /// `r/` keys of each supplier's disruptions.
     disruptions: HashMap<Token, Vec<Vec<u8>>>,
+    /// Hand-offs whose views were retired in this batch: deleted at commit.
+    retired: Vec<Token>,
 }
 
 impl Cache {
@@ -110,6 +112,19 @@ impl Cache {
         self.restore_handoff(view, true);
     }
 
+    /// Forgets a hand-off's view: from here on this batch sees none, and
+    /// commit deletes the stored one.
+    pub(crate) fn retire_handoff(&mut self, id: Token) {
+        self.handoffs.insert(
+            id.clone(),
+            Slot {
+                value: None,
+                dirty: false,
+            },
+        );
+        self.retired.push(id);
+    }
+
     /// The tallies under `key` (empty if none), for changing.
     pub(crate) fn tally_mut(
         &mut self,
@@ -174,6 +189,9 @@ impl Cache {
 
     /// Writes every changed value into the batch.
     pub(crate) fn write(self, batch: &mut Batch<'_>) -> Result<(), ViewsError> {
+        for id in &self.retired {
+            batch.delete(Key::handoff(id).to_bytes());
+        }
         for (id, slot) in self.handoffs {
             if let (true, Some(view)) = (slot.dirty, slot.value) {
                 batch.put(Key::handoff(&id).to_bytes(), &view)?;

@@ -13,9 +13,11 @@
 
 use baton_domain::{
     event::{EventType, RecordedEvent},
-    lifecycle::Handoff,
-    Catalog,
+    lifecycle::{Handoff, LifecycleError},
+    Catalog, Token,
 };
+
+use crate::HandoffView;
 
 /// How many of the request's attributes the lists show with a hand-off.
 pub const SHOWN_ATTRIBUTES: usize = 3;
@@ -51,6 +53,40 @@ pub fn trim_attributes(catalog: &Catalog, handoff: &mut Handoff) {
     handoff.attributes.retain(|key, _| {
         shown.contains(key) || catalog.promises.iter().any(|p| p.matches.contains_key(key))
     });
+}
+
+/// The view a retired hand-off would have from its events as the log holds
+/// them (in stream order): its lifecycle and what its clocks read, without
+/// what only the views knew (corrections, disruptions, figures' shares).
+pub fn retired_view(
+    catalog: &Catalog,
+    id: &Token,
+    events: &[RecordedEvent],
+) -> Result<HandoffView, LifecycleError> {
+    let Some(first) = events.first() else {
+        return Err(LifecycleError::UnknownHandoff(id.clone()));
+    };
+    let mut handoff = Handoff::open(&first.event)?;
+    for record in &events[1..] {
+        handoff.apply(&record.event)?;
+        if let Some(supplier) = &record.event.supplier {
+            handoff.supplier = supplier.clone();
+        }
+    }
+    trim_attributes(catalog, &mut handoff);
+    Ok(HandoffView {
+        handoff,
+        events: events.iter().cloned().map(clock_record).collect(),
+        last_sequence: 0,
+        contributions: Vec::new(),
+        deadlines: Vec::new(),
+        warnings: Vec::new(),
+        breached: Vec::new(),
+        warned: Vec::new(),
+        pair: None,
+        disruptions: Vec::new(),
+        corrections: Vec::new(),
+    })
 }
 
 /// The request attributes a list shows with the hand-off: (key, value).

@@ -41,6 +41,8 @@ pub enum KeyKind {
     OpenBreach,
     PairBreach,
     Outbox,
+    Closed,
+    Retired,
 }
 
 impl KeyKind {
@@ -56,6 +58,8 @@ impl KeyKind {
             KeyKind::OpenBreach => b'o',
             KeyKind::PairBreach => b'k',
             KeyKind::Outbox => b'x',
+            KeyKind::Closed => b'c',
+            KeyKind::Retired => b'z',
         }
     }
 
@@ -75,6 +79,8 @@ impl KeyKind {
             b'o' => KeyKind::OpenBreach,
             b'k' => KeyKind::PairBreach,
             b'x' => KeyKind::Outbox,
+            b'c' => KeyKind::Closed,
+            b'z' => KeyKind::Retired,
             _ => return None,
         })
     }
@@ -98,6 +104,8 @@ impl std::fmt::Display for KeyKind {
             KeyKind::OpenBreach => "open-breach index",
             KeyKind::PairBreach => "pair-breach index",
             KeyKind::Outbox => "outbox",
+            KeyKind::Closed => "closed-at index",
+            KeyKind::Retired => "retired hand-off",
         })
     }
 }
@@ -242,6 +250,15 @@ pub(crate) enum Key<'a> {
         signal: Signal,
         clock: ClockKey<'a>,
     },
+    /// A closed hand-off by the time its closing event happened: the
+    /// order in which views are retired.
+    Closed {
+        at: Timestamp,
+        handoff: &'a str,
+    },
+    /// A hand-off whose view was retired: its figures stay, its story is
+    /// in the log.
+    Retired(&'a str),
 }
 
 /// The start of a run of keys, for scanning.
@@ -358,6 +375,17 @@ impl<'a> Key<'a> {
         }
     }
 
+    pub(crate) fn closed(at: Timestamp, handoff: &'a Token) -> Key<'a> {
+        Key::Closed {
+            at,
+            handoff: handoff.as_str(),
+        }
+    }
+
+    pub(crate) fn retired(handoff: &'a Token) -> Key<'a> {
+        Key::Retired(handoff.as_str())
+    }
+
     pub(crate) fn outbox(
         signal: Signal,
         policy: &'a Token,
@@ -406,6 +434,8 @@ impl<'a> Key<'a> {
             Key::OpenBreach { .. } => KeyKind::OpenBreach,
             Key::PairBreach { .. } => KeyKind::PairBreach,
             Key::Outbox { .. } => KeyKind::Outbox,
+            Key::Closed { .. } => KeyKind::Closed,
+            Key::Retired(_) => KeyKind::Retired,
         }
     }
 
@@ -473,6 +503,8 @@ impl<'a> Key<'a> {
             Key::Outbox { signal, clock } => {
                 clock_joined(&[&tag, &[outbox_tag(signal), b'/']], clock)
             }
+            Key::Closed { at, handoff } => join(&[&tag, &instant_bytes(at), handoff.as_bytes()]),
+            Key::Retired(handoff) => join(&[&tag, handoff.as_bytes()]),
         }
     }
 
@@ -527,6 +559,11 @@ impl<'a> Key<'a> {
                 signal: parts.signal()?,
                 clock: parts.clock()?,
             },
+            KeyKind::Closed => Key::Closed {
+                at: parts.instant()?,
+                handoff: parts.token()?,
+            },
+            KeyKind::Retired => Key::Retired(parts.token()?),
         };
         parts.end()?;
         Ok(parsed)
@@ -782,6 +819,11 @@ mod tests {
                 },
                 b"x/c/lab-stat/h-1/2".to_vec(),
             ),
+            (
+                Key::Closed { at, handoff: "h-1" },
+                with_instant("c/", instant_bytes(at), "h-1"),
+            ),
+            (Key::Retired("h-1"), b"z/h-1".to_vec()),
         ]
     }
 

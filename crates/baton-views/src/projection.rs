@@ -54,6 +54,9 @@ pub enum ApplyOutcome {
     /// Not applicable to what the views hold (the log should never hold
     /// such an event; ingest refuses them).
     Refused(Refusal),
+    /// For a hand-off whose view was retired: it is in the log and its
+    /// timeline, and moves no figure (they are final once retired).
+    Retired,
 }
 
 /// Why an event does not fit the history the views hold.
@@ -78,6 +81,9 @@ pub struct Projection<'a> {
     stream_time: Timestamp,
     position: Option<u64>,
     announce_horizon: Option<std::time::Duration>,
+    /// Views of hand-offs closed longer than this (by event time, as of
+    /// stream time) are retired; `None`: kept for ever.
+    retention: Option<std::time::Duration>,
 }
 
 /// Whether `record`, entered into `view`, could withdraw a breach: one was
@@ -129,6 +135,7 @@ impl<'a> Projection<'a> {
             newly_signalled: 0,
             position: None,
             announce_horizon: None,
+            retention: None,
         })
     }
 
@@ -138,6 +145,13 @@ impl<'a> Projection<'a> {
     /// breach is announced.
     pub fn with_announce_horizon(mut self, horizon: Option<std::time::Duration>) -> Self {
         self.announce_horizon = horizon;
+        self
+    }
+
+    /// Retires the views of hand-offs closed longer than `retention` ago
+    /// as stream time passes (see [`Projection::retire_closed`]).
+    pub fn with_retention(mut self, retention: Option<std::time::Duration>) -> Self {
+        self.retention = retention;
         self
     }
 
@@ -159,7 +173,44 @@ impl<'a> Projection<'a> {
             self.batch.due_settled();
         }
         self.stream_time = self.stream_time.max(now);
+        self.retire_closed()?;
         Ok(due.len())
+    }
+
+    /// Retires the view of every hand-off closed (by its closing event's
+    /// time) more than the retention before stream time: the view and its
+    /// place in the hand-off lists go; its tallies, pair figures and breach
+    /// records stay; a marker says it was retired. Decided by stream time
+    /// alone, so a rebuild retires the same views at the same point.
+    fn retire_closed(&mut self) -> Result<(), ViewsError> {
+        let Some(retention) = self.retention else {
+            return Ok(());
+        };
+        let cutoff = self
+            .stream_time
+            .0
+            .saturating_sub(retention.as_millis() as i64);
+        let start = KeyKind::Closed.prefix();
+        let mut end = start.to_vec();
+        end.extend_from_slice(&instant_bytes(Timestamp(cutoff)));
+        for key in self.batch.keys_in(&start, &end)? {
+            let Key::Closed { handoff, .. } = Key::parse(&key)? else {
+                return Err(KeyError::malformed(KeyKind::Closed, &key).into());
+            };
+            let id =
+                Token::parse(handoff).map_err(|_| KeyError::malformed(KeyKind::Closed, &key))?;
+            self.batch.delete(key);
+            if let Some((view, _)) = self.cache.take_handoff(&self.batch, &id)? {
+                let h = &view.handoff;
+                let listed = Key::requested(view.first_supplier(), h.requested_at, &id);
+                self.batch.delete(listed.to_bytes());
+                self.batch
+                    .set_due(&id, next_due(&view.deadlines, &view.warnings), None);
+                self.batch.put_raw(Key::retired(&id).to_bytes(), Vec::new());
+                self.cache.retire_handoff(id);
+            }
+        }
+        Ok(())
     }
 
     /// Breaches and corrections queued in this batch so far (each will be announced).
@@ -206,11 +257,23 @@ impl<'a> Projection<'a> {
                 if let Some(supplier) = &event.supplier {
                     handoff.supplier = supplier.clone();
                 }
+                if handoff.status.is_closed() && !view.handoff.status.is_closed() {
+                    let closed = Key::closed(event.occurred_at, &handoff.handoff_id);
+                    self.batch.put_raw(closed.to_bytes(), Vec::new());
+                }
                 if may_withdraw(&view, &record) {
                     prior = Some(view.handoff.clone());
                 }
                 view.handoff = handoff;
                 view
+            }
+            None if event.event_type != EventType::Requested
+                && self
+                    .batch
+                    .get_raw(&Key::retired(&event.handoff_id).to_bytes())?
+                    .is_some() =>
+            {
+                return Ok(ApplyOutcome::Retired);
             }
             None => match Handoff::open(event) {
                 Ok(mut handoff) => {
@@ -789,7 +852,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::{query::BreachFilter, Discarded, Opened};
+    use crate::{query::BreachFilter, Discarded, HandoffFilter, Opened};
 
     /// The tests apply each event as of its `recorded_at`, as JetStream
     /// stamps a message when ingest publishes it.
@@ -908,6 +971,120 @@ mod tests {
         let (views, opened) = Views::open(dir.path(), catalog.version()).expect("open");
         assert!(matches!(opened, Opened::Empty), "{opened:?}");
         (dir, views)
+    }
+
+    /// A day's retention: h1 closes at 50 min, h2 stays open; once stream
+    /// time passes a day after h1 closed, h1's view and its place in the
+    /// lists go while every figure stays; its late rating moves nothing;
+    /// and the same events in one batch (a rebuild) store the same.
+    #[test]
+    fn retired_views_keep_their_figures_and_take_no_late_event() {
+        const DAY: i64 = 24 * 60 * MIN;
+        let catalog = catalog();
+        let retention = Some(std::time::Duration::from_millis(DAY as u64));
+        let mut rated = event(
+            "h1",
+            EventType::Rated,
+            DAY + 2 * 60 * MIN + 10 * MIN,
+            4,
+            "ward-5",
+        );
+        rated.event.rating = Some(baton_domain::event::Rating {
+            score: 1,
+            comment: String::new(),
+        });
+        let events = [
+            event("h1", EventType::Requested, 0, 1, "ward-5"),
+            event("h2", EventType::Requested, 10 * MIN, 1, "ward-6"),
+            event("h1", EventType::Acknowledged, 45 * MIN, 2, "ward-5"),
+            event("h1", EventType::Completed, 50 * MIN, 3, "ward-5"),
+            event("h3", EventType::Requested, DAY + 2 * 60 * MIN, 1, "ward-5"),
+            event(
+                "h3",
+                EventType::Acknowledged,
+                DAY + 2 * 60 * MIN + 5 * MIN,
+                2,
+                "ward-5",
+            ),
+            rated,
+        ];
+        let figures = |views: &Views| {
+            let all = views
+                .compliance(&scope("response", None, None))
+                .expect("compliance");
+            let breaches = views
+                .list_breaches(&BreachFilter::default(), None, 10)
+                .expect("breaches")
+                .items;
+            let matrix = views.matrix(None, None).expect("matrix");
+            (all, breaches, format!("{matrix:?}"))
+        };
+        // Event by event, figures after each, with and without retention.
+        let run = |retention| {
+            let (dir, views) = open_views(&catalog);
+            let mut outcomes = Vec::new();
+            let mut after = Vec::new();
+            for (i, e) in events.iter().enumerate() {
+                let mut p = Projection::new(&views, &catalog)
+                    .expect("projection")
+                    .with_retention(retention);
+                outcomes.push(p.apply_recorded(i as u64 + 1, e.clone()).expect("apply"));
+                p.commit().expect("commit");
+                after.push(figures(&views));
+            }
+            (dir, views, outcomes, after)
+        };
+        let (_kept_dir, _, _, kept) = run(None);
+        let (_dir, views, outcomes, after) = run(retention);
+        assert_eq!(outcomes[5], ApplyOutcome::Applied);
+        assert_eq!(
+            outcomes[6],
+            ApplyOutcome::Retired,
+            "the late rating moves nothing"
+        );
+        assert_eq!(views.handoff(&t("h1")).expect("read"), None);
+        assert!(views.is_retired(&t("h1")).expect("read"));
+        let indexed = |views: &Views, kind: &[u8], id: &[u8]| {
+            let dump = views.dump().expect("dump");
+            dump.iter()
+                .any(|(k, _)| k.starts_with(kind) && k.ends_with(id))
+        };
+        assert!(
+            !indexed(&views, b"q/", b"h1"),
+            "no longer in the requested-at index"
+        );
+        assert!(indexed(&views, b"q/", b"h2"));
+        assert!(
+            !indexed(&views, b"c/", b"h1"),
+            "no longer waiting to be retired"
+        );
+        assert!(
+            views.handoff(&t("h2")).expect("read").is_some(),
+            "open: kept"
+        );
+        assert!(!views.is_retired(&t("h2")).expect("read"));
+        let listed: Vec<String> = views
+            .list_handoffs(&HandoffFilter::default(), None, 10)
+            .expect("list")
+            .items
+            .iter()
+            .map(|v| v.handoff.handoff_id.to_string())
+            .collect();
+        assert_eq!(listed, ["h2", "h3"]);
+        assert_eq!(after[4], kept[4], "retiring h1 changed no figure");
+        assert_eq!(after[5], kept[5]);
+        assert_eq!(after[6], after[5], "its late rating changed no figure");
+        assert_ne!(kept[6], kept[5], "kept, the rating would have counted");
+
+        let (_dir, rebuilt) = open_views(&catalog);
+        let mut p = Projection::new(&rebuilt, &catalog)
+            .expect("projection")
+            .with_retention(retention);
+        for (i, e) in events.iter().enumerate() {
+            p.apply_recorded(i as u64 + 1, e.clone()).expect("apply");
+        }
+        p.commit().expect("commit");
+        assert_eq!(rebuilt.dump().expect("dump"), views.dump().expect("dump"));
     }
 
     #[test]

@@ -176,6 +176,12 @@ impl Views {
         self.tree().get(&key)?.map(|v| decode(&key, &v)).transpose()
     }
 
+    /// Whether the hand-off's view was retired (closed longer than the
+    /// retention): its figures are in the views, its story only in the log.
+    pub fn is_retired(&self, id: &Token) -> Result<bool, ViewsError> {
+        Ok(self.tree().contains_key(Key::retired(id).to_bytes())?)
+    }
+
     /// Hand-offs in id order, filtered; `after` is the previous page's `next`.
     pub fn list_handoffs(
         &self,

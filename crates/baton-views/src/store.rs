@@ -410,7 +410,12 @@ impl Views {
                 KeyKind::Disruption => {
                     codec::decode::<DisruptionView>(&key, &value)?;
                 }
-                KeyKind::Meta | KeyKind::Requested | KeyKind::OpenBreach | KeyKind::PairBreach => {}
+                KeyKind::Meta
+                | KeyKind::Requested
+                | KeyKind::OpenBreach
+                | KeyKind::PairBreach
+                | KeyKind::Closed
+                | KeyKind::Retired => {}
             }
         }
         Ok(timers)

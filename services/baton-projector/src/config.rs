@@ -105,6 +105,15 @@ pub struct Config {
     #[arg(long, env = "BATON_ANNOUNCE_HORIZON", default_value = "1h", value_parser = baton_runtime::duration_flag)]
     pub announce_horizon: Duration,
 
+    /// Views of hand-offs closed longer than this (by their closing event's
+    /// time) are retired from sled: their figures, breaches and matrix
+    /// cells stay, GetHandoff answers them from the log, the hand-off lists
+    /// no longer show them, and a later event of theirs (a rating, an
+    /// amendment) moves no figure. 0 keeps every view. Changing it rebuilds
+    /// the views, so a rebuild always gives the same figures.
+    #[arg(long, env = "BATON_VIEWS_RETENTION", default_value = "0", value_parser = retention_flag)]
+    pub views_retention: Duration,
+
     /// How far the `recorded_at` an event claims may be from the time
     /// JetStream gave its message (ingest sets one just before JetStream sets
     /// the other). An event further apart is parked on the dead letter, not
@@ -156,4 +165,23 @@ pub struct Config {
     /// Where traces go (OpenTelemetry over OTLP/gRPC); off when unset.
     #[command(flatten)]
     pub otlp: baton_runtime::otel::OtlpArgs,
+}
+
+/// A retention: `0` (keep every view) or a duration such as `400d`.
+fn retention_flag(s: &str) -> Result<Duration, String> {
+    if s.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    baton_runtime::duration_flag(s)
+}
+
+/// What the views were computed under: the catalog's version and, when
+/// views are retired, the retention (another retention is another set of
+/// views, rebuilt from the stream like another catalog's).
+pub fn views_identity(catalog: &baton_domain::Catalog, retention: Duration) -> String {
+    if retention.is_zero() {
+        catalog.version().to_owned()
+    } else {
+        format!("{}+retention={}s", catalog.version(), retention.as_secs())
+    }
 }

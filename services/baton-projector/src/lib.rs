@@ -114,6 +114,8 @@ pub struct Shared {
     pub partition: baton_log::Partition,
     /// Older breaches are recorded but not announced.
     announce_horizon: std::time::Duration,
+    /// Views of hand-offs closed longer than this are retired (`None`: never).
+    views_retention: Option<std::time::Duration>,
     /// Most an event's `recorded_at` may differ from its message's time.
     max_recorded_skew: std::time::Duration,
     /// Held by whoever computes a batch of the views, so batches never interleave.
@@ -217,6 +219,7 @@ impl Shared {
             catalog,
             partition,
             announce_horizon,
+            views_retention: None,
             max_recorded_skew: config::DEFAULT_MAX_RECORDED_SKEW,
             writer: tokio::sync::Mutex::new(()),
             landing: Arc::default(),
@@ -238,6 +241,13 @@ impl Shared {
             traces: traces::Traces::default(),
             storage_failed: tokio::sync::watch::Sender::new(None),
         }
+    }
+
+    /// Retires the views of hand-offs closed longer than `retention` ago
+    /// (zero: never).
+    pub fn with_views_retention(mut self, retention: std::time::Duration) -> Shared {
+        self.views_retention = (!retention.is_zero()).then_some(retention);
+        self
     }
 
     /// Reports to `health` (the one the gRPC server serves).
@@ -391,7 +401,8 @@ impl Shared {
                 .hit_blocking("storage")
                 .map_err(injected_io)?;
             let mut projection = Projection::new(&shared.views, &shared.catalog)?
-                .with_announce_horizon(Some(shared.announce_horizon));
+                .with_announce_horizon(Some(shared.announce_horizon))
+                .with_retention(shared.views_retention);
             let value = change(&mut projection)?;
             let breached = projection.newly_signalled();
             Ok::<_, ViewsError>((value, breached, projection.seal()?))

@@ -325,15 +325,25 @@ impl Query for QueryService {
         self.ensure_current()?;
         let id = token("handoff_id", &request.into_inner().handoff_id).map_err(QueryError::from)?;
         let wanted = id.clone();
-        let view = self
+        let stored = self
             .shared
-            .read(move |views| views.handoff(&wanted))
-            .await
-            .map_err(QueryError::from)?
-            .ok_or_else(|| QueryError::NotFound(format!("hand-off {id} is not known")))?;
-        let events = crate::timeline::events(&self.client, &view)
+            .read(move |views| Ok((views.handoff(&wanted)?, views.is_retired(&wanted)?)))
             .await
             .map_err(QueryError::from)?;
+        let (view, events) = match stored {
+            (Some(view), _) => {
+                let events = crate::timeline::events(&self.client, &view)
+                    .await
+                    .map_err(QueryError::from)?;
+                (view, events)
+            }
+            (None, true) => crate::timeline::retired(&self.client, &self.shared.catalog, &id)
+                .await
+                .map_err(QueryError::from)?,
+            (None, false) => {
+                return Err(QueryError::NotFound(format!("hand-off {id} is not known")).into())
+            }
+        };
         Ok(Response::new(v1::GetHandoffResponse {
             handoff: Some(self.handoff_to_proto(view, &events)),
         }))

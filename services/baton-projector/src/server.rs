@@ -81,6 +81,7 @@ pub async fn run(
     let shared = Arc::new(
         Shared::new(views, catalog, config.announce_horizon, partition)
             .with_max_recorded_skew(config.max_recorded_skew)
+            .with_views_retention(config.views_retention)
             .with_health(health.clone())
             .with_failpoints(failpoints),
     );
@@ -281,7 +282,7 @@ async fn open_views(config: &Config, catalog: &Catalog) -> Result<Views, StartEr
         })
     })?;
     let dir = config.data_dir.clone();
-    let version = catalog.version().to_owned();
+    let version = crate::config::views_identity(catalog, config.views_retention);
     let cache_bytes = config.views_cache_mb.saturating_mul(1024 * 1024);
     let (views, opened) =
         tokio::task::spawn_blocking(move || Views::open_with_cache(&dir, &version, cache_bytes))

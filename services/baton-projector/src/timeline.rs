@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use baton_domain::event::RecordedEvent;
+use baton_domain::{event::RecordedEvent, lifecycle::LifecycleError, Catalog, Token};
 use baton_log::{EventLog, LogError};
 use baton_views::HandoffView;
 
@@ -23,6 +23,10 @@ pub enum TimelineError {
     Log(#[from] LogError),
     #[error("the hand-off's events could not be read from the log: no NATS server answered within {0:?}")]
     NotConnected(Duration),
+    /// A retired hand-off's events in the log do not replay (the log
+    /// should never hold such events: ingest refuses them).
+    #[error("the retired hand-off's events in the log do not replay: {0}")]
+    Replay(#[from] LifecycleError),
 }
 
 /// The events of `view`'s hand-off the views applied, whole, in stream
@@ -32,11 +36,32 @@ pub async fn events(
     client: &async_nats::Client,
     view: &HandoffView,
 ) -> Result<Vec<RecordedEvent>, TimelineError> {
+    let mut events = history(client, &view.handoff.handoff_id).await?;
+    events.truncate(view.events.len());
+    Ok(events)
+}
+
+/// A retired hand-off as its events in the log tell it (see
+/// [`baton_views::compact::retired_view`]), with those events.
+pub async fn retired(
+    client: &async_nats::Client,
+    catalog: &Catalog,
+    id: &Token,
+) -> Result<(HandoffView, Vec<RecordedEvent>), TimelineError> {
+    let events = history(client, id).await?;
+    let view = baton_views::compact::retired_view(catalog, id, &events)?;
+    Ok((view, events))
+}
+
+/// Every event of the hand-off in the log, in stream order.
+async fn history(
+    client: &async_nats::Client,
+    id: &Token,
+) -> Result<Vec<RecordedEvent>, TimelineError> {
     let log = EventLog::new(client.clone(), LOG_TIMEOUT);
     tokio::time::timeout(LOG_TIMEOUT, log.check_server())
         .await
         .map_err(|_| TimelineError::NotConnected(LOG_TIMEOUT))??;
-    let mut logged = log.history(&view.handoff.handoff_id).await?;
-    logged.truncate(view.events.len());
+    let logged = log.history(id).await?;
     Ok(logged.into_iter().map(|l| l.record).collect())
 }

@@ -127,12 +127,16 @@ pub enum BoardError {
     /// The page's task failed, not the views: nothing to rebuild.
     #[error("the page could not be made: {0}")]
     Task(#[from] crate::TaskGone),
+    /// A retired hand-off's page needs the log, which could not be read.
+    #[error("this hand-off's view was retired and its events are read from the log: {0}")]
+    Retired(#[from] crate::timeline::TimelineError),
 }
 
 impl IntoResponse for BoardError {
     fn into_response(self) -> Response {
         let status = match &self {
             BoardError::NotFound(_) => StatusCode::NOT_FOUND,
+            BoardError::Retired(_) => StatusCode::SERVICE_UNAVAILABLE,
             BoardError::Views(_)
             | BoardError::Calendar(_)
             | BoardError::Task(_)
@@ -471,22 +475,37 @@ async fn handoff(
     if let Some(notice) = state.rebuilding(&title, now) {
         return Ok(notice);
     }
-    let view = {
+    let stored = {
         let id = id.clone();
         state
-            .read(move |s| Ok(s.shared.views.handoff(&id)?))
+            .read(move |s| {
+                Ok((
+                    s.shared.views.handoff(&id)?,
+                    s.shared.views.is_retired(&id)?,
+                ))
+            })
             .await?
-    }
-    .ok_or_else(|| BoardError::NotFound(format!("no hand-off {id} in the views")))?;
+    };
     let catalog = &state.shared.catalog;
-    let clocks = clocks_of(catalog, &view.handoff, &view.events, now);
-    let (events, unread) = match crate::timeline::events(&state.client, &view).await {
-        Ok(events) => (events, None),
-        Err(e) => {
-            tracing::warn!(handoff = %id, error = %e, "hand-off page without the log's events");
-            (Vec::new(), Some(e.to_string()))
+    let (view, events, unread) = match stored {
+        (Some(view), _) => match crate::timeline::events(&state.client, &view).await {
+            Ok(events) => (view, events, None),
+            Err(e) => {
+                tracing::warn!(handoff = %id, error = %e, "hand-off page without the log's events");
+                (view, Vec::new(), Some(e.to_string()))
+            }
+        },
+        (None, true) => {
+            let (view, events) = crate::timeline::retired(&state.client, catalog, &id).await?;
+            (view, events, None)
+        }
+        (None, false) => {
+            return Err(BoardError::NotFound(format!(
+                "no hand-off {id} in the views"
+            )))
         }
     };
+    let clocks = clocks_of(catalog, &view.handoff, &view.events, now);
     let story = match &unread {
         None => pages::Story::FromLog(&events),
         Some(why) => pages::Story::AsClocksRead { why },

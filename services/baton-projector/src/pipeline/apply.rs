@@ -330,8 +330,15 @@ fn fold(
                 continue;
             }
         };
-        if let ApplyOutcome::Refused(reason) = applied {
-            tracing::warn!(sequence, %reason, "event does not fit its history, skipped");
+        match applied {
+            ApplyOutcome::Refused(reason) => {
+                tracing::warn!(sequence, %reason, "event does not fit its history, skipped")
+            }
+            ApplyOutcome::Retired => tracing::info!(
+                sequence,
+                "event of a hand-off whose view was retired: in the log and its timeline, moving no figure"
+            ),
+            ApplyOutcome::Applied | ApplyOutcome::AlreadyApplied => {}
         }
     }
     Ok(disruptions)
