@@ -1,7 +1,8 @@
 //! The sections measured against one nats-server with default syncing:
 //! the limits (1) and (1b), Baton on top of them (2), (4) and (5), HL7
 //! through the gateway against (2) in (2h), the
-//! raw consumer and the rebuild (1c) and (3), each end-to-end run's CPU an
+//! raw consumer and the rebuild (1c) and (3), a list over heavy hand-offs
+//! (4l), each end-to-end run's CPU an
 //! event against its limit pipeline's ((1b) or raw publish, then (1c),
 //! then raw sled with the views' minimum), and the scale-out (7). Each
 //! section is a function that adds its rows to the report; [`main_server`]
@@ -11,6 +12,7 @@
 mod bare;
 mod gateway;
 mod ingest;
+mod lists;
 mod rebuild;
 mod rows;
 
@@ -102,6 +104,7 @@ pub async fn main_server(
     };
     report_limit_pipelines(report, &limits, &unary, &batch);
     rebuild::scale_out(&setup, report, events, consumed.rebuild).await?;
+    lists::heavy_open_clocks(&setup, report).await?;
     drop(views);
 
     Ok(Figures {

@@ -74,19 +74,9 @@ pub fn retired_view(
         }
     }
     trim_attributes(catalog, &mut handoff);
-    Ok(HandoffView {
-        handoff,
-        events: events.iter().cloned().map(clock_record).collect(),
-        last_sequence: 0,
-        contributions: Vec::new(),
-        deadlines: Vec::new(),
-        warnings: Vec::new(),
-        breached: Vec::new(),
-        warned: Vec::new(),
-        pair: None,
-        disruptions: Vec::new(),
-        corrections: Vec::new(),
-    })
+    let mut view = HandoffView::new(handoff);
+    view.events = events.iter().cloned().map(clock_record).collect();
+    Ok(view)
 }
 
 /// The request attributes a list shows with the hand-off: (key, value).

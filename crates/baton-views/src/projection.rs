@@ -267,38 +267,9 @@ impl<'a> Projection<'a> {
                 view.handoff = handoff;
                 view
             }
-            None if event.event_type != EventType::Requested
-                && self
-                    .batch
-                    .get_raw(&Key::retired(&event.handoff_id).to_bytes())?
-                    .is_some() =>
-            {
-                return Ok(ApplyOutcome::Retired);
-            }
-            None => match Handoff::open(event) {
-                Ok(mut handoff) => {
-                    compact::trim_attributes(self.catalog, &mut handoff);
-                    let requested = Key::requested(
-                        &handoff.supplier,
-                        handoff.requested_at,
-                        &handoff.handoff_id,
-                    );
-                    self.batch.put_raw(requested.to_bytes(), Vec::new());
-                    HandoffView {
-                        handoff,
-                        events: Vec::new(),
-                        last_sequence: 0,
-                        contributions: Vec::new(),
-                        deadlines: Vec::new(),
-                        warnings: Vec::new(),
-                        breached: Vec::new(),
-                        warned: Vec::new(),
-                        pair: None,
-                        disruptions: Vec::new(),
-                        corrections: Vec::new(),
-                    }
-                }
-                Err(e) => return Ok(ApplyOutcome::Refused(e.into())),
+            None => match self.open_view(event)? {
+                Ok(view) => view,
+                Err(outcome) => return Ok(outcome),
             },
         };
         let cause = Cause::of(&record);
@@ -312,6 +283,28 @@ impl<'a> Projection<'a> {
         view.last_sequence = sequence;
         self.recompute(view, now, Some(cause), pages)?;
         Ok(ApplyOutcome::Applied)
+    }
+
+    /// A new view for the hand-off `event` opens, or what became of the
+    /// event instead: its hand-off's view was retired, or it opens none.
+    fn open_view(
+        &mut self,
+        event: &baton_domain::event::Event,
+    ) -> Result<Result<HandoffView, ApplyOutcome>, ViewsError> {
+        let retired = Key::retired(&event.handoff_id).to_bytes();
+        if event.event_type != EventType::Requested && self.batch.get_raw(&retired)?.is_some() {
+            return Ok(Err(ApplyOutcome::Retired));
+        }
+        match Handoff::open(event) {
+            Ok(mut handoff) => {
+                compact::trim_attributes(self.catalog, &mut handoff);
+                let requested =
+                    Key::requested(&handoff.supplier, handoff.requested_at, &handoff.handoff_id);
+                self.batch.put_raw(requested.to_bytes(), Vec::new());
+                Ok(Ok(HandoffView::new(handoff)))
+            }
+            Err(e) => Ok(Err(ApplyOutcome::Refused(e.into()))),
+        }
     }
 
     /// Moves the position past a stream message that is not an event.

@@ -121,6 +121,23 @@ impl Cause {
 }
 
 impl HandoffView {
+    /// The view of a hand-off just opened: no events, clocks or figures yet.
+    pub fn new(handoff: Handoff) -> HandoffView {
+        HandoffView {
+            handoff,
+            events: Vec::new(),
+            last_sequence: 0,
+            contributions: Vec::new(),
+            deadlines: Vec::new(),
+            warnings: Vec::new(),
+            breached: Vec::new(),
+            warned: Vec::new(),
+            pair: None,
+            disruptions: Vec::new(),
+            corrections: Vec::new(),
+        }
+    }
+
     /// The supplier it was first requested from (disruptions are by supplier).
     pub fn first_supplier(&self) -> &Token {
         self.events
