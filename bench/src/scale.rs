@@ -374,6 +374,14 @@ impl Views {
             "bytes",
             "",
         );
+        let stream_bytes = jetstream_bytes_an_event(&self.js).await?;
+        report.add(
+            "6",
+            &crate::growth::jetstream_bytes_row(label),
+            stream_bytes,
+            "bytes",
+            "stream info bytes / messages of the events stream: the REQUESTED events the section published, with subjects and headers",
+        );
         report.times(
             "6",
             &format!("sled bytes an event / event payload at {label}"),
@@ -537,6 +545,17 @@ async fn restart(
         },
     );
     Ok(())
+}
+
+/// The events stream's bytes a message (its stream info's `state.bytes /
+/// state.messages`): what the log stores an event in.
+async fn jetstream_bytes_an_event(js: &async_nats::jetstream::Context) -> anyhow::Result<f64> {
+    let mut stream = js
+        .get_stream(baton_log::subject::EVENTS_STREAM)
+        .await
+        .context("the events stream")?;
+    let info = stream.info().await.context("the events stream's info")?;
+    Ok(info.state.bytes as f64 / info.state.messages.max(1) as f64)
 }
 
 async fn compliance_open(
