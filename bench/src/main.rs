@@ -11,6 +11,7 @@
 
 mod cpu;
 mod docs;
+mod growth;
 mod limits;
 mod load;
 mod notify;
@@ -114,6 +115,15 @@ struct Args {
     /// section (8); 0 leaves it out.
     #[arg(long, env = "BATON_BENCH_NOTIFY_BURST", default_value_t = 2_000)]
     notify_burst: usize,
+
+    /// Hand-offs a day of a 1,000-bed hospital, for the growth rows (9):
+    /// an assumption, stated in docs/performance.md.
+    #[arg(
+        long,
+        env = "BATON_BENCH_HOSPITAL_HANDOFFS_PER_DAY",
+        default_value_t = 20_000
+    )]
+    hospital_handoffs_per_day: usize,
 
     /// Leave out the scale section.
     #[arg(long, env = "BATON_BENCH_SKIP_SCALE")]
@@ -263,6 +273,9 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         "a recorded lab REQUESTED, protobuf",
     );
 
+    // ---- (9) a hospital's day, planned from the traffic model (no I/O) ----
+    growth::add_hospital_day(&mut report, &traffic, args.hospital_handoffs_per_day);
+
     // ---- (1), (1b), (2)..(5), (7) on a nats-server with default syncing ----
     let nats = NatsServer::start();
     let figures = sections::main_server(
@@ -300,6 +313,9 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         )
         .await?;
     }
+
+    // ---- (9) growth over years, from the rows above ----
+    growth::add(&mut report);
 
     report.add(
         "",

@@ -306,7 +306,7 @@ impl Views {
         let started = Instant::now();
         let last_seq = last_seq.max(load::publish_recorded(&self.js, events, window).await?);
         let published = started.elapsed();
-        wait_acked(&self.js, "baton-projector", last_seq).await?;
+        wait_applied(&self.js, last_seq).await?;
         let applied = started.elapsed();
         report.add(
             "6",
@@ -373,6 +373,14 @@ impl Views {
             per_event,
             "bytes",
             "",
+        );
+        let stream_bytes = jetstream_bytes_an_event(&self.js).await?;
+        report.add(
+            "6",
+            &crate::growth::jetstream_bytes_row(label),
+            stream_bytes,
+            "bytes",
+            "stream info bytes / messages of the events stream: the REQUESTED events the section published, with subjects and headers",
         );
         report.times(
             "6",
@@ -537,6 +545,51 @@ async fn restart(
         },
     );
     Ok(())
+}
+
+/// Waits until the projector has acked stream sequence `last`, for as
+/// long as it keeps moving: growing by millions of hand-offs (10^7) can
+/// take longer than [`services::PATIENCE`] in all, so only a projector
+/// whose ack floor stood still that long fails the run.
+async fn wait_applied(js: &async_nats::jetstream::Context, last: u64) -> anyhow::Result<()> {
+    let stream = js.get_stream(baton_log::subject::EVENTS_STREAM).await?;
+    let mut floor = 0;
+    let mut moved = Instant::now();
+    loop {
+        if let Ok(mut consumer) = stream
+            .get_consumer::<async_nats::jetstream::consumer::pull::Config>("baton-projector")
+            .await
+        {
+            if let Ok(info) = consumer.info().await {
+                let now = info.ack_floor.stream_sequence;
+                if now >= last {
+                    return Ok(());
+                }
+                if now > floor {
+                    floor = now;
+                    moved = Instant::now();
+                }
+            }
+        }
+        if moved.elapsed() > services::PATIENCE {
+            anyhow::bail!(
+                "the projector acked nothing past sequence {floor} (of {last}) in {:?}",
+                services::PATIENCE
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The events stream's bytes a message (its stream info's `state.bytes /
+/// state.messages`): what the log stores an event in.
+async fn jetstream_bytes_an_event(js: &async_nats::jetstream::Context) -> anyhow::Result<f64> {
+    let mut stream = js
+        .get_stream(baton_log::subject::EVENTS_STREAM)
+        .await
+        .context("the events stream")?;
+    let info = stream.info().await.context("the events stream's info")?;
+    Ok(info.state.bytes as f64 / info.state.messages.max(1) as f64)
 }
 
 async fn compliance_open(

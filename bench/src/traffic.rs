@@ -95,6 +95,22 @@ impl Traffic {
             .collect()
     }
 
+    /// The events a hospital day of `handoffs` hand-offs brings: each
+    /// request's lifecycle planned with [`Fates::HOSPITAL_DAY`], the fates
+    /// `batonctl simulate` plans its day with (some never answered), not
+    /// the bench's always-answered ones. Hand-off events only: the
+    /// simulator's few disruption notices are not counted.
+    pub fn day_events(&self, rng: &mut Rng, handoffs: usize) -> usize {
+        (0..handoffs)
+            .map(|_| {
+                let request = self.hospital.pick_request(rng);
+                Lifecycle::plan(rng, &self.hospital, &request, &Fates::HOSPITAL_DAY)
+                    .events
+                    .len()
+            })
+            .sum()
+    }
+
     /// A REQUESTED event as ingest records it (version, recorded_at and
     /// routing fields set): what the stream holds, for publishing straight
     /// to JetStream.
