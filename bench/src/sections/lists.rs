@@ -69,24 +69,16 @@ pub async fn heavy_open_clocks(setup: &Setup<'_>, report: &mut Report) -> anyhow
             latency.push(started.elapsed());
             anyhow::ensure!(listed.clocks.len() == rows as usize, "{rows} rows asked");
         }
+        let name = |q: &str| {
+            let plural = if rows == 1 { "" } else { "s" };
+            format!("ListOpenClocks, {rows} row{plural}, {q}")
+        };
         let note = format!(
             "{HANDOFFS} open hand-offs with {} KB of request attributes each, {CALLS} calls",
             ATTRIBUTES * VALUE_BYTES / 1000
         );
-        report.add(
-            "4l",
-            &format!("ListOpenClocks, {rows} rows, p50"),
-            latency.quantile_ms(0.50),
-            "ms",
-            &note,
-        );
-        report.add(
-            "4l",
-            &format!("ListOpenClocks, {rows} rows, p99"),
-            latency.quantile_ms(0.99),
-            "ms",
-            "",
-        );
+        report.add("4l", &name("p50"), latency.quantile_ms(0.50), "ms", &note);
+        report.add("4l", &name("p99"), latency.quantile_ms(0.99), "ms", "");
     }
     projector.stop().await?;
     Ok(())

@@ -36,7 +36,7 @@ use crate::{
     compact,
     keys::{instant_bytes, Key, KeyError, KeyKind, Prefix},
     store::{Batch, Sealed},
-    timers::next_due,
+    timers::{earliest_deadline, next_due},
     view::{
         Acknowledgement, BreachRecord, Cause, Correction, DisruptionView, HandoffView,
         PairContribution, PairTallies, RunningClock, Signal,
@@ -206,6 +206,8 @@ impl<'a> Projection<'a> {
                 self.batch.delete(listed.to_bytes());
                 self.batch
                     .set_due(&id, next_due(&view.deadlines, &view.warnings), None);
+                self.batch
+                    .set_deadline(&id, earliest_deadline(&view.deadlines), None);
                 self.batch.put_raw(Key::retired(&id).to_bytes(), Vec::new());
                 self.cache.retire_handoff(id);
             }
@@ -257,7 +259,12 @@ impl<'a> Projection<'a> {
                 if let Some(supplier) = &event.supplier {
                     handoff.supplier = supplier.clone();
                 }
-                if handoff.status.is_closed() && !view.handoff.status.is_closed() {
+                // Only a projection that retires views keeps the closing
+                // index (a key each: a quarter more writes in a rebuild);
+                // the retention is part of the views' identity, so changing
+                // it rebuilds them with the index.
+                let closes = handoff.status.is_closed() && !view.handoff.status.is_closed();
+                if closes && self.retention.is_some() {
                     let closed = Key::closed(event.occurred_at, &handoff.handoff_id);
                     self.batch.put_raw(closed.to_bytes(), Vec::new());
                 }
@@ -385,6 +392,11 @@ impl<'a> Projection<'a> {
             &handoff.handoff_id,
             next_due(&view.deadlines, &view.warnings),
             next_due(&deadlines, &warnings),
+        );
+        self.batch.set_deadline(
+            &handoff.handoff_id,
+            earliest_deadline(&view.deadlines),
+            earliest_deadline(&deadlines),
         );
 
         let signals = signal::diff(

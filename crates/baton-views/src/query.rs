@@ -422,10 +422,12 @@ impl Views {
     /// Running clocks by time left (earliest deadline first), each with
     /// its hand-off.
     ///
-    /// Walks the timer's index in order, a piece at a time (so the projector
-    /// is never held up for long). A hand-off falls due there no later than
-    /// any of its deadlines, so once `limit` clocks are found that run out
-    /// before the hand-off in hand, none still to come can precede them.
+    /// Walks the hand-offs by their earliest running deadline, a piece at a
+    /// time (so the projector is never held up for long). Once `limit`
+    /// clocks are found that sort before the hand-off in hand (by deadline,
+    /// then hand-off), none still to come can precede them: the walk reads
+    /// the views of about the rows it returns, however many hand-offs warn
+    /// before them or run out at one instant.
     pub fn open_clocks(
         &self,
         filter: &HandoffFilter,
@@ -442,12 +444,20 @@ impl Views {
         let mut found: Vec<OpenClock> = Vec::new();
         let mut last = None;
         'walk: loop {
-            let piece = self.with_timers(|timers| timers.after(last.as_ref(), PIECE))?;
-            for (due, handoff) in &piece {
+            let piece =
+                self.with_timers(|timers| timers.by_deadline_after(last.as_ref(), PIECE))?;
+            for (earliest, handoff) in &piece {
                 if found.len() >= limit {
                     found.sort_by(by_time_left);
                     found.truncate(limit);
-                    if found.last().is_none_or(|o| o.clock.deadline < *due) {
+                    // Every hand-off still to come has no deadline before
+                    // this one's earliest, and ties at one instant come in
+                    // id order: none has a clock that sorts before the
+                    // last kept.
+                    let past = |o: &OpenClock| {
+                        (o.clock.deadline, &o.handoff.handoff_id) < (*earliest, handoff)
+                    };
+                    if found.last().is_none_or(past) {
                         break 'walk;
                     }
                 }

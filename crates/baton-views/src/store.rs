@@ -22,7 +22,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use crate::{
     codec,
     keys::{Key, KeyKind, Meta, Prefix},
-    timers::{next_due, TimerChanges, Timers},
+    timers::{earliest_deadline, next_due, TimerChanges, Timers},
     view::{BreachRecord, DisruptionView, HandoffView, PairTallies},
     ViewsError,
 };
@@ -278,6 +278,9 @@ impl Views {
         for entry in self.db.scan_prefix(KeyKind::Handoff.prefix()) {
             let (key, value) = entry?;
             let view: HandoffView = codec::decode(&key, &value)?;
+            if let Some(at) = earliest_deadline(&view.deadlines) {
+                timers.insert_deadline(at, view.handoff.handoff_id.clone());
+            }
             if let Some(at) = next_due(&view.deadlines, &view.warnings) {
                 timers.insert(at, view.handoff.handoff_id);
             }
@@ -394,6 +397,9 @@ impl Views {
             match Key::parse(&key)?.kind() {
                 KeyKind::Handoff => {
                     let view = codec::decode::<HandoffView>(&key, &value)?;
+                    if let Some(at) = earliest_deadline(&view.deadlines) {
+                        timers.insert_deadline(at, view.handoff.handoff_id.clone());
+                    }
                     if let Some(at) = next_due(&view.deadlines, &view.warnings) {
                         timers.insert(at, view.handoff.handoff_id);
                     }
@@ -525,6 +531,17 @@ impl<'a> Batch<'a> {
         after: Option<Timestamp>,
     ) {
         self.timers.set(handoff, before, after);
+    }
+
+    /// `handoff`'s earliest running deadline, `before` as this batch found
+    /// it, is now `after` (`None`: no clock of it runs).
+    pub(crate) fn set_deadline(
+        &mut self,
+        handoff: &Token,
+        before: Option<Timestamp>,
+        after: Option<Timestamp>,
+    ) {
+        self.timers.set_deadline(handoff, before, after);
     }
 
     /// Hand-offs whose clocks fall due before `now`, earliest first, each

@@ -3,7 +3,8 @@
 //! One entry per hand-off with a running clock: the earliest of its
 //! deadlines and warnings, ordered by that instant. Passing it is what makes
 //! [`Projection::advance`](crate::Projection::advance) look at the hand-off
-//! again.
+//! again. Beside it, the same hand-offs by their earliest running deadline,
+//! which the lists of running clocks walk.
 //!
 //! The index lives in memory only. Kept in sled, it cost two tree writes for
 //! every clock (one when it started, one when it stopped), 44% of all the
@@ -29,19 +30,33 @@ pub(crate) fn next_due(
     deadlines.chain(warnings.iter().map(|(_, at)| *at)).min()
 }
 
-/// Hand-offs by the instant their clocks next fall due.
+/// The earliest of a hand-off's running deadlines.
+pub(crate) fn earliest_deadline(deadlines: &[RunningClock]) -> Option<Timestamp> {
+    deadlines.iter().map(|c| c.deadline).min()
+}
+
+/// Hand-offs by the instant their clocks next fall due, and by their
+/// earliest running deadline (what the lists of running clocks walk: a
+/// warning falls due before its deadline, so the first index would make a
+/// list read every hand-off warned before the rows it shows).
 ///
 /// Every entry names its hand-off; `(at, None)` sorts before every entry
 /// at `at`, so it bounds a range of the index by time alone.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct Timers {
     due: BTreeSet<(Timestamp, Option<Token>)>,
+    deadlines: BTreeSet<(Timestamp, Option<Token>)>,
 }
 
 impl Timers {
     /// Records that `handoff` next falls due at `at`.
     pub(crate) fn insert(&mut self, at: Timestamp, handoff: Token) {
         self.due.insert((at, Some(handoff)));
+    }
+
+    /// Records that `handoff`'s earliest running deadline is `at`.
+    pub(crate) fn insert_deadline(&mut self, at: Timestamp, handoff: Token) {
+        self.deadlines.insert((at, Some(handoff)));
     }
 
     fn entries<'a>(
@@ -55,9 +70,9 @@ impl Timers {
         Self::entries(self.due.iter()).next().map(|(at, _)| at)
     }
 
-    /// Up to `n` entries after `after` (from the first if `None`), earliest
-    /// first: the index read a piece at a time.
-    pub(crate) fn after(
+    /// Up to `n` hand-offs by earliest running deadline after `after`
+    /// (from the first if `None`): the index read a piece at a time.
+    pub(crate) fn by_deadline_after(
         &self,
         after: Option<&(Timestamp, Token)>,
         n: usize,
@@ -66,7 +81,7 @@ impl Timers {
             Some((at, handoff)) => Bound::Excluded((*at, Some(handoff.clone()))),
             None => Bound::Unbounded,
         };
-        Self::entries(self.due.range((start, Bound::Unbounded)))
+        Self::entries(self.deadlines.range((start, Bound::Unbounded)))
             .take(n)
             .map(|(at, handoff)| (at, handoff.clone()))
             .collect()
@@ -83,6 +98,17 @@ impl Timers {
 
     /// Applies a batch's changes.
     pub(crate) fn apply(&mut self, changes: &TimerChanges) {
+        for (handoff, change) in &changes.deadlines {
+            if change.before == change.after {
+                continue;
+            }
+            if let Some(before) = change.before {
+                self.deadlines.remove(&(before, Some(handoff.clone())));
+            }
+            if let Some(after) = change.after {
+                self.insert_deadline(after, handoff.clone());
+            }
+        }
         for (handoff, change) in &changes.by_handoff {
             if change.before == change.after {
                 continue;
@@ -113,6 +139,9 @@ struct Change {
 #[derive(Debug, Default)]
 pub(crate) struct TimerChanges {
     by_handoff: HashMap<Token, Change>,
+    /// Earliest running deadlines changed by the batch (not read through:
+    /// only the lists read them, from the index as staged).
+    deadlines: HashMap<Token, Change>,
     /// No entry changed by this batch falls due before this (a lower
     /// bound: `None` when none falls due at all).
     floor: Option<Timestamp>,
@@ -140,6 +169,23 @@ impl TimerChanges {
         if let Some(after) = after {
             self.floor = Some(self.floor.map_or(after, |f| f.min(after)));
         }
+    }
+
+    /// `handoff`'s earliest running deadline, `before` as the batch found
+    /// it, is now `after`.
+    pub(crate) fn set_deadline(
+        &mut self,
+        handoff: &Token,
+        before: Option<Timestamp>,
+        after: Option<Timestamp>,
+    ) {
+        if before == after && !self.deadlines.contains_key(handoff) {
+            return;
+        }
+        self.deadlines
+            .entry(handoff.clone())
+            .or_insert(Change { before, after })
+            .after = after;
     }
 
     /// Hand-offs due before `now`, in `index` as this batch has changed it,
@@ -251,13 +297,35 @@ mod tests {
     }
 
     #[test]
-    fn the_index_is_read_a_piece_at_a_time_in_order() {
-        let index = index(&[(30, "h-3"), (10, "h-1"), (20, "h-2"), (20, "h-0")]);
-        let first = index.after(None, 2);
-        assert_eq!(ids(&first), ["h-1", "h-0"]);
-        let rest = index.after(first.last(), 5);
+    fn hand_offs_are_read_by_earliest_deadline_a_piece_at_a_time() {
+        let mut index = Timers::default();
+        for (due, deadline, handoff) in [
+            (25, 30, "h-3"),
+            (5, 10, "h-1"),
+            (1, 20, "h-2"),
+            (20, 20, "h-0"),
+        ] {
+            index.insert(Timestamp(due), t(handoff));
+            index.insert_deadline(Timestamp(deadline), t(handoff));
+        }
+        let first = index.by_deadline_after(None, 2);
+        assert_eq!(
+            ids(&first),
+            ["h-1", "h-0"],
+            "by deadline, not by when they fall due"
+        );
+        let rest = index.by_deadline_after(first.last(), 5);
         assert_eq!(ids(&rest), ["h-2", "h-3"]);
-        assert!(index.after(rest.last(), 5).is_empty());
+        assert!(index.by_deadline_after(rest.last(), 5).is_empty());
+
+        let mut changes = TimerChanges::default();
+        changes.set_deadline(&t("h-3"), Some(Timestamp(30)), Some(Timestamp(2)));
+        changes.set_deadline(&t("h-1"), Some(Timestamp(10)), None);
+        index.apply(&changes);
+        assert_eq!(
+            ids(&index.by_deadline_after(None, 5)),
+            ["h-3", "h-0", "h-2"]
+        );
     }
 
     #[test]
