@@ -169,6 +169,9 @@ pub async fn run(
     let mut rng = Rng::new(6);
     let mut have = 0usize;
     let mut last_seq = 0;
+    // The last scale's settled RSS and open clocks, for the memory each
+    // further clock adds.
+    let mut before: Option<(u64, u64, String)> = None;
     for &size in sizes {
         if size <= have {
             continue;
@@ -181,7 +184,17 @@ pub async fn run(
         let open = views
             .report_memory_and_disk(report, &label, last_seq)
             .await?;
-        views.report_settled_memory(report, &label, open).await?;
+        let settled = views.report_settled_memory(report, &label, open).await?;
+        if let Some((rss, clocks, from)) = &before {
+            report.add(
+                "6",
+                &format!("projector memory per open clock from {from} to {label}, settled"),
+                settled.saturating_sub(*rss) as f64 / open.saturating_sub(*clocks).max(1) as f64,
+                "bytes",
+                "what each further clock adds: without the fixed cost of filling sled's page cache (--views-cache-mb)",
+            );
+        }
+        before = Some((settled, open, label.clone()));
         views.report_idle_queries(report, &label).await?;
         if breaches.count > 0 {
             last_seq = views
@@ -392,13 +405,14 @@ impl Views {
         Ok(open)
     }
 
-    /// The projector's memory per `open` clock once the growth's garbage is gone.
+    /// The projector's memory per `open` clock once the growth's garbage is
+    /// gone; returns the settled RSS.
     async fn report_settled_memory(
         &mut self,
         report: &mut Report,
         label: &str,
         open: u64,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<u64> {
         let (settled, waited) = settled_rss(&self.projector, &mut self.query).await?;
         report.add(
             "6",
@@ -418,7 +432,7 @@ impl Views {
             "bytes",
             "target < 1 KiB; what the open clocks hold once the growth's garbage is gone",
         );
-        Ok(())
+        Ok(settled)
     }
 
     /// Query latency on the idle projector, 200 calls of each query.

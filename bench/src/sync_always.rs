@@ -51,6 +51,20 @@ pub async fn run(
         default.batch_e2e,
         "target >= 50%",
     );
+    report.ratio(
+        "2s",
+        "sync always: unary Append until applied / raw publish with ids, sync always",
+        always.e2e,
+        always.raw_ids,
+        "how near Baton comes to the durable limit: nats-server fsyncs every stored message",
+    );
+    report.ratio(
+        "2s",
+        "sync always: AppendBatch until applied / raw publish with ids, sync always",
+        always.batch_e2e,
+        always.raw_ids,
+        "",
+    );
     Ok(())
 }
 
