@@ -98,33 +98,51 @@ impl Timers {
 
     /// Applies a batch's changes.
     pub(crate) fn apply(&mut self, changes: &TimerChanges) {
-        for (handoff, change) in &changes.deadlines {
-            if change.before == change.after {
-                continue;
-            }
-            if let Some(before) = change.before {
-                self.deadlines.remove(&(before, Some(handoff.clone())));
-            }
-            if let Some(after) = change.after {
-                self.insert_deadline(after, handoff.clone());
-            }
-        }
-        for (handoff, change) in &changes.by_handoff {
-            if change.before == change.after {
-                continue;
-            }
-            if let Some(before) = change.before {
-                self.due.remove(&(before, Some(handoff.clone())));
-            }
-            if let Some(after) = change.after {
-                self.insert(after, handoff.clone());
-            }
-        }
+        move_entries(&mut self.deadlines, &changes.deadlines);
+        move_entries(&mut self.due, &changes.by_handoff);
     }
 
     pub(crate) fn len(&self) -> usize {
         self.due.len()
     }
+}
+
+/// Moves each changed hand-off's entry of `index` from its instant before
+/// to its instant after.
+fn move_entries(
+    index: &mut BTreeSet<(Timestamp, Option<Token>)>,
+    changes: &HashMap<Token, Change>,
+) {
+    for (handoff, change) in changes {
+        if change.before == change.after {
+            continue;
+        }
+        if let Some(before) = change.before {
+            index.remove(&(before, Some(handoff.clone())));
+        }
+        if let Some(after) = change.after {
+            index.insert((after, Some(handoff.clone())));
+        }
+    }
+}
+
+/// Records in `changes` that `handoff` moved from `before` (as the batch
+/// found it: kept from the first change) to `after`; false if nothing
+/// moved.
+fn record(
+    changes: &mut HashMap<Token, Change>,
+    handoff: &Token,
+    before: Option<Timestamp>,
+    after: Option<Timestamp>,
+) -> bool {
+    if before == after && !changes.contains_key(handoff) {
+        return false;
+    }
+    changes
+        .entry(handoff.clone())
+        .or_insert(Change { before, after })
+        .after = after;
+    true
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -159,13 +177,9 @@ impl TimerChanges {
         before: Option<Timestamp>,
         after: Option<Timestamp>,
     ) {
-        if before == after && !self.by_handoff.contains_key(handoff) {
+        if !record(&mut self.by_handoff, handoff, before, after) {
             return;
         }
-        self.by_handoff
-            .entry(handoff.clone())
-            .or_insert(Change { before, after })
-            .after = after;
         if let Some(after) = after {
             self.floor = Some(self.floor.map_or(after, |f| f.min(after)));
         }
@@ -179,13 +193,7 @@ impl TimerChanges {
         before: Option<Timestamp>,
         after: Option<Timestamp>,
     ) {
-        if before == after && !self.deadlines.contains_key(handoff) {
-            return;
-        }
-        self.deadlines
-            .entry(handoff.clone())
-            .or_insert(Change { before, after })
-            .after = after;
+        record(&mut self.deadlines, handoff, before, after);
     }
 
     /// Hand-offs due before `now`, in `index` as this batch has changed it,
