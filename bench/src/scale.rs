@@ -195,7 +195,7 @@ pub async fn run(
             );
         }
         before = Some((settled, open, label.clone()));
-        views.report_idle_queries(report, &label).await?;
+        views.report_idle_queries(report, &label, size).await?;
         if breaches.count > 0 {
             last_seq = views
                 .report_breach_delay(report, breaches, size, &label)
@@ -436,7 +436,12 @@ impl Views {
     }
 
     /// Query latency on the idle projector, 200 calls of each query.
-    async fn report_idle_queries(&self, report: &mut Report, label: &str) -> anyhow::Result<()> {
+    async fn report_idle_queries(
+        &self,
+        report: &mut Report,
+        label: &str,
+        size: usize,
+    ) -> anyhow::Result<()> {
         let latency = load::queries(
             channel(self.projector.addr).await?,
             Duration::ZERO,
@@ -472,7 +477,45 @@ impl Views {
             "ms",
             "",
         );
+        let handoffs = self.get_handoff_latency(size).await?;
+        report.add(
+            "6",
+            &format!("GetHandoff p50 at {label}"),
+            handoffs.quantile_ms(0.5),
+            "ms",
+            "200 hand-offs spread over the views; its timeline read from the log",
+        );
+        report.add(
+            "6",
+            &format!("GetHandoff p99 at {label}"),
+            handoffs.quantile_ms(0.99),
+            "ms",
+            "target < 5 ms",
+        );
         Ok(())
+    }
+
+    /// GetHandoff of 200 of the `size` hand-offs grown so far, spread
+    /// over them: the view from sled, the events from JetStream.
+    async fn get_handoff_latency(&self, size: usize) -> anyhow::Result<crate::stats::Samples> {
+        const CALLS: usize = 200;
+        let mut query = self.query.clone();
+        let mut latency = crate::stats::Samples::with_capacity(CALLS);
+        for call in 0..CALLS {
+            let id = format!("scale-{}", traffic::serial(call * size / CALLS));
+            let sent = std::time::Instant::now();
+            let answer = query
+                .get_handoff(v1::GetHandoffRequest { handoff_id: id })
+                .await?
+                .into_inner();
+            latency.push(sent.elapsed());
+            let events = answer.handoff.map_or(0, |h| h.events.len());
+            anyhow::ensure!(
+                events == 1,
+                "GetHandoff gave {events} events, not the 1 published"
+            );
+        }
+        Ok(latency)
     }
 
     /// (5/6) Breach delay with the views at `size`; returns the stream's

@@ -59,7 +59,7 @@ impl EventLog {
         disruption_id: &Token,
     ) -> Result<Vec<(u64, RecordedDisruption)>, LogError> {
         let filter = subject::disruption(supplier, disruption_id);
-        let messages = self.messages_on(&filter).await?;
+        let messages = self.messages_on(&filter, 1, usize::MAX).await?;
         messages
             .into_iter()
             .map(|(sequence, subject, payload)| {

@@ -210,8 +210,21 @@ impl EventLog {
 
     /// Every event of one hand-off, in stream order; empty if it has none.
     pub async fn history(&self, handoff_id: &Token) -> Result<Vec<LoggedEvent>, LogError> {
+        self.first_events(handoff_id, 1, usize::MAX).await
+    }
+
+    /// The first `count` events of one hand-off (fewer if it has fewer), in
+    /// stream order, none of which is before stream sequence `from`.
+    /// Knowing where to start and how many to read saves searching the
+    /// stream before its first event and after its last.
+    pub async fn first_events(
+        &self,
+        handoff_id: &Token,
+        from: u64,
+        count: usize,
+    ) -> Result<Vec<LoggedEvent>, LogError> {
         let messages = self
-            .messages_on(&subject::handoff_events(handoff_id))
+            .messages_on(&subject::handoff_events(handoff_id), from, count)
             .await?;
         messages
             .into_iter()
@@ -221,11 +234,13 @@ impl EventLog {
             .collect()
     }
 
-    /// Every message of the events stream on `filter`, in stream order:
-    /// (sequence, subject, payload).
+    /// The first `count` messages of the events stream on `filter` from
+    /// sequence `from` on, in stream order: (sequence, subject, payload).
     pub(crate) async fn messages_on(
         &self,
         filter: &str,
+        from: u64,
+        count: usize,
     ) -> Result<Vec<(u64, String, Bytes)>, LogError> {
         self.ensure_connected()?;
         let request = || Request::ReadMessages {
@@ -238,8 +253,8 @@ impl EventLog {
             .await
             .map_err(|e| LogError::unavailable(request(), e))?;
         let mut messages = Vec::new();
-        let mut next = 1;
-        loop {
+        let mut next = from.max(1);
+        while messages.len() < count {
             match stream.get_first_raw_message_by_subject(filter, next).await {
                 Ok(message) => {
                     next = message.sequence + 1;
@@ -251,6 +266,7 @@ impl EventLog {
                 Err(e) => return Err(LogError::unavailable(request(), e)),
             }
         }
+        Ok(messages)
     }
 }
 

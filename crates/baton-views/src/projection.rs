@@ -287,6 +287,9 @@ impl<'a> Projection<'a> {
         };
         view.corrections.extend(withdrawals);
         view.events.push(compact::clock_record(record));
+        if view.first_sequence == 0 {
+            view.first_sequence = sequence;
+        }
         view.last_sequence = sequence;
         self.recompute(view, now, Some(cause), pages)?;
         Ok(ApplyOutcome::Applied)
@@ -1977,6 +1980,7 @@ mod tests {
                 for (key, value) in dump.iter_mut() {
                     if key.starts_with(b"h/") {
                         let mut view: HandoffView = crate::codec::decode(key, value).expect("view");
+                        view.first_sequence = 0;
                         view.last_sequence = 0;
                         *value = crate::codec::encode(&view).expect("encode");
                     }

@@ -21,6 +21,10 @@ pub struct HandoffView {
     /// Every event in stream order as its clocks read it
     /// ([`crate::compact::clock_record`]): the log holds them whole.
     pub events: Vec<RecordedEvent>,
+    /// The stream sequence of its first event: no event of it comes
+    /// earlier in the stream the views read, nor in the log of record,
+    /// which holds every message of that stream at a sequence no lower.
+    pub first_sequence: u64,
     pub last_sequence: u64,
     /// What each of its clocks counts as in the compliance tallies.
     pub contributions: Vec<Contribution>,
@@ -126,6 +130,7 @@ impl HandoffView {
         HandoffView {
             handoff,
             events: Vec::new(),
+            first_sequence: 0,
             last_sequence: 0,
             contributions: Vec::new(),
             deadlines: Vec::new(),

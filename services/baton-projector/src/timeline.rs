@@ -36,9 +36,15 @@ pub async fn events(
     client: &async_nats::Client,
     view: &HandoffView,
 ) -> Result<Vec<RecordedEvent>, TimelineError> {
-    let mut events = history(client, &view.handoff.handoff_id).await?;
-    events.truncate(view.events.len());
-    Ok(events)
+    let log = checked_log(client).await?;
+    let logged = log
+        .first_events(
+            &view.handoff.handoff_id,
+            view.first_sequence,
+            view.events.len(),
+        )
+        .await?;
+    Ok(logged.into_iter().map(|l| l.record).collect())
 }
 
 /// A retired hand-off as its events in the log tell it (see
@@ -58,10 +64,15 @@ async fn history(
     client: &async_nats::Client,
     id: &Token,
 ) -> Result<Vec<RecordedEvent>, TimelineError> {
+    let logged = checked_log(client).await?.history(id).await?;
+    Ok(logged.into_iter().map(|l| l.record).collect())
+}
+
+/// The log on `client`, once its server's version was checked.
+async fn checked_log(client: &async_nats::Client) -> Result<EventLog, TimelineError> {
     let log = EventLog::new(client.clone(), LOG_TIMEOUT);
     tokio::time::timeout(LOG_TIMEOUT, log.check_server())
         .await
         .map_err(|_| TimelineError::NotConnected(LOG_TIMEOUT))??;
-    let logged = log.history(id).await?;
-    Ok(logged.into_iter().map(|l| l.record).collect())
+    Ok(log)
 }
